@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the real parts the tests drive: CNCF distribution (docker-registry, bookworm)
+# and cosign 2.5 (Debian trixie, one static binary; the pin keeps everything else on bookworm).
+# Idempotent: skips what is already installed. Needs root (apt).
+set -euo pipefail
+need_update=1
+apt_update() { if [ "$need_update" = 1 ]; then apt-get update -qq; need_update=0; fi; }
+
+if ! command -v docker-registry >/dev/null 2>&1; then
+  apt_update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
+  # the package starts a system registry on :5000 when systemd is present; we run our own per test
+  (systemctl stop docker-registry 2>/dev/null || true)
+fi
+
+if ! command -v cosign >/dev/null 2>&1; then
+  if [ ! -f /etc/apt/sources.list.d/trixie.list ]; then
+    echo 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main' \
+      > /etc/apt/sources.list.d/trixie.list
+    printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' > /etc/apt/preferences.d/trixie
+    need_update=1
+  fi
+  apt_update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t trixie cosign >/dev/null
+fi
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt_update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+fi
+
+echo "test kit: $(docker-registry --version 2>&1 | head -1); cosign $(cosign version 2>&1 | grep -i GitVersion | awk '{print $2}'); $(redis-server --version | cut -d' ' -f3)"

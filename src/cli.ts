@@ -1,0 +1,174 @@
+#!/usr/bin/env node
+/**
+ * signet's command line.
+ *   signet start            receiver + worker in one process (npm start)
+ *   signet serve            receiver only
+ *   signet worker           worker only
+ *   signet sign IMAGE_REF   sign one image now through the same pipeline (no webhook)
+ *   signet config check     validate the config, report every problem with its YAML path
+ *   signet keys export [NAME]  print each key's public key (SPKI PEM)
+ * Config: --config FILE, else $SIGNET_CONFIG, else ./signet.yaml; `start|serve|worker` fall back
+ * to the embedded default when none of these exists.
+ */
+import { existsSync, realpathSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { prepareDefaultConfig } from './config/defaults.js';
+import { ConfigError, loadConfigFile, formatProblems, type LoadedConfig } from './config/load.js';
+import { describeError, isSignetError } from './errors.js';
+import { createKeyProviders } from './kms/providers.js';
+import { createLogger, redactText } from './log.js';
+import { parseReference } from './registry/reference.js';
+import { createRuntime, startService } from './runtime.js';
+
+const USAGE = `usage: signet [--config FILE] <command>
+
+commands:
+  start                 run the webhook receiver and the signing worker (one process)
+  serve                 run the webhook receiver only
+  worker                run the signing worker only
+  sign IMAGE_REF        sign one image now (host/repo:tag or host/repo@sha256:...)
+  config check          validate the config and list every problem with its YAML path
+  keys export [NAME]    print the public key (SPKI PEM) of each configured key
+
+options:
+  -c, --config FILE     config file (default: $SIGNET_CONFIG, else ./signet.yaml)
+  -h, --help            this help`;
+
+type Out = (line: string) => void;
+
+export async function main(argv: string[], out: Out = (l) => process.stdout.write(`${l}\n`), err: Out = (l) => process.stderr.write(`${l}\n`)): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    });
+  } catch (e) {
+    err(`signet: ${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const [command, ...rest] = parsed.positionals;
+  if (parsed.values.help || !command) {
+    out(USAGE);
+    return command || parsed.values.help ? 0 : 2;
+  }
+  const explicit = parsed.values.config ?? process.env.SIGNET_CONFIG;
+  const configPath = path.resolve(explicit ?? 'signet.yaml');
+
+  try {
+    switch (command) {
+      case 'start':
+      case 'serve':
+      case 'worker':
+        return await runService(command, configPath, Boolean(explicit), err);
+      case 'sign':
+        if (rest.length !== 1) throw usage('sign takes one IMAGE_REF');
+        return await signOne(rest[0]!, configPath, out);
+      case 'config':
+        if (rest[0] !== 'check' || rest.length !== 1) throw usage('did you mean "signet config check"?');
+        return await configCheck(configPath, Boolean(explicit), out, err);
+      case 'keys':
+        if (rest[0] !== 'export' || rest.length > 2) throw usage('did you mean "signet keys export [NAME]"?');
+        return await keysExport(configPath, Boolean(explicit), rest[1], out);
+      default:
+        throw usage(`unknown command "${command}"`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err(`signet: ${e.message}\n${USAGE}`);
+      return 2;
+    }
+    if (e instanceof ConfigError) {
+      err(`signet: config ${e.file} has ${e.problems.length} problem(s):\n${formatProblems(e.file, e.problems)}`);
+      return 1;
+    }
+    err(`signet: ${redactText(isSignetError(e) ? describeError(e) : (e as Error).message ?? String(e))}`);
+    return 1;
+  }
+}
+
+class UsageError extends Error {}
+const usage = (m: string) => new UsageError(m);
+
+async function load(configPath: string, explicit: boolean, allowDefault: boolean, notes?: Out): Promise<LoadedConfig> {
+  if (existsSync(configPath) || explicit) return loadConfigFile(configPath);
+  if (!allowDefault) throw usage(`no config file at ${configPath} (pass --config FILE or set SIGNET_CONFIG)`);
+  const setup = await prepareDefaultConfig(process.cwd());
+  for (const n of setup.notes) notes?.(`signet: ${n}`);
+  return setup.loaded;
+}
+
+async function runService(command: 'start' | 'serve' | 'worker', configPath: string, explicit: boolean, err: Out): Promise<number> {
+  const loaded = await load(configPath, explicit, true, err);
+  const logger = createLogger();
+  logger.info({ config: loaded.source }, `signet ${command}`);
+  const rt = await createRuntime(loaded, { logger });
+  const service = await startService(rt, { receiver: command !== 'worker', worker: command !== 'serve' });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'stopping: finishing in-flight jobs');
+      service.stop().then(resolve, (e) => {
+        logger.error({ err: describeError(e) }, 'error while stopping');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  logger.flush?.();
+  return 0;
+}
+
+async function signOne(ref: string, configPath: string, out: Out): Promise<number> {
+  const target = parseReference(ref);
+  const loaded = await load(configPath, true, false);
+  const rt = await createRuntime(loaded, { logger: createLogger({ level: process.env.SIGNET_LOG_LEVEL ?? 'warn', destination: process.stderr }) });
+  try {
+    const report = await rt.pipeline.sign(target);
+    out(JSON.stringify(report, null, 2));
+    return 0;
+  } finally {
+    await rt.close();
+  }
+}
+
+async function configCheck(configPath: string, explicit: boolean, out: Out, err: Out): Promise<number> {
+  if (!existsSync(configPath) && !explicit) {
+    err(`signet: no config file at ${configPath}; "signet start" would use the embedded default`);
+    return 1;
+  }
+  const loaded = await loadConfigFile(configPath);
+  const c = loaded.config;
+  for (const w of loaded.warnings) err(`warning: ${loaded.source}${w.line ? `:${w.line}` : ''} ${w.path.join('.')}: ${w.message}`);
+  // Keys are opened too: a wrong path or password is a config problem.
+  await createKeyProviders(c.keys, { baseDir: loaded.baseDir });
+  out(
+    `${loaded.source}: ok (${c.registries.length} registr${c.registries.length === 1 ? 'y' : 'ies'}, ${c.integrations.length} integration(s), ${c.keys.length} key(s), ${c.rules.length} rule(s))`,
+  );
+  return 0;
+}
+
+async function keysExport(configPath: string, explicit: boolean, name: string | undefined, out: Out): Promise<number> {
+  const loaded = await load(configPath, explicit, true);
+  const wanted = name ? loaded.config.keys.filter((k) => k.name === name) : loaded.config.keys;
+  if (name && wanted.length === 0) throw usage(`no key named "${name}"`);
+  const providers = await createKeyProviders(wanted, { baseDir: loaded.baseDir });
+  for (const k of wanted) {
+    if (!name) out(`# key ${k.name}`);
+    out((await providers.get(k.name)!.publicKeyPem()).trimEnd());
+  }
+  return 0;
+}
+
+const isMain = Boolean(process.argv[1]) && import.meta.url === new URL(`file://${realpathSync(path.resolve(process.argv[1]!))}`).href;
+if (isMain) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`signet: ${describeError(e)}\n`);
+      process.exit(1);
+    },
+  );
+}

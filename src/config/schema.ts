@@ -1,0 +1,112 @@
+/**
+ * The YAML config's shape (zod). Cross-references between sections (a rule naming a key that
+ * does not exist, ...) are checked in validate.ts so every problem is reported at once.
+ */
+import { z } from 'zod';
+import { keyConfigSchema } from '../kms/providers.js';
+import { integrationKinds } from '../webhooks/adapters/index.js';
+
+const hostPattern = /^[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9a-fA-F:]+\](:[0-9]{1,5})?$/;
+const host = z
+  .string()
+  .regex(hostPattern, 'must be a registry host such as registry.example.com or 127.0.0.1:5000 (no scheme, no path)');
+
+const credentials = z.union([
+  z.object({ username: z.string().min(1), password: z.string() }).strict(),
+  z.object({ token: z.string().min(1) }).strict(),
+]);
+
+export const registrySchema = z
+  .object({
+    host,
+    /** Plain http. Without it signet speaks TLS only. */
+    insecure: z.boolean().default(false),
+    /** Extra CA bundle (PEM) trusted for this registry's TLS. */
+    caFile: z.string().optional(),
+    credentials: credentials.optional(),
+    /** Other names the same registry appears under in webhook payloads (e.g. an internal hostname). */
+    aliases: z.array(host).default([]),
+    /** Hosts besides `host` that may serve the bearer-token realm (e.g. auth.docker.io). */
+    authHosts: z.array(host).default([]),
+    /** Requests this registry gets at once from one worker process. */
+    maxConcurrency: z.number().int().min(1).max(1024).default(64),
+    /** Per-request timeout. */
+    timeoutMs: z.number().int().min(100).default(15000),
+  })
+  .strict();
+
+export const integrationSchema = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-_]{0,62}$/, 'lowercase letters, digits, - and _ (it becomes the URL /hooks/<name>)'),
+    kind: z.enum(integrationKinds as [string, ...string[]]),
+    /** Shared secret the registry presents (Authorization: Bearer <secret>, or ?token=<secret>). */
+    secret: z.string().min(16, 'use at least 16 characters').optional(),
+    /** Accept unauthenticated calls. Only for closed networks; a warning is logged at startup. */
+    insecure: z.boolean().default(false),
+  })
+  .strict();
+
+const globList = z.array(z.string().min(1));
+
+export const ruleSchema = z
+  .object({
+    /** Glob over "host/repository", e.g. "127.0.0.1:5000/team-a/**". */
+    match: z.string().min(1),
+    keys: z.array(z.string().min(1)).min(1, 'a rule needs at least one key'),
+    tags: z.object({ include: globList.optional(), exclude: globList.optional() }).strict().optional(),
+    /**
+     * The payload's docker-reference. `tag` (default): registry/repo:tag for pushes by tag, which
+     * CRI-O/OpenShift's default matchRepoDigestOrExact accepts; `repository`: registry/repo as
+     * cosign writes it (one signature per key whatever the number of tags).
+     */
+    identity: z.enum(['tag', 'repository']).default('tag'),
+    /** Manifests pushed without a tag (multi-arch children are signed with their index anyway). */
+    untagged: z.enum(['ignore', 'sign']).default('ignore'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        port: z.number().int().min(0).max(65535).default(8080),
+        host: z.string().default('0.0.0.0'),
+        /** Largest webhook body accepted, in bytes. */
+        bodyLimitBytes: z.number().int().min(1024).default(1024 * 1024),
+      })
+      .strict()
+      .default({ port: 8080, host: '0.0.0.0', bodyLimitBytes: 1024 * 1024 }),
+    redis: z
+      .object({
+        url: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').default('redis://127.0.0.1:6379'),
+        prefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default('signet'),
+      })
+      .strict()
+      .default({ url: 'redis://127.0.0.1:6379', prefix: 'signet' }),
+    worker: z
+      .object({
+        /** Jobs one worker process runs at once (I/O bound: registry and KMS round trips). */
+        concurrency: z.number().int().min(1).max(1000).default(32),
+        /** Attempts per job before it is kept as failed. */
+        attempts: z.number().int().min(1).max(100).default(10),
+        /** First retry delay; doubles each attempt, with jitter. */
+        backoffMs: z.number().int().min(10).default(2000),
+        /** Failed jobs kept for `signet jobs failed`. */
+        keepFailed: z.number().int().min(0).default(10000),
+        keepCompleted: z.number().int().min(0).default(1000),
+      })
+      .strict()
+      .default({ concurrency: 32, attempts: 10, backoffMs: 2000, keepFailed: 10000, keepCompleted: 1000 }),
+    registries: z.array(registrySchema).min(1, 'name at least one registry: signet contacts no other host'),
+    integrations: z.array(integrationSchema).default([]),
+    keys: z.array(keyConfigSchema).min(1, 'configure at least one key'),
+    rules: z.array(ruleSchema).default([]),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;
+export type RegistryConfig = z.infer<typeof registrySchema>;
+export type IntegrationConfig = z.infer<typeof integrationSchema>;
+export type RuleConfig = z.infer<typeof ruleSchema>;

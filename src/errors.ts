@@ -1,0 +1,67 @@
+/**
+ * Typed errors with stable codes. Codes are part of the public surface: they appear in job
+ * failure reasons, logs and (later) the status API, so never rename one.
+ *
+ * - `retryable: true` means the job may succeed later (registry 5xx/429, Redis or lock busy).
+ * - `retryable: false` means retrying cannot help (bad config, key denied, digest mismatch);
+ *   the worker turns those into BullMQ's UnrecoverableError so no attempts are wasted.
+ */
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'CONFIG_NOT_FOUND'
+  | 'REDIS_UNAVAILABLE'
+  | 'REGISTRY_NOT_CONFIGURED'
+  | 'REGISTRY_UNAVAILABLE'
+  | 'REGISTRY_THROTTLED'
+  | 'REGISTRY_AUTH_FAILED'
+  | 'REGISTRY_DENIED'
+  | 'REGISTRY_PROTOCOL'
+  | 'MANIFEST_NOT_FOUND'
+  | 'DIGEST_MISMATCH'
+  | 'TAG_MOVED'
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  | 'INVALID_REFERENCE'
+  | 'KEY_INVALID'
+  | 'KEY_UNSUPPORTED'
+  | 'KEY_PASSWORD'
+  | 'KEY_SIGN_FAILED'
+  | 'LOCK_TIMEOUT'
+  | 'SIGNATURE_WRITE_REJECTED'
+  | 'SIGNATURE_READBACK_FAILED'
+  | 'WEBHOOK_UNAUTHORIZED'
+  | 'WEBHOOK_MALFORMED'
+  | 'INTERNAL';
+
+export class SignetError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  /** HTTP status from an upstream, when the error came from one. */
+  readonly status?: number;
+  /** Seconds the upstream asked us to wait (Retry-After), when it said so. */
+  readonly retryAfterSeconds?: number;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { retryable?: boolean; cause?: unknown; status?: number; retryAfterSeconds?: number } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'SignetError';
+    this.code = code;
+    this.retryable = opts.retryable ?? false;
+    if (opts.status !== undefined) this.status = opts.status;
+    if (opts.retryAfterSeconds !== undefined) this.retryAfterSeconds = opts.retryAfterSeconds;
+    Object.setPrototypeOf(this, new.target.prototype);
+  }
+}
+
+export function isSignetError(err: unknown): err is SignetError {
+  return err instanceof SignetError;
+}
+
+/** A one-line description safe for logs and job failure reasons: "CODE: message". */
+export function describeError(err: unknown): string {
+  if (err instanceof SignetError) return `${err.code}: ${err.message}`;
+  if (err instanceof Error) return `INTERNAL: ${err.message}`;
+  return `INTERNAL: ${String(err)}`;
+}

@@ -1,0 +1,36 @@
+/**
+ * JSON logs (pino). Secrets never reach a log line: known secret fields are redacted by path, and
+ * anything that looks like a credential in a message is masked by `redactText`.
+ */
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+const REDACT_PATHS = [
+  'secret',
+  'password',
+  'token',
+  'authorization',
+  '*.secret',
+  '*.password',
+  '*.token',
+  '*.authorization',
+  'headers.authorization',
+  'req.headers.authorization',
+  '*.credentials',
+];
+
+export function createLogger(opts: { level?: string; destination?: NodeJS.WritableStream } = {}): Logger {
+  const level = opts.level ?? process.env.SIGNET_LOG_LEVEL ?? 'info';
+  return pino(
+    { level, base: { service: 'signet' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
+    (opts.destination as pino.DestinationStream | undefined) ?? pino.destination(1),
+  );
+}
+
+/** Masks "Bearer x", "Basic x", token=x, password=x inside free text. */
+export function redactText(s: string): string {
+  return s
+    .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, '$1 [redacted]')
+    .replace(/([?&](?:token|access_token|password|secret)=)[^&\s]+/gi, '$1[redacted]');
+}

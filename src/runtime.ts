@@ -1,0 +1,117 @@
+/**
+ * Composition root: builds the pieces from a loaded config and starts the receiver, the worker,
+ * or both. `signet start|serve|worker|sign` and the tests all go through here.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { compileRules, type RuleMatcher } from './config/rules.js';
+import type { LoadedConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { createKeyProviders } from './kms/providers.js';
+import type { KeyProvider } from './kms/types.js';
+import { createLogger, type Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { checkRedis, createRedis } from './queue/connection.js';
+import { SignQueue } from './queue/sign-queue.js';
+import { RegistryDirectory } from './registry/directory.js';
+import { DigestLock } from './signing/lock.js';
+import { SigningPipeline } from './signing/pipeline.js';
+import { createReceiver } from './webhooks/receiver.js';
+import { createSignWorker } from '../workers/sign-worker.js';
+
+export interface Runtime {
+  config: Config;
+  baseDir: string;
+  logger: Logger;
+  metrics: Metrics;
+  registries: RegistryDirectory;
+  rules: RuleMatcher;
+  keys: Map<string, KeyProvider>;
+  lockRedis: Redis;
+  pipeline: SigningPipeline;
+  close(): Promise<void>;
+}
+
+export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logger; metrics?: Metrics } = {}): Promise<Runtime> {
+  const { config, baseDir } = loaded;
+  const logger = opts.logger ?? createLogger();
+  for (const w of loaded.warnings) logger.warn({ path: w.path.join('.'), line: w.line }, w.message);
+  await checkRedis(config.redis.url);
+  const keys = await createKeyProviders(config.keys, { baseDir });
+  const registries = new RegistryDirectory(config.registries, { baseDir });
+  const rules = compileRules(config.rules);
+  const lockRedis = createRedis(config.redis.url, 'lock');
+  const lock = new DigestLock(lockRedis, config.redis.prefix);
+  const pipeline = new SigningPipeline({ registries, rules, keys, lock });
+  return {
+    config,
+    baseDir,
+    logger,
+    metrics: opts.metrics ?? new Metrics({ defaultMetrics: true }),
+    registries,
+    rules,
+    keys,
+    lockRedis,
+    pipeline,
+    async close() {
+      await registries.close();
+      lockRedis.disconnect();
+    },
+  };
+}
+
+export interface Service {
+  /** Port the receiver listens on (when it runs). */
+  port?: number;
+  server?: Server;
+  worker?: Worker;
+  queue?: SignQueue;
+  /** Stop taking work, finish what is in flight, close connections. */
+  stop(): Promise<void>;
+}
+
+export async function startService(rt: Runtime, roles: { receiver: boolean; worker: boolean }): Promise<Service> {
+  const { config, logger } = rt;
+  const service: Service = { stop: async () => undefined };
+  const closers: (() => Promise<void>)[] = [];
+
+  if (roles.worker) {
+    const connection = createRedis(config.redis.url, 'worker');
+    const worker = createSignWorker({ config, connection, pipeline: rt.pipeline, metrics: rt.metrics, logger });
+    await worker.waitUntilReady();
+    service.worker = worker;
+    closers.push(async () => {
+      await worker.close();
+      connection.disconnect();
+    });
+    logger.info({ concurrency: config.worker.concurrency }, 'worker started');
+  }
+
+  if (roles.receiver) {
+    const producer = createRedis(config.redis.url, 'producer');
+    const queue = new SignQueue(producer, config.redis.prefix, config.worker);
+    const app = createReceiver({ config, registries: rt.registries, rules: rt.rules, queue, metrics: rt.metrics, logger });
+    const server = await new Promise<Server>((resolve, reject) => {
+      const s = app.listen(config.server.port, config.server.host, () => resolve(s));
+      s.once('error', reject);
+    });
+    service.server = server;
+    service.queue = queue;
+    service.port = (server.address() as AddressInfo).port;
+    closers.unshift(async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections?.();
+      await queue.close();
+      producer.disconnect();
+    });
+    logger.info({ port: service.port, hooks: config.integrations.map((i) => `/hooks/${i.name}`) }, 'receiver listening');
+  }
+
+  service.stop = async () => {
+    for (const c of closers) await c();
+    await rt.close();
+  };
+  return service;
+}

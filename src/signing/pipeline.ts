@@ -1,0 +1,153 @@
+/**
+ * The signing pipeline for one push: registry -> rule -> resolve what the registry serves ->
+ * every manifest to sign (an index and its children) -> payload per identity -> attach.
+ * Used by the queue worker and by `signet sign` alike.
+ */
+import { SignetError } from '../errors.js';
+import type { RuleMatcher } from '../config/rules.js';
+import type { RuleConfig } from '../config/schema.js';
+import type { KeyProvider } from '../kms/types.js';
+import type { RegistryDirectory } from '../registry/directory.js';
+import type { RegistryClient } from '../registry/client.js';
+import { INDEX_TYPES, IMAGE_MANIFEST_TYPES } from '../registry/media-types.js';
+import { isAttachmentTag, isValidDigest, isValidRepository, isValidTag } from '../registry/reference.js';
+import { attachLegacySignatures, type SignResult } from './attach.js';
+import type { DigestLock } from './lock.js';
+import { simpleSigningPayload } from './payload.js';
+
+export interface SignTarget {
+  host: string;
+  repository: string;
+  tag?: string;
+  digest?: string;
+  pusher?: string;
+}
+
+export type SignReport =
+  | { status: 'skipped'; reason: string; digest?: string }
+  | {
+      status: 'signed';
+      /** The pushed manifest (index or image). */
+      digest: string;
+      rule: number;
+      identity: string;
+      /** One entry per (manifest, key). */
+      signatures: (SignResult & { digest: string })[];
+    };
+
+export interface PipelineDeps {
+  registries: RegistryDirectory;
+  rules: RuleMatcher;
+  keys: ReadonlyMap<string, KeyProvider>;
+  lock: DigestLock;
+}
+
+const MAX_CHILDREN = 256;
+
+export class SigningPipeline {
+  constructor(private readonly deps: PipelineDeps) {}
+
+  async sign(target: SignTarget): Promise<SignReport> {
+    const { registries, rules } = this.deps;
+    const known = registries.resolve(target.host);
+    if (!known) {
+      throw new SignetError('REGISTRY_NOT_CONFIGURED', `registry ${target.host} is not in registries: not contacted`);
+    }
+    const host = known.config.host;
+    if (!isValidRepository(target.repository)) {
+      throw new SignetError('INVALID_REFERENCE', `invalid repository name "${target.repository.slice(0, 200)}"`);
+    }
+    if (target.tag !== undefined && !isValidTag(target.tag)) throw new SignetError('INVALID_REFERENCE', 'invalid tag');
+    if (target.digest !== undefined && !isValidDigest(target.digest)) throw new SignetError('INVALID_REFERENCE', 'invalid digest');
+    if (target.tag && isAttachmentTag(target.tag)) return { status: 'skipped', reason: 'signature or attachment tag (written by a signer)' };
+
+    const found = rules.find(host, target.repository);
+    if (!found) return { status: 'skipped', reason: `no rule matches ${host}/${target.repository}` };
+    const why = rules.skipReason(found.rule, target.tag);
+    if (why) return { status: 'skipped', reason: why };
+
+    const client = known.client;
+    const manifest = await this.resolve(client, target);
+    const parsed = parseManifest(manifest.body);
+    if (parsed.subject) {
+      return { status: 'skipped', reason: 'manifest has a subject (an OCI referrer, e.g. a signature)', digest: manifest.digest };
+    }
+    if (!INDEX_TYPES.has(manifest.mediaType) && !IMAGE_MANIFEST_TYPES.has(manifest.mediaType)) {
+      throw new SignetError('UNSUPPORTED_MEDIA_TYPE', `cannot sign manifest of type "${manifest.mediaType}"`);
+    }
+
+    const digests = [manifest.digest];
+    if (INDEX_TYPES.has(manifest.mediaType)) digests.push(...(await this.children(client, target.repository, parsed)));
+
+    const identity = identityFor(found.rule, host, target.repository, target.tag, manifest.digest);
+    const keys = found.rule.keys.map((name) => {
+      const k = this.deps.keys.get(name);
+      if (!k) throw new SignetError('KEY_INVALID', `rule ${found.index} names key "${name}" which is not loaded`);
+      return k;
+    });
+
+    const signatures: (SignResult & { digest: string })[] = [];
+    await Promise.all(
+      digests.map(async (d) => {
+        const payload = simpleSigningPayload(identity, d);
+        const results = await attachLegacySignatures(client, target.repository, d, keys.map((key) => ({ key, payload })), this.deps.lock);
+        signatures.push(...results.map((r) => ({ ...r, digest: d })));
+      }),
+    );
+    signatures.sort((a, b) => digests.indexOf(a.digest) - digests.indexOf(b.digest));
+    return { status: 'signed', digest: manifest.digest, rule: found.index, identity, signatures };
+  }
+
+  /**
+   * What the registry serves for this push. By digest: fetched and hash-checked; when a tag is
+   * given too, the tag must still point at it. By tag only: the digest is computed from the bytes.
+   */
+  private async resolve(client: RegistryClient, t: SignTarget) {
+    const ref = t.digest ?? t.tag;
+    if (!ref) throw new SignetError('INVALID_REFERENCE', 'a push needs a tag or a digest');
+    const m = await client.getManifest(t.repository, ref);
+    if (!m) throw new SignetError('MANIFEST_NOT_FOUND', `${client.host}/${t.repository}@${ref} is not in the registry`);
+    if (t.digest && t.tag) {
+      const now = await client.headManifest(t.repository, t.tag);
+      if (now?.digest && now.digest !== m.digest) {
+        throw new SignetError('TAG_MOVED', `tag ${t.tag} now points to ${now.digest}, not the pushed ${m.digest}; the newer push is signed on its own`);
+      }
+    }
+    return m;
+  }
+
+  /** Child manifests of an index; each must be served by the registry (HEAD). */
+  private async children(client: RegistryClient, repository: string, index: ParsedManifest): Promise<string[]> {
+    const list = (index.manifests ?? []).map((m) => m.digest).filter((d): d is string => typeof d === 'string');
+    if (list.length > MAX_CHILDREN) throw new SignetError('UNSUPPORTED_MEDIA_TYPE', `index has ${list.length} children (max ${MAX_CHILDREN})`);
+    const unique = [...new Set(list)];
+    await Promise.all(
+      unique.map(async (d) => {
+        if (!isValidDigest(d)) throw new SignetError('UNSUPPORTED_MEDIA_TYPE', `index lists an invalid child digest`);
+        const h = await client.headManifest(repository, d);
+        if (!h) throw new SignetError('MANIFEST_NOT_FOUND', `index child ${d} is not in ${client.host}/${repository}`);
+      }),
+    );
+    return unique;
+  }
+}
+
+interface ParsedManifest {
+  mediaType?: string;
+  subject?: unknown;
+  manifests?: { digest?: unknown }[];
+}
+
+function parseManifest(body: Buffer): ParsedManifest {
+  try {
+    return JSON.parse(body.toString('utf8')) as ParsedManifest;
+  } catch {
+    throw new SignetError('UNSUPPORTED_MEDIA_TYPE', 'manifest is not JSON');
+  }
+}
+
+/** The payload's docker-reference (see ARCHITECTURE.md "Identity"). */
+export function identityFor(rule: RuleConfig, host: string, repository: string, tag: string | undefined, digest: string): string {
+  if (rule.identity === 'repository') return `${host}/${repository}`;
+  return tag ? `${host}/${repository}:${tag}` : `${host}/${repository}@${digest}`;
+}

@@ -1,0 +1,48 @@
+import type { Request } from 'express';
+import type { IntegrationConfig } from '../config/schema.js';
+
+/** One image push, normalized from whatever a registry sent. The payload's digest is a hint only. */
+export interface PushEvent {
+  integration: string;
+  /** Registry host as the payload named it (mapped to a configured registry by the receiver). */
+  host: string;
+  repository: string;
+  tag?: string;
+  /** What the payload claims; the worker re-reads the registry and never signs on this alone. */
+  digest?: string;
+  mediaType?: string;
+  pusher?: string;
+  /** The sender's event id, when it has one (idempotency). */
+  eventId?: string;
+  /** ISO time the receiver accepted it (push-to-signed latency starts here). */
+  receivedAt: string;
+}
+
+export type AdapterEvent = Omit<PushEvent, 'integration' | 'receivedAt'>;
+
+/** Something in the payload that is deliberately not signed, with why. */
+export interface IgnoredItem {
+  reason: string;
+  ref?: string;
+}
+
+export interface AdapterResult {
+  events: AdapterEvent[];
+  ignored: IgnoredItem[];
+}
+
+export interface AdapterContext {
+  integration: IntegrationConfig;
+  headers: Request['headers'];
+}
+
+/**
+ * One registry's webhook dialect. `parse` validates with the adapter's own zod schema and throws
+ * WebhookPayloadError (-> 400) for what is not that dialect at all.
+ */
+export interface WebhookAdapter {
+  readonly kind: string;
+  /** Content types the sender uses (besides application/json, always accepted). */
+  readonly contentTypes: readonly string[];
+  parse(body: unknown, ctx: AdapterContext): AdapterResult;
+}

@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfigText } from '../../../src/config/load.js';
+
+const good = `
+server: { port: 8080 }
+redis: { url: redis://127.0.0.1:6379, prefix: signet }
+registries:
+  - host: 127.0.0.1:5000
+    insecure: true
+    credentials: { username: u, password: "\${REG_PASSWORD}" }
+integrations:
+  - name: local
+    kind: distribution
+    secret: "\${SIGNET_HOOK_SECRET}"
+keys:
+  - name: dev
+    provider: file
+    path: ./keys/dev.key
+    password: "\${COSIGN_PASSWORD}"
+  - name: security
+    provider: file
+    path: ./keys/security.pem
+rules:
+  - match: "127.0.0.1:5000/team-a/**"
+    keys: [dev, security]
+    tags: { include: ["v*"], exclude: ["*-dev"] }
+`;
+
+const env = { REG_PASSWORD: 'p4ss', SIGNET_HOOK_SECRET: 'a-long-enough-secret-value', COSIGN_PASSWORD: 'pw' };
+
+function problemsOf(text: string, e: NodeJS.ProcessEnv = env) {
+  try {
+    parseConfigText(text, 'signet.yaml', e);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems.map((p) => ({ path: p.path.map(String).join('.'), line: p.line, message: p.message }));
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config loading', () => {
+  it('accepts the documented example and expands ${VAR} from the environment', () => {
+    const { config, warnings } = parseConfigText(good, '/etc/signet/signet.yaml', env);
+    expect(config.registries[0]!.credentials).toEqual({ username: 'u', password: 'p4ss' });
+    expect(config.integrations[0]!.secret).toBe('a-long-enough-secret-value');
+    expect(config.keys.map((k) => k.name)).toEqual(['dev', 'security']);
+    expect(config.rules[0]!.identity).toBe('tag');
+    expect(config.worker.concurrency).toBeGreaterThan(0);
+    expect(warnings).toEqual([]);
+  });
+
+  it('reports every mistake at once, each with its YAML path and line', () => {
+    const bad = `
+server: { port: "eighty" }
+registries:
+  - host: https://127.0.0.1:5000/
+    insecure: yes-please
+integrations:
+  - name: local
+    kind: nexus
+keys:
+  - name: dev
+    provider: file
+  - name: dev
+    provider: floppy
+    path: x
+rules:
+  - match: "127.0.0.1:5000/**"
+    keys: []
+    colour: blue
+`;
+    const problems = problemsOf(bad);
+    const paths = problems.map((p) => p.path);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'server.port',
+        'registries.0.host',
+        'registries.0.insecure',
+        'integrations.0.kind',
+        'keys.0.path',
+        'keys.1.provider',
+        'rules.0.keys',
+        'rules.0',
+      ]),
+    );
+    expect(problems.length).toBeGreaterThanOrEqual(8);
+    const port = problems.find((p) => p.path === 'server.port')!;
+    expect(port.line).toBe(2);
+    const kind = problems.find((p) => p.path === 'integrations.0.kind')!;
+    expect(kind.line).toBe(8);
+    expect(problems.find((p) => p.path === 'rules.0')!.message).toMatch(/colour/);
+  });
+
+  it('reports cross-reference mistakes together (unknown key, duplicate names, missing secret, unknown host)', () => {
+    const bad = good
+      .replace('keys: [dev, security]', 'keys: [dev, nosuchkey]')
+      .replace('match: "127.0.0.1:5000/team-a/**"', 'match: "elsewhere.example.com/**"')
+      .replace('  - name: security', '  - name: dev')
+      .replace('    secret: "${SIGNET_HOOK_SECRET}"\n', '');
+    const problems = problemsOf(bad);
+    expect(problems.map((p) => p.path).sort()).toEqual(['integrations.0.secret', 'keys.1.name', 'rules.0.keys.1', 'rules.0.match'].sort());
+    expect(problems.every((p) => typeof p.line === 'number')).toBe(true);
+  });
+
+  it('names each unset environment variable at its path', () => {
+    const problems = problemsOf(good, {});
+    expect(problems.map((p) => p.path).sort()).toEqual(['integrations.0.secret', 'keys.0.password', 'registries.0.credentials.password']);
+    expect(problems[0]!.message).toMatch(/environment variable \w+ is not set/);
+  });
+
+  it('supports ${VAR:-default} and $${ escapes, and never expands into YAML structure', () => {
+    const text = good.replace('prefix: signet', 'prefix: "${PREFIX:-sig}"').replace('path: ./keys/security.pem', () => 'path: "./keys/$${literal}.pem"');
+    const { config } = parseConfigText(text, 'x.yaml', { ...env, REG_PASSWORD: 'x\n  injected: true' });
+    expect(config.redis.prefix).toBe('sig');
+    expect((config.keys[1] as { path: string }).path).toBe('./keys/${literal}.pem');
+    expect(config.registries[0]!.credentials).toEqual({ username: 'u', password: 'x\n  injected: true' });
+  });
+
+  it('reports YAML syntax errors with their line', () => {
+    const problems = problemsOf('server:\n  port: [1, 2\nredis: {}\n');
+    expect(problems[0]!.message).toMatch(/^YAML/);
+    expect(problems[0]!.line).toBeGreaterThan(0);
+  });
+
+  it('requires a secret unless the integration says insecure, and warns when it does', () => {
+    const text = good.replace('    secret: "${SIGNET_HOOK_SECRET}"\n', '    insecure: true\n');
+    const { warnings } = parseConfigText(text, 'x.yaml', env);
+    expect(warnings.map((w) => w.path.join('.'))).toContain('integrations.0.insecure');
+  });
+});

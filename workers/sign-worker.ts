@@ -1,0 +1,87 @@
+/**
+ * The BullMQ processor for the "sign" queue: runs the signing pipeline for each queued push.
+ * Retryable failures (registry 5xx/429, lock busy) are retried with backoff; the rest fail the
+ * job at once with "CODE: reason", kept for `signet jobs failed`.
+ */
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../src/config/schema.js';
+import { describeError, isSignetError } from '../src/errors.js';
+import type { Logger } from '../src/log.js';
+import { redactText } from '../src/log.js';
+import type { Metrics } from '../src/metrics.js';
+import { BACKOFF_STRATEGY, retryDelay, SIGN_QUEUE, type SignJobData } from '../src/queue/sign-queue.js';
+import type { SignReport, SigningPipeline } from '../src/signing/pipeline.js';
+
+export interface SignWorkerDeps {
+  config: Config;
+  connection: Redis;
+  pipeline: SigningPipeline;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, SignReport> {
+  const { config, pipeline, metrics, logger } = deps;
+  const worker = new Worker<SignJobData, SignReport>(
+    SIGN_QUEUE,
+    async (job: Job<SignJobData, SignReport>) => {
+      const { event, registry, requestId } = job.data;
+      const log = logger.child({ requestId, job: job.id, ref: `${registry}/${event.repository}${event.tag ? `:${event.tag}` : ''}` });
+      try {
+        const report = await pipeline.sign({
+          host: registry,
+          repository: event.repository,
+          ...(event.tag ? { tag: event.tag } : {}),
+          ...(event.digest ? { digest: event.digest } : {}),
+          ...(event.pusher ? { pusher: event.pusher } : {}),
+        });
+        if (report.status === 'signed') {
+          for (const s of report.signatures) metrics.signatures.inc({ key: s.key, outcome: s.outcome });
+          if (report.signatures.some((s) => s.outcome === 'signed')) {
+            metrics.pushToSigned.observe((Date.now() - Date.parse(event.receivedAt)) / 1000);
+          }
+          metrics.jobs.inc({ outcome: 'signed' });
+          log.info(
+            { digest: report.digest, signatures: report.signatures.map((s) => `${s.digest.slice(0, 19)} ${s.key} ${s.outcome}`) },
+            'signed',
+          );
+        } else {
+          metrics.jobs.inc({ outcome: 'skipped' });
+          log.info({ reason: report.reason }, 'not signed');
+        }
+        return report;
+      } catch (err) {
+        const reason = redactText(describeError(err));
+        if (isSignetError(err) && err.retryable) {
+          metrics.jobs.inc({ outcome: 'retry' });
+          log.warn({ attempt: job.attemptsMade + 1, err: reason }, 'sign failed, will retry');
+          // The job's failure reason is "CODE: message" like every other failure.
+          throw Object.assign(new Error(reason), { retryAfterSeconds: err.retryAfterSeconds });
+        }
+        metrics.jobs.inc({ outcome: 'failed' });
+        log.error({ err: reason }, 'sign failed');
+        throw new UnrecoverableError(reason);
+      }
+    },
+    {
+      connection: deps.connection,
+      prefix: config.redis.prefix,
+      concurrency: config.worker.concurrency,
+      settings: {
+        backoffStrategy: (attemptsMade: number, type?: string, err?: Error) => {
+          if (type !== BACKOFF_STRATEGY) return 0;
+          const ra = (err as { retryAfterSeconds?: number } | undefined)?.retryAfterSeconds;
+          return retryDelay(attemptsMade, config.worker.backoffMs, ra);
+        },
+      },
+    },
+  );
+  worker.on('failed', (job, err) => {
+    if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
+      logger.error({ job: job.id, err: redactText(err.message) }, 'job failed after all attempts');
+    }
+  });
+  worker.on('error', (err) => logger.error({ err: redactText(err.message) }, 'worker error'));
+  return worker;
+}
