@@ -62,7 +62,11 @@ function describeKey(key: KeyObject): string {
   const t = key.asymmetricKeyType ?? 'unknown';
   const d = key.asymmetricKeyDetails;
   if (t === 'rsa' || t === 'rsa-pss') return `${t === 'rsa' ? 'RSA' : 'RSA-PSS'}-${d?.modulusLength ?? '?'}`;
-  if (t === 'ec') return `EC ${d?.namedCurve ?? 'unknown curve'}`;
+  if (t === 'ec') {
+    const curve = d?.namedCurve ?? 'unknown curve';
+    const nist: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
+    return nist[curve] ? `EC ${nist[curve]} (${curve})` : `EC ${curve}`;
+  }
   if (t === 'ed25519') return 'Ed25519';
   if (t === 'ed448') return 'Ed448';
   return t;

@@ -117,6 +117,7 @@ export function createReceiver(deps: ReceiverDeps): express.Express {
         );
       }
       for (const _ of parsed.ignored) metrics.webhookEvents.inc({ integration: integ.name, outcome: 'ignored' });
+      if (out.ignored.length && log.isLevelEnabled('debug')) log.debug({ ignored: out.ignored }, 'events not queued');
 
       const settled = await Promise.allSettled(jobs);
       const failed = settled.filter((s) => s.status === 'rejected');
