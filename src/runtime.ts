@@ -2,10 +2,11 @@
  * Composition root: builds the pieces from a loaded config and starts the receiver, the worker,
  * or both. `signet start|serve|worker|sign` and the tests all go through here.
  */
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { SignetError } from './errors.js';
 import { compileRules, type RuleMatcher } from './config/rules.js';
 import type { LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
@@ -93,9 +94,17 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
     const producer = createRedis(config.redis.url, 'producer');
     const queue = new SignQueue(producer, config.redis.prefix, config.worker);
     const app = createReceiver({ config, registries: rt.registries, rules: rt.rules, queue, metrics: rt.metrics, logger });
-    const server = await new Promise<Server>((resolve, reject) => {
-      const s = app.listen(config.server.port, config.server.host, () => resolve(s));
-      s.once('error', reject);
+    const server = createServer(app);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.server.port, config.server.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    }).catch(async (err: NodeJS.ErrnoException) => {
+      await queue.close();
+      producer.disconnect();
+      throw new SignetError('CONFIG_INVALID', `cannot listen on ${config.server.host}:${config.server.port} (${err.code ?? err.message}); set server.port`);
     });
     service.server = server;
     service.queue = queue;

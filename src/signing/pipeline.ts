@@ -105,12 +105,25 @@ export class SigningPipeline {
   private async resolve(client: RegistryClient, t: SignTarget) {
     const ref = t.digest ?? t.tag;
     if (!ref) throw new SignetError('INVALID_REFERENCE', 'a push needs a tag or a digest');
-    const m = await client.getManifest(t.repository, ref);
-    if (!m) throw new SignetError('MANIFEST_NOT_FOUND', `${client.host}/${t.repository}@${ref} is not in the registry`);
+    const m = await soon(() => client.getManifest(t.repository, ref));
+    if (!m) {
+      throw new SignetError('MANIFEST_NOT_FOUND', `${client.host}/${t.repository}${t.digest ? '@' : ':'}${ref} is not in the registry`, {
+        // A tag may not be visible yet when the webhook comes first; a digest that is gone stays gone.
+        retryable: !t.digest,
+      });
+    }
     if (t.digest && t.tag) {
-      const now = await client.headManifest(t.repository, t.tag);
-      if (now?.digest && now.digest !== m.digest) {
-        throw new SignetError('TAG_MOVED', `tag ${t.tag} now points to ${now.digest}, not the pushed ${m.digest}; the newer push is signed on its own`);
+      // The identity we sign names the tag, so the tag must serve this digest. distribution sends
+      // its notification before it links the tag, so a missing tag is waited for briefly.
+      const now = await soon(async () => {
+        const head = await client.headManifest(t.repository, t.tag!);
+        return head?.digest ?? (head ? (await client.getManifest(t.repository, t.tag!))?.digest : undefined);
+      });
+      if (!now) {
+        throw new SignetError('MANIFEST_NOT_FOUND', `tag ${t.tag} does not exist (yet) in ${client.host}/${t.repository}`, { retryable: true });
+      }
+      if (now !== m.digest) {
+        throw new SignetError('TAG_MOVED', `tag ${t.tag} now points to ${now}, not the pushed ${m.digest}; the newer push is signed on its own`);
       }
     }
     return m;
@@ -150,4 +163,15 @@ function parseManifest(body: Buffer): ParsedManifest {
 export function identityFor(rule: RuleConfig, host: string, repository: string, tag: string | undefined, digest: string): string {
   if (rule.identity === 'repository') return `${host}/${repository}`;
   return tag ? `${host}/${repository}:${tag}` : `${host}/${repository}@${digest}`;
+}
+
+/** Retries a lookup that found nothing a few times within ~1 s (webhooks can precede visibility). */
+async function soon<T>(lookup: () => Promise<T | undefined>, delaysMs: readonly number[] = [25, 75, 200, 700]): Promise<T | undefined> {
+  let v = await lookup();
+  for (const d of delaysMs) {
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, d));
+    v = await lookup();
+  }
+  return v;
 }

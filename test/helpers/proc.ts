@@ -2,8 +2,9 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 
 /**
  * Process bookkeeping for the test kit: every child a helper starts is tracked, and a
- * process 'exit' hook SIGKILLs whatever is still alive, so a crashed or interrupted test
- * file does not leave registries behind.
+ * process 'exit' hook SIGKILLs whatever is still alive. NOTE: vitest workers are torn down
+ * without running 'exit' hooks, so this only helps plain node/tsx scripts (e.g. the
+ * benchmark); registries additionally run under a stdin-EOF watchdog (registry.ts).
  */
 const live = new Set<ChildProcess>();
 let hooked = false;

@@ -7,7 +7,8 @@ import { stringify as toYaml } from 'yaml';
 import { freePort } from './ports.js';
 import { httpRequest } from './http.js';
 import type { ChildProcess } from 'node:child_process';
-import { killChild, LineRing, runProcess, spawnTracked } from './proc.js';
+import { readFileSync } from 'node:fs';
+import { LineRing, runProcess, spawnTracked, waitExit } from './proc.js';
 
 /**
  * A real CNCF distribution 2.8 registry (`docker-registry`, Debian bookworm) per test, on a
@@ -356,6 +357,16 @@ interface RegistryProcess {
   kill(): Promise<void>;
 }
 
+/** true while `pid` is still our docker-registry (guards against pid reuse). */
+function isOurRegistry(pid: number, configFile?: string): boolean {
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmd.includes('serve') && (configFile === undefined || cmd.includes(configFile));
+  } catch {
+    return false;
+  }
+}
+
 function spawnRegistry(configFile: string, cwd: string): RegistryProcess {
   const ring = new LineRing(200);
   const child = spawnTracked('sh', ['-c', WATCHDOG, REGISTRY_BIN(), configFile, cwd], {
@@ -374,12 +385,20 @@ function spawnRegistry(configFile: string, cwd: string): RegistryProcess {
   let killing: Promise<void> | undefined;
   const kill = (): Promise<void> =>
     (killing ??= (async () => {
-      await killChild(child, 3000); // SIGTERM -> trap forwards it; SIGKILL after 3 s
-      child.stdin?.end(); // if sh had to be SIGKILLed, its watcher sees EOF and stops the registry
-      if (regPid !== undefined) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM'); // the trap forwards it; sh exits only after the registry has
+        if (await waitExit(child, 3000)) return;
+        child.kill('SIGKILL');
+        await waitExit(child, 2000);
+      }
+      // sh is gone but maybe not the registry: EOF makes the orphaned watcher TERM it
+      child.stdin?.end();
+      if (regPid === undefined) return;
+      const deadline = Date.now() + 3000;
+      while (Date.now() < deadline && isOurRegistry(regPid, configFile)) await new Promise((r) => setTimeout(r, 50));
+      if (isOurRegistry(regPid, configFile)) {
         try {
-          process.kill(regPid, 0);
-          process.kill(regPid, 'SIGKILL'); // still there after the grace period
+          process.kill(regPid, 'SIGKILL');
         } catch {
           /* gone */
         }

@@ -29,13 +29,13 @@ export function uniquePrefix(): string {
 
 export async function startSignet(
   yaml: string,
-  opts: { baseDir: string; env?: NodeJS.ProcessEnv; roles?: { receiver: boolean; worker: boolean }; prefix?: string; port?: number } = { baseDir: '.' },
+  opts: { baseDir: string; env?: NodeJS.ProcessEnv; roles?: { receiver: boolean; worker: boolean }; prefix?: string; port?: number; redisUrl?: string } = { baseDir: '.' },
 ): Promise<RunningSignet> {
   const prefix = opts.prefix ?? uniquePrefix();
   const loaded = parseConfigText(yaml, 'test.yaml', { SIGNET_TEST_PREFIX: prefix, SIGNET_TEST_PORT: String(opts.port ?? 0), ...process.env, ...opts.env });
   loaded.config.redis.prefix = prefix;
-  loaded.config.redis.url = REDIS_URL;
-  if (opts.port !== undefined) loaded.config.server.port = opts.port;
+  loaded.config.redis.url = opts.redisUrl ?? REDIS_URL;
+  loaded.config.server.port = opts.port ?? 0;
   loaded.config.server.host = '127.0.0.1';
   const logs: Record<string, any>[] = [];
   const sink = new Writable({
@@ -59,7 +59,7 @@ export async function startSignet(
     logs,
     async stop() {
       await service.stop();
-      await deletePrefix(prefix);
+      if (!opts.redisUrl) await deletePrefix(prefix);
     },
   };
 }

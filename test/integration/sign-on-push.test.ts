@@ -15,6 +15,8 @@ import { pendingJobs, startSignet, waitFor, type RunningSignet } from '../helper
 
 const SECRET = 'test-hook-secret-0123456789';
 let registry: RunningRegistry;
+/** A second registry that sends no notifications: pushes there reach signet only as Harbor webhooks. */
+let quiet: RunningRegistry;
 let signet: RunningSignet;
 let tmp: { dir: string; remove: () => void };
 const pub: Record<string, string> = {};
@@ -42,12 +44,19 @@ beforeAll(async () => {
     notifyUrl: `http://127.0.0.1:${port}/hooks/local`,
     notifyHeaders: { Authorization: [`Bearer ${SECRET}`] },
   });
+  quiet = await startRegistry();
   const H = registry.host;
   const yaml = `
 registries:
   - host: ${H}
     insecure: true
+  - host: ${quiet.host}
+    insecure: true
+    aliases: ["harbor.local:8443"]
 integrations:
+  - name: harbor
+    kind: harbor
+    secret: "${SECRET}"
   - name: local
     kind: distribution
     secret: "${SECRET}"
@@ -62,6 +71,7 @@ rules:
   - { match: "${H}/two/**", keys: [rsa, p256] }
   - { match: "${H}/byrepo/**", keys: [p256, rsa], identity: repository }
   - { match: "${H}/bytag/**", keys: [p256] }
+  - { match: "${quiet.host}/**", keys: [p256] }
   - { match: "${H}/filtered/**", keys: [p256], tags: { include: ["v*"], exclude: ["*-dev"] } }
 `;
   signet = await startSignet(yaml, { baseDir: tmp.dir, port, env: { TEST_COSIGN_PASSWORD: 'cosign-pw' } });
@@ -70,6 +80,7 @@ rules:
 afterAll(async () => {
   await signet?.stop();
   await registry?.stop();
+  await quiet?.stop();
   tmp?.remove();
 });
 
@@ -214,5 +225,63 @@ describe('sign on push, verified by the real cosign', () => {
     const jobsForLoop = signet.logs.filter((l) => l.msg === 'push queued' && l.queued.some((q: string) => q.includes('p256/loop')));
     expect(jobsForLoop.flatMap((l) => l.queued)).toEqual([`${registry.host}/p256/loop:v1@${img.digest}`]);
     expect(await sigLayers('p256/loop', img.digest)).toHaveLength(1);
+  });
+
+  it('Harbor webhooks (default and CloudEvents, tag and by-digest) end in signatures cosign accepts', async () => {
+    const post = (body: unknown, type = 'application/json') =>
+      fetch(`${signet.url}/hooks/harbor`, { method: 'POST', headers: { authorization: SECRET, 'content-type': type }, body: JSON.stringify(body) });
+    const byTag = await pushImage(quiet, 'team-a/app', 'v1');
+    const r1 = await post({
+      type: 'PUSH_ARTIFACT',
+      occur_at: 1755763200,
+      operator: 'robot$ci',
+      event_data: {
+        resources: [{ digest: byTag.digest, tag: 'v1', resource_url: `harbor.local:8443/team-a/app:v1` }],
+        repository: { name: 'app', namespace: 'team-a', repo_full_name: 'team-a/app', repo_type: 'private' },
+      },
+    });
+    expect(r1.status).toBe(202);
+    const byDigest = await pushImage(quiet, 'team-a/app', undefined);
+    const r2 = await post(
+      {
+        specversion: '1.0',
+        id: 'ce-1',
+        type: 'harbor.artifact.pushed',
+        source: '/projects/1/webhook/policies/1',
+        operator: 'robot$ci',
+        data: {
+          resources: [{ digest: byDigest.digest, tag: byDigest.digest, resource_url: `${quiet.host}/team-a/app@${byDigest.digest}` }],
+          repository: { name: 'app', namespace: 'team-a', repo_full_name: 'team-a/app', repo_type: 'private' },
+        },
+      },
+      'application/cloudevents+json',
+    );
+    // a push by digest is untagged: the default rule (untagged: ignore) answers 2xx and does not queue it
+    expect(r2.status).toBe(200);
+    expect(((await r2.json()) as any).ignored[0].reason).toMatch(/untagged/);
+    await waitFor('harbor by-tag push signed', async () => (await getManifest(quiet, 'team-a/app', sigTag(byTag.digest))).status === 200);
+    const v = await cosignVerify(`${quiet.host}/team-a/app:v1`, pub['p256']!);
+    expect(v.ok, v.stderr).toBe(true);
+    // the identity names the configured host, not the alias Harbor used
+    expect(v.payloads[0].critical.identity['docker-reference']).toBe(`${quiet.host}/team-a/app:v1`);
+    await settle();
+    expect((await getManifest(quiet, 'team-a/app', sigTag(byDigest.digest))).status).toBe(404);
+  });
+
+  it('a payload whose tag does not point at its digest is not signed (TAG_MOVED)', async () => {
+    const a = await pushImage(quiet, 'team-b/app', 'v1');
+    const b = await pushImage(quiet, 'team-b/app', 'v1'); // v1 moved to b
+    const res = await fetch(`${signet.url}/hooks/harbor`, {
+      method: 'POST',
+      headers: { authorization: SECRET, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        type: 'PUSH_ARTIFACT',
+        event_data: { resources: [{ digest: a.digest, tag: 'v1', resource_url: `${quiet.host}/team-b/app:v1` }], repository: { repo_full_name: 'team-b/app' } },
+      }),
+    });
+    expect(res.status).toBe(202);
+    await waitFor('TAG_MOVED failure', () => signet.logs.some((l) => l.msg === 'sign failed' && /TAG_MOVED/.test(l.err) && String(l.ref).includes('team-b/app')));
+    expect((await getManifest(quiet, 'team-b/app', sigTag(a.digest))).status).toBe(404);
+    expect((await getManifest(quiet, 'team-b/app', sigTag(b.digest))).status).toBe(404);
   });
 });
