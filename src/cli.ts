@@ -54,7 +54,7 @@ export async function main(argv: string[], out: Out = (l) => process.stdout.writ
     out(USAGE);
     return command || parsed.values.help ? 0 : 2;
   }
-  const explicit = parsed.values.config ?? process.env.SIGNET_CONFIG;
+  const explicit = parsed.values.config || process.env.SIGNET_CONFIG || undefined;
   const configPath = path.resolve(explicit ?? 'signet.yaml');
 
   try {

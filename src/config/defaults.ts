@@ -11,7 +11,7 @@ import { generateP256KeyFile } from '../kms/file.js';
 import { parseConfigText, type LoadedConfig } from './load.js';
 
 export const DEFAULT_CONFIG_YAML = `# signet's embedded default (write your own signet.yaml to change it)
-server: { port: 8080 }
+server: { port: "\${SIGNET_PORT:-8080}" }
 redis: { url: "\${SIGNET_REDIS_URL:-redis://127.0.0.1:6379}", prefix: signet }
 registries:
   - host: 127.0.0.1:5000

@@ -11,6 +11,9 @@ const host = z
   .string()
   .regex(hostPattern, 'must be a registry host such as registry.example.com or 127.0.0.1:5000 (no scheme, no path)');
 
+/** An integer, also given as a string (so `${VAR}` expansions work for numbers). */
+const int = () => z.union([z.number().int(), z.string().regex(/^[0-9]+$/, 'must be a whole number').transform(Number)]).pipe(z.number().int());
+
 const credentials = z.union([
   z.object({ username: z.string().min(1), password: z.string() }).strict(),
   z.object({ token: z.string().min(1) }).strict(),
@@ -71,7 +74,7 @@ export const configSchema = z
   .object({
     server: z
       .object({
-        port: z.number().int().min(0).max(65535).default(8080),
+        port: int().pipe(z.number().min(0).max(65535)).default(8080),
         host: z.string().default('0.0.0.0'),
         /** Largest webhook body accepted, in bytes. */
         bodyLimitBytes: z.number().int().min(1024).default(1024 * 1024),

@@ -18,12 +18,14 @@ export function createRedis(url: string, role: RedisRole): Redis {
 /** One-shot reachability check used at startup: a clear line when Redis is not there. */
 export async function checkRedis(url: string, timeoutMs = 3000): Promise<void> {
   const r = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
-  r.on('error', () => undefined);
+  let lastError: { code?: string; message?: string } | undefined;
+  r.on('error', (e) => (lastError = e));
   try {
     await r.connect();
     await r.ping();
   } catch (err) {
-    const reason = (err as { code?: string; message?: string }).code ?? (err as Error).message;
+    const e = lastError ?? (err as { code?: string; message?: string });
+    const reason = e.code ?? e.message;
     throw new SignetError(
       'REDIS_UNAVAILABLE',
       `cannot reach Redis at ${safeUrl(url)} (${reason}); start one with "redis-server --daemonize yes" (or "docker run -d -p 6379:6379 redis:7") or set redis.url in the config`,
