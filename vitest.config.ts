@@ -7,6 +7,6 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Integration tests start real registries and cosign processes; two cores.
     maxWorkers: 2,
-    reporters: ['default'],
+    reporters: ['default', './test/summary-reporter.ts'],
   },
 });

@@ -25,7 +25,7 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -183,7 +183,9 @@ function machineInfo(): Record<string, string | number> {
   const registry = versionOf('docker-registry', ['--version'], (o) => /\s(v?\d+\.\d+\.\d+\S*)/.exec(o)?.[1]);
   let cosign = versionOf('cosign', ['version', '--json'], (o) => /"gitVersion":\s*"([^"]+)"/.exec(o)?.[1]);
   if (cosign === 'devel' || cosign === 'unknown') cosign = `${cosign} (deb ${dpkg('cosign') ?? '?'})`;
+  const [l1, l5] = loadavg();
   return {
+    loadavg: `${l1!.toFixed(2)} ${l5!.toFixed(2)} (1, 5 min, at start)`,
     cpu: /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown',
     cores: cpus().length,
     node: process.version,
@@ -373,6 +375,18 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/** Busy CPU seconds of the whole machine so far (all cores), from /proc/stat. */
+function machineBusySeconds(): number {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal ...
+    const busy = f.reduce((a, b) => a + b, 0) - (f[3] ?? 0) - (f[4] ?? 0);
+    return busy / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 async function redisPid(): Promise<number | undefined> {
   const r = await runProcess('redis-cli', ['-u', REDIS_URL, 'info', 'server'], { timeoutMs: 5000 }).catch(() => undefined);
   const m = r ? /process_id:(\d+)/.exec(r.stdout) : null;
@@ -455,7 +469,7 @@ async function main(): Promise<number> {
   const left = (): number => hardDeadline - Date.now();
   const machine = machineInfo();
   log(`signet bench: ${opts.images} images, push concurrency ${opts.concurrency}, worker concurrency ${opts.workerConcurrency}, cosign baseline ${opts.cosignImages} images`);
-  log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, registry ${machine.registry}, cosign ${machine.cosign}, redis ${machine.redis}`);
+  log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, registry ${machine.registry}, cosign ${machine.cosign}, redis ${machine.redis}, load ${machine.loadavg}`);
 
   const prefix = `signet-bench-${randomBytes(4).toString('hex')}`;
   const dir = mkdtempSync(path.join(tmpdir(), 'signet-bench-'));
@@ -538,6 +552,7 @@ rules:
     const cpuPids = { signet: signet.pid, registry: registry.pid, redis: rPid };
     const cpuBefore = Object.fromEntries(Object.entries(cpuPids).map(([k, p]) => [k, cpuSeconds(p)]));
     const benchCpuBefore = process.cpuUsage();
+    const machineBusyBefore = machineBusySeconds();
     const items = Array.from({ length: opts.images }, (_, i) => ({ repo: `bench/app-${i}`, tag: 'v1' }));
     const pushed: Pushed[] = [];
     const pushErrors: string[] = [];
@@ -589,6 +604,8 @@ rules:
       Object.entries(cpuPids).map(([k, p]) => [k, round(cpuSeconds(p) - (cpuBefore[k] ?? NaN), 2)]),
     );
     cpuUsed['bench (pusher)'] = round((benchCpu.user + benchCpu.system) / 1e6, 2);
+    const machineBusy = machineBusySeconds() - machineBusyBefore;
+    cpuUsed['other processes'] = round(machineBusy - Object.values(cpuUsed).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0), 2);
     const rssMax = rss.max();
     const rssSamples = rss.samples();
     rss.stop();
@@ -781,6 +798,7 @@ rules:
       ['cosign verify sample', `${verifications.filter((v) => v.ok).length}/${verifications.length} ok`],
       ['signet_jobs_total', JSON.stringify(jobsTotal)],
       ['webhook events', JSON.stringify(webhookEvents)],
+      ['load average at start', String(machine.loadavg)],
       ['CPU s in phase A', `${Object.entries(cpuUsed).map(([k, v]) => `${k} ${v}`).join(', ')} (wall ${round(phaseWall, 1)} s, ${machine.cores} cores)`],
       ['registry requests / signature', `${result.registryRequests.perSignature} (${requestTotal} requests; no signet metric, counted by probe)`],
     ];

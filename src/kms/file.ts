@@ -22,6 +22,7 @@ import {
   createPublicKey,
   generateKeyPair,
   privateEncrypt,
+  sign as cryptoSign,
   verify,
   type KeyObject,
 } from 'node:crypto';
@@ -182,7 +183,7 @@ export async function createFileKeyProvider(
     async publicKeyPem() {
       return spkiPem;
     },
-    async sign(digest: Buffer) {
+    async sign(digest: Buffer, payload?: Buffer) {
       if (!Buffer.isBuffer(digest) || digest.length !== 32) {
         throw new SignetError(
           'KEY_SIGN_FAILED',
@@ -190,6 +191,11 @@ export async function createFileKeyProvider(
         );
       }
       try {
+        // With the message at hand, let OpenSSL hash and sign it (constant-time ECDSA); the
+        // digest-only path (RFC 6979 in ecdsa.ts) is for callers that have no payload.
+        if (payload && createHash('sha256').update(payload).digest().equals(digest)) {
+          return cryptoSign('sha256', payload, { key: privateKey, dsaEncoding: 'der' });
+        }
         return signDigest(digest);
       } catch (err) {
         if (err instanceof SignetError) throw err;

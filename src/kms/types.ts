@@ -10,8 +10,12 @@ export interface KeyProvider {
   readonly name: string;
   /** SPKI PEM ("-----BEGIN PUBLIC KEY-----"), fetched once and cached by the provider. */
   publicKeyPem(): Promise<string>;
-  /** Sign a SHA-256 digest of the payload. */
-  sign(digest: Buffer): Promise<Buffer>;
+  /**
+   * Sign a SHA-256 digest of the payload. `payload`, when the caller has it, is the message the
+   * digest was computed from: providers that sign locally may sign it directly (OpenSSL's
+   * constant-time code path) after checking that it hashes to `digest`. KMS providers ignore it.
+   */
+  sign(digest: Buffer, payload?: Buffer): Promise<Buffer>;
 }
 
 export type KeyAlgorithm = 'rsa-2048' | 'ecdsa-p256';

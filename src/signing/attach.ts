@@ -80,7 +80,7 @@ export async function attachLegacySignatures(
             }
           }
           const hash = createHash('sha256').update(req.payload).digest();
-          const signature = await req.key.sign(hash);
+          const signature = await req.key.sign(hash, req.payload);
           added.push({ layer: signatureLayer(req.payload, payloadDigest, signature.toString('base64')), payload: req.payload });
           results.push({ key: req.key.name, outcome: 'signed', payloadDigest });
         }),

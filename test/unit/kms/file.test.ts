@@ -311,3 +311,32 @@ describe('generateP256KeyFile', () => {
     expect(other.publicPath).toBe(path.join(dir, 'gen', 'plain.pub'));
   }, 60_000);
 });
+
+describe('file provider: signing with the payload at hand', () => {
+  it('signs the payload through OpenSSL when it hashes to the digest, else falls back to the digest path', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const crypto = await import('node:crypto');
+    const dir = mkdtempSync(join(tmpdir(), 'signet-file-payload-'));
+    try {
+      for (const kind of ['ec', 'rsa'] as const) {
+        const { privateKey } =
+          kind === 'ec' ? crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }) : crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+        writeFileSync(join(dir, `${kind}.pem`), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+        const p = await createFileKeyProvider({ name: kind, provider: 'file', path: `${kind}.pem` }, { baseDir: dir });
+        const pub = crypto.createPublicKey(await p.publicKeyPem());
+        const payload = Buffer.from(`payload for ${kind}`);
+        const digest = crypto.createHash('sha256').update(payload).digest();
+        expect(crypto.verify('sha256', payload, pub, await p.sign(digest, payload))).toBe(true);
+        // a payload that does not match the digest is not what gets signed
+        const other = Buffer.from('something else');
+        const sig = await p.sign(digest, other);
+        expect(crypto.verify('sha256', payload, pub, sig)).toBe(true);
+        expect(crypto.verify('sha256', other, pub, sig)).toBe(false);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
