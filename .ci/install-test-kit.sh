@@ -24,6 +24,11 @@ if ! command -v cosign >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t trixie cosign >/dev/null
 fi
 
+if ! command -v softhsm2-util >/dev/null 2>&1 || ! command -v pkcs11-tool >/dev/null 2>&1; then
+  apt_update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 opensc >/dev/null
+fi
+
 if ! command -v redis-server >/dev/null 2>&1; then
   apt_update
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
@@ -32,4 +37,4 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 fi
 
-echo "test kit: $(docker-registry --version 2>&1 | head -1); cosign $(cosign version 2>&1 | grep -i GitVersion | awk '{print $2}'); $(redis-server --version | cut -d' ' -f3)"
+echo "test kit: $(docker-registry --version 2>&1 | head -1); cosign $(cosign version 2>&1 | grep -i GitVersion | awk '{print $2}'); softhsm2 $(softhsm2-util --version); redis $(redis-server --version | cut -d' ' -f3)"

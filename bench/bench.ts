@@ -117,6 +117,9 @@ function parseOptions(argv: string[]): Options {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const log = (line: string): void => void process.stdout.write(`${line}\n`);
+// A closed stdout (the parent npm/tsx went away on Ctrl-C, or `| head`) must not kill the clean-up.
+process.stdout.on('error', () => undefined);
+process.stderr.on('error', () => undefined);
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -494,12 +497,18 @@ async function main(): Promise<number> {
     }
     rmSync(dir, { recursive: true, force: true });
   };
+  let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
-    log(`\n${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
+    // Ctrl-C reaches the whole process group (npm, tsx, signet, the registry): keep cleaning up
+    // on the first two, give up on the third.
+    if (++signals === 1) {
+      log(`\n${sig}: cleaning up`);
+      void cleanup().finally(() => process.exit(130));
+    } else if (signals >= 3) process.exit(130);
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
   const watchdog = setTimeout(() => {
     log(`\ntimeout: the run exceeded ${opts.timeoutS} s; cleaning up`);
     void cleanup().finally(() => process.exit(2));

@@ -25,6 +25,16 @@ export type ErrorCode =
   | 'KEY_UNSUPPORTED'
   | 'KEY_PASSWORD'
   | 'KEY_SIGN_FAILED'
+  /** The key backend throttled us (429, ThrottlingException, RESOURCE_EXHAUSTED): retried. */
+  | 'KEY_THROTTLED'
+  /** The key backend is unreachable, timed out or answered 5xx: retried. */
+  | 'KEY_UNAVAILABLE'
+  /** Access to the key was denied (IAM, RBAC, policy): not retried. */
+  | 'KEY_DENIED'
+  /** The key (or version) does not exist: not retried. */
+  | 'KEY_NOT_FOUND'
+  /** The key (or version) is disabled or scheduled for deletion: not retried. */
+  | 'KEY_DISABLED'
   | 'LOCK_TIMEOUT'
   | 'SIGNATURE_WRITE_REJECTED'
   | 'SIGNATURE_READBACK_FAILED'
