@@ -33,6 +33,7 @@ import { SignetError } from '../errors.js';
 import { decryptCosignKeyAsync, isCosignEncryptedKey } from './cosign-key.js';
 import { createP256DigestSigner } from './ecdsa.js';
 import type { KeyAlgorithm, KeyProvider } from './types.js';
+import { defineKeyProvider } from './define.js';
 
 export const fileKeySchema = z
   .object({
@@ -236,3 +237,9 @@ export async function generateP256KeyFile(keyPath: string): Promise<{ privatePat
   await writeFile(publicPath, publicKey, { mode: 0o644 });
   return { privatePath: keyPath, publicPath };
 }
+
+export const fileProvider = defineKeyProvider({
+  id: 'file',
+  schema: fileKeySchema,
+  create: createFileKeyProvider,
+});

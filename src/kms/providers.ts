@@ -1,35 +1,69 @@
 /**
- * The one explicit map of key providers: `keys[].provider` -> { schema, create }.
- * Each provider lives in its own file with its own zod schema; add new ones here.
+ * The one explicit map of key providers. Each provider lives in its own file with its own zod
+ * schema (see define.ts); to add one, import its definition and append it to `keyProviders`.
+ * A key is configured either with `provider:` and that provider's fields, or with `ref:`, a
+ * cosign-style key reference (awskms://, gcpkms://, azurekms://, hashivault://, pkcs11:) that the
+ * provider owning the scheme turns into its fields; other fields given next to `ref` are kept.
  */
 import { z } from 'zod';
-import { createFileKeyProvider, fileKeySchema } from './file.js';
+import { fileProvider } from './file.js';
+import type { KeyProviderContext } from './define.js';
 import type { KeyProvider } from './types.js';
 
-export interface KeyProviderContext {
-  /** Folder of the config file: relative key paths resolve against it. */
-  baseDir: string;
+export type { KeyProviderContext } from './define.js';
+
+export const keyProviders = [fileProvider] as const;
+
+type Definition = (typeof keyProviders)[number];
+const schemas = keyProviders.map((p) => p.schema) as unknown as [Definition['schema'], ...Definition['schema'][]];
+
+const providerConfigSchema = z.discriminatedUnion('provider', schemas);
+
+/** `{ name, ref, ...extra }` -> `{ name, provider, ...fields from ref, ...extra }`. */
+function resolveRef(value: unknown, ctx: z.core.$RefinementCtx): unknown {
+  if (value === null || typeof value !== 'object' || !('ref' in value)) return value;
+  const { ref, ...rest } = value as { ref: unknown } & Record<string, unknown>;
+  if (typeof ref !== 'string' || ref.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'ref must be a key reference such as awskms:///alias/signing', path: ['ref'] });
+    return value;
+  }
+  if ('provider' in rest) {
+    ctx.addIssue({ code: 'custom', message: 'give either ref or provider, not both', path: ['ref'] });
+    return value;
+  }
+  for (const p of keyProviders as readonly { id: string; parseRef?: (r: string) => Record<string, unknown> | undefined }[]) {
+    if (!p.parseRef) continue;
+    let fields: Record<string, unknown> | undefined;
+    try {
+      fields = p.parseRef(ref);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `invalid ${p.id} reference: ${(err as Error).message}`, path: ['ref'] });
+      return value;
+    }
+    if (fields) return { ...fields, ...rest, provider: p.id };
+  }
+  const schemes = (keyProviders as readonly { id: string; parseRef?: unknown }[]).filter((p) => p.parseRef).map((p) => p.id);
+  ctx.addIssue({
+    code: 'custom',
+    message: `unknown key reference scheme in "${ref.slice(0, 100)}"${schemes.length ? ` (providers with references: ${schemes.join(', ')})` : ''}`,
+    path: ['ref'],
+  });
+  return value;
 }
 
-export const keyConfigSchema = z.discriminatedUnion('provider', [fileKeySchema]);
-export type KeyConfig = z.infer<typeof keyConfigSchema>;
+export const keyConfigSchema = z.preprocess(resolveRef, providerConfigSchema);
+export type KeyConfig = z.infer<typeof providerConfigSchema>;
 
-type Factory<C> = (cfg: C, ctx: KeyProviderContext) => Promise<KeyProvider>;
-
-export const keyProviderFactories: { [P in KeyConfig['provider']]: Factory<Extract<KeyConfig, { provider: P }>> } = {
-  file: createFileKeyProvider,
-};
+const byId = new Map<string, Definition>(keyProviders.map((p) => [p.id, p]));
 
 export async function createKeyProvider(cfg: KeyConfig, ctx: KeyProviderContext): Promise<KeyProvider> {
-  const factory = keyProviderFactories[cfg.provider] as Factory<KeyConfig>;
-  return factory(cfg, ctx);
+  const def = byId.get(cfg.provider);
+  if (!def) throw new Error(`no key provider "${cfg.provider}"`);
+  return (def.create as (c: KeyConfig, x: KeyProviderContext) => Promise<KeyProvider>)(cfg, ctx);
 }
 
 /** Build every configured key once; errors for all keys are collected and thrown together. */
-export async function createKeyProviders(
-  keys: readonly KeyConfig[],
-  ctx: KeyProviderContext,
-): Promise<Map<string, KeyProvider>> {
+export async function createKeyProviders(keys: readonly KeyConfig[], ctx: KeyProviderContext): Promise<Map<string, KeyProvider>> {
   const out = new Map<string, KeyProvider>();
   const problems: Error[] = [];
   await Promise.all(
@@ -44,8 +78,6 @@ export async function createKeyProviders(
     }),
   );
   if (problems.length === 1) throw problems[0];
-  if (problems.length > 1) {
-    throw new AggregateError(problems, problems.map((p) => p.message).join('; '));
-  }
+  if (problems.length > 1) throw new AggregateError(problems, problems.map((p) => p.message).join('; '));
   return out;
 }
