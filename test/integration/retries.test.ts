@@ -1,0 +1,138 @@
+/**
+ * Faults injected for real between signet and a real registry (a loopback proxy that answers
+ * 503/429/412 or drops connections): retryable failures are retried with backoff and end in a
+ * signature cosign accepts; the rest fail the job at once and keep their reason.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cosignVerify, tempDir } from '../helpers/cosign.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { pushImage } from '../helpers/images.js';
+import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
+import { startSignet, waitFor, type RunningSignet } from '../helpers/signet.js';
+
+let registry: RunningRegistry;
+let proxy: FaultProxy;
+let signet: RunningSignet;
+let tmp: { dir: string; remove: () => void };
+let pub: string;
+
+beforeAll(async () => {
+  tmp = tempDir();
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  writeFileSync(path.join(tmp.dir, 'k.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  pub = path.join(tmp.dir, 'k.pub');
+  writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
+  registry = await startRegistry();
+  proxy = await startFaultProxy(registry.host);
+  signet = await startSignet(
+    `
+worker: { concurrency: 4, attempts: 5, backoffMs: 100 }
+registries: [{ host: "${proxy.host}", insecure: true, timeoutMs: 2000 }]
+keys: [{ name: k, provider: file, path: k.pem }]
+rules: [{ match: "${proxy.host}/**", keys: [k] }]
+`,
+    { baseDir: tmp.dir, roles: { receiver: true, worker: true } },
+  );
+});
+afterAll(async () => {
+  await signet?.stop();
+  await proxy?.close();
+  await registry?.stop();
+  tmp?.remove();
+});
+
+async function enqueue(repository: string, tag: string): Promise<string> {
+  return signet.service.queue!.enqueue({
+    event: { integration: 'test', host: proxy.host, repository, tag, receivedAt: new Date().toISOString() },
+    registry: proxy.host,
+    requestId: `retry-${repository}`,
+  });
+}
+
+async function finished(jobId: string) {
+  return waitFor(`job ${jobId} finished`, async () => {
+    const job = await signet.service.queue!.queue.getJob(jobId);
+    const state = await job?.getState();
+    return state === 'completed' || state === 'failed' ? { job: job!, state } : undefined;
+  }, 30_000);
+}
+
+const retriesOf = (repo: string) => signet.logs.filter((l) => l.msg === 'sign failed, will retry' && String(l.ref).includes(repo));
+
+describe('faults between signet and the registry', () => {
+  it('503 three times on the manifest: retried with backoff, then signed', async () => {
+    await pushImage(registry, 'flaky/app', 'v1');
+    proxy.faults.push({ times: 3, status: 503, match: (r) => r.method === 'GET' && /\/flaky\/app\/manifests\/v1$/.test(r.url ?? '') });
+    const { state } = await finished(await enqueue('flaky/app', 'v1'));
+    expect(state).toBe('completed');
+    const retries = retriesOf('flaky/app');
+    expect(retries).toHaveLength(3);
+    expect(retries[0].err).toMatch(/^REGISTRY_UNAVAILABLE: .*HTTP 503/);
+    // exponential: each wait is longer than the one before (base 100 ms, +/-25 % jitter)
+    const times = [...retries.map((r) => r.time), signet.logs.find((l) => l.msg === 'signed' && String(l.ref).includes('flaky/app'))!.time];
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    expect(gaps[1]!).toBeGreaterThan(gaps[0]!);
+    expect(gaps[2]!).toBeGreaterThan(gaps[1]!);
+    expect((await cosignVerify(`${registry.host}/flaky/app:v1`, pub)).ok).toBe(true);
+  });
+
+  it('429 with Retry-After: the next attempt waits at least that long', async () => {
+    await pushImage(registry, 'throttled/app', 'v1');
+    proxy.faults.push({ times: 1, status: 429, headers: { 'retry-after': '2' }, match: (r) => (r.url ?? '').includes('/throttled/app/') });
+    const { state } = await finished(await enqueue('throttled/app', 'v1'));
+    expect(state).toBe('completed');
+    const [retry] = retriesOf('throttled/app');
+    expect(retry.err).toMatch(/^REGISTRY_THROTTLED: .*Retry-After 2s/);
+    const signed = signet.logs.find((l) => l.msg === 'signed' && String(l.ref).includes('throttled/app'))!;
+    expect(signed.time - retry.time).toBeGreaterThanOrEqual(2000);
+  });
+
+  it('registry unreachable for a while (connections dropped): the job completes once it is back', async () => {
+    await pushImage(registry, 'outage/app', 'v1');
+    const outage: { times: number; drop: boolean; match: (r: any) => boolean } = { times: Infinity, drop: true, match: (r) => (r.url ?? '').includes('/outage/app/') };
+    proxy.faults.push(outage);
+    const id = await enqueue('outage/app', 'v1');
+    await waitFor('two failed attempts', () => retriesOf('outage/app').length >= 2);
+    outage.times = 0; // the registry is back
+    const { state } = await finished(id);
+    expect(state).toBe('completed');
+    expect(retriesOf('outage/app')[0].err).toMatch(/^REGISTRY_UNAVAILABLE: registry .* unreachable/);
+  });
+
+  it('a registry that refuses the .sig update (immutable tags): failed at once, with the reason kept', async () => {
+    await pushImage(registry, 'immutable/app', 'v1');
+    proxy.faults.push({
+      times: Infinity,
+      status: 412,
+      match: (r) => r.method === 'PUT' && /\/immutable\/app\/manifests\/sha256-[0-9a-f]+\.sig$/.test(r.url ?? ''),
+    });
+    const { job, state } = await finished(await enqueue('immutable/app', 'v1'));
+    expect(state).toBe('failed');
+    expect(job.attemptsMade).toBe(1);
+    expect(job.failedReason).toMatch(/^SIGNATURE_WRITE_REJECTED: registry .* refused PUT immutable\/app:sha256-[0-9a-f]{64}\.sig \(HTTP 412/);
+    const failed = await signet.service.queue!.queue.getFailed();
+    expect(failed.map((j) => j.id)).toContain(job.id);
+  });
+
+  it('a 403 on reading the image: REGISTRY_DENIED, not retried', async () => {
+    await pushImage(registry, 'denied/app', 'v1');
+    proxy.faults.push({ times: Infinity, status: 403, match: (r) => (r.url ?? '').includes('/denied/app/') });
+    const { job, state } = await finished(await enqueue('denied/app', 'v1'));
+    expect(state).toBe('failed');
+    expect(job.attemptsMade).toBe(1);
+    expect(job.failedReason).toMatch(/^REGISTRY_DENIED: /);
+  });
+
+  it('retryable failures that never clear end as failed jobs after the configured attempts, reason kept', async () => {
+    proxy.faults.push({ times: Infinity, status: 500, match: (r) => (r.url ?? '').includes('/broken/app/') });
+    const { job, state } = await finished(await enqueue('broken/app', 'v1'));
+    expect(state).toBe('failed');
+    expect(job.attemptsMade).toBe(5);
+    expect(job.failedReason).toMatch(/^REGISTRY_UNAVAILABLE: .*HTTP 500/);
+    // nothing was written: every attempt stopped at reading the image
+    expect(proxy.log.filter((l) => l.startsWith('PUT') && l.includes('/broken/app/'))).toEqual([]);
+  });
+});
