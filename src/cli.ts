@@ -7,6 +7,7 @@
  *   signet sign IMAGE_REF   sign one image now through the same pipeline (no webhook)
  *   signet config check     validate the config, report every problem with its YAML path
  *   signet keys export [NAME]  print each key's public key (SPKI PEM)
+ *   signet jobs failed | jobs retry ID|--all   dead letters
  * Config: --config FILE, else $SIGNET_CONFIG, else ./signet.yaml; `start|serve|worker` fall back
  * to the embedded default when none of these exists.
  */
@@ -20,6 +21,8 @@ import { createKeyProviders } from './kms/providers.js';
 import { createLogger, redactText } from './log.js';
 import { parseReference } from './registry/reference.js';
 import { createRuntime, startService } from './runtime.js';
+import { QueueAdmin } from './queue/admin.js';
+import { checkRedis, createRedis } from './queue/connection.js';
 
 const USAGE = `usage: signet [--config FILE] <command>
 
@@ -30,6 +33,8 @@ commands:
   sign IMAGE_REF        sign one image now (host/repo:tag or host/repo@sha256:...)
   config check          validate the config and list every problem with its YAML path
   keys export [NAME]    print the public key (SPKI PEM) of each configured key
+  jobs failed           list failed sign jobs with their reasons (--json for JSON)
+  jobs retry ID|--all   put failed jobs back in the queue
 
 options:
   -c, --config FILE     config file (default: $SIGNET_CONFIG, else ./signet.yaml)
@@ -43,7 +48,12 @@ export async function main(argv: string[], out: Out = (l) => process.stdout.writ
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
-      options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+        all: { type: 'boolean' },
+        json: { type: 'boolean' },
+      },
     });
   } catch (e) {
     err(`signet: ${(e as Error).message}\n${USAGE}`);
@@ -72,6 +82,8 @@ export async function main(argv: string[], out: Out = (l) => process.stdout.writ
       case 'keys':
         if (rest[0] !== 'export' || rest.length > 2) throw usage('did you mean "signet keys export [NAME]"?');
         return await keysExport(configPath, Boolean(explicit), rest[1], out);
+      case 'jobs':
+        return await jobs(rest, configPath, Boolean(explicit), { all: Boolean(parsed.values.all), json: Boolean(parsed.values.json) }, out);
       default:
         throw usage(`unknown command "${command}"`);
     }
@@ -160,6 +172,38 @@ async function keysExport(configPath: string, explicit: boolean, name: string | 
     out((await providers.get(k.name)!.publicKeyPem()).trimEnd());
   }
   return 0;
+}
+
+async function jobs(rest: string[], configPath: string, explicit: boolean, flags: { all: boolean; json: boolean }, out: Out): Promise<number> {
+  const [sub, id, ...extra] = rest;
+  if (extra.length || (sub !== 'failed' && sub !== 'retry')) throw usage('jobs takes "failed" or "retry ID|--all"');
+  if (sub === 'retry' && Boolean(id) === flags.all) throw usage('jobs retry takes one job ID or --all');
+  const loaded = await load(configPath, explicit, true);
+  await checkRedis(loaded.config.redis.url);
+  const connection = createRedis(loaded.config.redis.url, 'worker');
+  const admin = new QueueAdmin(connection, loaded.config.redis.prefix);
+  try {
+    if (sub === 'failed') {
+      const failed = await admin.failed();
+      if (flags.json) out(JSON.stringify(failed, null, 2));
+      else if (failed.length === 0) out('no failed jobs');
+      else for (const f of failed) out(`${f.id}  ${f.failedAt ?? ''}  attempts=${f.attempts}  ${f.ref}\n    ${f.reason}`);
+      return 0;
+    }
+    if (flags.all) {
+      out(`retrying ${await admin.retryAll()} failed job(s)`);
+      return 0;
+    }
+    if (!(await admin.retry(id!))) {
+      out(`no failed job with id ${id}`);
+      return 1;
+    }
+    out(`job ${id} queued again`);
+    return 0;
+  } finally {
+    await admin.close();
+    connection.disconnect();
+  }
 }
 
 const isMain = Boolean(process.argv[1]) && import.meta.url === new URL(`file://${realpathSync(path.resolve(process.argv[1]!))}`).href;
