@@ -148,6 +148,47 @@ describe('receiver', () => {
   });
 });
 
+describe('receiver under hostile input', () => {
+  it('deeply nested JSON, unknown kinds of payload and odd strings: 4xx or 2xx, never 5xx', async () => {
+    const deep = '['.repeat(200_000) + ']'.repeat(200_000);
+    expect((await post(signet, 'dist', deep)).status).toBe(400);
+    const deepObj = `{"events":[${'{"a":'.repeat(50_000)}1${'}'.repeat(50_000)}]}`;
+    expect((await post(signet, 'dist', deepObj)).status).toBe(400);
+    const traversal = fixture('distribution-push.json');
+    traversal.events[0].target.repository = '../../v2/_catalog';
+    const r = await post(signet, 'dist', traversal);
+    expect(r.status).toBe(200);
+    expect((await j(r)).ignored[0].reason).toBe('invalid repository name');
+    const badDigest = fixture('harbor-push_artifact.json');
+    badDigest.event_data.resources[0].digest = 'sha256:../../x';
+    expect((await j(await post(signet, 'harbor', badDigest))).ignored[0].reason).toBe('invalid digest');
+  });
+
+  it('fuzzed bodies (fast-check) over HTTP: never a 5xx, never a crash', async () => {
+    const fc = (await import('fast-check')).default;
+    const statuses = new Map<number, number>();
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('dist', 'harbor'),
+        fc.oneof(
+          fc.jsonValue().map((v) => JSON.stringify(v)),
+          fc.string(),
+          fc.record({ events: fc.array(fc.record({ action: fc.constant('push'), target: fc.dictionary(fc.constantFrom('mediaType', 'digest', 'repository', 'tag', 'url'), fc.string()), request: fc.record({ host: fc.constantFrom('registry.example.com', 'evil.example') }) })) }).map((v) => JSON.stringify(v)),
+        ),
+        async (integration, body) => {
+          const res = await post(signet, integration, body);
+          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          await res.arrayBuffer();
+          expect(res.status).toBeLessThan(500);
+        },
+      ),
+      { numRuns: 300 },
+    );
+    expect((await fetch(`${signet.url}/healthz`)).status).toBe(200);
+    expect([...statuses.keys()].every((s) => [200, 202, 400].includes(s))).toBe(true);
+  });
+});
+
 describe('receiver while Redis is away', () => {
   let redis: ChildProcess | undefined;
   let port: number;
