@@ -5,7 +5,7 @@ export class Metrics {
   readonly registry = new Registry();
   readonly webhookEvents = new Counter({
     name: 'signet_webhook_events_total',
-    help: 'Events received by webhook, by integration and outcome (queued, ignored, refused, unauthorized, malformed, unavailable)',
+    help: 'Events received by webhook, by integration and outcome (queued, ignored, refused, unauthorized, malformed, unavailable, throttled)',
     labelNames: ['integration', 'outcome'] as const,
     registers: [this.registry],
   });

@@ -48,6 +48,11 @@ export const integrationSchema = z
     secret: z.string().min(16, 'use at least 16 characters').optional(),
     /** Accept unauthenticated calls. Only for closed networks; a warning is logged at startup. */
     insecure: z.boolean().default(false),
+    /** Requests per second this endpoint accepts (token bucket); over it: 429 with Retry-After. */
+    rateLimit: z
+      .object({ requestsPerSecond: z.number().positive().default(2000), burst: z.number().int().min(1).default(5000) })
+      .strict()
+      .default({ requestsPerSecond: 2000, burst: 5000 }),
   })
   .strict();
 

@@ -15,6 +15,7 @@ import type { RegistryDirectory } from '../registry/directory.js';
 import { isAttachmentTag, isValidDigest, isValidRepository, isValidTag } from '../registry/reference.js';
 import { webhookAdapters } from './adapters/index.js';
 import { isAuthorized } from './auth.js';
+import { TokenBucket } from './rate-limit.js';
 import type { IgnoredItem, PushEvent, WebhookAdapter } from './types.js';
 
 export interface ReceiverDeps {
@@ -34,6 +35,7 @@ interface Outcome {
 export function createReceiver(deps: ReceiverDeps): express.Express {
   const { config, logger, metrics } = deps;
   const integrations = new Map(config.integrations.map((i) => [i.name, i]));
+  const buckets = new Map(config.integrations.map((i) => [i.name, new TokenBucket(i.rateLimit)]));
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
@@ -51,6 +53,12 @@ export function createReceiver(deps: ReceiverDeps): express.Express {
       const integ = integrations.get(String(req.params['integration']));
       if (!integ) {
         res.status(404).json({ error: 'unknown integration' });
+        return;
+      }
+      const wait = buckets.get(integ.name)!.take();
+      if (wait > 0) {
+        metrics.webhookEvents.inc({ integration: integ.name, outcome: 'throttled' });
+        res.status(429).set('Retry-After', String(Math.max(1, Math.ceil(wait)))).json({ error: 'rate limit exceeded' });
         return;
       }
       if (!isAuthorized(req, integ.secret, integ.insecure)) {

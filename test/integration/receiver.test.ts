@@ -22,6 +22,7 @@ registries:
 integrations:
   - { name: dist, kind: distribution, secret: "${SECRET}" }
   - { name: harbor, kind: harbor, secret: "${SECRET}" }
+  - { name: slow, kind: distribution, secret: "${SECRET}", rateLimit: { requestsPerSecond: 1, burst: 3 } }
 keys:
   - { name: k, provider: file, path: k.pem }
 rules:
@@ -145,6 +146,28 @@ describe('receiver', () => {
     const r = await post(signet, 'dist', body);
     expect(r.status).toBe(200);
     expect((await j(r)).ignored[0].reason).toMatch(/signature/);
+  });
+});
+
+describe('receiver limits and log hygiene', () => {
+  it('limits the request rate per integration: 429 with Retry-After past the burst', async () => {
+    const body = fixture('distribution-push-blob.json');
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await post(signet, 'slow', body, { auth: i === 4 ? null : undefined })).status);
+    expect(statuses.slice(0, 3)).toEqual([200, 200, 200]);
+    expect(statuses.slice(3)).toEqual([429, 429]);
+    const r = await post(signet, 'slow', body);
+    expect(r.headers.get('retry-after')).toBe('1');
+    // other integrations are not affected
+    expect((await post(signet, 'dist', body)).status).toBe(200);
+  });
+
+  it('no secret or token reaches a log line', async () => {
+    await post(signet, 'dist', fixture('distribution-push.json'), { auth: null, query: '?token=wrong-token-aaaaaaaaaaaa' });
+    await post(signet, 'dist', fixture('distribution-push.json'), { auth: 'Bearer wrong-bearer-bbbbbbbbbbbb' });
+    const text = JSON.stringify(signet.logs);
+    expect(signet.logs.some((l) => l.msg === 'webhook rejected: bad or missing secret')).toBe(true);
+    for (const secret of [SECRET, 'wrong-token-aaaaaaaaaaaa', 'wrong-bearer-bbbbbbbbbbbb']) expect(text).not.toContain(secret);
   });
 });
 
