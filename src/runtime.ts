@@ -84,7 +84,19 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
     await worker.waitUntilReady();
     service.worker = worker;
     closers.push(async () => {
-      await worker.close();
+      // Stop taking jobs and let the ones in flight finish; past the timeout, leave them to
+      // stalled-job recovery (another worker runs them again) rather than hang forever.
+      logger.info('worker stopping: no new jobs, finishing in-flight ones');
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        worker.close().then(() => false),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), config.worker.shutdownTimeoutMs))),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        logger.warn({ timeoutMs: config.worker.shutdownTimeoutMs }, 'in-flight jobs did not finish in time; they will be run again by a worker');
+        await worker.close(true);
+      }
       connection.disconnect();
     });
     logger.info({ concurrency: config.worker.concurrency }, 'worker started');

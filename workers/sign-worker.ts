@@ -68,6 +68,9 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
       connection: deps.connection,
       prefix: config.redis.prefix,
       concurrency: config.worker.concurrency,
+      lockDuration: config.worker.lockDurationMs,
+      stalledInterval: config.worker.stalledIntervalMs,
+      maxStalledCount: 3,
       settings: {
         backoffStrategy: (attemptsMade: number, type?: string, err?: Error) => {
           if (type !== BACKOFF_STRATEGY) return 0;

@@ -104,9 +104,24 @@ export const configSchema = z
         /** Failed jobs kept for `signet jobs failed`. */
         keepFailed: z.number().int().min(0).default(10000),
         keepCompleted: z.number().int().min(0).default(1000),
+        /** A job whose worker stops renewing its lock for this long (a killed process) is run again. */
+        lockDurationMs: z.number().int().min(1000).default(30000),
+        /** How often workers look for such stalled jobs. */
+        stalledIntervalMs: z.number().int().min(500).default(30000),
+        /** On SIGTERM, how long in-flight jobs may take before the process exits anyway. */
+        shutdownTimeoutMs: z.number().int().min(0).default(30000),
       })
       .strict()
-      .default({ concurrency: 32, attempts: 10, backoffMs: 2000, keepFailed: 10000, keepCompleted: 1000 }),
+      .default({
+        concurrency: 32,
+        attempts: 10,
+        backoffMs: 2000,
+        keepFailed: 10000,
+        keepCompleted: 1000,
+        lockDurationMs: 30000,
+        stalledIntervalMs: 30000,
+        shutdownTimeoutMs: 30000,
+      }),
     registries: z.array(registrySchema).min(1, 'name at least one registry: signet contacts no other host'),
     integrations: z.array(integrationSchema).default([]),
     keys: z.array(keyConfigSchema).min(1, 'configure at least one key'),

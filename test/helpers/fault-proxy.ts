@@ -15,6 +15,8 @@ export interface Fault {
   headers?: Record<string, string>;
   /** Destroy the socket instead of answering. */
   drop?: boolean;
+  /** Forward normally, but only after this many milliseconds (a slow registry). */
+  delayMs?: number;
 }
 
 export interface FaultProxy {
@@ -40,6 +42,16 @@ export async function startFaultProxy(target: string /* 127.0.0.1:PORT */): Prom
   };
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const fault = proxy.faults.find((f) => f.times > 0 && (!f.match || f.match(req)));
+    if (fault?.delayMs !== undefined) {
+      fault.times--;
+      proxy.log.push(`${req.method} ${req.url} -> delayed ${fault.delayMs} ms`);
+      req.pause();
+      setTimeout(() => {
+        req.resume();
+        forward(req, res);
+      }, fault.delayMs);
+      return;
+    }
     if (fault) {
       fault.times--;
       proxy.injected++;
@@ -53,8 +65,11 @@ export async function startFaultProxy(target: string /* 127.0.0.1:PORT */): Prom
       res.end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'injected fault' }] }));
       return;
     }
-    proxy.forwarded++;
     proxy.log.push(`${req.method} ${req.url}`);
+    forward(req, res);
+  });
+  const forward = (req: IncomingMessage, res: ServerResponse) => {
+    proxy.forwarded++;
     const [host, port] = target.split(':');
     const upstream = httpRequest(
       { host, port: Number(port), method: req.method, path: req.url, headers: { ...req.headers, host: proxy.host } },
@@ -70,7 +85,7 @@ export async function startFaultProxy(target: string /* 127.0.0.1:PORT */): Prom
       res.writeHead(502).end();
     });
     req.pipe(upstream);
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   proxy.host = `127.0.0.1:${port}`;

@@ -6,7 +6,6 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cosignVerify, tempDir } from '../helpers/cosign.js';
 import { pushImage } from '../helpers/images.js';
@@ -14,13 +13,12 @@ import { freePort } from '../helpers/ports.js';
 import { runProcess } from '../helpers/proc.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { deletePrefix, REDIS_URL, uniquePrefix, waitFor } from '../helpers/signet.js';
+import { signetArgv } from '../helpers/cli.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const cli = path.join(root, 'src/cli.ts');
-const tsx = path.join(root, 'node_modules/.bin/tsx');
 
 function signet(args: string[], opts: { cwd: string; env?: Record<string, string> }) {
-  return runProcess(tsx, [cli, ...args], { cwd: opts.cwd, env: { ...process.env, SIGNET_CONFIG: '', ...opts.env }, timeoutMs: 60_000 });
+  const cmd = signetArgv(args);
+  return runProcess(cmd.bin, cmd.args, { cwd: opts.cwd, env: { ...process.env, SIGNET_CONFIG: '', ...opts.env }, timeoutMs: 60_000 });
 }
 
 let tmp: { dir: string; remove: () => void };
@@ -92,7 +90,8 @@ describe('signet start on the embedded default', () => {
   it('generates a P-256 key, prints where its public key is, listens, stops on SIGTERM', async () => {
     const dir = tempDir();
     const port = await freePort();
-    const child = spawn(tsx, [cli, 'start'], { cwd: dir.dir, env: { ...process.env, SIGNET_CONFIG: '', SIGNET_PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const cmd = signetArgv(['start']);
+    const child = spawn(cmd.bin, cmd.args, { cwd: dir.dir, env: { ...process.env, SIGNET_CONFIG: '', SIGNET_PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     let stdout = '';
     child.stderr.on('data', (d) => (stderr += d));
