@@ -219,7 +219,7 @@ describe('receiver while Redis is away', () => {
   let s: RunningSignet;
 
   async function startRedis(): Promise<void> {
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--dir', redisDir], { stdio: 'ignore' });
+    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', redisDir], { stdio: 'ignore' });
     await waitFor('redis up', async () => {
       const { Redis } = await import('ioredis');
       const c = new Redis({ port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
@@ -245,9 +245,15 @@ describe('receiver while Redis is away', () => {
     rmSync(redisDir, { recursive: true, force: true });
   });
 
-  it('answers 503 (so the registry retries) while Redis is down, and recovers by itself', async () => {
+  it('answers 503 (so the registry retries) while Redis is down, and recovers by itself; queued events survive', async () => {
     const body = fixture('distribution-push.json');
-    expect((await post(s, 'dist', body)).status).toBe(202);
+    const accepted: string[] = [];
+    for (const tag of ['before-1', 'before-2', 'before-3']) {
+      body.events[0].target.tag = tag;
+      const r = await post(s, 'dist', body);
+      expect(r.status).toBe(202);
+      accepted.push(...(await j(r)).queued.map((q: { job: string }) => q.job));
+    }
     redis!.kill('SIGKILL');
     await new Promise((r) => redis!.once('exit', r));
     const down = await post(s, 'dist', body);
@@ -255,5 +261,9 @@ describe('receiver while Redis is away', () => {
     expect(down.headers.get('retry-after')).toBeTruthy();
     await startRedis();
     await waitFor('receiver recovered', async () => (await post(s, 'dist', body)).status === 202, 20_000, 250);
+    // every event acknowledged with 202 before the crash is still queued (appendonly)
+    const waiting = await s.service.queue!.queue.getJobs(['waiting']);
+    const ids = waiting.map((jb) => jb.id);
+    for (const id of accepted) expect(ids).toContain(id);
   });
 });
