@@ -284,4 +284,31 @@ describe('sign on push, verified by the real cosign', () => {
     expect((await getManifest(quiet, 'team-b/app', sigTag(a.digest))).status).toBe(404);
     expect((await getManifest(quiet, 'team-b/app', sigTag(b.digest))).status).toBe(404);
   });
+
+  it('a payload naming a registry host not in config is refused, and that host receives nothing', async () => {
+    const { createServer } = await import('node:net');
+    let connections = 0;
+    const listener = createServer((sock) => {
+      connections++;
+      sock.destroy();
+    });
+    await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+    const host = `127.0.0.1:${(listener.address() as { port: number }).port}`;
+    try {
+      const event = (h: string, url: string) => ({
+        events: [{ id: 'x', action: 'push', target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'a'.repeat(64)}`, repository: 'p256/app', tag: 'v9', url }, request: { host: h } }],
+      });
+      for (const body of [event(host, `http://${host}/v2/p256/app/manifests/v9`), event('', `http://${host}/v2/p256/app/manifests/v9`)]) {
+        const res = await fetch(`${signet.url}/hooks/local`, { method: 'POST', headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        expect(res.status).toBe(200);
+        expect(((await res.json()) as any).ignored[0].reason).toMatch(/not in registries/);
+      }
+      // the worker refuses it too, should such a job ever be queued
+      await expect(signet.runtime.pipeline.sign({ host, repository: 'p256/app', tag: 'v9' })).rejects.toMatchObject({ code: 'REGISTRY_NOT_CONFIGURED' });
+      await settle();
+      expect(connections).toBe(0);
+    } finally {
+      listener.close();
+    }
+  });
 });
