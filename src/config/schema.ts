@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import { keyConfigSchema } from '../kms/providers.js';
-import { integrationKinds } from '../webhooks/adapters/index.js';
+import { webhookAdapters } from '../webhooks/adapters/index.js';
+import type { integrationConfig } from '../webhooks/integration-config.js';
 
 const hostPattern = /^[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9a-fA-F:]+\](:[0-9]{1,5})?$/;
 const host = z
@@ -38,23 +39,10 @@ export const registrySchema = z
   })
   .strict();
 
-export const integrationSchema = z
-  .object({
-    name: z
-      .string()
-      .regex(/^[a-z0-9][a-z0-9-_]{0,62}$/, 'lowercase letters, digits, - and _ (it becomes the URL /hooks/<name>)'),
-    kind: z.enum(integrationKinds as [string, ...string[]]),
-    /** Shared secret the registry presents (Authorization: Bearer <secret>, or ?token=<secret>). */
-    secret: z.string().min(16, 'use at least 16 characters').optional(),
-    /** Accept unauthenticated calls. Only for closed networks; a warning is logged at startup. */
-    insecure: z.boolean().default(false),
-    /** Requests per second this endpoint accepts (token bucket); over it: 429 with Retry-After. */
-    rateLimit: z
-      .object({ requestsPerSecond: z.number().positive().default(2000), burst: z.number().int().min(1).default(5000) })
-      .strict()
-      .default({ requestsPerSecond: 2000, burst: 5000 }),
-  })
-  .strict();
+/** One entry per webhook endpoint; each kind's adapter owns its schema (src/webhooks/adapters/). */
+type IntegrationEntrySchema = ReturnType<typeof integrationConfig<string>>;
+const adapterSchemas = Object.values(webhookAdapters).map((a) => a.configSchema) as unknown as [IntegrationEntrySchema, ...IntegrationEntrySchema[]];
+export const integrationSchema = z.discriminatedUnion('kind', adapterSchemas);
 
 const globList = z.array(z.string().min(1));
 

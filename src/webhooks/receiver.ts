@@ -13,10 +13,10 @@ import type { Metrics } from '../metrics.js';
 import type { SignQueue } from '../queue/sign-queue.js';
 import type { RegistryDirectory } from '../registry/directory.js';
 import { isAttachmentTag, isValidDigest, isValidRepository, isValidTag } from '../registry/reference.js';
-import { webhookAdapters } from './adapters/index.js';
+import { adapterFor } from './adapters/index.js';
 import { isAuthorized } from './auth.js';
 import { TokenBucket } from './rate-limit.js';
-import type { IgnoredItem, PushEvent, WebhookAdapter } from './types.js';
+import type { IgnoredItem, PushEvent } from './types.js';
 
 export interface ReceiverDeps {
   config: Config;
@@ -61,19 +61,35 @@ export function createReceiver(deps: ReceiverDeps): express.Express {
         res.status(429).set('Retry-After', String(Math.max(1, Math.ceil(wait)))).json({ error: 'rate limit exceeded' });
         return;
       }
-      if (!isAuthorized(req, integ.secret, integ.insecure)) {
+      res.locals['integration'] = integ;
+      next();
+    },
+    express.raw({ type: () => true, limit: config.server.bodyLimitBytes }),
+    async (req: Request, res: Response, next: NextFunction) => {
+      const integ = res.locals['integration'] as IntegrationConfig;
+      const adapter = adapterFor(integ.kind)!;
+      const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      let ok: boolean;
+      try {
+        ok = adapter.authenticate
+          ? await adapter.authenticate({ headers: req.headers, query: req.query as Record<string, unknown>, body: raw }, integ)
+          : isAuthorized(req, integ.secret, integ.insecure);
+      } catch (err) {
+        // an authenticator that throws (say, on a malformed signature header) fails the check
+        logger.debug({ integration: integ.name, err: describeError(err) }, 'webhook authentication error');
+        ok = false;
+      }
+      if (!ok) {
         metrics.webhookEvents.inc({ integration: integ.name, outcome: 'unauthorized' });
         logger.warn({ integration: integ.name, remote: req.ip }, 'webhook rejected: bad or missing secret');
         res.status(401).json({ error: 'unauthorized' });
         return;
       }
-      res.locals['integration'] = integ;
       next();
     },
-    express.raw({ type: () => true, limit: config.server.bodyLimitBytes }),
     async (req: Request, res: Response) => {
       const integ = res.locals['integration'] as IntegrationConfig;
-      const adapter: WebhookAdapter = webhookAdapters[integ.kind as keyof typeof webhookAdapters];
+      const adapter = adapterFor(integ.kind)!;
       const requestId = headerId(req) ?? randomUUID();
       const log = logger.child({ requestId, integration: integ.name });
 

@@ -1,5 +1,6 @@
 import type { Request } from 'express';
-import type { IntegrationConfig } from '../config/schema.js';
+import type { z } from 'zod';
+import type { IntegrationBase } from './integration-config.js';
 
 /** One image push, normalized from whatever a registry sent. The payload's digest is a hint only. */
 export interface PushEvent {
@@ -31,18 +32,32 @@ export interface AdapterResult {
   ignored: IgnoredItem[];
 }
 
-export interface AdapterContext {
-  integration: IntegrationConfig;
+export interface AdapterContext<C extends IntegrationBase = IntegrationBase> {
+  integration: C;
   headers: Request['headers'];
+}
+
+/** The request as received, for adapters that authenticate with more than a shared secret. */
+export interface RawWebhookRequest {
+  headers: Request['headers'];
+  query: Record<string, unknown>;
+  body: Buffer;
 }
 
 /**
  * One registry's webhook dialect. `parse` validates with the adapter's own zod schema and throws
  * WebhookPayloadError (-> 400) for what is not that dialect at all.
  */
-export interface WebhookAdapter {
+export interface WebhookAdapter<C extends IntegrationBase = IntegrationBase> {
   readonly kind: string;
+  /** The `integrations[]` entry for this kind (built with integrationConfig()). */
+  readonly configSchema: z.ZodType<C>;
   /** Content types the sender uses (besides application/json, always accepted). */
   readonly contentTypes: readonly string[];
-  parse(body: unknown, ctx: AdapterContext): AdapterResult;
+  /**
+   * Authenticate a call (HMAC of the body, a signed JWT, ...). Without it the shared secret is
+   * checked (Authorization: Bearer <secret>, a bare Authorization: <secret>, or ?token=<secret>).
+   */
+  authenticate?(req: RawWebhookRequest, integration: C): boolean | Promise<boolean>;
+  parse(body: unknown, ctx: AdapterContext<C>): AdapterResult;
 }

@@ -4,6 +4,7 @@
  * deletes are ignored with a reason. Source: distribution notifications/event.go, bridge.go.
  */
 import { z } from 'zod';
+import { integrationConfig } from '../integration-config.js';
 import type { AdapterEvent, AdapterResult, IgnoredItem, WebhookAdapter } from '../types.js';
 import { MANIFEST_MEDIA_TYPES, parseOrThrow } from './common.js';
 
@@ -29,6 +30,7 @@ export const distributionEnvelopeSchema = z.object({ events: z.array(eventSchema
 
 export const distributionAdapter: WebhookAdapter = {
   kind: 'distribution',
+  configSchema: integrationConfig('distribution'),
   contentTypes: [
     'application/vnd.docker.distribution.events.v1+json',
     'application/vnd.docker.distribution.events.v2+json',

@@ -4,6 +4,7 @@
  * push by digest. Source: goharbor/harbor src/pkg/notifier/model/event.go, formats/*.go.
  */
 import { z } from 'zod';
+import { integrationConfig } from '../integration-config.js';
 import type { AdapterEvent, AdapterResult, IgnoredItem, WebhookAdapter } from '../types.js';
 import { parseOrThrow, splitResourceUrl } from './common.js';
 
@@ -27,6 +28,7 @@ const PUSH_TYPES = new Set(['PUSH_ARTIFACT', 'harbor.artifact.pushed']);
 
 export const harborAdapter: WebhookAdapter = {
   kind: 'harbor',
+  configSchema: integrationConfig('harbor'),
   contentTypes: ['application/cloudevents+json'],
   parse(body): AdapterResult {
     const payload = parseOrThrow(harborPayloadSchema, body, 'harbor');
