@@ -58,6 +58,7 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
     pipeline,
     async close() {
       await registries.close();
+      await Promise.allSettled([...keys.values()].map((k) => k.close?.()));
       lockRedis.disconnect();
     },
   };

@@ -16,6 +16,8 @@ export interface KeyProvider {
    * constant-time code path) after checking that it hashes to `digest`. KMS providers ignore it.
    */
   sign(digest: Buffer, payload?: Buffer): Promise<Buffer>;
+  /** Release connections, sessions or libraries the provider holds (called once at shutdown). */
+  close?(): Promise<void>;
 }
 
 export type KeyAlgorithm = 'rsa-2048' | 'ecdsa-p256';
