@@ -7,12 +7,18 @@
  */
 import { z } from 'zod';
 import { fileProvider } from './file.js';
+import { vaultProvider } from './vault.js';
+import { pkcs11Provider } from './pkcs11.js';
+import { gcpKmsProvider } from './gcpkms.js';
+import { azureKvProvider } from './azurekv.js';
+import { awsKmsProvider } from './awskms.js';
+import { alibabaKmsProvider } from './alibabakms.js';
 import type { KeyProviderContext } from './define.js';
 import type { KeyProvider } from './types.js';
 
 export type { KeyProviderContext } from './define.js';
 
-export const keyProviders = [fileProvider] as const;
+export const keyProviders = [fileProvider, vaultProvider, gcpKmsProvider, azureKvProvider, awsKmsProvider, alibabaKmsProvider, pkcs11Provider] as const;
 
 type Definition = (typeof keyProviders)[number];
 const schemas = keyProviders.map((p) => p.schema) as unknown as [Definition['schema'], ...Definition['schema'][]];

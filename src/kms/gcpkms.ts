@@ -1,0 +1,440 @@
+/**
+ * The `gcpkms` key provider: an asymmetric signing key version in Google Cloud KMS, used through
+ * `@google-cloud/kms` 5.x (the last major for Node 20).
+ *
+ * - The key VERSION is pinned (`cryptoKeyVersion: projects/P/locations/L/keyRings/R/cryptoKeys/K/
+ *   cryptoKeyVersions/V`, or `ref: gcpkms://projects/.../cryptoKeyVersions/V`), so the public key
+ *   exported at startup is the one every signature verifies with. (sigstore's client also takes a
+ *   reference without a version and then signs with the newest enabled version; signet refuses
+ *   that, because a rotation would silently change the signing key under a running service.)
+ * - Startup: GetPublicKey once; the response's `pemCrc32c` and `name` are checked; the version's
+ *   algorithm must be RSA_SIGN_PKCS1_{2048,3072,4096}_SHA256 or EC_SIGN_P256_SHA256, and the PEM
+ *   must match it. PSS, SHA-512, raw-PKCS#1, P-384, secp256k1, Ed25519, decrypt keys etc. are
+ *   refused with KEY_UNSUPPORTED (cosign verifies RSA as PKCS#1 v1.5 with SHA-256).
+ * - `sign(digest)`: exactly one AsymmetricSign call with `digest.sha256` and `digestCrc32c`;
+ *   `verifiedDigestCrc32c`, the signature's CRC32C and the returned `name` are checked (Google's
+ *   data-integrity guidance, as sigstore's GCP signer does). Cloud KMS returns RSA PKCS#1 v1.5 and
+ *   DER ECDSA signatures, so nothing is converted.
+ * - The SDK's own retries are OFF (`retry: null`) and each call has a deadline (`timeoutSeconds`):
+ *   the queue's backoff is the one retry policy.
+ * - Credentials: Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS, workload
+ *   identity, the metadata server, gcloud's ADC file), or `keyFilename` (a service-account or
+ *   external-account JSON file). `endpoint` / `transport` / `insecureEndpoint` point the client at
+ *   another endpoint (a private/regional endpoint, or a local stand-in in tests).
+ */
+import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { access, constants as fsConstants } from 'node:fs/promises';
+import path from 'node:path';
+import { KeyManagementServiceClient, protos } from '@google-cloud/kms';
+import { grpc, type ClientOptions } from 'google-gax';
+import { z } from 'zod';
+import { SignetError, type ErrorCode } from '../errors.js';
+import { redactText } from '../log.js';
+import { crc32c } from './crc32c.js';
+import { defineKeyProvider, type KeyProviderContext } from './define.js';
+import { derEcdsaToRaw } from './ecdsa.js';
+import type { KeyAlgorithm, KeyProvider } from './types.js';
+
+const VERSION_NAME = /^projects\/[^/\s]+\/locations\/[^/\s]+\/keyRings\/[^/\s]+\/cryptoKeys\/[^/\s]+\/cryptoKeyVersions\/[^/\s]+$/;
+const VERSION_FORMAT = 'projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY/cryptoKeyVersions/VERSION';
+
+export const gcpKmsKeySchema = z
+  .object({
+    name: z.string().min(1),
+    provider: z.literal('gcpkms'),
+    /** The full resource name of the key version. */
+    cryptoKeyVersion: z.string().regex(VERSION_NAME, `must be ${VERSION_FORMAT}`),
+    /** Service-account (or external-account) JSON; relative to the config file. Default: ADC. */
+    keyFilename: z.string().min(1).optional(),
+    /** API endpoint `host[:port]` (default cloudkms.googleapis.com:443), e.g. a regional endpoint. */
+    endpoint: z
+      .string()
+      .regex(/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::\d{1,5})?$/, 'must be host or host:port (no scheme)')
+      .optional(),
+    /** `grpc` (the SDK's default) or `rest` (HTTP/1.1 + JSON, e.g. through HTTP-only proxies). */
+    transport: z.enum(['grpc', 'rest']).default('grpc'),
+    /** TEST/DEV ONLY: plaintext to `endpoint` (no TLS; on gRPC no credentials are sent at all). */
+    insecureEndpoint: z.boolean().optional(),
+    /** Deadline per KMS call, seconds. */
+    timeoutSeconds: z.number().positive().max(600).default(30),
+  })
+  .strict()
+  .refine((c) => !c.insecureEndpoint || c.endpoint !== undefined, {
+    message: 'insecureEndpoint needs an endpoint',
+    path: ['insecureEndpoint'],
+  });
+export type GcpKmsKeyConfig = z.infer<typeof gcpKmsKeySchema>;
+
+const Algorithm = protos.google.cloud.kms.v1.CryptoKeyVersion.CryptoKeyVersionAlgorithm;
+
+/** Algorithms signet signs with: what cosign's default verifiers accept. */
+const SUPPORTED: Record<string, { algorithm: KeyAlgorithm; keyType: 'rsa' | 'ec'; bits: number }> = {
+  RSA_SIGN_PKCS1_2048_SHA256: { algorithm: 'rsa-2048', keyType: 'rsa', bits: 2048 },
+  RSA_SIGN_PKCS1_3072_SHA256: { algorithm: 'rsa-2048', keyType: 'rsa', bits: 3072 },
+  RSA_SIGN_PKCS1_4096_SHA256: { algorithm: 'rsa-2048', keyType: 'rsa', bits: 4096 },
+  EC_SIGN_P256_SHA256: { algorithm: 'ecdsa-p256', keyType: 'ec', bits: 256 },
+};
+
+function whyUnsupported(alg: string): string {
+  if (alg.includes('_PSS_')) return 'RSA-PSS is not verifiable by a default `cosign verify --key` (it verifies RSA as PKCS#1 v1.5); create an RSA_SIGN_PKCS1_2048_SHA256 version';
+  if (alg.startsWith('RSA_SIGN_RAW_PKCS1')) return 'raw PKCS#1 keys sign without a DigestInfo; create an RSA_SIGN_PKCS1_2048_SHA256 version';
+  if (alg.endsWith('_SHA512') || alg.endsWith('_SHA384')) return 'signet signs SHA-256 digests; create a *_SHA256 version';
+  if (alg.startsWith('RSA_DECRYPT') || alg.startsWith('GOOGLE_SYMMETRIC') || alg.startsWith('HMAC') || alg.startsWith('AES') || alg.startsWith('EXTERNAL'))
+    return 'not an asymmetric signing key';
+  return 'only RSA_SIGN_PKCS1_2048_SHA256 (3072/4096 also accepted) and EC_SIGN_P256_SHA256 are supported';
+}
+
+/** gRPC status names by number (0..16). */
+const GRPC_NAMES = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k])) as Record<number, string>;
+
+export interface GcpKmsKeyProvider extends KeyProvider {
+  readonly algorithm: KeyAlgorithm;
+  /** The Cloud KMS algorithm name, e.g. RSA_SIGN_PKCS1_2048_SHA256. */
+  readonly kmsAlgorithm: string;
+  readonly keyBits: number;
+  /** Close the client's channel (tests, shutdown). */
+  close(): Promise<void>;
+}
+
+type Op = 'GetPublicKey' | 'AsymmetricSign';
+
+function parseEndpoint(endpoint: string): { host: string; port?: number } {
+  const m = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(endpoint);
+  if (!m) throw new SignetError('KEY_INVALID', `bad endpoint ${endpoint}`);
+  const host = m[1]!.replace(/^\[|\]$/g, '');
+  return m[2] ? { host, port: Number(m[2]) } : { host };
+}
+
+/** Numbers that may come as number, string or Long. */
+function toNumber(v: unknown): number | undefined {
+  if (v === null || v === undefined) return undefined;
+  const n = Number(typeof v === 'object' ? String(v) : v);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+function toBuffer(v: Uint8Array | string | null | undefined): Buffer | undefined {
+  if (v === null || v === undefined) return undefined;
+  return typeof v === 'string' ? Buffer.from(v, 'base64') : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+function algorithmName(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') return (Algorithm as unknown as Record<number, string>)[v] ?? `algorithm #${v}`;
+  return 'CRYPTO_KEY_VERSION_ALGORITHM_UNSPECIFIED';
+}
+
+/** Seconds from a google.rpc.RetryInfo detail, when the backend sent one. */
+function retryAfterOf(err: { statusDetails?: unknown }): number | undefined {
+  const details = Array.isArray(err.statusDetails) ? err.statusDetails : [];
+  for (const d of details) {
+    const delay = (d as { retryDelay?: { seconds?: unknown; nanos?: unknown } } | null)?.retryDelay;
+    if (delay) {
+      const s = (toNumber(delay.seconds) ?? 0) + (toNumber(delay.nanos) ?? 0) / 1e9;
+      if (s > 0) return Math.ceil(s);
+    }
+  }
+  return undefined;
+}
+
+/** Strip tokens and keep messages short. */
+function clean(msg: unknown): string {
+  const s = redactText(String(msg ?? ''))
+    .replace(/eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, '[redacted-jwt]')
+    .replace(/ya29\.[A-Za-z0-9._-]+/g, '[redacted-token]')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return s.length > 300 ? `${s.slice(0, 300)}…` : s;
+}
+
+/** gRPC code for an HTTP status, as google-gax maps them. */
+function grpcFromHttp(status: number): number {
+  const map: Record<number, number> = {
+    400: grpc.status.INVALID_ARGUMENT,
+    401: grpc.status.UNAUTHENTICATED,
+    403: grpc.status.PERMISSION_DENIED,
+    404: grpc.status.NOT_FOUND,
+    409: grpc.status.ABORTED,
+    412: grpc.status.FAILED_PRECONDITION,
+    416: grpc.status.OUT_OF_RANGE,
+    429: grpc.status.RESOURCE_EXHAUSTED,
+    499: grpc.status.CANCELLED,
+    501: grpc.status.UNIMPLEMENTED,
+    503: grpc.status.UNAVAILABLE,
+    504: grpc.status.DEADLINE_EXCEEDED,
+  };
+  return map[status] ?? (status >= 500 ? grpc.status.INTERNAL : grpc.status.UNKNOWN);
+}
+
+/** Seconds from a Retry-After header value (delta-seconds or HTTP date). */
+function retryAfterHeader(v: unknown): number | undefined {
+  if (typeof v !== 'string' || !v) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim());
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+}
+
+interface ErrorShape {
+  code?: unknown;
+  status?: unknown;
+  details?: unknown;
+  message?: unknown;
+  statusDetails?: unknown;
+  config?: { url?: unknown };
+  response?: { status?: number; headers?: unknown };
+}
+
+/**
+ * Read the parts that matter from the error shapes the client produces:
+ * - gRPC: a GoogleError with a numeric `code`, `details` text and decoded `statusDetails`;
+ * - REST (gax 5 + google-auth-library 10): the raw GaxiosError of the HTTP call, whose message is
+ *   the JSON error body `{"error":{"code","message","status","details":[...]}}`.
+ * Returns undefined for errors that did not come from the KMS API (credentials, network).
+ */
+function apiError(e: ErrorShape): { grpcCode: number; text: string; retryAfterSeconds?: number } | undefined {
+  if (typeof e.code === 'number' && e.code >= 0 && e.code <= 16 && e.response === undefined) {
+    const ra = retryAfterOf(e);
+    const text = typeof e.details === 'string' && e.details ? e.details : String(e.message ?? '');
+    return { grpcCode: e.code, text: text.replace(/^\d+ [A-Z_]+: /, ''), ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) };
+  }
+  const httpStatus = typeof e.response?.status === 'number' ? e.response.status : typeof e.status === 'number' ? e.status : undefined;
+  const url = typeof e.config?.url === 'string' ? e.config.url : String(e.config?.url ?? '');
+  if (httpStatus === undefined || !/\/v1\/projects\//.test(url)) return undefined;
+  let body: { error?: { message?: string; status?: string; details?: { '@type'?: string; retryDelay?: string }[] } } = {};
+  try {
+    body = JSON.parse(String(e.message ?? '')) as typeof body;
+  } catch {
+    // not JSON (a proxy's HTML page, say): keep the HTTP status only
+  }
+  const named = body.error?.status;
+  const grpcCode =
+    typeof named === 'string' && named in grpc.status ? (grpc.status[named as keyof typeof grpc.status] as number) : grpcFromHttp(httpStatus);
+  let ra: number | undefined;
+  for (const d of body.error?.details ?? []) {
+    const m = typeof d?.retryDelay === 'string' ? /^(\d+(?:\.\d+)?)s$/.exec(d.retryDelay) : null;
+    if (m) ra = Math.ceil(Number(m[1]));
+  }
+  const headers = e.response?.headers;
+  const headerValue =
+    headers instanceof Headers ? headers.get('retry-after') : (headers as Record<string, unknown> | undefined)?.['retry-after'];
+  ra ??= retryAfterHeader(headerValue);
+  return { grpcCode, text: body.error?.message ?? `HTTP ${httpStatus}`, ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) };
+}
+
+/** Turn an SDK/transport error into a classified SignetError. Never includes credentials. */
+export function classifyGcpError(err: unknown, cfg: Pick<GcpKmsKeyConfig, 'name' | 'cryptoKeyVersion'>, op: Op): SignetError {
+  if (err instanceof SignetError) return err;
+  const e = (err ?? {}) as ErrorShape;
+  const who = `key "${cfg.name}" (gcpkms ${cfg.cryptoKeyVersion})`;
+  const api = apiError(e);
+  const text = clean(api ? api.text : e.message);
+  const make = (code: ErrorCode, why: string, retryable: boolean, extra: { retryAfterSeconds?: number; status?: number } = {}) =>
+    new SignetError(code, `${who}: ${op} failed: ${why}${text ? ` (${text})` : ''}`, { retryable, ...extra });
+
+  if (api) {
+    const grpcCode = api.grpcCode;
+    const name = GRPC_NAMES[grpcCode] ?? String(grpcCode);
+    const ra = api.retryAfterSeconds !== undefined ? { retryAfterSeconds: api.retryAfterSeconds } : {};
+    switch (grpcCode) {
+      case grpc.status.RESOURCE_EXHAUSTED:
+        return make('KEY_THROTTLED', `throttled by Cloud KMS (${name})`, true, ra);
+      case grpc.status.UNAVAILABLE:
+      case grpc.status.DEADLINE_EXCEEDED:
+      case grpc.status.INTERNAL:
+      case grpc.status.UNKNOWN:
+      case grpc.status.ABORTED:
+      case grpc.status.CANCELLED:
+      case grpc.status.DATA_LOSS:
+        return make('KEY_UNAVAILABLE', `Cloud KMS unavailable (${name})`, true, ra);
+      case grpc.status.PERMISSION_DENIED:
+        return make(
+          'KEY_DENIED',
+          `permission denied (${name}); the principal needs cloudkms.cryptoKeyVersions.useToSign and .viewPublicKey on the key (roles/cloudkms.signer + roles/cloudkms.publicKeyViewer, or roles/cloudkms.signerVerifier); Cloud KMS also answers this for a key that does not exist`,
+          false,
+        );
+      case grpc.status.UNAUTHENTICATED:
+        return make('KEY_DENIED', `credentials rejected (${name}); check keyFilename / Application Default Credentials`, false);
+      case grpc.status.NOT_FOUND:
+        return make('KEY_NOT_FOUND', `key version not found (${name})`, false);
+      case grpc.status.FAILED_PRECONDITION:
+        return make('KEY_DISABLED', `key version is not usable (${name}): disabled, destroyed, scheduled for destruction or not yet generated`, false);
+      case grpc.status.INVALID_ARGUMENT:
+      case grpc.status.OUT_OF_RANGE:
+        return make('KEY_INVALID', `request rejected (${name})`, false);
+      case grpc.status.UNIMPLEMENTED:
+        return make('KEY_UNSUPPORTED', `not supported by the endpoint (${name})`, false);
+      default:
+        return make('KEY_SIGN_FAILED', `unexpected status ${name}`, false);
+    }
+  }
+
+  // google-auth-library / gaxios errors (token endpoint, metadata server) and plain network errors.
+  const status = e.response?.status;
+  if (typeof status === 'number') {
+    if (status === 429) return make('KEY_THROTTLED', 'credential endpoint throttled (HTTP 429)', true, { status });
+    if (status >= 500) return make('KEY_UNAVAILABLE', `credential endpoint unavailable (HTTP ${status})`, true, { status });
+    return make('KEY_DENIED', `could not obtain Google credentials (HTTP ${status})`, false, { status });
+  }
+  const msg = String(e.message ?? '');
+  if (/Could not load the default credentials|Unable to detect a Project Id|credential/i.test(msg) && !/timeout|ECONN|ENOTFOUND|EAI_AGAIN/i.test(msg)) {
+    return make('KEY_DENIED', 'no usable Google credentials (set keyFilename, GOOGLE_APPLICATION_CREDENTIALS or run with a service account)', false);
+  }
+  if (typeof e.code === 'string' && /^E[A-Z]+/.test(e.code)) return make('KEY_UNAVAILABLE', `network error ${e.code}`, true);
+  return make('KEY_UNAVAILABLE', 'unexpected client error', true);
+}
+
+/**
+ * Reject after `ms` when the call has not settled. gRPC calls carry their own deadline; the REST
+ * transport (gax 5) ignores the call timeout, so this is its only one.
+ */
+function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => SignetError): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+function buildClientOptions(cfg: GcpKmsKeyConfig, ctx: KeyProviderContext): ClientOptions {
+  const opts: ClientOptions = { fallback: cfg.transport === 'rest' };
+  if (cfg.keyFilename) opts.keyFilename = path.resolve(ctx.baseDir, cfg.keyFilename);
+  if (cfg.endpoint) {
+    const { host, port } = parseEndpoint(cfg.endpoint);
+    opts.apiEndpoint = host;
+    if (port !== undefined) opts.port = port;
+    else if (cfg.insecureEndpoint && cfg.transport === 'rest') opts.port = 80;
+  }
+  if (cfg.insecureEndpoint) {
+    if (cfg.transport === 'rest') (opts as ClientOptions & { protocol?: string }).protocol = 'http';
+    else opts.sslCreds = grpc.credentials.createInsecure();
+  }
+  return opts;
+}
+
+export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProviderContext): Promise<GcpKmsKeyProvider> {
+  const who = `key "${cfg.name}" (gcpkms ${cfg.cryptoKeyVersion})`;
+  const versionName = cfg.cryptoKeyVersion;
+  if (cfg.keyFilename) {
+    const file = path.resolve(ctx.baseDir, cfg.keyFilename);
+    try {
+      await access(file, fsConstants.R_OK);
+    } catch (err) {
+      throw new SignetError('KEY_INVALID', `${who}: cannot read keyFilename ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  const client = new KeyManagementServiceClient(buildClientOptions(cfg, ctx));
+  const timeoutMs = Math.round(cfg.timeoutSeconds * 1000);
+  const callOptions = { retry: null, timeout: timeoutMs };
+  const timeout = (op: Op) =>
+    new SignetError('KEY_UNAVAILABLE', `${who}: ${op} failed: no answer from Cloud KMS within ${cfg.timeoutSeconds}s`, { retryable: true });
+
+  try {
+    // ---- startup: the public key and the version's algorithm, once
+    let pub: protos.google.cloud.kms.v1.IPublicKey;
+    try {
+      [pub] = await withDeadline(client.getPublicKey({ name: versionName }, callOptions), timeoutMs, () => timeout('GetPublicKey'));
+    } catch (err) {
+      throw classifyGcpError(err, cfg, 'GetPublicKey');
+    }
+    const pem = pub.pem ?? '';
+    const pemCrc = toNumber(pub.pemCrc32c?.value);
+    if (pemCrc === undefined || pemCrc !== crc32c(pem)) {
+      throw new SignetError('KEY_UNAVAILABLE', `${who}: GetPublicKey response failed its integrity check (pemCrc32c ${pemCrc === undefined ? 'missing' : 'mismatch'}); retry`, {
+        retryable: true,
+      });
+    }
+    if (pub.name && pub.name !== versionName) {
+      throw new SignetError('KEY_INVALID', `${who}: GetPublicKey answered for a different key version (${clean(pub.name)})`);
+    }
+    const kmsAlgorithm = algorithmName(pub.algorithm);
+    const spec = SUPPORTED[kmsAlgorithm];
+    if (!spec) throw new SignetError('KEY_UNSUPPORTED', `${who} is ${kmsAlgorithm}: ${whyUnsupported(kmsAlgorithm)}`);
+
+    let publicKey: KeyObject;
+    try {
+      publicKey = createPublicKey(pem);
+    } catch (err) {
+      throw new SignetError('KEY_INVALID', `${who}: GetPublicKey returned an unparsable PEM`, { cause: err });
+    }
+    const bits = publicKey.asymmetricKeyType === 'rsa' ? publicKey.asymmetricKeyDetails?.modulusLength : undefined;
+    const curve = publicKey.asymmetricKeyDetails?.namedCurve;
+    if (publicKey.asymmetricKeyType !== spec.keyType || (spec.keyType === 'rsa' ? bits !== spec.bits : curve !== 'prime256v1')) {
+      throw new SignetError('KEY_INVALID', `${who}: public key (${publicKey.asymmetricKeyType} ${bits ?? curve ?? ''}) does not match ${kmsAlgorithm}`);
+    }
+    const spkiPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
+
+    return {
+      name: cfg.name,
+      algorithm: spec.algorithm,
+      kmsAlgorithm,
+      keyBits: spec.bits,
+      async publicKeyPem() {
+        return spkiPem;
+      },
+      async sign(digest: Buffer, payload?: Buffer) {
+        if (!Buffer.isBuffer(digest) || digest.length !== 32) {
+          throw new SignetError('KEY_SIGN_FAILED', `${who}: sign() expects a 32-byte SHA-256 digest`);
+        }
+        let resp: protos.google.cloud.kms.v1.IAsymmetricSignResponse;
+        try {
+          [resp] = await withDeadline(
+            client.asymmetricSign({ name: versionName, digest: { sha256: digest }, digestCrc32c: { value: crc32c(digest) } }, callOptions),
+            timeoutMs,
+            () => timeout('AsymmetricSign'),
+          );
+        } catch (err) {
+          throw classifyGcpError(err, cfg, 'AsymmetricSign');
+        }
+        // Data-integrity checks (https://cloud.google.com/kms/docs/data-integrity-guidelines).
+        if (resp.verifiedDigestCrc32c !== true) {
+          throw new SignetError('KEY_UNAVAILABLE', `${who}: AsymmetricSign request corrupted in transit (verifiedDigestCrc32c is false); retry`, { retryable: true });
+        }
+        const signature = toBuffer(resp.signature);
+        if (!signature || signature.length === 0) {
+          throw new SignetError('KEY_SIGN_FAILED', `${who}: AsymmetricSign returned no signature`);
+        }
+        if (toNumber(resp.signatureCrc32c?.value) !== crc32c(signature)) {
+          throw new SignetError('KEY_UNAVAILABLE', `${who}: AsymmetricSign response corrupted in transit (signatureCrc32c mismatch); retry`, { retryable: true });
+        }
+        if (resp.name !== versionName) {
+          throw new SignetError('KEY_SIGN_FAILED', `${who}: AsymmetricSign answered for a different key version (${clean(resp.name)})`);
+        }
+        if (spec.keyType === 'ec') derEcdsaToRaw(signature); // throws KEY_SIGN_FAILED unless strict DER
+        // With the message at hand, check the signature locally (cheap; catches a misbehaving backend).
+        if (payload && createHash('sha256').update(payload).digest().equals(digest) && !verify('sha256', payload, publicKey, signature)) {
+          throw new SignetError('KEY_SIGN_FAILED', `${who}: the signature from Cloud KMS does not verify with the key's public key`);
+        }
+        return signature;
+      },
+      async close() {
+        await client.close();
+      },
+    };
+  } catch (err) {
+    await client.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * `gcpkms://projects/P/locations/L/keyRings/R/cryptoKeys/K/cryptoKeyVersions/V` (as cosign writes
+ * it; `/versions/V` is accepted too, like sigstore). A reference without a version is refused:
+ * signet pins the version.
+ */
+export function parseGcpKmsRef(ref: string): Record<string, unknown> | undefined {
+  if (!ref.startsWith('gcpkms://')) return undefined;
+  const m = /^gcpkms:\/\/(projects\/[^/\s?#]+\/locations\/[^/\s?#]+\/keyRings\/[^/\s?#]+\/cryptoKeys\/[^/\s?#]+)(?:\/(?:cryptoKeyVersions|versions)\/([^/\s?#]+))?$/.exec(ref);
+  if (!m) throw new Error(`expected gcpkms://${VERSION_FORMAT}`);
+  if (!m[2]) {
+    throw new Error(
+      `names no key version; signet signs with a pinned version so the exported public key always matches: use gcpkms://${m[1]}/cryptoKeyVersions/N`,
+    );
+  }
+  return { cryptoKeyVersion: `${m[1]}/cryptoKeyVersions/${m[2]}` };
+}
+
+export const gcpKmsProvider = defineKeyProvider({
+  id: 'gcpkms',
+  schema: gcpKmsKeySchema,
+  create: createGcpKmsKeyProvider,
+  parseRef: parseGcpKmsRef,
+});
