@@ -406,7 +406,7 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
         return signature;
       },
       async close() {
-        await client.close();
+        await client.close().catch(() => undefined); // idempotent: a second close is a no-op
       },
     };
   } catch (err) {

@@ -569,6 +569,7 @@ export async function createVaultKeyProvider(cfg: VaultKeyConfig, ctx: KeyProvid
       return sig;
     },
     async close() {
+      if (http.dispatcher.closed || http.dispatcher.destroyed) return;
       await http.dispatcher.close();
     },
   };
