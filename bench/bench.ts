@@ -15,6 +15,7 @@
  *   --registry-concurrency R signet registries[].maxConcurrency (default: signet's default)
  *   --notify-filter          registry sends no blob or pull events (ignoredmediatypes/ignore.actions)
  *   --cpu-prof               run signet under --cpu-prof and print a self-time summary
+ *   --no-build               use dist/ as it is (default: npx tsc -p tsconfig.build.json first)
  *   --grace S                seconds without progress before unsigned images count as lost (60)
  *   --timeout S              hard limit for the whole run (1800)
  *   --out FILE               JSON results (default bench/results/latest.json)
@@ -24,7 +25,7 @@
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,6 +54,7 @@ interface Options {
   registryConcurrency?: number;
   notifyFilter: boolean;
   cpuProf: boolean;
+  noBuild: boolean;
   graceS: number;
   timeoutS: number;
   out: string;
@@ -69,6 +71,7 @@ function parseOptions(argv: string[]): Options {
       'registry-concurrency': { type: 'string' },
       'notify-filter': { type: 'boolean' },
       'cpu-prof': { type: 'boolean' },
+      'no-build': { type: 'boolean' },
       grace: { type: 'string' },
       timeout: { type: 'string' },
       out: { type: 'string' },
@@ -106,6 +109,7 @@ function parseOptions(argv: string[]): Options {
     ...(int('registry-concurrency', undefined, 1) !== undefined ? { registryConcurrency: int('registry-concurrency', undefined, 1)! } : {}),
     notifyFilter: bool('notify-filter'),
     cpuProf: bool('cpu-prof'),
+    noBuild: bool('no-build'),
     graceS: int('grace', 60, 1)!,
     timeoutS: int('timeout', 1800, 10)!,
     out: path.resolve(ROOT, str('out') ?? 'bench/results/latest.json'),
@@ -141,28 +145,12 @@ async function pool<T>(items: readonly T[], limit: number, fn: (item: T, index: 
   await Promise.all(runners);
 }
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestMtime(p));
-    else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-async function buildIfStale(): Promise<void> {
-  const cli = path.join(ROOT, 'dist/src/cli.js');
-  const srcTime = Math.max(
-    newestMtime(path.join(ROOT, 'src')),
-    newestMtime(path.join(ROOT, 'workers')),
-    statSync(path.join(ROOT, 'tsconfig.build.json')).mtimeMs,
-    statSync(path.join(ROOT, 'tsconfig.json')).mtimeMs,
-  );
-  if (existsSync(cli) && statSync(cli).mtimeMs >= srcTime) {
-    log('build: dist/src/cli.js is up to date');
-    return;
-  }
+/**
+ * Always compile: tsc emits even when it reports errors, so an mtime check could take a broken
+ * emit for an up-to-date build. Other people edit src/ while benches run; a failing build stops
+ * the bench rather than measuring something else.
+ */
+async function build(): Promise<void> {
   log('build: npx tsc -p tsconfig.build.json');
   const r = await runProcess('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, timeoutMs: 300_000 });
   if (r.code !== 0) throw new SetupError(`build failed (code ${r.code}${r.timedOut ? ', timed out' : ''}):\n${r.stdout}${r.stderr}`);
@@ -420,37 +408,57 @@ interface ProfileNode {
   children?: number[];
 }
 
-function summarizeProfile(file: string): { totalMs: number; idlePct: number; topFunctions: string[]; byFile: string[] } {
-  const prof = JSON.parse(readFileSync(file, 'utf8')) as { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number };
+function summarizeProfile(file: string): { totalMs: number; idlePct: number; topFunctions: string[]; byPackage: string[] } {
+  const prof = JSON.parse(readFileSync(file, 'utf8')) as { nodes: ProfileNode[]; samples: number[]; startTime: number; endTime: number };
   const totalMs = (prof.endTime - prof.startTime) / 1000;
   const hits = new Map<number, number>();
   for (const s of prof.samples) hits.set(s, (hits.get(s) ?? 0) + 1);
   const totalSamples = prof.samples.length || 1;
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of prof.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const rel = (url: string): string => url.replace(/^file:\/\//, '').replace(`${ROOT}/`, '');
+  /** The package or signet file a frame belongs to; undefined for node internals and natives. */
+  const ownerOf = (n: ProfileNode): string | undefined => {
+    const url = rel(n.callFrame.url);
+    if (!url || url.startsWith('node:')) return undefined;
+    const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1];
+    return pkg ? `node_modules/${pkg}` : url;
+  };
+  // Self time of natives and node internals goes to the nearest caller in a package or signet
+  // file, so "writev" lands on pino, undici, ioredis or express rather than on "(native)".
+  const owner = new Map<number, string>();
+  const attribute = (id: number): string => {
+    const known = owner.get(id);
+    if (known) return known;
+    const n = byId.get(id)!;
+    const fn = n.callFrame.functionName;
+    let o = ['(idle)', '(garbage collector)', '(program)', '(root)'].includes(fn) ? fn : ownerOf(n);
+    if (!o) {
+      const p = parent.get(id);
+      o = p !== undefined && byId.get(p)!.callFrame.functionName !== '(root)' ? attribute(p) : 'node internals (no JS caller)';
+    }
+    owner.set(id, o);
+    return o;
+  };
   const byFn = new Map<string, number>();
-  const byFile = new Map<string, number>();
+  const byPkg = new Map<string, number>();
   let idle = 0;
   for (const n of prof.nodes) {
     const h = hits.get(n.id) ?? 0;
     if (!h) continue;
     const fn = n.callFrame.functionName || '(anonymous)';
     if (fn === '(idle)') idle += h;
-    const url = n.callFrame.url.replace(/^file:\/\//, '').replace(`${ROOT}/`, '');
-    const where = url ? `${url}:${n.callFrame.lineNumber + 1}` : '';
-    const fnKey = `${fn} ${where}`.trim();
+    const url = rel(n.callFrame.url);
+    const fnKey = `${fn} ${url ? `${url}:${n.callFrame.lineNumber + 1}` : ''}`.trim();
     byFn.set(fnKey, (byFn.get(fnKey) ?? 0) + h);
-    const fileKey = !url
-      ? fn.startsWith('(') ? fn : '(native)'
-      : url.includes('node_modules/')
-        ? `node_modules/${/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1] ?? '?'}`
-        : url.startsWith('node:')
-          ? 'node: internals'
-          : url;
-    byFile.set(fileKey, (byFile.get(fileKey) ?? 0) + h);
+    const o = attribute(n.id);
+    byPkg.set(o, (byPkg.get(o) ?? 0) + h);
   }
   const pct = (h: number): string => `${((100 * h) / totalSamples).toFixed(1).padStart(5)}%`;
   const top = (m: Map<string, number>, k: number): string[] =>
     [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, k).map(([name, h]) => `${pct(h)}  ${name}`);
-  return { totalMs, idlePct: round((100 * idle) / totalSamples), topFunctions: top(byFn, 20), byFile: top(byFile, 12) };
+  return { totalMs, idlePct: round((100 * idle) / totalSamples), topFunctions: top(byFn, 20), byPackage: top(byPkg, 15) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -467,9 +475,9 @@ interface Pushed {
 
 async function main(): Promise<number> {
   const opts = parseOptions(process.argv.slice(2));
-  const startedAt = Date.now();
-  const hardDeadline = startedAt + opts.timeoutS * 1000;
-  const left = (): number => hardDeadline - Date.now();
+  const hardDeadline = Date.now() + opts.timeoutS * 1000;
+  let aborted = false;
+  const left = (): number => (aborted ? -1 : hardDeadline - Date.now());
   const machine = machineInfo();
   log(`signet bench: ${opts.images} images, push concurrency ${opts.concurrency}, worker concurrency ${opts.workerConcurrency}, cosign baseline ${opts.cosignImages} images`);
   log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, registry ${machine.registry}, cosign ${machine.cosign}, redis ${machine.redis}, load ${machine.loadavg}`);
@@ -480,28 +488,29 @@ async function main(): Promise<number> {
   let signet: SignetProc | undefined;
   let rss: ReturnType<typeof rssSampler> | undefined;
   let progress: NodeJS.Timeout | undefined;
-  let cleaned = false;
+  let cleaning: Promise<void> | undefined;
 
-  const cleanup = async (): Promise<void> => {
-    if (cleaned) return;
-    cleaned = true;
-    if (progress) clearInterval(progress);
-    rss?.stop();
-    await signet?.stop().catch(() => undefined);
-    await registry?.stop().catch(() => undefined);
-    try {
-      const n = await deletePrefix(prefix);
-      log(`cleanup: removed ${n} Redis key(s) under ${prefix}:`);
-    } catch (e) {
-      log(`cleanup: could not remove Redis keys under ${prefix}: (${(e as Error).message})`);
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
+  /** Idempotent: every caller waits for the same clean-up to finish. */
+  const cleanup = (): Promise<void> =>
+    (cleaning ??= (async () => {
+      if (progress) clearInterval(progress);
+      rss?.stop();
+      await signet?.stop().catch(() => undefined);
+      await registry?.stop().catch(() => undefined);
+      try {
+        const n = await deletePrefix(prefix);
+        log(`cleanup: removed ${n} Redis key(s) under ${prefix}:`);
+      } catch (e) {
+        log(`cleanup: could not remove Redis keys under ${prefix}: (${(e as Error).message})`);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    })());
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
     // Ctrl-C reaches the whole process group (npm, tsx, signet, the registry): keep cleaning up
     // on the first two, give up on the third.
     if (++signals === 1) {
+      aborted = true;
       log(`\n${sig}: cleaning up`);
       void cleanup().finally(() => process.exit(130));
     } else if (signals >= 3) process.exit(130);
@@ -511,12 +520,16 @@ async function main(): Promise<number> {
   process.on('SIGHUP', onSignal);
   const watchdog = setTimeout(() => {
     log(`\ntimeout: the run exceeded ${opts.timeoutS} s; cleaning up`);
+    aborted = true;
     void cleanup().finally(() => process.exit(2));
   }, opts.timeoutS * 1000 + 5000);
   watchdog.unref();
 
   try {
-    await buildIfStale();
+    if (opts.noBuild) {
+      if (!existsSync(path.join(ROOT, 'dist/src/cli.js'))) throw new SetupError('--no-build: dist/src/cli.js does not exist');
+      log('build: skipped (--no-build), using dist/ as it is');
+    } else await build();
 
     // keys: the same cosign.key for signet and the cosign baseline
     const key = await cosignGenerateKeyPair(dir, KEY_PASSWORD);
@@ -574,7 +587,7 @@ rules:
     log(`phase A: pushing ${opts.images} images (${opts.concurrency} at once)`);
     const phaseStart = Date.now();
     await pool(items, opts.concurrency, async (it) => {
-      if (left() < 0) throw new Error('timeout');
+      if (left() < 0) return;
       const t0 = Date.now();
       try {
         const img = await pushImage(registry!, it.repo, it.tag);
@@ -584,6 +597,7 @@ rules:
       }
     });
     const pushesDone = Date.now();
+    if (aborted) return 130;
     log(`  all pushes done in ${pushesDone - phaseStart} ms (${round((1000 * pushed.length) / (pushesDone - phaseStart))} pushes/s), ${pushErrors.length} push error(s)`);
 
     // wait: until everything is signed, or `grace` seconds without any new signature
@@ -606,6 +620,7 @@ rules:
     }
     clearInterval(progress);
     progress = undefined;
+    if (aborted) return 130;
     printProgress();
     const phaseWall = (Date.now() - phaseStart) / 1000;
     const benchCpu = process.cpuUsage(benchCpuBefore);
@@ -723,6 +738,7 @@ rules:
         }
         if ((i + 1) % 10 === 0) log(`  cosign signed ${i + 1}/${M}`);
       }
+      if (aborted) return 130;
       const secs = (Date.now() - t0) / 1000;
       cosignRate = cosignMs.length / secs;
       cosignMs = cosignMs.sort((a, b) => a - b);
@@ -806,10 +822,15 @@ rules:
       ['images with >1 signature', `${extra.length}`],
       ['cosign verify sample', `${verifications.filter((v) => v.ok).length}/${verifications.length} ok`],
       ['signet_jobs_total', JSON.stringify(jobsTotal)],
-      ['webhook events', JSON.stringify(webhookEvents)],
+      ['webhook events (so far)', `${JSON.stringify(webhookEvents)} (incl. pull events of the checks above)`],
       ['load average at start', String(machine.loadavg)],
       ['CPU s in phase A', `${Object.entries(cpuUsed).map(([k, v]) => `${k} ${v}`).join(', ')} (wall ${round(phaseWall, 1)} s, ${machine.cores} cores)`],
-      ['registry requests / signature', `${result.registryRequests.perSignature} (${requestTotal} requests; no signet metric, counted by probe)`],
+      [
+        'registry requests / signature',
+        `${result.registryRequests.perSignature} (${requestTotal} requests, counted by bench/request-probe.mjs; ${
+          registryMetric.length ? `signet metric: ${registryMetric.map((m) => `${m.name}${JSON.stringify(m.labels)}=${m.value}`).join(', ')}` : 'signet has no metric for it'
+        })`,
+      ],
     ];
     const w = Math.max(...rows.map((r) => r[0].length));
     log('');
@@ -821,8 +842,8 @@ rules:
     if (pushErrors.length) log(`push errors (first 3): ${pushErrors.slice(0, 3).join(' | ')}`);
     for (const v of verifications.filter((x) => !x.ok)) log(`cosign verify FAILED ${v.ref}: ${v.detail}`);
     if (profile) {
-      log(`\nsignet cpu profile (${round(profile.totalMs / 1000, 1)} s, idle ${profile.idlePct}%), self time by file/package:`);
-      for (const l of profile.byFile) log(`  ${l}`);
+      log(`\nsignet cpu profile (${round(profile.totalMs / 1000, 1)} s, idle ${profile.idlePct}%), self time by package or signet file (natives charged to their JS caller):`);
+      for (const l of profile.byPackage) log(`  ${l}`);
       log('top functions by self time:');
       for (const l of profile.topFunctions) log(`  ${l}`);
       if (profileCopy) log(`profile: ${path.relative(ROOT, profileCopy)}`);
@@ -835,6 +856,7 @@ rules:
     if (failed) log('FAILED: lost events, duplicate signatures, push errors, cosign errors or a failed verification (see above)');
     return failed ? 1 : 0;
   } catch (e) {
+    if (aborted) return 130;
     log(`bench error: ${(e as Error).stack ?? String(e)}`);
     if (signet) log(`--- signet stderr ---\n${signet.stderr.text()}\n--- signet stdout (tail) ---\n${signet.stdoutTail.text()}`);
     if (registry) log(`--- registry log ---\n${registry.logs()}`);

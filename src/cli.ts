@@ -119,15 +119,22 @@ async function runService(command: 'start' | 'serve' | 'worker', configPath: str
   const rt = await createRuntime(loaded, { logger });
   const service = await startService(rt, { receiver: command !== 'worker', worker: command !== 'serve' });
   await new Promise<void>((resolve) => {
+    let stopping = false;
     const stop = (signal: string) => {
+      // One shutdown, whatever arrives (Ctrl-C to the process group and a SIGTERM, say).
+      if (stopping) {
+        logger.info({ signal }, 'already stopping');
+        return;
+      }
+      stopping = true;
       logger.info({ signal }, 'stopping: finishing in-flight jobs');
       service.stop().then(resolve, (e) => {
         logger.error({ err: describeError(e) }, 'error while stopping');
         resolve();
       });
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
   logger.flush?.();
   return 0;
