@@ -53,11 +53,13 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
         return report;
       } catch (err) {
         const reason = redactText(describeError(err));
-        if (isSignetError(err) && err.retryable) {
+        // Unknown errors (a Redis hiccup inside the lock, say) are retried too; only what signet
+        // knows cannot succeed later fails the job at once.
+        if (!isSignetError(err) || err.retryable) {
           metrics.jobs.inc({ outcome: 'retry' });
           log.warn({ attempt: job.attemptsMade + 1, err: reason }, 'sign failed, will retry');
           // The job's failure reason is "CODE: message" like every other failure.
-          throw Object.assign(new Error(reason), { retryAfterSeconds: err.retryAfterSeconds });
+          throw Object.assign(new Error(reason), { retryAfterSeconds: isSignetError(err) ? err.retryAfterSeconds : undefined });
         }
         metrics.jobs.inc({ outcome: 'failed' });
         log.error({ err: reason }, 'sign failed');

@@ -30,7 +30,9 @@ export class DigestLock {
     const deadline = Date.now() + waitMs;
     let delay = 5;
     for (;;) {
-      const ok = await this.redis.set(key, token, 'PX', leaseMs, 'NX');
+      const ok = await this.redis.set(key, token, 'PX', leaseMs, 'NX').catch((err: Error) => {
+        throw new SignetError('REDIS_UNAVAILABLE', `cannot take the signature lock: ${err.message}`, { retryable: true, cause: err });
+      });
       if (ok === 'OK') break;
       if (Date.now() > deadline) {
         throw new SignetError('LOCK_TIMEOUT', `waited ${waitMs} ms for the signature lock on ${name}`, { retryable: true });
