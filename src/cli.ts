@@ -22,6 +22,10 @@ import { createLogger, redactText } from './log.js';
 import { parseReference } from './registry/reference.js';
 import { createRuntime, startService } from './runtime.js';
 import { QueueAdmin } from './queue/admin.js';
+import { imageStatus } from './api/status.js';
+import { compileRules } from './config/rules.js';
+import { RegistryDirectory } from './registry/directory.js';
+import { StatusStore } from './status/store.js';
 import { checkRedis, createRedis } from './queue/connection.js';
 
 const USAGE = `usage: signet [--config FILE] <command>
@@ -33,6 +37,7 @@ commands:
   sign IMAGE_REF        sign one image now (host/repo:tag or host/repo@sha256:...)
   config check          validate the config and list every problem with its YAML path
   keys export [NAME]    print the public key (SPKI PEM) of each configured key
+  status IMAGE_REF      signing status per (digest, rule, key) of an image (--json for JSON)
   jobs failed           list failed sign jobs with their reasons (--json for JSON)
   jobs retry ID|--all   put failed jobs back in the queue
 
@@ -82,6 +87,9 @@ export async function main(argv: string[], out: Out = (l) => process.stdout.writ
       case 'keys':
         if (rest[0] !== 'export' || rest.length > 2) throw usage('did you mean "signet keys export [NAME]"?');
         return await keysExport(configPath, Boolean(explicit), rest[1], out);
+      case 'status':
+        if (rest.length !== 1) throw usage('status takes one IMAGE_REF');
+        return await statusOf(rest[0]!, configPath, Boolean(explicit), Boolean(parsed.values.json), out);
       case 'jobs':
         return await jobs(rest, configPath, Boolean(explicit), { all: Boolean(parsed.values.all), json: Boolean(parsed.values.json) }, out);
       default:
@@ -179,6 +187,32 @@ async function keysExport(configPath: string, explicit: boolean, name: string | 
     out((await providers.get(k.name)!.publicKeyPem()).trimEnd());
   }
   return 0;
+}
+
+async function statusOf(ref: string, configPath: string, explicit: boolean, json: boolean, out: Out): Promise<number> {
+  const loaded = await load(configPath, explicit, true);
+  const { config } = loaded;
+  await checkRedis(config.redis.url);
+  const redis = createRedis(config.redis.url, 'lock');
+  const registries = new RegistryDirectory(config.registries, { baseDir: loaded.baseDir });
+  try {
+    const st = await imageStatus(ref, { registries, rules: compileRules(config.rules), status: new StatusStore(redis, config.redis.prefix, 86400) });
+    if (json) {
+      out(JSON.stringify(st, null, 2));
+      return 0;
+    }
+    out(`${st.image.repository}${st.image.tag ? `:${st.image.tag}` : ''}${st.image.digest ? `@${st.image.digest}` : ''}`);
+    out(st.rule && 'none' in st.rule ? `  rule: none (${st.rule.none})` : `  rule ${st.rule?.index}: keys ${st.rule?.keys.join(', ')}`);
+    if (st.statuses.length === 0) out('  no signing recorded');
+    for (const e of st.statuses) {
+      const who = e.key ? `key ${e.key}${e.digest && e.digest !== st.image.digest ? ` (${e.digest.slice(0, 19)})` : ''}` : 'push';
+      out(`  ${who}: ${e.state}${e.code ? ` ${e.code}` : ''}${e.reason ? ` (${e.reason})` : ''}  ${e.updatedAt}`);
+    }
+    return 0;
+  } finally {
+    await registries.close();
+    redis.disconnect();
+  }
 }
 
 async function jobs(rest: string[], configPath: string, explicit: boolean, flags: { all: boolean; json: boolean }, out: Out): Promise<number> {

@@ -19,6 +19,10 @@ import { SignQueue } from './queue/sign-queue.js';
 import { RegistryDirectory } from './registry/directory.js';
 import { DigestLock } from './signing/lock.js';
 import { SigningPipeline } from './signing/pipeline.js';
+import { StatusStore } from './status/store.js';
+
+/** How long signing status is kept in Redis. */
+const STATUS_RETENTION_DAYS = 30;
 import { createReceiver } from './webhooks/receiver.js';
 import { createSignWorker } from '../workers/sign-worker.js';
 
@@ -32,6 +36,7 @@ export interface Runtime {
   keys: Map<string, KeyProvider>;
   lockRedis: Redis;
   pipeline: SigningPipeline;
+  status: StatusStore;
   close(): Promise<void>;
 }
 
@@ -46,6 +51,7 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
   const lockRedis = createRedis(config.redis.url, 'lock');
   const lock = new DigestLock(lockRedis, config.redis.prefix);
   const pipeline = new SigningPipeline({ registries, rules, keys, lock });
+  const status = new StatusStore(lockRedis, config.redis.prefix, STATUS_RETENTION_DAYS * 86400);
   return {
     config,
     baseDir,
@@ -56,6 +62,7 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
     keys,
     lockRedis,
     pipeline,
+    status,
     async close() {
       await registries.close();
       await Promise.allSettled([...keys.values()].map((k) => k.close?.()));
@@ -81,7 +88,7 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
 
   if (roles.worker) {
     const connection = createRedis(config.redis.url, 'worker');
-    const worker = createSignWorker({ config, connection, pipeline: rt.pipeline, metrics: rt.metrics, logger });
+    const worker = createSignWorker({ config, connection, pipeline: rt.pipeline, metrics: rt.metrics, logger, status: rt.status });
     await worker.waitUntilReady();
     service.worker = worker;
     closers.push(async () => {
@@ -106,7 +113,7 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
   if (roles.receiver) {
     const producer = createRedis(config.redis.url, 'producer');
     const queue = new SignQueue(producer, config.redis.prefix, config.worker);
-    const app = createReceiver({ config, registries: rt.registries, rules: rt.rules, queue, metrics: rt.metrics, logger });
+    const app = createReceiver({ config, registries: rt.registries, rules: rt.rules, queue, metrics: rt.metrics, logger, status: rt.status });
     const server = createServer(app);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

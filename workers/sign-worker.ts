@@ -12,6 +12,7 @@ import { redactText } from '../src/log.js';
 import type { Metrics } from '../src/metrics.js';
 import { BACKOFF_STRATEGY, retryDelay, SIGN_QUEUE, type SignJobData } from '../src/queue/sign-queue.js';
 import type { SignReport, SigningPipeline } from '../src/signing/pipeline.js';
+import type { StatusStore, StatusUpdate } from '../src/status/store.js';
 
 export interface SignWorkerDeps {
   config: Config;
@@ -19,6 +20,8 @@ export interface SignWorkerDeps {
   pipeline: SigningPipeline;
   metrics: Metrics;
   logger: Logger;
+  /** Where per-(digest, rule, key) status is kept; optional (e.g. `signet sign` runs without). */
+  status?: StatusStore;
 }
 
 export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, SignReport> {
@@ -28,6 +31,17 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
     async (job: Job<SignJobData, SignReport>) => {
       const { event, registry, requestId } = job.data;
       const log = logger.child({ requestId, job: job.id, ref: `${registry}/${event.repository}${event.tag ? `:${event.tag}` : ''}` });
+      // The push as the webhook named it (its digest is only a hint), for status before resolution.
+      const pushed = {
+        repository: `${registry}/${event.repository}`,
+        ...(event.digest ? { digest: event.digest } : {}),
+        ...(event.tag ? { tag: event.tag } : {}),
+        requestId,
+        ...(job.id ? { jobId: job.id } : {}),
+      };
+      const record = (updates: StatusUpdate[]) =>
+        deps.status?.record(updates).catch((e) => log.warn({ err: describeError(e) }, 'could not record status'));
+      await record([{ ...pushed, state: 'pending', ...(job.attemptsMade > 0 ? { reason: `attempt ${job.attemptsMade + 1}` } : {}) }]);
       try {
         const report = await pipeline.sign({
           host: registry,
@@ -37,6 +51,19 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
           ...(event.pusher ? { pusher: event.pusher } : {}),
         });
         if (report.status === 'signed') {
+          await record([
+            { ...pushed, digest: report.digest, state: 'signed', rule: report.rule },
+            ...report.signatures.map((s): StatusUpdate => ({
+              repository: pushed.repository,
+              digest: s.digest,
+              ...(event.tag ? { tag: event.tag } : {}),
+              rule: report.rule,
+              key: s.key,
+              state: 'signed',
+              reason: s.outcome === 'present' ? 'signature already present' : `signed as ${report.identity}`,
+              requestId,
+            })),
+          ]);
           for (const s of report.signatures) metrics.signatures.inc({ key: s.key, outcome: s.outcome });
           if (report.signatures.some((s) => s.outcome === 'signed')) {
             metrics.pushToSigned.observe((Date.now() - Date.parse(event.receivedAt)) / 1000);
@@ -47,12 +74,17 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
             'signed',
           );
         } else {
+          await record([{ ...pushed, ...(report.digest ? { digest: report.digest } : {}), state: 'skipped', reason: report.reason }]);
           metrics.jobs.inc({ outcome: 'skipped' });
           log.info({ reason: report.reason }, 'not signed');
         }
         return report;
       } catch (err) {
         const reason = redactText(describeError(err));
+        const code = isSignetError(err) ? err.code : 'INTERNAL';
+        const message = reason.slice(code.length + 2);
+        const final = (isSignetError(err) && !err.retryable) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        await record([{ ...pushed, state: final ? 'failed' : 'pending', code, reason: final ? message : `will retry: ${message}` }]);
         // Unknown errors (a Redis hiccup inside the lock, say) are retried too; only what signet
         // knows cannot succeed later fails the job at once.
         if (!isSignetError(err) || err.retryable) {

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { keyConfigSchema } from '../kms/providers.js';
+import { credentialsSchema } from '../registry/credentials/index.js';
 import { webhookAdapters } from '../webhooks/adapters/index.js';
 import type { integrationConfig } from '../webhooks/integration-config.js';
 
@@ -15,10 +16,8 @@ const host = z
 /** An integer, also given as a string (so `${VAR}` expansions work for numbers). */
 const int = () => z.union([z.number().int(), z.string().regex(/^[0-9]+$/, 'must be a whole number').transform(Number)]).pipe(z.number().int());
 
-const credentials = z.union([
-  z.object({ username: z.string().min(1), password: z.string() }).strict(),
-  z.object({ token: z.string().min(1) }).strict(),
-]);
+/** {username, password} | {token} | {dockerConfig} | {ecr} | {acr} | {gar}: see src/registry/credentials/. */
+const credentials = credentialsSchema;
 
 export const registrySchema = z
   .object({

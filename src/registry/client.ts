@@ -10,7 +10,8 @@ import { SignetError } from '../errors.js';
 import { Semaphore } from '../util/semaphore.js';
 import { sha256Digest } from '../util/digest.js';
 import type { RegistryConfig } from '../config/schema.js';
-import { basicHeader, checkRealm, parseChallenge, TokenCache } from './auth.js';
+import { basicHeader, checkRealm, parseChallenge, TokenCache, type Challenge } from './auth.js';
+import { createCredentialSource, type CredentialSource, type RegistryCredentials } from './credentials/index.js';
 import { MANIFEST_ACCEPT } from './media-types.js';
 import { isValidDigest, isValidRepository, isValidTag } from './reference.js';
 
@@ -52,10 +53,12 @@ export class RegistryClient {
   private readonly dispatcher: Dispatcher;
   private readonly tokens = new TokenCache();
   private readonly limiter: Semaphore;
+  /** Where credentials come from (static, Docker config, ECR, ACR, GAR); asked only when a challenge needs them. */
+  private readonly credentials: CredentialSource | undefined;
 
   constructor(
     private readonly cfg: RegistryConfig,
-    opts: { baseDir?: string; dispatcher?: Dispatcher } = {},
+    opts: { baseDir?: string; dispatcher?: Dispatcher; credentials?: CredentialSource } = {},
   ) {
     this.host = cfg.host;
     this.base = `${cfg.insecure ? 'http' : 'https'}://${cfg.host}`;
@@ -70,6 +73,15 @@ export class RegistryClient {
         connect: { timeout: Math.min(cfg.timeoutMs, 10_000), ...(ca ? { ca } : {}) },
       });
     this.limiter = new Semaphore(cfg.maxConcurrency);
+    this.credentials =
+      opts.credentials ??
+      createCredentialSource(cfg.credentials, {
+        host: cfg.host,
+        insecure: cfg.insecure,
+        baseDir: opts.baseDir ?? '.',
+        dispatcher: this.dispatcher,
+        timeoutMs: cfg.timeoutMs,
+      });
   }
 
   async close(): Promise<void> {
@@ -200,6 +212,12 @@ export class RegistryClient {
         this.tokens.challenge = challenge;
         auth = await this.authorize(challenge, c.repository, true);
         r = await this.send(c, auth);
+        if (r.status === 401 && this.credentials?.invalidate()) {
+          // refused again, with credentials that came from a cache: fetch fresh ones, once
+          this.tokens.clear(scope);
+          auth = await this.authorize(challenge, c.repository, true);
+          r = await this.send(c, auth);
+        }
         if (r.status === 401) {
           throw new SignetError('REGISTRY_AUTH_FAILED', `registry ${this.host} refused signet's credentials for ${c.repository} (HTTP 401)`, { status: 401 });
         }
@@ -208,37 +226,71 @@ export class RegistryClient {
     });
   }
 
-  /** Answers a challenge with an Authorization header (and caches it for the scope). */
-  private async authorize(challenge: { scheme: string; params: Record<string, string> }, repository: string, push: boolean): Promise<string | undefined> {
-    const creds = this.cfg.credentials;
-    const scope = this.scope(repository, push);
+  /**
+   * Answers a challenge with an Authorization header (and caches it for the scope). Credentials
+   * are fetched here, when a challenge needs them; if the token service refuses credentials that
+   * came from a cache, fresh ones are fetched once.
+   */
+  private async authorize(challenge: Challenge, repository: string, push: boolean): Promise<string | undefined> {
+    if (challenge.scheme !== 'basic' && challenge.scheme !== 'bearer') {
+      throw new SignetError('REGISTRY_AUTH_FAILED', `registry ${this.host} wants unsupported auth scheme "${challenge.scheme}"`);
+    }
+    for (let attempt = 0; ; attempt++) {
+      const creds = this.credentials ? await this.credentials.get() : undefined;
+      try {
+        return await this.answer(challenge, this.scope(repository, push), creds);
+      } catch (err) {
+        const refused = err instanceof SignetError && err.code === 'REGISTRY_AUTH_FAILED' && err.status !== undefined;
+        if (attempt === 0 && refused && this.credentials?.invalidate()) continue;
+        throw err;
+      }
+    }
+  }
+
+  private async answer(challenge: Challenge, scope: string, creds: RegistryCredentials | undefined): Promise<string | undefined> {
+    // a header made from expiring credentials (ECR, ACR, GAR) is not kept past their expiry
+    const ttl = (max: number): number => (creds?.expiresAt ? Math.max(1, Math.min(max, (creds.expiresAt - Date.now()) / 1000)) : max);
     if (challenge.scheme === 'basic') {
-      if (!creds || !('username' in creds)) {
-        throw new SignetError('REGISTRY_AUTH_FAILED', `registry ${this.host} wants Basic auth but no credentials are configured`);
+      if (!creds || !('username' in creds) || !('password' in creds)) {
+        throw new SignetError(
+          'REGISTRY_AUTH_FAILED',
+          creds
+            ? `registry ${this.host} wants Basic auth but ${this.credentials?.describe() ?? 'the credentials'} gave no username and password`
+            : `registry ${this.host} wants Basic auth but no credentials are configured`,
+        );
       }
       const h = basicHeader(creds.username, creds.password);
-      this.tokens.set(scope, h, 3600);
+      this.tokens.set(scope, h, ttl(3600));
       return h;
-    }
-    if (challenge.scheme !== 'bearer') {
-      throw new SignetError('REGISTRY_AUTH_FAILED', `registry ${this.host} wants unsupported auth scheme "${challenge.scheme}"`);
     }
     if (creds && 'token' in creds) {
       const h = `Bearer ${creds.token}`;
-      this.tokens.set(scope, h, 3600);
+      this.tokens.set(scope, h, ttl(3600));
       return h;
     }
     const realm = challenge.params['realm'];
     if (!realm) throw new SignetError('REGISTRY_AUTH_FAILED', `registry ${this.host} sent a Bearer challenge without realm`);
     const url = checkRealm(realm, [this.host, ...this.cfg.authHosts], this.cfg.insecure);
-    if (challenge.params['service']) url.searchParams.set('service', challenge.params['service']);
-    url.searchParams.set('scope', scope);
+    const service = challenge.params['service'];
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (creds && 'username' in creds) headers['authorization'] = basicHeader(creds.username, creds.password);
+    let method: 'GET' | 'POST' = 'GET';
+    let body: string | undefined;
+    if (creds && 'identityToken' in creds) {
+      // Docker's identitytoken: an OAuth2 refresh token, POSTed to the token service
+      method = 'POST';
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'signet', scope });
+      if (service) form.set('service', service);
+      body = form.toString();
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+    } else {
+      if (service) url.searchParams.set('service', service);
+      url.searchParams.set('scope', scope);
+      if (creds && 'username' in creds && 'password' in creds) headers['authorization'] = basicHeader(creds.username, creds.password);
+    }
     let res: Dispatcher.ResponseData;
     try {
       this.stats.requests++;
-      res = await request(url, { method: 'GET', headers, dispatcher: this.dispatcher });
+      res = await request(url, { method, headers, ...(body !== undefined ? { body } : {}), dispatcher: this.dispatcher });
     } catch (err) {
       throw networkError(this.host, 'token request', err);
     }
@@ -250,16 +302,16 @@ export class RegistryClient {
     if (res.statusCode !== 200) {
       throw new SignetError('REGISTRY_AUTH_FAILED', `token service of ${this.host} answered HTTP ${res.statusCode}`, { status: res.statusCode });
     }
-    let body: { token?: string; access_token?: string; expires_in?: number };
+    let parsed: { token?: string; access_token?: string; expires_in?: number };
     try {
-      body = JSON.parse(text);
+      parsed = JSON.parse(text);
     } catch {
       throw new SignetError('REGISTRY_PROTOCOL', `token service of ${this.host} returned invalid JSON`);
     }
-    const token = body.token ?? body.access_token;
+    const token = parsed.token ?? parsed.access_token;
     if (!token) throw new SignetError('REGISTRY_PROTOCOL', `token service of ${this.host} returned no token`);
     const h = `Bearer ${token}`;
-    this.tokens.set(scope, h, typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60);
+    this.tokens.set(scope, h, typeof parsed.expires_in === 'number' && parsed.expires_in > 0 ? parsed.expires_in : 60);
     return h;
   }
 

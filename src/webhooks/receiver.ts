@@ -16,6 +16,8 @@ import { isAttachmentTag, isValidDigest, isValidRepository, isValidTag } from '.
 import { adapterFor } from './adapters/index.js';
 import { isAuthorized } from './auth.js';
 import { TokenBucket } from './rate-limit.js';
+import { imageStatus } from '../api/status.js';
+import type { StatusStore } from '../status/store.js';
 import type { IgnoredItem, PushEvent } from './types.js';
 
 export interface ReceiverDeps {
@@ -25,6 +27,8 @@ export interface ReceiverDeps {
   queue: SignQueue;
   metrics: Metrics;
   logger: Logger;
+  /** Signing status store, for GET /api/v1/images/{ref}/status. */
+  status?: StatusStore;
 }
 
 interface Outcome {
@@ -45,6 +49,21 @@ export function createReceiver(deps: ReceiverDeps): express.Express {
   });
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.get('/api/v1/images/*ref', async (req: Request, res: Response) => {
+    const parts = (req.params as unknown as { ref: string[] }).ref;
+    if (!deps.status || parts.at(-1) !== 'status') {
+      res.status(404).json({ error: 'not found' });
+      return;
+    }
+    const ref = parts.slice(0, -1).join('/');
+    try {
+      res.json(await imageStatus(ref, { registries: deps.registries, rules: deps.rules, status: deps.status }));
+    } catch (err) {
+      const code = isSignetError(err) ? err.code : 'INTERNAL';
+      const status = code === 'INVALID_REFERENCE' ? 400 : code === 'MANIFEST_NOT_FOUND' || code === 'REGISTRY_NOT_CONFIGURED' ? 404 : isSignetError(err) && err.retryable ? 503 : 500;
+      res.status(status).json({ error: describeError(err) });
+    }
   });
 
   app.post(

@@ -1,0 +1,207 @@
+/**
+ * Azure Container Registry: a Microsoft Entra access token (real `@azure/identity`) exchanged at
+ * the registry's own `POST https://<registry>/oauth2/exchange` for an ACR refresh token, which
+ * is then the password of user `00000000-0000-0000-0000-000000000000` (what `az acr login`
+ * does). The registry answers its challenges with it: Basic, or its bearer token service at
+ * `/oauth2/token`, which takes the same pair.
+ *
+ * - Entra token scope: `https://containerregistry.azure.net/.default` (the ACR audience; it works
+ *   also where the registry has "authentication-as-arm" disabled). `scope:
+ *   https://management.azure.com/.default` gives the older ARM-audience token.
+ * - Exchange form (application/x-www-form-urlencoded): `grant_type=access_token`,
+ *   `service=<registry host>`, `access_token=<Entra token>`, and `tenant=<tenantId>` when set.
+ *   Answer: `{"refresh_token": "<JWT>"}`; it is cached until shortly before the JWT's `exp`
+ *   (when unreadable: the Entra token's expiry, at most one hour).
+ * - Identity: `tenantId` + `clientId` + `clientSecret` (ClientSecretCredential), else
+ *   DefaultAzureCredential (environment, workload identity, managed identity, Azure CLI, ...),
+ *   `clientId` alone choosing a user-assigned managed identity / workload identity client.
+ * - `authorityHost` (https only: MSAL refuses others) for sovereign clouds or a test stand-in;
+ *   instance discovery is skipped for authorities MSAL does not know. `caFile` adds CA
+ *   certificates trusted for the authority.
+ * - Hosts contacted: the Entra authority (the SDK's own endpoint) and the registry host itself.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { rootCertificates } from 'node:tls';
+import { ClientSecretCredential, DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import { request, type Dispatcher } from 'undici';
+import { z } from 'zod';
+import { SignetError } from '../../errors.js';
+import { cachedCredentialSource, errorSummary, jwtExpiry, type CredentialContext, type CredentialSource } from './source.js';
+
+export const ACR_USERNAME = '00000000-0000-0000-0000-000000000000';
+export const ACR_DEFAULT_SCOPE = 'https://containerregistry.azure.net/.default';
+/** Authorities MSAL knows (instance discovery works); any other authorityHost skips discovery. */
+const KNOWN_AUTHORITIES = ['login.microsoftonline.com', 'login.microsoftonline.us', 'login.chinacloudapi.cn', 'login.partner.microsoftonline.cn'];
+
+export const acrCredentialsSchema = z
+  .object({
+    acr: z
+      .object({
+        tenantId: z.string().min(1).optional(),
+        /** With clientSecret: a service principal. Alone: the user-assigned managed/workload identity. */
+        clientId: z.string().min(1).optional(),
+        /** Use `${ENV}` expansion; never put the secret in the file. */
+        clientSecret: z.string().min(1).optional(),
+        /** Microsoft Entra authority, e.g. https://login.microsoftonline.us (default: AZURE_AUTHORITY_HOST or public cloud). */
+        authorityHost: z.string().url().optional(),
+        /** Extra CA certificates (PEM) trusted for the authority, besides the system's. */
+        caFile: z.string().min(1).optional(),
+        /** Entra token scope. Default https://containerregistry.azure.net/.default. */
+        scope: z.string().min(1).optional(),
+        /** Per-request timeout, ms. */
+        timeoutMs: z.number().int().positive().max(300_000).optional(),
+      })
+      .strict()
+      .superRefine((c, ctx) => {
+        if (c.clientSecret !== undefined && (c.tenantId === undefined || c.clientId === undefined)) {
+          ctx.addIssue({ code: 'custom', path: ['clientSecret'], message: 'clientSecret needs tenantId and clientId' });
+        }
+        if (c.authorityHost !== undefined && !c.authorityHost.startsWith('https://')) {
+          ctx.addIssue({ code: 'custom', path: ['authorityHost'], message: 'authorityHost must be https' });
+        }
+      }),
+  })
+  .strict();
+export type AcrCredentialsConfig = z.infer<typeof acrCredentialsSchema>;
+
+function loadCa(cfg: AcrCredentialsConfig['acr'], baseDir: string, who: string): { ca: string[] } | undefined {
+  if (!cfg.caFile) return undefined;
+  const file = path.resolve(baseDir, cfg.caFile);
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new SignetError('CONFIG_INVALID', `${who}: cannot read acr.caFile ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new SignetError('CONFIG_INVALID', `${who}: acr.caFile ${file} holds no PEM certificate`);
+  return { ca: [...rootCertificates, pem] };
+}
+
+export function createAcrCredential(cfg: AcrCredentialsConfig['acr'], baseDir: string, who: string): TokenCredential {
+  const tlsOptions = loadCa(cfg, baseDir, who);
+  const host = cfg.authorityHost ? new URL(cfg.authorityHost).hostname : undefined;
+  const common = {
+    ...(cfg.authorityHost ? { authorityHost: cfg.authorityHost } : {}),
+    ...(host && !KNOWN_AUTHORITIES.includes(host) ? { disableInstanceDiscovery: true } : {}),
+    ...(tlsOptions ? { tlsOptions } : {}),
+    retryOptions: { maxRetries: 0 },
+  };
+  if (cfg.clientSecret && cfg.tenantId && cfg.clientId) return new ClientSecretCredential(cfg.tenantId, cfg.clientId, cfg.clientSecret, common);
+  return new DefaultAzureCredential({
+    ...common,
+    ...(cfg.tenantId ? { tenantId: cfg.tenantId } : {}),
+    ...(cfg.clientId ? { managedIdentityClientId: cfg.clientId, workloadIdentityClientId: cfg.clientId } : {}),
+  });
+}
+
+const NETWORK = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|socket hang up|timed? ?out|aborted/i;
+
+function classifyEntra(err: unknown, who: string): SignetError {
+  const e = err as { name?: string; statusCode?: number; errorResponse?: { error?: string } };
+  const status = typeof e?.statusCode === 'number' ? e.statusCode : undefined;
+  const detail = errorSummary(err);
+  if (status === 429 || (status !== undefined && status >= 500)) {
+    return new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${who}: Microsoft Entra token request failed (HTTP ${status})`, { retryable: true, cause: err, status });
+  }
+  if (e?.name === 'CredentialUnavailableError' || e?.errorResponse?.error || (status !== undefined && status < 500 && status >= 400)) {
+    return new SignetError('REGISTRY_AUTH_FAILED', `${who}: Microsoft Entra refused the token request (${detail})`, { cause: err, ...(status ? { status } : {}) });
+  }
+  if (NETWORK.test(String((err as Error)?.message ?? ''))) {
+    return new SignetError('REGISTRY_UNAVAILABLE', `${who}: Microsoft Entra unreachable (${detail})`, { retryable: true, cause: err });
+  }
+  return new SignetError('REGISTRY_AUTH_FAILED', `${who}: no Microsoft Entra token (${detail})`, { cause: err });
+}
+
+/** POST /oauth2/exchange on the registry host: Entra access token -> ACR refresh token. */
+export async function exchangeForRefreshToken(opts: {
+  host: string;
+  insecure: boolean;
+  accessToken: string;
+  tenantId?: string;
+  dispatcher?: Dispatcher;
+  timeoutMs: number;
+  who: string;
+}): Promise<string> {
+  const url = `${opts.insecure ? 'http' : 'https'}://${opts.host}/oauth2/exchange`;
+  const form = new URLSearchParams({ grant_type: 'access_token', service: opts.host, access_token: opts.accessToken });
+  if (opts.tenantId) form.set('tenant', opts.tenantId);
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await request(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', 'user-agent': 'signet' },
+      body: form.toString(),
+      headersTimeout: opts.timeoutMs,
+      bodyTimeout: opts.timeoutMs,
+      ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
+    });
+  } catch (err) {
+    throw new SignetError('REGISTRY_UNAVAILABLE', `${opts.who}: ${opts.host}/oauth2/exchange unreachable (${errorSummary(err)})`, { retryable: true, cause: err });
+  }
+  const text = await res.body.text();
+  const status = res.statusCode;
+  if (status === 429 || status >= 500) {
+    throw new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${opts.who}: /oauth2/exchange answered HTTP ${status}`, { retryable: true, status });
+  }
+  if (status !== 200) {
+    let reason = '';
+    try {
+      const j = JSON.parse(text) as { errors?: { code?: string; message?: string }[]; error?: string; error_description?: string };
+      reason = j.errors?.[0]?.message ?? j.error_description ?? j.error ?? '';
+    } catch {
+      /* not JSON */
+    }
+    throw new SignetError(
+      'REGISTRY_AUTH_FAILED',
+      `${opts.who}: /oauth2/exchange refused the Entra token (HTTP ${status}${reason ? `: ${errorSummary(reason).slice(0, 200)}` : ''}); the identity needs the AcrPush role (or a data-plane role with read + write) on the registry`,
+      { status },
+    );
+  }
+  let body: { refresh_token?: unknown };
+  try {
+    body = JSON.parse(text) as { refresh_token?: unknown };
+  } catch {
+    throw new SignetError('REGISTRY_PROTOCOL', `${opts.who}: /oauth2/exchange returned invalid JSON`);
+  }
+  if (typeof body.refresh_token !== 'string' || !body.refresh_token) {
+    throw new SignetError('REGISTRY_PROTOCOL', `${opts.who}: /oauth2/exchange returned no refresh_token`);
+  }
+  return body.refresh_token;
+}
+
+export function createAcrSource(
+  cfg: AcrCredentialsConfig,
+  ctx: CredentialContext,
+  deps: { credential?: TokenCredential; now?: () => number } = {},
+): CredentialSource & { readonly fetches: number } {
+  const who = `registry ${ctx.host} (ACR credentials)`;
+  const credential = deps.credential ?? createAcrCredential(cfg.acr, ctx.baseDir, who);
+  const scope = cfg.acr.scope ?? ACR_DEFAULT_SCOPE;
+  const timeoutMs = cfg.acr.timeoutMs ?? Math.min(ctx.timeoutMs, 30_000);
+  const now = deps.now ?? Date.now;
+  return cachedCredentialSource(
+    `ACR token exchange at ${ctx.host} with a Microsoft Entra token${cfg.acr.clientId ? ` of client ${cfg.acr.clientId}` : ''}`,
+    async () => {
+      let aad;
+      try {
+        aad = await credential.getToken(scope, { abortSignal: AbortSignal.timeout(timeoutMs), ...(cfg.acr.tenantId ? { tenantId: cfg.acr.tenantId } : {}) });
+      } catch (err) {
+        throw classifyEntra(err, who);
+      }
+      if (!aad?.token) throw new SignetError('REGISTRY_AUTH_FAILED', `${who}: Microsoft Entra returned no access token`);
+      const refresh = await exchangeForRefreshToken({
+        host: ctx.host,
+        insecure: ctx.insecure,
+        accessToken: aad.token,
+        ...(cfg.acr.tenantId ? { tenantId: cfg.acr.tenantId } : {}),
+        ...(ctx.dispatcher ? { dispatcher: ctx.dispatcher } : {}),
+        timeoutMs,
+        who,
+      });
+      const expiresAt = jwtExpiry(refresh) ?? Math.min(aad.expiresOnTimestamp, now() + 60 * 60_000);
+      return { value: { username: ACR_USERNAME, password: refresh }, expiresAt };
+    },
+    { ...(deps.now ? { now: deps.now } : {}) },
+  );
+}
