@@ -34,8 +34,7 @@
  *   (the instance id is not needed for signing and is ignored).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import * as alicreds from '@alicloud/credentials';
-import * as alikms from '@alicloud/kms20160120';
+import type * as alikms from '@alicloud/kms20160120';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
 import { defineKeyProvider } from './define.js';
@@ -94,6 +93,8 @@ const SUPPORTED_SPECS: Record<string, { algorithm: KeyAlgorithm; signing: string
 // SDK access. Both packages are CommonJS with the class in `exports.default`: Node's ESM loader
 // gives `ns.default === module.exports` (class at `ns.default.default`), bundler-style interop
 // (vitest, tsx) gives the class at `ns.default`. The request classes are named exports in both.
+// They are loaded on first use (loadSdk), so that importing this module (config validation)
+// stays cheap.
 
 type KmsModule = typeof alikms;
 type KmsClientCtor = KmsModule['default']['default'];
@@ -107,10 +108,23 @@ function cjsDefaultClass<T>(ns: unknown): T {
   if (typeof dd === 'function') return dd as T;
   throw new Error('unexpected module shape');
 }
-const KmsClientClass: KmsClientCtor = cjsDefaultClass<KmsClientCtor>(alikms);
-/** @alicloud/credentials' `Credential`; without a config it is the SDK's default chain. */
-const CredentialClass = cjsDefaultClass<new () => object>(alicreds);
-const sdk = alikms;
+
+interface AlibabaSdk {
+  /** The request classes (DescribeKeyRequest, ...). */
+  sdk: KmsModule;
+  KmsClientClass: KmsClientCtor;
+  /** @alicloud/credentials' `Credential`; without a config it is the SDK's default chain. */
+  CredentialClass: new () => object;
+}
+
+async function loadSdk(): Promise<AlibabaSdk> {
+  const [kms, creds] = await Promise.all([import('@alicloud/kms20160120'), import('@alicloud/credentials')]);
+  return {
+    sdk: kms as KmsModule,
+    KmsClientClass: cjsDefaultClass<KmsClientCtor>(kms),
+    CredentialClass: cjsDefaultClass<new () => object>(creds),
+  };
+}
 
 /** The calls this provider makes; tests may pass another implementation. */
 export interface AlibabaKmsApi {
@@ -136,8 +150,9 @@ export function alibabaEndpoint(cfg: Pick<AlibabaKmsKeyConfig, 'endpoint' | 'reg
   return { endpoint: `kms.${region}.aliyuncs.com`, protocol: 'https' };
 }
 
-export function createAlibabaKmsApi(cfg: AlibabaKmsKeyConfig): AlibabaKmsApi {
+export async function createAlibabaKmsApi(cfg: AlibabaKmsKeyConfig): Promise<AlibabaKmsApi> {
   const { endpoint, protocol } = alibabaEndpoint(cfg);
+  const { sdk, KmsClientClass, CredentialClass } = await loadSdk();
   const timeoutMs = cfg.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const region = cfg.regionId ?? process.env.ALIBABA_CLOUD_REGION_ID;
   const options = {
@@ -330,7 +345,7 @@ export async function createAlibabaKmsKeyProvider(cfg: AlibabaKmsKeyConfig, deps
   const label = `key "${cfg.name}" (alibabakms ${cfg.keyId}${cfg.keyVersionId ? ` version ${cfg.keyVersionId}` : ''})`;
   let api: AlibabaKmsApi;
   try {
-    api = deps.api ?? createAlibabaKmsApi(cfg);
+    api = deps.api ?? (await createAlibabaKmsApi(cfg));
   } catch (err) {
     if (err instanceof SignetError) throw new SignetError(err.code, `${label}: ${err.message}`);
     // The SDK validates its config in the constructor (ParameterMissing etc.); its messages carry no secrets.

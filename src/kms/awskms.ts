@@ -25,7 +25,7 @@
  *   deletion -> KEY_DISABLED (not retryable). Messages name the key and never carry credentials.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { GetPublicKeyCommand, KMSClient, SignCommand, type KMSClientConfig } from '@aws-sdk/client-kms';
+import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
 import { defineKeyProvider } from './define.js';
@@ -285,7 +285,13 @@ function describePublicKey(key: KeyObject): string {
   return key.asymmetricKeyType ?? 'unknown';
 }
 
-export function createAwsKmsClient(cfg: AwsKmsKeyConfig): KMSClient {
+/** The SDK, loaded on first use so that importing this module (config validation) stays cheap. */
+function loadSdk(): Promise<typeof import('@aws-sdk/client-kms')> {
+  return import('@aws-sdk/client-kms');
+}
+
+export async function createAwsKmsClient(cfg: AwsKmsKeyConfig): Promise<KMSClient> {
+  const { KMSClient } = await loadSdk();
   const region = cfg.region ?? regionOfArn(cfg.keyId);
   const timeoutMs = cfg.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const options: KMSClientConfig = {
@@ -303,7 +309,8 @@ export function createAwsKmsClient(cfg: AwsKmsKeyConfig): KMSClient {
 }
 
 export async function createAwsKmsKeyProvider(cfg: AwsKmsKeyConfig, deps: { client?: KMSClient } = {}): Promise<AwsKmsKeyProvider> {
-  const client = deps.client ?? createAwsKmsClient(cfg);
+  const { GetPublicKeyCommand, SignCommand } = await loadSdk();
+  const client = deps.client ?? (await createAwsKmsClient(cfg));
   const label = `key "${cfg.name}" (awskms ${cfg.keyId})`;
 
   let out;

@@ -24,8 +24,8 @@ import { createHash, createPublicKey, verify, type JsonWebKey as NodeJwk, type K
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { rootCertificates } from 'node:tls';
-import { ClientSecretCredential, DefaultAzureCredential, type TokenCredential } from '@azure/identity';
-import { CryptographyClient, KeyClient, type CryptographyClientOptions, type KeyClientOptions, type KeyVaultKey } from '@azure/keyvault-keys';
+import type { TokenCredential } from '@azure/identity';
+import type { CryptographyClientOptions, KeyClientOptions, KeyVaultKey } from '@azure/keyvault-keys';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
 import { redactText } from '../log.js';
@@ -103,6 +103,14 @@ export interface AzureKvDeps {
 }
 
 type Op = 'getKey' | 'sign';
+
+/** The SDKs, loaded on first use so that importing this module (config validation) stays cheap. */
+function loadIdentity(): Promise<typeof import('@azure/identity')> {
+  return import('@azure/identity');
+}
+function loadKeys(): Promise<typeof import('@azure/keyvault-keys')> {
+  return import('@azure/keyvault-keys');
+}
 
 function clean(msg: unknown): string {
   const s = redactText(String(msg ?? ''))
@@ -233,7 +241,8 @@ async function loadCa(cfg: AzureKvKeyConfig, ctx: KeyProviderContext, who: strin
   }
 }
 
-function makeCredential(cfg: AzureKvKeyConfig, tlsOptions: { ca: string[] } | undefined): TokenCredential {
+async function makeCredential(cfg: AzureKvKeyConfig, tlsOptions: { ca: string[] } | undefined): Promise<TokenCredential> {
+  const { ClientSecretCredential, DefaultAzureCredential } = await loadIdentity();
   const host = cfg.authorityHost ? new URL(cfg.authorityHost).hostname : undefined;
   const common = {
     ...(cfg.authorityHost ? { authorityHost: cfg.authorityHost } : {}),
@@ -254,7 +263,8 @@ export async function createAzureKvKeyProvider(cfg: AzureKvKeyConfig, ctx: KeyPr
   const vaultUrl = cfg.vaultUrl.replace(/\/+$/, '');
   const who = `key "${cfg.name}" (azurekv ${vaultUrl}/keys/${cfg.keyName})`;
   const tlsOptions = await loadCa(cfg, ctx, who);
-  const credential = deps.credential ?? makeCredential(cfg, tlsOptions);
+  const credential = deps.credential ?? (await makeCredential(cfg, tlsOptions));
+  const { CryptographyClient, KeyClient } = await loadKeys();
   const timeoutMs = Math.round(cfg.timeoutSeconds * 1000);
   const clientOptions: KeyClientOptions = {
     retryOptions: { maxRetries: 0 },

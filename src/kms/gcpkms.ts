@@ -25,8 +25,8 @@
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { access, constants as fsConstants } from 'node:fs/promises';
 import path from 'node:path';
-import { KeyManagementServiceClient, protos } from '@google-cloud/kms';
-import { grpc, type ClientOptions } from 'google-gax';
+import type { protos } from '@google-cloud/kms';
+import type { ClientOptions } from 'google-gax';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
 import { redactText } from '../log.js';
@@ -65,7 +65,14 @@ export const gcpKmsKeySchema = z
   });
 export type GcpKmsKeyConfig = z.infer<typeof gcpKmsKeySchema>;
 
-const Algorithm = protos.google.cloud.kms.v1.CryptoKeyVersion.CryptoKeyVersionAlgorithm;
+/**
+ * The SDK (and google-gax, which it loads anyway), loaded on first use so that importing this
+ * module (config validation) stays cheap.
+ */
+async function loadSdk(): Promise<{ kms: typeof import('@google-cloud/kms'); gax: typeof import('google-gax') }> {
+  const [kms, gax] = await Promise.all([import('@google-cloud/kms'), import('google-gax')]);
+  return { kms, gax };
+}
 
 /** Algorithms signet signs with: what cosign's default verifiers accept. */
 const SUPPORTED: Record<string, { algorithm: KeyAlgorithm; keyType: 'rsa' | 'ec'; bits: number }> = {
@@ -84,8 +91,32 @@ function whyUnsupported(alg: string): string {
   return 'only RSA_SIGN_PKCS1_2048_SHA256 (3072/4096 also accepted) and EC_SIGN_P256_SHA256 are supported';
 }
 
+/**
+ * gRPC status codes (https://grpc.github.io/grpc/core/md_doc_statuscodes.html), the values of
+ * google-gax's `grpc.status`; spelled out so that classifying an error needs no SDK.
+ */
+const GRPC_STATUS = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const;
+
 /** gRPC status names by number (0..16). */
-const GRPC_NAMES = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k])) as Record<number, string>;
+const GRPC_NAMES = Object.fromEntries(Object.entries(GRPC_STATUS).map(([k, v]) => [v, k])) as Record<number, string>;
 
 export interface GcpKmsKeyProvider extends KeyProvider {
   readonly algorithm: KeyAlgorithm;
@@ -117,9 +148,10 @@ function toBuffer(v: Uint8Array | string | null | undefined): Buffer | undefined
   return typeof v === 'string' ? Buffer.from(v, 'base64') : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 }
 
-function algorithmName(v: unknown): string {
+/** `algorithms` is the SDK's CryptoKeyVersionAlgorithm enum (number -> name). */
+function algorithmName(v: unknown, algorithms: Record<number, string>): string {
   if (typeof v === 'string') return v;
-  if (typeof v === 'number') return (Algorithm as unknown as Record<number, string>)[v] ?? `algorithm #${v}`;
+  if (typeof v === 'number') return algorithms[v] ?? `algorithm #${v}`;
   return 'CRYPTO_KEY_VERSION_ALGORITHM_UNSPECIFIED';
 }
 
@@ -149,20 +181,20 @@ function clean(msg: unknown): string {
 /** gRPC code for an HTTP status, as google-gax maps them. */
 function grpcFromHttp(status: number): number {
   const map: Record<number, number> = {
-    400: grpc.status.INVALID_ARGUMENT,
-    401: grpc.status.UNAUTHENTICATED,
-    403: grpc.status.PERMISSION_DENIED,
-    404: grpc.status.NOT_FOUND,
-    409: grpc.status.ABORTED,
-    412: grpc.status.FAILED_PRECONDITION,
-    416: grpc.status.OUT_OF_RANGE,
-    429: grpc.status.RESOURCE_EXHAUSTED,
-    499: grpc.status.CANCELLED,
-    501: grpc.status.UNIMPLEMENTED,
-    503: grpc.status.UNAVAILABLE,
-    504: grpc.status.DEADLINE_EXCEEDED,
+    400: GRPC_STATUS.INVALID_ARGUMENT,
+    401: GRPC_STATUS.UNAUTHENTICATED,
+    403: GRPC_STATUS.PERMISSION_DENIED,
+    404: GRPC_STATUS.NOT_FOUND,
+    409: GRPC_STATUS.ABORTED,
+    412: GRPC_STATUS.FAILED_PRECONDITION,
+    416: GRPC_STATUS.OUT_OF_RANGE,
+    429: GRPC_STATUS.RESOURCE_EXHAUSTED,
+    499: GRPC_STATUS.CANCELLED,
+    501: GRPC_STATUS.UNIMPLEMENTED,
+    503: GRPC_STATUS.UNAVAILABLE,
+    504: GRPC_STATUS.DEADLINE_EXCEEDED,
   };
-  return map[status] ?? (status >= 500 ? grpc.status.INTERNAL : grpc.status.UNKNOWN);
+  return map[status] ?? (status >= 500 ? GRPC_STATUS.INTERNAL : GRPC_STATUS.UNKNOWN);
 }
 
 /** Seconds from a Retry-After header value (delta-seconds or HTTP date). */
@@ -207,7 +239,7 @@ function apiError(e: ErrorShape): { grpcCode: number; text: string; retryAfterSe
   }
   const named = body.error?.status;
   const grpcCode =
-    typeof named === 'string' && named in grpc.status ? (grpc.status[named as keyof typeof grpc.status] as number) : grpcFromHttp(httpStatus);
+    typeof named === 'string' && Object.hasOwn(GRPC_STATUS, named) ? GRPC_STATUS[named as keyof typeof GRPC_STATUS] : grpcFromHttp(httpStatus);
   let ra: number | undefined;
   for (const d of body.error?.details ?? []) {
     const m = typeof d?.retryDelay === 'string' ? /^(\d+(?:\.\d+)?)s$/.exec(d.retryDelay) : null;
@@ -235,32 +267,32 @@ export function classifyGcpError(err: unknown, cfg: Pick<GcpKmsKeyConfig, 'name'
     const name = GRPC_NAMES[grpcCode] ?? String(grpcCode);
     const ra = api.retryAfterSeconds !== undefined ? { retryAfterSeconds: api.retryAfterSeconds } : {};
     switch (grpcCode) {
-      case grpc.status.RESOURCE_EXHAUSTED:
+      case GRPC_STATUS.RESOURCE_EXHAUSTED:
         return make('KEY_THROTTLED', `throttled by Cloud KMS (${name})`, true, ra);
-      case grpc.status.UNAVAILABLE:
-      case grpc.status.DEADLINE_EXCEEDED:
-      case grpc.status.INTERNAL:
-      case grpc.status.UNKNOWN:
-      case grpc.status.ABORTED:
-      case grpc.status.CANCELLED:
-      case grpc.status.DATA_LOSS:
+      case GRPC_STATUS.UNAVAILABLE:
+      case GRPC_STATUS.DEADLINE_EXCEEDED:
+      case GRPC_STATUS.INTERNAL:
+      case GRPC_STATUS.UNKNOWN:
+      case GRPC_STATUS.ABORTED:
+      case GRPC_STATUS.CANCELLED:
+      case GRPC_STATUS.DATA_LOSS:
         return make('KEY_UNAVAILABLE', `Cloud KMS unavailable (${name})`, true, ra);
-      case grpc.status.PERMISSION_DENIED:
+      case GRPC_STATUS.PERMISSION_DENIED:
         return make(
           'KEY_DENIED',
           `permission denied (${name}); the principal needs cloudkms.cryptoKeyVersions.useToSign and .viewPublicKey on the key (roles/cloudkms.signer + roles/cloudkms.publicKeyViewer, or roles/cloudkms.signerVerifier); Cloud KMS also answers this for a key that does not exist`,
           false,
         );
-      case grpc.status.UNAUTHENTICATED:
+      case GRPC_STATUS.UNAUTHENTICATED:
         return make('KEY_DENIED', `credentials rejected (${name}); check keyFilename / Application Default Credentials`, false);
-      case grpc.status.NOT_FOUND:
+      case GRPC_STATUS.NOT_FOUND:
         return make('KEY_NOT_FOUND', `key version not found (${name})`, false);
-      case grpc.status.FAILED_PRECONDITION:
+      case GRPC_STATUS.FAILED_PRECONDITION:
         return make('KEY_DISABLED', `key version is not usable (${name}): disabled, destroyed, scheduled for destruction or not yet generated`, false);
-      case grpc.status.INVALID_ARGUMENT:
-      case grpc.status.OUT_OF_RANGE:
+      case GRPC_STATUS.INVALID_ARGUMENT:
+      case GRPC_STATUS.OUT_OF_RANGE:
         return make('KEY_INVALID', `request rejected (${name})`, false);
-      case grpc.status.UNIMPLEMENTED:
+      case GRPC_STATUS.UNIMPLEMENTED:
         return make('KEY_UNSUPPORTED', `not supported by the endpoint (${name})`, false);
       default:
         return make('KEY_SIGN_FAILED', `unexpected status ${name}`, false);
@@ -294,7 +326,7 @@ function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => SignetError
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-function buildClientOptions(cfg: GcpKmsKeyConfig, ctx: KeyProviderContext): ClientOptions {
+function buildClientOptions(cfg: GcpKmsKeyConfig, ctx: KeyProviderContext, grpc: (typeof import('google-gax'))['grpc']): ClientOptions {
   const opts: ClientOptions = { fallback: cfg.transport === 'rest' };
   if (cfg.keyFilename) opts.keyFilename = path.resolve(ctx.baseDir, cfg.keyFilename);
   if (cfg.endpoint) {
@@ -321,7 +353,9 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
       throw new SignetError('KEY_INVALID', `${who}: cannot read keyFilename ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
   }
-  const client = new KeyManagementServiceClient(buildClientOptions(cfg, ctx));
+  const { kms, gax } = await loadSdk();
+  const algorithms = kms.protos.google.cloud.kms.v1.CryptoKeyVersion.CryptoKeyVersionAlgorithm as unknown as Record<number, string>;
+  const client = new kms.KeyManagementServiceClient(buildClientOptions(cfg, ctx, gax.grpc));
   const timeoutMs = Math.round(cfg.timeoutSeconds * 1000);
   const callOptions = { retry: null, timeout: timeoutMs };
   const timeout = (op: Op) =>
@@ -345,7 +379,7 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
     if (pub.name && pub.name !== versionName) {
       throw new SignetError('KEY_INVALID', `${who}: GetPublicKey answered for a different key version (${clean(pub.name)})`);
     }
-    const kmsAlgorithm = algorithmName(pub.algorithm);
+    const kmsAlgorithm = algorithmName(pub.algorithm, algorithms);
     const spec = SUPPORTED[kmsAlgorithm];
     if (!spec) throw new SignetError('KEY_UNSUPPORTED', `${who} is ${kmsAlgorithm}: ${whyUnsupported(kmsAlgorithm)}`);
 
