@@ -1,6 +1,7 @@
 /** Checks across sections that zod's per-field schema cannot express. */
 import picomatch from 'picomatch';
 import type { Config } from './schema.js';
+import { adapterFor } from '../webhooks/adapters/index.js';
 
 export interface ConfigProblem {
   /** Path in the YAML, as an array (rendered as keys[1].path). */
@@ -32,7 +33,7 @@ export function crossCheck(config: Config): { problems: ConfigProblem[]; warning
   );
 
   config.integrations.forEach((integ, i) => {
-    if (!integ.secret && !integ.insecure) {
+    if (!integ.secret && !integ.insecure && !adapterFor(integ.kind)?.hasCredentials?.(integ)) {
       problems.push({
         path: ['integrations', i, 'secret'],
         message: 'a secret is required (or set insecure: true to accept unauthenticated calls)',

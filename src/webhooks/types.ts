@@ -59,5 +59,7 @@ export interface WebhookAdapter<C extends IntegrationBase = IntegrationBase> {
    * checked (Authorization: Bearer <secret>, a bare Authorization: <secret>, or ?token=<secret>).
    */
   authenticate?(req: RawWebhookRequest, integration: C): boolean | Promise<boolean>;
+  /** Whether this integration is configured to authenticate without a shared `secret` (e.g. a JWT). */
+  hasCredentials?(integration: C): boolean;
   parse(body: unknown, ctx: AdapterContext<C>): AdapterResult;
 }

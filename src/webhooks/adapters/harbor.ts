@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { integrationConfig } from '../integration-config.js';
 import type { AdapterEvent, AdapterResult, IgnoredItem, WebhookAdapter } from '../types.js';
-import { parseOrThrow, splitResourceUrl } from './common.js';
+import { parseOrThrow, splitImageRef } from './common.js';
 
 const eventDataSchema = z
   .object({
@@ -42,16 +42,17 @@ export const harborAdapter: WebhookAdapter = {
     const ignored: IgnoredItem[] = [];
     const repoName = data?.repository?.repo_full_name ?? joinRepo(data?.repository?.namespace, data?.repository?.name);
     for (const r of data?.resources ?? []) {
-      const split = r.resource_url ? splitResourceUrl(r.resource_url) : undefined;
-      if (!split || !repoName) {
+      const url = r.resource_url ? splitImageRef(r.resource_url) : undefined;
+      const repository = repoName ?? url?.repository;
+      if (!url || !repository) {
         ignored.push({ reason: 'artifact push without resource_url or repository name' });
         continue;
       }
-      // Pushed by digest: Harbor puts the digest in `tag`.
-      const tag = r.tag && !r.tag.startsWith('sha256:') ? r.tag : undefined;
+      // Pushed by digest (no tag): Harbor puts the digest in `tag` (a tag never contains ":").
+      const tag = r.tag && !r.tag.includes(':') ? r.tag : undefined;
       events.push({
-        host: split.host,
-        repository: repoName,
+        host: url.host,
+        repository,
         ...(tag ? { tag } : {}),
         ...(r.digest ? { digest: r.digest } : {}),
         ...(payload.operator ? { pusher: payload.operator } : {}),

@@ -1,0 +1,81 @@
+/**
+ * The real receiver (createReceiver: auth, content type, adapter, host/repo/tag checks, rules)
+ * on a loopback port, with a queue stub that records what would be enqueued. No Redis, no
+ * registry: what the per-kind webhook tests need to prove 401 / 2xx-ignored / refused.
+ * The config goes through the zod schema, not validate.ts's cross-checks (so a `gar`
+ * integration authenticated by `jwt` alone can be tested).
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { compileRules } from '../../src/config/rules.js';
+import { configSchema } from '../../src/config/schema.js';
+import { createLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics.js';
+import type { SignJobData, SignQueue } from '../../src/queue/sign-queue.js';
+import { RegistryDirectory } from '../../src/registry/directory.js';
+import { createReceiver } from '../../src/webhooks/receiver.js';
+import type { PushEvent } from '../../src/webhooks/types.js';
+
+export interface ReceiverHarness {
+  url: string;
+  /** Events the receiver enqueued, in order. */
+  queued: PushEvent[];
+  post(integration: string, body: unknown, opts?: { headers?: Record<string, string>; query?: string; raw?: boolean }): Promise<{ status: number; json: any }>;
+  /** signet_webhook_events_total for (integration, outcome). */
+  count(integration: string, outcome: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+export async function startReceiver(opts: {
+  registries: { host: string; aliases?: string[] }[];
+  integrations: Record<string, unknown>[];
+  /** Default: one rule per registry that signs untagged pushes too (so they show in `queued`). */
+  rules?: Record<string, unknown>[];
+}): Promise<ReceiverHarness> {
+  const config = configSchema.parse({
+    registries: opts.registries,
+    integrations: opts.integrations,
+    keys: [{ name: 'k', provider: 'file', path: 'k.pem' }],
+    rules: opts.rules ?? opts.registries.map((r) => ({ match: `${r.host}/**`, keys: ['k'], untagged: 'sign' })),
+  });
+  const queued: PushEvent[] = [];
+  const queue = {
+    async enqueue(job: SignJobData) {
+      queued.push(job.event);
+      return `job-${queued.length}`;
+    },
+  } as unknown as SignQueue;
+  const metrics = new Metrics();
+  const registries = new RegistryDirectory(config.registries);
+  const app = createReceiver({ config, registries, rules: compileRules(config.rules), queue, metrics, logger: createLogger({ level: 'silent' }) });
+  const server: Server = createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    queued,
+    async post(integration, body, o = {}) {
+      const res = await fetch(`${url}/hooks/${integration}${o.query ?? ''}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...o.headers },
+        body: o.raw ? (body as string) : JSON.stringify(body),
+      });
+      const text = await res.text();
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = text;
+      }
+      return { status: res.status, json };
+    },
+    async count(integration, outcome) {
+      const m = await metrics.webhookEvents.get();
+      return m.values.filter((v) => v.labels.integration === integration && v.labels.outcome === outcome).reduce((n, v) => n + v.value, 0);
+    },
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await registries.close();
+    },
+  };
+}
