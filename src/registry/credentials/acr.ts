@@ -19,11 +19,14 @@
  *   instance discovery is skipped for authorities MSAL does not know. `caFile` adds CA
  *   certificates trusted for the authority.
  * - Hosts contacted: the Entra authority (the SDK's own endpoint) and the registry host itself.
+ * - `@azure/identity` is loaded (and the Entra credential created) on the first credentials
+ *   fetch, not when this module is imported; `caFile` is still read when the source is created,
+ *   so a bad one is reported at startup.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { rootCertificates } from 'node:tls';
-import { ClientSecretCredential, DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
 import { request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import { SignetError } from '../../errors.js';
@@ -78,8 +81,17 @@ function loadCa(cfg: AcrCredentialsConfig['acr'], baseDir: string, who: string):
   return { ca: [...rootCertificates, pem] };
 }
 
-export function createAcrCredential(cfg: AcrCredentialsConfig['acr'], baseDir: string, who: string): TokenCredential {
-  const tlsOptions = loadCa(cfg, baseDir, who);
+/** The SDK, loaded on first use so that importing this module (config validation) stays cheap. */
+function loadSdk(): Promise<typeof import('@azure/identity')> {
+  return import('@azure/identity');
+}
+
+export async function createAcrCredential(cfg: AcrCredentialsConfig['acr'], baseDir: string, who: string): Promise<TokenCredential> {
+  return buildCredential(cfg, loadCa(cfg, baseDir, who));
+}
+
+async function buildCredential(cfg: AcrCredentialsConfig['acr'], tlsOptions: { ca: string[] } | undefined): Promise<TokenCredential> {
+  const { ClientSecretCredential, DefaultAzureCredential } = await loadSdk();
   const host = cfg.authorityHost ? new URL(cfg.authorityHost).hostname : undefined;
   const common = {
     ...(cfg.authorityHost ? { authorityHost: cfg.authorityHost } : {}),
@@ -176,7 +188,15 @@ export function createAcrSource(
   deps: { credential?: TokenCredential; now?: () => number } = {},
 ): CredentialSource & { readonly fetches: number } {
   const who = `registry ${ctx.host} (ACR credentials)`;
-  const credential = deps.credential ?? createAcrCredential(cfg.acr, ctx.baseDir, who);
+  // caFile is read now (a bad one fails startup); the SDK is loaded and the credential created on
+  // the first fetch, and created again next time if that failed
+  const tlsOptions = deps.credential ? undefined : loadCa(cfg.acr, ctx.baseDir, who);
+  let credential: Promise<TokenCredential> | undefined = deps.credential ? Promise.resolve(deps.credential) : undefined;
+  const credentialOnce = (): Promise<TokenCredential> =>
+    (credential ??= buildCredential(cfg.acr, tlsOptions).catch((err: unknown) => {
+      credential = undefined;
+      throw err;
+    }));
   const scope = cfg.acr.scope ?? ACR_DEFAULT_SCOPE;
   const timeoutMs = cfg.acr.timeoutMs ?? Math.min(ctx.timeoutMs, 30_000);
   const now = deps.now ?? Date.now;
@@ -185,7 +205,9 @@ export function createAcrSource(
     async () => {
       let aad;
       try {
-        aad = await credential.getToken(scope, { abortSignal: AbortSignal.timeout(timeoutMs), ...(cfg.acr.tenantId ? { tenantId: cfg.acr.tenantId } : {}) });
+        // a credential that cannot be created (e.g. a malformed tenantId) is reported like a refusal
+        const c = await credentialOnce();
+        aad = await c.getToken(scope, { abortSignal: AbortSignal.timeout(timeoutMs), ...(cfg.acr.tenantId ? { tenantId: cfg.acr.tenantId } : {}) });
       } catch (err) {
         throw classifyEntra(err, who);
       }

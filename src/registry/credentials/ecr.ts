@@ -13,8 +13,10 @@
  * - `endpoint` points the SDK at another ECR API endpoint (a VPC endpoint, or a test stand-in);
  *   it is the only other host this source contacts.
  * - The SDK's own retries are off: the job queue's backoff is the retry policy.
+ * - The SDK is loaded on the first credentials fetch, not when this module is imported: config
+ *   validation (and every process that never talks to ECR) does not pay for it.
  */
-import { ECRClient, GetAuthorizationTokenCommand, type ECRClientConfig } from '@aws-sdk/client-ecr';
+import type { ECRClient, ECRClientConfig } from '@aws-sdk/client-ecr';
 import { z } from 'zod';
 import { SignetError } from '../../errors.js';
 import { cachedCredentialSource, errorSummary, type CredentialContext, type CredentialSource } from './source.js';
@@ -100,7 +102,13 @@ function classify(err: unknown, who: string): SignetError {
   return new SignetError('REGISTRY_UNAVAILABLE', `${who}: ECR GetAuthorizationToken failed (${detail})`, { retryable: true, cause: err, ...(status ? { status } : {}) });
 }
 
-export function createEcrClient(cfg: EcrCredentialsConfig['ecr'], host: string, fallbackTimeoutMs: number): ECRClient {
+/** The SDK, loaded on first use so that importing this module (config validation) stays cheap. */
+function loadSdk(): Promise<typeof import('@aws-sdk/client-ecr')> {
+  return import('@aws-sdk/client-ecr');
+}
+
+export async function createEcrClient(cfg: EcrCredentialsConfig['ecr'], host: string, fallbackTimeoutMs: number): Promise<ECRClient> {
+  const { ECRClient } = await loadSdk();
   const region = cfg.region ?? ecrRegionOfHost(host);
   const timeoutMs = cfg.timeoutMs ?? Math.min(fallbackTimeoutMs, 30_000);
   const options: ECRClientConfig = {
@@ -120,14 +128,21 @@ export function createEcrSource(
   ctx: CredentialContext,
   deps: { client?: ECRClient; now?: () => number } = {},
 ): CredentialSource & { readonly fetches: number } {
-  const client = deps.client ?? createEcrClient(cfg.ecr, ctx.host, ctx.timeoutMs);
   const who = `registry ${ctx.host} (ECR credentials)`;
+  // created (and the SDK loaded) on the first fetch; a failed creation is tried again next time
+  let client: Promise<ECRClient> | undefined = deps.client ? Promise.resolve(deps.client) : undefined;
+  const clientOnce = (): Promise<ECRClient> =>
+    (client ??= createEcrClient(cfg.ecr, ctx.host, ctx.timeoutMs).catch((err: unknown) => {
+      client = undefined;
+      throw err;
+    }));
   return cachedCredentialSource(
     `ECR GetAuthorizationToken${cfg.ecr.endpoint ? ` at ${new URL(cfg.ecr.endpoint).host}` : ''}`,
     async () => {
+      const [{ GetAuthorizationTokenCommand }, c] = await Promise.all([loadSdk(), clientOnce()]);
       let out;
       try {
-        out = await client.send(new GetAuthorizationTokenCommand({}));
+        out = await c.send(new GetAuthorizationTokenCommand({}));
       } catch (err) {
         throw classify(err, who);
       }

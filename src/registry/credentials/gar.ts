@@ -15,9 +15,11 @@
  *   10 (its gtoken always posts to oauth2.googleapis.com), hence this option.
  * - Hosts contacted: Google's token endpoint (or `tokenUrl`), and whatever the credentials JSON
  *   names for its own type (STS, IAM credentials); never a host from a webhook payload.
+ * - google-auth-library is loaded on the first credentials fetch, not when this module is
+ *   imported: config validation (and every process that never talks to GAR) does not pay for it.
  */
 import path from 'node:path';
-import { GoogleAuth, type GoogleAuthOptions } from 'google-auth-library';
+import type { GoogleAuthOptions } from 'google-auth-library';
 import { z } from 'zod';
 import { SignetError } from '../../errors.js';
 import { cachedCredentialSource, errorSummary, type CredentialContext, type CredentialSource } from './source.js';
@@ -74,6 +76,11 @@ function classify(err: unknown, who: string): SignetError {
   return new SignetError('REGISTRY_UNAVAILABLE', `${who}: Google token request failed (${detail})`, { retryable: true, cause: err });
 }
 
+/** The library, loaded on first use so that importing this module (config validation) stays cheap. */
+function loadSdk(): Promise<typeof import('google-auth-library')> {
+  return import('google-auth-library');
+}
+
 export function createGarSource(
   cfg: GarCredentialsConfig,
   ctx: CredentialContext,
@@ -87,10 +94,12 @@ export function createGarSource(
     ...(keyFile ? { keyFile } : {}),
     clientOptions: { transporterOptions: { timeout: timeoutMs } },
   };
-  const auth = deps.auth ?? new GoogleAuth(options);
+  // GoogleAuth (and the library) is created on the first fetch, then kept like the client
+  let auth = deps.auth;
   let client: Promise<AuthClientLike> | undefined;
   const clientOnce = (): Promise<AuthClientLike> =>
     (client ??= (async () => {
+      auth ??= new (await loadSdk()).GoogleAuth(options);
       const c = (await auth.getClient()) as AuthClientLike;
       const tokenUrl = cfg.gar.tokenUrl;
       if (tokenUrl) {
