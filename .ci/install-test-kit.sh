@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real parts the tests drive: CNCF distribution (docker-registry, bookworm)
-# and cosign 2.5 (Debian trixie, one static binary; the pin keeps everything else on bookworm).
+# and cosign 2.5 (Debian trixie, one static binary; the pin keeps everything else on bookworm),
+# SoftHSM2, Redis and Debian's chromium (the status page test).
 # Idempotent: skips what is already installed. Needs root (apt).
 set -euo pipefail
 need_update=1
@@ -29,6 +30,26 @@ if ! command -v softhsm2-util >/dev/null 2>&1 || ! command -v pkcs11-tool >/dev/
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 opensc >/dev/null
 fi
 
+# headless Chromium for the status page test (driven by playwright-core, never its own browser download)
+if [ ! -x /usr/bin/chromium ]; then
+  apt_update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+# containers/image as CRI-O and OpenShift use it: skopeo 1.18 from trixie in a small chroot
+# (bookworm's skopeo has sigstore verification patched out; trixie's needs a newer glibc).
+SKOPEO_ROOTFS="${SIGNET_TEST_SKOPEO_ROOTFS:-/var/tmp/skopeo-trixie}"
+if [ ! -x "$SKOPEO_ROOTFS/usr/bin/skopeo" ]; then
+  if ! command -v debootstrap >/dev/null 2>&1; then
+    apt_update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  fi
+  rm -rf "$SKOPEO_ROOTFS.partial"
+  # dpkg complains that golang-github-containers-common is unconfigured: the skopeo binary works
+  debootstrap --variant=minbase --include=skopeo,ca-certificates trixie "$SKOPEO_ROOTFS.partial" http://deb.debian.org/debian >/dev/null 2>&1 || true
+  if [ -x "$SKOPEO_ROOTFS.partial/usr/bin/skopeo" ]; then mv "$SKOPEO_ROOTFS.partial" "$SKOPEO_ROOTFS"; else echo "debootstrap of the skopeo chroot failed" >&2; exit 1; fi
+fi
+
 if ! command -v redis-server >/dev/null 2>&1; then
   apt_update
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
@@ -37,4 +58,4 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 fi
 
-echo "test kit: $(docker-registry --version 2>&1 | head -1); cosign $(cosign version 2>&1 | grep -i GitVersion | awk '{print $2}'); softhsm2 $(softhsm2-util --version); redis $(redis-server --version | cut -d' ' -f3)"
+echo "test kit: $(docker-registry --version 2>&1 | head -1); cosign $(cosign version 2>&1 | grep -i GitVersion | awk '{print $2}'); softhsm2 $(softhsm2-util --version); redis $(redis-server --version | cut -d' ' -f3); $(/usr/bin/chromium --version 2>/dev/null | head -1)"

@@ -7,7 +7,10 @@
  *   signet sign IMAGE_REF   sign one image now through the same pipeline (no webhook)
  *   signet config check     validate the config, report every problem with its YAML path
  *   signet keys export [NAME]  print each key's public key (SPKI PEM)
+ *   signet policy export --for VERIFIER  verifier policies from the rules and public keys (src/policy/)
  *   signet jobs failed | jobs retry ID|--all   dead letters
+ *   signet backfill [--registry HOST] [--repo GLOB] [--dry-run]   queue images lacking a required signature (src/backfill/)
+ *   signet verify IMAGE_REF [--json]   check an image's signatures against its rule and the keys (src/verify/)
  * Config: --config FILE, else $SIGNET_CONFIG, else ./signet.yaml; `start|serve|worker` fall back
  * to the embedded default when none of these exists.
  */
@@ -18,6 +21,9 @@ import { prepareDefaultConfig } from './config/defaults.js';
 import { ConfigError, loadConfigFile, formatProblems, type LoadedConfig } from './config/load.js';
 import { describeError, isSignetError } from './errors.js';
 import { createKeyProviders } from './kms/providers.js';
+import { policyExport, policyExportUsageProblem } from './policy/cli.js';
+import { backfillCommand, backfillUsageProblem } from './backfill/cli.js';
+import { verifyCommand } from './verify/cli.js';
 import { createLogger, redactText } from './log.js';
 import { parseReference } from './registry/reference.js';
 import { createRuntime, startService } from './runtime.js';
@@ -37,9 +43,17 @@ commands:
   sign IMAGE_REF        sign one image now (host/repo:tag or host/repo@sha256:...)
   config check          validate the config and list every problem with its YAML path
   keys export [NAME]    print the public key (SPKI PEM) of each configured key
+  policy export --for kyverno|policy-controller|openshift|containers|cosign-webhook|all
+                        verifier config from the rules and public keys (comma list ok);
+                        --out DIR (one file per object), --format yaml|json, --namespace NS
   status IMAGE_REF      signing status per (digest, rule, key) of an image (--json for JSON)
   jobs failed           list failed sign jobs with their reasons (--json for JSON)
   jobs retry ID|--all   put failed jobs back in the queue
+  backfill              queue every image that lacks a signature its rule requires;
+                        --registry HOST, --repo GLOB, --dry-run (report only),
+                        --concurrency N (default 8), --json
+  verify IMAGE_REF      check an image's signatures against the configured keys and its rule;
+                        exit 0 when every required key has a valid signature (--json for JSON)
 
 options:
   -c, --config FILE     config file (default: $SIGNET_CONFIG, else ./signet.yaml)
@@ -58,6 +72,14 @@ export async function main(argv: string[], out: Out = (l) => process.stdout.writ
         help: { type: 'boolean', short: 'h' },
         all: { type: 'boolean' },
         json: { type: 'boolean' },
+        for: { type: 'string' },
+        out: { type: 'string' },
+        format: { type: 'string' },
+        namespace: { type: 'string', multiple: true },
+        registry: { type: 'string' },
+        repo: { type: 'string' },
+        'dry-run': { type: 'boolean' },
+        concurrency: { type: 'string' },
       },
     });
   } catch (e) {
@@ -90,6 +112,21 @@ export async function main(argv: string[], out: Out = (l) => process.stdout.writ
       case 'status':
         if (rest.length !== 1) throw usage('status takes one IMAGE_REF');
         return await statusOf(rest[0]!, configPath, Boolean(explicit), Boolean(parsed.values.json), out);
+      case 'policy': {
+        if (rest[0] !== 'export' || rest.length !== 1) throw usage('did you mean "signet policy export --for VERIFIER"?');
+        const problem = policyExportUsageProblem(parsed.values);
+        if (problem) throw usage(problem);
+        return await policyExport(await load(configPath, Boolean(explicit), true), parsed.values, out, err);
+      }
+      case 'backfill': {
+        if (rest.length !== 0) throw usage('backfill takes no IMAGE_REF (use --registry HOST and --repo GLOB)');
+        const problem = backfillUsageProblem(parsed.values);
+        if (problem) throw usage(problem);
+        return await backfillCommand(await load(configPath, Boolean(explicit), true), parsed.values, out, err);
+      }
+      case 'verify':
+        if (rest.length !== 1) throw usage('verify takes one IMAGE_REF');
+        return await verifyCommand(await load(configPath, Boolean(explicit), true), rest[0]!, { json: Boolean(parsed.values.json) }, out);
       case 'jobs':
         return await jobs(rest, configPath, Boolean(explicit), { all: Boolean(parsed.values.all), json: Boolean(parsed.values.json) }, out);
       default:

@@ -35,6 +35,10 @@ export type ErrorCode =
   | 'KEY_NOT_FOUND'
   /** The key (or version) is disabled or scheduled for deletion: not retried. */
   | 'KEY_DISABLED'
+  /** The Rekor transparency log is unreachable, timed out, throttled us or answered 5xx: retried. */
+  | 'REKOR_UNAVAILABLE'
+  /** Rekor refused the entry (4xx) or answered something signet cannot use (bad body, bad SET): not retried. */
+  | 'REKOR_REJECTED'
   | 'LOCK_TIMEOUT'
   | 'SIGNATURE_WRITE_REJECTED'
   | 'SIGNATURE_READBACK_FAILED'

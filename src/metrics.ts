@@ -1,5 +1,8 @@
 /** Prometheus metrics, one registry per process. */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Queue states the depth gauge reports. */
+export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
 
 export class Metrics {
   readonly registry = new Registry();
@@ -11,8 +14,8 @@ export class Metrics {
   });
   readonly signatures = new Counter({
     name: 'signet_signatures_total',
-    help: 'Signatures by key and outcome (signed, present)',
-    labelNames: ['key', 'outcome'] as const,
+    help: 'Signatures by key, format (legacy, bundle) and outcome (signed, present)',
+    labelNames: ['key', 'format', 'outcome'] as const,
     registers: [this.registry],
   });
   readonly jobs = new Counter({
@@ -26,6 +29,44 @@ export class Metrics {
     help: 'From webhook acceptance to signature written',
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
     registers: [this.registry],
+  });
+
+  readonly keySignSeconds = new Histogram({
+    name: 'signet_key_sign_seconds',
+    help: 'Time of one key-backend sign call (file, KMS, HSM), by key and outcome (ok, error)',
+    labelNames: ['key', 'outcome'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly registryErrors = new Counter({
+    name: 'signet_registry_errors_total',
+    help: 'Registry responses >= 400 and network errors (status "network"), by registry host, method and status; 401 challenges and 404s for absent signature tags are part of normal operation',
+    labelNames: ['registry', 'method', 'status'] as const,
+    registers: [this.registry],
+  });
+  /** Where the queue depth gauge reads its counts on each scrape (set by the receiver's runtime). */
+  queueDepthSource: (() => Promise<Record<string, number>>) | undefined;
+  readonly queueDepth = new Gauge({
+    name: 'signet_queue_jobs',
+    help: 'Sign jobs in the queue by state (waiting, active, delayed, failed), read from Redis on each scrape',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      if (!this.queueDepthSource) return;
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        // a scrape never hangs on Redis: without an answer within a second the series are left out
+        const counts = await Promise.race([
+          this.queueDepthSource(),
+          new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), 1000))),
+        ]);
+        for (const s of QUEUE_STATES) this.queueDepth.set({ state: s }, counts[s] ?? 0);
+      } catch {
+        this.queueDepth.reset();
+      } finally {
+        clearTimeout(timer);
+      }
+    },
   });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {

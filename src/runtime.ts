@@ -25,6 +25,9 @@ import { StatusStore } from './status/store.js';
 const STATUS_RETENTION_DAYS = 30;
 import { createReceiver } from './webhooks/receiver.js';
 import { createSignWorker } from '../workers/sign-worker.js';
+import { instrumentKeys, instrumentRegistries } from './health/instrument.js';
+import { Readiness } from './health/readiness.js';
+import { QueueAdmin } from './queue/admin.js';
 
 export interface Runtime {
   config: Config;
@@ -47,6 +50,9 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
   await checkRedis(config.redis.url);
   const keys = await createKeyProviders(config.keys, { baseDir });
   const registries = new RegistryDirectory(config.registries, { baseDir });
+  const metrics = opts.metrics ?? new Metrics({ defaultMetrics: true });
+  instrumentKeys(keys, metrics); // signet_key_sign_seconds
+  instrumentRegistries(registries, metrics); // signet_registry_errors_total
   const rules = compileRules(config.rules);
   const lockRedis = createRedis(config.redis.url, 'lock');
   const lock = new DigestLock(lockRedis, config.redis.prefix);
@@ -56,7 +62,7 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
     config,
     baseDir,
     logger,
-    metrics: opts.metrics ?? new Metrics({ defaultMetrics: true }),
+    metrics,
     registries,
     rules,
     keys,
@@ -64,6 +70,7 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
     pipeline,
     status,
     async close() {
+      await pipeline.close();
       await registries.close();
       await Promise.allSettled([...keys.values()].map((k) => k.close?.()));
       lockRedis.disconnect();
@@ -113,7 +120,11 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
   if (roles.receiver) {
     const producer = createRedis(config.redis.url, 'producer');
     const queue = new SignQueue(producer, config.redis.prefix, config.worker);
-    const app = createReceiver({ config, registries: rt.registries, rules: rt.rules, queue, metrics: rt.metrics, logger, status: rt.status });
+    // status page, queue depth gauge and readiness use the fail-fast producer connection
+    const admin = new QueueAdmin(producer, config.redis.prefix);
+    rt.metrics.queueDepthSource = () => admin.counts();
+    const readiness = new Readiness({ redis: producer, keys: rt.keys, registries: rt.registries });
+    const app = createReceiver({ config, registries: rt.registries, rules: rt.rules, queue, metrics: rt.metrics, logger, status: rt.status, readiness, admin });
     const server = createServer(app);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -122,6 +133,8 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
         resolve();
       });
     }).catch(async (err: NodeJS.ErrnoException) => {
+      rt.metrics.queueDepthSource = undefined;
+      await admin.close();
       await queue.close();
       producer.disconnect();
       throw new SignetError('CONFIG_INVALID', `cannot listen on ${config.server.host}:${config.server.port} (${err.code ?? err.message}); set server.port`);
@@ -132,6 +145,8 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
     closers.unshift(async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections?.();
+      rt.metrics.queueDepthSource = undefined;
+      await admin.close();
       await queue.close();
       producer.disconnect();
     });

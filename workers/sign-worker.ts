@@ -64,15 +64,24 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
               requestId,
             })),
           ]);
-          for (const s of report.signatures) metrics.signatures.inc({ key: s.key, outcome: s.outcome });
+          for (const s of report.signatures) metrics.signatures.inc({ key: s.key, format: s.format ?? 'legacy', outcome: s.outcome });
           if (report.signatures.some((s) => s.outcome === 'signed')) {
             metrics.pushToSigned.observe((Date.now() - Date.parse(event.receivedAt)) / 1000);
           }
           metrics.jobs.inc({ outcome: 'signed' });
           log.info(
-            { digest: report.digest, signatures: report.signatures.map((s) => `${s.digest.slice(0, 19)} ${s.key} ${s.outcome}`) },
+            {
+              digest: report.digest,
+              signatures: report.signatures.map(
+                (s) => `${s.digest.slice(0, 19)} ${s.key} ${s.format ?? 'legacy'} ${s.outcome}${s.tlog ? ` tlog:${s.tlog.status}` : ''}`,
+              ),
+            },
             'signed',
           );
+          const noEntry = report.signatures.filter((s) => s.tlog?.status === 'unavailable');
+          if (noEntry.length) {
+            log.warn({ keys: [...new Set(noEntry.map((s) => s.key))] }, 'written without a Rekor entry (rekor.required: false); it is added the next time this digest is signed');
+          }
         } else {
           await record([{ ...pushed, ...(report.digest ? { digest: report.digest } : {}), state: 'skipped', reason: report.reason }]);
           metrics.jobs.inc({ outcome: 'skipped' });

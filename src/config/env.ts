@@ -1,6 +1,8 @@
 /**
  * `${VAR}` expansion over the parsed YAML tree (never over the raw text, so a value cannot
- * inject YAML). Forms: `${VAR}`, `${VAR:-default}`; `$${` writes a literal `${`.
+ * inject YAML). Forms: `${VAR}`, `${VAR:-default}`; `$${` writes a literal `${`. Under
+ * `rules[].annotations`, `${registry}`, `${repository}`, `${tag}`, `${digest}` and `${pusher}`
+ * are push fields filled in when signing, and are left as they are.
  * A missing variable without a default is a config problem at that value's path.
  */
 export interface EnvProblem {
@@ -26,10 +28,18 @@ export function expandEnv(
   return value;
 }
 
+/** Per-push fields a rule's `annotations:` may use (filled in when signing, not from the environment). */
+const PUSH_FIELDS = new Set(['registry', 'repository', 'tag', 'digest', 'pusher']);
+
+function isAnnotationTemplate(path: readonly (string | number)[]): boolean {
+  return path[0] === 'rules' && path[2] === 'annotations';
+}
+
 function expandString(s: string, env: NodeJS.ProcessEnv, problems: EnvProblem[], path: (string | number)[]): string {
   if (!s.includes('${')) return s;
   return s.replace(pattern, (whole, name: string | undefined, fallback: string | undefined) => {
     if (whole === '$${') return '${';
+    if (fallback === undefined && PUSH_FIELDS.has(name!) && isAnnotationTemplate(path)) return whole;
     const v = env[name!];
     if (v !== undefined && v !== '') return v;
     if (fallback !== undefined) return fallback;

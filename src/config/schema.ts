@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { keyConfigSchema } from '../kms/providers.js';
 import { credentialsSchema } from '../registry/credentials/index.js';
+import { annotationsSchema, rekorRuleSchema, signatureFormatsSchema } from '../signing/rule-options.js';
 import { webhookAdapters } from '../webhooks/adapters/index.js';
 import type { integrationConfig } from '../webhooks/integration-config.js';
 
@@ -59,6 +60,12 @@ export const ruleSchema = z
     identity: z.enum(['tag', 'repository']).default('tag'),
     /** Manifests pushed without a tag (multi-arch children are signed with their index anyway). */
     untagged: z.enum(['ignore', 'sign']).default('ignore'),
+    /** Storage formats to write: legacy .sig (the default), sigstore bundle v0.3 referrer, or both. See docs/formats.md. */
+    formats: signatureFormatsSchema.optional(),
+    /** Log each signature to this Rekor v1 (public or self-hosted); see src/signing/rule-options.ts. */
+    rekor: rekorRuleSchema.optional(),
+    /** Payload annotations (cosign sign -a), templates over ${registry} ${repository} ${tag} ${digest} ${pusher}. */
+    annotations: annotationsSchema.optional(),
   })
   .strict();
 
@@ -70,6 +77,8 @@ export const configSchema = z
         host: z.string().default('0.0.0.0'),
         /** Largest webhook body accepted, in bytes. */
         bodyLimitBytes: z.number().int().min(1024).default(1024 * 1024),
+        /** Enables the status page (GET /ui) and its retry button; without it the page is off (404). */
+        statusPageToken: z.string().min(16, 'must be at least 16 characters (e.g. openssl rand -hex 24)').optional(),
       })
       .strict()
       .default({ port: 8080, host: '0.0.0.0', bodyLimitBytes: 1024 * 1024 }),

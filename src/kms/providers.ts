@@ -15,6 +15,7 @@ import { awsKmsProvider } from './awskms.js';
 import { alibabaKmsProvider } from './alibabakms.js';
 import type { KeyProviderContext } from './define.js';
 import type { KeyProvider } from './types.js';
+import { loadKeyCertificate, setCertificate } from '../signing/certificate.js';
 
 export type { KeyProviderContext } from './define.js';
 
@@ -57,7 +58,36 @@ function resolveRef(value: unknown, ctx: z.core.$RefinementCtx): unknown {
   return value;
 }
 
-export const keyConfigSchema = z.preprocess(resolveRef, providerConfigSchema);
+/**
+ * Fields any key may carry whatever its provider: a bring-your-own-PKI certificate for the key and
+ * its chain (PEM text or a file relative to the config), checked at startup (src/signing/certificate.ts)
+ * and written into the dev.sigstore.cosign/certificate and /chain annotations.
+ */
+const commonKeyFieldsSchema = z
+  .object({ certificate: z.string().min(1).optional(), chain: z.string().min(1).optional() })
+  .strict();
+export type KeyCommonFields = z.infer<typeof commonKeyFieldsSchema>;
+const COMMON_KEY_FIELDS = ['certificate', 'chain'];
+
+/** Parse the common fields and hand the rest to the provider's own (strict) schema; issues keep their paths. */
+function withCommonFields(value: unknown, ctx: z.core.$RefinementCtx): (KeyConfig & KeyCommonFields) | typeof z.NEVER {
+  const common: Record<string, unknown> = {};
+  let rest = value;
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const r: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) (COMMON_KEY_FIELDS.includes(k) ? common : r)[k] = v;
+    rest = r;
+  }
+  const c = commonKeyFieldsSchema.safeParse(common);
+  const p = providerConfigSchema.safeParse(rest);
+  for (const issue of [...(c.success ? [] : c.error.issues), ...(p.success ? [] : p.error.issues)]) {
+    ctx.addIssue(issue as unknown as Parameters<typeof ctx.addIssue>[0]);
+  }
+  if (!c.success || !p.success) return z.NEVER;
+  return { ...p.data, ...c.data };
+}
+
+export const keyConfigSchema = z.preprocess(resolveRef, z.unknown().transform(withCommonFields));
 export type KeyConfig = z.infer<typeof providerConfigSchema>;
 
 const byId = new Map<string, Definition>(keyProviders.map((p) => [p.id, p]));
@@ -76,7 +106,14 @@ export async function createKeyProviders(keys: readonly KeyConfig[], ctx: KeyPro
     keys.map(async (k) => {
       try {
         const p = await createKeyProvider(k, ctx);
-        await p.publicKeyPem(); // fail at startup, not on the first push
+        const pem = await p.publicKeyPem(); // fail at startup, not on the first push
+        // a certificate that does not certify this key, or has expired, is refused here too
+        try {
+          setCertificate(p, loadKeyCertificate(k as KeyCommonFields & { name: string }, pem, ctx.baseDir));
+        } catch (err) {
+          await p.close?.();
+          throw err;
+        }
         out.set(k.name, p);
       } catch (err) {
         problems.push(err as Error);

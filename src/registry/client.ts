@@ -26,21 +26,24 @@ export interface RegistryStats {
   requests: number;
 }
 
-type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 
-interface Call {
+/** One request to this registry, for `call`. */
+export interface Call {
   method: Method;
   path: string;
   repository: string;
   /** Push scope is needed for writes. */
   push: boolean;
+  /** A token scope other than the repository's (the catalog: `registry:catalog:*`). */
+  scope?: string;
   headers?: Record<string, string>;
   body?: Buffer;
   /** Statuses the caller handles itself (no error thrown). */
   ok: number[];
 }
 
-interface Reply {
+export interface Reply {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   body: Buffer;
@@ -49,6 +52,8 @@ interface Reply {
 export class RegistryClient {
   readonly host: string;
   readonly stats: RegistryStats = { requests: 0 };
+  /** Called with every registry (and token service) answer's status, or 'network' when none came; set by the runtime for metrics. */
+  onResponse: ((method: string, status: number | 'network') => void) | undefined;
   private readonly base: string;
   private readonly dispatcher: Dispatcher;
   private readonly tokens = new TokenCache();
@@ -86,6 +91,20 @@ export class RegistryClient {
 
   async close(): Promise<void> {
     await this.dispatcher.close();
+  }
+
+  /** GET /v2/ without credentials, for readiness: the HTTP status of any answer (401 included); throws when none comes in time. */
+  async ping(timeoutMs: number): Promise<number> {
+    const res = await request(`${this.base}/v2/`, {
+      method: 'GET',
+      headers: { 'user-agent': 'signet' },
+      dispatcher: this.dispatcher,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    await res.body.dump();
+    return res.statusCode;
   }
 
   /** GET a manifest by tag or digest; the digest is computed from the bytes and checked. */
@@ -154,6 +173,45 @@ export class RegistryClient {
     return sha256Digest(body);
   }
 
+  /**
+   * Every repository name the registry lists (GET /v2/_catalog?n=, following `Link: rel="next"`
+   * on this registry; token scope `registry:catalog:*`). Names that are not valid repository
+   * names are left out. Registries without a catalog API answer with an error (404/401/403).
+   */
+  async listRepositories(pageSize = 1000): Promise<string[]> {
+    return this.listPaged(`/v2/_catalog?n=${pageSize}`, 'repositories', { repository: '', scope: 'registry:catalog:*' }).then((names) =>
+      names.filter(isValidRepository),
+    );
+  }
+
+  /** The tags of a repository (GET /v2/<name>/tags/list?n=, paginated like the catalog); [] when it is unknown. */
+  async listTags(repository: string, pageSize = 1000): Promise<string[]> {
+    checkRepo(repository);
+    return this.listPaged(`/v2/${repository}/tags/list?n=${pageSize}`, 'tags', { repository }).then((tags) => tags.filter(isValidTag));
+  }
+
+  private async listPaged(first: string, field: 'repositories' | 'tags', on: { repository: string; scope?: string }): Promise<string[]> {
+    const out: string[] = [];
+    const seen = new Set<string>();
+    for (let path: string | undefined = first; path && !seen.has(path); ) {
+      seen.add(path);
+      const r = await this.call({ method: 'GET', path, ...on, push: false, headers: { accept: 'application/json' }, ok: [200, 404] });
+      if (r.status === 404) {
+        if (field === 'tags') return out;
+        throw new SignetError('REGISTRY_PROTOCOL', `registry ${this.host} has no catalog API (GET /v2/_catalog answered 404)`, { status: 404 });
+      }
+      let page: unknown;
+      try {
+        page = (JSON.parse(r.body.toString('utf8')) as Record<string, unknown>)[field];
+      } catch {
+        throw new SignetError('REGISTRY_PROTOCOL', `registry ${this.host}: GET ${path} returned invalid JSON`);
+      }
+      if (Array.isArray(page)) for (const v of page) if (typeof v === 'string') out.push(v);
+      path = nextLink(r.headers['link'], this.base);
+    }
+    return out;
+  }
+
   async blobExists(repository: string, digest: string): Promise<boolean> {
     checkRepo(repository);
     const r = await this.call({ method: 'HEAD', path: `/v2/${repository}/blobs/${digest}`, repository, push: false, ok: [200, 404] });
@@ -197,12 +255,19 @@ export class RegistryClient {
     return `repository:${repository}:${push ? 'pull,push' : 'pull'}`;
   }
 
-  private async call(c: Call): Promise<Reply> {
+  /**
+   * The transport every operation uses: auth (challenge, token cache, credential refresh), the
+   * per-registry concurrency limit, and 429/5xx/network failures turned into retryable errors.
+   * Statuses in `c.ok` are returned to the caller; others throw. Public for format modules
+   * (bundles, referrers) that need requests this class has no method for.
+   */
+  async call(c: Call): Promise<Reply> {
     return this.limiter.run(async () => {
       // Writes use a pull,push token; reads reuse it when we have one (fewer token round trips).
-      const scope = this.scope(c.repository, c.push);
-      let auth = this.tokens.get(scope) ?? (c.push ? undefined : this.tokens.get(this.scope(c.repository, true)));
-      if (!auth && this.tokens.challenge) auth = await this.authorize(this.tokens.challenge, c.repository, true);
+      const scope = c.scope ?? this.scope(c.repository, c.push);
+      const wide = c.scope ?? this.scope(c.repository, true);
+      let auth = this.tokens.get(scope) ?? (c.push ? undefined : this.tokens.get(wide));
+      if (!auth && this.tokens.challenge) auth = await this.authorize(this.tokens.challenge, wide);
       let r = await this.send(c, auth);
       if (r.status === 401) {
         const header = headerValue(r.headers['www-authenticate']);
@@ -210,12 +275,12 @@ export class RegistryClient {
         if (!challenge) throw new SignetError('REGISTRY_AUTH_FAILED', `registry ${this.host} answered 401 without a usable challenge`, { status: 401 });
         this.tokens.clear(scope);
         this.tokens.challenge = challenge;
-        auth = await this.authorize(challenge, c.repository, true);
+        auth = await this.authorize(challenge, wide);
         r = await this.send(c, auth);
         if (r.status === 401 && this.credentials?.invalidate()) {
           // refused again, with credentials that came from a cache: fetch fresh ones, once
           this.tokens.clear(scope);
-          auth = await this.authorize(challenge, c.repository, true);
+          auth = await this.authorize(challenge, wide);
           r = await this.send(c, auth);
         }
         if (r.status === 401) {
@@ -231,14 +296,14 @@ export class RegistryClient {
    * are fetched here, when a challenge needs them; if the token service refuses credentials that
    * came from a cache, fresh ones are fetched once.
    */
-  private async authorize(challenge: Challenge, repository: string, push: boolean): Promise<string | undefined> {
+  private async authorize(challenge: Challenge, scope: string): Promise<string | undefined> {
     if (challenge.scheme !== 'basic' && challenge.scheme !== 'bearer') {
       throw new SignetError('REGISTRY_AUTH_FAILED', `registry ${this.host} wants unsupported auth scheme "${challenge.scheme}"`);
     }
     for (let attempt = 0; ; attempt++) {
       const creds = this.credentials ? await this.credentials.get() : undefined;
       try {
-        return await this.answer(challenge, this.scope(repository, push), creds);
+        return await this.answer(challenge, scope, creds);
       } catch (err) {
         const refused = err instanceof SignetError && err.code === 'REGISTRY_AUTH_FAILED' && err.status !== undefined;
         if (attempt === 0 && refused && this.credentials?.invalidate()) continue;
@@ -292,8 +357,10 @@ export class RegistryClient {
       this.stats.requests++;
       res = await request(url, { method, headers, ...(body !== undefined ? { body } : {}), dispatcher: this.dispatcher });
     } catch (err) {
+      this.onResponse?.(method, 'network');
       throw networkError(this.host, 'token request', err);
     }
+    this.onResponse?.(method, res.statusCode);
     const text = await res.body.text();
     if (res.statusCode === 401 || res.statusCode === 403) {
       throw new SignetError('REGISTRY_AUTH_FAILED', `token service of ${this.host} refused signet's credentials (HTTP ${res.statusCode})`, { status: res.statusCode });
@@ -329,8 +396,10 @@ export class RegistryClient {
         dispatcher: this.dispatcher,
       });
     } catch (err) {
+      this.onResponse?.(c.method, 'network');
       throw networkError(this.host, `${c.method} ${c.path}`, err);
     }
+    this.onResponse?.(c.method, res.statusCode);
     const body = c.method === 'HEAD' ? (await res.body.dump(), Buffer.alloc(0)) : Buffer.from(await res.body.arrayBuffer());
     return { status: res.statusCode, headers: res.headers, body };
   }
@@ -360,6 +429,19 @@ function checkManifestRef(reference: string): void {
 
 function headerValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
+}
+
+/** The path of a `Link: <...>; rel="next"` target on this registry (RFC 5988), or undefined. */
+function nextLink(link: string | string[] | undefined, base: string): string | undefined {
+  const v = Array.isArray(link) ? link.join(', ') : link;
+  const m = v ? /<([^>]+)>\s*;\s*rel="?next"?/i.exec(v) : null;
+  if (!m) return undefined;
+  try {
+    const u = new URL(m[1]!, base);
+    return u.host === new URL(base).host && u.pathname.startsWith('/v2/') ? `${u.pathname}${u.search}` : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function mediaTypeOf(body: Buffer): string {

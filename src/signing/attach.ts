@@ -1,7 +1,14 @@
 /**
- * Writes legacy cosign signatures for one digest: under the per-digest lock, read the .sig
- * manifest, skip keys whose valid signature over the same payload is already there, sign the
- * rest, upload payload and config blobs, PUT the manifest by tag, then read it back to confirm.
+ * Writes legacy cosign signatures (the `sha256-<hex>.sig` manifest) for one digest.
+ *
+ * 1. Outside the lock (so KMS and Rekor round trips never hold it): read the .sig manifest and,
+ *    per key, find a layer with the same payload that verifies with the key. Present and complete
+ *    -> nothing to do. Present but missing what the rule now wants (a Rekor entry, the key's
+ *    certificate) -> the present signature is logged / annotated ("upgraded"; no new signature).
+ *    Absent -> sign, log to Rekor when the rule says so, and build the layer.
+ * 2. Under the per-digest lock: read again, merge (another writer may have added an equivalent
+ *    layer meanwhile: then ours is dropped and reported as present), upload the payload and
+ *    config blobs, PUT the manifest by tag, and read it back to confirm (bounded retries).
  */
 import { createHash, createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
 import { SignetError } from '../errors.js';
@@ -9,32 +16,50 @@ import type { KeyProvider } from '../kms/types.js';
 import type { RegistryClient } from '../registry/client.js';
 import { OCI_MANIFEST, COSIGN_SIMPLE_SIGNING } from '../registry/media-types.js';
 import { signatureTag } from '../registry/reference.js';
-import { sha256Digest } from '../util/digest.js';
-import type { DigestLock } from './lock.js';
 import {
-  buildSignatureManifest,
-  parseSignatureManifest,
-  SIGNATURE_ANNOTATION,
-  signatureLayer,
-  type SignatureLayer,
-} from './legacy-sig.js';
+  checkHashedRekordBody,
+  COSIGN_BUNDLE_ANNOTATION,
+  cosignBundleAnnotation,
+  parseCosignBundleAnnotation,
+  proposedHashedRekord,
+} from '../transparency/entries.js';
+import { sha256Digest } from '../util/digest.js';
+import { CERTIFICATE_ANNOTATION, certificateOf, CHAIN_ANNOTATION } from './certificate.js';
+import type { DigestLock } from './lock.js';
+import { buildSignatureManifest, parseSignatureManifest, SIGNATURE_ANNOTATION, type SignatureLayer } from './legacy-sig.js';
+import { logToRekor, type TlogPolicy, type TlogStatus } from './tlog.js';
 
 export interface SignRequest {
   key: KeyProvider;
   payload: Buffer;
 }
 
+export type SignatureFormat = 'legacy' | 'bundle';
+
 export interface SignResult {
   key: string;
-  /** signed: a new layer was written; present: an equal valid signature was already there. */
+  /** signed: a new signature was written; present: a valid signature by this key over this payload was already there. */
   outcome: 'signed' | 'present';
+  /** sha256 of the signed payload (legacy: the simple-signing payload; bundle: the in-toto statement). */
   payloadDigest: string;
+  /** Which storage this entry is about (absent only from callers that predate formats). */
+  format?: SignatureFormat;
+  /** Annotations added to a signature that was already present (e.g. its Rekor entry). */
+  upgraded?: string[];
+  /** The transparency log, when the rule logs to Rekor. */
+  tlog?: TlogStatus;
+  /** Bundle format: digest of the referrer manifest holding the bundle. */
+  referrer?: string;
+}
+
+export interface AttachOptions {
+  tlog?: TlogPolicy | undefined;
 }
 
 const MAX_ATTEMPTS = 3;
 const publicKeys = new WeakMap<KeyProvider, KeyObject>();
 
-async function publicKeyOf(key: KeyProvider): Promise<KeyObject> {
+export async function publicKeyOf(key: KeyProvider): Promise<KeyObject> {
   let k = publicKeys.get(key);
   if (!k) {
     k = createPublicKey(await key.publicKeyPem());
@@ -55,58 +80,60 @@ export async function layerSignedBy(layer: SignatureLayer, payload: Buffer, payl
   }
 }
 
+interface Plan {
+  req: SignRequest;
+  result: SignResult;
+  /** The layer this key's signature should be in the manifest as (absent: nothing to write). */
+  layer?: SignatureLayer;
+  /** Annotation keys a matching layer must carry for this plan to be done. */
+  requiredKeys: string[];
+  /** The signature (base64) the read-back must find. */
+  expect?: string;
+}
+
 export async function attachLegacySignatures(
   client: RegistryClient,
   repository: string,
   digest: string,
   requests: readonly SignRequest[],
   lock: DigestLock,
+  opts: AttachOptions = {},
 ): Promise<SignResult[]> {
   const tag = signatureTag(digest);
+  const before = await client.getManifest(repository, tag, OCI_MANIFEST);
+  const plans = await Promise.all(requests.map((req) => plan(req, before ? parseSignatureManifest(before.body) : [], opts)));
+  const work = plans.filter((p) => p.layer);
+  if (work.length === 0) return plans.map((p) => p.result);
+
   return lock.withLock(`${client.host}/${repository}@${digest}`, async () => {
     for (let attempt = 1; ; attempt++) {
       const existing = await client.getManifest(repository, tag, OCI_MANIFEST);
       const layers = existing ? parseSignatureManifest(existing.body) : [];
-      const results: SignResult[] = [];
-      const added: { layer: SignatureLayer; payload: Buffer }[] = [];
+      const { next, appended, dirty } = await merge(layers, work);
+      if (!dirty) return plans.map((p) => p.result);
 
-      await Promise.all(
-        requests.map(async (req) => {
-          const payloadDigest = sha256Digest(req.payload);
-          for (const l of layers) {
-            if (await layerSignedBy(l, req.payload, payloadDigest, req.key)) {
-              results.push({ key: req.key.name, outcome: 'present', payloadDigest });
-              return;
-            }
-          }
-          const hash = createHash('sha256').update(req.payload).digest();
-          const signature = await req.key.sign(hash, req.payload);
-          added.push({ layer: signatureLayer(req.payload, payloadDigest, signature.toString('base64')), payload: req.payload });
-          results.push({ key: req.key.name, outcome: 'signed', payloadDigest });
-        }),
-      );
-      if (added.length === 0) return order(results, requests);
-
-      // Keep the order of `requests` for the new layers so output is deterministic.
-      added.sort((a, b) => indexOfLayer(a.layer) - indexOfLayer(b.layer));
-      const all = [...layers, ...added.map((a) => a.layer)];
-      const built = buildSignatureManifest(all);
       const uploaded = new Set<string>();
-      for (const a of added) {
-        if (uploaded.has(a.layer.digest)) continue;
-        uploaded.add(a.layer.digest);
-        await client.uploadBlob(repository, a.payload, !existing);
+      for (const p of appended) {
+        if (uploaded.has(p.layer!.digest)) continue;
+        uploaded.add(p.layer!.digest);
+        await client.uploadBlob(repository, p.req.payload, !existing);
       }
+      const built = buildSignatureManifest(next);
       await client.uploadBlob(repository, built.config, true);
       await client.putManifest(repository, tag, built.manifest, OCI_MANIFEST);
 
       // Read back: another writer outside our lock (cosign, a second signet) may have raced us.
       const check = await client.getManifest(repository, tag, OCI_MANIFEST);
       const stored = check ? parseSignatureManifest(check.body) : [];
-      const kept = added.every((a) =>
-        stored.some((l) => l.digest === a.layer.digest && l.annotations[SIGNATURE_ANNOTATION] === a.layer.annotations[SIGNATURE_ANNOTATION]),
+      const kept = work.every((p) =>
+        stored.some(
+          (l) =>
+            l.digest === p.layer!.digest &&
+            l.annotations[SIGNATURE_ANNOTATION] === p.expect &&
+            p.requiredKeys.every((k) => l.annotations[k] !== undefined),
+        ),
       );
-      if (kept) return order(results, requests);
+      if (kept) return plans.map((p) => p.result);
       if (attempt >= MAX_ATTEMPTS) {
         throw new SignetError(
           'SIGNATURE_READBACK_FAILED',
@@ -115,14 +142,124 @@ export async function attachLegacySignatures(
         );
       }
     }
-
-    function indexOfLayer(l: SignatureLayer): number {
-      return requests.findIndex((r) => sha256Digest(r.payload) === l.digest);
-    }
   });
 }
 
-function order(results: SignResult[], requests: readonly SignRequest[]): SignResult[] {
-  const rank = new Map(requests.map((r, i) => [r.key.name, i]));
-  return results.sort((a, b) => (rank.get(a.key) ?? 0) - (rank.get(b.key) ?? 0));
+/** Decide, without the lock, what this key needs written (and sign / log what is missing). */
+async function plan(req: SignRequest, layers: readonly SignatureLayer[], opts: AttachOptions): Promise<Plan> {
+  const payloadDigest = sha256Digest(req.payload);
+  const payloadHex = payloadDigest.slice('sha256:'.length);
+  const cert = certificateOf(req.key);
+  const wanted = [SIGNATURE_ANNOTATION];
+  if (cert) wanted.push(CERTIFICATE_ANNOTATION, ...(cert.chain ? [CHAIN_ANNOTATION] : []));
+  if (opts.tlog) wanted.push(COSIGN_BUNDLE_ANNOTATION);
+
+  const mine: SignatureLayer[] = [];
+  for (const l of layers) if (await layerSignedBy(l, req.payload, payloadDigest, req.key)) mine.push(l);
+  const complete = mine.find((l) => wanted.every((k) => l.annotations[k] !== undefined));
+  const present = complete ?? mine[0];
+  const result: SignResult = { key: req.key.name, outcome: present ? 'present' : 'signed', payloadDigest, format: 'legacy' };
+  if (complete) {
+    if (opts.tlog) result.tlog = presentTlog(complete);
+    return { req, result, requiredKeys: [] };
+  }
+
+  const signature = present
+    ? Buffer.from(present.annotations[SIGNATURE_ANNOTATION]!, 'base64')
+    : await req.key.sign(createHash('sha256').update(req.payload).digest(), req.payload);
+  const extra: Record<string, string> = {};
+  if (cert) {
+    extra[CERTIFICATE_ANNOTATION] = cert.certificate;
+    if (cert.chain) extra[CHAIN_ANNOTATION] = cert.chain;
+  }
+  if (opts.tlog) {
+    if (present?.annotations[COSIGN_BUNDLE_ANNOTATION]) {
+      result.tlog = presentTlog(present);
+    } else {
+      // The entry names the public key even when the key has a certificate: cosign `verify --key`
+      // and containers/image (keyPath/keyData + rekorPublicKey, OpenShift rekorKeyData) compare
+      // the entry with the key; containers/image's `pki` cannot be combined with Rekor at all.
+      const pem = await req.key.publicKeyPem();
+      const logged = await logToRekor(opts.tlog, proposedHashedRekord(payloadHex, signature, pem), (e) =>
+        checkHashedRekordBody(e, payloadHex, signature, pem),
+      );
+      result.tlog = logged.status;
+      if (logged.entry) extra[COSIGN_BUNDLE_ANNOTATION] = cosignBundleAnnotation(logged.entry);
+    }
+  }
+
+  const base: Record<string, string> = present ? present.annotations : { [SIGNATURE_ANNOTATION]: signature.toString('base64') };
+  const added = Object.keys(extra).filter((k) => base[k] === undefined);
+  if (present && added.length === 0) return { req, result, requiredKeys: [] }; // e.g. Rekor down and not required
+  if (present) result.upgraded = added.sort();
+  const annotations = sortKeys({ ...base, ...extra });
+  return {
+    req,
+    result,
+    layer: { mediaType: COSIGN_SIMPLE_SIGNING, size: req.payload.length, digest: payloadDigest, annotations },
+    requiredKeys: Object.keys(annotations).filter((k) => wanted.includes(k)),
+  };
+}
+
+/**
+ * Fold the plans into the current layers. A layer with the same payload that verifies with the
+ * key and already carries everything a plan wants makes the plan moot (another writer won);
+ * one that lacks something gets it (our signature's annotations replace its own when the
+ * signatures differ, so a bundle always describes the signature next to it).
+ */
+async function merge(layers: readonly SignatureLayer[], work: Plan[]): Promise<{ next: SignatureLayer[]; appended: Plan[]; dirty: boolean }> {
+  const next = layers.map((l) => ({ ...l, annotations: { ...l.annotations } }));
+  const appended: Plan[] = [];
+  let dirty = false;
+  for (const p of work) {
+    const want = p.layer!;
+    const ours = want.annotations[SIGNATURE_ANNOTATION];
+    let idx = -1;
+    let fallback = -1;
+    for (const [i, l] of next.entries()) {
+      if (l.digest !== want.digest || l.mediaType !== want.mediaType) continue;
+      const same = l.annotations[SIGNATURE_ANNOTATION] === ours;
+      if (!same && !(await layerSignedBy(l, p.req.payload, want.digest, p.req.key))) continue;
+      if (p.requiredKeys.every((k) => l.annotations[k] !== undefined)) {
+        idx = i;
+        break;
+      }
+      if (fallback < 0 || same) fallback = i;
+    }
+    if (idx >= 0) {
+      const cur = next[idx]!;
+      if (cur.annotations[SIGNATURE_ANNOTATION] !== ours && p.result.outcome === 'signed') {
+        p.result.outcome = 'present';
+        delete p.result.tlog; // our entry is not the one the stored layer carries
+        if (p.requiredKeys.includes(COSIGN_BUNDLE_ANNOTATION)) p.result.tlog = presentTlog(cur);
+      }
+      p.expect = cur.annotations[SIGNATURE_ANNOTATION];
+      continue;
+    }
+    if (fallback >= 0) {
+      const cur = next[fallback]!;
+      const annotations = cur.annotations[SIGNATURE_ANNOTATION] === ours ? sortKeys({ ...cur.annotations, ...want.annotations }) : { ...want.annotations };
+      next[fallback] = { ...cur, annotations };
+      p.expect = ours;
+      dirty = true;
+      continue;
+    }
+    next.push({ ...want, annotations: { ...want.annotations } });
+    appended.push(p);
+    p.expect = ours;
+    dirty = true;
+  }
+  return { next, appended, dirty };
+}
+
+function presentTlog(l: SignatureLayer): TlogStatus {
+  const b = parseCosignBundleAnnotation(l.annotations[COSIGN_BUNDLE_ANNOTATION]);
+  return b ? { status: 'present', logIndex: b.logIndex, integratedTime: b.integratedTime } : { status: 'present' };
+}
+
+/** Go marshals maps with sorted keys: cosign's layers list annotations that way. */
+function sortKeys(o: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(o).sort()) out[k] = o[k]!;
+  return out;
 }

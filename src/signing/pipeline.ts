@@ -11,9 +11,15 @@ import type { RegistryDirectory } from '../registry/directory.js';
 import type { RegistryClient } from '../registry/client.js';
 import { INDEX_TYPES, IMAGE_MANIFEST_TYPES } from '../registry/media-types.js';
 import { isAttachmentTag, isValidDigest, isValidRepository, isValidTag } from '../registry/reference.js';
-import { attachLegacySignatures, type SignResult } from './attach.js';
+import { RekorClient } from '../transparency/rekor.js';
+import { expandAnnotations } from './annotations.js';
+import { attachLegacySignatures, type SignatureFormat, type SignResult } from './attach.js';
+import { attachBundles } from './attach-bundle.js';
+import { signStatement, type Descriptor } from './bundle.js';
 import type { DigestLock } from './lock.js';
 import { simpleSigningPayload } from './payload.js';
+import type { RekorRuleConfig } from './rule-options.js';
+import type { TlogPolicy } from './tlog.js';
 
 export interface SignTarget {
   host: string;
@@ -31,7 +37,11 @@ export type SignReport =
       digest: string;
       rule: number;
       identity: string;
-      /** One entry per (manifest, key). */
+      /** The formats the rule writes (legacy .sig, sigstore bundle referrer). */
+      formats: SignatureFormat[];
+      /** The payload annotations, expanded for this push (absent when the rule has none). */
+      annotations?: Record<string, string>;
+      /** One entry per (manifest, key, format). */
       signatures: (SignResult & { digest: string })[];
     };
 
@@ -45,7 +55,17 @@ export interface PipelineDeps {
 const MAX_CHILDREN = 256;
 
 export class SigningPipeline {
+  /** One Rekor client per distinct rule `rekor:` setting. */
+  private readonly rekors = new Map<string, RekorClient>();
+
   constructor(private readonly deps: PipelineDeps) {}
+
+  /** Close the Rekor clients' connections (registry clients and keys belong to the runtime). */
+  async close(): Promise<void> {
+    const all = [...this.rekors.values()];
+    this.rekors.clear();
+    await Promise.allSettled(all.map((r) => r.close()));
+  }
 
   async sign(target: SignTarget): Promise<SignReport> {
     const { registries, rules } = this.deps;
@@ -86,16 +106,66 @@ export class SigningPipeline {
       return k;
     });
 
+    const rule = found.rule;
+    const formats: SignatureFormat[] = rule.formats?.length ? [...rule.formats] : ['legacy'];
+    const tlog: TlogPolicy | undefined = rule.rekor ? { rekor: this.rekorFor(rule.rekor), required: rule.rekor.required } : undefined;
+    const annotations = expandAnnotations(rule.annotations, {
+      registry: host,
+      repository: target.repository,
+      tag: target.tag,
+      digest: manifest.digest,
+      pusher: target.pusher,
+    });
+
     const signatures: (SignResult & { digest: string })[] = [];
     await Promise.all(
       digests.map(async (d) => {
-        const payload = simpleSigningPayload(identity, d);
-        const results = await attachLegacySignatures(client, target.repository, d, keys.map((key) => ({ key, payload })), this.deps.lock);
-        signatures.push(...results.map((r) => ({ ...r, digest: d })));
+        // legacy first, then the bundle: a verifier that finds a bundle referrer and stops there
+        // (cosign v3's auto-detect) then sees a digest whose .sig is already complete
+        if (formats.includes('legacy')) {
+          const payload = simpleSigningPayload(identity, d, annotations);
+          const results = await attachLegacySignatures(client, target.repository, d, keys.map((key) => ({ key, payload })), this.deps.lock, { tlog });
+          signatures.push(...results.map((r) => ({ ...r, digest: d })));
+        }
+        if (formats.includes('bundle')) {
+          const subject: Descriptor =
+            d === manifest.digest
+              ? { mediaType: manifest.mediaType, digest: d, size: manifest.body.length }
+              : await this.descriptor(client, target.repository, d);
+          const statement = signStatement(d, annotations);
+          const results = await attachBundles(client, target.repository, subject, keys.map((key) => ({ key, statement })), this.deps.lock, { tlog });
+          signatures.push(...results.map((r) => ({ ...r, digest: d })));
+        }
       }),
     );
-    signatures.sort((a, b) => digests.indexOf(a.digest) - digests.indexOf(b.digest));
-    return { status: 'signed', digest: manifest.digest, rule: found.index, identity, signatures };
+    const formatRank = (f: SignatureFormat | undefined) => (f === 'bundle' ? 1 : 0);
+    signatures.sort((a, b) => digests.indexOf(a.digest) - digests.indexOf(b.digest) || formatRank(a.format) - formatRank(b.format));
+    return {
+      status: 'signed',
+      digest: manifest.digest,
+      rule: found.index,
+      identity,
+      formats,
+      ...(annotations ? { annotations } : {}),
+      signatures,
+    };
+  }
+
+  private rekorFor(cfg: RekorRuleConfig): RekorClient {
+    const id = JSON.stringify([cfg.url, cfg.timeoutMs, cfg.publicKey ?? '']);
+    let c = this.rekors.get(id);
+    if (!c) {
+      c = new RekorClient({ url: cfg.url, timeoutMs: cfg.timeoutMs, ...(cfg.publicKey ? { publicKeyPem: cfg.publicKey } : {}) });
+      this.rekors.set(id, c);
+    }
+    return c;
+  }
+
+  /** A child manifest's descriptor (the bundle's subject), from the bytes the registry serves. */
+  private async descriptor(client: RegistryClient, repository: string, digest: string): Promise<Descriptor> {
+    const m = await client.getManifest(repository, digest);
+    if (!m) throw new SignetError('MANIFEST_NOT_FOUND', `index child ${digest} is not in ${client.host}/${repository}`);
+    return { mediaType: m.mediaType, digest, size: m.body.length };
   }
 
   /**

@@ -18,6 +18,9 @@ import { isAuthorized } from './auth.js';
 import { TokenBucket } from './rate-limit.js';
 import { imageStatus } from '../api/status.js';
 import type { StatusStore } from '../status/store.js';
+import type { QueueAdmin } from '../queue/admin.js';
+import { readinessHandler, type Readiness } from '../health/readiness.js';
+import { statusPageRouter } from '../ui/status-page.js';
 import type { IgnoredItem, PushEvent } from './types.js';
 
 export interface ReceiverDeps {
@@ -29,6 +32,10 @@ export interface ReceiverDeps {
   logger: Logger;
   /** Signing status store, for GET /api/v1/images/{ref}/status. */
   status?: StatusStore;
+  /** GET /readyz (Redis, keys, registries); without it /readyz answers like /healthz. */
+  readiness?: Readiness;
+  /** Failed jobs, retry and counts for the status page (GET /ui, on only with server.statusPageToken). */
+  admin?: QueueAdmin;
 }
 
 interface Outcome {
@@ -50,6 +57,22 @@ export function createReceiver(deps: ReceiverDeps): express.Express {
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
+  if (deps.readiness) app.get('/readyz', readinessHandler(deps.readiness));
+  else app.get('/readyz', (_req, res) => void res.json({ status: 'ready' }));
+  if (config.server.statusPageToken && deps.admin && deps.status) {
+    app.use(
+      '/ui',
+      statusPageRouter({
+        token: config.server.statusPageToken,
+        admin: deps.admin,
+        status: deps.status,
+        metrics,
+        logger,
+        integrations: config.integrations.map((i) => i.name),
+        keys: config.keys.map((k) => k.name),
+      }),
+    );
+  }
   app.get('/api/v1/images/*ref', async (req: Request, res: Response) => {
     const parts = (req.params as unknown as { ref: string[] }).ref;
     if (!deps.status || parts.at(-1) !== 'status') {

@@ -128,3 +128,16 @@ rules:
     expect(warnings.map((w) => w.path.join('.'))).toContain('integrations.0.insecure');
   });
 });
+
+describe('annotation templates', () => {
+  it('leaves push fields under rules[].annotations for signing time, expands everything else', () => {
+    const text = good.replace(
+      'tags: { include: ["v*"], exclude: ["*-dev"] }',
+      'tags: { include: ["v*"], exclude: ["*-dev"] }\n    annotations: { tag: "${tag}", by: "$${pusher}", env: "${COSIGN_PASSWORD}", repo: "${repository}@${digest}" }',
+    );
+    const { config } = parseConfigText(text, 'x.yaml', env);
+    expect(config.rules[0]!.annotations).toEqual({ tag: '${tag}', by: '${pusher}', env: 'pw', repo: '${repository}@${digest}' });
+    // outside annotations a push field name is an ordinary environment variable
+    expect(() => parseConfigText(good.replace('prefix: signet', 'prefix: "${tag}"'), 'x.yaml', env)).toThrow(/environment variable tag is not set/);
+  });
+});

@@ -1,0 +1,271 @@
+/**
+ * Writes sigstore bundle v0.3 signatures for one digest as OCI 1.1 referrers.
+ *
+ * Where the registry has the referrers API (GET /v2/<repo>/referrers/<digest> answers 200 with an
+ * index), the referrer manifest is pushed by digest and the API lists it. Where it does not
+ * (distribution 2.x, many others), signet also maintains the referrers fallback tag
+ * `sha256-<hex>`: an image index read-modify-written under the per-digest lock and read back,
+ * exactly like the legacy .sig manifest (concurrent writers lose entries otherwise).
+ *
+ * Dedup: a referrer whose bundle holds the same statement signed by the same key counts as
+ * present (signet's referrers carry the statement digest and key id as annotations, so the
+ * candidates are found from the index alone; the bundle itself is then fetched and verified,
+ * unless the registry redirects blob downloads elsewhere, in which case the annotations are
+ * trusted). With Rekor on, a present bundle without a tlog entry does not count: a new, logged
+ * bundle is added next to it.
+ */
+import { createHash } from 'node:crypto';
+import { SignetError } from '../errors.js';
+import type { KeyProvider } from '../kms/types.js';
+import type { RegistryClient } from '../registry/client.js';
+import { OCI_INDEX, OCI_MANIFEST } from '../registry/media-types.js';
+import { bundleTlogEntry, checkDsseBody, proposedDsse } from '../transparency/entries.js';
+import { sha256Digest } from '../util/digest.js';
+import type { SignResult } from './attach.js';
+import {
+  BUNDLE_PREDICATE_ANNOTATION,
+  BUNDLE_V03,
+  bundleSignedBy,
+  buildBundle,
+  COSIGN_SIGN_PREDICATE,
+  EMPTY_CONFIG,
+  envelopeJson,
+  INTOTO_PAYLOAD_TYPE,
+  KEY_ANNOTATION,
+  keyId,
+  pae,
+  parseBundle,
+  referrerAnnotations,
+  referrerManifest,
+  referrersTag,
+  STATEMENT_ANNOTATION,
+  appendToIndex,
+  type Descriptor,
+  type ParsedBundle,
+} from './bundle.js';
+import { certificateOf, verifierPem } from './certificate.js';
+import type { DigestLock } from './lock.js';
+import { getBlob, listReferrersApi, parseIndex, type IndexDescriptor } from './registry-ops.js';
+import { logToRekor, type TlogPolicy } from './tlog.js';
+
+export interface BundleRequest {
+  key: KeyProvider;
+  /** The in-toto statement (see bundle.ts signStatement). */
+  statement: Buffer;
+}
+
+export interface BundleAttachOptions {
+  tlog?: TlogPolicy | undefined;
+  /** How long to wait for a referrers API to list a new referrer. Default 3 s. */
+  apiReadbackMs?: number;
+}
+
+const MAX_ATTEMPTS = 3;
+
+interface Listing {
+  api: boolean;
+  descriptors: IndexDescriptor[];
+}
+
+interface Plan {
+  req: BundleRequest;
+  result: SignResult;
+  statementDigest: string;
+  keyId: string;
+  keyPem: string;
+  manifest?: Buffer;
+  bundle?: Buffer;
+  done?: boolean;
+}
+
+type Checked = ParsedBundle | 'unreadable' | undefined;
+
+export async function attachBundles(
+  client: RegistryClient,
+  repository: string,
+  subject: Descriptor,
+  requests: readonly BundleRequest[],
+  lock: DigestLock,
+  opts: BundleAttachOptions = {},
+): Promise<SignResult[]> {
+  const cache = new Map<string, Promise<Checked>>();
+  const read = (digest: string): Promise<Checked> => {
+    let p = cache.get(digest);
+    if (!p) {
+      p = readBundle(client, repository, digest);
+      cache.set(digest, p);
+    }
+    return p;
+  };
+
+  const listing = await listReferrers(client, repository, subject.digest);
+  const plans = await Promise.all(requests.map((req) => planBundle(req, listing, read, subject, opts)));
+  const work = plans.filter((p) => p.manifest);
+  if (work.length === 0) return plans.map((p) => p.result);
+
+  return lock.withLock(`${client.host}/${repository}@${subject.digest}#referrers`, async () => {
+    // Another writer may have added an equivalent bundle since we looked.
+    const now = await listReferrers(client, repository, subject.digest);
+    for (const p of work) {
+      const found = await findPresent(now.descriptors, p, read, !!opts.tlog);
+      if (found) {
+        p.done = true;
+        p.result.outcome = 'present';
+        p.result.referrer = found;
+        if (opts.tlog) p.result.tlog = { status: 'present' };
+      }
+    }
+    const todo = work.filter((p) => !p.done);
+    if (todo.length === 0) return plans.map((p) => p.result);
+
+    await client.uploadBlob(repository, EMPTY_CONFIG);
+    for (const p of todo) {
+      await client.uploadBlob(repository, p.bundle!);
+      await client.putManifest(repository, sha256Digest(p.manifest!), p.manifest!, OCI_MANIFEST);
+    }
+    const added = todo.map((p) => ({
+      mediaType: OCI_MANIFEST,
+      digest: sha256Digest(p.manifest!),
+      size: p.manifest!.length,
+      artifactType: BUNDLE_V03,
+      annotations: (JSON.parse(p.manifest!.toString('utf8')) as { annotations: Record<string, string> }).annotations,
+    }));
+
+    if (now.api) {
+      await apiReadback(client, repository, subject.digest, added.map((a) => a.digest), opts.apiReadbackMs ?? 3000);
+    } else {
+      await updateFallbackTag(client, repository, subject.digest, added);
+    }
+    return plans.map((p) => p.result);
+  });
+}
+
+async function planBundle(
+  req: BundleRequest,
+  listing: Listing,
+  read: (digest: string) => Promise<Checked>,
+  subject: Descriptor,
+  opts: BundleAttachOptions,
+): Promise<Plan> {
+  const keyPem = await req.key.publicKeyPem();
+  const statementDigest = sha256Digest(req.statement);
+  const plan: Plan = {
+    req,
+    statementDigest,
+    keyId: keyId(keyPem),
+    keyPem,
+    result: { key: req.key.name, outcome: 'signed', payloadDigest: statementDigest, format: 'bundle' },
+  };
+  const found = await findPresent(listing.descriptors, plan, read, !!opts.tlog);
+  if (found) {
+    plan.result.outcome = 'present';
+    plan.result.referrer = found;
+    if (opts.tlog) plan.result.tlog = { status: 'present' };
+    return plan;
+  }
+
+  const preAuth = pae(INTOTO_PAYLOAD_TYPE, req.statement);
+  const signature = await req.key.sign(createHash('sha256').update(preAuth).digest(), preAuth);
+  const cert = certificateOf(req.key);
+  const tlogEntries: Record<string, unknown>[] = [];
+  if (opts.tlog) {
+    const pem = await verifierPem(req.key);
+    const logged = await logToRekor(opts.tlog, proposedDsse(envelopeJson(req.statement, signature), pem), (e) => {
+      checkDsseBody(e, req.statement, signature, pem);
+      bundleTlogEntry(e, 'dsse'); // throws when there is no inclusion proof
+    });
+    plan.result.tlog = logged.status;
+    if (logged.entry) tlogEntries.push(bundleTlogEntry(logged.entry, 'dsse'));
+  }
+  plan.bundle = buildBundle({ statement: req.statement, signature, publicKeyPem: keyPem, certificatePem: cert?.certificate, tlogEntries });
+  plan.manifest = referrerManifest(plan.bundle, subject, referrerAnnotations(req.statement, keyPem));
+  plan.result.referrer = sha256Digest(plan.manifest);
+  return plan;
+}
+
+/** The digest of a referrer holding this plan's statement signed by its key, if one is listed. */
+async function findPresent(descriptors: readonly IndexDescriptor[], p: Plan, read: (d: string) => Promise<Checked>, needTlog: boolean): Promise<string | undefined> {
+  for (const d of descriptors) {
+    if (d.artifactType !== undefined && d.artifactType !== BUNDLE_V03) continue;
+    const a = d.annotations ?? {};
+    if (a[BUNDLE_PREDICATE_ANNOTATION] !== undefined && a[BUNDLE_PREDICATE_ANNOTATION] !== COSIGN_SIGN_PREDICATE) continue;
+    if (a[STATEMENT_ANNOTATION] !== undefined && a[STATEMENT_ANNOTATION] !== p.statementDigest) continue;
+    if (a[KEY_ANNOTATION] !== undefined && a[KEY_ANNOTATION] !== p.keyId) continue;
+    const b = await read(d.digest);
+    if (b === 'unreadable') {
+      // cannot download (blob redirected to storage): trust signet's own annotations
+      if (a[STATEMENT_ANNOTATION] === p.statementDigest && a[KEY_ANNOTATION] === p.keyId) return d.digest;
+      continue;
+    }
+    if (!b || !bundleSignedBy(b, p.req.statement, p.keyPem)) continue;
+    if (needTlog && b.tlogEntries === 0) continue;
+    return d.digest;
+  }
+  return undefined;
+}
+
+async function readBundle(client: RegistryClient, repository: string, digest: string): Promise<Checked> {
+  const m = await client.getManifest(repository, digest, OCI_MANIFEST);
+  if (!m) return undefined;
+  let layers: { mediaType?: unknown; digest?: unknown }[];
+  try {
+    layers = (JSON.parse(m.body.toString('utf8')) as { layers?: typeof layers }).layers ?? [];
+  } catch {
+    return undefined;
+  }
+  const l = layers[0];
+  if (layers.length !== 1 || typeof l?.digest !== 'string' || typeof l.mediaType !== 'string' || !l.mediaType.startsWith('application/vnd.dev.sigstore.bundle')) {
+    return undefined;
+  }
+  const blob = await getBlob(client, repository, l.digest);
+  if (blob.status === 'unreadable') return 'unreadable';
+  if (blob.status === 'absent') return undefined;
+  return parseBundle(blob.data);
+}
+
+async function listReferrers(client: RegistryClient, repository: string, digest: string): Promise<Listing> {
+  const api = await listReferrersApi(client, repository, digest);
+  if (api) return { api: true, descriptors: api };
+  const idx = await client.getManifest(repository, referrersTag(digest), OCI_INDEX);
+  if (!idx) return { api: false, descriptors: [] };
+  const parsed = parseIndex(idx.body);
+  if (!parsed) {
+    throw new SignetError('REGISTRY_PROTOCOL', `${client.host}/${repository}:${referrersTag(digest)} is not an image index, so it cannot serve as the referrers fallback tag`);
+  }
+  return { api: false, descriptors: parsed };
+}
+
+async function apiReadback(client: RegistryClient, repository: string, digest: string, want: readonly string[], waitMs: number): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
+    const listed = (await listReferrersApi(client, repository, digest)) ?? [];
+    if (want.every((w) => listed.some((d) => d.digest === w))) return;
+    if (Date.now() > deadline) {
+      throw new SignetError('SIGNATURE_READBACK_FAILED', `the referrers API of ${client.host}/${repository} does not list the new bundle for ${digest}`, { retryable: true });
+    }
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+async function updateFallbackTag(
+  client: RegistryClient,
+  repository: string,
+  digest: string,
+  added: readonly (Descriptor & { artifactType: string; annotations: Record<string, string> })[],
+): Promise<void> {
+  const tag = referrersTag(digest);
+  for (let attempt = 1; ; attempt++) {
+    const cur = await client.getManifest(repository, tag, OCI_INDEX);
+    if (cur && !parseIndex(cur.body)) {
+      throw new SignetError('REGISTRY_PROTOCOL', `${client.host}/${repository}:${tag} is not an image index, so it cannot serve as the referrers fallback tag`);
+    }
+    const next = appendToIndex(cur?.body, added);
+    if (next.changed) await client.putManifest(repository, tag, next.body, OCI_INDEX);
+    const check = await client.getManifest(repository, tag, OCI_INDEX);
+    const listed = check ? (parseIndex(check.body) ?? []) : [];
+    if (added.every((a) => listed.some((d) => d.digest === a.digest))) return;
+    if (attempt >= MAX_ATTEMPTS) {
+      throw new SignetError('SIGNATURE_READBACK_FAILED', `${repository}:${tag} changed under us ${MAX_ATTEMPTS} times (another writer outside signet?)`, { retryable: true });
+    }
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The per-rule signing options (zod), used by the rule schema in src/config/schema.ts:
+ *
+ *   formats: [legacy, bundle]          which storage formats to write (default [legacy])
+ *   rekor: { url, required, ... }      log every signature to this Rekor v1 instance
+ *   annotations: { key: template }     payload `optional` / statement subject annotations
+ *
+ * See docs/formats.md for what each writes and how verifiers check it.
+ */
+import { z } from 'zod';
+import { SignetError } from '../errors.js';
+import { rekorPublicKey } from '../transparency/rekor.js';
+import { checkAnnotationTemplates } from './annotations.js';
+
+export const signatureFormatsSchema = z
+  .array(z.enum(['legacy', 'bundle']))
+  .min(1, 'name at least one format (legacy, bundle)')
+  .superRefine((list, ctx) => {
+    list.forEach((f, i) => {
+      if (list.indexOf(f) !== i) ctx.addIssue({ code: 'custom', message: `format "${f}" listed twice`, path: [i] });
+    });
+  });
+
+export const rekorRuleSchema = z
+  .object({
+    /** Rekor v1 API base URL: https://rekor.sigstore.dev or a self-hosted instance. */
+    url: z.string().superRefine((u, ctx) => {
+      let url: URL;
+      try {
+        url = new URL(u);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be an http(s) URL such as https://rekor.sigstore.dev' });
+        return;
+      }
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') ctx.addIssue({ code: 'custom', message: 'must be an http(s) URL' });
+      if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not carry credentials' });
+      if (url.search || url.hash) ctx.addIssue({ code: 'custom', message: 'must not have a query or fragment' });
+    }),
+    /**
+     * true (default): nothing is written until Rekor has the entry; outages are retried (the job
+     * waits for Rekor). false: when Rekor still fails after retries, the signature is written
+     * without an entry (the report says so) and logged the next time the digest is signed.
+     */
+    required: z.boolean().default(true),
+    /** Rekor's public key (PEM, ECDSA): when set, each SET and logID Rekor returns is checked. */
+    publicKey: z
+      .string()
+      .superRefine((pem, ctx) => {
+        try {
+          rekorPublicKey(pem);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: err instanceof SignetError ? err.message : 'not a PEM public key' });
+        }
+      })
+      .optional(),
+    /** Per-request timeout. */
+    timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+  })
+  .strict();
+
+export const annotationsSchema = z.record(z.string(), z.string().max(4096)).superRefine((a, ctx) => {
+  for (const p of checkAnnotationTemplates(a)) ctx.addIssue({ code: 'custom', message: p.message, path: [p.key] });
+});
+
+export type RekorRuleConfig = z.infer<typeof rekorRuleSchema>;

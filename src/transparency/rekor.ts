@@ -1,0 +1,386 @@
+/**
+ * A Rekor v1 client (public Rekor or a self-hosted instance): create an entry, fetch one by UUID.
+ * Only the configured URL is contacted: a 409's Location must point back into it, and redirects
+ * are not followed. 429, 5xx, network errors and timeouts become retryable REKOR_UNAVAILABLE
+ * errors (retried a few times in-process, then by the job queue like any other dependency);
+ * anything else Rekor refuses, or answers that signet cannot use, is REKOR_REJECTED.
+ *
+ * Wire format: sigstore/rekor openapi.yaml createLogEntry / getLogEntryByUUID. A created entry is
+ * `201 {"<uuid>": LogEntry}`; an identical entry that already exists (RSA PKCS#1 v1.5 is
+ * deterministic, so re-signing the same payload always collides) is `409` with `Location:` the
+ * existing entry, which is then fetched (sigstore/cosign#3356).
+ */
+import { createHash, createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
+import { Agent, request, type Dispatcher } from 'undici';
+import { SignetError } from '../errors.js';
+import { canonicalize } from './jcs.js';
+
+export interface RekorClientOptions {
+  /** Base URL of the Rekor v1 API, e.g. https://rekor.sigstore.dev (a path prefix is kept). */
+  url: string;
+  /** Per-request timeout (connect, headers and body). Default 10 s. */
+  timeoutMs?: number;
+  /** Attempts per call for retryable failures before the error is handed to the job queue. Default 3. */
+  attempts?: number;
+  /** Delays between those attempts (ms); jittered. Default [250, 1000]. */
+  retryDelaysMs?: readonly number[];
+  /** Rekor's public key (PEM, ECDSA). When set, every SET and logID is checked against it. */
+  publicKeyPem?: string;
+  dispatcher?: Dispatcher;
+}
+
+export interface InclusionProof {
+  logIndex: number;
+  /** hex */
+  rootHash: string;
+  treeSize: number;
+  /** hex */
+  hashes: string[];
+  /** signed note */
+  checkpoint: string;
+}
+
+export interface RekorLogEntry {
+  uuid: string;
+  /** base64 of the canonical entry body, exactly as Rekor serves it */
+  body: string;
+  integratedTime: number;
+  logIndex: number;
+  /** hex sha256 of the log's DER public key */
+  logID: string;
+  /** base64 DER ECDSA signature over JCS({body, integratedTime, logIndex, logID}) */
+  signedEntryTimestamp: string;
+  inclusionProof?: InclusionProof;
+  /** true when Rekor answered 409 and this is the entry that was already there */
+  existing: boolean;
+}
+
+/** Retry-After longer than this is not waited for in-process: the job queue waits instead. */
+const MAX_INLINE_WAIT_MS = 5_000;
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+const UUID_RE = /^[0-9a-f]{64}(?:[0-9a-f]{16})?$/;
+
+export class RekorClient {
+  readonly url: string;
+  private readonly base: URL;
+  /** The URL's path prefix without a trailing slash ('' for a bare host). */
+  private readonly basePath: string;
+  private readonly timeoutMs: number;
+  private readonly attempts: number;
+  private readonly delays: readonly number[];
+  private readonly publicKey: KeyObject | undefined;
+  private readonly logId: string | undefined;
+  private readonly dispatcher: Dispatcher;
+  private readonly ownsDispatcher: boolean;
+  /** Requests sent (for tests and metrics). */
+  requests = 0;
+
+  constructor(opts: RekorClientOptions) {
+    let base: URL;
+    try {
+      base = new URL(opts.url);
+    } catch {
+      throw new SignetError('CONFIG_INVALID', `rekor url "${opts.url}" is not a URL`);
+    }
+    if (base.protocol !== 'https:' && base.protocol !== 'http:') {
+      throw new SignetError('CONFIG_INVALID', `rekor url must be http(s), not ${base.protocol}`);
+    }
+    base.search = '';
+    base.hash = '';
+    this.base = base;
+    this.basePath = base.pathname.replace(/\/+$/, '');
+    this.url = `${base.origin}${this.basePath}`;
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.attempts = Math.max(1, opts.attempts ?? 3);
+    this.delays = opts.retryDelaysMs ?? [250, 1000];
+    if (opts.publicKeyPem) {
+      this.publicKey = rekorPublicKey(opts.publicKeyPem);
+      this.logId = logIdOf(this.publicKey);
+    }
+    this.ownsDispatcher = !opts.dispatcher;
+    this.dispatcher =
+      opts.dispatcher ??
+      new Agent({
+        connections: 16,
+        keepAliveTimeout: 10_000,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+        connect: { timeout: Math.min(this.timeoutMs, 10_000) },
+      });
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsDispatcher) await this.dispatcher.close();
+  }
+
+  /**
+   * POST a proposed entry (hashedrekord, dsse, ...). Returns the new entry, or on 409 the entry
+   * that already exists (`existing: true`).
+   */
+  async createEntry(proposed: unknown): Promise<RekorLogEntry> {
+    const body = Buffer.from(JSON.stringify(proposed));
+    const r = await this.withRetry(() => this.send('POST', this.path('/api/v1/log/entries'), body));
+    if (r.status === 201 || r.status === 200) return this.parseEntry(r.body, undefined, false);
+    if (r.status === 409) {
+      const uuid = this.existingUuid(r);
+      return this.getEntry(uuid, true);
+    }
+    throw this.refused('create entry', r);
+  }
+
+  /** GET /api/v1/log/entries/{uuid}. */
+  async getEntry(uuid: string, existing = false): Promise<RekorLogEntry> {
+    if (!UUID_RE.test(uuid)) throw new SignetError('REKOR_REJECTED', `rekor ${this.url}: invalid entry UUID "${uuid.slice(0, 100)}"`);
+    const r = await this.withRetry(async () => {
+      const res = await this.send('GET', this.path(`/api/v1/log/entries/${uuid}`));
+      // Rekor said the entry exists: a 404 now can only be replication lag. Retry it.
+      if (res.status === 404) throw new SignetError('REKOR_UNAVAILABLE', `rekor ${this.url}: entry ${uuid} not found (yet)`, { retryable: true, status: 404 });
+      return res;
+    });
+    if (r.status !== 200) throw this.refused(`get entry ${uuid}`, r);
+    return this.parseEntry(r.body, uuid, existing);
+  }
+
+  // ---- internals ---------------------------------------------------------------------------
+
+  private path(p: string): string {
+    return `${this.basePath}${p}`;
+  }
+
+  /** The UUID of the existing entry a 409 points at (Location header, else the message). */
+  private existingUuid(r: Reply): string {
+    const location = header(r.headers['location']);
+    if (location) {
+      let u: URL;
+      try {
+        u = new URL(location, this.base);
+      } catch {
+        throw new SignetError('REKOR_REJECTED', `rekor ${this.url}: 409 with an unusable Location header`);
+      }
+      const prefix = this.path('/api/v1/log/entries/');
+      if (u.origin !== this.base.origin || !u.pathname.startsWith(prefix)) {
+        // Never follow Rekor somewhere else: only the configured URL is contacted.
+        throw new SignetError('REKOR_REJECTED', `rekor ${this.url}: 409 points outside the configured Rekor (${u.origin}${u.pathname.slice(0, 100)})`);
+      }
+      return u.pathname.slice(prefix.length);
+    }
+    const m = /\b([0-9a-f]{80}|[0-9a-f]{64})\b/.exec(r.body.toString('utf8'));
+    if (m) return m[1]!;
+    throw new SignetError('REKOR_REJECTED', `rekor ${this.url}: 409 without a Location or UUID of the existing entry`);
+  }
+
+  private parseEntry(raw: Buffer, wantUuid: string | undefined, existing: boolean): RekorLogEntry {
+    const bad = (why: string): never => {
+      throw new SignetError('REKOR_REJECTED', `rekor ${this.url}: unusable log entry: ${why}`);
+    };
+    let doc: unknown;
+    try {
+      doc = JSON.parse(raw.toString('utf8'));
+    } catch {
+      bad('not JSON');
+    }
+    if (!doc || typeof doc !== 'object' || Array.isArray(doc)) bad('not an object');
+    const keys = Object.keys(doc as object);
+    if (keys.length !== 1) bad(`expected one entry, got ${keys.length}`);
+    const uuid = keys[0]!;
+    if (!UUID_RE.test(uuid)) bad('invalid UUID');
+    // sharded logs may prefix the tree ID; accept either form of the UUID we asked for
+    if (wantUuid && uuid !== wantUuid && !uuid.endsWith(wantUuid) && !wantUuid.endsWith(uuid)) bad(`asked for ${wantUuid}, got ${uuid}`);
+    const e = (doc as Record<string, unknown>)[uuid] as Record<string, unknown> | null;
+    if (!e || typeof e !== 'object') bad('entry is not an object');
+    const body = e!['body'];
+    const integratedTime = e!['integratedTime'];
+    const logIndex = e!['logIndex'];
+    const logID = e!['logID'];
+    const verification = (e!['verification'] ?? {}) as Record<string, unknown>;
+    const set = verification['signedEntryTimestamp'];
+    if (typeof body !== 'string' || !isBase64(body)) bad('body is not base64');
+    if (!Number.isSafeInteger(integratedTime) || (integratedTime as number) <= 0) bad('integratedTime is not a positive integer');
+    if (!Number.isSafeInteger(logIndex) || (logIndex as number) < 0) bad('logIndex is not an integer');
+    if (typeof logID !== 'string' || !/^[0-9a-f]{64}$/.test(logID)) bad('logID is not 64 hex digits');
+    if (typeof set !== 'string' || !isBase64(set) || set.length === 0) {
+      bad('no signedEntryTimestamp (a Rekor v1 API is needed: v2 logs give no SET)');
+    }
+    const entry: RekorLogEntry = {
+      uuid,
+      body: body as string,
+      integratedTime: integratedTime as number,
+      logIndex: logIndex as number,
+      logID: logID as string,
+      signedEntryTimestamp: set as string,
+      existing,
+    };
+    const proof = parseInclusionProof(verification['inclusionProof']);
+    if (proof) entry.inclusionProof = proof;
+    if (this.publicKey) {
+      if (entry.logID !== this.logId) bad(`logID ${entry.logID} is not the configured Rekor key's (${this.logId})`);
+      if (!verifySET(entry, this.publicKey)) bad('signedEntryTimestamp does not verify with the configured Rekor public key');
+    }
+    return entry;
+  }
+
+  private refused(what: string, r: Reply): SignetError {
+    return new SignetError('REKOR_REJECTED', `rekor ${this.url}: ${what} answered HTTP ${r.status}${detail(r.body)}`, { status: r.status });
+  }
+
+  private async withRetry(fn: () => Promise<Reply>): Promise<Reply> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (!(err instanceof SignetError) || !err.retryable || attempt >= this.attempts) throw err;
+        const ra = err.retryAfterSeconds;
+        if (ra !== undefined && ra * 1000 > MAX_INLINE_WAIT_MS) throw err;
+        const base = ra !== undefined ? ra * 1000 : (this.delays[Math.min(attempt - 1, this.delays.length - 1)] ?? 500);
+        await new Promise((r) => setTimeout(r, base * (0.75 + Math.random() * 0.5)));
+      }
+    }
+  }
+
+  /** One HTTP exchange; throws retryable errors for 429/5xx/network/timeouts, returns the rest. */
+  private async send(method: 'GET' | 'POST', path: string, body?: Buffer): Promise<Reply> {
+    const url = new URL(`${this.base.origin}${path}`);
+    if (url.origin !== this.base.origin) throw new SignetError('INTERNAL', 'rekor request outside the configured URL');
+    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'signet' };
+    if (body) headers['content-type'] = 'application/json';
+    let res: Dispatcher.ResponseData;
+    const what = `${method} ${url.pathname}`;
+    try {
+      this.requests++;
+      res = await request(url, {
+        method,
+        headers,
+        ...(body ? { body } : {}),
+        dispatcher: this.dispatcher,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      throw unavailable(this.url, what, err);
+    }
+    let data: Buffer;
+    try {
+      data = await readCapped(res.body, MAX_BODY_BYTES);
+    } catch (err) {
+      throw unavailable(this.url, what, err);
+    }
+    const status = res.statusCode;
+    if (status === 429 || status >= 500) {
+      const ra = retryAfter(header(res.headers['retry-after']));
+      throw new SignetError(
+        'REKOR_UNAVAILABLE',
+        `rekor ${this.url}: ${what} answered HTTP ${status}${ra !== undefined ? ` (Retry-After ${ra}s)` : ''}${detail(data)}`,
+        { retryable: true, status, ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) },
+      );
+    }
+    return { status, headers: res.headers, body: data };
+  }
+}
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+/** Parse and check a Rekor public key: cosign and containers/image accept only ECDSA for the SET. */
+export function rekorPublicKey(pem: string): KeyObject {
+  let k: KeyObject;
+  try {
+    k = createPublicKey(pem);
+  } catch {
+    throw new SignetError('CONFIG_INVALID', 'rekor publicKey is not a PEM public key');
+  }
+  if (k.asymmetricKeyType !== 'ec') {
+    throw new SignetError('CONFIG_INVALID', `rekor publicKey must be ECDSA (cosign and containers/image refuse ${k.asymmetricKeyType} SETs)`);
+  }
+  return k;
+}
+
+/** Rekor's logID: hex sha256 of the DER SubjectPublicKeyInfo. */
+export function logIdOf(key: KeyObject): string {
+  return createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex');
+}
+
+/** The SET check cosign (VerifySET) and containers/image (VerifyRekorSET) make. */
+export function verifySET(
+  e: Pick<RekorLogEntry, 'body' | 'integratedTime' | 'logIndex' | 'logID' | 'signedEntryTimestamp'>,
+  key: KeyObject,
+): boolean {
+  const signed = canonicalize({ body: e.body, integratedTime: e.integratedTime, logIndex: e.logIndex, logID: e.logID });
+  try {
+    return verifySignature('sha256', Buffer.from(signed), key, Buffer.from(e.signedEntryTimestamp, 'base64'));
+  } catch {
+    return false;
+  }
+}
+
+function parseInclusionProof(v: unknown): InclusionProof | undefined {
+  if (!v || typeof v !== 'object') return undefined;
+  const p = v as Record<string, unknown>;
+  const hex = (s: unknown): s is string => typeof s === 'string' && /^[0-9a-f]*$/i.test(s);
+  if (
+    !Number.isSafeInteger(p['logIndex']) ||
+    !Number.isSafeInteger(p['treeSize']) ||
+    !hex(p['rootHash']) ||
+    !Array.isArray(p['hashes']) ||
+    !(p['hashes'] as unknown[]).every(hex) ||
+    typeof p['checkpoint'] !== 'string'
+  ) {
+    return undefined;
+  }
+  return {
+    logIndex: p['logIndex'] as number,
+    rootHash: (p['rootHash'] as string).toLowerCase(),
+    treeSize: p['treeSize'] as number,
+    hashes: (p['hashes'] as string[]).map((h) => h.toLowerCase()),
+    checkpoint: p['checkpoint'] as string,
+  };
+}
+
+function isBase64(s: string): boolean {
+  return /^[A-Za-z0-9+/]*={0,2}$/.test(s) && s.length % 4 === 0;
+}
+
+function header(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function retryAfter(v: string | undefined): number | undefined {
+  if (!v) return undefined;
+  const n = Number(v);
+  if (Number.isFinite(n) && n >= 0) return n;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : Math.max(0, (t - Date.now()) / 1000);
+}
+
+function detail(body: Buffer): string {
+  if (!body.length) return '';
+  try {
+    const j = JSON.parse(body.toString('utf8')) as { message?: unknown };
+    if (typeof j.message === 'string') return `: ${j.message.slice(0, 300)}`;
+  } catch {
+    /* not JSON */
+  }
+  return '';
+}
+
+async function readCapped(body: Dispatcher.ResponseData['body'], max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    const b = Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array);
+    n += b.length;
+    if (n > max) {
+      body.destroy();
+      throw new Error(`response larger than ${max} bytes`);
+    }
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks);
+}
+
+function unavailable(url: string, what: string, err: unknown): SignetError {
+  const e = err as { code?: string; name?: string; message?: string };
+  const why = e.name === 'TimeoutError' || e.name === 'AbortError' ? 'timed out' : (e.code ?? e.message ?? String(err));
+  return new SignetError('REKOR_UNAVAILABLE', `rekor ${url} unreachable (${what}): ${why}`, { retryable: true, cause: err });
+}

@@ -1,0 +1,80 @@
+/**
+ * Reading what an image is made of and what signatures it carries, for backfill and verify: the
+ * manifest a tag or digest serves, the manifests the pipeline signs for it (an index and each
+ * child), the layers of each one's `sha256-<hex>.sig`, and the payload bytes behind a layer.
+ */
+import { SignetError } from '../errors.js';
+import type { RegistryClient } from '../registry/client.js';
+import { IMAGE_MANIFEST_TYPES, INDEX_TYPES, OCI_MANIFEST } from '../registry/media-types.js';
+import { isValidDigest, signatureTag } from '../registry/reference.js';
+import { parseSignatureManifest, type SignatureLayer } from '../signing/legacy-sig.js';
+import { getBlob } from '../signing/registry-ops.js';
+import type { PayloadReader } from './requirements.js';
+
+/** The pipeline's limit on index children. */
+const MAX_CHILDREN = 256;
+/** Payloads larger than this are not read (cosign's own are a few hundred bytes). */
+const MAX_PAYLOAD_BYTES = 1024 * 1024;
+
+export interface SignedManifest {
+  digest: string;
+  role: 'image' | 'index' | 'child';
+  /** os/arch[/variant] of an index child, when the index says. */
+  platform?: string;
+}
+
+export type ImageShape =
+  | { kind: 'signable'; digest: string; mediaType: string; manifests: SignedManifest[] }
+  | { kind: 'skip'; digest: string; reason: string };
+
+/** What the pipeline would sign for this manifest: itself and, for an index, every child. */
+export function imageShape(body: Buffer, mediaType: string, digest: string): ImageShape {
+  let doc: { subject?: unknown; manifests?: { digest?: unknown; platform?: { os?: unknown; architecture?: unknown; variant?: unknown } }[] };
+  try {
+    doc = JSON.parse(body.toString('utf8'));
+  } catch {
+    return { kind: 'skip', digest, reason: 'manifest is not JSON' };
+  }
+  if (doc.subject) return { kind: 'skip', digest, reason: 'manifest has a subject (an OCI referrer, e.g. a signature)' };
+  if (IMAGE_MANIFEST_TYPES.has(mediaType)) return { kind: 'signable', digest, mediaType, manifests: [{ digest, role: 'image' }] };
+  if (!INDEX_TYPES.has(mediaType)) return { kind: 'skip', digest, reason: `manifest type "${mediaType}" is not signed` };
+  const manifests: SignedManifest[] = [{ digest, role: 'index' }];
+  const seen = new Set<string>();
+  for (const m of doc.manifests ?? []) {
+    if (typeof m.digest !== 'string' || seen.has(m.digest)) continue;
+    if (!isValidDigest(m.digest)) throw new SignetError('UNSUPPORTED_MEDIA_TYPE', 'index lists an invalid child digest');
+    seen.add(m.digest);
+    const p = m.platform;
+    const platform = p && typeof p.os === 'string' && typeof p.architecture === 'string' ? [p.os, p.architecture, ...(typeof p.variant === 'string' ? [p.variant] : [])].join('/') : undefined;
+    manifests.push({ digest: m.digest, role: 'child', ...(platform ? { platform } : {}) });
+  }
+  if (manifests.length - 1 > MAX_CHILDREN) throw new SignetError('UNSUPPORTED_MEDIA_TYPE', `index has ${manifests.length - 1} children (max ${MAX_CHILDREN})`);
+  return { kind: 'signable', digest, mediaType, manifests };
+}
+
+/** The layers of the legacy `.sig` manifest for `digest` ([] when there is none). */
+export async function signatureLayers(client: RegistryClient, repository: string, digest: string): Promise<SignatureLayer[]> {
+  const m = await client.getManifest(repository, signatureTag(digest), OCI_MANIFEST);
+  if (!m) return [];
+  try {
+    return parseSignatureManifest(m.body);
+  } catch {
+    throw new SignetError('REGISTRY_PROTOCOL', `${client.host}/${repository}:${signatureTag(digest)} is not a JSON manifest`);
+  }
+}
+
+/** Reads payload blobs once each (digest-checked); undefined when the registry cannot serve them. */
+export function payloadReader(client: RegistryClient, repository: string): PayloadReader {
+  const cache = new Map<string, Promise<Buffer | undefined>>();
+  return (layer) => {
+    let p = cache.get(layer.digest);
+    if (!p) {
+      p =
+        layer.size > MAX_PAYLOAD_BYTES
+          ? Promise.resolve(undefined)
+          : getBlob(client, repository, layer.digest, MAX_PAYLOAD_BYTES).then((b) => (b.status === 'ok' ? b.data : undefined));
+      cache.set(layer.digest, p);
+    }
+    return p;
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * The legacy .sig read-modify-write with the new annotations, on an in-memory registry: Rekor
+ * bundle and certificate annotations on new layers, "upgrading" a present layer instead of adding
+ * a second one, and what happens when another writer gets between the unlocked plan and the
+ * locked write.
+ */
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KeyProvider } from '../../../src/kms/types.js';
+import { RegistryClient } from '../../../src/registry/client.js';
+import { attachLegacySignatures } from '../../../src/signing/attach.js';
+import { loadKeyCertificate, setCertificate } from '../../../src/signing/certificate.js';
+import { buildSignatureManifest, parseSignatureManifest, signatureLayer } from '../../../src/signing/legacy-sig.js';
+import type { DigestLock } from '../../../src/signing/lock.js';
+import { simpleSigningPayload } from '../../../src/signing/payload.js';
+import { RekorClient } from '../../../src/transparency/rekor.js';
+import { sha256Digest } from '../../../src/util/digest.js';
+import { startFakeOci, type FakeOci } from '../../helpers/fake-oci.js';
+import { EKU, issueCertificate, makeRootCa } from '../../helpers/pki.js';
+import { startRekor, type RekorStandIn } from '../../helpers/rekor.js';
+
+let reg: FakeOci;
+let rekor: RekorStandIn;
+let client: RegistryClient;
+let rc: RekorClient;
+const OCI = 'application/vnd.oci.image.manifest.v1+json';
+const BUNDLE = 'dev.sigstore.cosign/bundle';
+const SIG = 'dev.cosignproject.cosign/signature';
+
+function key(name: string) {
+  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const k: KeyProvider & { signs: number; raw: typeof pair } = {
+    name,
+    signs: 0,
+    raw: pair,
+    publicKeyPem: async () => pair.publicKey.export({ type: 'spki', format: 'pem' }) as string,
+    sign: async (_d: Buffer, payload?: Buffer) => (k.signs++, sign('sha256', payload!, pair.privateKey)),
+  };
+  return k;
+}
+const noLock = { withLock: <T>(_n: string, fn: () => Promise<T>) => fn() } as unknown as DigestLock;
+const digestOf = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
+async function layers(repo: string, digest: string) {
+  const m = await client.getManifest(repo, `${digest.replace(':', '-')}.sig`, OCI);
+  return m ? parseSignatureManifest(m.body) : [];
+}
+/** Another writer: put this exact layer list in the .sig manifest. */
+async function writeLayers(repo: string, digest: string, list: ReturnType<typeof signatureLayer>[], payload: Buffer) {
+  const built = buildSignatureManifest(list);
+  await client.uploadBlob(repo, payload);
+  await client.uploadBlob(repo, built.config);
+  await client.putManifest(repo, `${digest.replace(':', '-')}.sig`, built.manifest, OCI);
+}
+
+beforeAll(async () => {
+  reg = await startFakeOci();
+  rekor = await startRekor();
+  client = new RegistryClient({ host: reg.host, insecure: true, aliases: [], authHosts: [], maxConcurrency: 8, timeoutMs: 5000 });
+  rc = new RekorClient({ url: rekor.url, retryDelaysMs: [5], attempts: 2 });
+});
+afterAll(async () => {
+  await client.close();
+  await rc.close();
+  await reg.stop();
+  await rekor.stop();
+});
+
+describe('legacy attach with Rekor and certificates', () => {
+  it('a new layer carries signature, bundle (our entry) and sorted annotations', async () => {
+    const k = key('a');
+    const d = digestOf('one');
+    const payload = simpleSigningPayload('r/x:v1', d);
+    const [r] = await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], noLock, { tlog: { rekor: rc, required: true } });
+    expect(r).toMatchObject({ key: 'a', outcome: 'signed', format: 'legacy', tlog: { status: 'logged' } });
+    const [l] = await layers('x', d);
+    expect(Object.keys(l!.annotations)).toEqual([SIG, BUNDLE]);
+    expect(JSON.parse(l!.annotations[BUNDLE]!).Payload.logIndex).toBe(r!.tlog!.logIndex);
+  });
+
+  it('a present signature without a bundle is logged and annotated in place (same signature, no KMS call, one layer)', async () => {
+    const k = key('b');
+    const d = digestOf('two');
+    const payload = simpleSigningPayload('r/x:v1', d);
+    await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], noLock);
+    const before = (await layers('x', d))[0]!;
+    const signs = k.signs;
+    const [r] = await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], noLock, { tlog: { rekor: rc, required: true } });
+    expect(r).toMatchObject({ outcome: 'present', upgraded: [BUNDLE], tlog: { status: 'logged' } });
+    expect(k.signs).toBe(signs);
+    const after = await layers('x', d);
+    expect(after).toHaveLength(1);
+    expect(after[0]!.annotations[SIG]).toBe(before.annotations[SIG]);
+    const body = JSON.parse(Buffer.from(JSON.parse(after[0]!.annotations[BUNDLE]!).Payload.body, 'base64').toString());
+    expect(body.spec.signature.content).toBe(before.annotations[SIG]);
+  });
+
+  it('a key that gained a certificate adds certificate and chain to its present layer', async () => {
+    const k = key('c');
+    const d = digestOf('three');
+    const payload = simpleSigningPayload('r/x:v1', d);
+    await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], noLock);
+    const root = makeRootCa();
+    const cert = issueCertificate({ cn: 'c', publicKey: k.raw.publicKey, issuer: root, eku: [EKU.codeSigning] });
+    setCertificate(k, loadKeyCertificate({ name: 'c', certificate: cert, chain: root.pem }, await k.publicKeyPem(), '.'));
+    const [r] = await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], noLock);
+    expect(r).toMatchObject({ outcome: 'present', upgraded: ['dev.sigstore.cosign/certificate', 'dev.sigstore.cosign/chain'] });
+    const [l] = await layers('x', d);
+    expect(Object.keys(l!.annotations)).toEqual([SIG, 'dev.sigstore.cosign/certificate', 'dev.sigstore.cosign/chain']);
+    // with a certificate, the hashedrekord entry still names the public key (cosign --key and containers/image compare it with the key)
+    const [r2] = await attachLegacySignatures(client, 'x', digestOf('three-b'), [{ key: k, payload: simpleSigningPayload('r/x:v1', digestOf('three-b')) }], noLock, {
+      tlog: { rekor: rc, required: true },
+    });
+    expect(r2!.tlog!.status).toBe('logged');
+    const [l2] = await layers('x', digestOf('three-b'));
+    const body = JSON.parse(Buffer.from(JSON.parse(l2!.annotations[BUNDLE]!).Payload.body, 'base64').toString());
+    expect(Buffer.from(body.spec.signature.publicKey.content, 'base64').toString()).toBe(await k.publicKeyPem());
+    expect(l2!.annotations['dev.sigstore.cosign/certificate']).toMatch(/BEGIN CERTIFICATE/);
+    setCertificate(k, undefined);
+  });
+
+  it('another writer adds an equivalent complete layer while we sign: ours is dropped and reported present', async () => {
+    const k = key('d');
+    const d = digestOf('four');
+    const payload = simpleSigningPayload('r/x:v1', d);
+    const theirs = signatureLayer(payload, sha256Digest(payload), sign('sha256', payload, k.raw.privateKey).toString('base64'));
+    const racing = { withLock: async <T>(_n: string, fn: () => Promise<T>) => (await writeLayers('x', d, [theirs], payload), fn()) } as unknown as DigestLock;
+    const [r] = await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], racing);
+    expect(r!.outcome).toBe('present');
+    const after = await layers('x', d);
+    expect(after).toHaveLength(1);
+    expect(after[0]!.annotations[SIG]).toBe(theirs.annotations[SIG]);
+  });
+
+  it("another writer's equivalent layer lacks the Rekor bundle: our signature and bundle replace its annotations (still one layer)", async () => {
+    const k = key('e');
+    const d = digestOf('five');
+    const payload = simpleSigningPayload('r/x:v1', d);
+    const theirs = signatureLayer(payload, sha256Digest(payload), sign('sha256', payload, k.raw.privateKey).toString('base64'));
+    const racing = { withLock: async <T>(_n: string, fn: () => Promise<T>) => (await writeLayers('x', d, [theirs], payload), fn()) } as unknown as DigestLock;
+    const [r] = await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], racing, { tlog: { rekor: rc, required: true } });
+    expect(r).toMatchObject({ outcome: 'signed', tlog: { status: 'logged' } });
+    const after = await layers('x', d);
+    expect(after).toHaveLength(1);
+    expect(after[0]!.annotations[SIG]).not.toBe(theirs.annotations[SIG]);
+    const body = JSON.parse(Buffer.from(JSON.parse(after[0]!.annotations[BUNDLE]!).Payload.body, 'base64').toString());
+    expect(body.spec.signature.content).toBe(after[0]!.annotations[SIG]);
+  });
+});
