@@ -175,6 +175,7 @@ export class SigningPipeline {
   private async resolve(client: RegistryClient, t: SignTarget) {
     const ref = t.digest ?? t.tag;
     if (!ref) throw new SignetError('INVALID_REFERENCE', 'a push needs a tag or a digest');
+    if (t.digest && t.tag) return this.resolveTagAndDigest(client, t.repository, t.tag, t.digest);
     const m = await soon(() => client.getManifest(t.repository, ref));
     if (!m) {
       throw new SignetError('MANIFEST_NOT_FOUND', `${client.host}/${t.repository}${t.digest ? '@' : ':'}${ref} is not in the registry`, {
@@ -182,21 +183,29 @@ export class SigningPipeline {
         retryable: !t.digest,
       });
     }
-    if (t.digest && t.tag) {
-      // The identity we sign names the tag, so the tag must serve this digest. distribution sends
-      // its notification before it links the tag, so a missing tag is waited for briefly.
-      const now = await soon(async () => {
-        const head = await client.headManifest(t.repository, t.tag!);
-        return head?.digest ?? (head ? (await client.getManifest(t.repository, t.tag!))?.digest : undefined);
-      });
-      if (!now) {
-        throw new SignetError('MANIFEST_NOT_FOUND', `tag ${t.tag} does not exist (yet) in ${client.host}/${t.repository}`, { retryable: true });
-      }
-      if (now !== m.digest) {
-        throw new SignetError('TAG_MOVED', `tag ${t.tag} now points to ${now}, not the pushed ${m.digest}; the newer push is signed on its own`);
-      }
-    }
     return m;
+  }
+
+  /**
+   * A push that names both: the identity we sign names the tag, so the tag must serve the pushed
+   * digest. One GET by tag proves it and gives the bytes (their sha256 is checked against the
+   * digest). distribution notifies before it links the tag, so for about a second a missing tag,
+   * or the tag's previous digest (a re-pushed `latest`), is waited out before concluding.
+   */
+  private async resolveTagAndDigest(client: RegistryClient, repository: string, tag: string, digest: string) {
+    let seen: string | undefined;
+    for (const wait of [0, 25, 75, 200, 700]) {
+      if (wait) await new Promise((r) => setTimeout(r, wait));
+      const byTag = await client.getManifest(repository, tag);
+      if (byTag?.digest === digest) return byTag;
+      seen = byTag?.digest;
+    }
+    if (seen) {
+      throw new SignetError('TAG_MOVED', `tag ${tag} now points to ${seen}, not the pushed ${digest}; the newer push is signed on its own`);
+    }
+    const byDigest = await client.getManifest(repository, digest);
+    if (!byDigest) throw new SignetError('MANIFEST_NOT_FOUND', `${client.host}/${repository}@${digest} is not in the registry`);
+    throw new SignetError('MANIFEST_NOT_FOUND', `tag ${tag} does not exist (yet) in ${client.host}/${repository}`, { retryable: true });
   }
 
   /** Child manifests of an index; each must be served by the registry (HEAD). */

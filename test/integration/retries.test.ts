@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cosignVerify, tempDir } from '../helpers/cosign.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
-import { pushImage } from '../helpers/images.js';
+import { pushImage, tagExisting } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { REDIS_URL, startSignet, waitFor, type RunningSignet } from '../helpers/signet.js';
 import { main } from '../../src/cli.js';
@@ -135,6 +135,23 @@ describe('faults between signet and the registry', () => {
     expect(job.failedReason).toMatch(/^REGISTRY_UNAVAILABLE: .*HTTP 500/);
     // nothing was written: every attempt stopped at reading the image
     expect(proxy.log.filter((l) => l.startsWith('PUT') && l.includes('/broken/app/'))).toEqual([]);
+  });
+
+  it('a re-pushed tag whose link lags behind the notification is waited for, not reported as moved', async () => {
+    const old = await pushImage(registry, 'relink/app', 'latest');
+    const fresh = await pushImage(registry, 'relink/app', undefined); // pushed by digest, not yet tagged
+    expect(fresh.digest).not.toBe(old.digest);
+    const id = await signet.service.queue!.enqueue({
+      event: { integration: 'test', host: proxy.host, repository: 'relink/app', tag: 'latest', digest: fresh.digest, receivedAt: new Date().toISOString() },
+      registry: proxy.host,
+      requestId: 'relink',
+    });
+    // the registry links the tag a moment after it notified
+    setTimeout(() => void tagExisting(registry, 'relink/app', fresh.digest, 'latest'), 150);
+    const { state, job } = await finished(id);
+    expect(job.failedReason ?? '').toBe('');
+    expect(state).toBe('completed');
+    expect((await cosignVerify(`${registry.host}/relink/app@${fresh.digest}`, pub)).ok).toBe(true);
   });
 
   it('signet jobs failed lists the dead letters; signet jobs retry ID|--all brings them back', async () => {
