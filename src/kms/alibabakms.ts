@@ -37,6 +37,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import type * as alikms from '@alicloud/kms20160120';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
+import { assertSha256Digest } from './digest-arg.js';
 import { defineKeyProvider } from './define.js';
 import { derEcdsaToRaw, rawEcdsaToDer } from './ecdsa.js';
 import type { KeyAlgorithm, KeyProvider } from './types.js';
@@ -438,12 +439,7 @@ export async function createAlibabaKmsKeyProvider(cfg: AlibabaKmsKeyConfig, deps
       return spkiPem;
     },
     async sign(digest: Buffer): Promise<Buffer> {
-      if (!Buffer.isBuffer(digest) || digest.length !== 32) {
-        throw new SignetError(
-          'KEY_SIGN_FAILED',
-          `key "${cfg.name}": sign() expects a 32-byte SHA-256 digest, got ${Buffer.isBuffer(digest) ? `${digest.length} bytes` : typeof digest}`,
-        );
-      }
+      assertSha256Digest(cfg.name, digest);
       let value: string | undefined;
       try {
         value = await api.asymmetricSign(keyId, keyVersionId, signing, digest.toString('base64'));

@@ -28,6 +28,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
+import { assertSha256Digest } from './digest-arg.js';
 import { defineKeyProvider } from './define.js';
 import { derEcdsaToRaw, rawEcdsaToDer } from './ecdsa.js';
 import type { KeyAlgorithm, KeyProvider } from './types.js';
@@ -379,12 +380,7 @@ export async function createAwsKmsKeyProvider(cfg: AwsKmsKeyConfig, deps: { clie
       return spkiPem;
     },
     async sign(digest: Buffer): Promise<Buffer> {
-      if (!Buffer.isBuffer(digest) || digest.length !== 32) {
-        throw new SignetError(
-          'KEY_SIGN_FAILED',
-          `key "${cfg.name}": sign() expects a 32-byte SHA-256 digest, got ${Buffer.isBuffer(digest) ? `${digest.length} bytes` : typeof digest}`,
-        );
-      }
+      assertSha256Digest(cfg.name, digest);
       let res;
       try {
         res = await client.send(

@@ -28,6 +28,7 @@ import type { TokenCredential } from '@azure/identity';
 import type { CryptographyClientOptions, KeyClientOptions, KeyVaultKey } from '@azure/keyvault-keys';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
+import { assertSha256Digest } from './digest-arg.js';
 import { redactText } from '../log.js';
 import { defineKeyProvider, type KeyProviderContext } from './define.js';
 import { rawEcdsaToDer } from './ecdsa.js';
@@ -350,9 +351,7 @@ export async function createAzureKvKeyProvider(cfg: AzureKvKeyConfig, ctx: KeyPr
       return spkiPem;
     },
     async sign(digest: Buffer, payload?: Buffer) {
-      if (!Buffer.isBuffer(digest) || digest.length !== 32) {
-        throw new SignetError('KEY_SIGN_FAILED', `${whoV}: sign() expects a 32-byte SHA-256 digest`);
-      }
+      assertSha256Digest(cfg.name, digest);
       if (expiresOn !== undefined && expiresOn <= Date.now()) {
         throw new SignetError('KEY_DISABLED', `${whoV}: the key expired at ${new Date(expiresOn).toISOString()}`);
       }

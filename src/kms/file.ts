@@ -30,6 +30,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { SignetError } from '../errors.js';
+import { assertSha256Digest } from './digest-arg.js';
 import { decryptCosignKeyAsync, isCosignEncryptedKey } from './cosign-key.js';
 import { createP256DigestSigner } from './ecdsa.js';
 import type { KeyAlgorithm, KeyProvider } from './types.js';
@@ -185,12 +186,7 @@ export async function createFileKeyProvider(
       return spkiPem;
     },
     async sign(digest: Buffer, payload?: Buffer) {
-      if (!Buffer.isBuffer(digest) || digest.length !== 32) {
-        throw new SignetError(
-          'KEY_SIGN_FAILED',
-          `key "${cfg.name}": sign() expects a 32-byte SHA-256 digest, got ${Buffer.isBuffer(digest) ? `${digest.length} bytes` : typeof digest}`,
-        );
-      }
+      assertSha256Digest(cfg.name, digest);
       try {
         // With the message at hand, let OpenSSL hash and sign it (constant-time ECDSA); the
         // digest-only path (RFC 6979 in ecdsa.ts) is for callers that have no payload.

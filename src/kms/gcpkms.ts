@@ -29,6 +29,7 @@ import type { protos } from '@google-cloud/kms';
 import type { ClientOptions } from 'google-gax';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
+import { assertSha256Digest } from './digest-arg.js';
 import { redactText } from '../log.js';
 import { crc32c } from './crc32c.js';
 import { defineKeyProvider, type KeyProviderContext } from './define.js';
@@ -405,9 +406,7 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
         return spkiPem;
       },
       async sign(digest: Buffer, payload?: Buffer) {
-        if (!Buffer.isBuffer(digest) || digest.length !== 32) {
-          throw new SignetError('KEY_SIGN_FAILED', `${who}: sign() expects a 32-byte SHA-256 digest`);
-        }
+        assertSha256Digest(cfg.name, digest);
         let resp: protos.google.cloud.kms.v1.IAsymmetricSignResponse;
         try {
           [resp] = await withDeadline(

@@ -38,6 +38,7 @@ import path from 'node:path';
 import type * as Pkcs11Types from 'pkcs11js';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
+import { assertSha256Digest } from './digest-arg.js';
 import { defineKeyProvider } from './define.js';
 import { rawEcdsaToDer } from './ecdsa.js';
 import type { KeyAlgorithm, KeyProvider } from './types.js';
@@ -832,12 +833,7 @@ async function setUp(cfg: Pkcs11KeyConfig, p: Pkcs11Binding, mod: ModuleEntry, p
       return spkiPem;
     },
     async sign(digest: Buffer, payload?: Buffer) {
-      if (!Buffer.isBuffer(digest) || digest.length !== 32) {
-        throw new SignetError(
-          'KEY_SIGN_FAILED',
-          `key "${cfg.name}": sign() expects a 32-byte SHA-256 digest, got ${Buffer.isBuffer(digest) ? `${digest.length} bytes` : typeof digest}`,
-        );
-      }
+      assertSha256Digest(cfg.name, digest);
       if (closed) throw new SignetError('KEY_UNAVAILABLE', `key "${cfg.name}": the PKCS#11 key was closed`, { retryable: true });
       inflight++;
       try {

@@ -31,6 +31,7 @@ import path from 'node:path';
 import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
+import { assertSha256Digest } from './digest-arg.js';
 import { defineKeyProvider, type KeyProviderContext } from './define.js';
 import { derEcdsaToRaw } from './ecdsa.js';
 import type { KeyAlgorithm, KeyProvider } from './types.js';
@@ -539,12 +540,7 @@ export async function createVaultKeyProvider(cfg: VaultKeyConfig, ctx: KeyProvid
       return info.spkiPem;
     },
     async sign(digest: Buffer, payload?: Buffer) {
-      if (!Buffer.isBuffer(digest) || digest.length !== 32) {
-        throw new SignetError(
-          'KEY_SIGN_FAILED',
-          `key "${cfg.name}": sign() expects a 32-byte SHA-256 digest, got ${Buffer.isBuffer(digest) ? `${digest.length} bytes` : typeof digest}`,
-        );
-      }
+      assertSha256Digest(cfg.name, digest);
       const res = await authed('POST', signPath, 'sign', signBody(digest));
       if (res.status !== 200) throw http.fail(res, 'sign', `${keyLabel} version ${info.version}`);
       const encoded = (res.body as { data?: { signature?: unknown } } | undefined)?.data?.signature;

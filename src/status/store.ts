@@ -11,7 +11,7 @@ import type { Redis } from 'ioredis';
 
 export type SigningState = 'pending' | 'signed' | 'skipped' | 'failed';
 
-export interface StatusEntry {
+export interface StatusUpdate {
   state: SigningState;
   /** host/repo */
   repository: string;
@@ -23,22 +23,12 @@ export interface StatusEntry {
   reason?: string;
   requestId?: string;
   jobId?: string;
+}
+
+export interface StatusEntry extends StatusUpdate {
   /** ISO times */
   createdAt: string;
   updatedAt: string;
-}
-
-export interface StatusUpdate {
-  state: SigningState;
-  repository: string;
-  digest?: string;
-  tag?: string;
-  rule?: number;
-  key?: string;
-  code?: string;
-  reason?: string;
-  requestId?: string;
-  jobId?: string;
 }
 
 const RECENT_MAX = 500;
