@@ -233,7 +233,7 @@ async function statusOf(ref: string, configPath: string, explicit: boolean, json
   const redis = createRedis(config.redis.url, 'lock');
   const registries = new RegistryDirectory(config.registries, { baseDir: loaded.baseDir });
   try {
-    const st = await imageStatus(ref, { registries, rules: compileRules(config.rules), status: new StatusStore(redis, config.redis.prefix, 86400) });
+    const st = await imageStatus(ref, { registries, rules: compileRules(config.rules), status: new StatusStore(redis, config.redis.prefix, Math.round(config.status.retentionDays * 86400)) });
     if (json) {
       out(JSON.stringify(st, null, 2));
       return 0;

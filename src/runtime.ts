@@ -21,8 +21,6 @@ import { DigestLock } from './signing/lock.js';
 import { SigningPipeline } from './signing/pipeline.js';
 import { StatusStore } from './status/store.js';
 
-/** How long signing status is kept in Redis. */
-const STATUS_RETENTION_DAYS = 30;
 import { createReceiver } from './webhooks/receiver.js';
 import { createSignWorker } from '../workers/sign-worker.js';
 import { instrumentKeys, instrumentRegistries } from './health/instrument.js';
@@ -57,7 +55,7 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
   const lockRedis = createRedis(config.redis.url, 'lock');
   const lock = new DigestLock(lockRedis, config.redis.prefix);
   const pipeline = new SigningPipeline({ registries, rules, keys, lock });
-  const status = new StatusStore(lockRedis, config.redis.prefix, STATUS_RETENTION_DAYS * 86400);
+  const status = new StatusStore(lockRedis, config.redis.prefix, Math.round(config.status.retentionDays * 86400));
   return {
     config,
     baseDir,

@@ -118,6 +118,13 @@ export const configSchema = z
         stalledIntervalMs: 30000,
         shutdownTimeoutMs: 30000,
       }),
+    status: z
+      .object({
+        /** How long signing status per (digest, rule, key) is kept in Redis. */
+        retentionDays: z.number().positive().max(3650).default(30),
+      })
+      .strict()
+      .default({ retentionDays: 30 }),
     registries: z.array(registrySchema).min(1, 'name at least one registry: signet contacts no other host'),
     integrations: z.array(integrationSchema).default([]),
     keys: z.array(keyConfigSchema).min(1, 'configure at least one key'),

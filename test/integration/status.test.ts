@@ -76,6 +76,10 @@ describe('signing status', () => {
     ]);
     expect(perKey[0].reason).toBe(`signed as ${proxy.host}/team/app:v1`);
     expect(Date.parse(perKey[0].updatedAt)).toBeGreaterThanOrEqual(Date.parse(perKey[0].createdAt));
+    // kept for status.retentionDays (default 30)
+    const ttl = await signet.runtime.lockRedis.ttl(`${signet.prefix}:status:${proxy.host}/team/app@${img.digest}`);
+    expect(ttl).toBeGreaterThan(29 * 86400);
+    expect(ttl).toBeLessThanOrEqual(30 * 86400);
     const byDigest = await api(`${proxy.host}/team/app@${img.digest}`);
     expect(byDigest.body.statuses.filter((s: any) => s.key).map((s: any) => s.key)).toEqual(['a', 'b']);
   });
