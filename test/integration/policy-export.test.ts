@@ -135,10 +135,9 @@ describe('exported verifier policies verify what signet signed (real cosign)', (
     });
   }
 
-  it('containers/image itself (skopeo in a trixie chroot) accepts the signed image and refuses another key', async (ctx) => {
+  it('containers/image itself (skopeo in a trixie chroot) accepts the signed image and refuses another key', async () => {
     // .ci/install-test-kit.sh builds this chroot (Debian's own skopeo cannot verify sigstore signatures)
     const rootfs = process.env.SIGNET_TEST_SKOPEO_ROOTFS || '/var/tmp/skopeo-trixie';
-    void ctx;
     if (!existsSync(path.join(rootfs, 'usr/bin/skopeo'))) {
       throw new Error(`no containers/image verifier at ${rootfs}: run "bash .ci/install-test-kit.sh" (as root) to build the trixie chroot with skopeo`);
     }
