@@ -5,9 +5,11 @@
  *    answers 202 at once (optionally after --stub-delay ms). Reports pushes/s, events delivered/s,
  *    TCP connections per event and the push -> manifest-event lag.
  * 2. signature writes: for the same N images, signet's exact request sequence for one legacy
- *    .sig (GET manifest by digest, HEAD tag, GET .sig 404, 2 x (POST upload + PUT blob),
- *    PUT .sig manifest, GET .sig read-back) with a keep-alive undici Agent, --concurrency at
- *    once, step by step, with the registry's CPU time per step.
+ *    .sig (src/signing/pipeline.ts + attach.ts at 2d051d7: GET manifest by tag, GET .sig 404 outside
+ *    and again inside the lock, 2 x (POST upload + PUT blob), PUT .sig manifest, GET .sig
+ *    read-back) with a keep-alive undici Agent, --concurrency at once, step by step, with the
+ *    registry's CPU time per step. `npm run bench` measures the same sequence pipelined
+ *    (phase "floor") next to the write-only floor.
  *
  *   npx tsx bench/registry-ceiling.ts [--images 200] [--concurrency 16] [--stub-delay 0] [--notify-filter]
  */
@@ -126,9 +128,9 @@ async function main(): Promise<void> {
     };
     const blobs = new Map<string, { payload: Buffer; config: Buffer }>();
     const steps: [string, (repo: string, digest: string) => Promise<void>][] = [
-      ['GET manifest by digest', async (r, d) => void (await call('GET', `/v2/${r}/manifests/${d}`, undefined, { accept: OCI }))],
-      ['HEAD manifest by tag', async (r) => void (await call('HEAD', `/v2/${r}/manifests/v1`, undefined, { accept: OCI }))],
+      ['GET manifest by tag', async (r) => void (await call('GET', `/v2/${r}/manifests/v1`, undefined, { accept: OCI }))],
       ['GET .sig (404)', async (r, d) => void (await call('GET', `/v2/${r}/manifests/${sigTag(d)}`, undefined, { accept: OCI }))],
+      ['GET .sig (404, in the lock)', async (r, d) => void (await call('GET', `/v2/${r}/manifests/${sigTag(d)}`, undefined, { accept: OCI }))],
       [
         'POST+PUT payload blob',
         async (r, d) => {

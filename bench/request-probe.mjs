@@ -1,9 +1,15 @@
-// Preloaded into the signet process by bench/bench.ts (`node --import ./bench/request-probe.mjs`).
-// Counts the HTTP requests signet makes through undici (its registry client), by origin, method
-// and kind, from undici's diagnostics channel: signet itself is not modified. The counts are
-// written as JSON to $SIGNET_BENCH_PROBE_FILE every 250 ms and at exit.
+// Preloaded into the signet processes by bench/bench.ts (`node --import ./bench/request-probe.mjs`);
+// signet itself is not modified. Written as JSON to $SIGNET_BENCH_PROBE_FILE every 250 ms and at exit:
+//
+// - counts: the HTTP requests signet makes through undici (its registry client), by origin and
+//   "METHOD kind", from undici's diagnostics channel (signet exports no request counter).
+// - loop: one entry per second {t, p50, p99, max} of the event-loop delay (ms, perf_hooks
+//   monitorEventLoopDelay at 2 ms resolution), {elu}: the event-loop utilisation of that second,
+//   and process.memoryUsage() in MB {rss, heapUsed, heapTotal, external}.
+// - gc: pauses by kind (count, total and max ms), and every pause of 10 ms or more {t, kind, ms}.
 import { subscribe } from 'node:diagnostics_channel';
 import { writeFileSync } from 'node:fs';
+import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 
 const file = process.env.SIGNET_BENCH_PROBE_FILE;
 if (file) {
@@ -27,11 +33,54 @@ if (file) {
     o[key] = (o[key] ?? 0) + 1;
     dirty = true;
   });
+
+  const MAX_SERIES = 1800;
+  const loop = [];
+  const h = monitorEventLoopDelay({ resolution: 2 });
+  h.enable();
+  let elu = performance.eventLoopUtilization();
+  setInterval(() => {
+    const now = performance.eventLoopUtilization();
+    const d = performance.eventLoopUtilization(now, elu);
+    elu = now;
+    const ms = (ns) => Math.round(ns / 1e4) / 100;
+    const m = process.memoryUsage();
+    const MB = (b) => Math.round(b / 104857.6) / 10;
+    loop.push({
+      t: Date.now(),
+      p50: ms(h.percentile(50)),
+      p99: ms(h.percentile(99)),
+      max: ms(h.max),
+      elu: Math.round(d.utilization * 1000) / 1000,
+      rss: MB(m.rss),
+      heapUsed: MB(m.heapUsed),
+      heapTotal: MB(m.heapTotal),
+      external: MB(m.external),
+    });
+    if (loop.length > MAX_SERIES) loop.splice(0, loop.length - MAX_SERIES);
+    h.reset();
+    dirty = true;
+  }, 1000).unref();
+
+  const KINDS = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' };
+  const gc = { byKind: {}, long: [] };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = KINDS[e.detail?.kind ?? e.kind] ?? String(e.detail?.kind ?? e.kind);
+      const k = (gc.byKind[kind] ??= { count: 0, totalMs: 0, maxMs: 0 });
+      k.count++;
+      k.totalMs = Math.round((k.totalMs + e.duration) * 100) / 100;
+      k.maxMs = Math.max(k.maxMs, Math.round(e.duration * 100) / 100);
+      if (e.duration >= 10 && gc.long.length < 2000) gc.long.push({ t: Math.round(performance.timeOrigin + e.startTime), kind, ms: Math.round(e.duration * 100) / 100 });
+    }
+    dirty = true;
+  }).observe({ entryTypes: ['gc'] });
+
   const flush = () => {
     if (!dirty) return;
     dirty = false;
     try {
-      writeFileSync(file, JSON.stringify({ at: Date.now(), counts }));
+      writeFileSync(file, JSON.stringify({ at: Date.now(), counts, loop, gc }));
     } catch {
       /* the bench may have removed its temp dir already */
     }
