@@ -8,7 +8,7 @@
 //   and process.memoryUsage() in MB {rss, heapUsed, heapTotal, external}.
 // - gc: pauses by kind (count, total and max ms), and every pause of 10 ms or more {t, kind, ms}.
 import { subscribe } from 'node:diagnostics_channel';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 
 const file = process.env.SIGNET_BENCH_PROBE_FILE;
@@ -80,7 +80,9 @@ if (file) {
     if (!dirty) return;
     dirty = false;
     try {
-      writeFileSync(file, JSON.stringify({ at: Date.now(), counts, loop, gc }));
+      // write then rename: the bench never reads a half-written file
+      writeFileSync(`${file}.tmp`, JSON.stringify({ at: Date.now(), counts, loop, gc }));
+      renameSync(`${file}.tmp`, file);
     } catch {
       /* the bench may have removed its temp dir already */
     }
