@@ -24,7 +24,7 @@
  *   e2e         what users see: pushes to a registry whose notifications go to `signet start`
  *   cosign      the baseline: a sequential `cosign sign --key` loop
  *
- *   npm run bench                       # the full run (10-minute soak; about 20 minutes)
+ *   npm run bench                       # the full run (10-minute soak; 17-20 minutes)
  *   npm run bench -- --quick            # smaller sets, 60 s soak (about 5 minutes)
  *   npm run bench -- --phases floor,throughput --cpu-prof
  *
@@ -55,6 +55,9 @@
  *   --worker-concurrency W   signet worker.concurrency (64)
  *   --registry-concurrency R signet registries[].maxConcurrency (default: signet's default)
  *   --notify-filter          e2e registry sends no blob or pull events
+ *   --pin                    pin the registries to CPU 0 and everything else the bench starts (signet,
+ *                            the stand-in, the load generators, the bench) to CPU 1: shows what signet
+ *                            gets when it does not take CPU from the registry (Redis is shared, not pinned)
  *   --cpu-prof               profile signet serve + worker (throughput), serve (ack), worker (kms),
  *                            each summarised over its phase only; .cpuprofile files kept next to --out
  *   --no-build               use dist/ as it is (default: npx tsc -p tsconfig.build.json first)
@@ -143,6 +146,7 @@ interface Options {
   workerConcurrency: number;
   registryConcurrency?: number;
   notifyFilter: boolean;
+  pin: boolean;
   cpuProf: boolean;
   noBuild: boolean;
   graceS: number;
@@ -161,7 +165,7 @@ function parseOptions(argv: string[]): Options {
     'ack-rate', 'ack-connections', 'floor-writes', 'floor-levels', 'e2e-images', 'concurrency', 'cosign-images',
     'worker-concurrency', 'registry-concurrency', 'grace', 'timeout', 'out',
   ] as const;
-  const flags = ['quick', 'notify-filter', 'cpu-prof', 'no-build'] as const;
+  const flags = ['quick', 'notify-filter', 'pin', 'cpu-prof', 'no-build'] as const;
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -227,6 +231,7 @@ function parseOptions(argv: string[]): Options {
     workerConcurrency: num('worker-concurrency', 64, 1)!,
     ...(registryConcurrency !== undefined ? { registryConcurrency } : {}),
     notifyFilter: bool('notify-filter'),
+    pin: bool('pin'),
     cpuProf: bool('cpu-prof'),
     noBuild: bool('no-build'),
     graceS: num('grace', 60, 1)!,
@@ -255,6 +260,13 @@ interface Ctx {
 }
 
 const refOf = (i: ImageRef): string => `${i.host}/${i.repo}:${i.tag}`;
+
+/** --pin: every thread of `pid` onto `cpu` (taskset -a); a no-op without --pin. */
+async function pin(ctx: { opts: Options }, pid: number | undefined, cpu: 0 | 1): Promise<void> {
+  if (!ctx.opts.pin || !pid || pid < 0) return;
+  const r = await runProcess('taskset', ['-a', '-cp', String(cpu), String(pid)], { timeoutMs: 5000 }).catch((e: Error) => ({ code: -1, stderr: e.message }));
+  if (r.code !== 0) throw new SetupError(`--pin: taskset -a -cp ${cpu} ${pid} failed: ${r.stderr}`);
+}
 
 async function build(): Promise<void> {
   log('build: npx tsc -p tsconfig.build.json');
@@ -432,6 +444,7 @@ async function deploy(ctx: Ctx, name: string, o: DeployOptions): Promise<Deploym
   };
   ctx.deployments.add(dep);
   await Promise.all(procs.map((p) => p.ready(60_000)));
+  for (const p of procs) await pin(ctx, p.pid, 1);
   return dep;
 }
 
@@ -514,7 +527,7 @@ interface FloorRun {
   registryCpuMsPerWrite: number;
 }
 
-async function floorRun(ctx: Ctx, concurrency: number, writes: number, label: string, kind: 'write' | 'signet-sequence' = 'write', imgs?: readonly ImageRef[]): Promise<FloorRun> {
+async function floorRun(ctx: Ctx, concurrency: number, writes: number, label: string, kind: 'write' | 'signet-sequence' | 'signet-7' = 'write', imgs?: readonly ImageRef[]): Promise<FloorRun> {
   const H = ctx.r1.host;
   const items = Array.from({ length: writes }, (_, i) => i);
   const c0 = cpuSeconds(ctx.r1.pid);
@@ -529,7 +542,7 @@ async function floorRun(ctx: Ctx, concurrency: number, writes: number, label: st
         await ctx.oci.writeSignature(repo, digest, `${H}/${repo}`);
       } else {
         const img = imgs![i]!;
-        await ctx.oci.signetSequence(img.repo, img.digest, img.tag, `${H}/${img.repo}`);
+        await ctx.oci.signetSequence(img.repo, img.digest, img.tag, `${H}/${img.repo}`, kind === 'signet-7' ? { inLockRead: false, readBack: false } : {});
       }
     },
     () => ctx.stopped(),
@@ -539,7 +552,7 @@ async function floorRun(ctx: Ctx, concurrency: number, writes: number, label: st
   return { concurrency, writes, seconds: round(seconds, 2), perSecond: round(writes / seconds), registryCpuMsPerWrite: round((1000 * cpu) / writes, 2) };
 }
 
-async function phaseFloor(ctx: Ctx, seqImgs: readonly ImageRef[]) {
+async function phaseFloor(ctx: Ctx, seqImgs: readonly ImageRef[], seq7Imgs: readonly ImageRef[]) {
   log(`floor: raw signature writes (POST+PUT payload, POST+PUT config, PUT .sig), ${ctx.opts.floorWrites} per level, levels ${ctx.opts.floorLevels.join(',')}; load ${loadAverage()}`);
   const loadavg = loadAverage();
   await floorRun(ctx, 8, 30, 'warmup');
@@ -552,8 +565,10 @@ async function phaseFloor(ctx: Ctx, seqImgs: readonly ImageRef[]) {
   }
   const best = levels.reduce((a, b) => (b.perSecond > a.perSecond ? b : a), levels[0]!);
   const seq = await floorRun(ctx, best.concurrency, seqImgs.length, 'seq', 'signet-sequence', seqImgs);
+  const seq7 = await floorRun(ctx, best.concurrency, seq7Imgs.length, 'seq7', 'signet-7', seq7Imgs);
   log(`  best: ${best.perSecond} writes/s at concurrency ${best.concurrency}; signet's 9-request sequence replayed raw: ${seq.perSecond}/s (registry CPU ${seq.registryCpuMsPerWrite} ms/signature)`);
-  return { loadavg, levels, best, signetSequence: seq };
+  log(`  the same without the in-lock GET .sig and the read-back (7 requests): ${seq7.perSecond}/s (registry CPU ${seq7.registryCpuMsPerWrite} ms/signature)`);
+  return { loadavg, levels, best, signetSequence: seq, signetSequence7: seq7 };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -842,7 +857,8 @@ async function phaseSoak(ctx: Ctx, dep: Deployment, rate: number) {
 
 async function ackLoad(ctx: Ctx, url: string, o: { mode: 'rate' | 'peak'; connections: number; duration: number; rate?: number; eventsPerRequest: number; tagPrefix: string }) {
   const args = JSON.stringify({ url, secret: HOOK_SECRET, host: ctx.r1.host, ...o });
-  const r = await runProcess(process.execPath, [path.join(ROOT, 'bench/ack-load.mjs'), args], { cwd: ROOT, timeoutMs: (o.duration + 60) * 1000 });
+  const cmd: [string, string[]] = ctx.opts.pin ? ['taskset', ['-c', '1', process.execPath, path.join(ROOT, 'bench/ack-load.mjs'), args]] : [process.execPath, [path.join(ROOT, 'bench/ack-load.mjs'), args]];
+  const r = await runProcess(cmd[0], cmd[1], { cwd: ROOT, timeoutMs: (o.duration + 60) * 1000 });
   const line = r.stdout.trim().split('\n').pop() ?? '';
   try {
     return JSON.parse(line) as {
@@ -1041,6 +1057,7 @@ async function phaseE2e(ctx: Ctx) {
     ...(ctx.opts.notifyFilter ? { notifyIgnoredMediaTypes: ['application/octet-stream'], notifyIgnoredActions: ['pull'] } : {}),
   });
   ctx.extraRegistries.add(r2);
+  await pin(ctx, r2.pid, 0);
   const oci2 = new Oci(r2.url, 32);
   let dep: Deployment | undefined;
   try {
@@ -1256,9 +1273,16 @@ async function main(): Promise<number> {
 
     ctx.key = await cosignGenerateKeyPair(dir, KEY_PASSWORD);
     ctx.r1 = await startRegistry({}); // no notifications: the bench is the notifier
+    if (opts.pin) {
+      await pin(ctx as Ctx, process.pid, 1);
+      await pin(ctx as Ctx, ctx.r1.pid, 0);
+    }
     ctx.oci = new Oci(ctx.r1.url, 128);
     ctx.redisPid = await redisPid();
-    if (has('kms') || has('cost')) ctx.standin = await startStandin(dir);
+    if (has('kms') || has('cost')) {
+      ctx.standin = await startStandin(dir);
+      await pin(ctx as Ctx, ctx.standin.pid, 1);
+    }
     const c = ctx as Ctx;
     const H = c.r1.host;
     log(`registry ${c.r1.url} (no notifications), redis ${REDIS_URL}${c.standin ? `, AWS KMS stand-in ${c.standin.info.url}` : ''}, temp ${dir}`);
@@ -1275,6 +1299,7 @@ async function main(): Promise<number> {
       ['cost', 3, has('cost')],
       ['costkms', 3, has('cost')],
       ['seq', opts.floorWrites, has('floor')],
+      ['seqseven', opts.floorWrites, has('floor')],
     ];
     const todo = want.filter(([, n, on]) => on && n > 0).flatMap(([name, n]) => Array.from({ length: n }, (_, i) => ({ name, repo: `bench/${name}-${i}` })));
     const t0 = Date.now();
@@ -1291,7 +1316,7 @@ async function main(): Promise<number> {
     log(`pre-pushed ${todo.length} images in ${Date.now() - t0} ms`);
 
     // ---- floor -----------------------------------------------------------------------------
-    if (has('floor') && !c.stopped()) result.floor = await phaseFloor(c, sets['seq'] ?? []);
+    if (has('floor') && !c.stopped()) result.floor = await phaseFloor(c, sets['seq'] ?? [], sets['seqseven'] ?? []);
 
     // ---- throughput, latency, soak: one split deployment (serve + worker) ------------------
     let tpDep: Deployment | undefined;
@@ -1433,7 +1458,7 @@ async function main(): Promise<number> {
     log(`bench error: ${(e as Error).stack ?? String(e)}`);
     for (const d of ctx.deployments) for (const p of d.procs) log(`--- signet ${p.name} stderr ---\n${p.stderr.text()}\n--- stdout (tail) ---\n${p.stdoutTail.text()}`);
     if (ctx.r1) log(`--- registry log ---\n${ctx.r1.logs()}`);
-    return e instanceof SetupError ? 2 : 2;
+    return 2;
   } finally {
     await cleanup();
     clearTimeout(watchdog);
@@ -1466,6 +1491,7 @@ function buildRows(r: Record<string, any>, opts: Options): Row[] {
   add('Machine', 'CPU / cores', `${M.cpu}, ${M.cores} cores`);
   add('Machine', 'node / registry / cosign / redis', `${M.node} / ${M.registry} / ${M.cosign} / ${M.redis}`);
   add('Machine', 'load average (1/5/15 min)', `start ${M.loadavgAtStart}, end ${r.loadavgAtEnd ?? '?'}`);
+  if (opts.pin) add('Machine', '--pin', 'registries on CPU 0; signet, the stand-in, the load generators and the bench on CPU 1; Redis and other sessions float');
 
   const floor = r.floor;
   const floorRate: number | undefined = floor ? Math.max(floor.best.perSecond, floor.after?.perSecond ?? 0) : undefined;
@@ -1474,6 +1500,9 @@ function buildRows(r: Record<string, any>, opts: Options): Row[] {
   if (floor) {
     add(T, 'registry floor: raw signature writes/s', `${floorRate} (best concurrency ${floor.best.concurrency}: ${floor.best.perSecond} before, ${floor.after?.perSecond ?? '-'} after the signet run; registry CPU ${floor.best.registryCpuMsPerWrite} ms/write; load ${floor.loadavg})`);
     add(T, "  signet's request sequence replayed raw", `${floor.signetSequence.perSecond}/s (9 requests, registry CPU ${floor.signetSequence.registryCpuMsPerWrite} ms/signature) = ${pct(floor.signetSequence.perSecond, floorRate!)} % of the floor`);
+    if (floor.signetSequence7) {
+      add(T, '  same, no in-lock GET .sig, no read-back', `${floor.signetSequence7.perSecond}/s (7 requests, registry CPU ${floor.signetSequence7.registryCpuMsPerWrite} ms/signature) = ${pct(floor.signetSequence7.perSecond, floorRate!)} % of the floor`);
+    }
   }
   if (r.throughput) {
     const t = r.throughput;
