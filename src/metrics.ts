@@ -38,6 +38,12 @@ export class Metrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
+  readonly registryRequests = new Counter({
+    name: 'signet_registry_requests_total',
+    help: 'Requests to registries (and their token services), by registry host, method, kind (manifest, blob, upload, token, other) and status ("network" when no answer came)',
+    labelNames: ['registry', 'method', 'kind', 'status'] as const,
+    registers: [this.registry],
+  });
   readonly registryErrors = new Counter({
     name: 'signet_registry_errors_total',
     help: 'Registry responses >= 400 and network errors (status "network"), by registry host, method and status; 401 challenges and 404s for absent signature tags are part of normal operation',

@@ -54,8 +54,8 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
   const rules = compileRules(config.rules);
   const lockRedis = createRedis(config.redis.url, 'lock');
   const lock = new DigestLock(lockRedis, config.redis.prefix);
-  const pipeline = new SigningPipeline({ registries, rules, keys, lock });
   const status = new StatusStore(lockRedis, config.redis.prefix, Math.round(config.status.retentionDays * 86400));
+  const pipeline = new SigningPipeline({ registries, rules, keys, lock, history: status });
   return {
     config,
     baseDir,

@@ -30,7 +30,8 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
     SIGN_QUEUE,
     async (job: Job<SignJobData, SignReport>) => {
       const { event, registry, requestId } = job.data;
-      const log = logger.child({ requestId, job: job.id, ref: `${registry}/${event.repository}${event.tag ? `:${event.tag}` : ''}` });
+      // the job's context goes on each line it logs (a child logger per job costs more than it saves)
+      const ctx = { requestId, job: job.id, ref: `${registry}/${event.repository}${event.tag ? `:${event.tag}` : ''}` };
       // The push as the webhook named it (its digest is only a hint), for status before resolution.
       const pushed = {
         repository: `${registry}/${event.repository}`,
@@ -40,8 +41,9 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
         ...(job.id ? { jobId: job.id } : {}),
       };
       const record = (updates: StatusUpdate[]) =>
-        deps.status?.record(updates).catch((e) => log.warn({ err: describeError(e) }, 'could not record status'));
-      await record([{ ...pushed, state: 'pending', ...(job.attemptsMade > 0 ? { reason: `attempt ${job.attemptsMade + 1}` } : {}) }]);
+        deps.status?.record(updates).catch((e) => logger.warn({ ...ctx, err: describeError(e) }, 'could not record status'));
+      // not awaited: the later record goes over the same connection, so Redis applies them in order
+      void record([{ ...pushed, state: 'pending', ...(job.attemptsMade > 0 ? { reason: `attempt ${job.attemptsMade + 1}` } : {}) }]);
       try {
         const report = await pipeline.sign({
           host: registry,
@@ -49,6 +51,7 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
           ...(event.tag ? { tag: event.tag } : {}),
           ...(event.digest ? { digest: event.digest } : {}),
           ...(event.pusher ? { pusher: event.pusher } : {}),
+          retry: job.attemptsMade > 0,
         });
         if (report.status === 'signed') {
           await record([
@@ -69,8 +72,7 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
             metrics.pushToSigned.observe((Date.now() - Date.parse(event.receivedAt)) / 1000);
           }
           metrics.jobs.inc({ outcome: 'signed' });
-          log.info(
-            {
+          logger.info({ ...ctx,
               digest: report.digest,
               signatures: report.signatures.map(
                 (s) => `${s.digest.slice(0, 19)} ${s.key} ${s.format ?? 'legacy'} ${s.outcome}${s.tlog ? ` tlog:${s.tlog.status}` : ''}`,
@@ -80,12 +82,12 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
           );
           const noEntry = report.signatures.filter((s) => s.tlog?.status === 'unavailable');
           if (noEntry.length) {
-            log.warn({ keys: [...new Set(noEntry.map((s) => s.key))] }, 'written without a Rekor entry (rekor.required: false); it is added the next time this digest is signed');
+            logger.warn({ ...ctx, keys: [...new Set(noEntry.map((s) => s.key))] }, 'written without a Rekor entry (rekor.required: false); it is added the next time this digest is signed');
           }
         } else {
           await record([{ ...pushed, ...(report.digest ? { digest: report.digest } : {}), state: 'skipped', reason: report.reason }]);
           metrics.jobs.inc({ outcome: 'skipped' });
-          log.info({ reason: report.reason }, 'not signed');
+          logger.info({ ...ctx, reason: report.reason }, 'not signed');
         }
         return report;
       } catch (err) {
@@ -98,12 +100,12 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
         // knows cannot succeed later fails the job at once.
         if (!isSignetError(err) || err.retryable) {
           metrics.jobs.inc({ outcome: 'retry' });
-          log.warn({ attempt: job.attemptsMade + 1, err: reason }, 'sign failed, will retry');
+          logger.warn({ ...ctx, attempt: job.attemptsMade + 1, err: reason }, 'sign failed, will retry');
           // The job's failure reason is "CODE: message" like every other failure.
           throw Object.assign(new Error(reason), { retryAfterSeconds: isSignetError(err) ? err.retryAfterSeconds : undefined });
         }
         metrics.jobs.inc({ outcome: 'failed' });
-        log.error({ err: reason }, 'sign failed');
+        logger.error({ ...ctx, err: reason }, 'sign failed');
         throw new UnrecoverableError(reason);
       }
     },

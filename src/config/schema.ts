@@ -36,6 +36,12 @@ export const registrySchema = z
     maxConcurrency: z.number().int().min(1).max(1024).default(64),
     /** Per-request timeout. */
     timeoutMs: z.number().int().min(100).default(15000),
+    /**
+     * Read each .sig manifest back after writing it, and merge again if a writer outside signet
+     * replaced it in between (one more request per signature). signet's own writers never race:
+     * they hold a per-digest lock. See docs/reliability.md.
+     */
+    verifyWrites: z.boolean().default(false),
   })
   .strict();
 

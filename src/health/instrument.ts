@@ -1,7 +1,7 @@
 /**
  * Metrics hooks the runtime installs on the pieces it builds: key-backend latency (each
  * KeyProvider's sign is timed in place, so the signing code and the providers stay unaware of it)
- * and registry errors by status (the registry client's onResponse hook).
+ * and registry requests and errors by status (the registry client's onResponse hook).
  */
 import type { KeyProvider } from '../kms/types.js';
 import type { Metrics } from '../metrics.js';
@@ -34,11 +34,15 @@ export function instrumentKeys(keys: ReadonlyMap<string, KeyProvider>, metrics: 
   }
 }
 
-/** Counts registry answers >= 400 and network errors into `signet_registry_errors_total{registry,method,status}`. */
+/**
+ * Counts every registry request into `signet_registry_requests_total{registry,method,kind,status}`
+ * and answers >= 400 and network errors into `signet_registry_errors_total{registry,method,status}`.
+ */
 export function instrumentRegistries(registries: RegistryDirectory, metrics: Metrics): void {
   for (const r of registries.all) {
     const registry = r.config.host;
-    r.client.onResponse = (method, status) => {
+    r.client.onResponse = (method, status, kind) => {
+      metrics.registryRequests.inc({ registry, method, kind, status: String(status) });
       if (status === 'network' || status >= 400) metrics.registryErrors.inc({ registry, method, status: String(status) });
     };
   }

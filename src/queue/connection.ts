@@ -9,7 +9,10 @@ export function createRedis(url: string, role: RedisRole): Redis {
     role === 'producer'
       ? // Fail fast so the receiver can answer 503 and the registry retries.
         { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 3000, lazyConnect: false }
-      : { maxRetriesPerRequest: null, connectTimeout: 5000 };
+      : role === 'lock'
+        ? // Locks and status records from many concurrent jobs: commands issued in the same tick go out in one write.
+          { maxRetriesPerRequest: null, connectTimeout: 5000, enableAutoPipelining: true }
+        : { maxRetriesPerRequest: null, connectTimeout: 5000 };
   const r = new Redis(url, { ...opts, retryStrategy: (n) => Math.min(n * 200, 2000) });
   r.on('error', () => undefined); // surfaced where commands fail; avoid unhandled 'error' events
   return r;

@@ -28,6 +28,16 @@ export interface RegistryStats {
 
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
 
+/** What a request is about, for metrics: manifests, blobs, blob uploads, the token service, or the rest (catalog, tags, referrers, ping). */
+export type RequestKind = 'manifest' | 'blob' | 'upload' | 'token' | 'other';
+
+export function requestKind(path: string): RequestKind {
+  if (path.includes('/blobs/uploads/')) return 'upload';
+  if (path.includes('/manifests/')) return 'manifest';
+  if (path.includes('/blobs/')) return 'blob';
+  return 'other';
+}
+
 /** One request to this registry, for `call`. */
 export interface Call {
   method: Method;
@@ -53,7 +63,7 @@ export class RegistryClient {
   readonly host: string;
   readonly stats: RegistryStats = { requests: 0 };
   /** Called with every registry (and token service) answer's status, or 'network' when none came; set by the runtime for metrics. */
-  onResponse: ((method: string, status: number | 'network') => void) | undefined;
+  onResponse: ((method: string, status: number | 'network', kind: RequestKind) => void) | undefined;
   private readonly base: string;
   private readonly dispatcher: Dispatcher;
   private readonly tokens = new TokenCache();
@@ -357,10 +367,10 @@ export class RegistryClient {
       this.stats.requests++;
       res = await request(url, { method, headers, ...(body !== undefined ? { body } : {}), dispatcher: this.dispatcher });
     } catch (err) {
-      this.onResponse?.(method, 'network');
+      this.onResponse?.(method, 'network', 'token');
       throw networkError(this.host, 'token request', err);
     }
-    this.onResponse?.(method, res.statusCode);
+    this.onResponse?.(method, res.statusCode, 'token');
     const text = await res.body.text();
     if (res.statusCode === 401 || res.statusCode === 403) {
       throw new SignetError('REGISTRY_AUTH_FAILED', `token service of ${this.host} refused signet's credentials (HTTP ${res.statusCode})`, { status: res.statusCode });
@@ -396,10 +406,10 @@ export class RegistryClient {
         dispatcher: this.dispatcher,
       });
     } catch (err) {
-      this.onResponse?.(c.method, 'network');
+      this.onResponse?.(c.method, 'network', requestKind(c.path));
       throw networkError(this.host, `${c.method} ${c.path}`, err);
     }
-    this.onResponse?.(c.method, res.statusCode);
+    this.onResponse?.(c.method, res.statusCode, requestKind(c.path));
     const body = c.method === 'HEAD' ? (await res.body.dump(), Buffer.alloc(0)) : Buffer.from(await res.body.arrayBuffer());
     return { status: res.statusCode, headers: res.headers, body };
   }

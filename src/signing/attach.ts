@@ -6,9 +6,16 @@
  *    -> nothing to do. Present but missing what the rule now wants (a Rekor entry, the key's
  *    certificate) -> the present signature is logged / annotated ("upgraded"; no new signature).
  *    Absent -> sign, log to Rekor when the rule says so, and build the layer.
- * 2. Under the per-digest lock: read again, merge (another writer may have added an equivalent
- *    layer meanwhile: then ours is dropped and reported as present), upload the payload and
- *    config blobs, PUT the manifest by tag, and read it back to confirm (bounded retries).
+ *    When signet has no record of the digest (`expectNew`) and the rule logs nothing to Rekor,
+ *    this read is skipped: the read under the lock merges whatever is there (a signature that
+ *    was there after all costs one key call, and ours is dropped in its favour).
+ * 2. Upload the payload blob (content-addressed: no lock needed) unless the .sig read in step 1
+ *    already references it.
+ * 3. Under the per-digest lock: read the .sig manifest, merge (another writer may have added an
+ *    equivalent layer meanwhile: then ours is dropped and reported as present), upload the
+ *    config blob and PUT the manifest by tag. With `verifyWrite`, read it back to confirm
+ *    (bounded retries). A new signature thus costs 6 registry requests after the resolve
+ *    (POST+PUT payload, GET .sig, POST+PUT config, PUT .sig), 7 with `verifyWrite`.
  */
 import { createHash, createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
 import { SignetError } from '../errors.js';
@@ -54,6 +61,10 @@ export interface SignResult {
 
 export interface AttachOptions {
   tlog?: TlogPolicy | undefined;
+  /** signet has no record of this digest: skip the read before signing (unless the rule logs to Rekor). */
+  expectNew?: boolean | undefined;
+  /** Read the manifest back after the PUT and redo the merge when another writer replaced it (registries[].verifyWrites). */
+  verifyWrite?: boolean | undefined;
 }
 
 const MAX_ATTEMPTS = 3;
@@ -100,29 +111,45 @@ export async function attachLegacySignatures(
   opts: AttachOptions = {},
 ): Promise<SignResult[]> {
   const tag = signatureTag(digest);
-  const before = await client.getManifest(repository, tag, OCI_MANIFEST);
-  const plans = await Promise.all(requests.map((req) => plan(req, before ? parseSignatureManifest(before.body) : [], opts)));
+  // A Rekor entry is public and permanent: never made for a signature that may be there already.
+  const preRead = !opts.expectNew || Boolean(opts.tlog);
+  const before = preRead ? await client.getManifest(repository, tag, OCI_MANIFEST) : undefined;
+  const beforeLayers = before ? parseSignatureManifest(before.body) : [];
+  const plans = await Promise.all(requests.map((req) => plan(req, beforeLayers, opts)));
   const work = plans.filter((p) => p.layer);
   if (work.length === 0) return plans.map((p) => p.result);
+
+  // Payload blobs are content-addressed, so they go up before the lock is taken. A payload the
+  // .sig already references is in the repository (keys sharing one payload, upgrades).
+  const uploaded = new Set(beforeLayers.map((l) => l.digest));
+  for (const p of work) {
+    if (uploaded.has(p.layer!.digest)) continue;
+    await client.uploadBlob(repository, p.req.payload, true);
+    uploaded.add(p.layer!.digest);
+  }
 
   return lock.withLock(`${client.host}/${repository}@${digest}`, async () => {
     for (let attempt = 1; ; attempt++) {
       const existing = await client.getManifest(repository, tag, OCI_MANIFEST);
       const layers = existing ? parseSignatureManifest(existing.body) : [];
-      const { next, appended, dirty } = await merge(layers, work);
+      const { next, dirty } = await merge(layers, work);
       if (!dirty) return plans.map((p) => p.result);
 
-      const uploaded = new Set<string>();
-      for (const p of appended) {
-        if (uploaded.has(p.layer!.digest)) continue;
-        uploaded.add(p.layer!.digest);
-        await client.uploadBlob(repository, p.req.payload, !existing);
+      for (const l of layers) uploaded.add(l.digest);
+      for (const p of work) {
+        // only when the layers changed oddly under us (e.g. the read before signing was stale)
+        if (!uploaded.has(p.layer!.digest)) {
+          await client.uploadBlob(repository, p.req.payload);
+          uploaded.add(p.layer!.digest);
+        }
       }
       const built = buildSignatureManifest(next);
       await client.uploadBlob(repository, built.config, true);
       await client.putManifest(repository, tag, built.manifest, OCI_MANIFEST);
+      if (!opts.verifyWrite) return plans.map((p) => p.result);
 
-      // Read back: another writer outside our lock (cosign, a second signet) may have raced us.
+      // Read back: a writer outside signet's lock (cosign, another tool) may have replaced the
+      // manifest right after our PUT.
       const check = await client.getManifest(repository, tag, OCI_MANIFEST);
       const stored = check ? parseSignatureManifest(check.body) : [];
       const kept = work.every((p) =>
@@ -207,9 +234,8 @@ async function plan(req: SignRequest, layers: readonly SignatureLayer[], opts: A
  * one that lacks something gets it (our signature's annotations replace its own when the
  * signatures differ, so a bundle always describes the signature next to it).
  */
-async function merge(layers: readonly SignatureLayer[], work: Plan[]): Promise<{ next: SignatureLayer[]; appended: Plan[]; dirty: boolean }> {
+async function merge(layers: readonly SignatureLayer[], work: Plan[]): Promise<{ next: SignatureLayer[]; dirty: boolean }> {
   const next = layers.map((l) => ({ ...l, annotations: { ...l.annotations } }));
-  const appended: Plan[] = [];
   let dirty = false;
   for (const p of work) {
     const want = p.layer!;
@@ -245,11 +271,10 @@ async function merge(layers: readonly SignatureLayer[], work: Plan[]): Promise<{
       continue;
     }
     next.push({ ...want, annotations: { ...want.annotations } });
-    appended.push(p);
     p.expect = ours;
     dirty = true;
   }
-  return { next, appended, dirty };
+  return { next, dirty };
 }
 
 function presentTlog(l: SignatureLayer): TlogStatus {

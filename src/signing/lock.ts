@@ -16,11 +16,25 @@ export interface LockOptions {
   waitMs?: number;
 }
 
+type LockRedis = Redis & {
+  signetLockRelease(key: string, token: string): Promise<number>;
+  signetLockRenew(key: string, token: string, leaseMs: string): Promise<number>;
+};
+
 export class DigestLock {
+  private readonly redis: LockRedis;
+
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly prefix: string,
-  ) {}
+  ) {
+    // EVALSHA: the scripts' text is sent once per connection, not with every release
+    if (!('signetLockRelease' in redis)) {
+      redis.defineCommand('signetLockRelease', { lua: RELEASE, numberOfKeys: 1 });
+      redis.defineCommand('signetLockRenew', { lua: RENEW, numberOfKeys: 1 });
+    }
+    this.redis = redis as LockRedis;
+  }
 
   async withLock<T>(name: string, fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
     const leaseMs = opts.leaseMs ?? 30_000;
@@ -41,14 +55,14 @@ export class DigestLock {
       delay = Math.min(delay * 2, 200);
     }
     const timer = setInterval(() => {
-      this.redis.eval(RENEW, 1, key, token, String(leaseMs)).catch(() => undefined);
+      this.redis.signetLockRenew(key, token, String(leaseMs)).catch(() => undefined);
     }, Math.max(50, Math.floor(leaseMs / 3)));
     timer.unref();
     try {
       return await fn();
     } finally {
       clearInterval(timer);
-      await this.redis.eval(RELEASE, 1, key, token).catch(() => undefined);
+      await this.redis.signetLockRelease(key, token).catch(() => undefined);
     }
   }
 }

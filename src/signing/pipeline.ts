@@ -27,6 +27,14 @@ export interface SignTarget {
   tag?: string;
   digest?: string;
   pusher?: string;
+  /** A retried job: always read what is there before signing, whatever the history says. */
+  retry?: boolean;
+}
+
+/** What signet remembers of a digest (the status store): with no record, a signature is most likely new. */
+export interface SigningHistory {
+  /** Has signet recorded anything for this digest? `repository` is host/repository. */
+  hasRecord(repository: string, digest: string): Promise<boolean>;
 }
 
 export type SignReport =
@@ -50,6 +58,8 @@ export interface PipelineDeps {
   rules: RuleMatcher;
   keys: ReadonlyMap<string, KeyProvider>;
   lock: DigestLock;
+  /** Lets a new digest skip the .sig read before signing (one registry request less). */
+  history?: SigningHistory;
 }
 
 const MAX_CHILDREN = 256;
@@ -124,7 +134,12 @@ export class SigningPipeline {
         // (cosign v3's auto-detect) then sees a digest whose .sig is already complete
         if (formats.includes('legacy')) {
           const payload = simpleSigningPayload(identity, d, annotations);
-          const results = await attachLegacySignatures(client, target.repository, d, keys.map((key) => ({ key, payload })), this.deps.lock, { tlog });
+          const expectNew = !target.retry && this.deps.history ? !(await this.deps.history.hasRecord(`${host}/${target.repository}`, d)) : false;
+          const results = await attachLegacySignatures(client, target.repository, d, keys.map((key) => ({ key, payload })), this.deps.lock, {
+            tlog,
+            expectNew,
+            verifyWrite: known.config.verifyWrites,
+          });
           signatures.push(...results.map((r) => ({ ...r, digest: d })));
         }
         if (formats.includes('bundle')) {

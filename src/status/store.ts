@@ -33,12 +33,57 @@ export interface StatusEntry extends StatusUpdate {
 
 const RECENT_MAX = 500;
 
+/**
+ * One round trip per record: KEYS = the entries' hashes, then the recent list; ARGV = retention
+ * seconds, then (field, entry JSON, "1" when the entry goes on the recent list) per entry. An
+ * entry that exists keeps its createdAt (copied from the stored JSON into the new one).
+ */
+const RECORD_SCRIPT = `
+local ttl = tonumber(ARGV[1])
+local recent = KEYS[#KEYS]
+for i = 1, #KEYS - 1 do
+  local field, json, listed = ARGV[3 * i - 1], ARGV[3 * i], ARGV[3 * i + 1]
+  local prev = redis.call('hget', KEYS[i], field)
+  if prev then
+    local created = string.match(prev, '"createdAt":"([^"]*)"')
+    if created then json = (string.gsub(json, '"createdAt":"[^"]*"', '"createdAt":"' .. created .. '"', 1)) end
+  end
+  redis.call('hset', KEYS[i], field, json)
+  redis.call('expire', KEYS[i], ttl)
+  if listed == '1' then redis.call('lpush', recent, json) end
+end
+redis.call('ltrim', recent, 0, ${RECENT_MAX - 1})
+redis.call('expire', recent, ttl)
+return 1
+`;
+
+/** Does a digest's hash hold an entry per key (fields other than the push-level "-")? */
+const HAS_KEY_ENTRY_SCRIPT = `
+local n = redis.call('hlen', KEYS[1])
+if n > 0 and redis.call('hexists', KEYS[1], '-') == 1 then n = n - 1 end
+return n
+`;
+
+type StatusRedis = Redis & {
+  signetStatusRecord(...args: (string | number)[]): Promise<number>;
+  signetStatusKeyEntries(key: string): Promise<number>;
+};
+
 export class StatusStore {
+  private readonly redis: StatusRedis;
+
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly prefix: string,
     private readonly retentionSeconds: number,
-  ) {}
+  ) {
+    // EVALSHA with the script loaded on first use (ioredis falls back to EVAL once per connection)
+    if (!('signetStatusRecord' in redis)) {
+      redis.defineCommand('signetStatusRecord', { lua: RECORD_SCRIPT });
+      redis.defineCommand('signetStatusKeyEntries', { lua: HAS_KEY_ENTRY_SCRIPT, numberOfKeys: 1 });
+    }
+    this.redis = redis as StatusRedis;
+  }
 
   private hashKey(repository: string, digest: string | undefined, tag: string | undefined): string {
     return `${this.prefix}:status:${repository}${digest ? `@${digest}` : `:${tag ?? ''}`}`;
@@ -48,21 +93,22 @@ export class StatusStore {
   async record(updates: readonly StatusUpdate[], now = new Date()): Promise<void> {
     if (updates.length === 0) return;
     const iso = now.toISOString();
-    // Per-key entries live with their digest; the push-level entry (no key) with its tag when it
-    // has one (so a tag-only push and its later resolution update the same entry), else its digest.
-    const keys = updates.map((u) => (u.key ? this.hashKey(u.repository, u.digest, undefined) : this.hashKey(u.repository, u.tag ? undefined : u.digest, u.tag)));
-    const fields = updates.map((u) => (u.key ? `${u.rule ?? '-'}/${u.key}` : '-'));
-    const existing = await this.redis.pipeline(keys.map((k, i) => ['hget', k, fields[i]!])).exec();
-    const multi = this.redis.multi();
-    updates.forEach((u, i) => {
-      const prev = existing?.[i]?.[1] ? (JSON.parse(existing[i]![1] as string) as StatusEntry) : undefined;
-      const entry: StatusEntry = { ...stripUndefined(u), createdAt: prev?.createdAt ?? iso, updatedAt: iso };
-      const json = JSON.stringify(entry);
-      multi.hset(keys[i]!, fields[i]!, json).expire(keys[i]!, this.retentionSeconds);
-      if (u.state !== 'pending') multi.lpush(`${this.prefix}:status:recent`, json);
-    });
-    multi.ltrim(`${this.prefix}:status:recent`, 0, RECENT_MAX - 1).expire(`${this.prefix}:status:recent`, this.retentionSeconds);
-    await multi.exec();
+    const keys: string[] = [];
+    const args: string[] = [String(this.retentionSeconds)];
+    for (const u of updates) {
+      // Per-key entries live with their digest; the push-level entry (no key) with its tag when it
+      // has one (so a tag-only push and its later resolution update the same entry), else its digest.
+      keys.push(u.key ? this.hashKey(u.repository, u.digest, undefined) : this.hashKey(u.repository, u.tag ? undefined : u.digest, u.tag));
+      const entry: StatusEntry = { ...stripUndefined(u), createdAt: iso, updatedAt: iso };
+      args.push(u.key ? `${u.rule ?? '-'}/${u.key}` : '-', JSON.stringify(entry), u.state === 'pending' ? '0' : '1');
+    }
+    keys.push(`${this.prefix}:status:recent`);
+    await this.redis.signetStatusRecord(keys.length, ...keys, ...args);
+  }
+
+  /** Has a signature by any key been recorded for this digest (signed here, or found present)? */
+  async hasRecord(repository: string, digest: string): Promise<boolean> {
+    return (await this.redis.signetStatusKeyEntries(this.hashKey(repository, digest, undefined))) > 0;
   }
 
   /** Every entry for a digest, and the tag-level entry when a tag is given. */

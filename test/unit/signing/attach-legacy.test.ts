@@ -55,7 +55,7 @@ async function writeLayers(repo: string, digest: string, list: ReturnType<typeof
 beforeAll(async () => {
   reg = await startFakeOci();
   rekor = await startRekor();
-  client = new RegistryClient({ host: reg.host, insecure: true, aliases: [], authHosts: [], maxConcurrency: 8, timeoutMs: 5000 });
+  client = new RegistryClient({ host: reg.host, insecure: true, aliases: [], authHosts: [], maxConcurrency: 8, timeoutMs: 5000, verifyWrites: false });
   rc = new RekorClient({ url: rekor.url, retryDelaysMs: [5], attempts: 2 });
 });
 afterAll(async () => {
@@ -144,5 +144,62 @@ describe('legacy attach with Rekor and certificates', () => {
     expect(after[0]!.annotations[SIG]).not.toBe(theirs.annotations[SIG]);
     const body = JSON.parse(Buffer.from(JSON.parse(after[0]!.annotations[BUNDLE]!).Payload.body, 'base64').toString());
     expect(body.spec.signature.content).toBe(after[0]!.annotations[SIG]);
+  });
+
+  it('verifyWrite: a writer outside the lock replaces the .sig right after our PUT -> read back, merged again, both signatures kept', async () => {
+    const run = async (verifyWrite: boolean, name: string) => {
+      const ours = key(`${name}-ours`);
+      const other = key(`${name}-other`);
+      const d = digestOf(name);
+      const payload = simpleSigningPayload('r/x:v1', d);
+      const theirs = signatureLayer(payload, sha256Digest(payload), sign('sha256', payload, other.raw.privateKey).toString('base64'));
+      // the outside writer read the .sig before our PUT and writes its own list after it
+      const clobbering = Object.create(client) as RegistryClient;
+      let clobbered = false;
+      clobbering.putManifest = async (...args: Parameters<RegistryClient['putManifest']>) => {
+        const r = await client.putManifest(...args);
+        if (!clobbered) {
+          clobbered = true;
+          await writeLayers('x', d, [theirs], payload);
+        }
+        return r;
+      };
+      const [r] = await attachLegacySignatures(clobbering, 'x', d, [{ key: ours, payload }], noLock, { expectNew: true, verifyWrite });
+      expect(r!.outcome).toBe('signed');
+      expect(ours.signs).toBe(1);
+      return (await layers('x', d)).map((l) => l.annotations[SIG]);
+    };
+    const checked = await run(true, 'six');
+    expect(checked).toHaveLength(2);
+    // without the read-back the outside writer's list wins: the trade-off registries[].verifyWrites documents
+    const unchecked = await run(false, 'seven');
+    expect(unchecked).toHaveLength(1);
+  });
+
+  it('expectNew: no read before signing; a signature by the same key found under the lock wins (one sign call, nothing written)', async () => {
+    const k = key('f');
+    const d = digestOf('eight');
+    const payload = simpleSigningPayload('r/x:v1', d);
+    const theirs = signatureLayer(payload, sha256Digest(payload), sign('sha256', payload, k.raw.privateKey).toString('base64'));
+    await writeLayers('x', d, [theirs], payload);
+    const seen = reg.requests.length;
+    const [r] = await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], noLock, { expectNew: true });
+    expect(r!.outcome).toBe('present');
+    expect(k.signs).toBe(1);
+    // payload upload (POST + PUT), then the read under the lock; no config, no manifest PUT
+    expect(reg.requests.slice(seen).map((q) => q.split(' ')[0])).toEqual(['POST', 'PUT', 'GET']);
+    expect((await layers('x', d)).map((l) => l.annotations[SIG])).toEqual([theirs.annotations[SIG]]);
+  });
+
+  it('with Rekor, expectNew still reads first: a present signature is never logged a second time', async () => {
+    const k = key('g');
+    const d = digestOf('nine');
+    const payload = simpleSigningPayload('r/x:v1', d);
+    await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], noLock, { tlog: { rekor: rc, required: true } });
+    const entries = rekor.size();
+    const [r] = await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], noLock, { tlog: { rekor: rc, required: true }, expectNew: true });
+    expect(r).toMatchObject({ outcome: 'present', tlog: { status: 'present' } });
+    expect(k.signs).toBe(1);
+    expect(rekor.size()).toBe(entries);
   });
 });
