@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 /**
  * signet's command line.
  *   signet start            receiver + worker in one process (npm start)
@@ -21,9 +21,6 @@ import { prepareDefaultConfig } from './config/defaults.js';
 import { ConfigError, loadConfigFile, formatProblems, type LoadedConfig } from './config/load.js';
 import { describeError, isSignetError } from './errors.js';
 import { createKeyProviders } from './kms/providers.js';
-import { policyExport, policyExportUsageProblem } from './policy/cli.js';
-import { backfillCommand, backfillUsageProblem } from './backfill/cli.js';
-import { verifyCommand } from './verify/cli.js';
 import { createLogger, redactText } from './log.js';
 import { parseReference } from './registry/reference.js';
 import { createRuntime, startService } from './runtime.js';
@@ -39,7 +36,8 @@ const USAGE = `usage: signet [--config FILE] <command>
 commands:
   start                 run the webhook receiver and the signing worker (one process)
   serve                 run the webhook receiver only
-  worker                run the signing worker only
+  worker                run the signing worker only; --http-port N (or worker.httpPort)
+                        serves /healthz and /metrics
   sign IMAGE_REF        sign one image now (host/repo:tag or host/repo@sha256:...)
   config check          validate the config and list every problem with its YAML path
   keys export [NAME]    print the public key (SPKI PEM) of each configured key
@@ -80,6 +78,7 @@ export async function main(argv: string[], out: Out = (l) => process.stdout.writ
         repo: { type: 'string' },
         'dry-run': { type: 'boolean' },
         concurrency: { type: 'string' },
+        'http-port': { type: 'string' },
       },
     });
   } catch (e) {
@@ -99,7 +98,7 @@ export async function main(argv: string[], out: Out = (l) => process.stdout.writ
       case 'start':
       case 'serve':
       case 'worker':
-        return await runService(command, configPath, Boolean(explicit), err);
+        return await runService(command, configPath, Boolean(explicit), err, parsed.values['http-port']);
       case 'sign':
         if (rest.length !== 1) throw usage('sign takes one IMAGE_REF');
         return await signOne(rest[0]!, configPath, out);
@@ -114,19 +113,24 @@ export async function main(argv: string[], out: Out = (l) => process.stdout.writ
         return await statusOf(rest[0]!, configPath, Boolean(explicit), Boolean(parsed.values.json), out);
       case 'policy': {
         if (rest[0] !== 'export' || rest.length !== 1) throw usage('did you mean "signet policy export --for VERIFIER"?');
+        // commands' modules are loaded when run, so a long-running worker does not carry them
+        const { policyExport, policyExportUsageProblem } = await import('./policy/cli.js');
         const problem = policyExportUsageProblem(parsed.values);
         if (problem) throw usage(problem);
         return await policyExport(await load(configPath, Boolean(explicit), true), parsed.values, out, err);
       }
       case 'backfill': {
         if (rest.length !== 0) throw usage('backfill takes no IMAGE_REF (use --registry HOST and --repo GLOB)');
+        const { backfillCommand, backfillUsageProblem } = await import('./backfill/cli.js');
         const problem = backfillUsageProblem(parsed.values);
         if (problem) throw usage(problem);
         return await backfillCommand(await load(configPath, Boolean(explicit), true), parsed.values, out, err);
       }
-      case 'verify':
+      case 'verify': {
         if (rest.length !== 1) throw usage('verify takes one IMAGE_REF');
+        const { verifyCommand } = await import('./verify/cli.js');
         return await verifyCommand(await load(configPath, Boolean(explicit), true), rest[0]!, { json: Boolean(parsed.values.json) }, out);
+      }
       case 'jobs':
         return await jobs(rest, configPath, Boolean(explicit), { all: Boolean(parsed.values.all), json: Boolean(parsed.values.json) }, out);
       default:
@@ -157,8 +161,12 @@ async function load(configPath: string, explicit: boolean, allowDefault: boolean
   return setup.loaded;
 }
 
-async function runService(command: 'start' | 'serve' | 'worker', configPath: string, explicit: boolean, err: Out): Promise<number> {
+async function runService(command: 'start' | 'serve' | 'worker', configPath: string, explicit: boolean, err: Out, httpPort?: string): Promise<number> {
+  if (httpPort !== undefined && (command !== 'worker' || !/^[0-9]{1,5}$/.test(httpPort) || Number(httpPort) > 65535)) {
+    throw usage(command !== 'worker' ? '--http-port is for "signet worker" (start and serve listen on server.port)' : '--http-port takes a port number');
+  }
   const loaded = await load(configPath, explicit, true, err);
+  if (httpPort !== undefined) loaded.config.worker.httpPort = Number(httpPort);
   const logger = createLogger();
   logger.info({ config: loaded.source }, `signet ${command}`);
   const rt = await createRuntime(loaded, { logger });

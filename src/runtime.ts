@@ -21,11 +21,9 @@ import { DigestLock } from './signing/lock.js';
 import { SigningPipeline } from './signing/pipeline.js';
 import { StatusStore } from './status/store.js';
 
-import { createReceiver } from './webhooks/receiver.js';
 import { createSignWorker } from '../workers/sign-worker.js';
 import { instrumentKeys, instrumentRegistries } from './health/instrument.js';
-import { Readiness } from './health/readiness.js';
-import { QueueAdmin } from './queue/admin.js';
+import { startWorkerHttp } from './health/worker-http.js';
 
 export interface Runtime {
   config: Config;
@@ -92,6 +90,18 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
   const closers: (() => Promise<void>)[] = [];
 
   if (roles.worker) {
+    if (!roles.receiver && config.worker.httpPort !== undefined) {
+      const http = await startWorkerHttp(rt.metrics, config.server.host, config.worker.httpPort).catch((err: NodeJS.ErrnoException) => {
+        throw new SignetError('CONFIG_INVALID', `cannot listen on ${config.server.host}:${config.worker.httpPort} (${err.code ?? err.message}); set worker.httpPort`);
+      });
+      service.server = http.server;
+      service.port = http.port;
+      closers.push(async () => {
+        await new Promise<void>((resolve) => http.server.close(() => resolve()));
+        http.server.closeAllConnections?.();
+      });
+      logger.info({ port: http.port, paths: ['/healthz', '/metrics'] }, 'worker metrics listening');
+    }
     const connection = createRedis(config.redis.url, 'worker');
     const worker = createSignWorker({ config, connection, pipeline: rt.pipeline, metrics: rt.metrics, logger, status: rt.status });
     await worker.waitUntilReady();
@@ -119,6 +129,12 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
     const producer = createRedis(config.redis.url, 'producer');
     const queue = new SignQueue(producer, config.redis.prefix, config.worker);
     // status page, queue depth gauge and readiness use the fail-fast producer connection
+    // the web stack (express, adapters, status page) is loaded only by processes that serve
+    const [{ createReceiver }, { Readiness }, { QueueAdmin }] = await Promise.all([
+      import('./webhooks/receiver.js'),
+      import('./health/readiness.js'),
+      import('./queue/admin.js'),
+    ]);
     const admin = new QueueAdmin(producer, config.redis.prefix);
     rt.metrics.queueDepthSource = () => admin.counts();
     const readiness = new Readiness({ redis: producer, keys: rt.keys, registries: rt.registries });

@@ -136,16 +136,21 @@ export class Oci {
 
   /**
    * signet's request sequence for one new legacy signature, as bench/request-probe.mjs counts it
-   * (src/signing/pipeline.ts + attach.ts at 2d051d7): GET the manifest by tag (its bytes are checked
-   * against the pushed digest), GET .sig (404) outside and again inside the lock, the write
-   * (2 x POST+PUT, PUT .sig), GET .sig read-back: 9 requests.
+   * (src/signing/pipeline.ts + attach.ts): GET the manifest by tag (its bytes are checked against
+   * the pushed digest), POST+PUT the payload blob, GET .sig under the lock (404), POST+PUT the
+   * config blob, PUT .sig: 7 requests; `readBack` (registries[].verifyWrites) adds the GET of the
+   * .sig after the PUT.
    */
-  async signetSequence(repo: string, digest: string, tag: string, identity: string, o: { inLockRead?: boolean; readBack?: boolean } = {}): Promise<void> {
+  async signetSequence(repo: string, digest: string, tag: string, identity: string, o: { readBack?: boolean } = {}): Promise<void> {
     await this.expect([200], 'GET', `/v2/${repo}/manifests/${tag}`, undefined, { accept: ACCEPT }, 'manifest');
+    const payload = simpleSigningPayload(identity, digest);
+    const layer = signatureLayer(payload, sha256(payload), cryptoSign('sha256', payload, floorKey).toString('base64'));
+    await this.uploadBlob(repo, payload);
     await this.expect([404], 'GET', `/v2/${repo}/manifests/${sigTag(digest)}`, undefined, { accept: OCI_MANIFEST }, 'sig-manifest');
-    if (o.inLockRead ?? true) await this.expect([404], 'GET', `/v2/${repo}/manifests/${sigTag(digest)}`, undefined, { accept: OCI_MANIFEST }, 'sig-manifest');
-    await this.writeSignature(repo, digest, identity);
-    if (o.readBack ?? true) await this.expect([200], 'GET', `/v2/${repo}/manifests/${sigTag(digest)}`, undefined, { accept: OCI_MANIFEST }, 'sig-manifest');
+    const built = buildSignatureManifest([layer]);
+    await this.uploadBlob(repo, built.config);
+    await this.expect([201], 'PUT', `/v2/${repo}/manifests/${sigTag(digest)}`, built.manifest, { 'content-type': OCI_MANIFEST }, 'sig-manifest');
+    if (o.readBack) await this.expect([200], 'GET', `/v2/${repo}/manifests/${sigTag(digest)}`, undefined, { accept: OCI_MANIFEST }, 'sig-manifest');
   }
 
   /** Number of signature layers in repo's .sig for digest (0 when there is none). */

@@ -127,6 +127,7 @@ export function startSignet(o: StartSignetOptions): SignetProc {
   const probeFile = path.join(o.dir, `probe-${o.name}.json`);
   const profDir = o.cpuProf ? path.join(o.dir, `prof-${o.name}`) : undefined;
   const nodeArgs = [
+    ...shippedNodeFlags(),
     ...(profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []),
     '--import',
     path.join(ROOT, 'bench/request-probe.mjs'),
@@ -246,4 +247,15 @@ export function startSignet(o: StartSignetOptions): SignetProc {
     }
   });
   return s;
+}
+
+/**
+ * The node flags signet ships with (package.json's start script; the Dockerfile and the CLI's
+ * shebang carry the same, test/unit/deploy/compose-docker.test.ts checks it), so the bench
+ * measures signet as it runs.
+ */
+function shippedNodeFlags(): string[] {
+  const start = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['start'] ?? '';
+  const m = /^node\s+(.*?)\s*dist\/src\/cli\.js/.exec(start);
+  return m?.[1] ? m[1].split(/\s+/) : [];
 }

@@ -112,6 +112,11 @@ export const configSchema = z
         stalledIntervalMs: z.number().int().min(500).default(30000),
         /** On SIGTERM, how long in-flight jobs may take before the process exits anyway. */
         shutdownTimeoutMs: z.number().int().min(0).default(30000),
+        /**
+         * `signet worker` (no receiver) serves GET /healthz and GET /metrics on this port, on
+         * server.host; absent: it listens on nothing. `signet start` serves them on server.port.
+         */
+        httpPort: int().pipe(z.number().min(0).max(65535)).optional(),
       })
       .strict()
       .default({

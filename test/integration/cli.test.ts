@@ -116,6 +116,48 @@ describe('signet start on the embedded default', () => {
   });
 });
 
+describe('signet worker --http-port', () => {
+  it('a worker-only process serves /healthz and /metrics (registry requests included), nothing else; exits 0 on SIGTERM', async () => {
+    const prefix = uniquePrefix();
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    writeFileSync(path.join(tmp.dir, 'w.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    writeFileSync(
+      path.join(tmp.dir, 'worker.yaml'),
+      `redis: { url: "${REDIS_URL}", prefix: ${prefix} }
+server: { host: 127.0.0.1 }
+registries: [{ host: "127.0.0.1:5000", insecure: true }]
+keys: [{ name: w, provider: file, path: w.pem }]
+rules: [{ match: "127.0.0.1:5000/**", keys: [w] }]
+`,
+    );
+    const port = await freePort();
+    const bad = await signet(['serve', '--http-port', String(port), '-c', 'worker.yaml'], { cwd: tmp.dir });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--http-port is for "signet worker"');
+    const cmd = signetArgv(['worker', '--http-port', String(port), '-c', 'worker.yaml']);
+    const child = spawn(cmd.bin, cmd.args, { cwd: tmp.dir, env: { ...process.env, SIGNET_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    try {
+      await waitFor('worker healthz', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, 30_000, 200);
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      for (const name of ['signet_registry_requests_total', 'signet_key_sign_seconds', 'signet_signatures_total', 'signet_jobs_total', 'signet_push_to_signed_seconds']) {
+        expect(metrics).toContain(`# TYPE ${name} `);
+      }
+      expect((await fetch(`http://127.0.0.1:${port}/hooks/local`)).status).toBe(404);
+      expect((await fetch(`http://127.0.0.1:${port}/hooks/local`, { method: 'POST', body: '{}' })).status).toBe(405);
+      expect(out).toMatch(/"msg":"worker metrics listening"/);
+      child.kill('SIGTERM');
+      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      expect(code).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+      await deletePrefix(prefix);
+    }
+  });
+});
+
 describe('signet sign IMAGE_REF', () => {
   let registry: RunningRegistry;
   beforeAll(async () => {

@@ -28,6 +28,17 @@ describe('deploy/Dockerfile and docker-compose.yml', () => {
     expect(lines.slice(lastFrom).some((l) => /COPY --from=/.test(l))).toBe(true);
   });
 
+  it('node runs signet with the same flags everywhere: Dockerfile ENTRYPOINT, npm start, the CLI shebang (and so the benchmark)', () => {
+    const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(read('deploy/Dockerfile'))![1]!;
+    const argv = JSON.parse(entry) as string[];
+    expect(argv[0]).toBe('node');
+    const flags = argv.slice(1, argv.indexOf('dist/src/cli.js'));
+    expect(flags).toContain('--max-semi-space-size=2');
+    const start = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts['start']!;
+    expect(start).toBe(`node ${flags.join(' ')} dist/src/cli.js start`);
+    expect(read('src/cli.ts').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${flags.join(' ')}`);
+  });
+
   it('docker-compose.yml: Redis, a registry notifying signet, signet', () => {
     const compose = parse(read('docker-compose.yml'));
     expect(Object.keys(compose.services).sort()).toEqual(expect.arrayContaining(['redis', 'registry', 'signet']));

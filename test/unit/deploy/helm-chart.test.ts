@@ -133,12 +133,13 @@ describe('Helm chart deploy/helm/signet', () => {
       'PodDisruptionBudget/signet-worker',
       'Secret/signet',
       'Service/signet',
+      'Service/signet-worker',
       'ServiceAccount/signet',
     ]);
     const receiver = deployment.parse(find(objects, 'Deployment', 'signet-receiver'));
     const worker = deployment.parse(find(objects, 'Deployment', 'signet-worker'));
     expect(receiver.spec.template.spec.containers[0]!.args).toEqual(['serve']);
-    expect(worker.spec.template.spec.containers[0]!.args).toEqual(['worker']);
+    expect(worker.spec.template.spec.containers[0]!.args).toEqual(['worker', '--http-port', '9090']);
     expect(receiver.spec.template.spec.containers[0]!.image).toBe(`ghcr.io/signet/signet:${chart.appVersion}`);
     for (const d of [receiver, worker]) {
       expect(selects(d.spec.selector.matchLabels, d.spec.template.metadata.labels)).toBe(true);
@@ -157,14 +158,17 @@ describe('Helm chart deploy/helm/signet', () => {
     const rc = receiver.spec.template.spec.containers[0]!;
     for (const p of [rc.livenessProbe, rc.readinessProbe, rc.startupProbe]) expect(p!.httpGet).toEqual({ path: '/healthz', port: 'http' });
     expect(rc.ports).toEqual([{ name: 'http', containerPort: 8080, protocol: 'TCP' }]);
-    // `signet worker` serves no HTTP yet: no probes that would always fail
-    expect(worker.spec.template.spec.containers[0]!.livenessProbe).toBeUndefined();
+    // workers serve /healthz and /metrics on worker.httpPort (9090 by default)
+    expect(worker.spec.template.spec.containers[0]!.livenessProbe!.httpGet).toEqual({ path: '/healthz', port: 'http' });
     expect(worker.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThan(30);
 
     const svc = find(objects, 'Service', 'signet');
     expect(selects(svc.spec.selector, receiver.spec.template.metadata.labels)).toBe(true);
     expect(selects(svc.spec.selector, worker.spec.template.metadata.labels)).toBe(false);
     expect(svc.spec.ports).toEqual([{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }]);
+    const workerSvc = find(objects, 'Service', 'signet-worker');
+    expect(selects(workerSvc.spec.selector, worker.spec.template.metadata.labels)).toBe(true);
+    expect(selects(workerSvc.spec.selector, receiver.spec.template.metadata.labels)).toBe(false);
 
     for (const [name, d] of [['signet-receiver', receiver], ['signet-worker', worker]] as const) {
       const pdb = find(objects, 'PodDisruptionBudget', name);
@@ -210,6 +214,7 @@ describe('Helm chart deploy/helm/signet', () => {
     expect([receiver.spec.replicas, worker.spec.replicas]).toEqual([3, 7]);
     expect(receiver.spec.template.spec.containers[0]!.ports![0]!.containerPort).toBe(9000);
     const wc = worker.spec.template.spec.containers[0]!;
+    expect(wc.args).toEqual(['worker', '--http-port', '9090']);
     expect(wc.ports).toEqual([{ name: 'http', containerPort: 9090, protocol: 'TCP' }]);
     expect(wc.livenessProbe!.httpGet).toEqual({ path: '/healthz', port: 'http' });
     for (const d of [receiver, worker]) {
