@@ -138,8 +138,8 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
     const admin = new QueueAdmin(producer, config.redis.prefix);
     rt.metrics.queueDepthSource = () => admin.counts();
     const readiness = new Readiness({ redis: producer, keys: rt.keys, registries: rt.registries });
-    const app = createReceiver({ config, registries: rt.registries, rules: rt.rules, queue, metrics: rt.metrics, logger, status: rt.status, readiness, admin });
-    const server = createServer(app);
+    const receiver = createReceiver({ config, registries: rt.registries, rules: rt.rules, queue, metrics: rt.metrics, logger, status: rt.status, readiness, admin });
+    const server = createServer(receiver);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.server.port, config.server.host, () => {

@@ -3,10 +3,12 @@
  * `Authorization: Bearer <secret>`, a bare `Authorization: <secret>` (Harbor's auth header is sent
  * verbatim), or `?token=<secret>` for senders that cannot set headers. Compared in constant time.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Request } from 'express';
+import { hash, timingSafeEqual } from 'node:crypto';
+import type { RawWebhookRequest } from './types.js';
 
-export function presentedSecrets(req: Request): string[] {
+const sha256 = (s: string): Buffer => hash('sha256', s, 'buffer');
+
+export function presentedSecrets(req: Pick<RawWebhookRequest, 'headers' | 'query'>): string[] {
   const out: string[] = [];
   const h = req.headers['authorization'];
   if (typeof h === 'string' && h.length > 0) {
@@ -20,15 +22,21 @@ export function presentedSecrets(req: Request): string[] {
 
 /** Constant-time equality of two strings of any length (compares SHA-256 digests). */
 export function secretEquals(a: string, b: string): boolean {
-  const da = createHash('sha256').update(a).digest();
-  const db = createHash('sha256').update(b).digest();
-  return timingSafeEqual(da, db);
+  return timingSafeEqual(sha256(a), sha256(b));
 }
 
-export function isAuthorized(req: Request, secret: string | undefined, insecure: boolean): boolean {
-  if (!secret) return insecure;
-  // Evaluate every presented value (no early exit) so timing does not reveal which one matched.
-  let ok = false;
-  for (const s of presentedSecrets(req)) ok = secretEquals(s, secret) || ok;
-  return ok;
+/**
+ * The shared-secret check of one integration. The configured secret's digest is computed once;
+ * each presented value is hashed and compared with it in constant time. Without a secret only
+ * `insecure: true` lets a call in.
+ */
+export function sharedSecretCheck(secret: string | undefined, insecure: boolean): (req: Pick<RawWebhookRequest, 'headers' | 'query'>) => boolean {
+  if (!secret) return () => insecure;
+  const expected = sha256(secret);
+  return (req) => {
+    // Evaluate every presented value (no early exit) so timing does not reveal which one matched.
+    let ok = false;
+    for (const s of presentedSecrets(req)) ok = timingSafeEqual(sha256(s), expected) || ok;
+    return ok;
+  };
 }

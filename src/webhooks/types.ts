@@ -1,4 +1,4 @@
-import type { Request } from 'express';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { z } from 'zod';
 import type { IntegrationBase } from './integration-config.js';
 
@@ -34,12 +34,12 @@ export interface AdapterResult {
 
 export interface AdapterContext<C extends IntegrationBase = IntegrationBase> {
   integration: C;
-  headers: Request['headers'];
+  headers: IncomingHttpHeaders;
 }
 
 /** The request as received, for adapters that authenticate with more than a shared secret. */
 export interface RawWebhookRequest {
-  headers: Request['headers'];
+  headers: IncomingHttpHeaders;
   query: Record<string, unknown>;
   body: Buffer;
 }

@@ -39,16 +39,18 @@ export async function startReceiver(opts: {
     rules: opts.rules ?? opts.registries.map((r) => ({ match: `${r.host}/**`, keys: ['k'], untagged: 'sign' })),
   });
   const queued: PushEvent[] = [];
-  const queue = {
-    async enqueue(job: SignJobData) {
-      queued.push(job.event);
-      return `job-${queued.length}`;
+  const queue: Pick<SignQueue, 'enqueueMany'> = {
+    async enqueueMany(jobs: readonly SignJobData[]) {
+      return jobs.map((job) => {
+        queued.push(job.event);
+        return `job-${queued.length}`;
+      });
     },
-  } as unknown as SignQueue;
+  };
   const metrics = new Metrics();
   const registries = new RegistryDirectory(config.registries);
-  const app = createReceiver({ config, registries, rules: compileRules(config.rules), queue, metrics, logger: createLogger({ level: 'silent' }) });
-  const server: Server = createServer(app);
+  const receiver = createReceiver({ config, registries, rules: compileRules(config.rules), queue, metrics, logger: createLogger({ level: 'silent' }) });
+  const server: Server = createServer(receiver);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
