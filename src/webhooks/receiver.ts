@@ -5,28 +5,16 @@
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { RuleMatcher } from '../config/rules.js';
-import type { Config } from '../config/schema.js';
 import { describeError, isSignetError } from '../errors.js';
-import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
-import type { SignQueue } from '../queue/sign-queue.js';
-import type { RegistryDirectory } from '../registry/directory.js';
 import { imageStatus } from '../api/status.js';
 import type { StatusStore } from '../status/store.js';
 import type { QueueAdmin } from '../queue/admin.js';
 import { readinessHandler, type Readiness } from '../health/readiness.js';
 import { statusPageRouter } from '../ui/status-page.js';
-import { createHookHandler, hookIntegration } from './hook-handler.js';
+import { createHookHandler, hookIntegration, type HookDeps } from './hook-handler.js';
 
-export interface ReceiverDeps {
-  config: Config;
-  registries: RegistryDirectory;
-  rules: RuleMatcher;
-  /** The receiver adds the jobs of a request together (`enqueueMany`). */
-  queue: Pick<SignQueue, 'enqueueMany'>;
-  metrics: Metrics;
-  logger: Logger;
+/** What the hook handler needs (config, registries, rules, the queue's `enqueueMany`, metrics, logger), and: */
+export interface ReceiverDeps extends HookDeps {
   /** Signing status store, for GET /api/v1/images/{ref}/status. */
   status?: StatusStore;
   /** GET /readyz (Redis, keys, registries); without it /readyz answers like /healthz. */
