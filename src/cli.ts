@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S node --max-semi-space-size=4
 /**
  * signet's command line.
  *   signet start            receiver + worker in one process (npm start)
