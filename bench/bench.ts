@@ -1355,33 +1355,8 @@ async function main(): Promise<number> {
         log(`  floor again after the throughput phase: ${after.perSecond} writes/s at concurrency ${after.concurrency}`);
       }
     }
-    const peak: number | undefined = result.throughput?.imagesPerSecond;
-    const halfPeak = opts.rate ?? (peak ? round(peak / 2) : 15);
-    if ((has('latency') || has('soak')) && !c.stopped()) {
-      if (!tpDep) {
-        tpDep = await splitDeploy('steady');
-        await warmUp(c, tpDep, sets['warmsteady']);
-      }
-      if (has('latency') && !c.stopped()) {
-        result.latency = await phaseLatency(c, tpDep, halfPeak);
-        const l = result.latency;
-        log(`  => push-to-signed p50 ${l.pushToSignedMs.p50} / p99 ${l.pushToSignedMs.p99} ms at ${l.achievedPushRate} pushes/s; ack p99 ${l.ackMs.p99} ms`);
-      }
-      if (has('soak') && opts.soakSeconds > 0 && !c.stopped()) {
-        result.soak = await phaseSoak(c, tpDep, opts.soakRate ?? halfPeak);
-        const s = result.soak.rssMB;
-        log(`  => RSS receiver ${s.receiver.start}/${s.receiver.middle}/${s.receiver.end} MB, worker ${s.worker.start}/${s.worker.middle}/${s.worker.end} MB (start/middle/end)`);
-      }
-    }
-    await tpDep?.stop();
-
-    // ---- ack ---------------------------------------------------------------------------------
-    if (has('ack') && !c.stopped()) {
-      result.ack = await phaseAck(c);
-      if (result.ack.cpuProfile) (result.cpuProfile ??= {})['ack-serve (peak runs)'] = result.ack.cpuProfile;
-    }
-
-    // ---- kms -----------------------------------------------------------------------------------
+    // ---- kms (right after throughput: both compare with the floor, before the latency and soak
+    // pushes add thousands of repositories to the registry and slow it down) -----------------------------------------------------------------------------------
     if (has('kms') && !c.stopped()) {
       log(`kms: ${opts.kmsImages} pre-pushed images, awskms key on the stand-in answering each Sign after ${opts.kmsDelayMs} ms; load ${loadAverage()}`);
       await c.standin!.setDelay(opts.kmsDelayMs);
@@ -1415,6 +1390,32 @@ async function main(): Promise<number> {
         const f = dep.worker!.profileFile();
         if (f) (result.cpuProfile ??= {})['kms-worker'] = { ...summarizeProfile(f, result.kms.profileWindow), file: keepProfile(c, f, dep.worker!.name) };
       }
+    }
+
+    const peak: number | undefined = result.throughput?.imagesPerSecond;
+    const halfPeak = opts.rate ?? (peak ? round(peak / 2) : 15);
+    if ((has('latency') || has('soak')) && !c.stopped()) {
+      if (!tpDep) {
+        tpDep = await splitDeploy('steady');
+        await warmUp(c, tpDep, sets['warmsteady']);
+      }
+      if (has('latency') && !c.stopped()) {
+        result.latency = await phaseLatency(c, tpDep, halfPeak);
+        const l = result.latency;
+        log(`  => push-to-signed p50 ${l.pushToSignedMs.p50} / p99 ${l.pushToSignedMs.p99} ms at ${l.achievedPushRate} pushes/s; ack p99 ${l.ackMs.p99} ms`);
+      }
+      if (has('soak') && opts.soakSeconds > 0 && !c.stopped()) {
+        result.soak = await phaseSoak(c, tpDep, opts.soakRate ?? halfPeak);
+        const s = result.soak.rssMB;
+        log(`  => RSS receiver ${s.receiver.start}/${s.receiver.middle}/${s.receiver.end} MB, worker ${s.worker.start}/${s.worker.middle}/${s.worker.end} MB (start/middle/end)`);
+      }
+    }
+    await tpDep?.stop();
+
+    // ---- ack ---------------------------------------------------------------------------------
+    if (has('ack') && !c.stopped()) {
+      result.ack = await phaseAck(c);
+      if (result.ack.cpuProfile) (result.cpuProfile ??= {})['ack-serve (peak runs)'] = result.ack.cpuProfile;
     }
 
     // ---- cost ----------------------------------------------------------------------------------
