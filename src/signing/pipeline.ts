@@ -33,7 +33,7 @@ export interface SignTarget {
 
 /** What signet remembers of a digest (the status store): with no record, a signature is most likely new. */
 export interface SigningHistory {
-  /** Has signet recorded anything for this digest? `repository` is host/repository. */
+  /** Has signet recorded a signature by any key for this digest (written or found)? `repository` is host/repository. */
   hasRecord(repository: string, digest: string): Promise<boolean>;
 }
 
@@ -134,7 +134,8 @@ export class SigningPipeline {
         // (cosign v3's auto-detect) then sees a digest whose .sig is already complete
         if (formats.includes('legacy')) {
           const payload = simpleSigningPayload(identity, d, annotations);
-          const expectNew = !target.retry && this.deps.history ? !(await this.deps.history.hasRecord(`${host}/${target.repository}`, d)) : false;
+          // with Rekor the .sig is always read first (attach.ts), so the history is not asked
+          const expectNew = !target.retry && !tlog && this.deps.history ? !(await this.deps.history.hasRecord(`${host}/${target.repository}`, d)) : false;
           const results = await attachLegacySignatures(client, target.repository, d, keys.map((key) => ({ key, payload })), this.deps.lock, {
             tlog,
             expectNew,
