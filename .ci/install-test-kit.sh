@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real parts the tests drive: CNCF distribution (docker-registry, bookworm)
 # and cosign 2.5 (Debian trixie, one static binary; the pin keeps everything else on bookworm),
-# SoftHSM2, Redis and Debian's chromium (the status page test).
+# SoftHSM2, Redis, Debian's chromium (the status page test) and wrk (the bench).
 # Idempotent: skips what is already installed. Needs root (apt).
 set -euo pipefail
 need_update=1
@@ -48,6 +48,12 @@ if [ ! -x "$SKOPEO_ROOTFS/usr/bin/skopeo" ]; then
   # dpkg complains that golang-github-containers-common is unconfigured: the skopeo binary works
   debootstrap --variant=minbase --include=skopeo,ca-certificates trixie "$SKOPEO_ROOTFS.partial" http://deb.debian.org/debian >/dev/null 2>&1 || true
   if [ -x "$SKOPEO_ROOTFS.partial/usr/bin/skopeo" ]; then mv "$SKOPEO_ROOTFS.partial" "$SKOPEO_ROOTFS"; else echo "debootstrap of the skopeo chroot failed" >&2; exit 1; fi
+fi
+
+# wrk (C, bookworm) for the bench's webhook peak: it leaves the shared cores to the receiver
+if ! command -v wrk >/dev/null 2>&1; then
+  apt_update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
 
 if ! command -v redis-server >/dev/null 2>&1; then

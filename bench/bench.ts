@@ -70,7 +70,7 @@
  * performance targets are reported in the table, not in the exit code.
  */
 import { randomBytes } from 'node:crypto';
-import { type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -855,7 +855,13 @@ async function phaseSoak(ctx: Ctx, dep: Deployment, rate: number) {
 // ---------------------------------------------------------------------------------------------
 // phase: webhook acknowledgement (signet serve alone, autocannon in a child process)
 
-async function ackLoad(ctx: Ctx, url: string, o: { mode: 'rate' | 'peak'; connections: number; duration: number; rate?: number; eventsPerRequest: number; tagPrefix: string }) {
+/** wrk on PATH (the test kit installs it), for the peak runs; else autocannon is used. */
+function wrkPath(): string | undefined {
+  const r = spawnSync('sh', ['-c', 'command -v wrk'], { encoding: 'utf8' });
+  return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
+}
+
+async function ackLoad(ctx: Ctx, url: string, o: { mode: 'rate' | 'peak'; connections: number; duration: number; rate?: number; eventsPerRequest: number; tagPrefix: string; wrk?: string }) {
   const args = JSON.stringify({ url, secret: HOOK_SECRET, host: ctx.r1.host, ...o });
   const cmd: [string, string[]] = ctx.opts.pin ? ['taskset', ['-c', '1', process.execPath, path.join(ROOT, 'bench/ack-load.mjs'), args]] : [process.execPath, [path.join(ROOT, 'bench/ack-load.mjs'), args]];
   const r = await runProcess(cmd[0], cmd[1], { cwd: ROOT, timeoutMs: (o.duration + 60) * 1000 });
@@ -904,8 +910,36 @@ async function redisSlowlog(prefix: string, since: number): Promise<{ count: num
   }
 }
 
+/**
+ * The generator against bench/trivial-hook.mjs (node:http answering 202, nothing else) at the same
+ * rate: what the generator, node's HTTP stack and the shared cores cost before signet does anything.
+ */
+async function harnessFloor(ctx: Ctx, duration: number) {
+  const child = spawnTracked(process.execPath, [path.join(ROOT, 'bench/trivial-hook.mjs')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      const t = setTimeout(() => reject(new SetupError('bench/trivial-hook.mjs did not start in 10 s')), 10_000);
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /^(\d+)\n/.exec(out);
+        if (m) {
+          clearTimeout(t);
+          resolve(Number(m[1]));
+        }
+      });
+      child.once('exit', (code) => reject(new SetupError(`bench/trivial-hook.mjs exited (${code})`)));
+    });
+    const loadavg = loadAverage();
+    const r = await ackLoad(ctx, `http://127.0.0.1:${port}/hooks/local`, { mode: 'rate', connections: 64, duration, rate: ctx.opts.ackRate, eventsPerRequest: 1, tagPrefix: 'trivial' });
+    return { ...r, loadavg };
+  } finally {
+    await killChild(child);
+  }
+}
+
 async function phaseAck(ctx: Ctx) {
-  log(`ack: signet serve alone (no worker: jobs stay queued); load from a child process (open loop at a fixed rate, autocannon at peak); load ${loadAverage()}`);
+  log(`ack: signet serve alone (no worker: jobs stay queued); load from a child process (open loop on raw sockets at a fixed rate; wrk, else autocannon, at peak); load ${loadAverage()}`);
   const dep = await deploy(ctx, 'ack', {
     mode: 'serve',
     registries: [ctx.r1],
@@ -924,10 +958,16 @@ async function phaseAck(ctx: Ctx) {
     const fromUs = monotonicUs();
     // warm-up: the receiver's first few thousand requests run cold code
     const warm = await ackLoad(ctx, dep.hookUrl, { mode: 'rate', connections: 16, duration: 4, rate: 500, eventsPerRequest: 1, tagPrefix: 'warm' });
-    const plan: [string, { mode: 'rate' | 'peak'; connections: number; rate?: number; eventsPerRequest: number }][] = [
+    const floor = await harnessFloor(ctx, D);
+    log(`  harness floor (the same generator against a node:http server that only answers 202): p50 ${floor.latencyMs.p50} / p99 ${floor.latencyMs.p99} / max ${floor.latencyMs.max} ms at ${round(floor.requestsPerSecond)} req/s`);
+    const wrk = wrkPath();
+    type Plan = [string, { mode: 'rate' | 'peak'; connections: number; rate?: number; eventsPerRequest: number; wrk?: string }];
+    const plan: Plan[] = [
       [`rate${ctx.opts.ackRate}`, { mode: 'rate', connections: 64, rate: ctx.opts.ackRate, eventsPerRequest: 1 }],
-      ['peak', { mode: 'peak', connections: ctx.opts.ackConnections, eventsPerRequest: 1 }],
-      ['peakBatch10', { mode: 'peak', connections: ctx.opts.ackConnections, eventsPerRequest: 10 }],
+      ['peak', { mode: 'peak', connections: ctx.opts.ackConnections, eventsPerRequest: 1, ...(wrk ? { wrk } : {}) }],
+      ['peakBatch10', { mode: 'peak', connections: ctx.opts.ackConnections, eventsPerRequest: 10, ...(wrk ? { wrk } : {}) }],
+      // the same peak with autocannon (node, ~0.13 ms of CPU per request on these shared cores)
+      ...(wrk ? [['peakAutocannon', { mode: 'peak', connections: ctx.opts.ackConnections, eventsPerRequest: 1 }] as Plan] : []),
     ];
     for (const [name, p] of plan) {
       if (ctx.stopped()) break;
@@ -967,6 +1007,8 @@ async function phaseAck(ctx: Ctx) {
     const profile = dep.receiver.profileFile();
     return {
       runs,
+      harnessFloor: floor,
+      peakGenerator: wrk ? 'wrk' : 'autocannon',
       jobsWaiting: jobs,
       eventsAcceptedMeasured: accepted,
       receiverRssMaxMB: mb(rss.max('receiver')),
@@ -1557,6 +1599,14 @@ function buildRows(r: Record<string, any>, opts: Options): Row[] {
         'p99 < 10 ms',
         fixed.latencyMs.p99 < 10,
       );
+      const hf = r.ack.harnessFloor;
+      if (hf) {
+        add(
+          L,
+          '  harness floor: the same generator, node:http answering 202',
+          `p50 ${hf.latencyMs.p50} ms, p99 ${hf.latencyMs.p99} ms, max ${hf.latencyMs.max} ms (${round(hf.requestsPerSecond)} req/s, generator CPU ${round((100 * hf.cpuSeconds) / hf.duration)} % of a core, load ${hf.loadavg})`,
+        );
+      }
       const rt = fixed.receiverRuntime;
       if (rt) {
         add(
@@ -1566,7 +1616,11 @@ function buildRows(r: Record<string, any>, opts: Options): Row[] {
         );
       }
     }
-    if (a.peak) add(L, 'webhook peak, 1 event per request', `${round(a.peak.eventsPerSecond)} events/s accepted (autocannon, ${opts.ackConnections} connections: p50 ${a.peak.latencyMs.p50} / p99 ${a.peak.latencyMs.p99} ms, non-2xx ${a.peak.non2xx})`, '>= 5,000 events/s', a.peak.eventsPerSecond >= 5000);
+    const gen = r.ack.peakGenerator ?? 'autocannon';
+    const genCpu = (x: { cpu?: { cpuSeconds: Record<string, number>; wallSeconds: number } }, name = gen): string =>
+      x.cpu ? `, ${name} CPU ${round((100 * (x.cpu.cpuSeconds['load generator'] ?? 0)) / x.cpu.wallSeconds)} % of a core, serve ${round((100 * (x.cpu.cpuSeconds['serve'] ?? 0)) / x.cpu.wallSeconds)} %` : '';
+    if (a.peak) add(L, 'webhook peak, 1 event per request', `${round(a.peak.eventsPerSecond)} events/s accepted (${gen}, ${opts.ackConnections} connections: p50 ${a.peak.latencyMs.p50} / p99 ${a.peak.latencyMs.p99} ms, non-2xx ${a.peak.non2xx}${genCpu(a.peak)})`, '>= 5,000 events/s', a.peak.eventsPerSecond >= 5000);
+    if (a.peakAutocannon) add(L, '  the same with autocannon as the generator', `${round(a.peakAutocannon.eventsPerSecond)} events/s accepted (p50 ${a.peakAutocannon.latencyMs.p50} / p99 ${a.peakAutocannon.latencyMs.p99} ms, non-2xx ${a.peakAutocannon.non2xx}${genCpu(a.peakAutocannon, 'autocannon')})`);
     if (a.peakBatch10) add(L, 'webhook peak, 10 events per request', `${round(a.peakBatch10.eventsPerSecond)} events/s accepted (${round(a.peakBatch10.requestsPerSecond)} req/s, p99 ${a.peakBatch10.latencyMs.p99} ms)`, '>= 5,000 events/s', a.peakBatch10.eventsPerSecond >= 5000);
     add(L, '  events acknowledged / jobs in Redis', `${r.ack.eventsAcceptedMeasured} / ${r.ack.jobsWaiting} (incl. warm-up)`);
   }
