@@ -1,12 +1,14 @@
 /**
  * SignQueue.enqueueMany on a real, test-owned redis-server: what concurrent callers add in one
  * event-loop turn reaches Redis together, each caller gets its own jobs' ids only once Redis has
- * them, duplicates share a job, and while Redis is away every caller is refused.
+ * them, duplicates share a job, the job stored is the one BullMQ's own queue.add stores, and while
+ * Redis is away every caller is refused.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
 import { createRedis } from '../../src/queue/connection.js';
-import { SignQueue, type SignJobData } from '../../src/queue/sign-queue.js';
+import { Queue } from 'bullmq';
+import { dedupId, jobOptions, SIGN_QUEUE, SignQueue, type SignJobData } from '../../src/queue/sign-queue.js';
 import { ownRedis, type OwnRedis } from '../helpers/redis-server.js';
 import { uniquePrefix } from '../helpers/signet.js';
 
@@ -71,6 +73,38 @@ describe('SignQueue.enqueueMany', () => {
     expect(b![1]).not.toBe(a![0]);
     expect(await queue.enqueue(job('dup', 'third'))).toBe(a![0]);
     expect((await reader.queue.getJob(a![0]!))?.data.requestId).toBe('first');
+  });
+
+  it("stores the job BullMQ's queue.add stores for the same data and options (field by field, dedup key included)", async () => {
+    const data = job('same-as-bullmq');
+    const theirPrefix = uniquePrefix();
+    const theirs = new Queue<SignJobData>(SIGN_QUEUE, { connection: readerConnection, prefix: theirPrefix });
+    try {
+      const ours = new SignQueue(connection, uniquePrefix(), workerCfg);
+      const [ourId] = await ours.enqueueMany([data]);
+      const their = await theirs.add('push', data, { ...jobOptions(workerCfg), deduplication: { id: dedupId(data.event, data.registry) } });
+      const read = async (q: Queue<SignJobData>, id: string) => {
+        const h = await readerConnection.hgetall(q.toKey(id));
+        expect(Number(h['timestamp'])).toBeGreaterThan(Date.now() - 60_000);
+        delete h['timestamp'];
+        return h;
+      };
+      const ourHash = await read(ours.queue, ourId!);
+      expect(ourHash).toMatchObject({ name: 'push', deid: dedupId(data.event, data.registry) });
+      expect(JSON.parse(ourHash['data']!)).toEqual(data);
+      expect(ourHash).toEqual(await read(theirs, their.id!));
+      // the dedup key points at the job in both
+      const dedupKey = (q: Queue<SignJobData>) => q.toKey(`de:${dedupId(data.event, data.registry)}`);
+      expect(await readerConnection.get(dedupKey(ours.queue))).toBe(ourId);
+      expect(await readerConnection.get(dedupKey(theirs))).toBe(their.id);
+      // and BullMQ reads it back with the options queue.add was given
+      const back = await ours.queue.getJob(ourId!);
+      expect(back?.opts).toMatchObject({ attempts: workerCfg.attempts, backoff: { type: 'signet', delay: workerCfg.backoffMs }, removeOnComplete: { count: workerCfg.keepCompleted } });
+      expect(back?.data).toEqual(data);
+      await ours.close();
+    } finally {
+      await theirs.close();
+    }
   });
 
   it('while Redis is away every concurrent caller is refused; it works again once Redis is back', async () => {
