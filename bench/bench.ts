@@ -15,8 +15,10 @@
  *   soak        steady pushes for --soak seconds (default 600): receiver and worker RSS at
  *               start/middle/end
  *   ack         `signet serve` alone, load from a child process (bench/ack-load.mjs): ack latency
- *               at 1,000 requests/s from an open-loop generator, and the peak (events/s accepted)
- *               from autocannon, with 1 and with 10 events per request
+ *               at 1,000 requests/s from an open-loop generator on raw sockets (and the same
+ *               generator against a trivial node:http server: the harness floor), and the peak
+ *               (events/s accepted) from wrk (else autocannon), with 1 and with 10 events per
+ *               request, and with autocannon at 1 event per request for comparison
  *   kms         the throughput phase with an `awskms` key on the AWS KMS stand-in answering each
  *               Sign after 100 ms; Sign calls counted in the stand-in
  *   cost        `signet start`, one single-arch image at a time: key-backend calls and registry
@@ -46,7 +48,7 @@
  *   --soak-rate R            soak push rate (default: --rate)
  *   --ack-seconds S          length of each ack run (10; quick 5)
  *   --ack-rate R             the fixed rate for the ack latency (1000)
- *   --ack-connections C      autocannon connections at peak (64)
+ *   --ack-connections C      wrk/autocannon connections at peak (64)
  *   --floor-writes N         signature writes per floor concurrency level (200; quick 100)
  *   --floor-levels LIST      floor concurrency levels (4,8,16,32,64)
  *   --e2e-images N           e2e phase images (200; quick 50)
@@ -853,7 +855,7 @@ async function phaseSoak(ctx: Ctx, dep: Deployment, rate: number) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// phase: webhook acknowledgement (signet serve alone, autocannon in a child process)
+// phase: webhook acknowledgement (signet serve alone, load generators in child processes)
 
 /** wrk on PATH (the test kit installs it), for the peak runs; else autocannon is used. */
 function wrkPath(): string | undefined {

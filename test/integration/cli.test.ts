@@ -147,7 +147,8 @@ rules: [{ match: "127.0.0.1:5000/**", keys: [w] }]
       }
       expect((await fetch(`http://127.0.0.1:${port}/hooks/local`)).status).toBe(404);
       expect((await fetch(`http://127.0.0.1:${port}/hooks/local`, { method: 'POST', body: '{}' })).status).toBe(405);
-      expect(out).toMatch(/"msg":"worker metrics listening"/);
+      // stdout is buffered (4 KB or 100 ms): the line comes, perhaps after the requests above
+      await waitFor('the "listening" log line', async () => /"msg":"worker metrics listening"/.test(out), 5_000, 50);
       child.kill('SIGTERM');
       const code = await new Promise<number | null>((r) => child.once('exit', r));
       expect(code).toBe(0);
