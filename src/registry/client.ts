@@ -68,6 +68,8 @@ export class RegistryClient {
   private readonly dispatcher: Dispatcher;
   private readonly tokens = new TokenCache();
   private readonly limiter: Semaphore;
+  /** Blob uploads under way, by repository@digest (see uploadBlob). */
+  private readonly uploads = new Map<string, Promise<string>>();
   /** Where credentials come from (static, Docker config, ECR, ACR, GAR); asked only when a challenge needs them. */
   private readonly credentials: CredentialSource | undefined;
 
@@ -228,10 +230,24 @@ export class RegistryClient {
     return r.status === 200;
   }
 
-  /** Upload a blob (monolithic POST + PUT) unless the registry already has it. Returns its digest. */
+  /**
+   * Upload a blob (monolithic POST + PUT) unless the registry already has it. Returns its digest.
+   * Concurrent uploads of the same bytes to the same repository share one upload: distribution
+   * answers 500 to a HEAD of a blob whose link another request is writing at that moment (seen
+   * with the empty config of referrer manifests, which every subject of an index uploads).
+   */
   async uploadBlob(repository: string, data: Buffer, knownAbsent = false): Promise<string> {
     checkRepo(repository);
     const digest = sha256Digest(data);
+    const key = `${repository}@${digest}`;
+    const inFlight = this.uploads.get(key);
+    if (inFlight) return inFlight;
+    const upload = this.upload(repository, data, digest, knownAbsent).finally(() => this.uploads.delete(key));
+    this.uploads.set(key, upload);
+    return upload;
+  }
+
+  private async upload(repository: string, data: Buffer, digest: string, knownAbsent: boolean): Promise<string> {
     if (!knownAbsent && (await this.blobExists(repository, digest))) return digest;
     const start = await this.call({
       method: 'POST',

@@ -1,0 +1,54 @@
+/**
+ * signet's registry client against a real docker-registry: concurrent uploads of the same blob to
+ * the same repository go up once (distribution answers 500 to a HEAD of a blob whose link another
+ * request is writing), and every caller gets the digest once the registry serves the blob.
+ */
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registrySchema } from '../../src/config/schema.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
+
+let registry: RunningRegistry;
+let client: RegistryClient;
+const seen: string[] = [];
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  client = new RegistryClient(registrySchema.parse({ host: registry.host, insecure: true }));
+  client.onResponse = (method, status, kind) => void seen.push(`${method} ${kind} ${status}`);
+});
+afterAll(async () => {
+  await client?.close();
+  await registry?.stop();
+});
+
+describe('RegistryClient.uploadBlob', () => {
+  it('concurrent uploads of the same bytes to one repository: one HEAD, one POST, one PUT; every caller gets the digest', async () => {
+    const blob = Buffer.from('{}');
+    const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+    seen.length = 0;
+    const digests = await Promise.all(Array.from({ length: 8 }, () => client.uploadBlob('team/app', blob)));
+    expect(digests).toEqual(Array(8).fill(digest));
+    expect(seen.sort()).toEqual(['HEAD blob 404', 'POST upload 202', 'PUT upload 201']);
+    expect(await client.blobExists('team/app', digest)).toBe(true);
+
+    // once it is up, the next upload only asks (HEAD 200); another repository uploads its own
+    seen.length = 0;
+    await Promise.all([client.uploadBlob('team/app', blob), client.uploadBlob('team/other', blob), client.uploadBlob('team/other', blob)]);
+    expect(seen.sort()).toEqual(['HEAD blob 200', 'HEAD blob 404', 'POST upload 202', 'PUT upload 201']);
+  });
+
+  it('a failed upload fails every caller waiting on it, and the next call tries again', async () => {
+    const blob = Buffer.from('retry me');
+    await registry.stop();
+    seen.length = 0;
+    const outcomes = await Promise.allSettled(Array.from({ length: 3 }, () => client.uploadBlob('team/app', blob)));
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(String((outcomes[0] as PromiseRejectedResult).reason)).toMatch(/unreachable/);
+    expect(seen).toEqual(['HEAD blob network']);
+    // the failed upload is not kept: the next call asks the registry again
+    await expect(client.uploadBlob('team/app', blob)).rejects.toThrow(/unreachable/);
+    expect(seen).toEqual(['HEAD blob network', 'HEAD blob network']);
+  });
+});
