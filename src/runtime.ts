@@ -128,13 +128,13 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
   if (roles.receiver) {
     const producer = createRedis(config.redis.url, 'producer');
     const queue = new SignQueue(producer, config.redis.prefix, config.worker);
-    // status page, queue depth gauge and readiness use the fail-fast producer connection
     // the web stack (express, adapters, status page) is loaded only by processes that serve
     const [{ createReceiver }, { Readiness }, { QueueAdmin }] = await Promise.all([
       import('./webhooks/receiver.js'),
       import('./health/readiness.js'),
       import('./queue/admin.js'),
     ]);
+    // status page, queue depth gauge and readiness use the fail-fast producer connection
     const admin = new QueueAdmin(producer, config.redis.prefix);
     rt.metrics.queueDepthSource = () => admin.counts();
     const readiness = new Readiness({ redis: producer, keys: rt.keys, registries: rt.registries });

@@ -73,8 +73,8 @@ export class SignQueue {
    * What `queue.add('push', data, { ...jobOptions, deduplication })` does, without building a Job
    * object per add (its constructor, option merging and serialisation were ~10 % of the
    * receiver's CPU at peak): the same `addJob` script of BullMQ with the same arguments, the
-   * stored options computed once. test/integration/queue-worker.test.ts checks that a real
-   * Worker sees the same job (data, attempts, backoff, dedup, removal) either way.
+   * stored options computed once. test/integration/sign-queue.test.ts checks that the stored job
+   * is queue.add's, field by field, and that BullMQ reads back the same options.
    */
   private async add(data: SignJobData): Promise<string> {
     const id = dedupId(data.event, data.registry);

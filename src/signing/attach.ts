@@ -122,11 +122,14 @@ export async function attachLegacySignatures(
   // Payload blobs are content-addressed, so they go up before the lock is taken. A payload the
   // .sig already references is in the repository (keys sharing one payload, upgrades).
   const uploaded = new Set(beforeLayers.map((l) => l.digest));
-  for (const p of work) {
-    if (uploaded.has(p.layer!.digest)) continue;
-    await client.uploadBlob(repository, p.req.payload, true);
-    uploaded.add(p.layer!.digest);
-  }
+  const uploadPayloads = async (knownAbsent: boolean): Promise<void> => {
+    for (const p of work) {
+      if (uploaded.has(p.layer!.digest)) continue;
+      await client.uploadBlob(repository, p.req.payload, knownAbsent);
+      uploaded.add(p.layer!.digest);
+    }
+  };
+  await uploadPayloads(true);
 
   return lock.withLock(`${client.host}/${repository}@${digest}`, async () => {
     for (let attempt = 1; ; attempt++) {
@@ -136,13 +139,8 @@ export async function attachLegacySignatures(
       if (!dirty) return plans.map((p) => p.result);
 
       for (const l of layers) uploaded.add(l.digest);
-      for (const p of work) {
-        // only when the layers changed oddly under us (e.g. the read before signing was stale)
-        if (!uploaded.has(p.layer!.digest)) {
-          await client.uploadBlob(repository, p.req.payload);
-          uploaded.add(p.layer!.digest);
-        }
-      }
+      // uploads anything only when the layers changed oddly under us (e.g. the read before signing was stale)
+      await uploadPayloads(false);
       const built = buildSignatureManifest(next);
       await client.uploadBlob(repository, built.config, true);
       await client.putManifest(repository, tag, built.manifest, OCI_MANIFEST);
