@@ -109,7 +109,7 @@ import {
 } from './lib/common.js';
 import { Oci } from './lib/oci.js';
 import { monotonicUs, summarizeProfile, type ProfileSummary } from './lib/profile.js';
-import { startSignet, type SignetProc } from './lib/signet-proc.js';
+import { startSignet, waitsBetween, type SignetProc } from './lib/signet-proc.js';
 import { HookPoster, type ImageRef } from './lib/webhook.js';
 
 const HOOK_SECRET = `bench-hook-secret-${randomBytes(8).toString('hex')}`;
@@ -620,6 +620,7 @@ async function signingRun(ctx: Ctx, dep: Deployment, imgs: readonly ImageRef[], 
   const rss = new RssSampler({ receiver: dep.receiver.pid, worker: worker.pid }, 250).start();
   const idle = { receiver: rss.last('receiver'), worker: rss.last('worker') };
   const probe0 = worker.probe();
+  const waits0 = worker.waits();
   const loadavg = loadAverage();
   const cpu = new CpuMeter(pids).start();
   const t0 = Date.now();
@@ -635,6 +636,7 @@ async function signingRun(ctx: Ctx, dep: Deployment, imgs: readonly ImageRef[], 
   rss.stop();
   await sleep(1300); // the probe's per-second event-loop entry and its 250 ms flush
   const requests = diffCounts(requestsOf(worker.probe(), ctx.r1.host), requestsOf(probe0, ctx.r1.host));
+  const waits = waitsBetween(worker.waits(), waits0, `http://${ctx.r1.host}`, refs.length);
   const times = refs.map((r) => worker.signed.get(r)).filter((t): t is number => t !== undefined).sort((a, b) => a - b);
   const n = times.length;
   const last = times[n - 1] ?? NaN;
@@ -665,6 +667,8 @@ async function signingRun(ctx: Ctx, dep: Deployment, imgs: readonly ImageRef[], 
       workerMax: mb(rss.max('worker')),
     },
     registryRequests: { total: total(requests), perSignature: round(total(requests) / Math.max(1, n), 2), byKind: requests },
+    /** what the worker waited on the registry: the job's time, as a share of what each job slot had */
+    registryWaits: { ...waits, jobSlotMsPerImage: Math.round((1000 * seconds * ctx.opts.workerConcurrency) / Math.max(1, n)) },
     lost: sig.lost.length,
     lostRefs: sig.lost.slice(0, 10),
     moreThanOneSignature: sig.extra,
@@ -1256,6 +1260,18 @@ function markdownTable(rows: Row[]): string {
 const verdict = (ok: boolean | undefined): 'met' | 'MISSED' | '-' => (ok === undefined ? '-' : ok ? 'met' : 'MISSED');
 const pct = (a: number, b: number): number => round((100 * a) / b);
 
+/**
+ * What the worker's jobs waited on the registry (the request probe): requests in flight, the
+ * waits per image against each job's time in its slot, and the mean wait by request kind.
+ */
+function waitsText(w: { meanMsByKind: Record<string, number>; msPerImage: number; inFlightMedian: number; inFlightMax: number; jobSlotMsPerImage: number }, slots: number | undefined): string {
+  const kinds = Object.entries(w.meanMsByKind).map(([k, v]) => `${k} ${v}`).join(', ');
+  return (
+    `${w.inFlightMedian} requests in flight (median; max ${w.inFlightMax}${slots ? `, ${slots} job slots` : ''}); ` +
+    `${w.msPerImage} ms of each job's ${w.jobSlotMsPerImage} ms in its slot (${pct(w.msPerImage, w.jobSlotMsPerImage)} %) waiting for registry responses; mean ms per request: ${kinds}`
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 // main
 
@@ -1383,6 +1399,7 @@ async function main(): Promise<number> {
       tp.verify = await verifySample(H, sets['tp']!, c.key.pubPath, 2);
       result.throughput = tp;
       log(`  => ${tp.imagesPerSecond} images/s (steady ${tp.steadyImagesPerSecond}), ${tp.signed}/${tp.images} signed, RSS max receiver ${tp.rssMB.receiverMax} MB / worker ${tp.rssMB.workerMax} MB; CPU ${formatCpu(tp.cpu)}`);
+      log(`  worker's wait on the registry: ${waitsText(tp.registryWaits, opts.workerConcurrency)}`);
       if (opts.cpuProf) {
         await tpDep.stop();
         const profiles: Record<string, ProfileSummary & { file?: string }> = {};
@@ -1426,6 +1443,7 @@ async function main(): Promise<number> {
         k.verify = await verifySample(H, sets['kms']!, c.standin!.pubPath, 2);
         result.kms = k;
         log(`  => ${k.imagesPerSecond} images/s (steady ${k.steadyImagesPerSecond}), ${signCalls} Sign calls for ${written} signatures; CPU ${formatCpu(k.cpu)}`);
+        log(`  worker's wait on the registry: ${waitsText(k.registryWaits, opts.workerConcurrency)}`);
       } finally {
         await dep.stop();
         await c.standin!.setDelay(0);
@@ -1570,6 +1588,7 @@ function buildRows(r: Record<string, any>, opts: Options): Row[] {
     if (cosignRate) add(T, '  ratio to the cosign loop', `${round(t.imagesPerSecond / cosignRate, 1)}x`);
     add(T, '  CPU ms per image', Object.entries(t.cpuMsPerImage as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(', '));
     add(T, '  registry requests per signature', `${t.registryRequests.perSignature} (${Object.entries(t.registryRequests.byKind as Record<string, number>).map(([k, v]) => `${k} ${round(v / t.signed, 2)}`).join(', ')})`);
+    if (t.registryWaits) add(T, "  worker's wait on the registry", waitsText(t.registryWaits, r.options?.workerConcurrency));
   }
   if (r.cosign) add(T, 'cosign sign --key loop (sequential)', `${r.cosign.imagesPerSecond} images/s (p50 ${r.cosign.perImageMs.p50} ms per image, ${r.cosign.signed}/${r.cosign.images})`);
 
@@ -1578,6 +1597,7 @@ function buildRows(r: Record<string, any>, opts: Options): Row[] {
     const k = r.kms;
     add(K, `signet, awskms key, +${k.standin.delayMs} ms per Sign`, `${k.imagesPerSecond} images/s (steady ${k.steadyImagesPerSecond}; ${k.signed}/${k.images}, load ${k.loadavg})`, '>= 80 % of floor', floorRate ? k.imagesPerSecond >= 0.8 * floorRate : undefined);
     if (floorRate) add(K, '  ratio to the floor', `${pct(k.imagesPerSecond, floorRate)} % (steady ${pct(k.steadyImagesPerSecond, floorRate)} %)`);
+    if (k.registryWaits) add(K, "  worker's wait on the registry", waitsText(k.registryWaits, r.options?.workerConcurrency));
     add(K, '  Sign calls per signature (counted in the stand-in)', `${k.standin.signCallsPerSignature} (${k.standin.signCalls} Sign for ${k.standin.signaturesWritten} signatures; GetPublicKey ${k.standin.getPublicKeyAtStartup} at startup)`, 'exactly 1', k.standin.signCalls === k.standin.signaturesWritten);
   }
 

@@ -3,6 +3,9 @@
 //
 // - counts: the HTTP requests signet makes through undici (its registry client), by origin and
 //   "METHOD kind", from undici's diagnostics channel (signet exports no request counter).
+// - waits: per origin and "METHOD kind", {n, ms}: how long signet waited for each response's
+//   headers (from the request's creation), summed; and inflight: per origin, how many 50 ms
+//   samples saw k requests in flight ({k: samples}). Both cumulative: the bench diffs them.
 // - loop: one entry per second {t, p50, p99, max} of the event-loop delay (ms, perf_hooks
 //   monitorEventLoopDelay at 2 ms resolution), {elu}: the event-loop utilisation of that second,
 //   and process.memoryUsage() in MB {rss, heapUsed, heapTotal, external}.
@@ -26,13 +29,40 @@ if (file) {
     if (path.includes('/referrers/')) return 'referrers';
     return 'other';
   };
+  /** origin -> "METHOD kind" -> {n, ms} */
+  const waits = {};
+  /** origin -> requests in flight now; origin -> k -> 50 ms samples that saw k in flight */
+  const inFlightNow = {};
+  const inflight = {};
+  /** request -> [origin, key, created at] */
+  const open = new WeakMap();
   subscribe('undici:request:create', ({ request }) => {
     const origin = String(request.origin ?? '');
     const key = `${request.method} ${kindOf(request.path)}`;
     const o = (counts[origin] ??= {});
     o[key] = (o[key] ?? 0) + 1;
+    open.set(request, [origin, key, performance.now()]);
+    inFlightNow[origin] = (inFlightNow[origin] ?? 0) + 1;
     dirty = true;
   });
+  const answered = ({ request }) => {
+    const o = open.get(request);
+    if (!o) return;
+    open.delete(request);
+    const [origin, key, t0] = o;
+    inFlightNow[origin]--;
+    const w = ((waits[origin] ??= {})[key] ??= { n: 0, ms: 0 });
+    w.n++;
+    w.ms += performance.now() - t0;
+  };
+  subscribe('undici:request:headers', answered);
+  subscribe('undici:request:error', answered);
+  setInterval(() => {
+    for (const [origin, k] of Object.entries(inFlightNow)) {
+      const h = (inflight[origin] ??= {});
+      h[k] = (h[k] ?? 0) + 1;
+    }
+  }, 50).unref();
 
   const MAX_SERIES = 1800;
   const loop = [];
@@ -81,7 +111,7 @@ if (file) {
     dirty = false;
     try {
       // write then rename: the bench never reads a half-written file
-      writeFileSync(`${file}.tmp`, JSON.stringify({ at: Date.now(), counts, loop, gc }));
+      writeFileSync(`${file}.tmp`, JSON.stringify({ at: Date.now(), counts, waits, inflight, loop, gc }));
       renameSync(`${file}.tmp`, file);
     } catch {
       /* the bench may have removed its temp dir already */

@@ -50,6 +50,8 @@ export interface SignetProc {
   metrics(): Promise<Sample[]>;
   /** undici request counts by origin and kind, from the probe file */
   probe(): Record<string, Record<string, number>>;
+  /** cumulative waits for responses (by origin and kind) and in-flight samples (by origin), from the probe file */
+  waits(): RegistryWaits;
   /** event-loop delay and GC pauses between two Date.now() times, from the probe file */
   runtimeStats(from: number, to: number): RuntimeStats;
   exited(): boolean;
@@ -74,7 +76,15 @@ export interface RuntimeStats {
   heap?: { usedStart: number; usedMiddle: number; usedEnd: number; totalStart: number; totalEnd: number; externalStart: number; externalEnd: number };
 }
 
-interface ProbeFile {
+/** What the probe saw of the requests to each origin, cumulative since the process started. */
+export interface RegistryWaits {
+  /** origin -> "METHOD kind" -> requests answered and the ms waited for their response headers, summed */
+  waits: Record<string, Record<string, { n: number; ms: number }>>;
+  /** origin -> requests in flight (k) -> how many 50 ms samples saw k */
+  inflight: Record<string, Record<string, number>>;
+}
+
+interface ProbeFile extends Partial<RegistryWaits> {
   counts?: Record<string, Record<string, number>>;
   loop?: { t: number; p50: number; p99: number; max: number; elu: number; rss?: number; heapUsed?: number; heapTotal?: number; external?: number }[];
   gc?: { byKind: Record<string, { count: number; totalMs: number; maxMs: number }>; long: { t: number; kind: string; ms: number }[] };
@@ -200,6 +210,10 @@ export function startSignet(o: StartSignetOptions): SignetProc {
     probe() {
       return readProbe().counts ?? {};
     },
+    waits() {
+      const p = readProbe();
+      return { waits: p.waits ?? {}, inflight: p.inflight ?? {} };
+    },
     runtimeStats(from, to) {
       return runtimeStatsOf(readProbe(), from, to);
     },
@@ -258,4 +272,47 @@ function shippedNodeFlags(): string[] {
   const start = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['start'] ?? '';
   const m = /^node\s+(.*?)\s*dist\/src\/cli\.js/.exec(start);
   return m?.[1] ? m[1].split(/\s+/) : [];
+}
+
+export interface RegistryWaitSummary {
+  /** mean ms from a request's creation to its response headers, by "METHOD kind" */
+  meanMsByKind: Record<string, number>;
+  /** all the waits between the two snapshots, summed, per signed image */
+  msPerImage: number;
+  /** requests in flight to the registry, over the 50 ms samples between the two snapshots */
+  inFlightMedian: number;
+  inFlightMax: number;
+}
+
+/** What a signet process waited on one registry (`origin`) between two probe snapshots. */
+export function waitsBetween(after: RegistryWaits, before: RegistryWaits, origin: string, images: number): RegistryWaitSummary {
+  const meanMsByKind: Record<string, number> = {};
+  let ms = 0;
+  for (const [kind, w] of Object.entries(after.waits[origin] ?? {})) {
+    const b = before.waits[origin]?.[kind] ?? { n: 0, ms: 0 };
+    const n = w.n - b.n;
+    if (n <= 0) continue;
+    meanMsByKind[kind] = Math.round((10 * (w.ms - b.ms)) / n) / 10;
+    ms += w.ms - b.ms;
+  }
+  const samples: [number, number][] = Object.entries(after.inflight[origin] ?? {})
+    .map(([k, c]): [number, number] => [Number(k), c - (before.inflight[origin]?.[k] ?? 0)])
+    .filter(([, c]) => c > 0)
+    .sort((a, b) => a[0] - b[0]);
+  const count = samples.reduce((a, [, c]) => a + c, 0);
+  let seen = 0;
+  let median = NaN;
+  for (const [k, c] of samples) {
+    seen += c;
+    if (seen * 2 >= count) {
+      median = k;
+      break;
+    }
+  }
+  return {
+    meanMsByKind,
+    msPerImage: Math.round(ms / Math.max(1, images)),
+    inFlightMedian: median,
+    inFlightMax: samples.length ? samples[samples.length - 1]![0] : NaN,
+  };
 }
