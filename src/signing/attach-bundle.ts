@@ -46,6 +46,7 @@ import {
 import { certificateOf, verifierPem } from './certificate.js';
 import type { DigestLock } from './lock.js';
 import { getBlob, listReferrersApi, parseIndex, type IndexDescriptor } from './registry-ops.js';
+import { recentSignatures } from './signature-memo.js';
 import { logToRekor, type TlogPolicy } from './tlog.js';
 
 export interface BundleRequest {
@@ -165,7 +166,7 @@ async function planBundle(
   }
 
   const preAuth = pae(INTOTO_PAYLOAD_TYPE, req.statement);
-  const signature = await req.key.sign(createHash('sha256').update(preAuth).digest(), preAuth);
+  const signature = await recentSignatures.sign(req.key, createHash('sha256').update(preAuth).digest(), preAuth);
   const cert = certificateOf(req.key);
   const tlogEntries: Record<string, unknown>[] = [];
   if (opts.tlog) {

@@ -34,6 +34,7 @@ import { sha256Digest } from '../util/digest.js';
 import { CERTIFICATE_ANNOTATION, certificateOf, CHAIN_ANNOTATION } from './certificate.js';
 import type { DigestLock } from './lock.js';
 import { buildSignatureManifest, parseSignatureManifest, SIGNATURE_ANNOTATION, type SignatureLayer } from './legacy-sig.js';
+import { recentSignatures } from './signature-memo.js';
 import { logToRekor, type TlogPolicy, type TlogStatus } from './tlog.js';
 
 export interface SignRequest {
@@ -191,7 +192,7 @@ async function plan(req: SignRequest, layers: readonly SignatureLayer[], opts: A
 
   const signature = present
     ? Buffer.from(present.annotations[SIGNATURE_ANNOTATION]!, 'base64')
-    : await req.key.sign(createHash('sha256').update(req.payload).digest(), req.payload);
+    : await recentSignatures.sign(req.key, createHash('sha256').update(req.payload).digest(), req.payload);
   const extra: Record<string, string> = {};
   if (cert) {
     extra[CERTIFICATE_ANNOTATION] = cert.certificate;

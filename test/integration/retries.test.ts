@@ -80,6 +80,24 @@ describe('faults between signet and the registry', () => {
     expect((await cosignVerify(`${registry.host}/flaky/app:v1`, pub)).ok).toBe(true);
   });
 
+  it('a 500 on the .sig PUT after signing: the retry writes the same signature, no second key call', async () => {
+    const keyCalls = async () =>
+      ((await signet.metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'signet_key_sign_seconds')?.values ?? [])
+        .filter((v) => (v as { metricName?: string }).metricName === 'signet_key_sign_seconds_count')
+        .reduce((a, v) => a + v.value, 0);
+    const img = await pushImage(registry, 'late-fault/app', 'v1');
+    proxy.faults.push({ times: 1, status: 500, match: (r) => r.method === 'PUT' && /\/late-fault\/app\/manifests\/sha256-[0-9a-f]{64}\.sig$/.test(r.url ?? '') });
+    const before = await keyCalls();
+    const { job, state } = await finished(await enqueue('late-fault/app', 'v1'));
+    expect(state).toBe('completed');
+    expect(job.attemptsMade).toBeGreaterThanOrEqual(1);
+    expect(retriesOf('late-fault/app')).toHaveLength(1);
+    expect(proxy.log.filter((l) => l.startsWith('PUT') && l.includes('/late-fault/app/manifests/') && l.endsWith('-> 500'))).toHaveLength(1);
+    expect((await keyCalls()) - before).toBe(1);
+    const v = await cosignVerify(`${registry.host}/late-fault/app@${img.digest}`, pub);
+    expect(v.ok, v.stderr).toBe(true);
+  });
+
   it('429 with Retry-After: the next attempt waits at least that long', async () => {
     await pushImage(registry, 'throttled/app', 'v1');
     proxy.faults.push({ times: 1, status: 429, headers: { 'retry-after': '2' }, match: (r) => (r.url ?? '').includes('/throttled/app/') });

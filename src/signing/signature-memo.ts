@@ -1,0 +1,66 @@
+/**
+ * Signatures made recently, per key provider and signed digest.
+ *
+ * A job that fails after its signature was made (a registry 5xx on the payload upload or on the
+ * .sig PUT, a lock lost to a stalled worker) is retried, and the retry would otherwise ask the
+ * key backend again: a second KMS call for one signature, and with Rekor a second entry (an
+ * ECDSA signature differs each time). With the memo the retry writes the same signature, and
+ * Rekor answers 409 with the entry the first attempt made.
+ *
+ * Keyed by the provider object (not its name), so a key reloaded under the same name never gets
+ * another key's signature. Concurrent calls for the same digest share one backend call. A failed
+ * call is not kept. Bounded per key (the oldest go first) and time-limited.
+ */
+import type { KeyProvider } from '../kms/types.js';
+
+export interface SignatureMemoOptions {
+  /** Entries kept per key (default 4096: ~1.5 MB for RSA-2048 signatures). */
+  maxEntries?: number;
+  /** How long a signature is reused (default 30 minutes: the default retry backoff stays well inside). */
+  ttlMs?: number;
+  now?: () => number;
+}
+
+interface Entry {
+  at: number;
+  signature: Promise<Buffer>;
+}
+
+export class SignatureMemo {
+  private readonly byKey = new WeakMap<KeyProvider, Map<string, Entry>>();
+  private readonly maxEntries: number;
+  private readonly ttlMs: number;
+  private readonly now: () => number;
+
+  constructor(opts: SignatureMemoOptions = {}) {
+    this.maxEntries = opts.maxEntries ?? 4096;
+    this.ttlMs = opts.ttlMs ?? 30 * 60_000;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** `key.sign(digest, payload)`, unless this key signed the same digest within the TTL. */
+  sign(key: KeyProvider, digest: Buffer, payload?: Buffer): Promise<Buffer> {
+    let entries = this.byKey.get(key);
+    if (!entries) {
+      entries = new Map();
+      this.byKey.set(key, entries);
+    }
+    const id = digest.toString('hex');
+    const hit = entries.get(id);
+    if (hit && this.now() - hit.at < this.ttlMs) return hit.signature;
+    if (hit) entries.delete(id);
+
+    const signature = key.sign(digest, payload);
+    const kept = entries;
+    kept.set(id, { at: this.now(), signature });
+    signature.catch(() => {
+      if (kept.get(id)?.signature === signature) kept.delete(id);
+    });
+    // a Map iterates in insertion order: the first key is the oldest entry
+    while (kept.size > this.maxEntries) kept.delete(kept.keys().next().value as string);
+    return signature;
+  }
+}
+
+/** The process's memo, shared by the legacy and bundle writers. */
+export const recentSignatures = new SignatureMemo();
