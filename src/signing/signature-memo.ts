@@ -14,7 +14,7 @@
 import type { KeyProvider } from '../kms/types.js';
 
 export interface SignatureMemoOptions {
-  /** Entries kept per key (default 4096: ~1.5 MB for RSA-2048 signatures). */
+  /** Entries kept per key (default 4096: about 1 MB of heap for P-256 signatures, 2 MB for RSA-2048). */
   maxEntries?: number;
   /** How long a signature is reused (default 30 minutes: the default retry backoff stays well inside). */
   ttlMs?: number;
@@ -23,7 +23,13 @@ export interface SignatureMemoOptions {
 
 interface Entry {
   at: number;
-  signature: Promise<Buffer>;
+  /** While the backend call runs: concurrent requests wait for the same call. */
+  pending: Promise<Buffer> | undefined;
+  /**
+   * Then the signature as base64: a string of its own. (A Buffer from a KMS answer is often a
+   * slice of node's 8 KB allocation pool, and keeping it would keep the whole slab.)
+   */
+  base64: string | undefined;
 }
 
 export class SignatureMemo {
@@ -45,20 +51,31 @@ export class SignatureMemo {
       entries = new Map();
       this.byKey.set(key, entries);
     }
-    const id = digest.toString('hex');
+    const id = digest.toString('base64');
     const hit = entries.get(id);
-    if (hit && this.now() - hit.at < this.ttlMs) return hit.signature;
+    if (hit && this.now() - hit.at < this.ttlMs) {
+      if (hit.pending) return hit.pending;
+      if (hit.base64 !== undefined) return Promise.resolve(Buffer.from(hit.base64, 'base64'));
+    }
     if (hit) entries.delete(id);
 
-    const signature = key.sign(digest, payload);
     const kept = entries;
-    kept.set(id, { at: this.now(), signature });
-    signature.catch(() => {
-      if (kept.get(id)?.signature === signature) kept.delete(id);
-    });
+    const pending = key.sign(digest, payload);
+    // one shape for the entry's whole life (no delete: V8 keeps it a small fast object)
+    const entry: Entry = { at: this.now(), pending, base64: undefined };
+    kept.set(id, entry);
+    pending.then(
+      (signature) => {
+        entry.base64 = signature.toString('base64');
+        entry.pending = undefined;
+      },
+      () => {
+        if (kept.get(id) === entry) kept.delete(id);
+      },
+    );
     // a Map iterates in insertion order: the first key is the oldest entry
     while (kept.size > this.maxEntries) kept.delete(kept.keys().next().value as string);
-    return signature;
+    return pending;
   }
 }
 
