@@ -54,6 +54,13 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
           retry: job.attemptsMade > 0,
         });
         if (report.status === 'signed') {
+          // The signatures are in the registry: count them before the status write, so that
+          // /metrics (and the status page) never lag behind the status store's "signed".
+          for (const s of report.signatures) metrics.signatures.inc({ key: s.key, format: s.format ?? 'legacy', outcome: s.outcome });
+          if (report.signatures.some((s) => s.outcome === 'signed')) {
+            metrics.pushToSigned.observe((Date.now() - Date.parse(event.receivedAt)) / 1000);
+          }
+          metrics.jobs.inc({ outcome: 'signed' });
           await record([
             { ...pushed, digest: report.digest, state: 'signed', rule: report.rule },
             ...report.signatures.map((s): StatusUpdate => ({
@@ -67,11 +74,6 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
               requestId,
             })),
           ]);
-          for (const s of report.signatures) metrics.signatures.inc({ key: s.key, format: s.format ?? 'legacy', outcome: s.outcome });
-          if (report.signatures.some((s) => s.outcome === 'signed')) {
-            metrics.pushToSigned.observe((Date.now() - Date.parse(event.receivedAt)) / 1000);
-          }
-          metrics.jobs.inc({ outcome: 'signed' });
           logger.info({ ...ctx,
               digest: report.digest,
               signatures: report.signatures.map(
@@ -85,8 +87,8 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
             logger.warn({ ...ctx, keys: [...new Set(noEntry.map((s) => s.key))] }, 'written without a Rekor entry (rekor.required: false); it is added the next time this digest is signed');
           }
         } else {
-          await record([{ ...pushed, ...(report.digest ? { digest: report.digest } : {}), state: 'skipped', reason: report.reason }]);
           metrics.jobs.inc({ outcome: 'skipped' });
+          await record([{ ...pushed, ...(report.digest ? { digest: report.digest } : {}), state: 'skipped', reason: report.reason }]);
           logger.info({ ...ctx, reason: report.reason }, 'not signed');
         }
         return report;
