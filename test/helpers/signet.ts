@@ -100,3 +100,11 @@ export async function pendingJobs(s: RunningSignet): Promise<number> {
   const c = await q.queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
   return Object.values(c).reduce((a, b) => a + b, 0);
 }
+
+/** Key-backend calls so far (`signet_key_sign_seconds_count`, every key and outcome) in this signet's /metrics registry. */
+export async function keySignCalls(s: RunningSignet): Promise<number> {
+  const histogram = (await s.metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'signet_key_sign_seconds');
+  return (histogram?.values ?? [])
+    .filter((v) => (v as { metricName?: string }).metricName === 'signet_key_sign_seconds_count')
+    .reduce((a, v) => a + v.value, 0);
+}

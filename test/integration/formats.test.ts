@@ -17,7 +17,7 @@ import { EKU, issueCertificate, makeIntermediateCa, makeRootCa } from '../helper
 import { freePort } from '../helpers/ports.js';
 import { emptyTrustedRoot, startRekor, type RekorStandIn } from '../helpers/rekor.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { pendingJobs, startSignet, waitFor, type RunningSignet } from '../helpers/signet.js';
+import { keySignCalls, pendingJobs, startSignet, waitFor, type RunningSignet } from '../helpers/signet.js';
 
 const SECRET = 'formats-hook-secret-0123456789';
 const IDENTITY = 'signet@example.com';
@@ -175,10 +175,7 @@ describe('Rekor (hashedrekord entries, dev.sigstore.cosign/bundle)', () => {
   });
 
   it('the .sig lost after logging: signing again reuses each signature (no key call) and meets Rekor 409: the existing entries', async () => {
-    const keyCalls = async () =>
-      ((await signet.metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'signet_key_sign_seconds')?.values ?? [])
-        .filter((v) => (v as { metricName?: string }).metricName === 'signet_key_sign_seconds_count')
-        .reduce((a, v) => a + v.value, 0);
+    const keyCalls = () => keySignCalls(signet);
     const img = await pushImage(quiet, 'tlog/rsa', 'v1');
     const first = await sign('tlog/rsa', 'v1');
     const firstLayers = await sigLayers(quiet, 'tlog/rsa', img.digest);

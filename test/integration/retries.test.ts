@@ -11,7 +11,7 @@ import { cosignVerify, tempDir } from '../helpers/cosign.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { pushImage, tagExisting } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { REDIS_URL, startSignet, waitFor, type RunningSignet } from '../helpers/signet.js';
+import { keySignCalls, REDIS_URL, startSignet, waitFor, type RunningSignet } from '../helpers/signet.js';
 import { main } from '../../src/cli.js';
 
 let registry: RunningRegistry;
@@ -81,10 +81,7 @@ describe('faults between signet and the registry', () => {
   });
 
   it('a 500 on the .sig PUT after signing: the retry writes the same signature, no second key call', async () => {
-    const keyCalls = async () =>
-      ((await signet.metrics.registry.getMetricsAsJSON()).find((m) => m.name === 'signet_key_sign_seconds')?.values ?? [])
-        .filter((v) => (v as { metricName?: string }).metricName === 'signet_key_sign_seconds_count')
-        .reduce((a, v) => a + v.value, 0);
+    const keyCalls = () => keySignCalls(signet);
     const img = await pushImage(registry, 'late-fault/app', 'v1');
     proxy.faults.push({ times: 1, status: 500, match: (r) => r.method === 'PUT' && /\/late-fault\/app\/manifests\/sha256-[0-9a-f]{64}\.sig$/.test(r.url ?? '') });
     const before = await keyCalls();
