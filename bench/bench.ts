@@ -1416,8 +1416,9 @@ async function main(): Promise<number> {
         log(`  floor again after the throughput phase: ${after.perSecond} writes/s at concurrency ${after.concurrency}`);
       }
     }
-    // ---- kms (right after throughput: both compare with the floor, before the latency and soak
-    // pushes add thousands of repositories to the registry and slow it down) -----------------------------------------------------------------------------------
+    // ---- kms ---------------------------------------------------------------------------------
+    // right after throughput: both compare with the floor, before the latency and soak pushes
+    // add thousands of repositories to the registry and slow it down
     if (has('kms') && !c.stopped()) {
       log(`kms: ${opts.kmsImages} pre-pushed images, awskms key on the stand-in answering each Sign after ${opts.kmsDelayMs} ms; load ${loadAverage()}`);
       await c.standin!.setDelay(opts.kmsDelayMs);

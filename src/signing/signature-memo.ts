@@ -46,11 +46,7 @@ export class SignatureMemo {
 
   /** `key.sign(digest, payload)`, unless this key signed the same digest within the TTL. */
   sign(key: KeyProvider, digest: Buffer, payload?: Buffer): Promise<Buffer> {
-    let entries = this.byKey.get(key);
-    if (!entries) {
-      entries = new Map();
-      this.byKey.set(key, entries);
-    }
+    const entries = this.entriesOf(key);
     const id = digest.toString('base64');
     const hit = entries.get(id);
     if (hit && this.now() - hit.at < this.ttlMs) {
@@ -59,23 +55,31 @@ export class SignatureMemo {
     }
     if (hit) entries.delete(id);
 
-    const kept = entries;
     const pending = key.sign(digest, payload);
     // one shape for the entry's whole life (no delete: V8 keeps it a small fast object)
     const entry: Entry = { at: this.now(), pending, base64: undefined };
-    kept.set(id, entry);
+    entries.set(id, entry);
     pending.then(
       (signature) => {
         entry.base64 = signature.toString('base64');
         entry.pending = undefined;
       },
       () => {
-        if (kept.get(id) === entry) kept.delete(id);
+        if (entries.get(id) === entry) entries.delete(id);
       },
     );
     // a Map iterates in insertion order: the first key is the oldest entry
-    while (kept.size > this.maxEntries) kept.delete(kept.keys().next().value as string);
+    while (entries.size > this.maxEntries) entries.delete(entries.keys().next().value as string);
     return pending;
+  }
+
+  private entriesOf(key: KeyProvider): Map<string, Entry> {
+    let entries = this.byKey.get(key);
+    if (!entries) {
+      entries = new Map();
+      this.byKey.set(key, entries);
+    }
+    return entries;
   }
 }
 
