@@ -17,6 +17,8 @@ export type ErrorCode =
   | 'REGISTRY_DENIED'
   | 'REGISTRY_PROTOCOL'
   | 'MANIFEST_NOT_FOUND'
+  /** A pushed tag is not (yet) in the registry: the webhook may come before the tag is linked. Retried. */
+  | 'TAG_NOT_FOUND'
   | 'DIGEST_MISMATCH'
   | 'TAG_MOVED'
   | 'UNSUPPORTED_MEDIA_TYPE'
@@ -46,6 +48,46 @@ export type ErrorCode =
   | 'WEBHOOK_MALFORMED'
   | 'INTERNAL';
 
+/**
+ * Which codes the job queue retries: the one place that decides it (not each throw site). True
+ * means the job may succeed later (an upstream that is down, throttling or not yet consistent);
+ * false means retrying cannot help (bad config, refused credentials, a key denied, a bad answer).
+ */
+export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
+  CONFIG_INVALID: false,
+  CONFIG_NOT_FOUND: false,
+  REDIS_UNAVAILABLE: true,
+  REGISTRY_NOT_CONFIGURED: false,
+  REGISTRY_UNAVAILABLE: true,
+  REGISTRY_THROTTLED: true,
+  REGISTRY_AUTH_FAILED: false,
+  REGISTRY_DENIED: false,
+  REGISTRY_PROTOCOL: false,
+  MANIFEST_NOT_FOUND: false,
+  TAG_NOT_FOUND: true,
+  DIGEST_MISMATCH: false,
+  TAG_MOVED: false,
+  UNSUPPORTED_MEDIA_TYPE: false,
+  INVALID_REFERENCE: false,
+  KEY_INVALID: false,
+  KEY_UNSUPPORTED: false,
+  KEY_PASSWORD: false,
+  KEY_SIGN_FAILED: false,
+  KEY_THROTTLED: true,
+  KEY_UNAVAILABLE: true,
+  KEY_DENIED: false,
+  KEY_NOT_FOUND: false,
+  KEY_DISABLED: false,
+  REKOR_UNAVAILABLE: true,
+  REKOR_REJECTED: false,
+  LOCK_TIMEOUT: true,
+  SIGNATURE_WRITE_REJECTED: false,
+  SIGNATURE_READBACK_FAILED: true,
+  WEBHOOK_UNAUTHORIZED: false,
+  WEBHOOK_MALFORMED: false,
+  INTERNAL: false,
+};
+
 export class SignetError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
@@ -62,7 +104,8 @@ export class SignetError extends Error {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'SignetError';
     this.code = code;
-    this.retryable = opts.retryable ?? false;
+    // TRANSITIONAL: `opts.retryable` goes away once every throw site relies on RETRYABLE
+    this.retryable = opts.retryable ?? RETRYABLE[code];
     if (opts.status !== undefined) this.status = opts.status;
     if (opts.retryAfterSeconds !== undefined) this.retryAfterSeconds = opts.retryAfterSeconds;
     Object.setPrototypeOf(this, new.target.prototype);

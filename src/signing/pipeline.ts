@@ -194,10 +194,8 @@ export class SigningPipeline {
     if (t.digest && t.tag) return this.resolveTagAndDigest(client, t.repository, t.tag, t.digest);
     const m = await soon(() => client.getManifest(t.repository, ref));
     if (!m) {
-      throw new SignetError('MANIFEST_NOT_FOUND', `${client.host}/${t.repository}${t.digest ? '@' : ':'}${ref} is not in the registry`, {
-        // A tag may not be visible yet when the webhook comes first; a digest that is gone stays gone.
-        retryable: !t.digest,
-      });
+      // A tag may not be visible yet when the webhook comes first (retried); a digest that is gone stays gone.
+      throw new SignetError(t.digest ? 'MANIFEST_NOT_FOUND' : 'TAG_NOT_FOUND', `${client.host}/${t.repository}${t.digest ? '@' : ':'}${ref} is not in the registry`);
     }
     return m;
   }
@@ -221,7 +219,7 @@ export class SigningPipeline {
     }
     const byDigest = await client.getManifest(repository, digest);
     if (!byDigest) throw new SignetError('MANIFEST_NOT_FOUND', `${client.host}/${repository}@${digest} is not in the registry`);
-    throw new SignetError('MANIFEST_NOT_FOUND', `tag ${tag} does not exist (yet) in ${client.host}/${repository}`, { retryable: true });
+    throw new SignetError('TAG_NOT_FOUND', `tag ${tag} does not exist (yet) in ${client.host}/${repository}`);
   }
 
   /** Child manifests of an index; each must be served by the registry (HEAD). */
