@@ -50,6 +50,20 @@ if [ ! -x "$SKOPEO_ROOTFS/usr/bin/skopeo" ]; then
   if [ -x "$SKOPEO_ROOTFS.partial/usr/bin/skopeo" ]; then mv "$SKOPEO_ROOTFS.partial" "$SKOPEO_ROOTFS"; else echo "debootstrap of the skopeo chroot failed" >&2; exit 1; fi
 fi
 
+# cosign 3.1, notation, oras and crane from Debian unstable: static Go binaries unpacked into
+# /opt/sid-tools/usr/bin without adding unstable to the system's sources. cosign 2.5 stays on PATH as
+# `cosign`; tests call 3.x by its path (test/helpers/cosign.ts COSIGN3_BIN).
+SID_TOOLS="${SIGNET_TEST_SID_TOOLS:-/opt/sid-tools}"
+if [ ! -x "$SID_TOOLS/usr/bin/cosign" ] || [ ! -x "$SID_TOOLS/usr/bin/notation" ]; then
+  A=/var/tmp/apt-sid
+  mkdir -p "$A/lists" "$A/cache/archives/partial" "$A/debs" "$SID_TOOLS"
+  echo 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main' > "$A/sources.list"
+  O=(-o "Dir::Etc::sourcelist=$A/sources.list" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$A/lists" -o "Dir::Cache=$A/cache")
+  apt-get "${O[@]}" update -qq
+  (cd "$A/debs" && rm -f ./*.deb && apt-get "${O[@]}" download cosign notation oras crane 2>/dev/null)
+  for d in "$A"/debs/*.deb; do dpkg -x "$d" "$SID_TOOLS"; done
+fi
+
 # wrk (C, bookworm) for the bench's webhook peak: it leaves the shared cores to the receiver
 if ! command -v wrk >/dev/null 2>&1; then
   apt_update
@@ -64,4 +78,4 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 fi
 
-echo "test kit: $(docker-registry --version 2>&1 | head -1); cosign $(cosign version 2>&1 | grep -i GitVersion | awk '{print $2}'); softhsm2 $(softhsm2-util --version); redis $(redis-server --version | cut -d' ' -f3); $(/usr/bin/chromium --version 2>/dev/null | head -1)"
+echo "test kit: $(docker-registry --version 2>&1 | head -1); cosign $(dpkg-query -W -f='${Version}' cosign 2>/dev/null) and $(ls /var/tmp/apt-sid/debs/cosign_*.deb 2>/dev/null | sed 's/.*cosign_\([^_]*\)_.*/\1/'); softhsm2 $(softhsm2-util --version); redis $(redis-server --version | cut -d' ' -f3); $(/usr/bin/chromium --version 2>/dev/null | head -1)"

@@ -23,6 +23,8 @@ import { runProcess, type RunResult } from './proc.js';
  */
 
 export const COSIGN_BIN = (): string => process.env.COSIGN_BIN ?? 'cosign';
+/** cosign 3.1 (Debian unstable, unpacked by .ci/install-test-kit.sh); pass it as `{ bin }` to the helpers. */
+export const COSIGN3_BIN = (): string => process.env.COSIGN3_BIN ?? '/opt/sid-tools/usr/bin/cosign';
 
 /**
  * Runs cosign with a private, throw-away HOME / TUF_ROOT / DOCKER_CONFIG (a fresh temp dir per
@@ -31,13 +33,13 @@ export const COSIGN_BIN = (): string => process.env.COSIGN_BIN ?? 'cosign';
  */
 async function runCosign(
   args: string[],
-  opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number },
+  opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number; bin?: string },
 ): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), 'signet-cosign-'));
   try {
     mkdirSync(join(dir, 'home', '.docker'), { recursive: true });
     mkdirSync(join(dir, 'tuf'), { recursive: true });
-    return await runProcess(COSIGN_BIN(), args, {
+    return await runProcess(opts.bin ?? COSIGN_BIN(), args, {
       env: cosignEnv(dir, opts.env),
       cwd: opts.cwd ?? dir,
       timeoutMs: opts.timeoutMs ?? 60_000,
@@ -75,6 +77,8 @@ export interface CosignRegistryOptions {
   /** hard timeout, default 60 s */
   timeoutMs?: number;
   cwd?: string;
+  /** the cosign binary (default COSIGN_BIN(), 2.5; COSIGN3_BIN() for 3.1) */
+  bin?: string;
 }
 
 function registryArgs(o: CosignRegistryOptions): string[] {

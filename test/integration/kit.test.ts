@@ -24,7 +24,8 @@ import {
   tagExisting,
   USER_AGENT,
 } from '../helpers/images.js';
-import { cosignGenerateKeyPair, cosignSign, cosignVerify, tempDir } from '../helpers/cosign.js';
+import { COSIGN3_BIN, cosignGenerateKeyPair, cosignSign, cosignVerify, tempDir } from '../helpers/cosign.js';
+import { runProcess } from '../helpers/proc.js';
 import { eventsOf, startHookReceiver, type CapturedRequest, type HookReceiver } from '../helpers/hooks.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -120,6 +121,20 @@ describe('plain registry + cosign', () => {
     expect((await getManifest(reg, 'kit/multi', 'stable')).digest).toBe(idx.digest);
     expect(await listTags(reg, 'kit/multi')).toEqual(['latest', 'stable']);
     expect((await getManifest(reg, 'kit/multi', 'nope')).status).toBe(404);
+  });
+
+  it('cosign 3.1 is installed and verifies a legacy .sig by key (no bundle referrer on the image)', async () => {
+    const img = await pushImage(reg, 'kit/signed3', 'v1');
+    const ref = `${reg.host}/kit/signed3@${img.digest}`;
+    await cosignSign(ref, keys.keyPath, KEY_PASSWORD); // cosign 2.5 writes the legacy .sig
+    const v3 = { bin: COSIGN3_BIN() };
+    const version = await runProcess(COSIGN3_BIN(), ['version'], { timeoutMs: 30_000 });
+    expect(version.stdout + version.stderr).toMatch(/GitVersion/);
+    const good = await cosignVerify(ref, keys.pubPath, [], v3);
+    expect(good.ok, good.stderr).toBe(true);
+    expect(good.payloads[0].critical.image['docker-manifest-digest']).toBe(img.digest);
+    const bad = await cosignVerify(ref, otherKeys.pubPath, [], v3);
+    expect(bad.ok).toBe(false);
   });
 
   it('cosign signs; verify accepts the right key and rejects another key', async () => {
