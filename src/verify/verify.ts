@@ -10,7 +10,7 @@ import { SignetError } from '../errors.js';
 import type { KeyProvider } from '../kms/types.js';
 import type { RegistryDirectory } from '../registry/directory.js';
 import { isAttachmentTag, parseReference } from '../registry/reference.js';
-import { layerSignedBy } from '../signing/attach.js';
+import { layerSignedBy } from '../signing/carry.js';
 import type { SignatureLayer } from '../signing/legacy-sig.js';
 import { parseSimpleSigningPayload } from '../signing/payload.js';
 import { sha256Digest } from '../util/digest.js';

@@ -164,7 +164,8 @@ describe('legacy attach with Rekor and certificates', () => {
         }
         return r;
       };
-      const [r] = await attachLegacySignatures(clobbering, 'x', d, [{ key: ours, payload }], noLock, { expectNew: true, verifyWrite });
+      // `other` is a configured key too: a layer over signet's payload by no configured key is dropped (carry.ts)
+      const [r] = await attachLegacySignatures(clobbering, 'x', d, [{ key: ours, payload }], noLock, { expectNew: true, verifyWrite, verifiers: [other] });
       expect(r!.outcome).toBe('signed');
       expect(ours.signs).toBe(1);
       return (await layers('x', d)).map((l) => l.annotations[SIG]);
