@@ -243,7 +243,7 @@ async function apiReadback(client: RegistryClient, repository: string, digest: s
     const listed = (await listReferrersApi(client, repository, digest)) ?? [];
     if (want.every((w) => listed.some((d) => d.digest === w))) return;
     if (Date.now() > deadline) {
-      throw new SignetError('SIGNATURE_READBACK_FAILED', `the referrers API of ${client.host}/${repository} does not list the new bundle for ${digest}`, { retryable: true });
+      throw new SignetError('SIGNATURE_READBACK_FAILED', `the referrers API of ${client.host}/${repository} does not list the new bundle for ${digest}`);
     }
     await new Promise((r) => setTimeout(r, delay));
   }
@@ -267,7 +267,7 @@ async function updateFallbackTag(
     const listed = check ? (parseIndex(check.body) ?? []) : [];
     if (added.every((a) => listed.some((d) => d.digest === a.digest))) return;
     if (attempt >= MAX_ATTEMPTS) {
-      throw new SignetError('SIGNATURE_READBACK_FAILED', `${repository}:${tag} changed under us ${MAX_ATTEMPTS} times (another writer outside signet?)`, { retryable: true });
+      throw new SignetError('SIGNATURE_READBACK_FAILED', `${repository}:${tag} changed under us ${MAX_ATTEMPTS} times (another writer outside signet?)`);
     }
   }
 }

@@ -13,7 +13,12 @@
  *    already references it.
  * 3. Under the per-digest lock: read the .sig manifest, merge (another writer may have added an
  *    equivalent layer meanwhile: then ours is dropped and reported as present), upload the
- *    config blob and PUT the manifest by tag. With `verifyWrite`, read it back to confirm
+ *    config blob and PUT the manifest by tag.
+ *    Each read is sorted by carry.ts first: layers claiming our payload that no configured key
+ *    verifies are dropped (a bounded number verified, off the event loop), and the result must
+ *    fit cosign's limits or the job fails with SIGNATURE_LIMIT_EXCEEDED (even when our signature
+ *    is already there: a .sig cosign refuses is not "present"). A .sig that lost layers that way
+ *    is written back even when nothing of ours is missing. With `verifyWrite`, read it back to confirm
  *    (bounded retries). A new signature thus costs 6 registry requests after the resolve
  *    (POST+PUT payload, GET .sig, POST+PUT config, PUT .sig), 7 with `verifyWrite`.
  */
@@ -157,11 +162,7 @@ export async function attachLegacySignatures(
       );
       if (kept) return plans.map((p) => p.result);
       if (attempt >= MAX_ATTEMPTS) {
-        throw new SignetError(
-          'SIGNATURE_READBACK_FAILED',
-          `${repository}:${tag} changed under us ${MAX_ATTEMPTS} times (another writer outside signet?)`,
-          { retryable: true },
-        );
+        throw new SignetError('SIGNATURE_READBACK_FAILED', `${repository}:${tag} changed under us ${MAX_ATTEMPTS} times (another writer outside signet?)`);
       }
     }
   });

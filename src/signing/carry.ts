@@ -27,7 +27,7 @@ import { buildSignatureManifest, SIGNATURE_ANNOTATION, COSIGN_MAX_LAYERS, COSIGN
 
 const publicKeys = new WeakMap<KeyProvider, KeyObject>();
 
-/** The key's public key (asked of its backend once per provider; a backend failure throws). */
+/** The key's public key (asked of its backend once per provider). */
 export async function publicKeyOf(key: KeyProvider): Promise<KeyObject> {
   let k = publicKeys.get(key);
   if (!k) {
@@ -45,7 +45,12 @@ export async function layerSignedBy(layer: SignatureLayer, payload: Buffer, payl
   if (layer.digest !== payloadDigest || layer.size !== payload.length || layer.mediaType !== COSIGN_SIMPLE_SIGNING) return false;
   const b64 = layer.annotations[SIGNATURE_ANNOTATION];
   if (!b64) return false;
-  const pub = await publicKeyOf(key);
+  let pub: KeyObject;
+  try {
+    pub = await publicKeyOf(key);
+  } catch {
+    return false; // a key whose backend cannot give its public key verifies nothing
+  }
   return new Promise((resolve) => {
     try {
       verifySignature('sha256', payload, pub, Buffer.from(b64, 'base64'), (err, ok) => resolve(!err && ok));
