@@ -7,12 +7,16 @@
  * them, to keep the worker verifying and to push the .sig past cosign's layer limit, after which
  * no verifier reads any signature in it. So:
  *
- * - a layer whose digest is the payload signet signs (a claim) is carried forward only when its
- *   signature verifies with a configured key: the rule's keys first, then the other configured
- *   keys (an old key kept in `keys:` while verifiers move over keeps its signatures). Only the
- *   first `MAX_CLAIMS_VERIFIED` claims are verified; later ones are dropped unchecked (signet
- *   writes one layer per key and payload, so a legitimate .sig has a handful). Verification runs
- *   on libuv's thread pool (crypto.verify with a callback), never on the event loop.
+ * - a layer whose digest is the payload signet signs is a claim. Another signer's layer can be one
+ *   (a second signet deployment with its own keys, or `cosign sign --key` with `identity:
+ *   repository`: the same payload, a key signet does not know), so a .sig with a handful of claims
+ *   (at most `MAX_CLAIMS_VERIFIED`) keeps them all: each is verified with this job's keys (which
+ *   of them is ours), and one by an unknown key is carried as it is. A .sig with more claims than
+ *   that is poisoned (legitimate signers write one layer per key and payload): only claims that
+ *   verify with a configured key (the rule's keys, then the other configured keys, so a retired
+ *   key kept in `keys:` keeps its signatures) are carried; only the first `MAX_CLAIMS_VERIFIED`
+ *   are verified and the rest are dropped unchecked. Verification runs on libuv's thread pool
+ *   (crypto.verify with a callback), never on the event loop, and is bounded per read.
  * - every other layer (another tool's signature, another payload) is carried as it is.
  * - the merged result must fit cosign's and the registry's limits (legacy-sig.ts); when it cannot,
  *   the job fails with SIGNATURE_LIMIT_EXCEEDED: a signature no verifier can read is never
@@ -60,7 +64,7 @@ export async function layerSignedBy(layer: SignatureLayer, payload: Buffer, payl
   });
 }
 
-/** Claims of signet's payload verified per .sig read (see above). */
+/** Claims of signet's payload verified per .sig read; a .sig with more is poisoned (see above). */
 export const MAX_CLAIMS_VERIFIED = 16;
 
 /** The metrics the carry-forward decisions are counted in (the runtime's; absent in unit tests). */
@@ -74,7 +78,7 @@ export interface Carried {
 
 export interface Triage {
   carried: Carried[];
-  /** Claims dropped: verified with no configured key, or past the verification bound. */
+  /** Claims of a poisoned .sig dropped: verified with no configured key, or past the verification bound. */
   invalid: number;
   unchecked: number;
 }
@@ -90,6 +94,7 @@ export async function triageLayers(
   others: readonly KeyProvider[] = [],
 ): Promise<Triage> {
   const out: Triage = { carried: [], invalid: 0, unchecked: 0 };
+  const poisoned = layers.filter((l) => payloads.has(l.digest)).length > MAX_CLAIMS_VERIFIED;
   let checked = 0;
   for (const layer of layers) {
     const payload = payloads.get(layer.digest);
@@ -104,12 +109,12 @@ export async function triageLayers(
     checked++;
     const signers: KeyProvider[] = [];
     for (const k of signing) if (await layerSignedBy(layer, payload, layer.digest, k)) signers.push(k);
-    let valid = signers.length > 0;
+    let keep = signers.length > 0 || !poisoned;
     for (const k of others) {
-      if (valid) break;
-      valid = await layerSignedBy(layer, payload, layer.digest, k);
+      if (keep) break;
+      keep = await layerSignedBy(layer, payload, layer.digest, k);
     }
-    if (valid) out.carried.push({ layer, signers });
+    if (keep) out.carried.push({ layer, signers });
     else out.invalid++;
   }
   return out;

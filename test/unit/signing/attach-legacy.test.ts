@@ -164,8 +164,7 @@ describe('legacy attach with Rekor and certificates', () => {
         }
         return r;
       };
-      // `other` is a configured key too: a layer over signet's payload by no configured key is dropped (carry.ts)
-      const [r] = await attachLegacySignatures(clobbering, 'x', d, [{ key: ours, payload }], noLock, { expectNew: true, verifyWrite, verifiers: [other] });
+      const [r] = await attachLegacySignatures(clobbering, 'x', d, [{ key: ours, payload }], noLock, { expectNew: true, verifyWrite });
       expect(r!.outcome).toBe('signed');
       expect(ours.signs).toBe(1);
       return (await layers('x', d)).map((l) => l.annotations[SIG]);

@@ -1,7 +1,7 @@
 /**
  * What signet carries forward from an existing .sig (carry.ts) and the limits it writes within:
- * claims of its payload kept only when a configured key verifies them, at most 16 verified per
- * read, other layers untouched; a present signature in a poisoned or over-limit .sig is cleaned
+ * a few claims of its payload kept (co-signers), a poisoned .sig's kept only when a configured key
+ * verifies them, at most 16 verified per read, other layers untouched; a present signature in a poisoned or over-limit .sig is cleaned
  * or refused, never simply reported present. The attach flow runs on the in-memory registry.
  */
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
@@ -66,23 +66,26 @@ describe('triageLayers', () => {
   const other = simpleSigningPayload('r/x:other', digestOf('t'));
   const payloads = new Map([[sha256Digest(payload), payload]]);
 
-  it('keeps claims a configured key verifies (the signing keys, then the others), drops the rest, carries other payloads untouched', async () => {
+  it('a few claims (a co-signer with its own key, say): all verified, all carried, the signing keys\' marked; other payloads untouched', async () => {
     const list = [layerBy(stranger, payload), layerBy(ours, payload), layerBy(old, payload), layerBy(stranger, other)];
     const t = await triageLayers(list, payloads, [ours], [old]);
-    expect(t.carried.map((c) => c.layer)).toEqual([list[1], list[2], list[3]]);
-    expect(t.carried.map((c) => c.signers.map((k) => k.name))).toEqual([['ours'], [], []]);
-    expect(t).toMatchObject({ invalid: 1, unchecked: 0 });
+    expect(t.carried.map((c) => c.layer)).toEqual(list);
+    expect(t.carried.map((c) => c.signers.map((k) => k.name))).toEqual([[], ['ours'], [], []]);
+    expect(t).toMatchObject({ invalid: 0, unchecked: 0 });
   });
 
-  it(`verifies at most ${MAX_CLAIMS_VERIFIED} claims; later ones are dropped unchecked`, async () => {
-    const list = [...Array.from({ length: 20 }, () => layerBy(stranger, payload)), layerBy(ours, payload)];
-    const t = await triageLayers(list, payloads, [ours]);
-    expect(t).toMatchObject({ carried: [], invalid: MAX_CLAIMS_VERIFIED, unchecked: 21 - MAX_CLAIMS_VERIFIED });
+  it(`more than ${MAX_CLAIMS_VERIFIED} claims: poisoned; only claims a configured key verifies are carried (signing keys, then the others), ${MAX_CLAIMS_VERIFIED} verified at most, the rest dropped unchecked`, async () => {
+    const list = [layerBy(ours, payload), layerBy(stranger, other), layerBy(old, payload), ...Array.from({ length: 20 }, () => layerBy(stranger, payload)), layerBy(ours, payload)];
+    const t = await triageLayers(list, payloads, [ours], [old]);
+    expect(t.carried.map((c) => c.layer)).toEqual([list[0], list[1], list[2]]);
+    expect(t).toMatchObject({ invalid: MAX_CLAIMS_VERIFIED - 2, unchecked: 22 - MAX_CLAIMS_VERIFIED + 1 });
   });
 
   it('a claim whose size is not the payload\'s is no signature of it (cosign reads by the size)', async () => {
     const l = { ...layerBy(ours, payload), size: payload.length + 1 };
-    expect(await triageLayers([l], payloads, [ours])).toMatchObject({ carried: [], invalid: 1 });
+    expect((await triageLayers([l], payloads, [ours])).carried[0]!.signers).toEqual([]);
+    const many = [l, ...Array.from({ length: MAX_CLAIMS_VERIFIED }, () => layerBy(ours, payload))];
+    expect(await triageLayers(many, payloads, [ours])).toMatchObject({ invalid: 1, unchecked: 1 });
   });
 });
 
