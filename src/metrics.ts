@@ -18,6 +18,18 @@ export class Metrics {
     labelNames: ['key', 'format', 'outcome'] as const,
     registers: [this.registry],
   });
+  readonly signatureLayersDropped = new Counter({
+    name: 'signet_signature_layers_dropped_total',
+    help: 'Layers of an existing .sig not carried forward: they claim the payload signet signs but verify with no configured key (invalid) or lie past the per-read verification bound (unchecked)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly signatureLimitExceeded = new Counter({
+    name: 'signet_signature_limit_exceeded_total',
+    help: 'Signatures not written or not counted (job failed with SIGNATURE_LIMIT_EXCEEDED) because the .sig would exceed a limit of cosign or the registry, by limit (layers, manifest_bytes, payload_bytes)',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
   readonly jobs = new Counter({
     name: 'signet_jobs_total',
     help: 'Sign jobs finished, by outcome (signed, skipped, failed, retry)',

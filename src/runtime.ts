@@ -53,7 +53,7 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
   const lockRedis = createRedis(config.redis.url, 'lock');
   const lock = new DigestLock(lockRedis, config.redis.prefix);
   const status = new StatusStore(lockRedis, config.redis.prefix, Math.round(config.status.retentionDays * 86400));
-  const pipeline = new SigningPipeline({ registries, rules, keys, lock, history: status });
+  const pipeline = new SigningPipeline({ registries, rules, keys, lock, history: status, metrics });
   return {
     config,
     baseDir,

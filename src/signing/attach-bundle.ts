@@ -8,11 +8,13 @@
  * exactly like the legacy .sig manifest (concurrent writers lose entries otherwise).
  *
  * Dedup: a referrer whose bundle holds the same statement signed by the same key counts as
- * present (signet's referrers carry the statement digest and key id as annotations, so the
- * candidates are found from the index alone; the bundle itself is then fetched and verified,
- * unless the registry redirects blob downloads elsewhere, in which case the annotations are
- * trusted). With Rekor on, a present bundle without a tlog entry does not count: a new, logged
- * bundle is added next to it.
+ * present. signet's referrers carry the statement digest and key id as annotations, so the
+ * candidates are found from the index alone, but annotations are only a hint (anyone who can push
+ * can write them): the bundle blob is downloaded, digest-checked and its signature verified with
+ * the key before it counts. A bundle that cannot be read (a registry that redirects blob
+ * downloads to S3/GCS storage, which signet does not follow) never counts: signet writes its own.
+ * At most MAX_BUNDLE_CANDIDATES referrers are read per key and listing. With Rekor on, a present
+ * bundle without a tlog entry does not count: a new, logged bundle is added next to it.
  */
 import { createHash } from 'node:crypto';
 import { SignetError } from '../errors.js';
@@ -62,6 +64,8 @@ export interface BundleAttachOptions {
 }
 
 const MAX_ATTEMPTS = 3;
+/** Referrers whose annotations fit a plan, read and verified per listing (each costs two GETs). */
+const MAX_BUNDLE_CANDIDATES = 16;
 
 interface Listing {
   api: boolean;
@@ -79,7 +83,8 @@ interface Plan {
   done?: boolean;
 }
 
-type Checked = ParsedBundle | 'unreadable' | undefined;
+/** The bundle a referrer holds, or undefined when it is absent or cannot be read. */
+type Checked = ParsedBundle | undefined;
 
 export async function attachBundles(
   client: RegistryClient,
@@ -186,18 +191,16 @@ async function planBundle(
 
 /** The digest of a referrer holding this plan's statement signed by its key, if one is listed. */
 async function findPresent(descriptors: readonly IndexDescriptor[], p: Plan, read: (d: string) => Promise<Checked>, needTlog: boolean): Promise<string | undefined> {
+  let candidates = 0;
   for (const d of descriptors) {
     if (d.artifactType !== undefined && d.artifactType !== BUNDLE_V03) continue;
     const a = d.annotations ?? {};
     if (a[BUNDLE_PREDICATE_ANNOTATION] !== undefined && a[BUNDLE_PREDICATE_ANNOTATION] !== COSIGN_SIGN_PREDICATE) continue;
     if (a[STATEMENT_ANNOTATION] !== undefined && a[STATEMENT_ANNOTATION] !== p.statementDigest) continue;
     if (a[KEY_ANNOTATION] !== undefined && a[KEY_ANNOTATION] !== p.keyId) continue;
+    if (++candidates > MAX_BUNDLE_CANDIDATES) break;
+    // only verified content counts: annotations are a hint anyone who can push can write
     const b = await read(d.digest);
-    if (b === 'unreadable') {
-      // cannot download (blob redirected to storage): trust signet's own annotations
-      if (a[STATEMENT_ANNOTATION] === p.statementDigest && a[KEY_ANNOTATION] === p.keyId) return d.digest;
-      continue;
-    }
     if (!b || !bundleSignedBy(b, p.req.statement, p.keyPem)) continue;
     if (needTlog && b.tlogEntries === 0) continue;
     return d.digest;
@@ -219,9 +222,7 @@ async function readBundle(client: RegistryClient, repository: string, digest: st
     return undefined;
   }
   const blob = await getBlob(client, repository, l.digest);
-  if (blob.status === 'unreadable') return 'unreadable';
-  if (blob.status === 'absent') return undefined;
-  return parseBundle(blob.data);
+  return blob.status === 'ok' ? parseBundle(blob.data) : undefined;
 }
 
 async function listReferrers(client: RegistryClient, repository: string, digest: string): Promise<Listing> {
@@ -242,7 +243,7 @@ async function apiReadback(client: RegistryClient, repository: string, digest: s
     const listed = (await listReferrersApi(client, repository, digest)) ?? [];
     if (want.every((w) => listed.some((d) => d.digest === w))) return;
     if (Date.now() > deadline) {
-      throw new SignetError('SIGNATURE_READBACK_FAILED', `the referrers API of ${client.host}/${repository} does not list the new bundle for ${digest}`, { retryable: true });
+      throw new SignetError('SIGNATURE_READBACK_FAILED', `the referrers API of ${client.host}/${repository} does not list the new bundle for ${digest}`);
     }
     await new Promise((r) => setTimeout(r, delay));
   }
@@ -266,7 +267,7 @@ async function updateFallbackTag(
     const listed = check ? (parseIndex(check.body) ?? []) : [];
     if (added.every((a) => listed.some((d) => d.digest === a.digest))) return;
     if (attempt >= MAX_ATTEMPTS) {
-      throw new SignetError('SIGNATURE_READBACK_FAILED', `${repository}:${tag} changed under us ${MAX_ATTEMPTS} times (another writer outside signet?)`, { retryable: true });
+      throw new SignetError('SIGNATURE_READBACK_FAILED', `${repository}:${tag} changed under us ${MAX_ATTEMPTS} times (another writer outside signet?)`);
     }
   }
 }

@@ -13,11 +13,16 @@
  *    already references it.
  * 3. Under the per-digest lock: read the .sig manifest, merge (another writer may have added an
  *    equivalent layer meanwhile: then ours is dropped and reported as present), upload the
- *    config blob and PUT the manifest by tag. With `verifyWrite`, read it back to confirm
+ *    config blob and PUT the manifest by tag.
+ *    Each read is sorted by carry.ts first: layers claiming our payload that no configured key
+ *    verifies are dropped (a bounded number verified, off the event loop), and the result must
+ *    fit cosign's limits or the job fails with SIGNATURE_LIMIT_EXCEEDED (even when our signature
+ *    is already there: a .sig cosign refuses is not "present"). A .sig that lost layers that way
+ *    is written back even when nothing of ours is missing. With `verifyWrite`, read it back to confirm
  *    (bounded retries). A new signature thus costs 6 registry requests after the resolve
  *    (POST+PUT payload, GET .sig, POST+PUT config, PUT .sig), 7 with `verifyWrite`.
  */
-import { createHash, createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import type { KeyProvider } from '../kms/types.js';
 import type { RegistryClient } from '../registry/client.js';
@@ -33,7 +38,8 @@ import {
 import { sha256Digest } from '../util/digest.js';
 import { CERTIFICATE_ANNOTATION, certificateOf, CHAIN_ANNOTATION } from './certificate.js';
 import type { DigestLock } from './lock.js';
-import { buildSignatureManifest, parseSignatureManifest, SIGNATURE_ANNOTATION, type SignatureLayer } from './legacy-sig.js';
+import { checkPayloadSize, checkSignatureLimits, countDropped, triageLayers, type Carried, type SignatureLimitMetrics, type Triage } from './carry.js';
+import { parseSignatureManifest, SIGNATURE_ANNOTATION, type SignatureLayer } from './legacy-sig.js';
 import { recentSignatures } from './signature-memo.js';
 import { logToRekor, type TlogPolicy, type TlogStatus } from './tlog.js';
 
@@ -66,32 +72,15 @@ export interface AttachOptions {
   expectNew?: boolean | undefined;
   /** Read the manifest back after the PUT and redo the merge when another writer replaced it (registries[].verifyWrites). */
   verifyWrite?: boolean | undefined;
+  /**
+   * The other configured keys: a layer claiming the payload signet signs is carried forward when
+   * it verifies with one of the signing keys or one of these (carry.ts).
+   */
+  verifiers?: readonly KeyProvider[] | undefined;
+  metrics?: SignatureLimitMetrics | undefined;
 }
 
 const MAX_ATTEMPTS = 3;
-const publicKeys = new WeakMap<KeyProvider, KeyObject>();
-
-export async function publicKeyOf(key: KeyProvider): Promise<KeyObject> {
-  let k = publicKeys.get(key);
-  if (!k) {
-    k = createPublicKey(await key.publicKeyPem());
-    publicKeys.set(key, k);
-  }
-  return k;
-}
-
-/** Does `layer` hold a signature by `key` over exactly `payload`? */
-export async function layerSignedBy(layer: SignatureLayer, payload: Buffer, payloadDigest: string, key: KeyProvider): Promise<boolean> {
-  if (layer.digest !== payloadDigest || layer.mediaType !== COSIGN_SIMPLE_SIGNING) return false;
-  const b64 = layer.annotations[SIGNATURE_ANNOTATION];
-  if (!b64) return false;
-  try {
-    return verifySignature('sha256', payload, await publicKeyOf(key), Buffer.from(b64, 'base64'));
-  } catch {
-    return false;
-  }
-}
-
 interface Plan {
   req: SignRequest;
   result: SignResult;
@@ -112,17 +101,29 @@ export async function attachLegacySignatures(
   opts: AttachOptions = {},
 ): Promise<SignResult[]> {
   const tag = signatureTag(digest);
+  const where = `${client.host}/${repository}:${tag}`;
+  for (const r of requests) checkPayloadSize(where, r.payload, opts.metrics);
+  const payloads = new Map(requests.map((r) => [sha256Digest(r.payload), r.payload]));
+  const signing = [...new Set(requests.map((r) => r.key))];
+  const others = (opts.verifiers ?? []).filter((k) => !signing.includes(k));
+  const triage = async (m: { body: Buffer } | undefined): Promise<Triage> =>
+    m ? triageLayers(parseSignatureManifest(m.body), payloads, signing, others) : { carried: [], invalid: 0, unchecked: 0 };
+
   // A Rekor entry is public and permanent: never made for a signature that may be there already.
   const preRead = !opts.expectNew || Boolean(opts.tlog);
-  const before = preRead ? await client.getManifest(repository, tag, OCI_MANIFEST) : undefined;
-  const beforeLayers = before ? parseSignatureManifest(before.body) : [];
-  const plans = await Promise.all(requests.map((req) => plan(req, beforeLayers, opts)));
+  const before = preRead ? await triage(await client.getManifest(repository, tag, OCI_MANIFEST)) : undefined;
+  const plans = await Promise.all(requests.map((req) => plan(req, before?.carried ?? [], opts)));
   const work = plans.filter((p) => p.layer);
-  if (work.length === 0) return plans.map((p) => p.result);
+  if (work.length === 0 && before && !dropsAny(before)) {
+    // present: but only a .sig a verifier reads counts
+    checkSignatureLimits(where, before.carried.map((c) => c.layer), opts.metrics);
+    return plans.map((p) => p.result);
+  }
 
-  // Payload blobs are content-addressed, so they go up before the lock is taken. A payload the
-  // .sig already references is in the repository (keys sharing one payload, upgrades).
-  const uploaded = new Set(beforeLayers.map((l) => l.digest));
+  // Payload blobs are content-addressed, so they go up before the lock is taken. A payload a
+  // verified layer of the .sig already references is in the repository (keys sharing one
+  // payload, upgrades).
+  const uploaded = new Set((before?.carried ?? []).map((c) => c.layer.digest));
   const uploadPayloads = async (knownAbsent: boolean): Promise<void> => {
     for (const p of work) {
       if (uploaded.has(p.layer!.digest)) continue;
@@ -134,15 +135,15 @@ export async function attachLegacySignatures(
 
   return lock.withLock(`${client.host}/${repository}@${digest}`, async () => {
     for (let attempt = 1; ; attempt++) {
-      const existing = await client.getManifest(repository, tag, OCI_MANIFEST);
-      const layers = existing ? parseSignatureManifest(existing.body) : [];
-      const { next, dirty } = await merge(layers, work);
-      if (!dirty) return plans.map((p) => p.result);
+      const existing = await triage(await client.getManifest(repository, tag, OCI_MANIFEST));
+      const { next, dirty } = merge(existing.carried, work);
+      const built = checkSignatureLimits(where, next, opts.metrics);
+      if (!dirty && !dropsAny(existing)) return plans.map((p) => p.result);
 
-      for (const l of layers) uploaded.add(l.digest);
+      for (const c of existing.carried) uploaded.add(c.layer.digest);
       // uploads anything only when the layers changed oddly under us (e.g. the read before signing was stale)
       await uploadPayloads(false);
-      const built = buildSignatureManifest(next);
+      countDropped(existing, opts.metrics);
       await client.uploadBlob(repository, built.config, true);
       await client.putManifest(repository, tag, built.manifest, OCI_MANIFEST);
       if (!opts.verifyWrite) return plans.map((p) => p.result);
@@ -161,18 +162,16 @@ export async function attachLegacySignatures(
       );
       if (kept) return plans.map((p) => p.result);
       if (attempt >= MAX_ATTEMPTS) {
-        throw new SignetError(
-          'SIGNATURE_READBACK_FAILED',
-          `${repository}:${tag} changed under us ${MAX_ATTEMPTS} times (another writer outside signet?)`,
-          { retryable: true },
-        );
+        throw new SignetError('SIGNATURE_READBACK_FAILED', `${repository}:${tag} changed under us ${MAX_ATTEMPTS} times (another writer outside signet?)`);
       }
     }
   });
 }
 
+const dropsAny = (t: Triage): boolean => t.invalid + t.unchecked > 0;
+
 /** Decide, without the lock, what this key needs written (and sign / log what is missing). */
-async function plan(req: SignRequest, layers: readonly SignatureLayer[], opts: AttachOptions): Promise<Plan> {
+async function plan(req: SignRequest, carried: readonly Carried[], opts: AttachOptions): Promise<Plan> {
   const payloadDigest = sha256Digest(req.payload);
   const payloadHex = payloadDigest.slice('sha256:'.length);
   const cert = certificateOf(req.key);
@@ -180,8 +179,7 @@ async function plan(req: SignRequest, layers: readonly SignatureLayer[], opts: A
   if (cert) wanted.push(CERTIFICATE_ANNOTATION, ...(cert.chain ? [CHAIN_ANNOTATION] : []));
   if (opts.tlog) wanted.push(COSIGN_BUNDLE_ANNOTATION);
 
-  const mine: SignatureLayer[] = [];
-  for (const l of layers) if (await layerSignedBy(l, req.payload, payloadDigest, req.key)) mine.push(l);
+  const mine = carried.filter((c) => c.signers.includes(req.key)).map((c) => c.layer);
   const complete = mine.find((l) => wanted.every((k) => l.annotations[k] !== undefined));
   const present = complete ?? mine[0];
   const result: SignResult = { key: req.key.name, outcome: present ? 'present' : 'signed', payloadDigest, format: 'legacy' };
@@ -233,8 +231,9 @@ async function plan(req: SignRequest, layers: readonly SignatureLayer[], opts: A
  * one that lacks something gets it (our signature's annotations replace its own when the
  * signatures differ, so a bundle always describes the signature next to it).
  */
-async function merge(layers: readonly SignatureLayer[], work: Plan[]): Promise<{ next: SignatureLayer[]; dirty: boolean }> {
-  const next = layers.map((l) => ({ ...l, annotations: { ...l.annotations } }));
+function merge(carried: readonly Carried[], work: Plan[]): { next: SignatureLayer[]; dirty: boolean } {
+  const next = carried.map((c) => ({ ...c.layer, annotations: { ...c.layer.annotations } }));
+  const signers = carried.map((c) => c.signers);
   let dirty = false;
   for (const p of work) {
     const want = p.layer!;
@@ -244,7 +243,7 @@ async function merge(layers: readonly SignatureLayer[], work: Plan[]): Promise<{
     for (const [i, l] of next.entries()) {
       if (l.digest !== want.digest || l.mediaType !== want.mediaType) continue;
       const same = l.annotations[SIGNATURE_ANNOTATION] === ours;
-      if (!same && !(await layerSignedBy(l, p.req.payload, want.digest, p.req.key))) continue;
+      if (!same && !signers[i]!.includes(p.req.key)) continue;
       if (p.requiredKeys.every((k) => l.annotations[k] !== undefined)) {
         idx = i;
         break;
@@ -267,11 +266,13 @@ async function merge(layers: readonly SignatureLayer[], work: Plan[]): Promise<{
       const cur = next[fallback]!;
       const annotations = cur.annotations[SIGNATURE_ANNOTATION] === ours ? sortKeys({ ...cur.annotations, ...want.annotations }) : { ...want.annotations };
       next[fallback] = { ...cur, annotations };
+      signers[fallback] = [p.req.key];
       p.expect = ours;
       dirty = true;
       continue;
     }
     next.push({ ...want, annotations: { ...want.annotations } });
+    signers.push([p.req.key]);
     p.expect = ours;
     dirty = true;
   }

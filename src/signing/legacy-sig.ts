@@ -4,10 +4,29 @@
  * rootfs.diff_ids and history follow the layers (ggcr's mutate.Append on empty.Image).
  * Byte-identical to cosign 2.5's output (shared/research/cosign-format.md §2.2-2.3).
  */
+import { READ_LIMITS } from '../edge/read.js';
 import { COSIGN_SIMPLE_SIGNING, OCI_CONFIG, OCI_MANIFEST } from '../registry/media-types.js';
 import { sha256Digest } from '../util/digest.js';
 
 export const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
+
+/**
+ * What verifiers accept, applied when signet reads a .sig and before it writes one:
+ *
+ * - `COSIGN_MAX_LAYERS`: cosign refuses a whole .sig with more layers ("number of layers (N)
+ *   exceeded the limit (1000)"): `const maxLayers = 1000` in sigstore/cosign pkg/oci/remote/
+ *   signatures.go (sigs.Get, on read) and pkg/oci/mutate/signatures.go (sigAppender.Get, on
+ *   write), the same in v2.5.0 and v3.1.2.
+ * - `COSIGN_MAX_PAYLOAD_BYTES`: cosign refuses to read a payload layer whose descriptor size is
+ *   larger: `defaultMaxSize = 134217728 // 128MiB` in internal/pkg/cosign/payload/size/size.go
+ *   (CheckSize, called from pkg/oci/internal/signature/layer.go Payload; COSIGN_MAX_ATTACHMENT_SIZE
+ *   overrides it on the verifier's side, so signet keeps to the default).
+ * - `MAX_MANIFEST_BYTES`: distribution refuses a manifest PUT over 4 MiB (and signet's registry
+ *   client reads none larger).
+ */
+export const COSIGN_MAX_LAYERS = 1000;
+export const COSIGN_MAX_PAYLOAD_BYTES = 128 * 1024 * 1024;
+export const MAX_MANIFEST_BYTES = READ_LIMITS.manifest;
 
 export interface SignatureLayer {
   mediaType: string;

@@ -45,11 +45,11 @@ export class DigestLock {
     let delay = 5;
     for (;;) {
       const ok = await this.redis.set(key, token, 'PX', leaseMs, 'NX').catch((err: Error) => {
-        throw new SignetError('REDIS_UNAVAILABLE', `cannot take the signature lock: ${err.message}`, { retryable: true, cause: err });
+        throw new SignetError('REDIS_UNAVAILABLE', `cannot take the signature lock: ${err.message}`, { cause: err });
       });
       if (ok === 'OK') break;
       if (Date.now() > deadline) {
-        throw new SignetError('LOCK_TIMEOUT', `waited ${waitMs} ms for the signature lock on ${name}`, { retryable: true });
+        throw new SignetError('LOCK_TIMEOUT', `waited ${waitMs} ms for the signature lock on ${name}`);
       }
       await new Promise((r) => setTimeout(r, delay + Math.random() * delay));
       delay = Math.min(delay * 2, 200);

@@ -16,6 +16,8 @@ import { expandAnnotations } from './annotations.js';
 import { attachLegacySignatures, type SignatureFormat, type SignResult } from './attach.js';
 import { attachBundles } from './attach-bundle.js';
 import { signStatement, type Descriptor } from './bundle.js';
+import { Semaphore } from '../util/semaphore.js';
+import type { SignatureLimitMetrics } from './carry.js';
 import type { DigestLock } from './lock.js';
 import { simpleSigningPayload } from './payload.js';
 import type { RekorRuleConfig } from './rule-options.js';
@@ -60,9 +62,13 @@ export interface PipelineDeps {
   lock: DigestLock;
   /** Lets a new digest skip the .sig read before signing (one registry request less). */
   history?: SigningHistory;
+  /** Where dropped .sig layers and refused writes are counted (carry.ts). */
+  metrics?: SignatureLimitMetrics;
 }
 
 const MAX_CHILDREN = 256;
+/** Index children read at once (each is a manifest of up to 4 MiB). */
+const CHILD_READS = 8;
 
 export class SigningPipeline {
   /** One Rekor client per distinct rule `rekor:` setting. */
@@ -106,8 +112,10 @@ export class SigningPipeline {
       throw new SignetError('UNSUPPORTED_MEDIA_TYPE', `cannot sign manifest of type "${manifest.mediaType}"`);
     }
 
-    const digests = [manifest.digest];
-    if (INDEX_TYPES.has(manifest.mediaType)) digests.push(...(await this.children(client, target.repository, parsed)));
+    // every manifest signed, as the registry serves it (an index's children read and hash-checked too)
+    const served = new Map<string, Descriptor>([[manifest.digest, { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.body.length }]]);
+    if (INDEX_TYPES.has(manifest.mediaType)) for (const c of await this.children(client, target.repository, parsed)) served.set(c.digest, c);
+    const digests = [...served.keys()];
 
     const identity = identityFor(found.rule, host, target.repository, target.tag, manifest.digest);
     const keys = found.rule.keys.map((name) => {
@@ -115,6 +123,7 @@ export class SigningPipeline {
       if (!k) throw new SignetError('KEY_INVALID', `rule ${found.index} names key "${name}" which is not loaded`);
       return k;
     });
+    const verifiers = [...this.deps.keys.values()];
 
     const rule = found.rule;
     const formats: SignatureFormat[] = rule.formats?.length ? [...rule.formats] : ['legacy'];
@@ -140,14 +149,13 @@ export class SigningPipeline {
             tlog,
             expectNew,
             verifyWrite: known.config.verifyWrites,
+            verifiers,
+            metrics: this.deps.metrics,
           });
           signatures.push(...results.map((r) => ({ ...r, digest: d })));
         }
         if (formats.includes('bundle')) {
-          const subject: Descriptor =
-            d === manifest.digest
-              ? { mediaType: manifest.mediaType, digest: d, size: manifest.body.length }
-              : await this.descriptor(client, target.repository, d);
+          const subject = served.get(d)!;
           const statement = signStatement(d, annotations);
           const results = await attachBundles(client, target.repository, subject, keys.map((key) => ({ key, statement })), this.deps.lock, { tlog });
           signatures.push(...results.map((r) => ({ ...r, digest: d })));
@@ -175,13 +183,6 @@ export class SigningPipeline {
       this.rekors.set(id, c);
     }
     return c;
-  }
-
-  /** A child manifest's descriptor (the bundle's subject), from the bytes the registry serves. */
-  private async descriptor(client: RegistryClient, repository: string, digest: string): Promise<Descriptor> {
-    const m = await client.getManifest(repository, digest);
-    if (!m) throw new SignetError('MANIFEST_NOT_FOUND', `index child ${digest} is not in ${client.host}/${repository}`);
-    return { mediaType: m.mediaType, digest, size: m.body.length };
   }
 
   /**
@@ -222,19 +223,26 @@ export class SigningPipeline {
     throw new SignetError('TAG_NOT_FOUND', `tag ${tag} does not exist (yet) in ${client.host}/${repository}`);
   }
 
-  /** Child manifests of an index; each must be served by the registry (HEAD). */
-  private async children(client: RegistryClient, repository: string, index: ParsedManifest): Promise<string[]> {
+  /**
+   * Child manifests of an index, each read by digest like the index itself (getManifest hashes
+   * the bytes and refuses other content): signet signs only digests the registry serves. A HEAD
+   * would take the registry's word for it. Their descriptors are the bundle subjects.
+   */
+  private async children(client: RegistryClient, repository: string, index: ParsedManifest): Promise<Descriptor[]> {
     const list = (index.manifests ?? []).map((m) => m.digest).filter((d): d is string => typeof d === 'string');
     if (list.length > MAX_CHILDREN) throw new SignetError('UNSUPPORTED_MEDIA_TYPE', `index has ${list.length} children (max ${MAX_CHILDREN})`);
     const unique = [...new Set(list)];
-    await Promise.all(
-      unique.map(async (d) => {
-        if (!isValidDigest(d)) throw new SignetError('UNSUPPORTED_MEDIA_TYPE', `index lists an invalid child digest`);
-        const h = await client.headManifest(repository, d);
-        if (!h) throw new SignetError('MANIFEST_NOT_FOUND', `index child ${d} is not in ${client.host}/${repository}`);
-      }),
+    for (const d of unique) if (!isValidDigest(d)) throw new SignetError('UNSUPPORTED_MEDIA_TYPE', `index lists an invalid child digest`);
+    const reads = new Semaphore(CHILD_READS);
+    return Promise.all(
+      unique.map((d) =>
+        reads.run(async (): Promise<Descriptor> => {
+          const m = await client.getManifest(repository, d);
+          if (!m) throw new SignetError('MANIFEST_NOT_FOUND', `index child ${d} is not served by ${client.host}/${repository} (GET by digest)`);
+          return { mediaType: m.mediaType, digest: d, size: m.body.length };
+        }),
+      ),
     );
-    return unique;
   }
 }
 

@@ -7,7 +7,7 @@ import { SignetError } from '../errors.js';
 import type { RegistryClient } from '../registry/client.js';
 import { IMAGE_MANIFEST_TYPES, INDEX_TYPES, OCI_MANIFEST } from '../registry/media-types.js';
 import { isValidDigest, signatureTag } from '../registry/reference.js';
-import { parseSignatureManifest, type SignatureLayer } from '../signing/legacy-sig.js';
+import { COSIGN_MAX_LAYERS, parseSignatureManifest, type SignatureLayer } from '../signing/legacy-sig.js';
 import { getBlob } from '../signing/registry-ops.js';
 import type { PayloadReader } from './requirements.js';
 
@@ -52,15 +52,32 @@ export function imageShape(body: Buffer, mediaType: string, digest: string): Ima
   return { kind: 'signable', digest, mediaType, manifests };
 }
 
-/** The layers of the legacy `.sig` manifest for `digest` ([] when there is none). */
-export async function signatureLayers(client: RegistryClient, repository: string, digest: string): Promise<SignatureLayer[]> {
+export interface SignatureRead {
+  /** The layers a verifier reads ([] when there is no .sig, or when cosign refuses it). */
+  layers: SignatureLayer[];
+  /** Why cosign reads no signature of this .sig (over its limits), when it does not. */
+  refused?: string;
+}
+
+/** The legacy `.sig` manifest for `digest`, as cosign reads it (its limits applied: legacy-sig.ts). */
+export async function readSignatures(client: RegistryClient, repository: string, digest: string): Promise<SignatureRead> {
   const m = await client.getManifest(repository, signatureTag(digest), OCI_MANIFEST);
-  if (!m) return [];
+  if (!m) return { layers: [] };
+  let layers: SignatureLayer[];
   try {
-    return parseSignatureManifest(m.body);
+    layers = parseSignatureManifest(m.body);
   } catch {
     throw new SignetError('REGISTRY_PROTOCOL', `${client.host}/${repository}:${signatureTag(digest)} is not a JSON manifest`);
   }
+  if (layers.length > COSIGN_MAX_LAYERS) {
+    return { layers: [], refused: `the .sig has ${layers.length} layers and cosign reads none of a .sig with more than ${COSIGN_MAX_LAYERS}` };
+  }
+  return { layers };
+}
+
+/** The layers of the legacy `.sig` manifest for `digest` that a verifier reads. */
+export async function signatureLayers(client: RegistryClient, repository: string, digest: string): Promise<SignatureLayer[]> {
+  return (await readSignatures(client, repository, digest)).layers;
 }
 
 /** Reads payload blobs once each (digest-checked); undefined when the registry cannot serve them. */

@@ -23,7 +23,7 @@ import type { RuleConfig } from '../config/schema.js';
 import type { KeyProvider } from '../kms/types.js';
 import { COSIGN_SIMPLE_SIGNING } from '../registry/media-types.js';
 import { expandAnnotations } from '../signing/annotations.js';
-import { layerSignedBy } from '../signing/attach.js';
+import { layerSignedBy } from '../signing/carry.js';
 import { CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, certificateOf } from '../signing/certificate.js';
 import { SIGNATURE_ANNOTATION, type SignatureLayer } from '../signing/legacy-sig.js';
 import { parseSimpleSigningPayload, simpleSigningPayload } from '../signing/payload.js';

@@ -10,11 +10,11 @@ import { SignetError } from '../errors.js';
 import type { KeyProvider } from '../kms/types.js';
 import type { RegistryDirectory } from '../registry/directory.js';
 import { isAttachmentTag, parseReference } from '../registry/reference.js';
-import { layerSignedBy } from '../signing/attach.js';
+import { layerSignedBy } from '../signing/carry.js';
 import type { SignatureLayer } from '../signing/legacy-sig.js';
 import { parseSimpleSigningPayload } from '../signing/payload.js';
 import { sha256Digest } from '../util/digest.js';
-import { imageShape, payloadReader, signatureLayers, type SignedManifest } from './image.js';
+import { imageShape, payloadReader, readSignatures, type SignatureRead, type SignedManifest } from './image.js';
 import { checkKey, expectedPayload, payloadMeets, requiredAnnotationKeys, requirementFor, type Requirement } from './requirements.js';
 
 export interface LayerReport {
@@ -35,6 +35,8 @@ export interface LayerReport {
 
 export interface ManifestReport extends SignedManifest {
   signatures: LayerReport[];
+  /** Why no signature of this manifest's .sig counts (cosign refuses the whole .sig), when so. */
+  refused?: string;
   /** Required keys without a signature meeting the rule, with why. */
   missing: { key: string; why: string }[];
 }
@@ -80,7 +82,7 @@ export async function verifyImage(ref: string, deps: VerifyDeps): Promise<Verify
   // required keys first: when two names hold the same key, the rule's name is reported
   const ordered = [...(req?.keys ?? []), ...[...deps.keys.keys()].filter((k) => !req?.keys.includes(k))].map((n) => deps.keys.get(n)!);
   const read = payloadReader(client, r.repository);
-  const manifests = await Promise.all(shape.manifests.map((sm) => checkManifest(sm, req, ordered, (d) => signatureLayers(client, r.repository, d), read)));
+  const manifests = await Promise.all(shape.manifests.map((sm) => checkManifest(sm, req, ordered, (d) => readSignatures(client, r.repository, d), read)));
 
   return {
     image,
@@ -96,10 +98,11 @@ async function checkManifest(
   sm: SignedManifest,
   req: Requirement | undefined,
   keys: readonly KeyProvider[],
-  layersOf: (digest: string) => Promise<SignatureLayer[]>,
+  layersOf: (digest: string) => Promise<SignatureRead>,
   read: (l: SignatureLayer) => Promise<Buffer | undefined>,
 ): Promise<ManifestReport> {
-  const layers = await layersOf(sm.digest);
+  const { layers, refused } = await layersOf(sm.digest);
+  if (refused) return { ...sm, signatures: [], refused, missing: (req?.keys ?? []).map((key) => ({ key, why: refused })) };
   const exact = req ? expectedPayload(req, sm.digest) : undefined;
   const exactDigest = exact ? sha256Digest(exact) : undefined;
   // the payload bytes: from the registry, or (when it cannot serve them) the expected payload if the digest says so
@@ -163,7 +166,8 @@ export function formatVerifyReport(rep: VerifyReport): string[] {
   const width = Math.max(3, ...rep.manifests.flatMap((x) => [...x.signatures.map((s) => (s.key ?? '-').length), ...x.missing.map((k) => k.key.length)]));
   for (const x of rep.manifests) {
     lines.push(`  ${x.role} ${x.digest}${x.platform ? ` ${x.platform}` : ''}`);
-    if (x.signatures.length === 0 && x.missing.length === 0) lines.push('    no signatures');
+    if (x.refused) lines.push(`    ${'REFUSED'.padEnd(8)}${x.refused}`);
+    else if (x.signatures.length === 0 && x.missing.length === 0) lines.push('    no signatures');
     for (const s of x.signatures) {
       const status = s.satisfies ? 'ok' : s.key ? 'valid' : 'unknown';
       const detail = s.satisfies ? 'required by the rule' : s.requiredKey ? `required key, but ${s.note}` : s.key ? 'key not required by the rule' : (s.note ?? '');
