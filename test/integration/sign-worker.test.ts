@@ -37,6 +37,7 @@ registries:
 integrations:
   - { name: hub, kind: dockerhub, secret: "${SECRET}" }
   - { name: open, kind: dockerhub, insecure: true }
+  - { name: dist, kind: distribution, secret: "${SECRET}" }
 keys:
   - { name: k, provider: file, path: k.pem }
 rules:
@@ -64,6 +65,15 @@ async function hubWebhook(integration: string, repository: string, tag: string, 
   const body = { callback_url: 'https://registry.hub.docker.com/u/x/hook/1/', push_data: { pushed_at: 1, pusher, tag }, repository: { repo_name: repository, name: repository.split('/')[1], namespace: repository.split('/')[0] } };
   const query = integration === 'hub' ? `?token=${SECRET}` : '';
   const res = await fetch(`${signet.url}/hooks/${integration}${query}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+/** What CNCF distribution posts for a manifest push: tag and digest. */
+async function distributionWebhook(repository: string, tag: string, digest: string, mediaType: string): Promise<number> {
+  const target = { mediaType, digest, repository, tag, url: `http://${proxy.host}/v2/${repository}/manifests/${digest}` };
+  const body = { events: [{ id: digest, action: 'push', target, request: { host: proxy.host, method: 'PUT' }, actor: { name: 'ci' } }] };
+  const res = await fetch(`${signet.url}/hooks/dist`, { method: 'POST', headers: { 'content-type': 'application/vnd.docker.distribution.events.v1+json', authorization: `Bearer ${SECRET}` }, body: JSON.stringify(body) });
   await res.arrayBuffer();
   return res.status;
 }
@@ -98,6 +108,19 @@ describe('tag-only pushes (Docker Hub, Quay)', () => {
     expect(v1.ok, v1.stderr).toBe(true);
     const v2 = await cosignVerify(`${registry.host}/${repo}@${second.digest}`, pub);
     expect(v2.ok, v2.stderr).toBe(true);
+  }, 60_000);
+
+  it('the same with tag+digest events (distribution): each digest has its own job, both signed', async () => {
+    const repo = 'team/dist';
+    const first = await pushImage(registry, repo, 'v1');
+    proxy.faults.push({ times: 1, delayMs: 3000, match: (r) => r.method === 'PUT' && (r.url ?? '').includes(`/${repo}/manifests/sha256-`) });
+    expect(await distributionWebhook(repo, 'v1', first.digest, first.mediaType)).toBe(202);
+    await waitFor('first job holding its .sig write', () => proxy.log.some((l) => l.includes(`/${repo}/manifests/sha256-`) && l.includes('delayed')));
+    const second = await pushImage(registry, repo, 'v1');
+    expect(await distributionWebhook(repo, 'v1', second.digest, second.mediaType)).toBe(202);
+    await waitFor('queue drained', async () => (await pendingJobs(signet)) === 0, 30_000);
+    expect(await hasSig(repo, first.digest)).toBe(true);
+    expect(await hasSig(repo, second.digest)).toBe(true);
   }, 60_000);
 
   it('while a job waits, the same tag delivered again is still one job', async () => {
