@@ -10,9 +10,10 @@
  *   secret written in the config (or in an example copied from the docs).
  * - Annotation values (`rules[].annotations`): templates over the push (`${tag}`, `${pusher}`...,
  *   see src/signing/annotations.ts), filled in when signing. Only `${env.VAR}` is read from the
- *   environment there; every other `${...}` and `$${` is left to the template, so `${tag}` or
- *   `${tag:-x}` never reads a variable named `tag`. An environment value is inserted literally
- *   (a `${` in it is escaped), never as a template.
+ *   environment there; every other `${...}` is left to the template, so `${tag}` or `${tag:-x}`
+ *   never reads a variable named `tag`. `$${` is the file's escape as everywhere (`$${tag}` reaches
+ *   the template as `${tag}`; a literal `${` in the signed annotation is `$$${`). An environment
+ *   value is inserted literally (its `${` escaped for the template), never as a template.
  */
 export interface EnvProblem {
   path: (string | number)[];
@@ -70,8 +71,8 @@ function expandString(s: string, env: NodeJS.ProcessEnv, problems: EnvProblem[],
   if (!s.includes('${')) return s;
   const template = isAnnotationTemplate(path);
   return s.replace(pattern, (whole, envPrefix: string | undefined, name: string, fallback: string | undefined) => {
-    if (template && !envPrefix) return whole; // the push's fields, and `$${`, are the template's
     if (whole === '$${') return '${';
+    if (template && !envPrefix) return whole; // the push's fields are the template's
     const v = env[name];
     if (v !== undefined && v !== '') return template ? escapeTemplate(v) : v;
     if (fallback !== undefined && isSecretField(path, root)) {
