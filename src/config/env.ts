@@ -4,7 +4,7 @@
  * A missing variable without a default is a config problem at that value's path.
  *
  * Two places are different:
- * - Secret fields (SECRET_FIELDS: webhook secrets, registry and KMS credentials, key passwords and
+ * - Secret fields (isSecretField: webhook secrets, registry and KMS credentials, key passwords and
  *   PINs, the status page token): a default never supplies the value. `${VAR:-x}` with VAR unset
  *   or empty is a config problem there, so that a forgotten variable cannot sign on with a
  *   secret written in the config (or in an example copied from the docs).

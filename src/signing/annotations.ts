@@ -6,9 +6,10 @@
  *   ${registry} ${repository} ${tag} ${digest} ${pusher}
  *
  * `$${` writes a literal `${`. The config file's environment expansion reads only `${env.VAR}`
- * here (src/config/env.ts), so a push field never comes from the environment. An annotation whose template names a field this push does not
- * have (no tag for a push by digest, no pusher in the webhook) is left out rather than written
- * empty. Values stay strings: cosign, Kyverno and containers/image compare strings, and
+ * here (src/config/env.ts), so a push field never comes from the environment. An annotation
+ * whose template names a field this push does not have (no tag for a push by digest, no pusher
+ * in the webhook, or one its integration cannot vouch for: src/config/rules.ts pusherPolicy) is
+ * left out rather than written empty. Values stay strings: cosign, Kyverno and containers/image compare strings, and
  * containers/image requires `timestamp` to be an integer, so that key is refused.
  */
 
