@@ -26,6 +26,8 @@ export type ErrorCode =
   | 'KEY_INVALID'
   | 'KEY_UNSUPPORTED'
   | 'KEY_PASSWORD'
+  /** A private key file others may read or write (mode o+r/o+w): refused at startup. */
+  | 'KEY_FILE_PERMISSIONS'
   | 'KEY_SIGN_FAILED'
   /** The key backend throttled us (429, ThrottlingException, RESOURCE_EXHAUSTED): retried. */
   | 'KEY_THROTTLED'
@@ -74,6 +76,7 @@ export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   KEY_INVALID: false,
   KEY_UNSUPPORTED: false,
   KEY_PASSWORD: false,
+  KEY_FILE_PERMISSIONS: false,
   KEY_SIGN_FAILED: false,
   KEY_THROTTLED: true,
   KEY_UNAVAILABLE: true,

@@ -5,12 +5,13 @@
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { pusherPolicy } from '../src/config/rules.js';
 import type { Config } from '../src/config/schema.js';
 import { describeError, isSignetError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
 import { redactText } from '../src/log.js';
 import type { Metrics } from '../src/metrics.js';
-import { BACKOFF_STRATEGY, retryDelay, SIGN_QUEUE, type SignJobData } from '../src/queue/sign-queue.js';
+import { BACKOFF_STRATEGY, releaseDedup, retryDelay, SIGN_QUEUE, type SignJobData } from '../src/queue/sign-queue.js';
 import type { SignReport, SigningPipeline } from '../src/signing/pipeline.js';
 import type { StatusStore, StatusUpdate } from '../src/status/store.js';
 
@@ -26,6 +27,7 @@ export interface SignWorkerDeps {
 
 export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, SignReport> {
   const { config, pipeline, metrics, logger } = deps;
+  const pusherOf = pusherPolicy(config);
   const worker = new Worker<SignJobData, SignReport>(
     SIGN_QUEUE,
     async (job: Job<SignJobData, SignReport>) => {
@@ -45,12 +47,16 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
       // not awaited: the later record goes over the same connection, so Redis applies them in order
       void record([{ ...pushed, state: 'pending', ...(job.attemptsMade > 0 ? { reason: `attempt ${job.attemptsMade + 1}` } : {}) }]);
       try {
+        // dedup holds only while a job waits: a push after this point gets its own job
+        await releaseDedup(job);
+        const { pusher, refused } = pusherOf(event, registry, event.repository);
+        if (refused) logger.info({ ...ctx, integration: event.integration }, `pusher not used: ${refused}`);
         const report = await pipeline.sign({
           host: registry,
           repository: event.repository,
           ...(event.tag ? { tag: event.tag } : {}),
           ...(event.digest ? { digest: event.digest } : {}),
-          ...(event.pusher ? { pusher: event.pusher } : {}),
+          ...(pusher ? { pusher } : {}),
           retry: job.attemptsMade > 0,
         });
         if (report.status === 'signed') {

@@ -1,49 +1,91 @@
 /**
  * `${VAR}` expansion over the parsed YAML tree (never over the raw text, so a value cannot
- * inject YAML). Forms: `${VAR}`, `${VAR:-default}`; `$${` writes a literal `${`. Under
- * `rules[].annotations`, `${registry}`, `${repository}`, `${tag}`, `${digest}` and `${pusher}`
- * are push fields filled in when signing, and are left as they are.
+ * inject YAML). Forms: `${VAR}` (also `${env.VAR}`), `${VAR:-default}`; `$${` writes a literal `${`.
  * A missing variable without a default is a config problem at that value's path.
+ *
+ * Two places are different:
+ * - Secret fields (isSecretField: webhook secrets, registry and KMS credentials, key passwords and
+ *   PINs, the status page token): a default never supplies the value. `${VAR:-x}` with VAR unset
+ *   or empty is a config problem there, so that a forgotten variable cannot sign on with a
+ *   secret written in the config (or in an example copied from the docs).
+ * - Annotation values (`rules[].annotations`): templates over the push (`${tag}`, `${pusher}`...,
+ *   see src/signing/annotations.ts), filled in when signing. Only `${env.VAR}` is read from the
+ *   environment there; every other `${...}` is left to the template, so `${tag}` or `${tag:-x}`
+ *   never reads a variable named `tag`. `$${` is the file's escape as everywhere (`$${tag}` reaches
+ *   the template as `${tag}`; a literal `${` in the signed annotation is `$$${`). An environment
+ *   value is inserted literally (its `${` escaped for the template), never as a template.
  */
 export interface EnvProblem {
   path: (string | number)[];
   message: string;
 }
 
-const pattern = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+const pattern = /\$\$\{|\$\{(env\.)?([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
 export function expandEnv(
   value: unknown,
   env: NodeJS.ProcessEnv,
   problems: EnvProblem[],
   path: (string | number)[] = [],
+  root: unknown = value,
 ): unknown {
-  if (typeof value === 'string') return expandString(value, env, problems, path);
-  if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, env, problems, [...path, i]));
+  if (typeof value === 'string') return expandString(value, env, problems, path, root);
+  if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, env, problems, [...path, i], root));
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = expandEnv(v, env, problems, [...path, k]);
+    for (const [k, v] of Object.entries(value)) out[k] = expandEnv(v, env, problems, [...path, k], root);
     return out;
   }
   return value;
 }
 
-/** Per-push fields a rule's `annotations:` may use (filled in when signing, not from the environment). */
-const PUSH_FIELDS = new Set(['registry', 'repository', 'tag', 'digest', 'pusher']);
-
 function isAnnotationTemplate(path: readonly (string | number)[]): boolean {
-  return path[0] === 'rules' && path[2] === 'annotations';
+  return path[0] === 'rules' && path[2] === 'annotations' && path.length === 4;
 }
 
-function expandString(s: string, env: NodeJS.ProcessEnv, problems: EnvProblem[], path: (string | number)[]): string {
+/** Credential field names under `registries[].credentials` (any depth) and `keys[]` (any depth). */
+const REGISTRY_SECRETS = new Set(['password', 'token', 'clientSecret', 'secretAccessKey', 'sessionToken']);
+const KEY_SECRETS = new Set(['password', 'pin', 'token', 'secretId', 'secretAccessKey', 'sessionToken', 'accessKeySecret', 'securityToken', 'clientSecret']);
+
+/**
+ * Whether the value at `path` is a secret: what a default must not supply. Kept next to the
+ * schemas' secret fields (src/webhooks/integration-config.ts, src/registry/credentials/,
+ * src/kms/*); test/unit/config/env.test.ts checks every one of them.
+ */
+export function isSecretField(path: readonly (string | number)[], root: unknown): boolean {
+  const [section, index] = path;
+  const last = path[path.length - 1];
+  if (typeof last !== 'string') return false;
+  if (section === 'server') return path.length === 2 && last === 'statusPageToken';
+  if (section === 'integrations') return path.length === 3 && last === 'secret';
+  if (section === 'registries') return path[2] === 'credentials' && REGISTRY_SECRETS.has(last);
+  if (section === 'keys' && KEY_SECRETS.has(last)) {
+    // a PKCS#11 `token` is the token's label, not a secret
+    const key = Array.isArray((root as { keys?: unknown }).keys) ? (root as { keys: unknown[] }).keys[index as number] : undefined;
+    return !(last === 'token' && path.length === 3 && (key as { provider?: unknown } | undefined)?.provider === 'pkcs11');
+  }
+  return false;
+}
+
+function expandString(s: string, env: NodeJS.ProcessEnv, problems: EnvProblem[], path: (string | number)[], root: unknown): string {
   if (!s.includes('${')) return s;
-  return s.replace(pattern, (whole, name: string | undefined, fallback: string | undefined) => {
+  const template = isAnnotationTemplate(path);
+  return s.replace(pattern, (whole, envPrefix: string | undefined, name: string, fallback: string | undefined) => {
     if (whole === '$${') return '${';
-    if (fallback === undefined && PUSH_FIELDS.has(name!) && isAnnotationTemplate(path)) return whole;
-    const v = env[name!];
-    if (v !== undefined && v !== '') return v;
-    if (fallback !== undefined) return fallback;
+    if (template && !envPrefix) return whole; // the push's fields are the template's
+    const v = env[name];
+    if (v !== undefined && v !== '') return template ? escapeTemplate(v) : v;
+    if (fallback !== undefined && isSecretField(path, root)) {
+      problems.push({ path, message: `environment variable ${name} is not set, and a secret takes no default (\${${name}:-...}): set ${name}` });
+      return '';
+    }
+    if (fallback !== undefined) return template ? escapeTemplate(fallback) : fallback;
     problems.push({ path, message: `environment variable ${name} is not set` });
     return '';
   });
+}
+
+/** An environment value inside an annotation template: its `${` stays literal. */
+function escapeTemplate(v: string): string {
+  return v.replaceAll('${', () => '$${');
 }

@@ -3,7 +3,7 @@
  * keys sign; its tag filters and untagged policy decide whether this push is signed at all.
  */
 import picomatch from 'picomatch';
-import type { RuleConfig } from './schema.js';
+import type { Config, RuleConfig } from './schema.js';
 
 export interface RuleMatcher {
   /** The first rule matching host/repository, or undefined (not signed). */
@@ -36,5 +36,32 @@ export function compileRules(rules: readonly RuleConfig[]): RuleMatcher {
       if (c.exclude && c.exclude(tag)) return `tag "${tag}" matches rule's tags.exclude`;
       return undefined;
     },
+  };
+}
+
+/** The pusher a push may use (`${pusher}`), or why its webhook's pusher is not used. */
+export type PusherVerdict = { pusher?: string; refused?: string };
+
+/**
+ * A webhook's pusher is whatever its sender wrote. Only an integration that authenticates every
+ * sender vouches for it: one with `insecure: true` does not (anyone who reaches the endpoint can
+ * name anyone), nor does an event whose integration is not configured (any more). A rule with
+ * `pusherFrom: any` takes the pusher from every integration. A push without a vouched pusher is
+ * signed without it: annotations naming `${pusher}` are left out, as for a webhook that names
+ * no pusher. (A future per-rule `require.pushers` applies to the vouched pusher only.)
+ */
+export function pusherPolicy(config: Pick<Config, 'integrations' | 'rules'>): (
+  event: { integration: string; pusher?: string },
+  registry: string,
+  repository: string,
+) => PusherVerdict {
+  const rules = compileRules(config.rules);
+  const vouches = new Map(config.integrations.map((i) => [i.name, !i.insecure]));
+  return (event, registry, repository) => {
+    if (event.pusher === undefined || event.pusher === '') return {};
+    if (vouches.get(event.integration)) return { pusher: event.pusher };
+    if (rules.find(registry, repository)?.rule.pusherFrom === 'any') return { pusher: event.pusher };
+    const why = vouches.has(event.integration) ? 'accepts unauthenticated webhooks (insecure: true)' : 'is not configured';
+    return { refused: `integration "${event.integration}" ${why}, so it cannot vouch for the pusher (rule pusherFrom: authenticated)` };
   };
 }

@@ -70,6 +70,12 @@ export const ruleSchema = z
     formats: signatureFormatsSchema.optional(),
     /** Log each signature to this Rekor v1 (public or self-hosted); see src/signing/rule-options.ts. */
     rekor: rekorRuleSchema.optional(),
+    /**
+     * Whose word `${pusher}` takes: `authenticated` (default) only an integration that
+     * authenticates its sender (not `insecure: true`), since a sender writes any pusher it likes;
+     * `any` also an unauthenticated one (closed networks). See src/config/rules.ts pusherPolicy.
+     */
+    pusherFrom: z.enum(['authenticated', 'any']).optional(),
     /** Payload annotations (cosign sign -a), templates over ${registry} ${repository} ${tag} ${digest} ${pusher}. */
     annotations: annotationsSchema.optional(),
   })

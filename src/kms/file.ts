@@ -26,7 +26,7 @@ import {
   verify,
   type KeyObject,
 } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { SignetError } from '../errors.js';
@@ -148,19 +148,43 @@ function makeSigner(key: KeyObject, algorithm: KeyAlgorithm): (digest: Buffer) =
     privateEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, Buffer.concat([SHA256_DIGEST_INFO, digest]));
 }
 
+/**
+ * Mode bits a private key file must not have: any access by others. Group bits are allowed: a
+ * Kubernetes secret volume mounted with `fsGroup` (as the Helm chart does) gets group read added
+ * by the kubelet (0400 becomes 0440), and the group is then the pod's own.
+ */
+const OTHERS = 0o007;
+
+/** Reads a private key file, refusing one that others may read or write (checked on the open file). */
+async function readKeyFile(name: string, file: string): Promise<string> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(file, 'r');
+    const { mode } = await handle.stat();
+    if (process.platform !== 'win32' && (mode & OTHERS) !== 0) {
+      const octal = (mode & 0o777).toString(8).padStart(4, '0');
+      throw new SignetError(
+        'KEY_FILE_PERMISSIONS',
+        `key "${name}": private key file ${file} is accessible to other users (mode ${octal}); run "chmod 600 ${file}" (in Kubernetes, mount the secret with defaultMode: 0400)`,
+      );
+    }
+    return await handle.readFile('utf8');
+  } catch (err) {
+    if (err instanceof SignetError) throw err;
+    const code = errCode(err);
+    const why = code === 'ENOENT' ? 'file not found' : `cannot read file (${code ?? String(err)})`;
+    throw new SignetError('KEY_INVALID', `key "${name}": ${why}: ${file}`, { cause: err });
+  } finally {
+    await handle?.close();
+  }
+}
+
 export async function createFileKeyProvider(
   cfg: FileKeyConfig,
   ctx: { baseDir: string },
 ): Promise<FileKeyProvider> {
   const file = path.resolve(ctx.baseDir, cfg.path);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    const code = errCode(err);
-    const why = code === 'ENOENT' ? 'file not found' : `cannot read file (${code ?? String(err)})`;
-    throw new SignetError('KEY_INVALID', `key "${cfg.name}": ${why}: ${file}`, { cause: err });
-  }
+  const text = await readKeyFile(cfg.name, file);
 
   const privateKey = await loadPrivateKey(cfg, file, text);
   if (privateKey.type !== 'private') {

@@ -19,7 +19,10 @@ export interface SignJobData {
   requestId: string;
 }
 
-/** Same (host, repository, digest|tag) while a job for it is waiting: one job. */
+/**
+ * Same (host, repository, digest|tag) while a job for it is waiting: one job. Only while it
+ * waits: the worker that takes it calls `releaseDedup` first (see there).
+ */
 export function dedupId(e: Pick<PushEvent, 'repository' | 'tag' | 'digest'>, registry: string): string {
   return hash('sha256', `${registry}/${e.repository}@${e.digest ?? ''}#${e.tag ?? ''}`, 'hex').slice(0, 40);
 }
@@ -119,6 +122,20 @@ export class SignQueue {
   async close(): Promise<void> {
     await this.queue.close();
   }
+}
+
+/**
+ * Called by the worker when it takes a job, before it reads anything from the registry: from now
+ * on an event for the same image makes a new job instead of being folded into this one. An event
+ * folded in was accepted before this release, hence before this attempt resolves the tag, so the
+ * resolve sees the digest that event's push left (or a later one); an event accepted after it
+ * gets its own job, which resolves again. Without it, a tag re-pushed while its first job was
+ * signing (Quay and Docker Hub name only the tag) was answered 202 and its digest never signed.
+ * BullMQ's script deletes `<prefix>:sign:de:<id>` only while it still names this job, so a newer
+ * job's key is left alone; on a retry there is then nothing to release.
+ */
+export async function releaseDedup(job: Pick<Job, 'removeDeduplicationKey'>): Promise<void> {
+  await job.removeDeduplicationKey();
 }
 
 /** Delay before retry `attemptsMade`: base * 2^(n-1), +/- 25 % jitter, at least Retry-After. */

@@ -5,9 +5,11 @@
  *
  *   ${registry} ${repository} ${tag} ${digest} ${pusher}
  *
- * `$${` writes a literal `${`. An annotation whose template names a field this push does not
- * have (no tag for a push by digest, no pusher in the webhook) is left out rather than written
- * empty. Values stay strings: cosign, Kyverno and containers/image compare strings, and
+ * `$${` writes a literal `${`. The config file's environment expansion reads only `${env.VAR}`
+ * here (src/config/env.ts), so a push field never comes from the environment. An annotation
+ * whose template names a field this push does not have (no tag for a push by digest, no pusher
+ * in the webhook, or one its integration cannot vouch for: src/config/rules.ts pusherPolicy) is
+ * left out rather than written empty. Values stay strings: cosign, Kyverno and containers/image compare strings, and
  * containers/image requires `timestamp` to be an integer, so that key is refused.
  */
 
@@ -29,8 +31,15 @@ export function checkAnnotationTemplates(annotations: Readonly<Record<string, st
     if (RESERVED_KEYS.has(k)) problems.push({ key: k, message: `annotation key "${k}" is reserved: containers/image requires optional.timestamp to be an integer` });
     for (const m of v.matchAll(PLACEHOLDER)) {
       if (m[0] === '$${') continue;
-      if (!(ANNOTATION_FIELDS as readonly string[]).includes(m[1]!)) {
-        problems.push({ key: k, message: `unknown field \${${m[1]!.slice(0, 40)}} (known: ${ANNOTATION_FIELDS.map((f) => `\${${f}}`).join(' ')})` });
+      const field = m[1]!;
+      if ((ANNOTATION_FIELDS as readonly string[]).includes(field)) continue;
+      const withDefault = /^([A-Za-z_][A-Za-z0-9_]*):-/.exec(field);
+      if (withDefault && (ANNOTATION_FIELDS as readonly string[]).includes(withDefault[1]!)) {
+        problems.push({ key: k, message: `\${${field.slice(0, 40)}}: push fields take no default (an annotation naming a field the push lacks is left out)` });
+      } else {
+        const name = /^[A-Za-z_][A-Za-z0-9_]*/.exec(field)?.[0];
+        const hint = name ? `; an environment variable is written \${env.${name}} here` : '';
+        problems.push({ key: k, message: `unknown field \${${field.slice(0, 40)}} (known: ${ANNOTATION_FIELDS.map((f) => `\${${f}}`).join(' ')}${hint})` });
       }
     }
     const stray = v.replace(PLACEHOLDER, '');

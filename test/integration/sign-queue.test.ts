@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
 import { createRedis } from '../../src/queue/connection.js';
 import { Queue } from 'bullmq';
-import { dedupId, jobOptions, SIGN_QUEUE, SignQueue, type SignJobData } from '../../src/queue/sign-queue.js';
+import { dedupId, jobOptions, releaseDedup, SIGN_QUEUE, SignQueue, type SignJobData } from '../../src/queue/sign-queue.js';
 import { ownRedis, type OwnRedis } from '../helpers/redis-server.js';
 import { uniquePrefix } from '../helpers/signet.js';
 
@@ -119,5 +119,21 @@ describe('SignQueue.enqueueMany', () => {
       if (Date.now() > deadline) throw new Error('the queue did not recover');
       await new Promise((res) => setTimeout(res, 200));
     }
+  });
+});
+
+describe('releaseDedup (a worker taking a job)', () => {
+  it('after it, the same image makes a new job; an earlier job releasing again leaves the newer key alone', async () => {
+    const first = await queue.enqueue(job('release-me'));
+    expect(await queue.enqueue(job('release-me'))).toBe(first); // folded while it waits
+    const taken = (await reader.queue.getJob(first))!;
+    expect(taken.deduplicationId).toBe(dedupId(job('release-me').event, 'registry.example.com'));
+    await releaseDedup(taken);
+    const second = await queue.enqueue(job('release-me'));
+    expect(second).not.toBe(first);
+    expect(await queue.enqueue(job('release-me'))).toBe(second);
+    // the first job's next attempt (a retry) releases again: the second job's key stays
+    await releaseDedup(taken);
+    expect(await queue.enqueue(job('release-me'))).toBe(second);
   });
 });

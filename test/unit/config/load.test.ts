@@ -130,12 +130,13 @@ rules:
 });
 
 describe('annotation templates', () => {
-  it('leaves push fields under rules[].annotations for signing time, expands everything else', () => {
+  it('leaves push fields under rules[].annotations for signing time, expands ${env.X}', () => {
     const text = good.replace(
       'tags: { include: ["v*"], exclude: ["*-dev"] }',
-      'tags: { include: ["v*"], exclude: ["*-dev"] }\n    annotations: { tag: "${tag}", by: "$${pusher}", env: "${COSIGN_PASSWORD}", repo: "${repository}@${digest}" }',
+      () => 'tags: { include: ["v*"], exclude: ["*-dev"] }\n    annotations: { tag: "${tag}", by: "$${pusher}", env: "${env.COSIGN_PASSWORD}", repo: "${repository}@${digest}" }',
     );
     const { config } = parseConfigText(text, 'x.yaml', env);
+    // only ${env.X} is read from the environment there (test/unit/config/env.test.ts)
     expect(config.rules[0]!.annotations).toEqual({ tag: '${tag}', by: '${pusher}', env: 'pw', repo: '${repository}@${digest}' });
     // outside annotations a push field name is an ordinary environment variable
     expect(() => parseConfigText(good.replace('prefix: signet', 'prefix: "${tag}"'), 'x.yaml', env)).toThrow(/environment variable tag is not set/);

@@ -6,7 +6,7 @@ import {
   verify,
   type KeyObject,
 } from 'node:crypto';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encryptCosignKey } from '../../../src/kms/cosign-key.js';
@@ -323,7 +323,7 @@ describe('file provider: signing with the payload at hand', () => {
       for (const kind of ['ec', 'rsa'] as const) {
         const { privateKey } =
           kind === 'ec' ? crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }) : crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-        writeFileSync(join(dir, `${kind}.pem`), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+        writeFileSync(join(dir, `${kind}.pem`), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
         const p = await createFileKeyProvider({ name: kind, provider: 'file', path: `${kind}.pem` }, { baseDir: dir });
         const pub = crypto.createPublicKey(await p.publicKeyPem());
         const payload = Buffer.from(`payload for ${kind}`);
@@ -338,5 +338,50 @@ describe('file provider: signing with the payload at hand', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('file provider: private key file permissions', () => {
+  /** Writes a fresh P-256 key (or cosign-encrypted key) at keys/<file> with exactly `mode`. */
+  async function keyWithMode(file: string, mode: number, pem = pkcs8(p256())): Promise<string> {
+    const full = path.join(dir, 'keys', file);
+    await writeFile(full, pem, { mode: 0o600 });
+    await chmod(full, mode);
+    return full;
+  }
+  const load = (file: string, extra: Partial<FileKeyConfig> = {}) =>
+    createFileKeyProvider({ name: 'perm', provider: 'file', path: `keys/${file}`, ...extra }, { baseDir: dir });
+
+  it.each(['0644', '0604', '0602', '0601', '0666'])('refuses a key file others may access (mode %s), naming the file and the fix', async (label) => {
+    const mode = parseInt(label, 8);
+    const full = await keyWithMode(`others-${mode.toString(8)}.pem`, mode);
+    const err = await rejection(load(`others-${mode.toString(8)}.pem`));
+    expect(err.code).toBe('KEY_FILE_PERMISSIONS');
+    expect(err.retryable).toBe(false);
+    expect(err.message).toContain(full);
+    expect(err.message).toContain(`mode 0${mode.toString(8)}`);
+    expect(err.message).toContain(`chmod 600 ${full}`);
+  });
+
+  it('refuses a world-readable cosign-encrypted key too (checked before decrypting)', async () => {
+    await keyWithMode('cosign-0644.key', 0o644, encryptCosignKey(p256(), 'pw', { N: 32768 }));
+    expect((await rejection(load('cosign-0644.key', { password: 'pw' }))).code).toBe('KEY_FILE_PERMISSIONS');
+  });
+
+  it('accepts 0600, 0400 and group-readable 0640/0440 (a Kubernetes secret volume with fsGroup)', async () => {
+    for (const mode of [0o600, 0o400, 0o640, 0o440]) {
+      await keyWithMode(`ok-${mode.toString(8)}.pem`, mode);
+      const p = await load(`ok-${mode.toString(8)}.pem`);
+      expect(p.algorithm).toBe('ecdsa-p256');
+    }
+  });
+
+  it('judges the file a symlink points to (Kubernetes mounts secrets as ..data symlinks)', async () => {
+    await keyWithMode('target-0600.pem', 0o600);
+    await symlink('target-0600.pem', path.join(dir, 'keys', 'link-ok.pem'));
+    expect((await load('link-ok.pem')).algorithm).toBe('ecdsa-p256');
+    await keyWithMode('target-0644.pem', 0o644);
+    await symlink('target-0644.pem', path.join(dir, 'keys', 'link-bad.pem'));
+    expect((await rejection(load('link-bad.pem'))).code).toBe('KEY_FILE_PERMISSIONS');
   });
 });

@@ -22,7 +22,7 @@ describe('payload annotation templates', () => {
   });
   it('in a config file: $${tag} reaches the rule as ${tag} (config ${VAR} expansion runs first)', () => {
     const r = parseConfigText(
-      `registries: [{ host: "r:5000" }]\nkeys: [{ name: k, provider: file, path: k.pem }]\nrules: [{ match: "r:5000/**", keys: [k], annotations: { tag: "$\${tag}", env: "\${TEAM}" } }]\n`,
+      `registries: [{ host: "r:5000" }]\nkeys: [{ name: k, provider: file, path: k.pem }]\nrules: [{ match: "r:5000/**", keys: [k], annotations: { tag: "$\${tag}", env: "\${env.TEAM}" } }]\n`,
       'c.yaml',
       { TEAM: 'platform' },
     );

@@ -64,7 +64,7 @@ volumes:
   - name: keys
     secret:
       secretName: {{ .Values.keysSecret }}
-      defaultMode: 256 # 0400
+      defaultMode: 256 # 0400 (0440 with fsGroup); signet refuses key files other users can read
   {{- end }}
   - name: tmp
     emptyDir: {}
