@@ -38,13 +38,27 @@ export interface MaliciousRegistry {
   hugeBytesSent: number;
   /** Token requests answered at /token. */
   tokens: number;
+  /** Ends every response being dripped or streamed (the connection is destroyed). */
+  hangUp(): void;
   stop(): Promise<void>;
 }
 
 export const GOOD_TOKEN = 'malicious-stand-in-token';
 
 export async function startMaliciousRegistry(opts: { upstream?: string; auth?: boolean } = {}): Promise<MaliciousRegistry> {
-  const state: MaliciousRegistry = { host: '', tricks: [], requests: [], open: 0, hugeBytesSent: 0, tokens: 0, stop: async () => undefined };
+  const live = new Set<ServerResponse>();
+  const state: MaliciousRegistry = {
+    host: '',
+    tricks: [],
+    requests: [],
+    open: 0,
+    hugeBytesSent: 0,
+    tokens: 0,
+    hangUp: () => {
+      for (const res of live) res.destroy();
+    },
+    stop: async () => undefined,
+  };
   const timers = new Set<NodeJS.Timeout>();
 
   const server: Server = createServer((req, res) => {
@@ -73,10 +87,11 @@ export async function startMaliciousRegistry(opts: { upstream?: string; auth?: b
     res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NAME_UNKNOWN"}]}');
   });
 
-  const play = (t: Trick, req: IncomingMessage, url: URL, res: ServerResponse) => {
+  const play = (t: Trick, req: IncomingMessage, url: URL, res: ServerResponse): void => {
     if (t.kind === 'answer') {
       res.writeHead(t.status, { 'content-type': 'application/json', ...t.headers });
-      return res.end(req.method === 'HEAD' ? undefined : (t.body ?? ''));
+      res.end(req.method === 'HEAD' ? undefined : (t.body ?? ''));
+      return;
     }
     if (t.kind === 'endless-list') {
       const page = Number(url.searchParams.get('last')?.replace(/^p(\d+)-.*$/, '$1') ?? -1) + 1;
@@ -84,10 +99,12 @@ export async function startMaliciousRegistry(opts: { upstream?: string; auth?: b
       const catalog = url.pathname === '/v2/_catalog';
       const next = `${url.pathname}?n=${t.perPage}&last=${names[names.length - 1]}`;
       res.writeHead(200, { 'content-type': 'application/json', link: `<${next}>; rel="next"` });
-      return res.end(JSON.stringify(catalog ? { repositories: names.map((n) => `r/${n}`) } : { name: 'x', tags: names }));
+      res.end(JSON.stringify(catalog ? { repositories: names.map((n) => `r/${n}`) } : { name: 'x', tags: names }));
+      return;
     }
     state.open++;
-    res.on('close', () => state.open--);
+    live.add(res);
+    res.on('close', () => (state.open--, live.delete(res)));
     if (t.kind === 'drip') {
       res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', ...t.headers });
       res.flushHeaders();
