@@ -121,6 +121,21 @@ describe('one hostile registry among others', () => {
     expect(a.digest).not.toBe(b.digest);
   }, 60_000);
 
+  it('a manifest whose body is 42, or malformed JSON: REGISTRY_PROTOCOL, failed at once, nothing written', async () => {
+    const OCI = 'application/vnd.oci.image.manifest.v1+json';
+    for (const [repo, body, reason] of [
+      ['odd/fortytwo', '42', /^REGISTRY_PROTOCOL: registry .*: manifest odd\/fortytwo@sha256:[0-9a-f]{64} \(odd\/fortytwo:v1\): answered JSON of the wrong shape \(got a JSON number\)$/],
+      ['odd/broken', '{"schemaVersion": 2, "config": ', /^REGISTRY_PROTOCOL: .*answered malformed JSON$/],
+    ] as const) {
+      evil.tricks.push({ kind: 'answer', status: 200, body, times: Infinity, headers: { 'content-type': OCI }, match: (_r, u) => u.pathname.startsWith(`/v2/${repo}/manifests/`) });
+      const { job, state } = await finished(await enqueue(evil.host, repo, 'v1'));
+      expect(state).toBe('failed');
+      expect(job.attemptsMade).toBe(1);
+      expect(job.failedReason).toMatch(reason);
+      expect(evil.requests.filter((r) => r.includes(`/${repo}/`) && !r.startsWith('GET '))).toEqual([]);
+    }
+  }, 60_000);
+
   it('429 with Retry-After: 99999999 parks the job for the capped 10 minutes', async () => {
     const img = await pushImage(other, 'busy/app', 'v1');
     evil.tricks.push({ kind: 'answer', status: 429, times: 1, headers: { 'retry-after': '99999999' }, match: (_r, u) => u.pathname.startsWith('/v2/busy/') });
