@@ -107,7 +107,8 @@ export class RegistryClient {
       throw new SignetError('DIGEST_MISMATCH', `registry ${this.host} says ${repository}:${reference} is ${header} but served bytes hash to ${digest}`);
     }
     const contentType = (headerValue(r.headers['content-type']) ?? '').split(';')[0]!.trim();
-    const { mediaType, document } = parseManifest(r.body, contentType, `registry ${this.host}: manifest ${repository}@${digest} (${repository}:${reference})`);
+    const what = isValidDigest(reference) ? `${repository}@${reference}` : `${repository}:${reference} (${digest})`;
+    const { mediaType, document } = parseManifest(r.body, contentType, `registry ${this.host}: manifest ${what}`);
     return { body: r.body, mediaType, digest, document };
   }
 

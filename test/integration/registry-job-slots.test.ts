@@ -124,7 +124,7 @@ describe('one hostile registry among others', () => {
   it('a manifest whose body is 42, or malformed JSON: REGISTRY_PROTOCOL, failed at once, nothing written', async () => {
     const OCI = 'application/vnd.oci.image.manifest.v1+json';
     for (const [repo, body, reason] of [
-      ['odd/fortytwo', '42', /^REGISTRY_PROTOCOL: registry .*: manifest odd\/fortytwo@sha256:[0-9a-f]{64} \(odd\/fortytwo:v1\): answered JSON of the wrong shape \(got a JSON number\)$/],
+      ['odd/fortytwo', '42', /^REGISTRY_PROTOCOL: registry .*: manifest odd\/fortytwo:v1 \(sha256:[0-9a-f]{64}\): answered JSON of the wrong shape \(got a JSON number\)$/],
       ['odd/broken', '{"schemaVersion": 2, "config": ', /^REGISTRY_PROTOCOL: .*answered malformed JSON$/],
     ] as const) {
       evil.tricks.push({ kind: 'answer', status: 200, body, times: Infinity, headers: { 'content-type': OCI }, match: (_r, u) => u.pathname.startsWith(`/v2/${repo}/manifests/`) });
