@@ -28,7 +28,7 @@ export interface SignWorkerDeps {
 export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, SignReport> {
   const { config, pipeline, metrics, logger } = deps;
   // a registry at its cap of jobs in flight (registries[].maxJobs): the job waits in the queue
-  const slots = new RegistryJobSlots(config);
+  const slots = new RegistryJobSlots(config, { onParked: (registry) => metrics.jobsDeferred.inc({ registry }) });
   const worker = new Worker<SignJobData, SignReport>(
     SIGN_QUEUE,
     slots.guard(async (job: Job<SignJobData, SignReport>) => {

@@ -24,13 +24,18 @@ export function maxJobsFor(config: Pick<Config, 'registries' | 'worker'>, host: 
 
 export class RegistryJobSlots {
   private readonly inFlight = new Map<string, number>();
-  /** Jobs put back so far (for logs and tests). */
+  /** Jobs put back so far. */
   parked = 0;
+  private readonly random: () => number;
+  private readonly onParked: ((host: string) => void) | undefined;
 
   constructor(
     private readonly config: Pick<Config, 'registries' | 'worker'>,
-    private readonly random: () => number = Math.random,
-  ) {}
+    opts: { onParked?: (host: string) => void; random?: () => number } = {},
+  ) {
+    this.random = opts.random ?? Math.random;
+    this.onParked = opts.onParked;
+  }
 
   /** Jobs of `host` running in this process now. */
   running(host: string): number {
@@ -48,6 +53,7 @@ export class RegistryJobSlots {
       if (n >= maxJobsFor(this.config, host)) {
         await job.moveToDelayed(Date.now() + this.parkDelay(job), token);
         this.parked++;
+        this.onParked?.(host);
         throw new DelayedError();
       }
       this.inFlight.set(host, n + 1);

@@ -93,6 +93,9 @@ describe('one hostile registry among others', () => {
     // the others were put back without using up an attempt
     const waiting = await Promise.all(stuck.map((id) => signet.service.queue!.queue.getJob(id)));
     expect(waiting.filter((j) => j!.attemptsMade === 0)).toHaveLength(6);
+    const deferred = (await signet.metrics.registry.getSingleMetric('signet_jobs_deferred_total')!.get()).values;
+    expect(deferred.find((v) => v.labels.registry === evil.host)?.value).toBeGreaterThanOrEqual(4);
+    expect(deferred.find((v) => v.labels.registry === registry.host)).toBeUndefined();
 
     drip.times = 0;
     evil.hangUp();

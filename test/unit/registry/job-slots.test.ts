@@ -32,7 +32,8 @@ describe('RegistryJobSlots', () => {
   }
 
   it('runs jobs up to the cap per registry, puts the next one back, and frees the slot when a job ends', async () => {
-    const slots = new RegistryJobSlots({ registries: [reg('a', 2), reg('b', 2)], worker: { concurrency: 4 } as never }, () => 1);
+    const parkedFor: string[] = [];
+    const slots = new RegistryJobSlots({ registries: [reg('a', 2), reg('b', 2)], worker: { concurrency: 4 } as never }, { random: () => 1, onParked: (h) => void parkedFor.push(h) });
     const gates: (() => void)[] = [];
     const run = slots.guard(async (job: Job<{ registry: string }, string>) => {
       await new Promise<void>((r) => gates.push(r));
@@ -58,11 +59,12 @@ describe('RegistryJobSlots', () => {
     await expect(failing(fakeJob('a').job)).rejects.toThrow('boom');
     expect(slots.running('a')).toBe(0);
     expect(slots.parked).toBe(1);
+    expect(parkedFor).toEqual(['a']);
   });
 
   it('the wait doubles with each time a job was put back, up to 60 s, jittered down to half', async () => {
     const delays = async (random: number, started: number) => {
-      const slots = new RegistryJobSlots({ registries: [reg('a', 1)], worker: { concurrency: 1 } as never }, () => random);
+      const slots = new RegistryJobSlots({ registries: [reg('a', 1)], worker: { concurrency: 1 } as never }, { random: () => random });
       const hold = slots.guard(() => new Promise<string>(() => undefined));
       void hold(fakeJob('a').job);
       const j = fakeJob('a', started);
