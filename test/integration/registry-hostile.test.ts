@@ -166,7 +166,7 @@ describe('listing bounds', () => {
     expect(evil.requests.filter((r) => r.includes('/tags/list')).length).toBe(1000);
   }, 60_000);
 
-  it('backfill over an endless catalog: truncated at 100,000 names, reported as an error, the rest still walked', async () => {
+  it('backfill over an endless catalog: truncated at 100,000 names, reported as an error, the names read still used', async () => {
     evil.tricks.push({ kind: 'endless-list', perPage: 1000, times: Infinity, match: (_r, u) => u.pathname === '/v2/_catalog' });
     evil.requests.length = 0;
     const registries = new RegistryDirectory([registrySchema.parse({ host: evil.host, insecure: true })]);
