@@ -62,6 +62,12 @@ export class Metrics {
     labelNames: ['registry', 'method', 'status'] as const,
     registers: [this.registry],
   });
+  readonly jobsDeferred = new Counter({
+    name: 'signet_jobs_deferred_total',
+    help: 'Sign jobs put back in the queue (no attempt used) because their registry had registries[].maxJobs jobs running in this process, by registry host',
+    labelNames: ['registry'] as const,
+    registers: [this.registry],
+  });
   /** Where the queue depth gauge reads its counts on each scrape (set by the receiver's runtime). */
   queueDepthSource: (() => Promise<Record<string, number>>) | undefined;
   readonly queueDepth = new Gauge({

@@ -11,6 +11,7 @@ import { describeError, isSignetError } from '../src/errors.js';
 import type { Logger } from '../src/log.js';
 import { redactText } from '../src/log.js';
 import type { Metrics } from '../src/metrics.js';
+import { RegistryJobSlots } from '../src/registry/job-slots.js';
 import { BACKOFF_STRATEGY, releaseDedup, retryDelay, SIGN_QUEUE, type SignJobData } from '../src/queue/sign-queue.js';
 import type { SignReport, SigningPipeline } from '../src/signing/pipeline.js';
 import type { StatusStore, StatusUpdate } from '../src/status/store.js';
@@ -28,9 +29,11 @@ export interface SignWorkerDeps {
 export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, SignReport> {
   const { config, pipeline, metrics, logger } = deps;
   const pusherOf = pusherPolicy(config);
+  // a registry at its cap of jobs in flight (registries[].maxJobs): the job waits in the queue
+  const slots = new RegistryJobSlots(config, { onParked: (registry) => metrics.jobsDeferred.inc({ registry }) });
   const worker = new Worker<SignJobData, SignReport>(
     SIGN_QUEUE,
-    async (job: Job<SignJobData, SignReport>) => {
+    slots.guard(async (job: Job<SignJobData, SignReport>) => {
       const { event, registry, requestId } = job.data;
       // the job's context goes on each line it logs (a child logger per job costs more than it saves)
       const ctx = { requestId, job: job.id, ref: `${registry}/${event.repository}${event.tag ? `:${event.tag}` : ''}` };
@@ -116,7 +119,7 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
         logger.error({ ...ctx, err: reason }, 'sign failed');
         throw new UnrecoverableError(reason);
       }
-    },
+    }),
     {
       connection: deps.connection,
       prefix: config.redis.prefix,

@@ -18,7 +18,7 @@ import { describeError, SignetError } from '../errors.js';
 import type { KeyProvider } from '../kms/types.js';
 import { redactText } from '../log.js';
 import type { SignJobData } from '../queue/sign-queue.js';
-import type { RegistryClient } from '../registry/client.js';
+import { LIST_LIMITS, type ListLimits, type RegistryClient } from '../registry/client.js';
 import type { KnownRegistry, RegistryDirectory } from '../registry/directory.js';
 import { isAttachmentTag, isValidRepository } from '../registry/reference.js';
 import type { SignatureLayer } from '../signing/legacy-sig.js';
@@ -39,6 +39,12 @@ export interface BackfillOptions {
   concurrency?: number | undefined;
   /** Page size for catalog and tag lists (`?n=`). Default 1000. */
   pageSize?: number | undefined;
+  /**
+   * Bounds on each catalog or tag listing (default LIST_LIMITS: 1,000 pages, 100,000 names). A
+   * listing that hits one is truncated: what was read is walked, and the truncation is reported
+   * as an error (exit 1), so a registry serving an endless `Link: next` chain cannot stall backfill.
+   */
+  listLimits?: { maxPages: number; maxNames: number } | undefined;
   /** A progress line every this many tags ... */
   progressEvery?: number | undefined;
   /** ... or when this long has passed since the last one. Default 1000 ms. */
@@ -105,6 +111,10 @@ export async function backfill(opts: BackfillOptions, deps: BackfillDeps): Promi
   if (!dryRun && !deps.enqueue) throw new SignetError('INTERNAL', 'backfill needs a queue unless --dry-run');
   const sem = new Semaphore(Math.max(1, opts.concurrency ?? 8));
   const pageSize = opts.pageSize ?? 1000;
+  const limitsFor = (at: Omit<BackfillError, 'error'>): ListLimits => ({
+    ...(opts.listLimits ?? LIST_LIMITS),
+    onTruncated: (why) => fail(at, new SignetError('REGISTRY_PROTOCOL', why)),
+  });
 
   let targets: KnownRegistry[] = deps.registries.all;
   if (opts.registry) {
@@ -156,7 +166,7 @@ export async function backfill(opts: BackfillOptions, deps: BackfillDeps): Promi
     const host = known.config.host;
     let repos: string[];
     try {
-      repos = literalRepo ? [literalRepo] : await sem.run(() => known.client.listRepositories(pageSize));
+      repos = literalRepo ? [literalRepo] : await sem.run(() => known.client.listRepositories(pageSize, limitsFor({ host })));
     } catch (err) {
       fail({ host }, err);
       return;
@@ -173,7 +183,7 @@ export async function backfill(opts: BackfillOptions, deps: BackfillDeps): Promi
     const client = known.client;
     let tags: string[];
     try {
-      tags = await sem.run(() => client.listTags(repository, pageSize));
+      tags = await sem.run(() => client.listTags(repository, pageSize, limitsFor({ host, repository })));
     } catch (err) {
       fail({ host, repository }, err);
       return;

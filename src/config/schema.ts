@@ -34,8 +34,14 @@ export const registrySchema = z
     authHosts: z.array(host).default([]),
     /** Requests this registry gets at once from one worker process. */
     maxConcurrency: z.number().int().min(1).max(1024).default(64),
-    /** Per-request timeout. */
+    /** Per-request timeout: the whole answer (headers and body) must arrive within it. */
     timeoutMs: z.number().int().min(100).default(15000),
+    /**
+     * Sign jobs for this registry one worker process runs at once; more wait in the queue, so a
+     * slow registry cannot hold every worker slot. Default: worker.concurrency with one registry,
+     * half of it (at least 1) with several. See src/registry/job-slots.ts.
+     */
+    maxJobs: z.number().int().min(1).max(1000).optional(),
     /**
      * Read each .sig manifest back after writing it, and merge again if a writer outside signet
      * replaced it in between (one more request per signature). signet's own writers never race:
