@@ -5,7 +5,7 @@
  * The config goes through the zod schema, not validate.ts's cross-checks (so a `gar`
  * integration authenticated by `jwt` alone can be tested).
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { compileRules } from '../../src/config/rules.js';
 import { configSchema } from '../../src/config/schema.js';
@@ -13,6 +13,7 @@ import { createLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import type { SignJobData, SignQueue } from '../../src/queue/sign-queue.js';
 import { RegistryDirectory } from '../../src/registry/directory.js';
+import { createReceiverServer } from '../../src/webhooks/http-server.js';
 import { createReceiver } from '../../src/webhooks/receiver.js';
 import type { PushEvent } from '../../src/webhooks/types.js';
 
@@ -50,7 +51,7 @@ export async function startReceiver(opts: {
   const metrics = new Metrics();
   const registries = new RegistryDirectory(config.registries);
   const receiver = createReceiver({ config, registries, rules: compileRules(config.rules), queue, metrics, logger: createLogger({ level: 'silent' }) });
-  const server: Server = createServer(receiver);
+  const server: Server = createReceiverServer(receiver, config.server, metrics);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
