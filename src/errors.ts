@@ -46,6 +46,10 @@ export type ErrorCode =
   | 'SIGNATURE_READBACK_FAILED'
   | 'WEBHOOK_UNAUTHORIZED'
   | 'WEBHOOK_MALFORMED'
+  /** An HTTP API call without the right `Authorization: Bearer <server.apiToken>`. */
+  | 'API_UNAUTHORIZED'
+  /** No such HTTP API route, or the API is off (no server.apiToken). */
+  | 'API_NOT_FOUND'
   | 'INTERNAL';
 
 /**
@@ -85,6 +89,8 @@ export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   SIGNATURE_READBACK_FAILED: true,
   WEBHOOK_UNAUTHORIZED: false,
   WEBHOOK_MALFORMED: false,
+  API_UNAUTHORIZED: false,
+  API_NOT_FOUND: false,
   INTERNAL: false,
 };
 
