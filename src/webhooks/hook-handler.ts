@@ -107,12 +107,12 @@ export function createHookHandler(deps: HookDeps): HookHandler {
     refuse(req, res, 401, { error: 'unauthorized' });
   }
 
-  /** Answers a body that could not be read; 408s and refusals before authentication close the connection. */
+  /** Answers a body that could not be read; the connection is closed unless the request was read whole. */
   function bodyFailed(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint, err: BodyError, authed: boolean): void {
     if (req.socket.destroyed) return; // the sender went away mid-body: nobody to answer
     if (err.reason && (!authed || err.status === 408)) rejections.record(endpoint.name, err.reason, req.socket.remoteAddress);
     else count(endpoint.name, 'malformed');
-    if (authed && err.status !== 408) return sendJson(res, err.status, { error: err.message });
+    if (req.complete) return sendJson(res, err.status, { error: err.message });
     refuse(req, res, err.status, { error: err.message });
   }
 

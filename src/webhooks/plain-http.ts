@@ -65,6 +65,8 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
     let chunks: Buffer[] = [];
     let size = 0;
     let keeping = true;
+    /** The error a drain past the size limit ends with. */
+    let draining: BodyError | undefined;
     /** Stop keeping bytes; read off the rest of the request (when draining) or stop reading; then fail with `err`. */
     const giveUp = (err: BodyError, drain = limits.drain): void => {
       if (!keeping) return;
@@ -76,6 +78,7 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
       }
       if (req.complete || !drain) finish(err);
       else {
+        draining = err;
         req.once('end', () => finish(err));
         req.resume();
       }
@@ -83,7 +86,12 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
     const tick = (): void => {
       if (settled) return;
       const elapsed = performance.now() - started;
-      if (elapsed >= limits.timeoutMs) return giveUp(new BodyError(408, `body not received within ${limits.timeoutMs} ms`, 'body_timeout'), false);
+      if (elapsed >= limits.timeoutMs) {
+        // also ends a drain past the size limit (with its 413): nothing is read past the deadline
+        const late = new BodyError(408, `body not received within ${limits.timeoutMs} ms`, 'body_timeout');
+        if (keeping) giveUp(late, false);
+        return finish(draining ?? late);
+      }
       const received = socket.bytesRead - startBytes;
       if (keeping && limits.minBytesPerSecond > 0 && elapsed >= RATE_GRACE_MS && received < (limits.minBytesPerSecond * elapsed) / 1000) {
         return giveUp(new BodyError(408, `body arriving slower than ${limits.minBytesPerSecond} bytes/s`, 'too_slow'), false);

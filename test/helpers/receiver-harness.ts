@@ -24,6 +24,8 @@ export interface ReceiverHarness {
   post(integration: string, body: unknown, opts?: { headers?: Record<string, string>; query?: string; raw?: boolean }): Promise<{ status: number; json: any }>;
   /** signet_webhook_events_total for (integration, outcome). */
   count(integration: string, outcome: string): Promise<number>;
+  /** signet_webhook_rejected_total for (integration, reason). */
+  rejected(integration: string, reason: string): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -32,8 +34,11 @@ export async function startReceiver(opts: {
   integrations: Record<string, unknown>[];
   /** Default: one rule per registry that signs untagged pushes too (so they show in `queued`). */
   rules?: Record<string, unknown>[];
+  /** The `server:` section (limits, timeouts). */
+  server?: Record<string, unknown>;
 }): Promise<ReceiverHarness> {
   const config = configSchema.parse({
+    ...(opts.server ? { server: opts.server } : {}),
     registries: opts.registries,
     integrations: opts.integrations,
     keys: [{ name: 'k', provider: 'file', path: 'k.pem' }],
@@ -75,6 +80,10 @@ export async function startReceiver(opts: {
     async count(integration, outcome) {
       const m = await metrics.webhookEvents.get();
       return m.values.filter((v) => v.labels.integration === integration && v.labels.outcome === outcome).reduce((n, v) => n + v.value, 0);
+    },
+    async rejected(integration, reason) {
+      const m = await metrics.webhookRejected.get();
+      return m.values.filter((v) => v.labels.integration === integration && v.labels.reason === reason).reduce((n, v) => n + v.value, 0);
     },
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
