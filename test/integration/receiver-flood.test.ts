@@ -1,6 +1,7 @@
 /**
  * Pre-authentication exhaustion (issue 14, item 1) against the receiver as operators run it
- * (`signet serve`, its own process, so its RSS is its own): 1,000 anonymous connections at once,
+ * (`signet serve`, its own process, so its RSS is its own, under an open-files limit of 1,024):
+ * 1,000 anonymous connections at once,
  * each sending its headers (Content-Length near 1 MiB) and then a trickle of the body (half of
  * them 64 KiB every 500 ms up to 512 KiB, then nothing; half 16 bytes a second), first against a
  * token kind (distribution: refused before any body byte is read), then against a kind that signs
@@ -28,6 +29,7 @@ const DECLARED = 1_000_000;
 /** Long enough for every bounded read to end (server.bodyTimeoutMs, default 10 s) and then some. */
 const PHASE_MS = 13_000;
 const RSS_BOUND_MIB = 400;
+const FD_LIMIT = 1024;
 
 const fixture = (name: string): string => readFileSync(new URL(`../fixtures/webhooks/${name}`, import.meta.url), 'utf8');
 const prefix = uniquePrefix();
@@ -57,7 +59,8 @@ rules: [{ match: "registry.example.com/**", keys: [k] }, { match: "ghcr.io/**", 
 `,
   );
   const cmd = signetArgv(['serve', '-c', path.join(tmp.dir, 'signet.yaml')]);
-  child = spawnTracked(cmd.bin, cmd.args, { cwd: tmp.dir, env: { ...process.env, SIGNET_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // under the open-files limit of the issue's report (1,024): more flood connections than descriptors
+  child = spawnTracked('sh', ['-c', `ulimit -n ${FD_LIMIT} && exec "$0" "$@"`, cmd.bin, ...cmd.args], { cwd: tmp.dir, env: { ...process.env, SIGNET_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d) => (stdout += d));
   child.stderr!.on('data', (d) => (stdout += d));
   await waitFor('receiver up', async () => (await fetch(`${url}/healthz`)).ok, 60_000, 200);
@@ -230,5 +233,6 @@ describe('1,000 slow anonymous connections', () => {
     const text = await (await fetch(`${url}/metrics`)).text();
     expect(text).toMatch(/^signet_webhook_preauth_bodies 0$/m);
     expect(text).toMatch(/^signet_http_connections \d+$/m);
+    figures.connectionsDropped = Number(/^signet_http_connections_dropped_total (\d+)$/m.exec(text)?.[1]);
   });
 });
