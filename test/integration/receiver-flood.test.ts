@@ -138,15 +138,21 @@ async function phase(path: string, extraHeaders: string, send: (i: number) => Pr
   const senders = (async () => {
     for (let i = 0; Date.now() - started < PHASE_MS; i++) {
       const t0 = performance.now();
-      const res = await send(i);
-      await res.arrayBuffer();
-      result.sends.push({ status: res.status, ms: Math.round(performance.now() - t0) });
+      let status = 0; // 0: the connection was reset or refused
+      try {
+        const res = await send(i);
+        await res.arrayBuffer();
+        status = res.status;
+      } catch {
+        /* recorded as 0 */
+      }
+      result.sends.push({ status, ms: Math.round(performance.now() - t0) });
       await new Promise((r) => setTimeout(r, 200));
     }
   })();
   const health = (async () => {
     while (Date.now() - started < PHASE_MS) {
-      result.health.push((await fetch(`${url}/healthz`)).status);
+      result.health.push(await fetch(`${url}/healthz`).then((r) => r.status, () => 0));
       await new Promise((r) => setTimeout(r, 500));
     }
   })();
@@ -164,6 +170,8 @@ function summarize(r: PhaseResult): Record<string, unknown> {
   return {
     maxRssMiB: r.maxRssMiB,
     webhooks: r.sends.length,
+    webhooksNot202: r.sends.filter((s) => s.status !== 202).length,
+    healthzNot200: r.health.filter((s) => s !== 200).length,
     latencyMs: { p50: ms[Math.floor(ms.length / 2)], p95: ms[Math.floor(ms.length * 0.95)], max: ms.at(-1) },
     attackerAnswers: statuses,
     attackerBytesSent: r.attackers.reduce((n, a) => n + a.sent, 0),
