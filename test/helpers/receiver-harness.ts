@@ -19,6 +19,7 @@ import type { PushEvent } from '../../src/webhooks/types.js';
 
 export interface ReceiverHarness {
   url: string;
+  metrics: Metrics;
   /** Events the receiver enqueued, in order. */
   queued: PushEvent[];
   post(integration: string, body: unknown, opts?: { headers?: Record<string, string>; query?: string; raw?: boolean }): Promise<{ status: number; json: any }>;
@@ -61,6 +62,7 @@ export async function startReceiver(opts: {
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url,
+    metrics,
     queued,
     async post(integration, body, o = {}) {
       const res = await fetch(`${url}/hooks/${integration}${o.query ?? ''}`, {
