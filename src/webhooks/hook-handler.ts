@@ -132,7 +132,7 @@ export function createHookHandler(deps: HookDeps): HookHandler {
       bodyFailed(req, res, endpoint, new BodyError(413, `body larger than ${server.bodyLimitBytes} bytes`, 'body_too_large'), false);
       return undefined;
     }
-    let release = slots.tryAcquire();
+    const release = slots.tryAcquire();
     // Every slot taken: a body that has already arrived whole (as a webhook's usually does, in the
     // packets of its headers) costs nothing more to check; any other is refused unread.
     if (!release && !(await arrivedWhole(req))) {
@@ -148,7 +148,6 @@ export function createHookHandler(deps: HookDeps): HookHandler {
       return undefined;
     } finally {
       release?.();
-      release = undefined;
     }
   }
 
