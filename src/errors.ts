@@ -50,6 +50,10 @@ export type ErrorCode =
   | 'SIGNATURE_LIMIT_EXCEEDED'
   | 'WEBHOOK_UNAUTHORIZED'
   | 'WEBHOOK_MALFORMED'
+  /** An HTTP API call without the right `Authorization: Bearer <server.apiToken>`. */
+  | 'API_UNAUTHORIZED'
+  /** No such HTTP API route, or the API is off (no server.apiToken). */
+  | 'API_NOT_FOUND'
   | 'INTERNAL';
 
 /**
@@ -91,6 +95,8 @@ export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   SIGNATURE_LIMIT_EXCEEDED: false,
   WEBHOOK_UNAUTHORIZED: false,
   WEBHOOK_MALFORMED: false,
+  API_UNAUTHORIZED: false,
+  API_NOT_FOUND: false,
   INTERNAL: false,
 };
 

@@ -12,6 +12,27 @@ export class Metrics {
     labelNames: ['integration', 'outcome'] as const,
     registers: [this.registry],
   });
+  readonly webhookRejected = new Counter({
+    name: 'signet_webhook_rejected_total',
+    help: 'Webhook calls refused before acceptance, by integration and reason (unauthorized, throttled_auth, preauth_busy, body_timeout, too_slow, body_too_large)',
+    labelNames: ['integration', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly webhookPreAuthBodies = new Gauge({
+    name: 'signet_webhook_preauth_bodies',
+    help: 'Webhook bodies being read before their sender is authenticated (kinds that sign the body: github, jfrog hmac)',
+    registers: [this.registry],
+  });
+  readonly httpConnections = new Gauge({
+    name: 'signet_http_connections',
+    help: 'Open connections to the receiver',
+    registers: [this.registry],
+  });
+  readonly httpConnectionsDropped = new Counter({
+    name: 'signet_http_connections_dropped_total',
+    help: 'Connections closed on arrival because server.maxConnections were open',
+    registers: [this.registry],
+  });
   readonly signatures = new Counter({
     name: 'signet_signatures_total',
     help: 'Signatures by key, format (legacy, bundle) and outcome (signed, present)',

@@ -2,7 +2,7 @@
  * Composition root: builds the pieces from a loaded config and starts the receiver, the worker,
  * or both. `signet start|serve|worker|sign` and the tests all go through here.
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -129,8 +129,9 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
     const producer = createRedis(config.redis.url, 'producer');
     const queue = new SignQueue(producer, config.redis.prefix, config.worker);
     // the web stack (express, adapters, status page) is loaded only by processes that serve
-    const [{ createReceiver }, { Readiness }, { QueueAdmin }] = await Promise.all([
+    const [{ createReceiver }, { createReceiverServer }, { Readiness }, { QueueAdmin }] = await Promise.all([
       import('./webhooks/receiver.js'),
+      import('./webhooks/http-server.js'),
       import('./health/readiness.js'),
       import('./queue/admin.js'),
     ]);
@@ -138,8 +139,10 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
     const admin = new QueueAdmin(producer, config.redis.prefix);
     rt.metrics.queueDepthSource = () => admin.counts();
     const readiness = new Readiness({ redis: producer, keys: rt.keys, registries: rt.registries });
-    const receiver = createReceiver({ config, registries: rt.registries, rules: rt.rules, queue, metrics: rt.metrics, logger, status: rt.status, readiness, admin });
-    const server = createServer(receiver);
+    // the HTTP API and the status page read status records on the fail-fast connection: 503, not a hang, while Redis is away
+    const status = new StatusStore(producer, config.redis.prefix, Math.round(config.status.retentionDays * 86400));
+    const receiver = createReceiver({ config, registries: rt.registries, rules: rt.rules, queue, metrics: rt.metrics, logger, status, readiness, admin });
+    const server = createReceiverServer(receiver, config.server, rt.metrics);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(config.server.port, config.server.host, () => {

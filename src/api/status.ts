@@ -1,9 +1,13 @@
 /**
- * GET /api/v1/images/{ref}/status: the signing status of an image, by tag or digest (a tag is
- * resolved in the registry first), like ECR's DescribeImageSigningStatus.
+ * GET /api/v1/images/{ref}/status: the signing status of an image, by tag or digest, like ECR's
+ * DescribeImageSigningStatus. A tag is resolved in the registry only when a rule covers its
+ * repository (signet reads those repositories anyway); for any other repository the answer comes
+ * from signet's own records, so the API is no oracle on what else the registry credentials can
+ * see. Every Redis read is bounded (REDIS_UNAVAILABLE after 2 s), and so is the registry lookup
+ * (REGISTRY_UNAVAILABLE after 10 s).
  */
 import type { RuleMatcher } from '../config/rules.js';
-import { SignetError } from '../errors.js';
+import { isSignetError, SignetError, type ErrorCode } from '../errors.js';
 import type { RegistryDirectory } from '../registry/directory.js';
 import { parseReference } from '../registry/reference.js';
 import type { StatusEntry, StatusStore } from '../status/store.js';
@@ -16,6 +20,11 @@ export interface ImageStatus {
   statuses: StatusEntry[];
 }
 
+/** How long a status read may wait for Redis. */
+export const REDIS_DEADLINE_MS = 2000;
+/** How long resolving a tag in the registry may take, all requests included. */
+export const REGISTRY_DEADLINE_MS = 10_000;
+
 export async function imageStatus(
   ref: string,
   deps: { registries: RegistryDirectory; rules: RuleMatcher; status: StatusStore },
@@ -24,17 +33,56 @@ export async function imageStatus(
   const known = deps.registries.resolve(r.host);
   if (!known) throw new SignetError('REGISTRY_NOT_CONFIGURED', `registry ${r.host} is not in registries`);
   const host = known.config.host;
+  const found = deps.rules.find(host, r.repository);
   let digest = r.digest;
-  if (!digest && r.tag) {
-    const head = await known.client.headManifest(r.repository, r.tag);
-    digest = head?.digest ?? (head ? (await known.client.getManifest(r.repository, r.tag))?.digest : undefined);
+  if (!digest && r.tag && found) {
+    const tag = r.tag;
+    digest = await withDeadline(
+      (async () => {
+        const head = await known.client.headManifest(r.repository, tag);
+        return head?.digest ?? (head ? (await known.client.getManifest(r.repository, tag))?.digest : undefined);
+      })(),
+      REGISTRY_DEADLINE_MS,
+      () => new SignetError('REGISTRY_UNAVAILABLE', `${host} did not resolve ${r.repository}:${tag} within ${REGISTRY_DEADLINE_MS} ms`),
+    );
     if (!digest) throw new SignetError('MANIFEST_NOT_FOUND', `${host}/${r.repository}:${r.tag} is not in the registry`);
   }
-  const found = deps.rules.find(host, r.repository);
   const repository = `${host}/${r.repository}`;
+  const statuses = await withDeadline(
+    deps.status.get(repository, digest, r.tag).catch((err: unknown) => {
+      throw new SignetError('REDIS_UNAVAILABLE', `cannot read signing status from Redis (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+    }),
+    REDIS_DEADLINE_MS,
+    () => new SignetError('REDIS_UNAVAILABLE', `Redis did not answer within ${REDIS_DEADLINE_MS} ms`),
+  );
   return {
     image: { reference: ref, repository, ...(r.tag ? { tag: r.tag } : {}), ...(digest ? { digest } : {}) },
     rule: found ? { index: found.index, keys: found.rule.keys } : { none: `no rule matches ${repository}` },
-    statuses: await deps.status.get(repository, digest, r.tag),
+    statuses,
   };
+}
+
+/** HTTP status per error code; a code not listed answers 503 when retryable, else 502 (an upstream's answer); a non-SignetError is a bug: 500. */
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
+  INVALID_REFERENCE: 400,
+  API_UNAUTHORIZED: 401,
+  API_NOT_FOUND: 404,
+  REGISTRY_NOT_CONFIGURED: 404,
+  MANIFEST_NOT_FOUND: 404,
+  TAG_NOT_FOUND: 404,
+  REDIS_UNAVAILABLE: 503,
+  REGISTRY_UNAVAILABLE: 503,
+  REGISTRY_THROTTLED: 503,
+};
+
+/** The answer for an error: its HTTP status and `{error, code}` (a bug is `INTERNAL` with no detail). */
+export function errorAnswer(err: unknown): { status: number; body: { error: string; code: ErrorCode } } {
+  if (!isSignetError(err)) return { status: 500, body: { error: 'internal error', code: 'INTERNAL' } };
+  const status = HTTP_STATUS[err.code] ?? (err.code === 'INTERNAL' ? 500 : err.retryable ? 503 : 502);
+  return { status, body: { error: err.message, code: err.code } };
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(onTimeout()), ms)))]).finally(() => clearTimeout(timer));
 }

@@ -95,11 +95,45 @@ export const configSchema = z
         host: z.string().default('0.0.0.0'),
         /** Largest webhook body accepted, in bytes. */
         bodyLimitBytes: z.number().int().min(1024).default(1024 * 1024),
+        /** A webhook body must have arrived whole this many ms after its headers; else 408 and the connection is closed. */
+        bodyTimeoutMs: z.number().int().min(100).default(10_000),
+        /** From its first second on, a body must arrive at this average rate at least (bytes/s; 0: no minimum); else 408. */
+        minBodyBytesPerSecond: z.number().int().min(0).default(4096),
+        /**
+         * Bodies read at once before their sender is authenticated (integrations whose signature
+         * covers the body: github, jfrog with signing: hmac). Past it: 503 with Retry-After, the
+         * body is not read (a body that has already arrived whole is still checked).
+         */
+        maxPreAuthBodies: z.number().int().min(1).default(64),
+        /**
+         * Failed authentications answered 401 (and logged, sampled), per integration; past this
+         * token bucket they get 429 and their connection is closed. It is not the integration's
+         * `rateLimit`, which only authenticated calls spend.
+         */
+        authFailureRateLimit: z
+          .object({ requestsPerSecond: z.number().positive().default(20), burst: z.number().int().min(1).default(100) })
+          .strict()
+          .prefault({}),
+        /** The request line and headers must have arrived this many ms after the connection (or the previous request). */
+        headersTimeoutMs: z.number().int().min(1000).default(10_000),
+        /** A whole request (headers and body) must have arrived within this many ms. */
+        requestTimeoutMs: z.number().int().min(1000).default(30_000),
+        /** An idle keep-alive connection is closed after this many ms. */
+        keepAliveTimeoutMs: z.number().int().min(0).default(5_000),
+        /**
+         * Connections open at once; past it new ones are closed on arrival (counted in
+         * signet_http_connections_dropped_total). Default: the file-descriptor limit less 256,
+         * so that Redis, registries and key backends keep descriptors of their own.
+         */
+        maxConnections: z.number().int().min(16).optional(),
         /** Enables the status page (GET /ui) and its retry button; without it the page is off (404). */
         statusPageToken: z.string().min(16, 'must be at least 16 characters (e.g. openssl rand -hex 24)').optional(),
+        /** Enables GET /api/v1/images/{ref}/status for `Authorization: Bearer <apiToken>`; without it the API is off (404). */
+        apiToken: z.string().min(16, 'must be at least 16 characters (e.g. openssl rand -hex 24)').optional(),
       })
       .strict()
-      .default({ port: 8080, host: '0.0.0.0', bodyLimitBytes: 1024 * 1024 }),
+      .refine((s) => s.headersTimeoutMs <= s.requestTimeoutMs, { message: 'headersTimeoutMs must not exceed requestTimeoutMs', path: ['headersTimeoutMs'] })
+      .prefault({}),
     redis: z
       .object({
         url: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').default('redis://127.0.0.1:6379'),

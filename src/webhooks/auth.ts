@@ -4,11 +4,11 @@
  * verbatim), or `?token=<secret>` for senders that cannot set headers. Compared in constant time.
  */
 import { hash, timingSafeEqual } from 'node:crypto';
-import type { RawWebhookRequest } from './types.js';
+import type { RequestHead } from './types.js';
 
 const sha256 = (s: string): Buffer => hash('sha256', s, 'buffer');
 
-export function presentedSecrets(req: Pick<RawWebhookRequest, 'headers' | 'query'>): string[] {
+export function presentedSecrets(req: RequestHead): string[] {
   const out: string[] = [];
   const h = req.headers['authorization'];
   if (typeof h === 'string' && h.length > 0) {
@@ -30,7 +30,7 @@ export function secretEquals(a: string, b: string): boolean {
  * each presented value is hashed and compared with it in constant time. Without a secret only
  * `insecure: true` lets a call in.
  */
-export function sharedSecretCheck(secret: string | undefined, insecure: boolean): (req: Pick<RawWebhookRequest, 'headers' | 'query'>) => boolean {
+export function sharedSecretCheck(secret: string | undefined, insecure: boolean): (req: RequestHead) => boolean {
   if (!secret) return () => insecure;
   const expected = sha256(secret);
   return (req) => {

@@ -1,10 +1,16 @@
 /**
  * POST /hooks/:integration on plain node:http (express stays off this hot path). In order:
- * unknown integration 404, rate limit 429, body over server.bodyLimitBytes 413, authentication
- * 401, content type 415, JSON and the adapter's schema 400. Then what is not signed is dropped
- * with a reason, the rest is enqueued (in one socket write with the jobs of concurrent
- * requests), and the answer is 202 only once Redis has every job of this request: 503 with
- * Retry-After when it does not (the registry retries), 200 when nothing was to be queued.
+ * unknown integration 404; authentication, before the body wherever the credential is in the
+ * headers or the query string (a refused call is answered 401 with `connection: close`, its body
+ * never read); for kinds that sign the body (github, jfrog hmac), a body read under a cap of such
+ * reads at once (503), a size limit (413), a deadline and a minimum rate (408), then the
+ * signature (401). Failed authentications have a token bucket of their own per integration (past
+ * it: 429 and the connection closed) and a sampled log line; the integration's `rateLimit` (429)
+ * is spent by authenticated calls only. Then content type 415, JSON and the adapter's schema
+ * 400; what is not signed is dropped with a reason, the rest is enqueued (in one socket write
+ * with the jobs of concurrent requests), and the answer is 202 only once Redis has every job of
+ * this request: 503 with Retry-After when it does not (the registry retries), 200 when nothing
+ * was to be queued.
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -19,9 +25,11 @@ import type { RegistryDirectory } from '../registry/directory.js';
 import { formatReference, isAttachmentTag, isValidDigest, isValidRepository, isValidTag } from '../registry/reference.js';
 import { adapterFor } from './adapters/index.js';
 import { sharedSecretCheck } from './auth.js';
-import { BodyError, readBody, sendJson } from './plain-http.js';
+import { BodyError, declaredLength, readBody, refuse, sendJson, type BodyLimits } from './plain-http.js';
+import { PreAuthSlots } from './preauth.js';
 import { TokenBucket } from './rate-limit.js';
-import type { AdapterEvent, AdapterResult, IgnoredItem, RawWebhookRequest, WebhookAdapter } from './types.js';
+import { Rejections } from './rejections.js';
+import type { AdapterEvent, AdapterResult, Authentication, IgnoredItem, RequestHead, WebhookAdapter } from './types.js';
 
 export interface HookDeps {
   config: Config;
@@ -52,60 +60,129 @@ export function hookIntegration(req: IncomingMessage): string | undefined {
 
 /** What the handler keeps per configured integration. */
 interface Endpoint {
+  name: string;
   integration: IntegrationConfig;
   adapter: WebhookAdapter<any>;
+  /** How its calls authenticate (decided once, here). */
+  auth: Authentication;
+  /** Spent by authenticated calls only. */
   bucket: TokenBucket;
-  /** Shared-secret check, for adapters without their own `authenticate`. */
-  checkSecret: (req: Pick<RawWebhookRequest, 'headers' | 'query'>) => boolean;
+  /** Spent by failed authentications: 401 while it lasts, then 429 and a closed connection. */
+  failures: TokenBucket;
 }
+
+/** How long a call waits, when every pre-authentication read is taken, for its body to have arrived whole anyway. */
+const WHOLE_BODY_WAIT_MS = 25;
 
 export function createHookHandler(deps: HookDeps): HookHandler {
   const { config, logger, metrics } = deps;
+  const server = config.server;
   const endpoints = new Map<string, Endpoint>(
-    config.integrations.map((i) => [
-      i.name,
-      { integration: i, adapter: adapterFor(i.kind)!, bucket: new TokenBucket(i.rateLimit), checkSecret: sharedSecretCheck(i.secret, i.insecure) },
-    ]),
+    config.integrations.map((i) => {
+      const adapter = adapterFor(i.kind)!;
+      const auth: Authentication = adapter.authentication?.(i) ?? { phase: 'headers', verify: sharedSecretCheck(i.secret, i.insecure) };
+      return [i.name, { name: i.name, integration: i, adapter, auth, bucket: new TokenBucket(i.rateLimit), failures: new TokenBucket(server.authFailureRateLimit) }];
+    }),
   );
+  const limits = (drain: boolean): BodyLimits => ({ limit: server.bodyLimitBytes, timeoutMs: server.bodyTimeoutMs, minBytesPerSecond: server.minBodyBytesPerSecond, drain });
+  const authenticated = limits(true);
+  const preAuth = limits(false);
+  const slots = new PreAuthSlots(server.maxPreAuthBodies, metrics.webhookPreAuthBodies);
+  const rejections = new Rejections(metrics, logger);
   const count = (integration: string, outcome: string, n = 1): void => metrics.webhookEvents.inc({ integration, outcome }, n);
   // The one line per accepted push holds only what this handler built (request id, integration
   // name, references admit() checked), never a credential: it skips pino's redaction pass (a copy
   // of the logged object and a walk of every redaction path, about 15 % of the CPU at peak).
   const pushLog = logger.child({}, { redact: [] });
 
+  /** A failed authentication: 401 within the integration's failure budget, else 429 and the connection closed. */
+  function unauthorized(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint): void {
+    count(endpoint.name, 'unauthorized');
+    const wait = endpoint.failures.take();
+    if (wait > 0) {
+      rejections.record(endpoint.name, 'throttled_auth', req.socket.remoteAddress);
+      return refuse(req, res, 429, { error: 'too many failed authentications' }, { 'retry-after': String(Math.max(1, Math.ceil(wait))) });
+    }
+    rejections.record(endpoint.name, 'unauthorized', req.socket.remoteAddress);
+    refuse(req, res, 401, { error: 'unauthorized' });
+  }
+
+  /** Answers a body that could not be read; the connection is closed unless the request was read whole. */
+  function bodyFailed(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint, err: BodyError, authed: boolean): void {
+    if (req.socket.destroyed) return; // the sender went away mid-body: nobody to answer
+    if (err.reason && (!authed || err.status === 408)) rejections.record(endpoint.name, err.reason, req.socket.remoteAddress);
+    else count(endpoint.name, 'malformed');
+    if (req.complete) return sendJson(res, err.status, { error: err.message });
+    refuse(req, res, err.status, { error: err.message });
+  }
+
+  /** A call's authentication outcome, never throwing (an authenticator that throws fails the check). */
+  async function check(name: string, run: () => boolean | Promise<boolean>): Promise<boolean> {
+    try {
+      return await run();
+    } catch (err) {
+      logger.debug({ integration: name, err: describeError(err) }, 'webhook authentication error');
+      return false;
+    }
+  }
+
+  /** The body of a call not yet authenticated, read in one of the bounded slots; undefined when answered already. */
+  async function readBeforeAuth(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint): Promise<Buffer | undefined> {
+    if (declaredLength(req) > server.bodyLimitBytes) {
+      bodyFailed(req, res, endpoint, new BodyError(413, `body larger than ${server.bodyLimitBytes} bytes`, 'body_too_large'), false);
+      return undefined;
+    }
+    const release = slots.tryAcquire();
+    // Every slot taken: a body that has already arrived whole (as a webhook's usually does, in the
+    // packets of its headers) costs nothing more to check; any other is refused unread.
+    if (!release && !(await arrivedWhole(req))) {
+      rejections.record(endpoint.name, 'preauth_busy', req.socket.remoteAddress);
+      refuse(req, res, 503, { error: 'busy, retry later' }, { 'retry-after': '1' });
+      return undefined;
+    }
+    try {
+      return await readBody(req, preAuth);
+    } catch (err) {
+      if (!(err instanceof BodyError)) throw err;
+      bodyFailed(req, res, endpoint, err, false);
+      return undefined;
+    } finally {
+      release?.();
+    }
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
     const endpoint = endpoints.get(name);
-    if (!endpoint) return sendJson(res, 404, { error: 'unknown integration' });
-    const { integration, adapter } = endpoint;
+    if (!endpoint) return refuse(req, res, 404, { error: 'unknown integration' });
+    const { integration, adapter, auth } = endpoint;
+    const head: RequestHead = { headers: req.headers, query: queryOf(req.url) };
+
+    let body: Buffer | undefined;
+    if (auth.phase === 'headers') {
+      if (!(await check(name, () => auth.verify(head)))) return unauthorized(req, res, endpoint);
+    } else {
+      if (!(await check(name, () => auth.present(head)))) return unauthorized(req, res, endpoint);
+      body = await readBeforeAuth(req, res, endpoint);
+      if (!body) return;
+      const raw = { ...head, body };
+      if (!(await check(name, () => auth.verify(raw)))) return unauthorized(req, res, endpoint);
+    }
+
     const wait = endpoint.bucket.take();
     if (wait > 0) {
       count(name, 'throttled');
-      return sendJson(res, 429, { error: 'rate limit exceeded' }, { 'retry-after': String(Math.max(1, Math.ceil(wait))) });
+      const headers = { 'retry-after': String(Math.max(1, Math.ceil(wait))) };
+      const answer = { error: 'rate limit exceeded' };
+      return body ? sendJson(res, 429, answer, headers) : refuse(req, res, 429, answer, headers);
     }
 
-    let body: Buffer;
-    try {
-      body = await readBody(req, config.server.bodyLimitBytes);
-    } catch (err) {
-      if (!(err instanceof BodyError)) throw err;
-      if (req.socket.destroyed) return; // the sender went away mid-body: nobody to answer
-      count(name, 'malformed');
-      return sendJson(res, err.status, { error: err.message });
-    }
-
-    const raw: RawWebhookRequest = { headers: req.headers, query: queryOf(req.url), body };
-    let ok: boolean;
-    try {
-      ok = adapter.authenticate ? await adapter.authenticate(raw, integration) : endpoint.checkSecret(raw);
-    } catch (err) {
-      // an authenticator that throws (say, on a malformed signature header) fails the check
-      logger.debug({ integration: name, err: describeError(err) }, 'webhook authentication error');
-      ok = false;
-    }
-    if (!ok) {
-      count(name, 'unauthorized');
-      logger.warn({ integration: name, remote: req.socket.remoteAddress }, 'webhook rejected: bad or missing secret');
-      return sendJson(res, 401, { error: 'unauthorized' });
+    if (!body) {
+      try {
+        body = await readBody(req, authenticated);
+      } catch (err) {
+        if (!(err instanceof BodyError)) throw err;
+        return bodyFailed(req, res, endpoint, err, true);
+      }
     }
 
     const requestId = headerId(req) ?? randomUUID();
@@ -169,6 +246,14 @@ export function createHookHandler(deps: HookDeps): HookHandler {
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
     });
   };
+}
+
+/** Whether the request's body has been received whole (parsed, not yet read) now or within WHOLE_BODY_WAIT_MS. */
+async function arrivedWhole(req: IncomingMessage): Promise<boolean> {
+  await new Promise((r) => setImmediate(r));
+  if (req.complete) return true;
+  await new Promise((r) => setTimeout(r, WHOLE_BODY_WAIT_MS));
+  return req.complete;
 }
 
 const NO_QUERY: Record<string, unknown> = Object.freeze({});

@@ -5,8 +5,8 @@
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { describeError, isSignetError } from '../errors.js';
-import { imageStatus } from '../api/status.js';
+import { describeError } from '../errors.js';
+import { apiOff, apiRouter } from '../api/router.js';
 import type { StatusStore } from '../status/store.js';
 import type { QueueAdmin } from '../queue/admin.js';
 import { readinessHandler, type Readiness } from '../health/readiness.js';
@@ -15,7 +15,7 @@ import { createHookHandler, hookIntegration, type HookDeps } from './hook-handle
 
 /** What the hook handler needs (config, registries, rules, the queue's `enqueueMany`, metrics, logger), and: */
 export interface ReceiverDeps extends HookDeps {
-  /** Signing status store, for GET /api/v1/images/{ref}/status. */
+  /** Signing status store, for GET /api/v1/images/{ref}/status (on only with server.apiToken). */
   status?: StatusStore;
   /** GET /readyz (Redis, keys, registries); without it /readyz answers like /healthz. */
   readiness?: Readiness;
@@ -64,21 +64,9 @@ function createApp(deps: ReceiverDeps): express.Express {
       }),
     );
   }
-  app.get('/api/v1/images/*ref', async (req: Request, res: Response) => {
-    const parts = (req.params as unknown as { ref: string[] }).ref;
-    if (!deps.status || parts.at(-1) !== 'status') {
-      res.status(404).json({ error: 'not found' });
-      return;
-    }
-    const ref = parts.slice(0, -1).join('/');
-    try {
-      res.json(await imageStatus(ref, { registries: deps.registries, rules: deps.rules, status: deps.status }));
-    } catch (err) {
-      const code = isSignetError(err) ? err.code : 'INTERNAL';
-      const status = code === 'INVALID_REFERENCE' ? 400 : code === 'MANIFEST_NOT_FOUND' || code === 'REGISTRY_NOT_CONFIGURED' ? 404 : isSignetError(err) && err.retryable ? 503 : 500;
-      res.status(status).json({ error: describeError(err) });
-    }
-  });
+  if (config.server.apiToken && deps.status) {
+    app.use('/api/v1', apiRouter({ token: config.server.apiToken, registries: deps.registries, rules: deps.rules, status: deps.status, logger }));
+  } else app.use('/api/v1', apiOff());
 
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     const status = (err as { status?: number }).status;

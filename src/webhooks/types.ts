@@ -37,12 +37,28 @@ export interface AdapterContext<C extends IntegrationBase = IntegrationBase> {
   headers: IncomingHttpHeaders;
 }
 
-/** The request as received, for adapters that authenticate with more than a shared secret. */
-export interface RawWebhookRequest {
+/** What is known of a request before its body is read: the headers and the query string. */
+export interface RequestHead {
   headers: IncomingHttpHeaders;
   query: Record<string, unknown>;
+}
+
+/** The request as received, body included (for authentication over the body, an HMAC). */
+export interface RawWebhookRequest extends RequestHead {
   body: Buffer;
 }
+
+/**
+ * How one integration authenticates, chosen once per integration when the receiver starts.
+ * - `headers`: decided from the headers and the query string alone; a refused call is answered
+ *   before any byte of its body is read.
+ * - `body`: the credential covers the body (an HMAC of it). `present` is a header-only test that a
+ *   credential is there at all (so an anonymous call is refused before its body is read);
+ *   `verify` gets the body, read bounded (size, deadline, minimum rate, a cap on such reads at once).
+ */
+export type Authentication =
+  | { readonly phase: 'headers'; verify(req: RequestHead): boolean | Promise<boolean> }
+  | { readonly phase: 'body'; present(req: RequestHead): boolean; verify(req: RawWebhookRequest): boolean };
 
 /**
  * One registry's webhook dialect. `parse` validates with the adapter's own zod schema and throws
@@ -55,10 +71,11 @@ export interface WebhookAdapter<C extends IntegrationBase = IntegrationBase> {
   /** Content types the sender uses (besides application/json, always accepted). */
   readonly contentTypes: readonly string[];
   /**
-   * Authenticate a call (HMAC of the body, a signed JWT, ...). Without it the shared secret is
-   * checked (Authorization: Bearer <secret>, a bare Authorization: <secret>, or ?token=<secret>).
+   * How an integration of this kind authenticates (a header of its own, an HMAC of the body, a
+   * signed JWT, ...). Without it: the shared secret, before the body (Authorization: Bearer
+   * <secret>, a bare Authorization: <secret>, or ?token=<secret>).
    */
-  authenticate?(req: RawWebhookRequest, integration: C): boolean | Promise<boolean>;
+  authentication?(integration: C): Authentication;
   /** Whether this integration is configured to authenticate without a shared `secret` (e.g. a JWT). */
   hasCredentials?(integration: C): boolean;
   parse(body: unknown, ctx: AdapterContext<C>): AdapterResult;

@@ -5,7 +5,7 @@
  * The config goes through the zod schema, not validate.ts's cross-checks (so a `gar`
  * integration authenticated by `jwt` alone can be tested).
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { compileRules } from '../../src/config/rules.js';
 import { configSchema } from '../../src/config/schema.js';
@@ -13,16 +13,20 @@ import { createLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import type { SignJobData, SignQueue } from '../../src/queue/sign-queue.js';
 import { RegistryDirectory } from '../../src/registry/directory.js';
+import { createReceiverServer } from '../../src/webhooks/http-server.js';
 import { createReceiver } from '../../src/webhooks/receiver.js';
 import type { PushEvent } from '../../src/webhooks/types.js';
 
 export interface ReceiverHarness {
   url: string;
+  metrics: Metrics;
   /** Events the receiver enqueued, in order. */
   queued: PushEvent[];
   post(integration: string, body: unknown, opts?: { headers?: Record<string, string>; query?: string; raw?: boolean }): Promise<{ status: number; json: any }>;
   /** signet_webhook_events_total for (integration, outcome). */
   count(integration: string, outcome: string): Promise<number>;
+  /** signet_webhook_rejected_total for (integration, reason). */
+  rejected(integration: string, reason: string): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -31,8 +35,11 @@ export async function startReceiver(opts: {
   integrations: Record<string, unknown>[];
   /** Default: one rule per registry that signs untagged pushes too (so they show in `queued`). */
   rules?: Record<string, unknown>[];
+  /** The `server:` section (limits, timeouts). */
+  server?: Record<string, unknown>;
 }): Promise<ReceiverHarness> {
   const config = configSchema.parse({
+    ...(opts.server ? { server: opts.server } : {}),
     registries: opts.registries,
     integrations: opts.integrations,
     keys: [{ name: 'k', provider: 'file', path: 'k.pem' }],
@@ -50,11 +57,12 @@ export async function startReceiver(opts: {
   const metrics = new Metrics();
   const registries = new RegistryDirectory(config.registries);
   const receiver = createReceiver({ config, registries, rules: compileRules(config.rules), queue, metrics, logger: createLogger({ level: 'silent' }) });
-  const server: Server = createServer(receiver);
+  const server: Server = createReceiverServer(receiver, config.server, metrics);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url,
+    metrics,
     queued,
     async post(integration, body, o = {}) {
       const res = await fetch(`${url}/hooks/${integration}${o.query ?? ''}`, {
@@ -74,6 +82,10 @@ export async function startReceiver(opts: {
     async count(integration, outcome) {
       const m = await metrics.webhookEvents.get();
       return m.values.filter((v) => v.labels.integration === integration && v.labels.outcome === outcome).reduce((n, v) => n + v.value, 0);
+    },
+    async rejected(integration, reason) {
+      const m = await metrics.webhookRejected.get();
+      return m.values.filter((v) => v.labels.integration === integration && v.labels.reason === reason).reduce((n, v) => n + v.value, 0);
     },
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));

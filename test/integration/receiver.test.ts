@@ -150,12 +150,13 @@ describe('receiver', () => {
 });
 
 describe('receiver limits and log hygiene', () => {
-  it('limits the request rate per integration: 429 with Retry-After past the burst', async () => {
+  it('limits the request rate per integration: 429 with Retry-After past the burst; unauthenticated calls spend none of it', async () => {
     const body = fixture('distribution-push-blob.json');
     const statuses: number[] = [];
-    for (let i = 0; i < 5; i++) statuses.push((await post(signet, 'slow', body, { auth: i === 4 ? null : undefined })).status);
-    expect(statuses.slice(0, 3)).toEqual([200, 200, 200]);
-    expect(statuses.slice(3)).toEqual([429, 429]);
+    for (let i = 0; i < 6; i++) statuses.push((await post(signet, 'slow', body, { auth: i < 2 ? null : undefined })).status);
+    expect(statuses.slice(0, 2)).toEqual([401, 401]);
+    expect(statuses.slice(2, 5)).toEqual([200, 200, 200]);
+    expect(statuses.slice(5)).toEqual([429]);
     const r = await post(signet, 'slow', body);
     expect(r.headers.get('retry-after')).toBe('1');
     // other integrations are not affected

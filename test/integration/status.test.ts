@@ -19,6 +19,7 @@ let registry: RunningRegistry;
 let proxy: FaultProxy;
 let signet: RunningSignet;
 let tmp: { dir: string; remove: () => void };
+const API_TOKEN = 'status-api-token-0123456789';
 
 beforeAll(async () => {
   tmp = tempDir();
@@ -30,6 +31,7 @@ beforeAll(async () => {
   proxy = await startFaultProxy(registry.host);
   signet = await startSignet(
     `
+server: { apiToken: "${API_TOKEN}" }
 worker: { concurrency: 4, attempts: 2, backoffMs: 100 }
 registries: [{ host: "${proxy.host}", insecure: true }]
 keys: [{ name: a, provider: file, path: a.pem }, { name: b, provider: file, path: b.pem }]
@@ -50,7 +52,7 @@ afterAll(async () => {
 const enqueue = (repository: string, tag: string) =>
   signet.service.queue!.enqueue({ event: { integration: 't', host: proxy.host, repository, tag, receivedAt: new Date().toISOString() }, registry: proxy.host, requestId: `st-${repository}` });
 const api = async (ref: string) => {
-  const res = await fetch(`${signet.url}/api/v1/images/${ref}/status`);
+  const res = await fetch(`${signet.url}/api/v1/images/${ref}/status`, { headers: { authorization: `Bearer ${API_TOKEN}` } });
   return { status: res.status, body: (await res.json()) as any };
 };
 

@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { integrationConfig } from '../integration-config.js';
 import type { AdapterResult, WebhookAdapter } from '../types.js';
-import { MANIFEST_MEDIA_TYPES, parseOrThrow, refOf, sharedSecretAuth } from './common.js';
+import { headerAuth, MANIFEST_MEDIA_TYPES, parseOrThrow, refOf, sharedSecretAuth } from './common.js';
 
 export const acrPayloadSchema = z
   .object({
@@ -42,9 +42,7 @@ export const acrAdapter: WebhookAdapter<AcrConfig> = {
   kind: 'acr',
   configSchema: config,
   contentTypes: [],
-  authenticate(req, integration) {
-    return sharedSecretAuth(req, integration, { header: integration.header });
-  },
+  authentication: (integration) => headerAuth((req) => sharedSecretAuth(req, integration, { header: integration.header })),
   parse(body): AdapterResult {
     const p = parseOrThrow(acrPayloadSchema, body, 'acr');
     const t = p.target ?? {};

@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { integrationConfig } from '../integration-config.js';
 import type { AdapterResult, WebhookAdapter } from '../types.js';
-import { parseOrThrow, refOf, sharedSecretAuth } from './common.js';
+import { headerAuth, parseOrThrow, refOf, sharedSecretAuth } from './common.js';
 
 export const alibabaPayloadSchema = z
   .object({
@@ -45,9 +45,7 @@ export const alibabaAcrAdapter: WebhookAdapter<AlibabaConfig> = {
   kind: 'alibaba-acr',
   configSchema: config,
   contentTypes: [],
-  authenticate(req, integration) {
-    return sharedSecretAuth(req, integration, { query: ['token', 'secret'] });
-  },
+  authentication: (integration) => headerAuth((req) => sharedSecretAuth(req, integration, { query: ['token', 'secret'] })),
   parse(body, ctx): AdapterResult {
     const p = parseOrThrow(alibabaPayloadSchema, body, 'alibaba-acr');
     const r = p.repository;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { SignetError } from '../../errors.js';
 import { secretEquals } from '../auth.js';
 import type { IntegrationBase } from '../integration-config.js';
-import type { RawWebhookRequest } from '../types.js';
+import type { Authentication, RequestHead } from '../types.js';
 
 export const MANIFEST_MEDIA_TYPES = new Set([
   'application/vnd.oci.image.manifest.v1+json',
@@ -34,7 +34,7 @@ export function splitResourceUrl(url: string): { host: string; path: string } | 
 }
 
 /** First value of a request header (node lower-cases header names). */
-export function headerValue(headers: RawWebhookRequest['headers'], name: string): string | undefined {
+export function headerValue(headers: RequestHead['headers'], name: string): string | undefined {
   const v = headers[name.toLowerCase()];
   const s = Array.isArray(v) ? v[0] : v;
   return typeof s === 'string' && s.length > 0 ? s : undefined;
@@ -53,7 +53,7 @@ export function anySecretEquals(presented: readonly string[], secret: string): b
  * `insecure: true` lets a call in.
  */
 export function sharedSecretAuth(
-  req: RawWebhookRequest,
+  req: RequestHead,
   integration: IntegrationBase,
   opts: { header?: string | null; query?: readonly string[] } = {},
 ): boolean {
@@ -69,6 +69,11 @@ export function sharedSecretAuth(
     if (typeof q === 'string' && q.length > 0) presented.push(q);
   }
   return anySecretEquals(presented, integration.secret);
+}
+
+/** Authentication decided from the headers and query alone (the body is never read for a refused call). */
+export function headerAuth(verify: (req: RequestHead) => boolean | Promise<boolean>): Authentication {
+  return { phase: 'headers', verify };
 }
 
 /** Lowercase hex HMAC-SHA256 of the exact body bytes. */

@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { secretEquals } from '../auth.js';
 import { integrationConfig } from '../integration-config.js';
 import type { AdapterResult, WebhookAdapter } from '../types.js';
-import { headerValue, parseOrThrow, refOf, sharedSecretAuth } from './common.js';
+import { headerAuth, headerValue, parseOrThrow, refOf, sharedSecretAuth } from './common.js';
 
 export const ecrEventSchema = z
   .object({
@@ -54,17 +54,19 @@ export const ecrAdapter: WebhookAdapter<EcrConfig> = {
   kind: 'ecr',
   configSchema: config,
   contentTypes: [],
-  authenticate(req, integration) {
-    if (!integration.secret) return integration.insecure;
-    const auth = integration.auth;
-    if (auth.type === 'apiKey') return sharedSecretAuth(req, integration, { header: auth.header });
-    const h = headerValue(req.headers, 'authorization');
-    const m = h ? /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(h) : null;
-    if (!m) return false;
-    const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
-    // compare the whole "user:password" so neither part leaks through timing
-    return secretEquals(decoded, `${auth.username}:${integration.secret}`);
-  },
+  // Basic or an API key header: both decided before the body
+  authentication: (integration) =>
+    headerAuth((req) => {
+      if (!integration.secret) return integration.insecure;
+      const auth = integration.auth;
+      if (auth.type === 'apiKey') return sharedSecretAuth(req, integration, { header: auth.header });
+      const h = headerValue(req.headers, 'authorization');
+      const m = h ? /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(h) : null;
+      if (!m) return false;
+      const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+      // compare the whole "user:password" so neither part leaks through timing
+      return secretEquals(decoded, `${auth.username}:${integration.secret}`);
+    }),
   parse(body): AdapterResult {
     const e = parseOrThrow(ecrEventSchema, body, 'ecr');
     const d = e.detail ?? {};

@@ -15,8 +15,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { integrationConfig } from '../integration-config.js';
-import type { AdapterResult, IgnoredItem, RawWebhookRequest, WebhookAdapter } from '../types.js';
-import { headerValue, parseOrThrow, refOf, sharedSecretAuth, splitImageRef } from './common.js';
+import type { AdapterResult, IgnoredItem, RequestHead, WebhookAdapter } from '../types.js';
+import { headerAuth, headerValue, parseOrThrow, refOf, sharedSecretAuth, splitImageRef } from './common.js';
 
 const messageData = z
   .object({ action: z.string(), digest: z.string().optional(), tag: z.string().optional() })
@@ -80,13 +80,16 @@ export const garAdapter: WebhookAdapter<GarConfig> = {
   configSchema: config,
   contentTypes: [],
   hasCredentials: (integration) => Boolean(integration.jwt),
-  async authenticate(req, integration) {
-    // Pub/Sub sets no headers of ours (Authorization carries its JWT): a secret comes in the URL
-    if (!integration.jwt) return sharedSecretAuth(req, integration, { header: null });
-    const secretOk = integration.secret ? sharedSecretAuth(req, integration, { header: null }) : true;
-    const jwtOk = await verifyPushJwt(req, integration.jwt);
-    return secretOk && jwtOk;
-  },
+  // The push JWT (Authorization) signs no part of the body, and the secret is in the URL: both are
+  // checked before the body is read.
+  authentication: (integration) =>
+    headerAuth(async (req) => {
+      // Pub/Sub sets no headers of ours (Authorization carries its JWT): a secret comes in the URL
+      if (!integration.jwt) return sharedSecretAuth(req, integration, { header: null });
+      const secretOk = integration.secret ? sharedSecretAuth(req, integration, { header: null }) : true;
+      const jwtOk = await verifyPushJwt(req, integration.jwt);
+      return secretOk && jwtOk;
+    }),
   parse(body, ctx): AdapterResult {
     const p = parseOrThrow(garPayloadSchema, body, 'gar');
     let data: z.infer<typeof messageData>;
@@ -156,7 +159,7 @@ interface KeySet {
 }
 const keyCache = new Map<string, { mtimeMs: number; keys: KeySet }>();
 
-async function verifyPushJwt(req: RawWebhookRequest, cfg: JwtConfig): Promise<boolean> {
+async function verifyPushJwt(req: RequestHead, cfg: JwtConfig): Promise<boolean> {
   const h = headerValue(req.headers, 'authorization');
   const m = h ? /^Bearer\s+([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\s*$/.exec(h) : null;
   if (!m) return false;

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { SignetError } from '../../errors.js';
 import { integrationConfig } from '../integration-config.js';
 import type { AdapterResult, WebhookAdapter } from '../types.js';
-import { anySecretEquals, headerValue, hmacSha256Hex, parseOrThrow, refOf, splitImageRef } from './common.js';
+import { anySecretEquals, headerAuth, headerValue, hmacSha256Hex, parseOrThrow, refOf, splitImageRef } from './common.js';
 
 const packageSchema = z
   .object({
@@ -51,16 +51,24 @@ const config = integrationConfig('github');
 const PACKAGE_EVENTS = new Set(['package', 'registry_package']);
 const ACTIONS = new Set(['published', 'updated']);
 const CONTAINER_TYPES = new Set(['container', 'docker']);
+const SIGNATURE = /^sha256=[0-9a-f]{64}$/i;
 
 export const githubAdapter: WebhookAdapter<z.infer<typeof config>> = {
   kind: 'github',
   configSchema: config,
   contentTypes: [],
-  authenticate(req, integration) {
-    if (!integration.secret) return integration.insecure;
-    const sig = headerValue(req.headers, 'x-hub-signature-256');
-    if (!sig) return false;
-    return anySecretEquals([sig.trim()], `sha256=${hmacSha256Hex(integration.secret, req.body)}`);
+  authentication(integration) {
+    const secret = integration.secret;
+    if (!secret) return headerAuth(() => integration.insecure);
+    return {
+      phase: 'body',
+      // a call without a well-formed signature is refused before its body is read
+      present: (req) => SIGNATURE.test(headerValue(req.headers, 'x-hub-signature-256')?.trim() ?? ''),
+      verify(req) {
+        const sig = headerValue(req.headers, 'x-hub-signature-256');
+        return sig !== undefined && anySecretEquals([sig.trim().toLowerCase()], `sha256=${hmacSha256Hex(secret, req.body)}`);
+      },
+    };
   },
   parse(body, ctx): AdapterResult {
     const p = parseOrThrow(githubPayloadSchema, body, 'github');

@@ -13,8 +13,8 @@
  */
 import { z } from 'zod';
 import { integrationConfig } from '../integration-config.js';
-import type { AdapterResult, WebhookAdapter } from '../types.js';
-import { anySecretEquals, headerValue, hmacSha256Hex, parseOrThrow, refOf } from './common.js';
+import type { AdapterResult, RequestHead, WebhookAdapter } from '../types.js';
+import { anySecretEquals, headerAuth, headerValue, hmacSha256Hex, parseOrThrow, refOf } from './common.js';
 
 export const jfrogPayloadSchema = z
   .object({
@@ -58,13 +58,22 @@ export const jfrogAdapter: WebhookAdapter<JfrogConfig> = {
   kind: 'jfrog',
   configSchema: config,
   contentTypes: [],
-  authenticate(req, integration) {
-    if (!integration.secret) return integration.insecure;
-    const presented = headerValue(req.headers, 'x-jfrog-event-auth');
-    if (!presented) return false;
-    if (integration.signing === 'plain') return anySecretEquals([presented], integration.secret);
-    const expected = hmacSha256Hex(integration.secret, req.body);
-    return anySecretEquals([presented.trim().toLowerCase().replace(/^sha256=/, '')], expected);
+  authentication(integration) {
+    const secret = integration.secret;
+    if (!secret) return headerAuth(() => integration.insecure);
+    // plain: the header is the secret, checked before the body; hmac: it signs the body
+    if (integration.signing === 'plain') {
+      return headerAuth((req) => {
+        const p = headerValue(req.headers, 'x-jfrog-event-auth');
+        return p !== undefined && anySecretEquals([p], secret);
+      });
+    }
+    const presented = (req: RequestHead): string => (headerValue(req.headers, 'x-jfrog-event-auth') ?? '').trim().toLowerCase().replace(/^sha256=/, '');
+    return {
+      phase: 'body',
+      present: (req) => HEX64.test(presented(req)),
+      verify: (req) => anySecretEquals([presented(req)], hmacSha256Hex(secret, req.body)),
+    };
   },
   parse(body, ctx): AdapterResult {
     const p = parseOrThrow(jfrogPayloadSchema, body, 'jfrog');
