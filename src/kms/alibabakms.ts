@@ -280,7 +280,7 @@ export function classifyAlibabaKmsError(err: unknown, what: string, fallback: Er
           : e.name === 'SyntaxError'
             ? 'Alibaba Cloud KMS answered with something that is not JSON (a proxy or gateway error?)'
             : `Alibaba Cloud KMS unreachable (${rawCode})`;
-      return new SignetError('KEY_UNAVAILABLE', `${what}: ${why}`, { retryable: true });
+      return new SignetError('KEY_UNAVAILABLE', `${what}: ${why}`);
     }
     const msg = typeof e.message === 'string' ? e.message : String(err);
     if (/credential/i.test(msg)) {
@@ -289,7 +289,7 @@ export function classifyAlibabaKmsError(err: unknown, what: string, fallback: Er
         `${what}: no usable Alibaba Cloud credentials (set keys[].accessKeyId/accessKeySecret, or ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET, an OIDC role, a credentials file or an ECS RAM role)`,
       );
     }
-    return new SignetError('KEY_UNAVAILABLE', `${what}: ${safeMessage(msg) || 'request failed'}`, { retryable: true });
+    return new SignetError('KEY_UNAVAILABLE', `${what}: ${safeMessage(msg) || 'request failed'}`);
   }
 
   const data = e.data as { Code?: unknown; code?: unknown; RequestId?: unknown; Message?: unknown; message?: unknown };
@@ -298,16 +298,16 @@ export function classifyAlibabaKmsError(err: unknown, what: string, fallback: Er
   const requestId = typeof data.RequestId === 'string' && /^[A-Za-z0-9-]{1,64}$/.test(data.RequestId) ? data.RequestId : undefined;
   const detail = safeMessage(data.Message ?? data.message);
   const tail = `(${code}, HTTP ${status}${requestId ? `, RequestId ${requestId}` : ''})${detail ? `: ${detail}` : ''}`;
-  const opts = (retryable: boolean) => ({ retryable, status });
+  const opts = { status };
 
   if (/throttl/i.test(code) || status === 429) {
-    return new SignetError('KEY_THROTTLED', `${what}: throttled by Alibaba Cloud KMS ${tail}`, opts(true));
+    return new SignetError('KEY_THROTTLED', `${what}: throttled by Alibaba Cloud KMS ${tail}`, opts);
   }
   if (/NotFound$/i.test(code) && /^(Forbidden\.(Key|Alias|Resource|KeyVersion)NotFound|EntityNotExist)/i.test(code)) {
-    return new SignetError('KEY_NOT_FOUND', `${what}: key or key version not found ${tail}`, opts(false));
+    return new SignetError('KEY_NOT_FOUND', `${what}: key or key version not found ${tail}`, opts);
   }
   if (/^(Rejected|Rejetced)\.(Disabled|PendingDeletion|PendingImport|StateModifiedFailed)$|KeyNotEnabled|KeyDisabled/i.test(code)) {
-    return new SignetError('KEY_DISABLED', `${what}: key is not enabled ${tail}`, opts(false));
+    return new SignetError('KEY_DISABLED', `${what}: key is not enabled ${tail}`, opts);
   }
   if (
     /^Forbidden|^InvalidAccessKeyId|^SignatureDoesNotMatch|^IncompleteSignature|^InvalidSecurityToken|NoPermission|^Unauthorized|^AccessDenied|^InvalidTimeStamp|^SignatureNonceUsed/i.test(code) ||
@@ -320,16 +320,16 @@ export function classifyAlibabaKmsError(err: unknown, what: string, fallback: Er
       credentials
         ? `${what}: the credentials were refused ${tail}; check the AccessKey pair or STS token (and the clock)`
         : `${what}: access denied ${tail}; the RAM principal needs kms:DescribeKey, kms:GetPublicKey and kms:AsymmetricSign on the key`,
-      opts(false),
+      opts,
     );
   }
   if (status >= 500 || /^(InternalFailure|InternalError|ServiceUnavailable|SerivceUnavailable|ServiceBusy|Rejected\.Unavailable)/i.test(code)) {
-    return new SignetError('KEY_UNAVAILABLE', `${what}: Alibaba Cloud KMS unavailable ${tail}`, opts(true));
+    return new SignetError('KEY_UNAVAILABLE', `${what}: Alibaba Cloud KMS unavailable ${tail}`, opts);
   }
   if (/^Rejected\.UnsupportedOperation$/i.test(code)) {
-    return new SignetError('KEY_UNSUPPORTED', `${what}: the key cannot sign ${tail}`, opts(false));
+    return new SignetError('KEY_UNSUPPORTED', `${what}: the key cannot sign ${tail}`, opts);
   }
-  return new SignetError(fallback, `${what}: Alibaba Cloud KMS refused the request ${tail}`, opts(false));
+  return new SignetError(fallback, `${what}: Alibaba Cloud KMS refused the request ${tail}`, opts);
 }
 
 // ---------------------------------------------------------------------------------------------

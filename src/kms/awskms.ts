@@ -217,17 +217,16 @@ export function classifyAwsKmsError(err: unknown, what: string, fallback: ErrorC
   const name = e.name ?? 'Error';
   const status = e.$metadata?.httpStatusCode;
   const detail = safeMessage(e.message);
-  const opts = (retryable: boolean) => ({
-    retryable,
+  const opts = {
     cause: err,
     ...(status !== undefined ? { status } : {}),
-  });
+  };
   const say = (why: string) => `${what}: ${why}${detail && !why.includes(detail) ? `: ${detail}` : ''}`;
 
   if (THROTTLING.has(name) || status === 429 || e.$retryable?.throttling) {
     const ra = retryAfter(e);
     return new SignetError('KEY_THROTTLED', say(`throttled by AWS KMS (${name})`), {
-      ...opts(true),
+      ...opts,
       ...(ra !== undefined ? { retryAfterSeconds: ra } : {}),
     });
   }
@@ -235,27 +234,27 @@ export function classifyAwsKmsError(err: unknown, what: string, fallback: ErrorC
     return new SignetError(
       'KEY_DENIED',
       `${what}: no usable AWS credentials (set keys[].credentials or use the SDK's standard sources: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity, ECS/EC2 roles)`,
-      opts(false),
+      opts,
     );
   }
   if (/region is missing/i.test(e.message ?? '')) {
-    return new SignetError('KEY_INVALID', `${what}: no AWS region (set keys[].region or AWS_REGION, or use a key ARN)`, opts(false));
+    return new SignetError('KEY_INVALID', `${what}: no AWS region (set keys[].region or AWS_REGION, or use a key ARN)`, opts);
   }
   if (DENIED.has(name) || status === 401 || status === 403) {
     const why =
       name === 'AccessDeniedException' || name === 'AccessDenied'
         ? `access denied (${name}); the principal needs kms:GetPublicKey and kms:Sign on the key`
         : `the credentials were refused (${name}); check the access key, secret, session token (and the clock)`;
-    return new SignetError('KEY_DENIED', say(why), opts(false));
+    return new SignetError('KEY_DENIED', say(why), opts);
   }
   if (NOT_FOUND.has(name) || status === 404) {
-    return new SignetError('KEY_NOT_FOUND', say(`key not found (${name})`), opts(false));
+    return new SignetError('KEY_NOT_FOUND', say(`key not found (${name})`), opts);
   }
   if (DISABLED.has(name)) {
-    return new SignetError('KEY_DISABLED', say(`key is disabled or not usable in its current state (${name})`), opts(false));
+    return new SignetError('KEY_DISABLED', say(`key is disabled or not usable in its current state (${name})`), opts);
   }
   if (name === 'InvalidKeyUsageException' || name === 'UnsupportedOperationException') {
-    return new SignetError('KEY_UNSUPPORTED', say(`key cannot sign this way (${name})`), opts(false));
+    return new SignetError('KEY_UNSUPPORTED', say(`key cannot sign this way (${name})`), opts);
   }
   const netCode = typeof e.code === 'string' ? e.code : undefined;
   if (UNAVAILABLE.has(name) || e.$fault === 'server' || (status !== undefined && status >= 500) || (netCode && NETWORK_CODES.has(netCode))) {
@@ -267,13 +266,13 @@ export function classifyAwsKmsError(err: unknown, what: string, fallback: ErrorC
           ? `AWS KMS timed out (${netCode ?? name})`
           : `AWS KMS unreachable (${netCode ?? name})`;
     const ra = retryAfter(e);
-    return new SignetError('KEY_UNAVAILABLE', say(why), { ...opts(true), ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) });
+    return new SignetError('KEY_UNAVAILABLE', say(why), { ...opts, ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) });
   }
   if (status === undefined) {
     // No HTTP answer at all (socket errors without a code, DNS, TLS): treat as transient.
-    return new SignetError('KEY_UNAVAILABLE', say(`AWS KMS unreachable (${netCode ?? name})`), opts(true));
+    return new SignetError('KEY_UNAVAILABLE', say(`AWS KMS unreachable (${netCode ?? name})`), opts);
   }
-  return new SignetError(fallback, say(`AWS KMS refused the request (${name}, HTTP ${status})`), opts(false));
+  return new SignetError(fallback, say(`AWS KMS refused the request (${name}, HTTP ${status})`), opts);
 }
 
 // ---------------------------------------------------------------------------------------------

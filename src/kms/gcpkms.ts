@@ -260,8 +260,8 @@ export function classifyGcpError(err: unknown, cfg: Pick<GcpKmsKeyConfig, 'name'
   const who = `key "${cfg.name}" (gcpkms ${cfg.cryptoKeyVersion})`;
   const api = apiError(e);
   const text = clean(api ? api.text : e.message);
-  const make = (code: ErrorCode, why: string, retryable: boolean, extra: { retryAfterSeconds?: number; status?: number } = {}) =>
-    new SignetError(code, `${who}: ${op} failed: ${why}${text ? ` (${text})` : ''}`, { retryable, ...extra });
+  const make = (code: ErrorCode, why: string, extra: { retryAfterSeconds?: number; status?: number } = {}) =>
+    new SignetError(code, `${who}: ${op} failed: ${why}${text ? ` (${text})` : ''}`, extra);
 
   if (api) {
     const grpcCode = api.grpcCode;
@@ -269,7 +269,7 @@ export function classifyGcpError(err: unknown, cfg: Pick<GcpKmsKeyConfig, 'name'
     const ra = api.retryAfterSeconds !== undefined ? { retryAfterSeconds: api.retryAfterSeconds } : {};
     switch (grpcCode) {
       case GRPC_STATUS.RESOURCE_EXHAUSTED:
-        return make('KEY_THROTTLED', `throttled by Cloud KMS (${name})`, true, ra);
+        return make('KEY_THROTTLED', `throttled by Cloud KMS (${name})`, ra);
       case GRPC_STATUS.UNAVAILABLE:
       case GRPC_STATUS.DEADLINE_EXCEEDED:
       case GRPC_STATUS.INTERNAL:
@@ -277,42 +277,41 @@ export function classifyGcpError(err: unknown, cfg: Pick<GcpKmsKeyConfig, 'name'
       case GRPC_STATUS.ABORTED:
       case GRPC_STATUS.CANCELLED:
       case GRPC_STATUS.DATA_LOSS:
-        return make('KEY_UNAVAILABLE', `Cloud KMS unavailable (${name})`, true, ra);
+        return make('KEY_UNAVAILABLE', `Cloud KMS unavailable (${name})`, ra);
       case GRPC_STATUS.PERMISSION_DENIED:
         return make(
           'KEY_DENIED',
           `permission denied (${name}); the principal needs cloudkms.cryptoKeyVersions.useToSign and .viewPublicKey on the key (roles/cloudkms.signer + roles/cloudkms.publicKeyViewer, or roles/cloudkms.signerVerifier); Cloud KMS also answers this for a key that does not exist`,
-          false,
         );
       case GRPC_STATUS.UNAUTHENTICATED:
-        return make('KEY_DENIED', `credentials rejected (${name}); check keyFilename / Application Default Credentials`, false);
+        return make('KEY_DENIED', `credentials rejected (${name}); check keyFilename / Application Default Credentials`);
       case GRPC_STATUS.NOT_FOUND:
-        return make('KEY_NOT_FOUND', `key version not found (${name})`, false);
+        return make('KEY_NOT_FOUND', `key version not found (${name})`);
       case GRPC_STATUS.FAILED_PRECONDITION:
-        return make('KEY_DISABLED', `key version is not usable (${name}): disabled, destroyed, scheduled for destruction or not yet generated`, false);
+        return make('KEY_DISABLED', `key version is not usable (${name}): disabled, destroyed, scheduled for destruction or not yet generated`);
       case GRPC_STATUS.INVALID_ARGUMENT:
       case GRPC_STATUS.OUT_OF_RANGE:
-        return make('KEY_INVALID', `request rejected (${name})`, false);
+        return make('KEY_INVALID', `request rejected (${name})`);
       case GRPC_STATUS.UNIMPLEMENTED:
-        return make('KEY_UNSUPPORTED', `not supported by the endpoint (${name})`, false);
+        return make('KEY_UNSUPPORTED', `not supported by the endpoint (${name})`);
       default:
-        return make('KEY_SIGN_FAILED', `unexpected status ${name}`, false);
+        return make('KEY_SIGN_FAILED', `unexpected status ${name}`);
     }
   }
 
   // google-auth-library / gaxios errors (token endpoint, metadata server) and plain network errors.
   const status = e.response?.status;
   if (typeof status === 'number') {
-    if (status === 429) return make('KEY_THROTTLED', 'credential endpoint throttled (HTTP 429)', true, { status });
-    if (status >= 500) return make('KEY_UNAVAILABLE', `credential endpoint unavailable (HTTP ${status})`, true, { status });
-    return make('KEY_DENIED', `could not obtain Google credentials (HTTP ${status})`, false, { status });
+    if (status === 429) return make('KEY_THROTTLED', 'credential endpoint throttled (HTTP 429)', { status });
+    if (status >= 500) return make('KEY_UNAVAILABLE', `credential endpoint unavailable (HTTP ${status})`, { status });
+    return make('KEY_DENIED', `could not obtain Google credentials (HTTP ${status})`, { status });
   }
   const msg = String(e.message ?? '');
   if (/Could not load the default credentials|Unable to detect a Project Id|credential/i.test(msg) && !/timeout|ECONN|ENOTFOUND|EAI_AGAIN/i.test(msg)) {
-    return make('KEY_DENIED', 'no usable Google credentials (set keyFilename, GOOGLE_APPLICATION_CREDENTIALS or run with a service account)', false);
+    return make('KEY_DENIED', 'no usable Google credentials (set keyFilename, GOOGLE_APPLICATION_CREDENTIALS or run with a service account)');
   }
-  if (typeof e.code === 'string' && /^E[A-Z]+/.test(e.code)) return make('KEY_UNAVAILABLE', `network error ${e.code}`, true);
-  return make('KEY_UNAVAILABLE', 'unexpected client error', true);
+  if (typeof e.code === 'string' && /^E[A-Z]+/.test(e.code)) return make('KEY_UNAVAILABLE', `network error ${e.code}`);
+  return make('KEY_UNAVAILABLE', 'unexpected client error');
 }
 
 /**
@@ -360,7 +359,7 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
   const timeoutMs = Math.round(cfg.timeoutSeconds * 1000);
   const callOptions = { retry: null, timeout: timeoutMs };
   const timeout = (op: Op) =>
-    new SignetError('KEY_UNAVAILABLE', `${who}: ${op} failed: no answer from Cloud KMS within ${cfg.timeoutSeconds}s`, { retryable: true });
+    new SignetError('KEY_UNAVAILABLE', `${who}: ${op} failed: no answer from Cloud KMS within ${cfg.timeoutSeconds}s`);
 
   try {
     // ---- startup: the public key and the version's algorithm, once
@@ -373,9 +372,7 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
     const pem = pub.pem ?? '';
     const pemCrc = toNumber(pub.pemCrc32c?.value);
     if (pemCrc === undefined || pemCrc !== crc32c(pem)) {
-      throw new SignetError('KEY_UNAVAILABLE', `${who}: GetPublicKey response failed its integrity check (pemCrc32c ${pemCrc === undefined ? 'missing' : 'mismatch'}); retry`, {
-        retryable: true,
-      });
+      throw new SignetError('KEY_UNAVAILABLE', `${who}: GetPublicKey response failed its integrity check (pemCrc32c ${pemCrc === undefined ? 'missing' : 'mismatch'}); retry`);
     }
     if (pub.name && pub.name !== versionName) {
       throw new SignetError('KEY_INVALID', `${who}: GetPublicKey answered for a different key version (${clean(pub.name)})`);
@@ -419,14 +416,14 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
         }
         // Data-integrity checks (https://cloud.google.com/kms/docs/data-integrity-guidelines).
         if (resp.verifiedDigestCrc32c !== true) {
-          throw new SignetError('KEY_UNAVAILABLE', `${who}: AsymmetricSign request corrupted in transit (verifiedDigestCrc32c is false); retry`, { retryable: true });
+          throw new SignetError('KEY_UNAVAILABLE', `${who}: AsymmetricSign request corrupted in transit (verifiedDigestCrc32c is false); retry`);
         }
         const signature = toBuffer(resp.signature);
         if (!signature || signature.length === 0) {
           throw new SignetError('KEY_SIGN_FAILED', `${who}: AsymmetricSign returned no signature`);
         }
         if (toNumber(resp.signatureCrc32c?.value) !== crc32c(signature)) {
-          throw new SignetError('KEY_UNAVAILABLE', `${who}: AsymmetricSign response corrupted in transit (signatureCrc32c mismatch); retry`, { retryable: true });
+          throw new SignetError('KEY_UNAVAILABLE', `${who}: AsymmetricSign response corrupted in transit (signatureCrc32c mismatch); retry`);
         }
         if (resp.name !== versionName) {
           throw new SignetError('KEY_SIGN_FAILED', `${who}: AsymmetricSign answered for a different key version (${clean(resp.name)})`);

@@ -196,14 +196,14 @@ class VaultHttp {
       throw new SignetError(
         'KEY_UNAVAILABLE',
         `key "${this.keyName}": Vault at ${this.address} ${timedOut ? `did not answer within ${this.timeoutMs} ms` : `unreachable (${code ?? (err as Error)?.name ?? 'error'})`} during ${what}`,
-        { retryable: true, cause: err },
+        { cause: err },
       );
     }
     let text: string;
     try {
       text = await res.body.text();
     } catch (err) {
-      throw new SignetError('KEY_UNAVAILABLE', `key "${this.keyName}": Vault response to ${what} was cut off`, { retryable: true, cause: err });
+      throw new SignetError('KEY_UNAVAILABLE', `key "${this.keyName}": Vault response to ${what} was cut off`, { cause: err });
     }
     let parsed: unknown = undefined;
     if (text.length > 0) {
@@ -223,11 +223,11 @@ class VaultHttp {
     const suffix = detail ? `: ${detail}` : '';
     const opts = { status: res.status, ...(res.retryAfterSeconds !== undefined ? { retryAfterSeconds: res.retryAfterSeconds } : {}) };
     const prefix = `key "${this.keyName}": Vault ${what} for ${about} at ${this.address}`;
-    const make = (code: ErrorCode, msg: string, retryable = false) => new SignetError(code, msg, { ...opts, retryable });
+    const make = (code: ErrorCode, msg: string) => new SignetError(code, msg, opts);
     const s = res.status;
-    if (s === 429) return make('KEY_THROTTLED', `${prefix} was throttled (HTTP 429)${suffix}`, true);
+    if (s === 429) return make('KEY_THROTTLED', `${prefix} was throttled (HTTP 429)${suffix}`);
     if (s >= 500 || s === 412 || s === 473) {
-      return make('KEY_UNAVAILABLE', `${prefix} failed with HTTP ${s}${suffix || (s === 503 ? ' (sealed or standby?)' : '')}`, true);
+      return make('KEY_UNAVAILABLE', `${prefix} failed with HTTP ${s}${suffix || (s === 503 ? ' (sealed or standby?)' : '')}`);
     }
     if (s === 401 || s === 403) {
       return make('KEY_DENIED', `${prefix} was denied (HTTP ${s})${suffix}; check the token's policy and namespace`);
@@ -322,7 +322,7 @@ class VaultAuth {
 
   private fromAuth(auth: { client_token?: unknown; lease_duration?: unknown; renewable?: unknown } | undefined, what: string): TokenState {
     if (!auth || typeof auth.client_token !== 'string' || auth.client_token.length === 0) {
-      throw new SignetError('KEY_UNAVAILABLE', `key "${this.http.keyName}": Vault ${what} answered without a client token`, { retryable: true });
+      throw new SignetError('KEY_UNAVAILABLE', `key "${this.http.keyName}": Vault ${what} answered without a client token`);
     }
     const now = Date.now();
     const ttl = typeof auth.lease_duration === 'number' && auth.lease_duration > 0 ? auth.lease_duration * 1000 : 0;

@@ -134,7 +134,7 @@ export class RekorClient {
     const r = await this.withRetry(async () => {
       const res = await this.send('GET', this.path(`/api/v1/log/entries/${uuid}`));
       // Rekor said the entry exists: a 404 now can only be replication lag. Retry it.
-      if (res.status === 404) throw new SignetError('REKOR_UNAVAILABLE', `rekor ${this.url}: entry ${uuid} not found (yet)`, { retryable: true, status: 404 });
+      if (res.status === 404) throw new SignetError('REKOR_UNAVAILABLE', `rekor ${this.url}: entry ${uuid} not found (yet)`, { status: 404 });
       return res;
     });
     if (r.status !== 200) throw this.refused(`get entry ${uuid}`, r);
@@ -269,7 +269,7 @@ export class RekorClient {
       throw new SignetError(
         'REKOR_UNAVAILABLE',
         `rekor ${this.url}: ${what} answered HTTP ${status}${ra !== undefined ? ` (Retry-After ${ra}s)` : ''}${detail(data)}`,
-        { retryable: true, status, ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) },
+        { status, ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) },
       );
     }
     return { status, headers: res.headers, body: data };
@@ -382,5 +382,5 @@ async function readCapped(body: Dispatcher.ResponseData['body'], max: number): P
 function unavailable(url: string, what: string, err: unknown): SignetError {
   const e = err as { code?: string; name?: string; message?: string };
   const why = e.name === 'TimeoutError' || e.name === 'AbortError' ? 'timed out' : (e.code ?? e.message ?? String(err));
-  return new SignetError('REKOR_UNAVAILABLE', `rekor ${url} unreachable (${what}): ${why}`, { retryable: true, cause: err });
+  return new SignetError('REKOR_UNAVAILABLE', `rekor ${url} unreachable (${what}): ${why}`, { cause: err });
 }

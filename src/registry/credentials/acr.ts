@@ -114,13 +114,13 @@ function classifyEntra(err: unknown, who: string): SignetError {
   const status = typeof e?.statusCode === 'number' ? e.statusCode : undefined;
   const detail = errorSummary(err);
   if (status === 429 || (status !== undefined && status >= 500)) {
-    return new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${who}: Microsoft Entra token request failed (HTTP ${status})`, { retryable: true, cause: err, status });
+    return new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${who}: Microsoft Entra token request failed (HTTP ${status})`, { cause: err, status });
   }
   if (e?.name === 'CredentialUnavailableError' || e?.errorResponse?.error || (status !== undefined && status < 500 && status >= 400)) {
     return new SignetError('REGISTRY_AUTH_FAILED', `${who}: Microsoft Entra refused the token request (${detail})`, { cause: err, ...(status ? { status } : {}) });
   }
   if (NETWORK.test(String((err as Error)?.message ?? ''))) {
-    return new SignetError('REGISTRY_UNAVAILABLE', `${who}: Microsoft Entra unreachable (${detail})`, { retryable: true, cause: err });
+    return new SignetError('REGISTRY_UNAVAILABLE', `${who}: Microsoft Entra unreachable (${detail})`, { cause: err });
   }
   return new SignetError('REGISTRY_AUTH_FAILED', `${who}: no Microsoft Entra token (${detail})`, { cause: err });
 }
@@ -149,12 +149,12 @@ export async function exchangeForRefreshToken(opts: {
       ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
     });
   } catch (err) {
-    throw new SignetError('REGISTRY_UNAVAILABLE', `${opts.who}: ${opts.host}/oauth2/exchange unreachable (${errorSummary(err)})`, { retryable: true, cause: err });
+    throw new SignetError('REGISTRY_UNAVAILABLE', `${opts.who}: ${opts.host}/oauth2/exchange unreachable (${errorSummary(err)})`, { cause: err });
   }
   const text = await res.body.text();
   const status = res.statusCode;
   if (status === 429 || status >= 500) {
-    throw new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${opts.who}: /oauth2/exchange answered HTTP ${status}`, { retryable: true, status });
+    throw new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${opts.who}: /oauth2/exchange answered HTTP ${status}`, { status });
   }
   if (status !== 200) {
     let reason = '';

@@ -85,7 +85,7 @@ function classify(err: unknown, who: string): SignetError {
   const status = e?.$metadata?.httpStatusCode ?? e?.$response?.statusCode;
   const detail = errorSummary(err);
   if (THROTTLING.has(name) || status === 429) {
-    return new SignetError('REGISTRY_THROTTLED', `${who}: ECR GetAuthorizationToken was throttled (${detail})`, { retryable: true, cause: err, ...(status ? { status } : {}) });
+    return new SignetError('REGISTRY_THROTTLED', `${who}: ECR GetAuthorizationToken was throttled (${detail})`, { cause: err, ...(status ? { status } : {}) });
   }
   if (name === 'CredentialsProviderError') {
     return new SignetError('REGISTRY_AUTH_FAILED', `${who}: no usable AWS credentials (set credentials.ecr.accessKeyId/secretAccessKey or use the SDK's standard sources)`, { cause: err });
@@ -99,7 +99,7 @@ function classify(err: unknown, who: string): SignetError {
   if (status !== undefined && status < 500) {
     return new SignetError('REGISTRY_AUTH_FAILED', `${who}: ECR GetAuthorizationToken answered HTTP ${status} (${detail})`, { cause: err, status });
   }
-  return new SignetError('REGISTRY_UNAVAILABLE', `${who}: ECR GetAuthorizationToken failed (${detail})`, { retryable: true, cause: err, ...(status ? { status } : {}) });
+  return new SignetError('REGISTRY_UNAVAILABLE', `${who}: ECR GetAuthorizationToken failed (${detail})`, { cause: err, ...(status ? { status } : {}) });
 }
 
 /** The SDK, loaded on first use so that importing this module (config validation) stays cheap. */

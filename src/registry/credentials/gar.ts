@@ -64,7 +64,7 @@ function classify(err: unknown, who: string): SignetError {
   const status = e?.response?.status ?? (typeof e?.status === 'number' ? e.status : undefined);
   const detail = errorSummary(err);
   if (status === 429 || (status !== undefined && status >= 500)) {
-    return new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${who}: Google token request failed (HTTP ${status})`, { retryable: true, cause: err, status });
+    return new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${who}: Google token request failed (HTTP ${status})`, { cause: err, status });
   }
   if (status !== undefined) {
     return new SignetError('REGISTRY_AUTH_FAILED', `${who}: Google refused the token request (HTTP ${status}: ${detail})`, { cause: err, status });
@@ -73,7 +73,7 @@ function classify(err: unknown, who: string): SignetError {
   if (/Could not load the default credentials|Unable to detect|ENOENT|no such file|Unexpected token|JSON|client_email|private_key|invalid_grant/i.test(msg)) {
     return new SignetError('REGISTRY_AUTH_FAILED', `${who}: no usable Google credentials (${detail}); set credentials.gar.keyFile or Application Default Credentials`, { cause: err });
   }
-  return new SignetError('REGISTRY_UNAVAILABLE', `${who}: Google token request failed (${detail})`, { retryable: true, cause: err });
+  return new SignetError('REGISTRY_UNAVAILABLE', `${who}: Google token request failed (${detail})`, { cause: err });
 }
 
 /** The library, loaded on first use so that importing this module (config validation) stays cheap. */
