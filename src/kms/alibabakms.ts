@@ -37,6 +37,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import type * as alikms from '@alicloud/kms20160120';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
+import { upstreamText } from '../log.js';
 import { assertSha256Digest } from './digest-arg.js';
 import { defineKeyProvider } from './define.js';
 import { derEcdsaToRaw, rawEcdsaToDer } from './ecdsa.js';
@@ -251,15 +252,12 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE
  */
 function safeMessage(msg: unknown): string {
   if (typeof msg !== 'string' || !msg) return '';
-  return msg
+  const trimmed = msg
     .split('\n')[0]!
     .replace(/\s*server string to sign is:.*$/i, '')
     .replace(/\s*(?:requestid|request id)\s*:.*$/i, '')
-    .replace(/https?:\/\/\S+/gi, '[url]')
-    .replace(/\b(AccessKeyId|SecurityToken|Signature|AccessKeySecret)(%3D|=|:\s*)[^\s&%]+/gi, '$1$2[redacted]')
-    .replace(/\bLTAI[A-Za-z0-9]{8,}\b/g, 'LTAI[redacted]')
-    .replace(/\bSTS\.[A-Za-z0-9._-]{8,}/g, 'STS.[redacted]')
-    .slice(0, 200);
+    .replace(/https?:\/\/\S+/gi, '[url]');
+  return upstreamText(trimmed, { max: 200 });
 }
 
 /** Turn an SDK error into a SignetError; `what` names the key and the call. */

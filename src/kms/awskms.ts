@@ -28,6 +28,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
+import { upstreamText } from '../log.js';
 import { assertSha256Digest } from './digest-arg.js';
 import { defineKeyProvider } from './define.js';
 import { derEcdsaToRaw, rawEcdsaToDer } from './ecdsa.js';
@@ -189,13 +190,7 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE
 
 /** An upstream message made safe for logs: one line, bounded, no access key ids or tokens. */
 function safeMessage(msg: string | undefined): string {
-  if (!msg) return '';
-  return msg
-    .split('\n')[0]!
-    .replace(/\b(AKIA|ASIA|AROA|AIDA)[A-Z0-9]{12,}\b/g, '$1[redacted]')
-    .replace(/\b(Bearer|Basic)\s+\S+/gi, '$1 [redacted]')
-    .replace(/(X-Amz-Security-Token|X-Amz-Signature|X-Amz-Credential|sessionToken|secretAccessKey)([=:]\s*)\S+/gi, '$1$2[redacted]')
-    .slice(0, 300);
+  return msg ? upstreamText(msg.split('\n')[0]) : '';
 }
 
 function retryAfter(err: AwsLikeError): number | undefined {

@@ -29,7 +29,7 @@ import type { CryptographyClientOptions, KeyClientOptions, KeyVaultKey } from '@
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
 import { assertSha256Digest } from './digest-arg.js';
-import { redactText } from '../log.js';
+import { upstreamText } from '../log.js';
 import { defineKeyProvider, type KeyProviderContext } from './define.js';
 import { rawEcdsaToDer } from './ecdsa.js';
 import type { KeyAlgorithm, KeyProvider } from './types.js';
@@ -113,14 +113,6 @@ function loadKeys(): Promise<typeof import('@azure/keyvault-keys')> {
   return import('@azure/keyvault-keys');
 }
 
-function clean(msg: unknown): string {
-  const s = redactText(String(msg ?? ''))
-    .replace(/eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*/g, '[redacted-jwt]')
-    .replace(/\s+/g, ' ')
-    .trim();
-  return s.length > 300 ? `${s.slice(0, 300)}…` : s;
-}
-
 function retryAfterOf(headers: unknown): number | undefined {
   const h = headers as { get?: (n: string) => string | undefined } | undefined;
   const v = typeof h?.get === 'function' ? h.get('retry-after') : undefined;
@@ -147,7 +139,7 @@ export function classifyAzureError(err: unknown, cfg: Pick<AzureKvKeyConfig, 'na
   const who = `key "${cfg.name}" (azurekv ${cfg.vaultUrl.replace(/\/$/, '')}/keys/${cfg.keyName})`;
   const name = typeof e.name === 'string' ? e.name : '';
   const make = (code: ErrorCode, why: string, detail?: string, extra: { retryAfterSeconds?: number; status?: number } = {}) =>
-    new SignetError(code, `${who}: ${op} failed: ${why}${detail ? ` (${clean(detail)})` : ''}`, extra);
+    new SignetError(code, `${who}: ${op} failed: ${why}${detail ? ` (${upstreamText(detail)})` : ''}`, extra);
 
   // @azure/identity: the token request itself failed.
   if (name === 'AuthenticationError') {
@@ -284,7 +276,7 @@ export async function createAzureKvKeyProvider(cfg: AzureKvKeyConfig, ctx: KeyPr
   const version = key.properties.version;
   if (!version || !key.id) throw new SignetError('KEY_INVALID', `${who}: Key Vault returned a key without a version id`);
   if (cfg.keyVersion && version !== cfg.keyVersion) {
-    throw new SignetError('KEY_INVALID', `${who}: asked for version ${cfg.keyVersion}, Key Vault answered ${clean(version)}`);
+    throw new SignetError('KEY_INVALID', `${who}: asked for version ${cfg.keyVersion}, Key Vault answered ${upstreamText(version)}`);
   }
   const whoV = `key "${cfg.name}" (azurekv ${vaultUrl}/keys/${cfg.keyName}/${version})`;
   if (key.properties.enabled === false) throw new SignetError('KEY_DISABLED', `${whoV}: the key is disabled in Key Vault`);

@@ -30,7 +30,7 @@ import type { ClientOptions } from 'google-gax';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
 import { assertSha256Digest } from './digest-arg.js';
-import { redactText } from '../log.js';
+import { upstreamText } from '../log.js';
 import { crc32c } from './crc32c.js';
 import { defineKeyProvider, type KeyProviderContext } from './define.js';
 import { derEcdsaToRaw } from './ecdsa.js';
@@ -169,16 +169,6 @@ function retryAfterOf(err: { statusDetails?: unknown }): number | undefined {
   return undefined;
 }
 
-/** Strip tokens and keep messages short. */
-function clean(msg: unknown): string {
-  const s = redactText(String(msg ?? ''))
-    .replace(/eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, '[redacted-jwt]')
-    .replace(/ya29\.[A-Za-z0-9._-]+/g, '[redacted-token]')
-    .replace(/\s+/g, ' ')
-    .trim();
-  return s.length > 300 ? `${s.slice(0, 300)}…` : s;
-}
-
 /** gRPC code for an HTTP status, as google-gax maps them. */
 function grpcFromHttp(status: number): number {
   const map: Record<number, number> = {
@@ -259,7 +249,7 @@ export function classifyGcpError(err: unknown, cfg: Pick<GcpKmsKeyConfig, 'name'
   const e = (err ?? {}) as ErrorShape;
   const who = `key "${cfg.name}" (gcpkms ${cfg.cryptoKeyVersion})`;
   const api = apiError(e);
-  const text = clean(api ? api.text : e.message);
+  const text = upstreamText(api ? api.text : e.message);
   const make = (code: ErrorCode, why: string, extra: { retryAfterSeconds?: number; status?: number } = {}) =>
     new SignetError(code, `${who}: ${op} failed: ${why}${text ? ` (${text})` : ''}`, extra);
 
@@ -375,7 +365,7 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
       throw new SignetError('KEY_UNAVAILABLE', `${who}: GetPublicKey response failed its integrity check (pemCrc32c ${pemCrc === undefined ? 'missing' : 'mismatch'}); retry`);
     }
     if (pub.name && pub.name !== versionName) {
-      throw new SignetError('KEY_INVALID', `${who}: GetPublicKey answered for a different key version (${clean(pub.name)})`);
+      throw new SignetError('KEY_INVALID', `${who}: GetPublicKey answered for a different key version (${upstreamText(pub.name)})`);
     }
     const kmsAlgorithm = algorithmName(pub.algorithm, algorithms);
     const spec = SUPPORTED[kmsAlgorithm];
@@ -426,7 +416,7 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
           throw new SignetError('KEY_UNAVAILABLE', `${who}: AsymmetricSign response corrupted in transit (signatureCrc32c mismatch); retry`);
         }
         if (resp.name !== versionName) {
-          throw new SignetError('KEY_SIGN_FAILED', `${who}: AsymmetricSign answered for a different key version (${clean(resp.name)})`);
+          throw new SignetError('KEY_SIGN_FAILED', `${who}: AsymmetricSign answered for a different key version (${upstreamText(resp.name)})`);
         }
         if (spec.keyType === 'ec') derEcdsaToRaw(signature); // throws KEY_SIGN_FAILED unless strict DER
         // With the message at hand, check the signature locally (cheap; catches a misbehaving backend).
