@@ -25,11 +25,11 @@
  * KEY_NOT_FOUND; a version below `min_encryption_version` -> KEY_DISABLED. No retries here: the
  * queue's backoff is the one retry policy. Tokens and secret ids never appear in messages.
  *
- * Every request has an overall deadline (`timeoutSeconds`, headers and whole body); answers are
+ * Every request has an overall deadline (`timeoutSeconds`, headers and whole body). Answers are
  * read up to a cap (READ_LIMITS.json for the key read, READ_LIMITS.token for sign, login and
- * renewal) and checked against a schema: an answer of the wrong shape or size is KEY_INVALID (key
- * read) or KEY_SIGN_FAILED (sign). Vault's error text is redacted (and never echoes the token or
- * AppRole secret signet sent) before it reaches a message.
+ * renewal): a larger one is KEY_SIGN_FAILED for sign, KEY_INVALID otherwise. Key read and sign
+ * answers are checked against a schema (KEY_INVALID, KEY_SIGN_FAILED). Vault's error text is
+ * redacted, and never echoes the token or AppRole ids signet sent, before it reaches a message.
  */
 import { constants, createHash, createPublicKey, publicDecrypt, verify, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -203,7 +203,7 @@ class VaultHttp {
     what: string,
     token?: string,
     body?: unknown,
-    read: { limit: number; tooLarge: ErrorCode } = { limit: READ_LIMITS.token, tooLarge: 'KEY_SIGN_FAILED' },
+    read: { limit: number; tooLarge: ErrorCode } = { limit: READ_LIMITS.token, tooLarge: 'KEY_INVALID' },
   ): Promise<VaultResponse> {
     const headers: Record<string, string> = { 'x-vault-request': 'true' };
     if (token !== undefined) {
@@ -594,7 +594,7 @@ export async function createVaultKeyProvider(cfg: VaultKeyConfig, ctx: KeyProvid
     },
     async sign(digest: Buffer, payload?: Buffer) {
       assertSha256Digest(cfg.name, digest);
-      const res = await authed('POST', signPath, 'sign', signBody(digest));
+      const res = await authed('POST', signPath, 'sign', signBody(digest), { limit: READ_LIMITS.token, tooLarge: 'KEY_SIGN_FAILED' });
       if (res.status !== 200) throw http.fail(res, 'sign', `${keyLabel} version ${info.version}`);
       const checked = checkShape(res.body, signSchema);
       const m = checked.ok ? SIG_PATTERN.exec(checked.value.data.signature) : null;
