@@ -28,6 +28,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
+import { retryAfterOption } from '../edge/retry-after.js';
 import { upstreamText } from '../log.js';
 import { assertSha256Digest } from './digest-arg.js';
 import { defineKeyProvider } from './define.js';
@@ -193,13 +194,8 @@ function safeMessage(msg: string | undefined): string {
   return msg ? upstreamText(msg.split('\n')[0]) : '';
 }
 
-function retryAfter(err: AwsLikeError): number | undefined {
-  const v = err.$response?.headers?.['retry-after'] ?? err.$response?.headers?.['Retry-After'];
-  if (!v) return undefined;
-  const n = Number(v);
-  if (Number.isFinite(n) && n >= 0) return Math.min(n, 3600);
-  const when = Date.parse(v);
-  return Number.isNaN(when) ? undefined : Math.max(0, Math.min(3600, Math.ceil((when - Date.now()) / 1000)));
+function retryAfter(err: AwsLikeError): { retryAfterSeconds?: number } {
+  return retryAfterOption(err.$response?.headers?.['retry-after'] ?? err.$response?.headers?.['Retry-After']);
 }
 
 /**
@@ -219,11 +215,7 @@ export function classifyAwsKmsError(err: unknown, what: string, fallback: ErrorC
   const say = (why: string) => `${what}: ${why}${detail && !why.includes(detail) ? `: ${detail}` : ''}`;
 
   if (THROTTLING.has(name) || status === 429 || e.$retryable?.throttling) {
-    const ra = retryAfter(e);
-    return new SignetError('KEY_THROTTLED', say(`throttled by AWS KMS (${name})`), {
-      ...opts,
-      ...(ra !== undefined ? { retryAfterSeconds: ra } : {}),
-    });
+    return new SignetError('KEY_THROTTLED', say(`throttled by AWS KMS (${name})`), { ...opts, ...retryAfter(e) });
   }
   if (name === 'CredentialsProviderError') {
     return new SignetError(
@@ -260,8 +252,7 @@ export function classifyAwsKmsError(err: unknown, what: string, fallback: ErrorC
         : timedOut
           ? `AWS KMS timed out (${netCode ?? name})`
           : `AWS KMS unreachable (${netCode ?? name})`;
-    const ra = retryAfter(e);
-    return new SignetError('KEY_UNAVAILABLE', say(why), { ...opts, ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) });
+    return new SignetError('KEY_UNAVAILABLE', say(why), { ...opts, ...retryAfter(e) });
   }
   if (status === undefined) {
     // No HTTP answer at all (socket errors without a code, DNS, TLS): treat as transient.

@@ -29,6 +29,7 @@ import type { CryptographyClientOptions, KeyClientOptions, KeyVaultKey } from '@
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
 import { assertSha256Digest } from './digest-arg.js';
+import { retryAfterOption } from '../edge/retry-after.js';
 import { upstreamText } from '../log.js';
 import { defineKeyProvider, type KeyProviderContext } from './define.js';
 import { rawEcdsaToDer } from './ecdsa.js';
@@ -113,13 +114,10 @@ function loadKeys(): Promise<typeof import('@azure/keyvault-keys')> {
   return import('@azure/keyvault-keys');
 }
 
-function retryAfterOf(headers: unknown): number | undefined {
+/** The (capped) Retry-After of the SDK's response headers. */
+function retryAfterOf(headers: unknown): { retryAfterSeconds?: number } {
   const h = headers as { get?: (n: string) => string | undefined } | undefined;
-  const v = typeof h?.get === 'function' ? h.get('retry-after') : undefined;
-  if (!v) return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim());
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+  return retryAfterOption(typeof h?.get === 'function' ? h.get('retry-after') : undefined);
 }
 
 interface AzureErrorShape {
@@ -177,12 +175,10 @@ export function classifyAzureError(err: unknown, cfg: Pick<AzureKvKeyConfig, 'na
   const detail = [code, inner, e.details?.error?.message ?? (typeof e.message === 'string' ? e.message : '')].filter(Boolean).join(': ');
   if (status !== undefined) {
     if (status === 429) {
-      const ra = retryAfterOf(e.response?.headers);
-      return make('KEY_THROTTLED', 'throttled by Key Vault (HTTP 429)', detail, { status, ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) });
+      return make('KEY_THROTTLED', 'throttled by Key Vault (HTTP 429)', detail, { status, ...retryAfterOf(e.response?.headers) });
     }
     if (status >= 500 || status === 408) {
-      const ra = retryAfterOf(e.response?.headers);
-      return make('KEY_UNAVAILABLE', `Key Vault unavailable (HTTP ${status})`, detail, { status, ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) });
+      return make('KEY_UNAVAILABLE', `Key Vault unavailable (HTTP ${status})`, detail, { status, ...retryAfterOf(e.response?.headers) });
     }
     if (status === 401) return make('KEY_DENIED', 'Key Vault rejected the access token (HTTP 401); check the tenant and credentials', detail, { status });
     if (status === 403) {

@@ -30,6 +30,7 @@ import type { ClientOptions } from 'google-gax';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
 import { assertSha256Digest } from './digest-arg.js';
+import { MAX_RETRY_AFTER_SECONDS, parseRetryAfter } from '../edge/retry-after.js';
 import { upstreamText } from '../log.js';
 import { crc32c } from './crc32c.js';
 import { defineKeyProvider, type KeyProviderContext } from './define.js';
@@ -156,14 +157,19 @@ function algorithmName(v: unknown, algorithms: Record<number, string>): string {
   return 'CRYPTO_KEY_VERSION_ALGORITHM_UNSPECIFIED';
 }
 
+/** Whole seconds to wait, through the one Retry-After parser (so capped like every other upstream's). */
+function waitSeconds(s: number): number | undefined {
+  return Number.isFinite(s) && s > 0 ? parseRetryAfter(String(Math.min(Math.ceil(s), MAX_RETRY_AFTER_SECONDS))) : undefined;
+}
+
 /** Seconds from a google.rpc.RetryInfo detail, when the backend sent one. */
 function retryAfterOf(err: { statusDetails?: unknown }): number | undefined {
   const details = Array.isArray(err.statusDetails) ? err.statusDetails : [];
   for (const d of details) {
     const delay = (d as { retryDelay?: { seconds?: unknown; nanos?: unknown } } | null)?.retryDelay;
     if (delay) {
-      const s = (toNumber(delay.seconds) ?? 0) + (toNumber(delay.nanos) ?? 0) / 1e9;
-      if (s > 0) return Math.ceil(s);
+      const s = waitSeconds((toNumber(delay.seconds) ?? 0) + (toNumber(delay.nanos) ?? 0) / 1e9);
+      if (s !== undefined) return s;
     }
   }
   return undefined;
@@ -186,14 +192,6 @@ function grpcFromHttp(status: number): number {
     504: GRPC_STATUS.DEADLINE_EXCEEDED,
   };
   return map[status] ?? (status >= 500 ? GRPC_STATUS.INTERNAL : GRPC_STATUS.UNKNOWN);
-}
-
-/** Seconds from a Retry-After header value (delta-seconds or HTTP date). */
-function retryAfterHeader(v: unknown): number | undefined {
-  if (typeof v !== 'string' || !v) return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim());
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
 }
 
 interface ErrorShape {
@@ -234,12 +232,12 @@ function apiError(e: ErrorShape): { grpcCode: number; text: string; retryAfterSe
   let ra: number | undefined;
   for (const d of body.error?.details ?? []) {
     const m = typeof d?.retryDelay === 'string' ? /^(\d+(?:\.\d+)?)s$/.exec(d.retryDelay) : null;
-    if (m) ra = Math.ceil(Number(m[1]));
+    if (m) ra = waitSeconds(Number(m[1]));
   }
   const headers = e.response?.headers;
   const headerValue =
     headers instanceof Headers ? headers.get('retry-after') : (headers as Record<string, unknown> | undefined)?.['retry-after'];
-  ra ??= retryAfterHeader(headerValue);
+  ra ??= parseRetryAfter(typeof headerValue === 'string' ? headerValue : undefined);
   return { grpcCode, text: body.error?.message ?? `HTTP ${httpStatus}`, ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) };
 }
 

@@ -4,6 +4,7 @@
  */
 import { createHash, createPublicKey, verify } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_RETRY_AFTER_SECONDS } from '../../../src/edge/retry-after.js';
 import { SignetError } from '../../../src/errors.js';
 import {
   awsKmsKeySchema,
@@ -212,6 +213,14 @@ describe('awskms: errors are classified, with the key named and no credentials',
     expect(kms.calls).toEqual({ Sign: 1 });
     // the next call goes through
     expect((await p.sign(sha256(Buffer.from('x')))).length).toBe(256);
+  });
+
+  it('a huge Retry-After (seconds or a far date) is capped at 10 minutes', async () => {
+    const p = await createAwsKmsKeyProvider(cfg(rsa.keyId));
+    kms.fail('Sign', { type: 'ThrottlingException', message: 'Rate exceeded', headers: { 'retry-after': '99999999' } });
+    expect(await rejection(p.sign(sha256(Buffer.from('x'))))).toMatchObject({ code: 'KEY_THROTTLED', retryAfterSeconds: MAX_RETRY_AFTER_SECONDS });
+    kms.fail('Sign', { type: 'ServiceUnavailableException', status: 503, message: 'down', headers: { 'retry-after': 'Fri, 31 Dec 9999 23:59:59 GMT' } });
+    expect(await rejection(p.sign(sha256(Buffer.from('x'))))).toMatchObject({ code: 'KEY_UNAVAILABLE', retryAfterSeconds: MAX_RETRY_AFTER_SECONDS });
   });
 
   const transient: [string, Parameters<AwsKmsStandin['fail']>[1], RegExp][] = [

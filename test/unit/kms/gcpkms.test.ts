@@ -8,6 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_RETRY_AFTER_SECONDS } from '../../../src/edge/retry-after.js';
 import { SignetError } from '../../../src/errors.js';
 import { crc32c } from '../../../src/kms/crc32c.js';
 import { createGcpKmsKeyProvider, gcpKmsKeySchema, parseGcpKmsRef, type GcpKmsKeyProvider } from '../../../src/kms/gcpkms.js';
@@ -221,6 +222,12 @@ describe.each(['grpc', 'rest'] as const)('gcpkms over %s', (transport) => {
     expect(callsFor(name, 'AsymmetricSign')).toHaveLength(1);
     // and the next call goes through
     await p.sign(sha256(Buffer.from('x')));
+  });
+
+  it('a huge RetryInfo delay is capped at 10 minutes', async () => {
+    const { p } = await withKey(transport, 'EC_SIGN_P256_SHA256');
+    kms.fail('AsymmetricSign', { code: 'RESOURCE_EXHAUSTED', message: 'Quota exceeded', retryDelaySeconds: 99999999 });
+    expect(await rejection(p.sign(sha256(Buffer.from('x'))))).toMatchObject({ code: 'KEY_THROTTLED', retryAfterSeconds: MAX_RETRY_AFTER_SECONDS });
   });
 
   it('UNAVAILABLE / INTERNAL are KEY_UNAVAILABLE (retryable) after exactly one call; a hung call times out', async () => {
