@@ -298,12 +298,20 @@ export async function createAwsKmsKeyProvider(cfg: AwsKmsKeyConfig, deps: { clie
   const { GetPublicKeyCommand, SignCommand } = await loadSdk();
   const client = deps.client ?? (await createAwsKmsClient(cfg));
   const label = `key "${cfg.name}" (awskms ${cfg.keyId})`;
+  // the overall deadline of each call: the SDK's requestTimeout stops at the response headers and
+  // its socket timeout is an idle timer, so a body dripped a byte at a time held a call for ever
+  const timeoutMs = cfg.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const classify = (err: unknown, signal: AbortSignal, what: string, fallback?: ErrorCode): SignetError =>
+    signal.aborted
+      ? new SignetError('KEY_UNAVAILABLE', `${what}: AWS KMS timed out (no complete answer within ${timeoutMs} ms)`, { cause: err })
+      : classifyAwsKmsError(err, what, fallback);
 
   let out;
+  const signal = AbortSignal.timeout(timeoutMs);
   try {
-    out = await client.send(new GetPublicKeyCommand({ KeyId: cfg.keyId }));
+    out = await client.send(new GetPublicKeyCommand({ KeyId: cfg.keyId }), { abortSignal: signal });
   } catch (err) {
-    throw classifyAwsKmsError(err, `${label}: GetPublicKey`, 'KEY_INVALID');
+    throw classify(err, signal, `${label}: GetPublicKey`, 'KEY_INVALID');
   }
 
   const keyArn = out.KeyId ?? cfg.keyId;
@@ -367,12 +375,14 @@ export async function createAwsKmsKeyProvider(cfg: AwsKmsKeyConfig, deps: { clie
     async sign(digest: Buffer): Promise<Buffer> {
       assertSha256Digest(cfg.name, digest);
       let res;
+      const signal = AbortSignal.timeout(timeoutMs);
       try {
         res = await client.send(
           new SignCommand({ KeyId: keyArn, Message: digest, MessageType: 'DIGEST', SigningAlgorithm: signing as 'ECDSA_SHA_256' }),
+          { abortSignal: signal },
         );
       } catch (err) {
-        throw classifyAwsKmsError(err, signLabel);
+        throw classify(err, signal, signLabel);
       }
       if (!res.Signature || res.Signature.length === 0) {
         throw new SignetError('KEY_SIGN_FAILED', `${signLabel}: AWS KMS returned no signature`);
