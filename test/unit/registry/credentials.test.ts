@@ -20,6 +20,7 @@ import { createDockerConfigSource, credentialsFromDockerConfig, dockerConfigPath
 import { createEcrSource, ecrRegionOfHost } from '../../../src/registry/credentials/ecr.js';
 import { createCredentialSource, credentialsSchema } from '../../../src/registry/credentials/index.js';
 import { cachedCredentialSource, ExpiringCache, jwtExpiry, refreshMarginMs, type CredentialSource } from '../../../src/registry/credentials/source.js';
+import { startEcrStandIn, type EcrStandIn } from '../../helpers/standins/ecr.js';
 
 const ctx = (host = 'registry.example.com') => ({ host, insecure: true, baseDir: '/', timeoutMs: 5000 });
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -223,6 +224,30 @@ describe('ACR /oauth2/exchange at the edge: deadline, cap, shape, Retry-After, r
     const err = await failure();
     expect(err).toMatchObject({ code: 'REGISTRY_AUTH_FAILED', retryable: false, message: expect.stringContaining('token [redacted] is not valid here') });
   });
+});
+
+describe('ECR GetAuthorizationToken at the edge (real SDK, ECR stand-in): deadline, Retry-After', () => {
+  let ecr: EcrStandIn;
+  beforeAll(async () => {
+    ecr = await startEcrStandIn({ password: 'ecr-password-1' });
+  });
+  afterAll(() => ecr.close());
+  const source = () =>
+    createEcrSource({ ecr: { region: ecr.region, endpoint: ecr.url, accessKeyId: ecr.accessKeyId, secretAccessKey: ecr.secretAccessKey, timeoutMs: 400 } }, ctx());
+  const failure = (src: CredentialSource) => src.get().then(() => undefined, (e: unknown) => e as Error & { code: string; retryAfterSeconds?: number });
+
+  it('works, and a throttle passes on a capped Retry-After', async () => {
+    expect(await source().get()).toMatchObject({ username: 'AWS', password: 'ecr-password-1' });
+    ecr.fail({ type: 'ThrottlingException', status: 400, message: 'Rate exceeded', headers: { 'retry-after': '99999999' } });
+    expect(await failure(source())).toMatchObject({ code: 'REGISTRY_THROTTLED', retryable: true, retryAfterSeconds: MAX_RETRY_AFTER_SECONDS });
+  });
+
+  it('an answer dripped a byte at a time hits the overall deadline (the SDK bounds only the headers)', async () => {
+    ecr.fail({ type: 'x', status: 200, dripMs: 50 });
+    const started = Date.now();
+    expect(await failure(source())).toMatchObject({ code: 'REGISTRY_UNAVAILABLE', retryable: true, message: expect.stringMatching(/timed out/) });
+    expect(Date.now() - started).toBeLessThan(10_000); // bounded (it would drip for ever)
+  }, 20_000);
 });
 
 describe('Docker config.json', () => {
