@@ -14,7 +14,7 @@
  *   refused with KEY_DISABLED.
  * - Signing: exactly one AsymmetricSign per signature with the base64 digest. The SDK retries
  *   only when RuntimeOptions.autoretry is set, which we never do: the queue's backoff is the one
- *   retry policy. `timeoutMs` bounds connect and read (default 10 s).
+ *   retry policy. `timeoutMs` (default 10 s) is the overall deadline of each call, body included.
  * - Endpoint: `endpoint` (host[:port] or http(s)://host[:port]), else
  *   `kms.<regionId>.aliyuncs.com` (regionId from the config or ALIBABA_CLOUD_REGION_ID). The SDK
  *   (1.2.0) cannot derive it itself: without an endpoint it builds `undefined.<region>.aliyuncs.com`.
@@ -36,6 +36,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type * as alikms from '@alicloud/kms20160120';
 import { z } from 'zod';
+import { withDeadline } from '../edge/deadline.js';
 import { SignetError, type ErrorCode } from '../errors.js';
 import { upstreamText } from '../log.js';
 import { assertSha256Digest } from './digest-arg.js';
@@ -168,21 +169,25 @@ export async function createAlibabaKmsApi(cfg: AlibabaKmsKeyConfig): Promise<Ali
       : { credential: new CredentialClass() }),
   };
   const client: KmsClient = new KmsClientClass(options as unknown as KmsClientConfig);
+  // The SDK's readTimeout does not reach the body: an answer dripped a byte at a time held a call
+  // for ever. Each call gets an overall deadline (the SDK cannot cancel the request itself).
+  const deadline = <T>(p: Promise<T>) =>
+    withDeadline(p, timeoutMs, () => Object.assign(new Error(`no complete answer within ${timeoutMs} ms`), { name: 'RequestTimeoutError' }));
   return {
     async describeKey(keyId) {
-      const r = await client.describeKey(new sdk.DescribeKeyRequest({ keyId }));
+      const r = await deadline(client.describeKey(new sdk.DescribeKeyRequest({ keyId })));
       return r.keyMetadata ?? {};
     },
     async listKeyVersions(keyId) {
-      const r = await client.listKeyVersions(new sdk.ListKeyVersionsRequest({ keyId, pageNumber: 1, pageSize: 100 }));
+      const r = await deadline(client.listKeyVersions(new sdk.ListKeyVersionsRequest({ keyId, pageNumber: 1, pageSize: 100 })));
       return (r.keyVersions?.keyVersion ?? []).map((v) => v.keyVersionId).filter((v): v is string => typeof v === 'string' && v.length > 0);
     },
     async getPublicKey(keyId, keyVersionId) {
-      const r = await client.getPublicKey(new sdk.GetPublicKeyRequest({ keyId, keyVersionId }));
+      const r = await deadline(client.getPublicKey(new sdk.GetPublicKeyRequest({ keyId, keyVersionId })));
       return r.publicKey;
     },
     async asymmetricSign(keyId, keyVersionId, algorithm, digest) {
-      const r = await client.asymmetricSign(new sdk.AsymmetricSignRequest({ keyId, keyVersionId, algorithm, digest }));
+      const r = await deadline(client.asymmetricSign(new sdk.AsymmetricSignRequest({ keyId, keyVersionId, algorithm, digest })));
       return r.value;
     },
   };

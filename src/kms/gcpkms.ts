@@ -30,6 +30,7 @@ import type { ClientOptions } from 'google-gax';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
 import { assertSha256Digest } from './digest-arg.js';
+import { withDeadline } from '../edge/deadline.js';
 import { MAX_RETRY_AFTER_SECONDS, parseRetryAfter } from '../edge/retry-after.js';
 import { upstreamText } from '../log.js';
 import { crc32c } from './crc32c.js';
@@ -300,18 +301,6 @@ export function classifyGcpError(err: unknown, cfg: Pick<GcpKmsKeyConfig, 'name'
   }
   if (typeof e.code === 'string' && /^E[A-Z]+/.test(e.code)) return make('KEY_UNAVAILABLE', `network error ${e.code}`);
   return make('KEY_UNAVAILABLE', 'unexpected client error');
-}
-
-/**
- * Reject after `ms` when the call has not settled. gRPC calls carry their own deadline; the REST
- * transport (gax 5) ignores the call timeout, so this is its only one.
- */
-function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => SignetError): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), ms);
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
 function buildClientOptions(cfg: GcpKmsKeyConfig, ctx: KeyProviderContext, grpc: (typeof import('google-gax'))['grpc']): ClientOptions {
