@@ -236,6 +236,15 @@ describe('azurekv errors', () => {
     await p.sign(sha256(Buffer.from('x'))); // and then it works
   });
 
+  it('an answer dripped a byte at a time hits the per-call deadline (timeoutSeconds)', async () => {
+    const { p } = await withKey({ kty: 'EC', crv: 'P-256' }, { timeoutSeconds: 0.4 });
+    kv.fail('sign', { status: 200, code: 'x', dripMs: 50 });
+    const started = Date.now();
+    const err = await rejection(p.sign(sha256(Buffer.from('x'))));
+    expect([err.code, err.retryable]).toEqual(['KEY_UNAVAILABLE', true]);
+    expect(Date.now() - started).toBeLessThan(10_000); // bounded (it would drip for ever)
+  }, 20_000);
+
   it('a huge Retry-After is capped at 10 minutes', async () => {
     const { p } = await withKey({ kty: 'EC', crv: 'P-256' });
     kv.fail('sign', { status: 429, code: 'Throttled', message: 'slow down', retryAfter: 99999999 });
