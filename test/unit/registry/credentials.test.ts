@@ -21,6 +21,8 @@ import { createEcrSource, ecrRegionOfHost } from '../../../src/registry/credenti
 import { createCredentialSource, credentialsSchema } from '../../../src/registry/credentials/index.js';
 import { cachedCredentialSource, ExpiringCache, jwtExpiry, refreshMarginMs, type CredentialSource } from '../../../src/registry/credentials/source.js';
 import { startEcrStandIn, type EcrStandIn } from '../../helpers/standins/ecr.js';
+import { startGarTokenStandIn, type GarTokenStandIn } from '../../helpers/standins/gar-token.js';
+import { createGarSource } from '../../../src/registry/credentials/gar.js';
 
 const ctx = (host = 'registry.example.com') => ({ host, insecure: true, baseDir: '/', timeoutMs: 5000 });
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -248,6 +250,33 @@ describe('ECR GetAuthorizationToken at the edge (real SDK, ECR stand-in): deadli
     expect(await failure(source())).toMatchObject({ code: 'REGISTRY_UNAVAILABLE', retryable: true, message: expect.stringMatching(/timed out/) });
     expect(Date.now() - started).toBeLessThan(10_000); // bounded (it would drip for ever)
   }, 20_000);
+});
+
+describe('GAR token at the edge (real google-auth-library, token stand-in): answer cap', () => {
+  let gar: GarTokenStandIn;
+  let dir: string;
+  let keyFile: string;
+  beforeAll(async () => {
+    gar = await startGarTokenStandIn({ accessToken: 'ya29.small-token' });
+    dir = mkdtempSync(path.join(tmpdir(), 'signet-gar-'));
+    keyFile = gar.addServiceAccount(path.join(dir, 'sa.json'));
+  });
+  afterAll(async () => {
+    await gar.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const source = () => createGarSource({ gar: { keyFile, tokenUrl: gar.tokenUrl, timeoutMs: 2000 } }, ctx());
+
+  it('a token answer over 64 KiB (streamed without a Content-Length) is REGISTRY_PROTOCOL, not retried', async () => {
+    expect(await source().get()).toMatchObject({ username: 'oauth2accesstoken', password: 'ya29.small-token' });
+    gar.accessToken = `ya29.${'x'.repeat(100_000)}`;
+    try {
+      const err = await source().get().then(() => undefined, (e: unknown) => e as Error & { code: string; retryable: boolean });
+      expect(err).toMatchObject({ code: 'REGISTRY_PROTOCOL', retryable: false, message: expect.stringMatching(/more than 65536 bytes/) });
+    } finally {
+      gar.accessToken = 'ya29.small-token';
+    }
+  });
 });
 
 describe('Docker config.json', () => {
