@@ -131,13 +131,13 @@ interface AzureErrorShape {
 }
 
 /** Turn an SDK/identity/transport error into a classified SignetError. Never includes credentials. */
-export function classifyAzureError(err: unknown, cfg: Pick<AzureKvKeyConfig, 'name' | 'vaultUrl' | 'keyName'>, op: Op): SignetError {
+export function classifyAzureError(err: unknown, cfg: Pick<AzureKvKeyConfig, 'name' | 'vaultUrl' | 'keyName'> & { clientSecret?: string }, op: Op): SignetError {
   if (err instanceof SignetError) return err;
   const e = (err ?? {}) as AzureErrorShape;
   const who = `key "${cfg.name}" (azurekv ${cfg.vaultUrl.replace(/\/$/, '')}/keys/${cfg.keyName})`;
   const name = typeof e.name === 'string' ? e.name : '';
   const make = (code: ErrorCode, why: string, detail?: string, extra: { retryAfterSeconds?: number; status?: number } = {}) =>
-    new SignetError(code, `${who}: ${op} failed: ${why}${detail ? ` (${upstreamText(detail)})` : ''}`, extra);
+    new SignetError(code, `${who}: ${op} failed: ${why}${detail ? ` (${upstreamText(detail, { secrets: [cfg.clientSecret] })})` : ''}`, extra);
 
   // @azure/identity: the token request itself failed.
   if (name === 'AuthenticationError') {

@@ -356,6 +356,6 @@ function detail(body: Buffer): string {
 
 function unavailable(url: string, what: string, err: unknown): SignetError {
   const e = err as { code?: string; name?: string; message?: string };
-  const why = e.name === 'TimeoutError' || e.name === 'AbortError' ? 'timed out' : (e.code ?? e.message ?? String(err));
+  const why = e.name === 'TimeoutError' || e.name === 'AbortError' ? 'timed out' : upstreamText(e.code ?? e.message ?? String(err));
   return new SignetError('REKOR_UNAVAILABLE', `rekor ${url} unreachable (${what}): ${why}`, { cause: err });
 }

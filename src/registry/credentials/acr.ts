@@ -116,10 +116,10 @@ async function buildCredential(cfg: AcrCredentialsConfig['acr'], tlsOptions: { c
 
 const NETWORK = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|socket hang up|timed? ?out|aborted/i;
 
-function classifyEntra(err: unknown, who: string): SignetError {
+function classifyEntra(err: unknown, who: string, secrets: readonly (string | undefined)[]): SignetError {
   const e = err as { name?: string; statusCode?: number; errorResponse?: { error?: string } };
   const status = typeof e?.statusCode === 'number' ? e.statusCode : undefined;
-  const detail = errorSummary(err);
+  const detail = errorSummary(err, secrets);
   if (status === 429 || (status !== undefined && status >= 500)) {
     return new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${who}: Microsoft Entra token request failed (HTTP ${status})`, { cause: err, status });
   }
@@ -227,7 +227,7 @@ export function createAcrSource(
         const c = await credentialOnce();
         aad = await c.getToken(scope, { abortSignal: AbortSignal.timeout(timeoutMs), ...(cfg.acr.tenantId ? { tenantId: cfg.acr.tenantId } : {}) });
       } catch (err) {
-        throw classifyEntra(err, who);
+        throw classifyEntra(err, who, [cfg.acr.clientSecret]);
       }
       if (!aad?.token) throw new SignetError('REGISTRY_AUTH_FAILED', `${who}: Microsoft Entra returned no access token`);
       const refresh = await exchangeForRefreshToken({
