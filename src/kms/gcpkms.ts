@@ -32,6 +32,7 @@ import { SignetError, type ErrorCode } from '../errors.js';
 import { assertSha256Digest } from './digest-arg.js';
 import { withDeadline } from '../edge/deadline.js';
 import { MAX_RETRY_AFTER_SECONDS, parseRetryAfter } from '../edge/retry-after.js';
+import { parseShape } from '../edge/upstream-json.js';
 import { upstreamText } from '../log.js';
 import { crc32c } from './crc32c.js';
 import { defineKeyProvider, type KeyProviderContext } from './define.js';
@@ -195,6 +196,17 @@ function grpcFromHttp(status: number): number {
   return map[status] ?? (status >= 500 ? GRPC_STATUS.INTERNAL : GRPC_STATUS.UNKNOWN);
 }
 
+/** The REST transport's error body: `{"error":{"code","message","status","details":[...]}}`. */
+const restErrorSchema = z.object({
+  error: z
+    .object({
+      message: z.string().optional(),
+      status: z.string().optional(),
+      details: z.array(z.object({ retryDelay: z.string().optional() }).nullable().catch(null)).optional(),
+    })
+    .optional(),
+});
+
 interface ErrorShape {
   code?: unknown;
   status?: unknown;
@@ -221,12 +233,9 @@ function apiError(e: ErrorShape): { grpcCode: number; text: string; retryAfterSe
   const httpStatus = typeof e.response?.status === 'number' ? e.response.status : typeof e.status === 'number' ? e.status : undefined;
   const url = typeof e.config?.url === 'string' ? e.config.url : String(e.config?.url ?? '');
   if (httpStatus === undefined || !/\/v1\/projects\//.test(url)) return undefined;
-  let body: { error?: { message?: string; status?: string; details?: { '@type'?: string; retryDelay?: string }[] } } = {};
-  try {
-    body = JSON.parse(String(e.message ?? '')) as typeof body;
-  } catch {
-    // not JSON (a proxy's HTML page, say): keep the HTTP status only
-  }
+  // not JSON or not this shape (a proxy's HTML page, say): keep the HTTP status only
+  const parsed = parseShape(String(e.message ?? ''), restErrorSchema);
+  const body = parsed.ok ? parsed.value : {};
   const named = body.error?.status;
   const grpcCode =
     typeof named === 'string' && Object.hasOwn(GRPC_STATUS, named) ? GRPC_STATUS[named as keyof typeof GRPC_STATUS] : grpcFromHttp(httpStatus);
