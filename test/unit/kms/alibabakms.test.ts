@@ -280,7 +280,7 @@ describe('alibabakms: errors are classified, with the key named and no credentia
     });
   }
 
-  it("an answer dripped a byte at a time is cut off by the SDK's readTimeout (it runs from connect to the end of the body)", async () => {
+  it("an answer dripped a byte at a time hits the overall deadline (the SDK's readTimeout does not reach the body)", async () => {
     const p = await createAlibabaKmsKeyProvider(cfg(ec.keyId, { timeoutMs: 400 }));
     kms.fail('AsymmetricSign', { dripMs: 50 });
     const started = Date.now();
