@@ -14,7 +14,7 @@
  *   refused with KEY_DISABLED.
  * - Signing: exactly one AsymmetricSign per signature with the base64 digest. The SDK retries
  *   only when RuntimeOptions.autoretry is set, which we never do: the queue's backoff is the one
- *   retry policy. `timeoutMs` bounds connect and read (default 10 s).
+ *   retry policy. `timeoutMs` (default 10 s) is the overall deadline of each call, body included.
  * - Endpoint: `endpoint` (host[:port] or http(s)://host[:port]), else
  *   `kms.<regionId>.aliyuncs.com` (regionId from the config or ALIBABA_CLOUD_REGION_ID). The SDK
  *   (1.2.0) cannot derive it itself: without an endpoint it builds `undefined.<region>.aliyuncs.com`.
@@ -36,7 +36,9 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type * as alikms from '@alicloud/kms20160120';
 import { z } from 'zod';
+import { withDeadline } from '../edge/deadline.js';
 import { SignetError, type ErrorCode } from '../errors.js';
+import { upstreamText } from '../log.js';
 import { assertSha256Digest } from './digest-arg.js';
 import { defineKeyProvider } from './define.js';
 import { derEcdsaToRaw, rawEcdsaToDer } from './ecdsa.js';
@@ -167,21 +169,25 @@ export async function createAlibabaKmsApi(cfg: AlibabaKmsKeyConfig): Promise<Ali
       : { credential: new CredentialClass() }),
   };
   const client: KmsClient = new KmsClientClass(options as unknown as KmsClientConfig);
+  // The SDK's readTimeout does not reach the body: an answer dripped a byte at a time held a call
+  // for ever. Each call gets an overall deadline (the SDK cannot cancel the request itself).
+  const deadline = <T>(p: Promise<T>) =>
+    withDeadline(p, timeoutMs, () => Object.assign(new Error(`no complete answer within ${timeoutMs} ms`), { name: 'RequestTimeoutError' }));
   return {
     async describeKey(keyId) {
-      const r = await client.describeKey(new sdk.DescribeKeyRequest({ keyId }));
+      const r = await deadline(client.describeKey(new sdk.DescribeKeyRequest({ keyId })));
       return r.keyMetadata ?? {};
     },
     async listKeyVersions(keyId) {
-      const r = await client.listKeyVersions(new sdk.ListKeyVersionsRequest({ keyId, pageNumber: 1, pageSize: 100 }));
+      const r = await deadline(client.listKeyVersions(new sdk.ListKeyVersionsRequest({ keyId, pageNumber: 1, pageSize: 100 })));
       return (r.keyVersions?.keyVersion ?? []).map((v) => v.keyVersionId).filter((v): v is string => typeof v === 'string' && v.length > 0);
     },
     async getPublicKey(keyId, keyVersionId) {
-      const r = await client.getPublicKey(new sdk.GetPublicKeyRequest({ keyId, keyVersionId }));
+      const r = await deadline(client.getPublicKey(new sdk.GetPublicKeyRequest({ keyId, keyVersionId })));
       return r.publicKey;
     },
     async asymmetricSign(keyId, keyVersionId, algorithm, digest) {
-      const r = await client.asymmetricSign(new sdk.AsymmetricSignRequest({ keyId, keyVersionId, algorithm, digest }));
+      const r = await deadline(client.asymmetricSign(new sdk.AsymmetricSignRequest({ keyId, keyVersionId, algorithm, digest })));
       return r.value;
     },
   };
@@ -251,15 +257,12 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE
  */
 function safeMessage(msg: unknown): string {
   if (typeof msg !== 'string' || !msg) return '';
-  return msg
+  const trimmed = msg
     .split('\n')[0]!
     .replace(/\s*server string to sign is:.*$/i, '')
     .replace(/\s*(?:requestid|request id)\s*:.*$/i, '')
-    .replace(/https?:\/\/\S+/gi, '[url]')
-    .replace(/\b(AccessKeyId|SecurityToken|Signature|AccessKeySecret)(%3D|=|:\s*)[^\s&%]+/gi, '$1$2[redacted]')
-    .replace(/\bLTAI[A-Za-z0-9]{8,}\b/g, 'LTAI[redacted]')
-    .replace(/\bSTS\.[A-Za-z0-9._-]{8,}/g, 'STS.[redacted]')
-    .slice(0, 200);
+    .replace(/https?:\/\/\S+/gi, '[url]');
+  return upstreamText(trimmed, { max: 200 });
 }
 
 /** Turn an SDK error into a SignetError; `what` names the key and the call. */
@@ -280,7 +283,7 @@ export function classifyAlibabaKmsError(err: unknown, what: string, fallback: Er
           : e.name === 'SyntaxError'
             ? 'Alibaba Cloud KMS answered with something that is not JSON (a proxy or gateway error?)'
             : `Alibaba Cloud KMS unreachable (${rawCode})`;
-      return new SignetError('KEY_UNAVAILABLE', `${what}: ${why}`, { retryable: true });
+      return new SignetError('KEY_UNAVAILABLE', `${what}: ${why}`);
     }
     const msg = typeof e.message === 'string' ? e.message : String(err);
     if (/credential/i.test(msg)) {
@@ -289,7 +292,7 @@ export function classifyAlibabaKmsError(err: unknown, what: string, fallback: Er
         `${what}: no usable Alibaba Cloud credentials (set keys[].accessKeyId/accessKeySecret, or ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET, an OIDC role, a credentials file or an ECS RAM role)`,
       );
     }
-    return new SignetError('KEY_UNAVAILABLE', `${what}: ${safeMessage(msg) || 'request failed'}`, { retryable: true });
+    return new SignetError('KEY_UNAVAILABLE', `${what}: ${safeMessage(msg) || 'request failed'}`);
   }
 
   const data = e.data as { Code?: unknown; code?: unknown; RequestId?: unknown; Message?: unknown; message?: unknown };
@@ -298,16 +301,16 @@ export function classifyAlibabaKmsError(err: unknown, what: string, fallback: Er
   const requestId = typeof data.RequestId === 'string' && /^[A-Za-z0-9-]{1,64}$/.test(data.RequestId) ? data.RequestId : undefined;
   const detail = safeMessage(data.Message ?? data.message);
   const tail = `(${code}, HTTP ${status}${requestId ? `, RequestId ${requestId}` : ''})${detail ? `: ${detail}` : ''}`;
-  const opts = (retryable: boolean) => ({ retryable, status });
+  const opts = { status };
 
   if (/throttl/i.test(code) || status === 429) {
-    return new SignetError('KEY_THROTTLED', `${what}: throttled by Alibaba Cloud KMS ${tail}`, opts(true));
+    return new SignetError('KEY_THROTTLED', `${what}: throttled by Alibaba Cloud KMS ${tail}`, opts);
   }
   if (/NotFound$/i.test(code) && /^(Forbidden\.(Key|Alias|Resource|KeyVersion)NotFound|EntityNotExist)/i.test(code)) {
-    return new SignetError('KEY_NOT_FOUND', `${what}: key or key version not found ${tail}`, opts(false));
+    return new SignetError('KEY_NOT_FOUND', `${what}: key or key version not found ${tail}`, opts);
   }
   if (/^(Rejected|Rejetced)\.(Disabled|PendingDeletion|PendingImport|StateModifiedFailed)$|KeyNotEnabled|KeyDisabled/i.test(code)) {
-    return new SignetError('KEY_DISABLED', `${what}: key is not enabled ${tail}`, opts(false));
+    return new SignetError('KEY_DISABLED', `${what}: key is not enabled ${tail}`, opts);
   }
   if (
     /^Forbidden|^InvalidAccessKeyId|^SignatureDoesNotMatch|^IncompleteSignature|^InvalidSecurityToken|NoPermission|^Unauthorized|^AccessDenied|^InvalidTimeStamp|^SignatureNonceUsed/i.test(code) ||
@@ -320,16 +323,16 @@ export function classifyAlibabaKmsError(err: unknown, what: string, fallback: Er
       credentials
         ? `${what}: the credentials were refused ${tail}; check the AccessKey pair or STS token (and the clock)`
         : `${what}: access denied ${tail}; the RAM principal needs kms:DescribeKey, kms:GetPublicKey and kms:AsymmetricSign on the key`,
-      opts(false),
+      opts,
     );
   }
   if (status >= 500 || /^(InternalFailure|InternalError|ServiceUnavailable|SerivceUnavailable|ServiceBusy|Rejected\.Unavailable)/i.test(code)) {
-    return new SignetError('KEY_UNAVAILABLE', `${what}: Alibaba Cloud KMS unavailable ${tail}`, opts(true));
+    return new SignetError('KEY_UNAVAILABLE', `${what}: Alibaba Cloud KMS unavailable ${tail}`, opts);
   }
   if (/^Rejected\.UnsupportedOperation$/i.test(code)) {
-    return new SignetError('KEY_UNSUPPORTED', `${what}: the key cannot sign ${tail}`, opts(false));
+    return new SignetError('KEY_UNSUPPORTED', `${what}: the key cannot sign ${tail}`, opts);
   }
-  return new SignetError(fallback, `${what}: Alibaba Cloud KMS refused the request ${tail}`, opts(false));
+  return new SignetError(fallback, `${what}: Alibaba Cloud KMS refused the request ${tail}`, opts);
 }
 
 // ---------------------------------------------------------------------------------------------

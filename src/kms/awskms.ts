@@ -28,6 +28,8 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
+import { retryAfterOption } from '../edge/retry-after.js';
+import { upstreamText } from '../log.js';
 import { assertSha256Digest } from './digest-arg.js';
 import { defineKeyProvider } from './define.js';
 import { derEcdsaToRaw, rawEcdsaToDer } from './ecdsa.js';
@@ -189,22 +191,11 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE
 
 /** An upstream message made safe for logs: one line, bounded, no access key ids or tokens. */
 function safeMessage(msg: string | undefined): string {
-  if (!msg) return '';
-  return msg
-    .split('\n')[0]!
-    .replace(/\b(AKIA|ASIA|AROA|AIDA)[A-Z0-9]{12,}\b/g, '$1[redacted]')
-    .replace(/\b(Bearer|Basic)\s+\S+/gi, '$1 [redacted]')
-    .replace(/(X-Amz-Security-Token|X-Amz-Signature|X-Amz-Credential|sessionToken|secretAccessKey)([=:]\s*)\S+/gi, '$1$2[redacted]')
-    .slice(0, 300);
+  return msg ? upstreamText(msg.split('\n')[0]) : '';
 }
 
-function retryAfter(err: AwsLikeError): number | undefined {
-  const v = err.$response?.headers?.['retry-after'] ?? err.$response?.headers?.['Retry-After'];
-  if (!v) return undefined;
-  const n = Number(v);
-  if (Number.isFinite(n) && n >= 0) return Math.min(n, 3600);
-  const when = Date.parse(v);
-  return Number.isNaN(when) ? undefined : Math.max(0, Math.min(3600, Math.ceil((when - Date.now()) / 1000)));
+function retryAfter(err: AwsLikeError): { retryAfterSeconds?: number } {
+  return retryAfterOption(err.$response?.headers?.['retry-after'] ?? err.$response?.headers?.['Retry-After']);
 }
 
 /**
@@ -217,45 +208,40 @@ export function classifyAwsKmsError(err: unknown, what: string, fallback: ErrorC
   const name = e.name ?? 'Error';
   const status = e.$metadata?.httpStatusCode;
   const detail = safeMessage(e.message);
-  const opts = (retryable: boolean) => ({
-    retryable,
+  const opts = {
     cause: err,
     ...(status !== undefined ? { status } : {}),
-  });
+  };
   const say = (why: string) => `${what}: ${why}${detail && !why.includes(detail) ? `: ${detail}` : ''}`;
 
   if (THROTTLING.has(name) || status === 429 || e.$retryable?.throttling) {
-    const ra = retryAfter(e);
-    return new SignetError('KEY_THROTTLED', say(`throttled by AWS KMS (${name})`), {
-      ...opts(true),
-      ...(ra !== undefined ? { retryAfterSeconds: ra } : {}),
-    });
+    return new SignetError('KEY_THROTTLED', say(`throttled by AWS KMS (${name})`), { ...opts, ...retryAfter(e) });
   }
   if (name === 'CredentialsProviderError') {
     return new SignetError(
       'KEY_DENIED',
       `${what}: no usable AWS credentials (set keys[].credentials or use the SDK's standard sources: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity, ECS/EC2 roles)`,
-      opts(false),
+      opts,
     );
   }
   if (/region is missing/i.test(e.message ?? '')) {
-    return new SignetError('KEY_INVALID', `${what}: no AWS region (set keys[].region or AWS_REGION, or use a key ARN)`, opts(false));
+    return new SignetError('KEY_INVALID', `${what}: no AWS region (set keys[].region or AWS_REGION, or use a key ARN)`, opts);
   }
   if (DENIED.has(name) || status === 401 || status === 403) {
     const why =
       name === 'AccessDeniedException' || name === 'AccessDenied'
         ? `access denied (${name}); the principal needs kms:GetPublicKey and kms:Sign on the key`
         : `the credentials were refused (${name}); check the access key, secret, session token (and the clock)`;
-    return new SignetError('KEY_DENIED', say(why), opts(false));
+    return new SignetError('KEY_DENIED', say(why), opts);
   }
   if (NOT_FOUND.has(name) || status === 404) {
-    return new SignetError('KEY_NOT_FOUND', say(`key not found (${name})`), opts(false));
+    return new SignetError('KEY_NOT_FOUND', say(`key not found (${name})`), opts);
   }
   if (DISABLED.has(name)) {
-    return new SignetError('KEY_DISABLED', say(`key is disabled or not usable in its current state (${name})`), opts(false));
+    return new SignetError('KEY_DISABLED', say(`key is disabled or not usable in its current state (${name})`), opts);
   }
   if (name === 'InvalidKeyUsageException' || name === 'UnsupportedOperationException') {
-    return new SignetError('KEY_UNSUPPORTED', say(`key cannot sign this way (${name})`), opts(false));
+    return new SignetError('KEY_UNSUPPORTED', say(`key cannot sign this way (${name})`), opts);
   }
   const netCode = typeof e.code === 'string' ? e.code : undefined;
   if (UNAVAILABLE.has(name) || e.$fault === 'server' || (status !== undefined && status >= 500) || (netCode && NETWORK_CODES.has(netCode))) {
@@ -266,14 +252,13 @@ export function classifyAwsKmsError(err: unknown, what: string, fallback: ErrorC
         : timedOut
           ? `AWS KMS timed out (${netCode ?? name})`
           : `AWS KMS unreachable (${netCode ?? name})`;
-    const ra = retryAfter(e);
-    return new SignetError('KEY_UNAVAILABLE', say(why), { ...opts(true), ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) });
+    return new SignetError('KEY_UNAVAILABLE', say(why), { ...opts, ...retryAfter(e) });
   }
   if (status === undefined) {
     // No HTTP answer at all (socket errors without a code, DNS, TLS): treat as transient.
-    return new SignetError('KEY_UNAVAILABLE', say(`AWS KMS unreachable (${netCode ?? name})`), opts(true));
+    return new SignetError('KEY_UNAVAILABLE', say(`AWS KMS unreachable (${netCode ?? name})`), opts);
   }
-  return new SignetError(fallback, say(`AWS KMS refused the request (${name}, HTTP ${status})`), opts(false));
+  return new SignetError(fallback, say(`AWS KMS refused the request (${name}, HTTP ${status})`), opts);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -313,12 +298,20 @@ export async function createAwsKmsKeyProvider(cfg: AwsKmsKeyConfig, deps: { clie
   const { GetPublicKeyCommand, SignCommand } = await loadSdk();
   const client = deps.client ?? (await createAwsKmsClient(cfg));
   const label = `key "${cfg.name}" (awskms ${cfg.keyId})`;
+  // the overall deadline of each call: the SDK's requestTimeout stops at the response headers and
+  // its socket timeout is an idle timer, so a body dripped a byte at a time held a call for ever
+  const timeoutMs = cfg.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const classify = (err: unknown, signal: AbortSignal, what: string, fallback?: ErrorCode): SignetError =>
+    signal.aborted
+      ? new SignetError('KEY_UNAVAILABLE', `${what}: AWS KMS timed out (no complete answer within ${timeoutMs} ms)`, { cause: err })
+      : classifyAwsKmsError(err, what, fallback);
 
   let out;
+  const signal = AbortSignal.timeout(timeoutMs);
   try {
-    out = await client.send(new GetPublicKeyCommand({ KeyId: cfg.keyId }));
+    out = await client.send(new GetPublicKeyCommand({ KeyId: cfg.keyId }), { abortSignal: signal });
   } catch (err) {
-    throw classifyAwsKmsError(err, `${label}: GetPublicKey`, 'KEY_INVALID');
+    throw classify(err, signal, `${label}: GetPublicKey`, 'KEY_INVALID');
   }
 
   const keyArn = out.KeyId ?? cfg.keyId;
@@ -382,12 +375,14 @@ export async function createAwsKmsKeyProvider(cfg: AwsKmsKeyConfig, deps: { clie
     async sign(digest: Buffer): Promise<Buffer> {
       assertSha256Digest(cfg.name, digest);
       let res;
+      const signal = AbortSignal.timeout(timeoutMs);
       try {
         res = await client.send(
           new SignCommand({ KeyId: keyArn, Message: digest, MessageType: 'DIGEST', SigningAlgorithm: signing as 'ECDSA_SHA_256' }),
+          { abortSignal: signal },
         );
       } catch (err) {
-        throw classifyAwsKmsError(err, signLabel);
+        throw classify(err, signal, signLabel);
       }
       if (!res.Signature || res.Signature.length === 0) {
         throw new SignetError('KEY_SIGN_FAILED', `${signLabel}: AWS KMS returned no signature`);

@@ -29,7 +29,8 @@ import type { CryptographyClientOptions, KeyClientOptions, KeyVaultKey } from '@
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
 import { assertSha256Digest } from './digest-arg.js';
-import { redactText } from '../log.js';
+import { retryAfterOption } from '../edge/retry-after.js';
+import { upstreamText } from '../log.js';
 import { defineKeyProvider, type KeyProviderContext } from './define.js';
 import { rawEcdsaToDer } from './ecdsa.js';
 import type { KeyAlgorithm, KeyProvider } from './types.js';
@@ -113,21 +114,10 @@ function loadKeys(): Promise<typeof import('@azure/keyvault-keys')> {
   return import('@azure/keyvault-keys');
 }
 
-function clean(msg: unknown): string {
-  const s = redactText(String(msg ?? ''))
-    .replace(/eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*/g, '[redacted-jwt]')
-    .replace(/\s+/g, ' ')
-    .trim();
-  return s.length > 300 ? `${s.slice(0, 300)}…` : s;
-}
-
-function retryAfterOf(headers: unknown): number | undefined {
+/** The (capped) Retry-After of the SDK's response headers. */
+function retryAfterOf(headers: unknown): { retryAfterSeconds?: number } {
   const h = headers as { get?: (n: string) => string | undefined } | undefined;
-  const v = typeof h?.get === 'function' ? h.get('retry-after') : undefined;
-  if (!v) return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim());
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
+  return retryAfterOption(typeof h?.get === 'function' ? h.get('retry-after') : undefined);
 }
 
 interface AzureErrorShape {
@@ -141,21 +131,21 @@ interface AzureErrorShape {
 }
 
 /** Turn an SDK/identity/transport error into a classified SignetError. Never includes credentials. */
-export function classifyAzureError(err: unknown, cfg: Pick<AzureKvKeyConfig, 'name' | 'vaultUrl' | 'keyName'>, op: Op): SignetError {
+export function classifyAzureError(err: unknown, cfg: Pick<AzureKvKeyConfig, 'name' | 'vaultUrl' | 'keyName'> & { clientSecret?: string }, op: Op): SignetError {
   if (err instanceof SignetError) return err;
   const e = (err ?? {}) as AzureErrorShape;
   const who = `key "${cfg.name}" (azurekv ${cfg.vaultUrl.replace(/\/$/, '')}/keys/${cfg.keyName})`;
   const name = typeof e.name === 'string' ? e.name : '';
-  const make = (code: ErrorCode, why: string, retryable: boolean, detail?: string, extra: { retryAfterSeconds?: number; status?: number } = {}) =>
-    new SignetError(code, `${who}: ${op} failed: ${why}${detail ? ` (${clean(detail)})` : ''}`, { retryable, ...extra });
+  const make = (code: ErrorCode, why: string, detail?: string, extra: { retryAfterSeconds?: number; status?: number } = {}) =>
+    new SignetError(code, `${who}: ${op} failed: ${why}${detail ? ` (${upstreamText(detail, { secrets: [cfg.clientSecret] })})` : ''}`, extra);
 
   // @azure/identity: the token request itself failed.
   if (name === 'AuthenticationError') {
     const status = typeof e.statusCode === 'number' ? e.statusCode : 0;
     const detail = [e.errorResponse?.error, e.errorResponse?.errorDescription?.split(/\r?\n| Trace ID/)[0]].filter(Boolean).join(': ');
-    if (status === 429) return make('KEY_THROTTLED', 'Microsoft Entra ID throttled the token request', true, detail, { status });
-    if (status >= 500 || status === 0) return make('KEY_UNAVAILABLE', `token request failed (HTTP ${status || 'error'})`, true, detail, status ? { status } : {});
-    return make('KEY_DENIED', `Microsoft Entra ID refused the credentials (HTTP ${status})`, false, detail, { status });
+    if (status === 429) return make('KEY_THROTTLED', 'Microsoft Entra ID throttled the token request', detail, { status });
+    if (status >= 500 || status === 0) return make('KEY_UNAVAILABLE', `token request failed (HTTP ${status || 'error'})`, detail, status ? { status } : {});
+    return make('KEY_DENIED', `Microsoft Entra ID refused the credentials (HTTP ${status})`, detail, { status });
   }
   // MSAL's own failures surface as AuthenticationRequiredError, e.g. "invalid_client: ... AADSTS7000215: ...".
   if (name === 'AuthenticationRequiredError') {
@@ -164,20 +154,19 @@ export function classifyAzureError(err: unknown, cfg: Pick<AzureKvKeyConfig, 'na
     const aadsts = /(AADSTS\d+: [^.]*\.)/.exec(msg)?.[1];
     const detail = [first, aadsts ?? msg.split(/\r?\n/)[0]].filter(Boolean).join(': ');
     if (first === 'temporarily_unavailable' || /network|ECONN|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|socket|certificate|self.signed/i.test(msg)) {
-      return make('KEY_UNAVAILABLE', 'token request failed', true, detail);
+      return make('KEY_UNAVAILABLE', 'token request failed', detail);
     }
-    return make('KEY_DENIED', 'Microsoft Entra ID refused the credentials', false, detail);
+    return make('KEY_DENIED', 'Microsoft Entra ID refused the credentials', detail);
   }
   if (name === 'CredentialUnavailableError' || name === 'AggregateAuthenticationError') {
     return make(
       'KEY_DENIED',
       'no usable Azure credential (set tenantId/clientId/clientSecret, or run with a managed/workload identity, or AZURE_* environment variables)',
-      false,
       String(e.message ?? '').split(/\r?\n/)[0],
     );
   }
   if (name === 'AbortError' || name === 'TimeoutError' || /aborted|timed? ?out/i.test(String(e.message ?? '')) && typeof e.statusCode !== 'number') {
-    return make('KEY_UNAVAILABLE', 'no answer from Key Vault in time', true);
+    return make('KEY_UNAVAILABLE', 'no answer from Key Vault in time');
   }
 
   const status = typeof e.statusCode === 'number' ? e.statusCode : undefined;
@@ -186,35 +175,32 @@ export function classifyAzureError(err: unknown, cfg: Pick<AzureKvKeyConfig, 'na
   const detail = [code, inner, e.details?.error?.message ?? (typeof e.message === 'string' ? e.message : '')].filter(Boolean).join(': ');
   if (status !== undefined) {
     if (status === 429) {
-      const ra = retryAfterOf(e.response?.headers);
-      return make('KEY_THROTTLED', 'throttled by Key Vault (HTTP 429)', true, detail, { status, ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) });
+      return make('KEY_THROTTLED', 'throttled by Key Vault (HTTP 429)', detail, { status, ...retryAfterOf(e.response?.headers) });
     }
     if (status >= 500 || status === 408) {
-      const ra = retryAfterOf(e.response?.headers);
-      return make('KEY_UNAVAILABLE', `Key Vault unavailable (HTTP ${status})`, true, detail, { status, ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) });
+      return make('KEY_UNAVAILABLE', `Key Vault unavailable (HTTP ${status})`, detail, { status, ...retryAfterOf(e.response?.headers) });
     }
-    if (status === 401) return make('KEY_DENIED', 'Key Vault rejected the access token (HTTP 401); check the tenant and credentials', false, detail, { status });
+    if (status === 401) return make('KEY_DENIED', 'Key Vault rejected the access token (HTTP 401); check the tenant and credentials', detail, { status });
     if (status === 403) {
       const message = e.details?.error?.message ?? String(e.message ?? '');
-      if (inner === 'KeyDisabled' || /disabled/i.test(message)) return make('KEY_DISABLED', 'the key is disabled (HTTP 403)', false, detail, { status });
+      if (inner === 'KeyDisabled' || /disabled/i.test(message)) return make('KEY_DISABLED', 'the key is disabled (HTTP 403)', detail, { status });
       return make(
         'KEY_DENIED',
         `access denied (HTTP 403); the principal needs keys/get and keys/sign (RBAC role "Key Vault Crypto User", or an access policy with Get + Sign)`,
-        false,
         detail,
         { status },
       );
     }
-    if (status === 404) return make('KEY_NOT_FOUND', 'no such key or version in the vault (HTTP 404)', false, detail, { status });
-    if (status === 400) return make('KEY_INVALID', 'Key Vault rejected the request (HTTP 400)', false, detail, { status });
-    return make('KEY_SIGN_FAILED', `unexpected HTTP ${status} from Key Vault`, false, detail, { status });
+    if (status === 404) return make('KEY_NOT_FOUND', 'no such key or version in the vault (HTTP 404)', detail, { status });
+    if (status === 400) return make('KEY_INVALID', 'Key Vault rejected the request (HTTP 400)', detail, { status });
+    return make('KEY_SIGN_FAILED', `unexpected HTTP ${status} from Key Vault`, detail, { status });
   }
   // RestError without a response: connection refused/reset, DNS, TLS.
   if (name === 'RestError' || (typeof e.code === 'string' && /^(REQUEST_SEND_ERROR|E[A-Z]+)$/.test(e.code))) {
-    return make('KEY_UNAVAILABLE', `cannot reach Key Vault${typeof e.code === 'string' ? ` (${e.code})` : ''}`, true, String(e.message ?? ''));
+    return make('KEY_UNAVAILABLE', `cannot reach Key Vault${typeof e.code === 'string' ? ` (${e.code})` : ''}`, String(e.message ?? ''));
   }
-  if (/expired at|can't be used before/.test(String(e.message ?? ''))) return make('KEY_DISABLED', 'the key is outside its validity period', false, String(e.message));
-  return make('KEY_UNAVAILABLE', 'unexpected client error', true, String(e.message ?? ''));
+  if (/expired at|can't be used before/.test(String(e.message ?? ''))) return make('KEY_DISABLED', 'the key is outside its validity period', String(e.message));
+  return make('KEY_UNAVAILABLE', 'unexpected client error', String(e.message ?? ''));
 }
 
 const bytes = (v: Uint8Array | undefined): string | undefined => (v ? Buffer.from(v).toString('base64url') : undefined);
@@ -286,7 +272,7 @@ export async function createAzureKvKeyProvider(cfg: AzureKvKeyConfig, ctx: KeyPr
   const version = key.properties.version;
   if (!version || !key.id) throw new SignetError('KEY_INVALID', `${who}: Key Vault returned a key without a version id`);
   if (cfg.keyVersion && version !== cfg.keyVersion) {
-    throw new SignetError('KEY_INVALID', `${who}: asked for version ${cfg.keyVersion}, Key Vault answered ${clean(version)}`);
+    throw new SignetError('KEY_INVALID', `${who}: asked for version ${cfg.keyVersion}, Key Vault answered ${upstreamText(version)}`);
   }
   const whoV = `key "${cfg.name}" (azurekv ${vaultUrl}/keys/${cfg.keyName}/${version})`;
   if (key.properties.enabled === false) throw new SignetError('KEY_DISABLED', `${whoV}: the key is disabled in Key Vault`);

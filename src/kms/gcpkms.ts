@@ -30,7 +30,10 @@ import type { ClientOptions } from 'google-gax';
 import { z } from 'zod';
 import { SignetError, type ErrorCode } from '../errors.js';
 import { assertSha256Digest } from './digest-arg.js';
-import { redactText } from '../log.js';
+import { withDeadline } from '../edge/deadline.js';
+import { MAX_RETRY_AFTER_SECONDS, parseRetryAfter } from '../edge/retry-after.js';
+import { parseShape } from '../edge/upstream-json.js';
+import { upstreamText } from '../log.js';
 import { crc32c } from './crc32c.js';
 import { defineKeyProvider, type KeyProviderContext } from './define.js';
 import { derEcdsaToRaw } from './ecdsa.js';
@@ -156,27 +159,22 @@ function algorithmName(v: unknown, algorithms: Record<number, string>): string {
   return 'CRYPTO_KEY_VERSION_ALGORITHM_UNSPECIFIED';
 }
 
+/** Whole seconds to wait, through the one Retry-After parser (so capped like every other upstream's). */
+function waitSeconds(s: number): number | undefined {
+  return Number.isFinite(s) && s > 0 ? parseRetryAfter(String(Math.min(Math.ceil(s), MAX_RETRY_AFTER_SECONDS))) : undefined;
+}
+
 /** Seconds from a google.rpc.RetryInfo detail, when the backend sent one. */
 function retryAfterOf(err: { statusDetails?: unknown }): number | undefined {
   const details = Array.isArray(err.statusDetails) ? err.statusDetails : [];
   for (const d of details) {
     const delay = (d as { retryDelay?: { seconds?: unknown; nanos?: unknown } } | null)?.retryDelay;
     if (delay) {
-      const s = (toNumber(delay.seconds) ?? 0) + (toNumber(delay.nanos) ?? 0) / 1e9;
-      if (s > 0) return Math.ceil(s);
+      const s = waitSeconds((toNumber(delay.seconds) ?? 0) + (toNumber(delay.nanos) ?? 0) / 1e9);
+      if (s !== undefined) return s;
     }
   }
   return undefined;
-}
-
-/** Strip tokens and keep messages short. */
-function clean(msg: unknown): string {
-  const s = redactText(String(msg ?? ''))
-    .replace(/eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*/g, '[redacted-jwt]')
-    .replace(/ya29\.[A-Za-z0-9._-]+/g, '[redacted-token]')
-    .replace(/\s+/g, ' ')
-    .trim();
-  return s.length > 300 ? `${s.slice(0, 300)}…` : s;
 }
 
 /** gRPC code for an HTTP status, as google-gax maps them. */
@@ -198,13 +196,16 @@ function grpcFromHttp(status: number): number {
   return map[status] ?? (status >= 500 ? GRPC_STATUS.INTERNAL : GRPC_STATUS.UNKNOWN);
 }
 
-/** Seconds from a Retry-After header value (delta-seconds or HTTP date). */
-function retryAfterHeader(v: unknown): number | undefined {
-  if (typeof v !== 'string' || !v) return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim());
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
-}
+/** The REST transport's error body: `{"error":{"code","message","status","details":[...]}}`. */
+const restErrorSchema = z.object({
+  error: z
+    .object({
+      message: z.string().optional(),
+      status: z.string().optional(),
+      details: z.array(z.object({ retryDelay: z.string().optional() }).nullable().catch(null)).optional(),
+    })
+    .optional(),
+});
 
 interface ErrorShape {
   code?: unknown;
@@ -232,24 +233,21 @@ function apiError(e: ErrorShape): { grpcCode: number; text: string; retryAfterSe
   const httpStatus = typeof e.response?.status === 'number' ? e.response.status : typeof e.status === 'number' ? e.status : undefined;
   const url = typeof e.config?.url === 'string' ? e.config.url : String(e.config?.url ?? '');
   if (httpStatus === undefined || !/\/v1\/projects\//.test(url)) return undefined;
-  let body: { error?: { message?: string; status?: string; details?: { '@type'?: string; retryDelay?: string }[] } } = {};
-  try {
-    body = JSON.parse(String(e.message ?? '')) as typeof body;
-  } catch {
-    // not JSON (a proxy's HTML page, say): keep the HTTP status only
-  }
+  // not JSON or not this shape (a proxy's HTML page, say): keep the HTTP status only
+  const parsed = parseShape(String(e.message ?? ''), restErrorSchema);
+  const body = parsed.ok ? parsed.value : {};
   const named = body.error?.status;
   const grpcCode =
     typeof named === 'string' && Object.hasOwn(GRPC_STATUS, named) ? GRPC_STATUS[named as keyof typeof GRPC_STATUS] : grpcFromHttp(httpStatus);
   let ra: number | undefined;
   for (const d of body.error?.details ?? []) {
     const m = typeof d?.retryDelay === 'string' ? /^(\d+(?:\.\d+)?)s$/.exec(d.retryDelay) : null;
-    if (m) ra = Math.ceil(Number(m[1]));
+    if (m) ra = waitSeconds(Number(m[1]));
   }
   const headers = e.response?.headers;
   const headerValue =
     headers instanceof Headers ? headers.get('retry-after') : (headers as Record<string, unknown> | undefined)?.['retry-after'];
-  ra ??= retryAfterHeader(headerValue);
+  ra ??= parseRetryAfter(typeof headerValue === 'string' ? headerValue : undefined);
   return { grpcCode, text: body.error?.message ?? `HTTP ${httpStatus}`, ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) };
 }
 
@@ -259,9 +257,9 @@ export function classifyGcpError(err: unknown, cfg: Pick<GcpKmsKeyConfig, 'name'
   const e = (err ?? {}) as ErrorShape;
   const who = `key "${cfg.name}" (gcpkms ${cfg.cryptoKeyVersion})`;
   const api = apiError(e);
-  const text = clean(api ? api.text : e.message);
-  const make = (code: ErrorCode, why: string, retryable: boolean, extra: { retryAfterSeconds?: number; status?: number } = {}) =>
-    new SignetError(code, `${who}: ${op} failed: ${why}${text ? ` (${text})` : ''}`, { retryable, ...extra });
+  const text = upstreamText(api ? api.text : e.message);
+  const make = (code: ErrorCode, why: string, extra: { retryAfterSeconds?: number; status?: number } = {}) =>
+    new SignetError(code, `${who}: ${op} failed: ${why}${text ? ` (${text})` : ''}`, extra);
 
   if (api) {
     const grpcCode = api.grpcCode;
@@ -269,7 +267,7 @@ export function classifyGcpError(err: unknown, cfg: Pick<GcpKmsKeyConfig, 'name'
     const ra = api.retryAfterSeconds !== undefined ? { retryAfterSeconds: api.retryAfterSeconds } : {};
     switch (grpcCode) {
       case GRPC_STATUS.RESOURCE_EXHAUSTED:
-        return make('KEY_THROTTLED', `throttled by Cloud KMS (${name})`, true, ra);
+        return make('KEY_THROTTLED', `throttled by Cloud KMS (${name})`, ra);
       case GRPC_STATUS.UNAVAILABLE:
       case GRPC_STATUS.DEADLINE_EXCEEDED:
       case GRPC_STATUS.INTERNAL:
@@ -277,54 +275,41 @@ export function classifyGcpError(err: unknown, cfg: Pick<GcpKmsKeyConfig, 'name'
       case GRPC_STATUS.ABORTED:
       case GRPC_STATUS.CANCELLED:
       case GRPC_STATUS.DATA_LOSS:
-        return make('KEY_UNAVAILABLE', `Cloud KMS unavailable (${name})`, true, ra);
+        return make('KEY_UNAVAILABLE', `Cloud KMS unavailable (${name})`, ra);
       case GRPC_STATUS.PERMISSION_DENIED:
         return make(
           'KEY_DENIED',
           `permission denied (${name}); the principal needs cloudkms.cryptoKeyVersions.useToSign and .viewPublicKey on the key (roles/cloudkms.signer + roles/cloudkms.publicKeyViewer, or roles/cloudkms.signerVerifier); Cloud KMS also answers this for a key that does not exist`,
-          false,
         );
       case GRPC_STATUS.UNAUTHENTICATED:
-        return make('KEY_DENIED', `credentials rejected (${name}); check keyFilename / Application Default Credentials`, false);
+        return make('KEY_DENIED', `credentials rejected (${name}); check keyFilename / Application Default Credentials`);
       case GRPC_STATUS.NOT_FOUND:
-        return make('KEY_NOT_FOUND', `key version not found (${name})`, false);
+        return make('KEY_NOT_FOUND', `key version not found (${name})`);
       case GRPC_STATUS.FAILED_PRECONDITION:
-        return make('KEY_DISABLED', `key version is not usable (${name}): disabled, destroyed, scheduled for destruction or not yet generated`, false);
+        return make('KEY_DISABLED', `key version is not usable (${name}): disabled, destroyed, scheduled for destruction or not yet generated`);
       case GRPC_STATUS.INVALID_ARGUMENT:
       case GRPC_STATUS.OUT_OF_RANGE:
-        return make('KEY_INVALID', `request rejected (${name})`, false);
+        return make('KEY_INVALID', `request rejected (${name})`);
       case GRPC_STATUS.UNIMPLEMENTED:
-        return make('KEY_UNSUPPORTED', `not supported by the endpoint (${name})`, false);
+        return make('KEY_UNSUPPORTED', `not supported by the endpoint (${name})`);
       default:
-        return make('KEY_SIGN_FAILED', `unexpected status ${name}`, false);
+        return make('KEY_SIGN_FAILED', `unexpected status ${name}`);
     }
   }
 
   // google-auth-library / gaxios errors (token endpoint, metadata server) and plain network errors.
   const status = e.response?.status;
   if (typeof status === 'number') {
-    if (status === 429) return make('KEY_THROTTLED', 'credential endpoint throttled (HTTP 429)', true, { status });
-    if (status >= 500) return make('KEY_UNAVAILABLE', `credential endpoint unavailable (HTTP ${status})`, true, { status });
-    return make('KEY_DENIED', `could not obtain Google credentials (HTTP ${status})`, false, { status });
+    if (status === 429) return make('KEY_THROTTLED', 'credential endpoint throttled (HTTP 429)', { status });
+    if (status >= 500) return make('KEY_UNAVAILABLE', `credential endpoint unavailable (HTTP ${status})`, { status });
+    return make('KEY_DENIED', `could not obtain Google credentials (HTTP ${status})`, { status });
   }
   const msg = String(e.message ?? '');
   if (/Could not load the default credentials|Unable to detect a Project Id|credential/i.test(msg) && !/timeout|ECONN|ENOTFOUND|EAI_AGAIN/i.test(msg)) {
-    return make('KEY_DENIED', 'no usable Google credentials (set keyFilename, GOOGLE_APPLICATION_CREDENTIALS or run with a service account)', false);
+    return make('KEY_DENIED', 'no usable Google credentials (set keyFilename, GOOGLE_APPLICATION_CREDENTIALS or run with a service account)');
   }
-  if (typeof e.code === 'string' && /^E[A-Z]+/.test(e.code)) return make('KEY_UNAVAILABLE', `network error ${e.code}`, true);
-  return make('KEY_UNAVAILABLE', 'unexpected client error', true);
-}
-
-/**
- * Reject after `ms` when the call has not settled. gRPC calls carry their own deadline; the REST
- * transport (gax 5) ignores the call timeout, so this is its only one.
- */
-function withDeadline<T>(p: Promise<T>, ms: number, onTimeout: () => SignetError): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(onTimeout()), ms);
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+  if (typeof e.code === 'string' && /^E[A-Z]+/.test(e.code)) return make('KEY_UNAVAILABLE', `network error ${e.code}`);
+  return make('KEY_UNAVAILABLE', 'unexpected client error');
 }
 
 function buildClientOptions(cfg: GcpKmsKeyConfig, ctx: KeyProviderContext, grpc: (typeof import('google-gax'))['grpc']): ClientOptions {
@@ -360,7 +345,7 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
   const timeoutMs = Math.round(cfg.timeoutSeconds * 1000);
   const callOptions = { retry: null, timeout: timeoutMs };
   const timeout = (op: Op) =>
-    new SignetError('KEY_UNAVAILABLE', `${who}: ${op} failed: no answer from Cloud KMS within ${cfg.timeoutSeconds}s`, { retryable: true });
+    new SignetError('KEY_UNAVAILABLE', `${who}: ${op} failed: no answer from Cloud KMS within ${cfg.timeoutSeconds}s`);
 
   try {
     // ---- startup: the public key and the version's algorithm, once
@@ -373,12 +358,10 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
     const pem = pub.pem ?? '';
     const pemCrc = toNumber(pub.pemCrc32c?.value);
     if (pemCrc === undefined || pemCrc !== crc32c(pem)) {
-      throw new SignetError('KEY_UNAVAILABLE', `${who}: GetPublicKey response failed its integrity check (pemCrc32c ${pemCrc === undefined ? 'missing' : 'mismatch'}); retry`, {
-        retryable: true,
-      });
+      throw new SignetError('KEY_UNAVAILABLE', `${who}: GetPublicKey response failed its integrity check (pemCrc32c ${pemCrc === undefined ? 'missing' : 'mismatch'}); retry`);
     }
     if (pub.name && pub.name !== versionName) {
-      throw new SignetError('KEY_INVALID', `${who}: GetPublicKey answered for a different key version (${clean(pub.name)})`);
+      throw new SignetError('KEY_INVALID', `${who}: GetPublicKey answered for a different key version (${upstreamText(pub.name)})`);
     }
     const kmsAlgorithm = algorithmName(pub.algorithm, algorithms);
     const spec = SUPPORTED[kmsAlgorithm];
@@ -419,17 +402,17 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
         }
         // Data-integrity checks (https://cloud.google.com/kms/docs/data-integrity-guidelines).
         if (resp.verifiedDigestCrc32c !== true) {
-          throw new SignetError('KEY_UNAVAILABLE', `${who}: AsymmetricSign request corrupted in transit (verifiedDigestCrc32c is false); retry`, { retryable: true });
+          throw new SignetError('KEY_UNAVAILABLE', `${who}: AsymmetricSign request corrupted in transit (verifiedDigestCrc32c is false); retry`);
         }
         const signature = toBuffer(resp.signature);
         if (!signature || signature.length === 0) {
           throw new SignetError('KEY_SIGN_FAILED', `${who}: AsymmetricSign returned no signature`);
         }
         if (toNumber(resp.signatureCrc32c?.value) !== crc32c(signature)) {
-          throw new SignetError('KEY_UNAVAILABLE', `${who}: AsymmetricSign response corrupted in transit (signatureCrc32c mismatch); retry`, { retryable: true });
+          throw new SignetError('KEY_UNAVAILABLE', `${who}: AsymmetricSign response corrupted in transit (signatureCrc32c mismatch); retry`);
         }
         if (resp.name !== versionName) {
-          throw new SignetError('KEY_SIGN_FAILED', `${who}: AsymmetricSign answered for a different key version (${clean(resp.name)})`);
+          throw new SignetError('KEY_SIGN_FAILED', `${who}: AsymmetricSign answered for a different key version (${upstreamText(resp.name)})`);
         }
         if (spec.keyType === 'ec') derEcdsaToRaw(signature); // throws KEY_SIGN_FAILED unless strict DER
         // With the message at hand, check the signature locally (cheap; catches a misbehaving backend).

@@ -488,13 +488,10 @@ function classify(err: unknown, keyName: string, what: string): SignetError {
   };
   const msg = `key "${keyName}": PKCS#11 ${what} failed: ${code ?? String((err as Error)?.message ?? err).split('\n')[0]}${code ? (hint[code] ?? '') : ''}`;
   let c: ErrorCode = 'KEY_SIGN_FAILED';
-  let retryable = false;
   if (code && DENIED.has(code)) c = 'KEY_DENIED';
-  else if (code && UNAVAILABLE.has(code)) {
-    c = 'KEY_UNAVAILABLE';
-    retryable = true;
-  } else if (code && UNSUPPORTED.has(code)) c = 'KEY_UNSUPPORTED';
-  return new SignetError(c, msg, { retryable, cause: err });
+  else if (code && UNAVAILABLE.has(code)) c = 'KEY_UNAVAILABLE';
+  else if (code && UNSUPPORTED.has(code)) c = 'KEY_UNSUPPORTED';
+  return new SignetError(c, msg, { cause: err });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -807,10 +804,7 @@ async function setUp(cfg: Pkcs11KeyConfig, p: Pkcs11Binding, mod: ModuleEntry, p
       if (code === 'CKR_KEY_HANDLE_INVALID' || code === 'CKR_OBJECT_HANDLE_INVALID') keyHandle = undefined;
       if (code === 'CKR_USER_NOT_LOGGED_IN') {
         pool.loggedIn = false;
-        throw new SignetError('KEY_UNAVAILABLE', `key "${cfg.name}": PKCS#11 session on ${pool.describe} lost its login; logging in again on the next attempt`, {
-          retryable: true,
-          cause: err,
-        });
+        throw new SignetError('KEY_UNAVAILABLE', `key "${cfg.name}": PKCS#11 session on ${pool.describe} lost its login; logging in again on the next attempt`, { cause: err });
       }
       throw classify(err, cfg.name, `C_SignInit/C_Sign on ${pool.describe}`);
     } finally {
@@ -834,7 +828,7 @@ async function setUp(cfg: Pkcs11KeyConfig, p: Pkcs11Binding, mod: ModuleEntry, p
     },
     async sign(digest: Buffer, payload?: Buffer) {
       assertSha256Digest(cfg.name, digest);
-      if (closed) throw new SignetError('KEY_UNAVAILABLE', `key "${cfg.name}": the PKCS#11 key was closed`, { retryable: true });
+      if (closed) throw new SignetError('KEY_UNAVAILABLE', `key "${cfg.name}": the PKCS#11 key was closed`);
       inflight++;
       try {
         return await signOnce(digest, payload);

@@ -24,13 +24,23 @@
  * (retryable, with Retry-After when Vault sends it); 403 -> KEY_DENIED; unknown key or version ->
  * KEY_NOT_FOUND; a version below `min_encryption_version` -> KEY_DISABLED. No retries here: the
  * queue's backoff is the one retry policy. Tokens and secret ids never appear in messages.
+ *
+ * Every request has an overall deadline (`timeoutSeconds`, headers and whole body). Answers are
+ * read up to a cap (READ_LIMITS.json for the key read, READ_LIMITS.token for sign, login and
+ * renewal): a larger one is KEY_SIGN_FAILED for sign, KEY_INVALID otherwise. Key read and sign
+ * answers are checked against a schema (KEY_INVALID, KEY_SIGN_FAILED). Vault's error text is
+ * redacted, and never echoes the token or AppRole ids signet sent, before it reaches a message.
  */
 import { constants, createHash, createPublicKey, publicDecrypt, verify, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
+import { BodyTooLargeError, readCapped, READ_LIMITS } from '../edge/read.js';
+import { retryAfterOption } from '../edge/retry-after.js';
+import { checkShape } from '../edge/upstream-json.js';
 import { SignetError, type ErrorCode } from '../errors.js';
+import { upstreamText } from '../log.js';
 import { assertSha256Digest } from './digest-arg.js';
 import { defineKeyProvider, type KeyProviderContext } from './define.js';
 import { derEcdsaToRaw } from './ecdsa.js';
@@ -121,23 +131,27 @@ interface VaultResponse {
   retryAfterSeconds?: number;
 }
 
-function retryAfter(h: string | string[] | undefined): number | undefined {
-  const v = Array.isArray(h) ? h[0] : h;
-  if (!v) return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim());
-  const t = Date.parse(v);
-  return Number.isNaN(t) ? undefined : Math.max(0, Math.ceil((t - Date.now()) / 1000));
-}
+/** The transit key read: `GET /v1/<mount>/keys/<key>` (the parts signet uses). */
+const keyReadSchema = z.object({
+  data: z.object({
+    type: z.string().min(1),
+    latest_version: z.number().int().min(1),
+    min_encryption_version: z.number().int().min(0).optional(),
+    derived: z.boolean().optional(),
+    supports_signing: z.boolean().optional(),
+    // asymmetric keys: { "<version>": { public_key, ... } }; symmetric keys: { "<version>": <time> }
+    keys: z.record(z.string(), z.unknown()),
+  }),
+});
+const keyVersionSchema = z.object({ public_key: z.string() });
 
-/** Vault's `{"errors":[...]}` as one short line (Vault does not echo tokens in errors). */
-function vaultErrors(body: unknown): string {
+/** `POST /v1/<mount>/sign/<key>`: `data.signature` = `vault:v<N>:<base64>`. */
+const signSchema = z.object({ data: z.object({ signature: z.string().regex(SIG_PATTERN, 'not a vault:vN: signature') }) });
+
+/** Vault's `{"errors":[...]}` as one short, redacted line. */
+function vaultErrors(body: unknown, secrets: readonly string[]): string {
   const errs = (body as { errors?: unknown } | null)?.errors;
-  if (Array.isArray(errs) && errs.length > 0) {
-    return errs
-      .map((e) => String(e).replace(/\s+/g, ' ').trim())
-      .join('; ')
-      .slice(0, 300);
-  }
+  if (Array.isArray(errs) && errs.length > 0) return upstreamText(errs.slice(0, 10).map(String).join('; '), { secrets });
   return '';
 }
 
@@ -153,6 +167,8 @@ const TLS_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ALTNA
 
 class VaultHttp {
   readonly dispatcher: Agent;
+  /** Credentials sent lately (tokens, AppRole ids): masked should Vault (or a proxy) echo them. */
+  private readonly sent: string[] = [];
   constructor(
     readonly keyName: string,
     readonly address: string,
@@ -168,10 +184,32 @@ class VaultHttp {
     });
   }
 
-  /** One HTTP call; network failures become KEY_UNAVAILABLE, TLS failures KEY_INVALID. */
-  async call(method: 'GET' | 'POST', apiPath: string, what: string, token?: string, body?: unknown): Promise<VaultResponse> {
+  /** Remember credentials this client sends, so that no error message can echo them. */
+  secret(...values: string[]): void {
+    for (const v of values) {
+      if (this.sent.includes(v)) continue;
+      this.sent.push(v);
+      if (this.sent.length > 8) this.sent.shift();
+    }
+  }
+
+  /**
+   * One HTTP call under the overall deadline, its answer read up to `limit` bytes; network
+   * failures become KEY_UNAVAILABLE, TLS failures KEY_INVALID, a larger answer `tooLarge`.
+   */
+  async call(
+    method: 'GET' | 'POST',
+    apiPath: string,
+    what: string,
+    token?: string,
+    body?: unknown,
+    read: { limit: number; tooLarge: ErrorCode } = { limit: READ_LIMITS.token, tooLarge: 'KEY_INVALID' },
+  ): Promise<VaultResponse> {
     const headers: Record<string, string> = { 'x-vault-request': 'true' };
-    if (token !== undefined) headers['x-vault-token'] = token;
+    if (token !== undefined) {
+      this.secret(token);
+      headers['x-vault-token'] = token;
+    }
     if (this.namespace) headers['x-vault-namespace'] = this.namespace;
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Dispatcher.ResponseData;
@@ -196,14 +234,24 @@ class VaultHttp {
       throw new SignetError(
         'KEY_UNAVAILABLE',
         `key "${this.keyName}": Vault at ${this.address} ${timedOut ? `did not answer within ${this.timeoutMs} ms` : `unreachable (${code ?? (err as Error)?.name ?? 'error'})`} during ${what}`,
-        { retryable: true, cause: err },
+        { cause: err },
       );
     }
     let text: string;
     try {
-      text = await res.body.text();
+      text = (await readCapped(res.body, read.limit, res.headers['content-length'])).toString('utf8');
     } catch (err) {
-      throw new SignetError('KEY_UNAVAILABLE', `key "${this.keyName}": Vault response to ${what} was cut off`, { retryable: true, cause: err });
+      if (err instanceof BodyTooLargeError) {
+        throw new SignetError(read.tooLarge, `key "${this.keyName}": Vault answer to ${what} is larger than ${read.limit} bytes (HTTP ${res.statusCode})`, {
+          status: res.statusCode,
+        });
+      }
+      const timedOut = (err as Error)?.name === 'TimeoutError' || (err as Error)?.name === 'AbortError';
+      throw new SignetError(
+        'KEY_UNAVAILABLE',
+        `key "${this.keyName}": Vault response to ${what} ${timedOut ? `did not complete within ${this.timeoutMs} ms` : 'was cut off'}`,
+        { cause: err },
+      );
     }
     let parsed: unknown = undefined;
     if (text.length > 0) {
@@ -213,21 +261,25 @@ class VaultHttp {
         parsed = undefined;
       }
     }
-    const ra = retryAfter(res.headers['retry-after']);
-    return { status: res.statusCode, body: parsed, ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) };
+    return { status: res.statusCode, body: parsed, ...retryAfterOption(res.headers['retry-after']) };
+  }
+
+  /** Vault's error text of an answer, redacted. */
+  errors(body: unknown): string {
+    return vaultErrors(body, this.sent);
   }
 
   /** Turn a non-2xx answer into a SignetError. `about` names the object (`transit key "k"`). */
   fail(res: VaultResponse, what: string, about: string): SignetError {
-    const detail = vaultErrors(res.body);
+    const detail = this.errors(res.body);
     const suffix = detail ? `: ${detail}` : '';
     const opts = { status: res.status, ...(res.retryAfterSeconds !== undefined ? { retryAfterSeconds: res.retryAfterSeconds } : {}) };
     const prefix = `key "${this.keyName}": Vault ${what} for ${about} at ${this.address}`;
-    const make = (code: ErrorCode, msg: string, retryable = false) => new SignetError(code, msg, { ...opts, retryable });
+    const make = (code: ErrorCode, msg: string) => new SignetError(code, msg, opts);
     const s = res.status;
-    if (s === 429) return make('KEY_THROTTLED', `${prefix} was throttled (HTTP 429)${suffix}`, true);
+    if (s === 429) return make('KEY_THROTTLED', `${prefix} was throttled (HTTP 429)${suffix}`);
     if (s >= 500 || s === 412 || s === 473) {
-      return make('KEY_UNAVAILABLE', `${prefix} failed with HTTP ${s}${suffix || (s === 503 ? ' (sealed or standby?)' : '')}`, true);
+      return make('KEY_UNAVAILABLE', `${prefix} failed with HTTP ${s}${suffix || (s === 503 ? ' (sealed or standby?)' : '')}`);
     }
     if (s === 401 || s === 403) {
       return make('KEY_DENIED', `${prefix} was denied (HTTP ${s})${suffix}; check the token's policy and namespace`);
@@ -322,7 +374,7 @@ class VaultAuth {
 
   private fromAuth(auth: { client_token?: unknown; lease_duration?: unknown; renewable?: unknown } | undefined, what: string): TokenState {
     if (!auth || typeof auth.client_token !== 'string' || auth.client_token.length === 0) {
-      throw new SignetError('KEY_UNAVAILABLE', `key "${this.http.keyName}": Vault ${what} answered without a client token`, { retryable: true });
+      throw new SignetError('KEY_UNAVAILABLE', `key "${this.http.keyName}": Vault ${what} answered without a client token`);
     }
     const now = Date.now();
     const ttl = typeof auth.lease_duration === 'number' && auth.lease_duration > 0 ? auth.lease_duration * 1000 : 0;
@@ -338,11 +390,12 @@ class VaultAuth {
   private async login(): Promise<TokenState> {
     const cfg = this.cfg as Extract<AuthConfig, { kind: 'approle' }>;
     const apiPath = `/v1/auth/${cfg.mount}/login`;
+    this.http.secret(cfg.roleId, cfg.secretId);
     const res = await this.http.call('POST', apiPath, 'AppRole login', undefined, { role_id: cfg.roleId, secret_id: cfg.secretId });
     if (res.status !== 200) {
       // a wrong role_id / secret_id comes back as 400 "invalid role or secret ID" (403 with a bad namespace)
       if (res.status >= 400 && res.status < 500 && res.status !== 429) {
-        const detail = vaultErrors(res.body);
+        const detail = this.http.errors(res.body);
         throw new SignetError(
           'KEY_DENIED',
           `key "${this.http.keyName}": Vault AppRole login at ${this.http.address} (auth/${cfg.mount}) was refused (HTTP ${res.status})${detail ? `: ${detail}` : ''}`,
@@ -375,10 +428,11 @@ interface KeyInfo {
 }
 
 function readKeyInfo(cfgName: string, keyLabel: string, body: unknown, pinned: number | undefined): KeyInfo {
-  const data = (body as { data?: Record<string, unknown> } | undefined)?.data;
   const bad = (why: string) => new SignetError('KEY_INVALID', `key "${cfgName}": unexpected Vault answer for ${keyLabel}: ${why}`);
-  if (!data || typeof data !== 'object') throw bad('no data');
-  const type = String(data.type ?? '');
+  const checked = checkShape(body, keyReadSchema);
+  if (!checked.ok) throw bad(checked.why);
+  const data = checked.value.data;
+  const type = data.type;
   const algorithm = SUPPORTED[type];
   if (!algorithm) {
     const why =
@@ -387,36 +441,35 @@ function readKeyInfo(cfgName: string, keyLabel: string, body: unknown, pinned: n
         : data.supports_signing === false || /^(aes|chacha|hmac)/.test(type)
           ? 'it is not a signing key'
           : 'only rsa-2048 and ecdsa-p256 transit keys are supported';
-    throw new SignetError('KEY_UNSUPPORTED', `key "${cfgName}" is ${keyLabel} of type ${type || 'unknown'}: ${why}`);
+    throw new SignetError('KEY_UNSUPPORTED', `key "${cfgName}" is ${keyLabel} of type ${upstreamText(type, { max: 40 })}: ${why}`);
   }
   if (data.derived === true) {
     throw new SignetError('KEY_UNSUPPORTED', `key "${cfgName}" is ${keyLabel}, a derived key: derived keys cannot sign`);
   }
-  const latest = Number(data.latest_version);
-  if (!Number.isInteger(latest) || latest < 1) throw bad('no latest_version');
+  const latest = data.latest_version;
   const version = pinned ?? latest;
-  const keys = data.keys as Record<string, { public_key?: unknown }> | undefined;
-  if (!keys || typeof keys !== 'object') throw bad('no keys');
   if (pinned !== undefined && pinned > latest) {
     throw new SignetError('KEY_NOT_FOUND', `key "${cfgName}": ${keyLabel} has no version ${pinned} (latest is ${latest})`);
   }
-  const minEnc = Number(data.min_encryption_version ?? 0);
+  const minEnc = data.min_encryption_version ?? 0;
   if (minEnc > 0 && version < minEnc) {
     throw new SignetError(
       'KEY_DISABLED',
       `key "${cfgName}": version ${version} of ${keyLabel} is below its min_encryption_version ${minEnc} and cannot sign`,
     );
   }
-  const entry = keys[String(version)];
-  if (!entry) {
+  const raw = data.keys[String(version)];
+  if (raw === undefined) {
     throw new SignetError('KEY_NOT_FOUND', `key "${cfgName}": version ${version} of ${keyLabel} is not available (trimmed or archived)`);
   }
-  if (typeof entry.public_key !== 'string' || !entry.public_key.includes('BEGIN PUBLIC KEY')) {
+  const entry = checkShape(raw, keyVersionSchema);
+  if (!entry.ok || !entry.value.public_key.includes('BEGIN PUBLIC KEY')) {
     throw bad(`version ${version} has no PEM public key (is this caller allowed to read it?)`);
   }
+  const pem = entry.value.public_key;
   let publicKey: KeyObject;
   try {
-    publicKey = createPublicKey(entry.public_key);
+    publicKey = createPublicKey(pem);
   } catch (err) {
     throw new SignetError('KEY_INVALID', `key "${cfgName}": public key of ${keyLabel} version ${version} does not parse`, { cause: err });
   }
@@ -505,18 +558,18 @@ export async function createVaultKeyProvider(cfg: VaultKeyConfig, ctx: KeyProvid
   const signPath = `/v1/${mount}/sign/${encodeURIComponent(cfg.key)}`;
 
   /** One request with the current token; an AppRole token that Vault refuses is replaced once. */
-  async function authed(method: 'GET' | 'POST', apiPath: string, what: string, body?: unknown): Promise<VaultResponse> {
-    const res = await http.call(method, apiPath, what, await auth.token(), body);
+  async function authed(method: 'GET' | 'POST', apiPath: string, what: string, body?: unknown, read?: Parameters<VaultHttp['call']>[5]): Promise<VaultResponse> {
+    const res = await http.call(method, apiPath, what, await auth.token(), body, read);
     if (res.status === 403 && auth.kind === 'approle' && !auth.fresh(5000)) {
       auth.invalidate(); // revoked or expired early: log in again, once
-      return http.call(method, apiPath, what, await auth.token(), body);
+      return http.call(method, apiPath, what, await auth.token(), body, read);
     }
     return res;
   }
 
   let info: KeyInfo;
   try {
-    const res = await authed('GET', keyPath, 'key read');
+    const res = await authed('GET', keyPath, 'key read', undefined, { limit: READ_LIMITS.json, tooLarge: 'KEY_INVALID' });
     if (res.status !== 200) throw http.fail(res, 'key read', keyLabel);
     info = readKeyInfo(cfg.name, keyLabel, res.body, cfg.keyVersion);
   } catch (err) {
@@ -541,12 +594,12 @@ export async function createVaultKeyProvider(cfg: VaultKeyConfig, ctx: KeyProvid
     },
     async sign(digest: Buffer, payload?: Buffer) {
       assertSha256Digest(cfg.name, digest);
-      const res = await authed('POST', signPath, 'sign', signBody(digest));
+      const res = await authed('POST', signPath, 'sign', signBody(digest), { limit: READ_LIMITS.token, tooLarge: 'KEY_SIGN_FAILED' });
       if (res.status !== 200) throw http.fail(res, 'sign', `${keyLabel} version ${info.version}`);
-      const encoded = (res.body as { data?: { signature?: unknown } } | undefined)?.data?.signature;
-      const m = typeof encoded === 'string' ? SIG_PATTERN.exec(encoded) : null;
+      const checked = checkShape(res.body, signSchema);
+      const m = checked.ok ? SIG_PATTERN.exec(checked.value.data.signature) : null;
       if (!m) {
-        throw new SignetError('KEY_SIGN_FAILED', `key "${cfg.name}": Vault sign answer for ${keyLabel} has no vault:vN: signature`);
+        throw new SignetError('KEY_SIGN_FAILED', `key "${cfg.name}": Vault sign answer for ${keyLabel} has no vault:vN: signature${checked.ok ? '' : ` (${checked.why})`}`);
       }
       if (Number(m[1]) !== info.version) {
         throw new SignetError(

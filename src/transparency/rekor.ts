@@ -12,13 +12,18 @@
  */
 import { createHash, createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
 import { Agent, request, type Dispatcher } from 'undici';
+import { z } from 'zod';
+import { BodyTooLargeError, readCapped, READ_LIMITS } from '../edge/read.js';
+import { retryAfterOption } from '../edge/retry-after.js';
+import { checkShape, parseShape } from '../edge/upstream-json.js';
 import { SignetError } from '../errors.js';
+import { upstreamText } from '../log.js';
 import { canonicalize } from './jcs.js';
 
 export interface RekorClientOptions {
   /** Base URL of the Rekor v1 API, e.g. https://rekor.sigstore.dev (a path prefix is kept). */
   url: string;
-  /** Per-request timeout (connect, headers and body). Default 10 s. */
+  /** Overall deadline of each request (connect, headers and the whole body). Default 10 s. */
   timeoutMs?: number;
   /** Attempts per call for retryable failures before the error is handed to the job queue. Default 3. */
   attempts?: number;
@@ -57,8 +62,40 @@ export interface RekorLogEntry {
 
 /** Retry-After longer than this is not waited for in-process: the job queue waits instead. */
 const MAX_INLINE_WAIT_MS = 5_000;
-const MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** Largest Rekor answer read (an entry is a few KiB; its inclusion proof grows with log2 of the tree). */
+const MAX_BODY_BYTES = READ_LIMITS.json;
 const UUID_RE = /^[0-9a-f]{64}(?:[0-9a-f]{16})?$/;
+
+const isBase64 = (s: string) => /^[A-Za-z0-9+/]*={0,2}$/.test(s) && s.length % 4 === 0;
+const base64 = z.string().refine(isBase64, 'not base64');
+const hex = z.string().regex(/^[0-9a-f]*$/i, 'not hex');
+
+/** One LogEntry of createLogEntry / getLogEntryByUUID (sigstore/rekor openapi.yaml). */
+const logEntrySchema = z.object({
+  body: base64,
+  integratedTime: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+  logIndex: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  logID: z.string().regex(/^[0-9a-f]{64}$/, 'not 64 hex digits'),
+  verification: z.object(
+    {
+      signedEntryTimestamp: base64.min(1, 'empty').optional(),
+      inclusionProof: z.unknown().optional(),
+    },
+    'not an object',
+  ).optional(),
+});
+
+/** The inclusion proof, when Rekor sent a usable one (bundleTlogEntry refuses an entry without). */
+const inclusionProofSchema = z.object({
+  logIndex: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  rootHash: hex,
+  treeSize: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  hashes: z.array(hex).max(64),
+  checkpoint: z.string(),
+});
+
+/** Rekor's error body: `{"code": n, "message": "..."}`. */
+const errorSchema = z.object({ message: z.string() });
 
 export class RekorClient {
   readonly url: string;
@@ -134,7 +171,7 @@ export class RekorClient {
     const r = await this.withRetry(async () => {
       const res = await this.send('GET', this.path(`/api/v1/log/entries/${uuid}`));
       // Rekor said the entry exists: a 404 now can only be replication lag. Retry it.
-      if (res.status === 404) throw new SignetError('REKOR_UNAVAILABLE', `rekor ${this.url}: entry ${uuid} not found (yet)`, { retryable: true, status: 404 });
+      if (res.status === 404) throw new SignetError('REKOR_UNAVAILABLE', `rekor ${this.url}: entry ${uuid} not found (yet)`, { status: 404 });
       return res;
     });
     if (r.status !== 200) throw this.refused(`get entry ${uuid}`, r);
@@ -173,45 +210,33 @@ export class RekorClient {
     const bad = (why: string): never => {
       throw new SignetError('REKOR_REJECTED', `rekor ${this.url}: unusable log entry: ${why}`);
     };
-    let doc: unknown;
-    try {
-      doc = JSON.parse(raw.toString('utf8'));
-    } catch {
-      bad('not JSON');
-    }
-    if (!doc || typeof doc !== 'object' || Array.isArray(doc)) bad('not an object');
-    const keys = Object.keys(doc as object);
+    const doc = parseShape(raw, z.record(z.string(), z.unknown()));
+    if (!doc.ok) return bad(doc.why === 'not JSON' ? 'not JSON' : 'not an object');
+    const keys = Object.keys(doc.value);
     if (keys.length !== 1) bad(`expected one entry, got ${keys.length}`);
     const uuid = keys[0]!;
     if (!UUID_RE.test(uuid)) bad('invalid UUID');
     // sharded logs may prefix the tree ID; accept either form of the UUID we asked for
     if (wantUuid && uuid !== wantUuid && !uuid.endsWith(wantUuid) && !wantUuid.endsWith(uuid)) bad(`asked for ${wantUuid}, got ${uuid}`);
-    const e = (doc as Record<string, unknown>)[uuid] as Record<string, unknown> | null;
-    if (!e || typeof e !== 'object') bad('entry is not an object');
-    const body = e!['body'];
-    const integratedTime = e!['integratedTime'];
-    const logIndex = e!['logIndex'];
-    const logID = e!['logID'];
-    const verification = (e!['verification'] ?? {}) as Record<string, unknown>;
-    const set = verification['signedEntryTimestamp'];
-    if (typeof body !== 'string' || !isBase64(body)) bad('body is not base64');
-    if (!Number.isSafeInteger(integratedTime) || (integratedTime as number) <= 0) bad('integratedTime is not a positive integer');
-    if (!Number.isSafeInteger(logIndex) || (logIndex as number) < 0) bad('logIndex is not an integer');
-    if (typeof logID !== 'string' || !/^[0-9a-f]{64}$/.test(logID)) bad('logID is not 64 hex digits');
-    if (typeof set !== 'string' || !isBase64(set) || set.length === 0) {
-      bad('no signedEntryTimestamp (a Rekor v1 API is needed: v2 logs give no SET)');
-    }
+    const checked = checkShape(doc.value[uuid], logEntrySchema);
+    if (!checked.ok) return bad(checked.why);
+    const e = checked.value;
+    const set = e.verification?.signedEntryTimestamp;
+    if (!set) return bad('no signedEntryTimestamp (a Rekor v1 API is needed: v2 logs give no SET)');
     const entry: RekorLogEntry = {
       uuid,
-      body: body as string,
-      integratedTime: integratedTime as number,
-      logIndex: logIndex as number,
-      logID: logID as string,
-      signedEntryTimestamp: set as string,
+      body: e.body,
+      integratedTime: e.integratedTime,
+      logIndex: e.logIndex,
+      logID: e.logID,
+      signedEntryTimestamp: set,
       existing,
     };
-    const proof = parseInclusionProof(verification['inclusionProof']);
-    if (proof) entry.inclusionProof = proof;
+    const proof = checkShape(e.verification?.inclusionProof, inclusionProofSchema);
+    if (proof.ok) {
+      const p = proof.value;
+      entry.inclusionProof = { ...p, rootHash: p.rootHash.toLowerCase(), hashes: p.hashes.map((h) => h.toLowerCase()) };
+    }
     if (this.publicKey) {
       if (entry.logID !== this.logId) bad(`logID ${entry.logID} is not the configured Rekor key's (${this.logId})`);
       if (!verifySET(entry, this.publicKey)) bad('signedEntryTimestamp does not verify with the configured Rekor public key');
@@ -252,6 +277,7 @@ export class RekorClient {
         headers,
         ...(body ? { body } : {}),
         dispatcher: this.dispatcher,
+        // the overall deadline: it also aborts the body (undici's own timers are per chunk)
         signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {
@@ -259,17 +285,20 @@ export class RekorClient {
     }
     let data: Buffer;
     try {
-      data = await readCapped(res.body, MAX_BODY_BYTES);
+      data = await readCapped(res.body, MAX_BODY_BYTES, res.headers['content-length']);
     } catch (err) {
+      if (err instanceof BodyTooLargeError) {
+        throw new SignetError('REKOR_REJECTED', `rekor ${this.url}: ${what} answered more than ${MAX_BODY_BYTES} bytes (HTTP ${res.statusCode})`, { status: res.statusCode });
+      }
       throw unavailable(this.url, what, err);
     }
     const status = res.statusCode;
     if (status === 429 || status >= 500) {
-      const ra = retryAfter(header(res.headers['retry-after']));
+      const ra = retryAfterOption(res.headers['retry-after']);
       throw new SignetError(
         'REKOR_UNAVAILABLE',
-        `rekor ${this.url}: ${what} answered HTTP ${status}${ra !== undefined ? ` (Retry-After ${ra}s)` : ''}${detail(data)}`,
-        { retryable: true, status, ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) },
+        `rekor ${this.url}: ${what} answered HTTP ${status}${ra.retryAfterSeconds !== undefined ? ` (Retry-After ${ra.retryAfterSeconds}s)` : ''}${detail(data)}`,
+        { status, ...ra },
       );
     }
     return { status, headers: res.headers, body: data };
@@ -314,73 +343,19 @@ export function verifySET(
   }
 }
 
-function parseInclusionProof(v: unknown): InclusionProof | undefined {
-  if (!v || typeof v !== 'object') return undefined;
-  const p = v as Record<string, unknown>;
-  const hex = (s: unknown): s is string => typeof s === 'string' && /^[0-9a-f]*$/i.test(s);
-  if (
-    !Number.isSafeInteger(p['logIndex']) ||
-    !Number.isSafeInteger(p['treeSize']) ||
-    !hex(p['rootHash']) ||
-    !Array.isArray(p['hashes']) ||
-    !(p['hashes'] as unknown[]).every(hex) ||
-    typeof p['checkpoint'] !== 'string'
-  ) {
-    return undefined;
-  }
-  return {
-    logIndex: p['logIndex'] as number,
-    rootHash: (p['rootHash'] as string).toLowerCase(),
-    treeSize: p['treeSize'] as number,
-    hashes: (p['hashes'] as string[]).map((h) => h.toLowerCase()),
-    checkpoint: p['checkpoint'] as string,
-  };
-}
-
-function isBase64(s: string): boolean {
-  return /^[A-Za-z0-9+/]*={0,2}$/.test(s) && s.length % 4 === 0;
-}
-
 function header(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-function retryAfter(v: string | undefined): number | undefined {
-  if (!v) return undefined;
-  const n = Number(v);
-  if (Number.isFinite(n) && n >= 0) return n;
-  const t = Date.parse(v);
-  return Number.isNaN(t) ? undefined : Math.max(0, (t - Date.now()) / 1000);
-}
-
+/** Rekor's own error message, redacted and bounded, for the error message. */
 function detail(body: Buffer): string {
   if (!body.length) return '';
-  try {
-    const j = JSON.parse(body.toString('utf8')) as { message?: unknown };
-    if (typeof j.message === 'string') return `: ${j.message.slice(0, 300)}`;
-  } catch {
-    /* not JSON */
-  }
-  return '';
-}
-
-async function readCapped(body: Dispatcher.ResponseData['body'], max: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of body) {
-    const b = Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array);
-    n += b.length;
-    if (n > max) {
-      body.destroy();
-      throw new Error(`response larger than ${max} bytes`);
-    }
-    chunks.push(b);
-  }
-  return Buffer.concat(chunks);
+  const j = parseShape(body, errorSchema);
+  return j.ok && j.value.message ? `: ${upstreamText(j.value.message)}` : '';
 }
 
 function unavailable(url: string, what: string, err: unknown): SignetError {
   const e = err as { code?: string; name?: string; message?: string };
-  const why = e.name === 'TimeoutError' || e.name === 'AbortError' ? 'timed out' : (e.code ?? e.message ?? String(err));
-  return new SignetError('REKOR_UNAVAILABLE', `rekor ${url} unreachable (${what}): ${why}`, { retryable: true, cause: err });
+  const why = e.name === 'TimeoutError' || e.name === 'AbortError' ? 'timed out' : upstreamText(e.code ?? e.message ?? String(err));
+  return new SignetError('REKOR_UNAVAILABLE', `rekor ${url} unreachable (${what}): ${why}`, { cause: err });
 }

@@ -13,7 +13,8 @@
  * - checks RSA hashedrekord signatures (PKCS#1 v1.5 over the digest) and DSSE envelope signatures.
  * Not like Rekor: one tree, no sharding, no search/retrieve endpoints, no attestation storage.
  *
- * Test controls: `fail(status, count)` answers the next `count` requests with `status`,
+ * Test controls: `fail(status, count, headers?)` answers the next `count` requests with `status`
+ * (and extra headers, e.g. a `retry-after`),
  * `delay(ms)` holds answers back, `requests` records what was asked.
  */
 import { createHash, createPublicKey, generateKeyPairSync, publicDecrypt, sign, verify, X509Certificate, constants, type KeyObject } from 'node:crypto';
@@ -30,8 +31,8 @@ export interface RekorStandIn {
   /** Entries in the log. */
   size(): number;
   requests: { method: string; path: string; status: number }[];
-  /** Answer the next `count` requests with `status` (e.g. 503); count Infinity = until cleared with fail(0, 0). */
-  fail(status: number, count: number): void;
+  /** Answer the next `count` requests with `status` (e.g. 503) and `headers`; count Infinity = until cleared with fail(0, 0). */
+  fail(status: number, count: number, headers?: Record<string, string>): void;
   /** Wait this long before answering (simulate a hung Rekor). */
   delay(ms: number): void;
   /** A sigstore TrustedRoot JSON naming this log (and optional CAs), for cosign --trusted-root. */
@@ -53,6 +54,7 @@ export async function startRekor(opts: { keyPair?: { privateKey: KeyObject; publ
   const requests: RekorStandIn['requests'] = [];
   let failStatus = 0;
   let failCount = 0;
+  let failHeaders: Record<string, string> = {};
   let delayMs = 0;
 
   const respond = (res: ServerResponse, req: IncomingMessage, status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -60,7 +62,8 @@ export async function startRekor(opts: { keyPair?: { privateKey: KeyObject; publ
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
     res.end(JSON.stringify(body));
   };
-  const error = (res: ServerResponse, req: IncomingMessage, status: number, message: string) => respond(res, req, status, { code: status, message });
+  const error = (res: ServerResponse, req: IncomingMessage, status: number, message: string, headers: Record<string, string> = {}) =>
+    respond(res, req, status, { code: status, message }, headers);
 
   const logEntry = (uuid: string) => {
     const e = entries.get(uuid)!;
@@ -103,7 +106,7 @@ export async function startRekor(opts: { keyPair?: { privateKey: KeyObject; publ
       const go = () => {
         if (failCount > 0) {
           failCount--;
-          return error(res, req, failStatus, 'injected failure');
+          return error(res, req, failStatus, 'injected failure', failHeaders);
         }
         const u = new URL(req.url ?? '/', 'http://x');
         if (req.method === 'POST' && u.pathname === '/api/v1/log/entries') {
@@ -145,9 +148,10 @@ export async function startRekor(opts: { keyPair?: { privateKey: KeyObject; publ
     logId,
     size: () => leaves.length,
     requests,
-    fail(status, count) {
+    fail(status, count, headers = {}) {
       failStatus = status;
       failCount = count;
+      failHeaders = headers;
     },
     delay(ms) {
       delayMs = ms;

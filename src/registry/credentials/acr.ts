@@ -19,6 +19,10 @@
  *   instance discovery is skipped for authorities MSAL does not know. `caFile` adds CA
  *   certificates trusted for the authority.
  * - Hosts contacted: the Entra authority (the SDK's own endpoint) and the registry host itself.
+ * - The exchange has an overall deadline (`timeoutMs`, headers and body) and its answer is read
+ *   up to READ_LIMITS.token (64 KiB) and checked against a schema (REGISTRY_PROTOCOL otherwise);
+ *   429/5xx pass a (capped) Retry-After on; a refusal's text is redacted and never echoes the
+ *   Entra token sent.
  * - `@azure/identity` is loaded (and the Entra credential created) on the first credentials
  *   fetch, not when this module is imported; `caFile` is still read when the source is created,
  *   so a bad one is reported at startup.
@@ -29,6 +33,9 @@ import { rootCertificates } from 'node:tls';
 import type { TokenCredential } from '@azure/identity';
 import { request, type Dispatcher } from 'undici';
 import { z } from 'zod';
+import { BodyTooLargeError, readCapped, READ_LIMITS } from '../../edge/read.js';
+import { retryAfterOption } from '../../edge/retry-after.js';
+import { parseShape } from '../../edge/upstream-json.js';
 import { SignetError } from '../../errors.js';
 import { cachedCredentialSource, errorSummary, jwtExpiry, type CredentialContext, type CredentialSource } from './source.js';
 
@@ -109,21 +116,30 @@ async function buildCredential(cfg: AcrCredentialsConfig['acr'], tlsOptions: { c
 
 const NETWORK = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|socket hang up|timed? ?out|aborted/i;
 
-function classifyEntra(err: unknown, who: string): SignetError {
+function classifyEntra(err: unknown, who: string, secrets: readonly (string | undefined)[]): SignetError {
   const e = err as { name?: string; statusCode?: number; errorResponse?: { error?: string } };
   const status = typeof e?.statusCode === 'number' ? e.statusCode : undefined;
-  const detail = errorSummary(err);
+  const detail = errorSummary(err, secrets);
   if (status === 429 || (status !== undefined && status >= 500)) {
-    return new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${who}: Microsoft Entra token request failed (HTTP ${status})`, { retryable: true, cause: err, status });
+    return new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${who}: Microsoft Entra token request failed (HTTP ${status})`, { cause: err, status });
   }
   if (e?.name === 'CredentialUnavailableError' || e?.errorResponse?.error || (status !== undefined && status < 500 && status >= 400)) {
     return new SignetError('REGISTRY_AUTH_FAILED', `${who}: Microsoft Entra refused the token request (${detail})`, { cause: err, ...(status ? { status } : {}) });
   }
   if (NETWORK.test(String((err as Error)?.message ?? ''))) {
-    return new SignetError('REGISTRY_UNAVAILABLE', `${who}: Microsoft Entra unreachable (${detail})`, { retryable: true, cause: err });
+    return new SignetError('REGISTRY_UNAVAILABLE', `${who}: Microsoft Entra unreachable (${detail})`, { cause: err });
   }
   return new SignetError('REGISTRY_AUTH_FAILED', `${who}: no Microsoft Entra token (${detail})`, { cause: err });
 }
+
+/** The exchange's answer (what `az acr login` reads). */
+const exchangeAnswerSchema = z.object({ refresh_token: z.string().min(1) });
+/** A refusal: distribution's `{"errors":[{code,message}]}` or OAuth2's `{"error","error_description"}`. */
+const exchangeErrorSchema = z.object({
+  errors: z.array(z.object({ message: z.string().optional() })).optional(),
+  error: z.string().optional(),
+  error_description: z.string().optional(),
+});
 
 /** POST /oauth2/exchange on the registry host: Entra access token -> ACR refresh token. */
 export async function exchangeForRefreshToken(opts: {
@@ -138,7 +154,9 @@ export async function exchangeForRefreshToken(opts: {
   const url = `${opts.insecure ? 'http' : 'https'}://${opts.host}/oauth2/exchange`;
   const form = new URLSearchParams({ grant_type: 'access_token', service: opts.host, access_token: opts.accessToken });
   if (opts.tenantId) form.set('tenant', opts.tenantId);
+  const secrets = [opts.accessToken];
   let res: Dispatcher.ResponseData;
+  let text: string;
   try {
     res = await request(url, {
       method: 'POST',
@@ -146,40 +164,40 @@ export async function exchangeForRefreshToken(opts: {
       body: form.toString(),
       headersTimeout: opts.timeoutMs,
       bodyTimeout: opts.timeoutMs,
+      // the overall deadline (undici's timers above are per chunk): it aborts the body read too
+      signal: AbortSignal.timeout(opts.timeoutMs),
       ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}),
     });
+    text = (await readCapped(res.body, READ_LIMITS.token, res.headers['content-length'])).toString('utf8');
   } catch (err) {
-    throw new SignetError('REGISTRY_UNAVAILABLE', `${opts.who}: ${opts.host}/oauth2/exchange unreachable (${errorSummary(err)})`, { retryable: true, cause: err });
+    if (err instanceof BodyTooLargeError) {
+      throw new SignetError('REGISTRY_PROTOCOL', `${opts.who}: /oauth2/exchange answered more than ${READ_LIMITS.token} bytes`);
+    }
+    const e = err as { name?: string };
+    const why = e?.name === 'TimeoutError' || e?.name === 'AbortError' ? `no complete answer within ${opts.timeoutMs} ms` : errorSummary(err, secrets);
+    throw new SignetError('REGISTRY_UNAVAILABLE', `${opts.who}: ${opts.host}/oauth2/exchange unreachable (${why})`, { cause: err });
   }
-  const text = await res.body.text();
   const status = res.statusCode;
   if (status === 429 || status >= 500) {
-    throw new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${opts.who}: /oauth2/exchange answered HTTP ${status}`, { retryable: true, status });
+    throw new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${opts.who}: /oauth2/exchange answered HTTP ${status}`, {
+      status,
+      ...retryAfterOption(res.headers['retry-after']),
+    });
   }
   if (status !== 200) {
-    let reason = '';
-    try {
-      const j = JSON.parse(text) as { errors?: { code?: string; message?: string }[]; error?: string; error_description?: string };
-      reason = j.errors?.[0]?.message ?? j.error_description ?? j.error ?? '';
-    } catch {
-      /* not JSON */
-    }
+    const j = parseShape(text, exchangeErrorSchema);
+    const reason = j.ok ? (j.value.errors?.[0]?.message ?? j.value.error_description ?? j.value.error ?? '') : '';
     throw new SignetError(
       'REGISTRY_AUTH_FAILED',
-      `${opts.who}: /oauth2/exchange refused the Entra token (HTTP ${status}${reason ? `: ${errorSummary(reason).slice(0, 200)}` : ''}); the identity needs the AcrPush role (or a data-plane role with read + write) on the registry`,
+      `${opts.who}: /oauth2/exchange refused the Entra token (HTTP ${status}${reason ? `: ${errorSummary(reason, secrets).slice(0, 200)}` : ''}); the identity needs the AcrPush role (or a data-plane role with read + write) on the registry`,
       { status },
     );
   }
-  let body: { refresh_token?: unknown };
-  try {
-    body = JSON.parse(text) as { refresh_token?: unknown };
-  } catch {
-    throw new SignetError('REGISTRY_PROTOCOL', `${opts.who}: /oauth2/exchange returned invalid JSON`);
+  const body = parseShape(text, exchangeAnswerSchema);
+  if (!body.ok) {
+    throw new SignetError('REGISTRY_PROTOCOL', `${opts.who}: /oauth2/exchange returned ${body.why === 'not JSON' ? 'invalid JSON' : `no usable refresh_token (${body.why})`}`);
   }
-  if (typeof body.refresh_token !== 'string' || !body.refresh_token) {
-    throw new SignetError('REGISTRY_PROTOCOL', `${opts.who}: /oauth2/exchange returned no refresh_token`);
-  }
-  return body.refresh_token;
+  return body.value.refresh_token;
 }
 
 export function createAcrSource(
@@ -209,7 +227,7 @@ export function createAcrSource(
         const c = await credentialOnce();
         aad = await c.getToken(scope, { abortSignal: AbortSignal.timeout(timeoutMs), ...(cfg.acr.tenantId ? { tenantId: cfg.acr.tenantId } : {}) });
       } catch (err) {
-        throw classifyEntra(err, who);
+        throw classifyEntra(err, who, [cfg.acr.clientSecret]);
       }
       if (!aad?.token) throw new SignetError('REGISTRY_AUTH_FAILED', `${who}: Microsoft Entra returned no access token`);
       const refresh = await exchangeForRefreshToken({

@@ -18,6 +18,7 @@
  */
 import type { ECRClient, ECRClientConfig } from '@aws-sdk/client-ecr';
 import { z } from 'zod';
+import { retryAfterOption } from '../../edge/retry-after.js';
 import { SignetError } from '../../errors.js';
 import { cachedCredentialSource, errorSummary, type CredentialContext, type CredentialSource } from './source.js';
 
@@ -80,12 +81,21 @@ const DENIED = new Set([
 ]);
 
 function classify(err: unknown, who: string): SignetError {
-  const e = err as { name?: string; code?: string; $metadata?: { httpStatusCode?: number }; $response?: { statusCode?: number } };
+  const e = err as {
+    name?: string;
+    code?: string;
+    $metadata?: { httpStatusCode?: number };
+    $response?: { statusCode?: number; headers?: Record<string, string | undefined> };
+  };
   const name = e?.name ?? '';
   const status = e?.$metadata?.httpStatusCode ?? e?.$response?.statusCode;
   const detail = errorSummary(err);
   if (THROTTLING.has(name) || status === 429) {
-    return new SignetError('REGISTRY_THROTTLED', `${who}: ECR GetAuthorizationToken was throttled (${detail})`, { retryable: true, cause: err, ...(status ? { status } : {}) });
+    return new SignetError('REGISTRY_THROTTLED', `${who}: ECR GetAuthorizationToken was throttled (${detail})`, {
+      cause: err,
+      ...(status ? { status } : {}),
+      ...retryAfterOption(e?.$response?.headers?.['retry-after']),
+    });
   }
   if (name === 'CredentialsProviderError') {
     return new SignetError('REGISTRY_AUTH_FAILED', `${who}: no usable AWS credentials (set credentials.ecr.accessKeyId/secretAccessKey or use the SDK's standard sources)`, { cause: err });
@@ -99,7 +109,11 @@ function classify(err: unknown, who: string): SignetError {
   if (status !== undefined && status < 500) {
     return new SignetError('REGISTRY_AUTH_FAILED', `${who}: ECR GetAuthorizationToken answered HTTP ${status} (${detail})`, { cause: err, status });
   }
-  return new SignetError('REGISTRY_UNAVAILABLE', `${who}: ECR GetAuthorizationToken failed (${detail})`, { retryable: true, cause: err, ...(status ? { status } : {}) });
+  return new SignetError('REGISTRY_UNAVAILABLE', `${who}: ECR GetAuthorizationToken failed (${detail})`, {
+    cause: err,
+    ...(status ? { status } : {}),
+    ...retryAfterOption(e?.$response?.headers?.['retry-after']),
+  });
 }
 
 /** The SDK, loaded on first use so that importing this module (config validation) stays cheap. */
@@ -107,10 +121,12 @@ function loadSdk(): Promise<typeof import('@aws-sdk/client-ecr')> {
   return import('@aws-sdk/client-ecr');
 }
 
+const ecrTimeoutMs = (cfg: EcrCredentialsConfig['ecr'], fallbackTimeoutMs: number) => cfg.timeoutMs ?? Math.min(fallbackTimeoutMs, 30_000);
+
 export async function createEcrClient(cfg: EcrCredentialsConfig['ecr'], host: string, fallbackTimeoutMs: number): Promise<ECRClient> {
   const { ECRClient } = await loadSdk();
   const region = cfg.region ?? ecrRegionOfHost(host);
-  const timeoutMs = cfg.timeoutMs ?? Math.min(fallbackTimeoutMs, 30_000);
+  const timeoutMs = ecrTimeoutMs(cfg, fallbackTimeoutMs);
   const options: ECRClientConfig = {
     maxAttempts: 1,
     requestHandler: { requestTimeout: timeoutMs, connectionTimeout: Math.min(timeoutMs, 5_000), throwOnRequestTimeout: true },
@@ -129,6 +145,7 @@ export function createEcrSource(
   deps: { client?: ECRClient; now?: () => number } = {},
 ): CredentialSource & { readonly fetches: number } {
   const who = `registry ${ctx.host} (ECR credentials)`;
+  const timeoutMs = ecrTimeoutMs(cfg.ecr, ctx.timeoutMs);
   // created (and the SDK loaded) on the first fetch; a failed creation is tried again next time
   let client: Promise<ECRClient> | undefined = deps.client ? Promise.resolve(deps.client) : undefined;
   const clientOnce = (): Promise<ECRClient> =>
@@ -141,9 +158,14 @@ export function createEcrSource(
     async () => {
       const [{ GetAuthorizationTokenCommand }, c] = await Promise.all([loadSdk(), clientOnce()]);
       let out;
+      // the overall deadline: the SDK's requestTimeout stops at the response headers
+      const signal = AbortSignal.timeout(timeoutMs);
       try {
-        out = await c.send(new GetAuthorizationTokenCommand({}));
+        out = await c.send(new GetAuthorizationTokenCommand({}), { abortSignal: signal });
       } catch (err) {
+        if (signal.aborted) {
+          throw new SignetError('REGISTRY_UNAVAILABLE', `${who}: ECR GetAuthorizationToken timed out (no complete answer within ${timeoutMs} ms)`, { cause: err });
+        }
         throw classify(err, who);
       }
       const data = out.authorizationData?.[0];

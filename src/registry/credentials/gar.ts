@@ -15,12 +15,19 @@
  *   10 (its gtoken always posts to oauth2.googleapis.com), hence this option.
  * - Hosts contacted: Google's token endpoint (or `tokenUrl`), and whatever the credentials JSON
  *   names for its own type (STS, IAM credentials); never a host from a webhook payload.
+ * - Bounds: `timeoutMs` is gaxios's `timeout`, an AbortSignal over fetch, so it covers the whole
+ *   answer; the library's fetch is `cappedFetch(READ_LIMITS.token)`: an answer over 64 KiB,
+ *   declared or streamed, is REGISTRY_PROTOCOL (gaxios's own maxContentLength checks only a
+ *   declared Content-Length).
  * - google-auth-library is loaded on the first credentials fetch, not when this module is
  *   imported: config validation (and every process that never talks to GAR) does not pay for it.
  */
 import path from 'node:path';
 import type { GoogleAuthOptions } from 'google-auth-library';
 import { z } from 'zod';
+import { cappedFetch } from '../../edge/capped-fetch.js';
+import { BodyTooLargeError, READ_LIMITS } from '../../edge/read.js';
+import { retryAfterOption } from '../../edge/retry-after.js';
 import { SignetError } from '../../errors.js';
 import { cachedCredentialSource, errorSummary, type CredentialContext, type CredentialSource } from './source.js';
 
@@ -59,12 +66,24 @@ interface AuthClientLike {
   };
 }
 
+/** An error and its causes (gaxios wraps what fetch threw). */
+function causes(err: unknown): unknown[] {
+  const out: unknown[] = [];
+  for (let e = err, i = 0; e && i < 5; e = (e as { cause?: unknown }).cause, i++) out.push(e);
+  return out;
+}
+
 function classify(err: unknown, who: string): SignetError {
-  const e = err as { status?: number; code?: unknown; response?: { status?: number }; message?: unknown };
+  const e = err as { status?: number; code?: unknown; response?: { status?: number; headers?: unknown }; message?: unknown };
   const status = e?.response?.status ?? (typeof e?.status === 'number' ? e.status : undefined);
   const detail = errorSummary(err);
+  if (causes(err).some((c) => c instanceof BodyTooLargeError)) {
+    return new SignetError('REGISTRY_PROTOCOL', `${who}: the Google token endpoint answered more than ${READ_LIMITS.token} bytes`, { cause: err });
+  }
   if (status === 429 || (status !== undefined && status >= 500)) {
-    return new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${who}: Google token request failed (HTTP ${status})`, { retryable: true, cause: err, status });
+    const h = e?.response?.headers;
+    const ra = retryAfterOption(h instanceof Headers ? h.get('retry-after') : (h as Record<string, string> | undefined)?.['retry-after']);
+    return new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${who}: Google token request failed (HTTP ${status})`, { cause: err, status, ...ra });
   }
   if (status !== undefined) {
     return new SignetError('REGISTRY_AUTH_FAILED', `${who}: Google refused the token request (HTTP ${status}: ${detail})`, { cause: err, status });
@@ -73,7 +92,7 @@ function classify(err: unknown, who: string): SignetError {
   if (/Could not load the default credentials|Unable to detect|ENOENT|no such file|Unexpected token|JSON|client_email|private_key|invalid_grant/i.test(msg)) {
     return new SignetError('REGISTRY_AUTH_FAILED', `${who}: no usable Google credentials (${detail}); set credentials.gar.keyFile or Application Default Credentials`, { cause: err });
   }
-  return new SignetError('REGISTRY_UNAVAILABLE', `${who}: Google token request failed (${detail})`, { retryable: true, cause: err });
+  return new SignetError('REGISTRY_UNAVAILABLE', `${who}: Google token request failed (${detail})`, { cause: err });
 }
 
 /** The library, loaded on first use so that importing this module (config validation) stays cheap. */
@@ -92,7 +111,7 @@ export function createGarSource(
   const options: GoogleAuthOptions = {
     scopes: [CLOUD_PLATFORM],
     ...(keyFile ? { keyFile } : {}),
-    clientOptions: { transporterOptions: { timeout: timeoutMs } },
+    clientOptions: { transporterOptions: { timeout: timeoutMs, fetchImplementation: cappedFetch(READ_LIMITS.token) } },
   };
   // GoogleAuth (and the library) is created on the first fetch, then kept like the client
   let auth = deps.auth;

@@ -8,6 +8,7 @@
  * itself): the host comes from config, never from a webhook payload.
  */
 import type { Dispatcher } from 'undici';
+import { upstreamText } from '../../log.js';
 
 export type RegistryCredentials = (
   | { username: string; password: string }
@@ -144,18 +145,15 @@ export function jwtExpiry(token: string): number | undefined {
   }
 }
 
-/** A short, secret-free description of an error from an SDK or transport, for messages. */
-export function errorSummary(err: unknown): string {
+/**
+ * A short, secret-free description of an error from an SDK or transport, for messages (redacted by
+ * the one redaction in src/log.ts; `secrets` are values this request sent, masked if echoed).
+ */
+export function errorSummary(err: unknown, secrets: readonly (string | undefined)[] = []): string {
   const e = err as { name?: unknown; code?: unknown; message?: unknown };
   const parts = [typeof e?.name === 'string' && e.name !== 'Error' ? e.name : undefined, typeof e?.code === 'string' ? e.code : undefined]
     .filter(Boolean)
     .join(' ');
-  let msg = String(e?.message ?? err ?? '')
-    .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, '$1 [redacted]')
-    .replace(/eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*/g, '[redacted-jwt]')
-    .replace(/((?:access_token|refresh_token|password|secret|assertion|client_secret)["']?\s*[=:]\s*["']?)[^&\s"',}]+/gi, '$1[redacted]')
-    .replace(/\s+/g, ' ')
-    .trim();
-  if (msg.length > 300) msg = `${msg.slice(0, 300)}…`;
+  const msg = upstreamText(e?.message ?? err ?? '', { secrets });
   return parts && msg ? `${parts}: ${msg}` : parts || msg || 'unknown error';
 }

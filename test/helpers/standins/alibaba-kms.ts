@@ -70,6 +70,8 @@ export interface AlibabaFault {
   delayMs?: number;
   rawBody?: string;
   hangUp?: boolean;
+  /** Answer 200 and drip the body one byte every this many ms, for ever. */
+  dripMs?: number;
 }
 
 export type AlibabaAction = 'DescribeKey' | 'GetPublicKey' | 'AsymmetricSign' | 'ListKeyVersions';
@@ -242,6 +244,12 @@ export async function startAlibabaKmsStandin(opts: { accessKeyId?: string; acces
           if (res.destroyed) return;
           if (fault.hangUp) {
             req.socket.destroy();
+            return;
+          }
+          if (fault.dripMs) {
+            res.writeHead(200, { 'content-type': 'application/json' });
+            const t = setInterval(() => res.write(' '), fault.dripMs);
+            res.on('close', () => clearInterval(t));
             return;
           }
           if (fault.rawBody !== undefined) {

@@ -75,6 +75,8 @@ export interface AwsFault {
   rawBody?: string;
   /** Close the connection without answering. */
   hangUp?: boolean;
+  /** Answer 200 and then drip the body one byte every this many ms, for ever (an overall-deadline test). */
+  dripMs?: number;
 }
 
 export type AwsOp = 'Sign' | 'GetPublicKey' | 'DescribeKey';
@@ -272,6 +274,12 @@ export async function startAwsKmsStandin(opts: { region?: string; accountId?: st
           if (res.destroyed) return;
           if (fault.hangUp) {
             req.socket.destroy();
+            return;
+          }
+          if (fault.dripMs) {
+            res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
+            const t = setInterval(() => res.write(' '), fault.dripMs);
+            res.on('close', () => clearInterval(t));
             return;
           }
           if (fault.rawBody !== undefined) {

@@ -52,6 +52,8 @@ export interface AzureFault {
   innerCode?: string;
   /** Retry-After header value (seconds). */
   retryAfter?: number;
+  /** Answer `status` and then drip the body one byte every this many ms, for ever. */
+  dripMs?: number;
   times?: number;
 }
 
@@ -182,7 +184,14 @@ export async function startAzureKvStandIn(
     const f = faults.find((x) => (x.op === op || x.op === '*') && x.left > 0);
     if (f) {
       f.left--;
-      const { status, code, message, innerCode, retryAfter } = f.fault;
+      const { status, code, message, innerCode, retryAfter, dripMs } = f.fault;
+      if (dripMs) {
+        call.status = status;
+        res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
+        const t = setInterval(() => res.write(' '), dripMs);
+        res.on('close', () => clearInterval(t));
+        return;
+      }
       send(status, { error: { code, message: message ?? `injected ${code}`, ...(innerCode ? { innererror: { code: innerCode } } : {}) } }, retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {});
       return;
     }

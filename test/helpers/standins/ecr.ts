@@ -8,12 +8,21 @@
  * - The SigV4 `Authorization` header must name the stand-in's access key id (the signature is not
  *   recomputed); otherwise `UnrecognizedClientException` (HTTP 400), as AWS answers.
  * - `password` is what the next token carries (set it to rotate); `ttlSeconds` its lifetime.
- * - `fail()` queues faults (`__type` + status) for the next calls. Listens on 127.0.0.1 only.
+ * - `fail()` queues faults (`__type` + status, extra headers, or `dripMs`: a 200 whose body drips a
+ *   byte every dripMs for ever) for the next calls. Listens on 127.0.0.1 only.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export const ECR_TARGET = 'AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken';
+
+export interface EcrFault {
+  type: string;
+  status: number;
+  message?: string;
+  headers?: Record<string, string>;
+  dripMs?: number;
+}
 
 export interface EcrStandIn {
   url: string;
@@ -29,7 +38,7 @@ export interface EcrStandIn {
   issued: number;
   /** Every request: its target and whether it was refused. */
   requests: { target: string; ok: boolean }[];
-  fail(fault: { type: string; status: number; message?: string }, times?: number): void;
+  fail(fault: EcrFault, times?: number): void;
   close(): Promise<void>;
 }
 
@@ -43,7 +52,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 }
 
 export async function startEcrStandIn(opts: { password: string; ttlSeconds?: number; region?: string; accountId?: string; accessKeyId?: string; secretAccessKey?: string }): Promise<EcrStandIn> {
-  const faults: { type: string; status: number; message?: string; times: number }[] = [];
+  const faults: (EcrFault & { times: number })[] = [];
   const s: EcrStandIn = {
     url: '',
     region: opts.region ?? 'eu-west-1',
@@ -59,8 +68,8 @@ export async function startEcrStandIn(opts: { password: string; ttlSeconds?: num
     },
     close: async () => undefined,
   };
-  const reply = (res: ServerResponse, status: number, body: unknown) => {
-    res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': `req-${Date.now()}` });
+  const reply = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+    res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': `req-${Date.now()}`, ...headers });
     res.end(JSON.stringify(body));
   };
   const server: Server = createServer((req, res) => {
@@ -81,7 +90,13 @@ export async function startEcrStandIn(opts: { password: string; ttlSeconds?: num
       if (fault) {
         fault.times--;
         s.requests.push({ target, ok: false });
-        reply(res, fault.status, { __type: fault.type, message: fault.message ?? 'injected fault' });
+        if (fault.dripMs) {
+          res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
+          const t = setInterval(() => res.write(' '), fault.dripMs);
+          res.on('close', () => clearInterval(t));
+          return;
+        }
+        reply(res, fault.status, { __type: fault.type, message: fault.message ?? 'injected fault' }, fault.headers);
         return;
       }
       if (target !== ECR_TARGET) {

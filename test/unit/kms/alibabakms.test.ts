@@ -280,6 +280,16 @@ describe('alibabakms: errors are classified, with the key named and no credentia
     });
   }
 
+  it("an answer dripped a byte at a time hits the overall deadline (the SDK's readTimeout does not reach the body)", async () => {
+    const p = await createAlibabaKmsKeyProvider(cfg(ec.keyId, { timeoutMs: 400 }));
+    kms.fail('AsymmetricSign', { dripMs: 50 });
+    const started = Date.now();
+    const e = await rejection(p.sign(sha256(Buffer.from('x'))));
+    expect([e.code, e.retryable]).toEqual(['KEY_UNAVAILABLE', true]);
+    expect(Date.now() - started).toBeLessThan(10_000); // bounded (it would drip for ever)
+    noSecrets(e);
+  }, 20_000);
+
   it('an unreachable endpoint -> KEY_UNAVAILABLE at startup', async () => {
     const e = await rejection(createAlibabaKmsKeyProvider(cfg(ec.keyId, { endpoint: 'http://127.0.0.1:9' })));
     expect(e.code).toBe('KEY_UNAVAILABLE');

@@ -9,6 +9,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { TokenCredential } from '@azure/identity';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_RETRY_AFTER_SECONDS } from '../../../src/edge/retry-after.js';
 import { SignetError } from '../../../src/errors.js';
 import { azureKvKeySchema, createAzureKvKeyProvider, parseAzureKmsRef, type AzureKvKeyProvider } from '../../../src/kms/azurekv.js';
 import { keyConfigSchema } from '../../../src/kms/providers.js';
@@ -233,6 +234,21 @@ describe('azurekv errors', () => {
     expect(err.message).toContain(`key "az-${seq}"`);
     expect(callsFor(keyName).length - before).toBe(1);
     await p.sign(sha256(Buffer.from('x'))); // and then it works
+  });
+
+  it('an answer dripped a byte at a time hits the per-call deadline (timeoutSeconds)', async () => {
+    const { p } = await withKey({ kty: 'EC', crv: 'P-256' }, { timeoutSeconds: 0.4 });
+    kv.fail('sign', { status: 200, code: 'x', dripMs: 50 });
+    const started = Date.now();
+    const err = await rejection(p.sign(sha256(Buffer.from('x'))));
+    expect([err.code, err.retryable]).toEqual(['KEY_UNAVAILABLE', true]);
+    expect(Date.now() - started).toBeLessThan(10_000); // bounded (it would drip for ever)
+  }, 20_000);
+
+  it('a huge Retry-After is capped at 10 minutes', async () => {
+    const { p } = await withKey({ kty: 'EC', crv: 'P-256' });
+    kv.fail('sign', { status: 429, code: 'Throttled', message: 'slow down', retryAfter: 99999999 });
+    expect(await rejection(p.sign(sha256(Buffer.from('x'))))).toMatchObject({ code: 'KEY_THROTTLED', retryAfterSeconds: MAX_RETRY_AFTER_SECONDS });
   });
 
   it('5xx and timeouts are KEY_UNAVAILABLE (retryable) after exactly one request', async () => {

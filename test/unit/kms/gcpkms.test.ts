@@ -8,9 +8,10 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_RETRY_AFTER_SECONDS } from '../../../src/edge/retry-after.js';
 import { SignetError } from '../../../src/errors.js';
 import { crc32c } from '../../../src/kms/crc32c.js';
-import { createGcpKmsKeyProvider, gcpKmsKeySchema, parseGcpKmsRef, type GcpKmsKeyProvider } from '../../../src/kms/gcpkms.js';
+import { classifyGcpError, createGcpKmsKeyProvider, gcpKmsKeySchema, parseGcpKmsRef, type GcpKmsKeyProvider } from '../../../src/kms/gcpkms.js';
 import { keyConfigSchema } from '../../../src/kms/providers.js';
 import { startGcpKmsStandIn, type GcpAlgorithm, type GcpKmsStandIn, type ServiceAccount } from '../../helpers/standins/gcp-kms.js';
 import { cosignVerifyBlob, makeTempDir } from './cosign-cli.js';
@@ -223,6 +224,12 @@ describe.each(['grpc', 'rest'] as const)('gcpkms over %s', (transport) => {
     await p.sign(sha256(Buffer.from('x')));
   });
 
+  it('a huge RetryInfo delay is capped at 10 minutes', async () => {
+    const { p } = await withKey(transport, 'EC_SIGN_P256_SHA256');
+    kms.fail('AsymmetricSign', { code: 'RESOURCE_EXHAUSTED', message: 'Quota exceeded', retryDelaySeconds: 99999999 });
+    expect(await rejection(p.sign(sha256(Buffer.from('x'))))).toMatchObject({ code: 'KEY_THROTTLED', retryAfterSeconds: MAX_RETRY_AFTER_SECONDS });
+  });
+
   it('UNAVAILABLE / INTERNAL are KEY_UNAVAILABLE (retryable) after exactly one call; a hung call times out', async () => {
     const { name, p } = await withKey(transport, 'EC_SIGN_P256_SHA256', { timeoutSeconds: 0.5 });
     for (const code of ['UNAVAILABLE', 'INTERNAL', 'DEADLINE_EXCEEDED'] as const) {
@@ -355,5 +362,19 @@ describe('gcpkms stand-in latency (real SDK, 127.0.0.1)', () => {
       expect(ms).toBeLessThan(100);
     }
     console.log(`[gcpkms ${transport}] mean sign latency: ${out.join(', ')}`);
+  });
+});
+
+describe('gcpkms: REST error bodies are schema-checked', () => {
+  const cfg = { name: 'g', cryptoKeyVersion: 'projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1' };
+  const restError = (message: string, status: number) => ({ message, response: { status, headers: {} }, config: { url: `https://kms.test/v1/${cfg.cryptoKeyVersion}:asymmetricSign` } });
+  it('a body that is JSON but not an error object falls back to the HTTP status (it threw a TypeError before)', () => {
+    for (const body of ['null', '42', '"x"', '{"error": 7}', '<html>']) {
+      expect(classifyGcpError(restError(body, 503), cfg, 'AsymmetricSign'), body).toMatchObject({ code: 'KEY_UNAVAILABLE', retryable: true });
+    }
+  });
+  it('a RetryInfo delay in the body is capped, odd detail entries are skipped', () => {
+    const body = JSON.stringify({ error: { status: 'RESOURCE_EXHAUSTED', message: 'quota', details: [null, 5, { retryDelay: '99999999s' }] } });
+    expect(classifyGcpError(restError(body, 429), cfg, 'AsymmetricSign')).toMatchObject({ code: 'KEY_THROTTLED', retryAfterSeconds: MAX_RETRY_AFTER_SECONDS });
   });
 });

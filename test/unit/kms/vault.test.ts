@@ -2,8 +2,11 @@
  * The `vault` key provider against a local transit stand-in (real HTTP, real keys).
  */
 import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { MAX_RETRY_AFTER_SECONDS } from '../../../src/edge/retry-after.js';
 import { SignetError } from '../../../src/errors.js';
 import { keyConfigSchema } from '../../../src/kms/providers.js';
 import {
@@ -527,5 +530,78 @@ describe('vault: config and references', () => {
     expect(vaultKeySchema.safeParse({ ...base, keyVersion: 0 }).success).toBe(false);
     expect(vaultKeySchema.safeParse({ ...base, mount: '../sys' }).success).toBe(false);
     expect(vaultKeySchema.safeParse({ ...base, key: 'a/b' }).success).toBe(false);
+  });
+});
+
+describe('vault: edge limits (Retry-After cap, capped reads, deadline, answer shapes, redaction)', () => {
+  it('a huge Retry-After is capped at 10 minutes', async () => {
+    const p = await provider({ key: 'ec' });
+    vault.inject({ on: 'sign', status: 429, retryAfter: '99999999' });
+    const t = await rejection(p.sign(payload().digest));
+    expect([t.code, t.retryable, t.retryAfterSeconds]).toEqual(['KEY_THROTTLED', true, MAX_RETRY_AFTER_SECONDS]);
+    vault.inject({ on: 'sign', status: 503, retryAfter: 'Fri, 31 Dec 9999 23:59:59 GMT' });
+    expect((await rejection(p.sign(payload().digest))).retryAfterSeconds).toBe(MAX_RETRY_AFTER_SECONDS);
+  });
+
+  it('an error body echoing the token or the AppRole secret never reaches the message', async () => {
+    const p = await provider({ key: 'ec' });
+    vault.inject({ on: 'sign', status: 403, body: { errors: [`permission denied for token ${TOKEN}`, `X-Vault-Token: ${TOKEN}`, `Authorization: Bearer ${TOKEN}`] } });
+    const denied = await rejection(p.sign(payload().digest));
+    expect(denied.code).toBe('KEY_DENIED');
+    expect(denied.message).toContain('permission denied for token');
+    for (const s of SECRETS) expect(denied.message).not.toContain(s);
+    vault.inject({ on: 'login', status: 400, body: { errors: [`invalid role or secret ID: role_id=${ROLE_ID} secret ${SECRET_ID} (plain echo)`] } });
+    const login = await rejection(provider({ key: 'ec', token: undefined, roleId: ROLE_ID, secretId: SECRET_ID }));
+    expect(login.code).toBe('KEY_DENIED');
+    expect(login.message).toContain('plain echo');
+    for (const s of [...SECRETS, ROLE_ID]) expect(login.message).not.toContain(s);
+  });
+
+  it('answers of the wrong shape: key read -> KEY_INVALID, sign -> KEY_SIGN_FAILED, naming the field', async () => {
+    vault.inject({ on: 'keys', status: 200, body: { data: { type: 'ecdsa-p256', latest_version: '1', keys: {} } } });
+    const read = await rejection(provider({ key: 'ec' }));
+    expect([read.code, read.retryable]).toEqual(['KEY_INVALID', false]);
+    expect(read.message).toMatch(/latest_version/);
+    vault.inject({ on: 'keys', status: 200, body: 42 });
+    expect((await rejection(provider({ key: 'ec' }))).code).toBe('KEY_INVALID');
+    const p = await provider({ key: 'ec' });
+    vault.inject({ on: 'sign', status: 200, body: { data: { signature: 42 } } });
+    const sign = await rejection(p.sign(payload().digest));
+    expect([sign.code, sign.retryable]).toEqual(['KEY_SIGN_FAILED', false]);
+    expect(sign.message).toMatch(/data\.signature/);
+  });
+
+  it('an answer over the cap is refused without being buffered (key read 4 MiB, sign 64 KiB)', async () => {
+    vault.inject({ on: 'keys', status: 200, body: { data: { type: 'ecdsa-p256', latest_version: 1, keys: { 1: { public_key: 'x'.repeat(5 * 1024 * 1024) } } } } });
+    const read = await rejection(provider({ key: 'ec' }));
+    expect([read.code, read.retryable]).toEqual(['KEY_INVALID', false]);
+    expect(read.message).toMatch(/larger than 4194304 bytes/);
+    const p = await provider({ key: 'ec' });
+    vault.inject({ on: 'sign', status: 200, body: { data: { signature: `vault:v1:${'A'.repeat(100_000)}` } } });
+    const sign = await rejection(p.sign(payload().digest));
+    expect([sign.code, sign.retryable]).toEqual(['KEY_SIGN_FAILED', false]);
+    expect(sign.message).toMatch(/larger than 65536 bytes/);
+  });
+
+  it('a body dripped a byte at a time hits the overall deadline', async () => {
+    const timers = new Set<NodeJS.Timeout>();
+    const server = createServer((_q, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const t = setInterval(() => res.write(' '), 50);
+      timers.add(t);
+      res.on('close', () => clearInterval(t));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const started = Date.now();
+      const err = await rejection(provider({ key: 'ec', address: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, timeoutSeconds: 0.4 }));
+      expect([err.code, err.retryable]).toEqual(['KEY_UNAVAILABLE', true]);
+      expect(err.message).toMatch(/did not complete within 400 ms/);
+      expect(Date.now() - started).toBeLessThan(30_000); // bounded (it would drip forever)
+    } finally {
+      for (const t of timers) clearInterval(t);
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

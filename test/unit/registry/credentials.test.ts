@@ -13,12 +13,16 @@ import type { ECRClient } from '@aws-sdk/client-ecr';
 import type { TokenCredential } from '@azure/identity';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { registrySchema } from '../../../src/config/schema.js';
+import { MAX_RETRY_AFTER_SECONDS } from '../../../src/edge/retry-after.js';
 import { RegistryClient } from '../../../src/registry/client.js';
 import { createAcrSource } from '../../../src/registry/credentials/acr.js';
 import { createDockerConfigSource, credentialsFromDockerConfig, dockerConfigPath } from '../../../src/registry/credentials/docker-config.js';
 import { createEcrSource, ecrRegionOfHost } from '../../../src/registry/credentials/ecr.js';
 import { createCredentialSource, credentialsSchema } from '../../../src/registry/credentials/index.js';
 import { cachedCredentialSource, ExpiringCache, jwtExpiry, refreshMarginMs, type CredentialSource } from '../../../src/registry/credentials/source.js';
+import { startEcrStandIn, type EcrStandIn } from '../../helpers/standins/ecr.js';
+import { startGarTokenStandIn, type GarTokenStandIn } from '../../helpers/standins/gar-token.js';
+import { createGarSource } from '../../../src/registry/credentials/gar.js';
 
 const ctx = (host = 'registry.example.com') => ({ host, insecure: true, baseDir: '/', timeoutMs: 5000 });
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -145,6 +149,132 @@ describe('ACR source (fake Entra credential, local /oauth2/exchange)', () => {
       expect(Object.fromEntries(forms[0]!)).toEqual({ grant_type: 'access_token', service: host, access_token: 'entra-access-token', tenant: 'tenant-1' });
     } finally {
       server.close();
+    }
+  });
+});
+
+describe('ACR /oauth2/exchange at the edge: deadline, cap, shape, Retry-After, redaction', () => {
+  const ENTRA = 'plain-entra-access-token-0451';
+  const credential: TokenCredential = { getToken: async () => ({ token: ENTRA, expiresOnTimestamp: Date.now() + 3600_000 }) };
+  let handler: (req: IncomingMessage, res: import('node:http').ServerResponse) => void = (_q, res) => res.end();
+  let server: Server;
+  let host: string;
+  const timers = new Set<NodeJS.Timeout>();
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => handler(req, res));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterEach(() => {
+    for (const t of timers) clearInterval(t);
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+  const fetchOnce = () => createAcrSource({ acr: { timeoutMs: 400 } }, ctx(host), { credential }).get();
+  const failure = async () => {
+    const err = await fetchOnce().then(
+      () => undefined,
+      (e: unknown) => e as Error & { code: string; retryable: boolean; retryAfterSeconds?: number },
+    );
+    expect(err).toBeDefined();
+    expect(err!.message).not.toContain(ENTRA);
+    return err!;
+  };
+
+  it('429 and 503 pass on a capped Retry-After', async () => {
+    handler = (_q, res) => res.writeHead(429, { 'retry-after': '99999999' }).end('{}');
+    expect(await failure()).toMatchObject({ code: 'REGISTRY_THROTTLED', retryable: true, retryAfterSeconds: MAX_RETRY_AFTER_SECONDS });
+    handler = (_q, res) => res.writeHead(503, { 'retry-after': '12' }).end();
+    expect(await failure()).toMatchObject({ code: 'REGISTRY_UNAVAILABLE', retryable: true, retryAfterSeconds: 12 });
+  });
+
+  it('an answer dripped a byte at a time hits the overall deadline', async () => {
+    handler = (_q, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const t = setInterval(() => res.write(' '), 50);
+      timers.add(t);
+      res.on('close', () => clearInterval(t));
+    };
+    const started = Date.now();
+    const err = await failure();
+    expect(err).toMatchObject({ code: 'REGISTRY_UNAVAILABLE', retryable: true, message: expect.stringMatching(/no complete answer within 400 ms/) });
+    expect(Date.now() - started).toBeLessThan(10_000); // bounded (it would drip forever)
+  }, 20_000);
+
+  it('an answer over 64 KiB, or of the wrong shape, is REGISTRY_PROTOCOL (not retried)', async () => {
+    handler = (_q, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ refresh_token: 'x'.repeat(1024 * 1024) }));
+    expect(await failure()).toMatchObject({ code: 'REGISTRY_PROTOCOL', retryable: false, message: expect.stringMatching(/more than 65536 bytes/) });
+    for (const [body, why] of [
+      ['42', /refresh_token/],
+      ['{"refresh_token": 42}', /refresh_token/],
+      ['{"refresh_token": ""}', /refresh_token/],
+      ['<html>', /invalid JSON/],
+    ] as const) {
+      handler = (_q, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+      expect(await failure(), body).toMatchObject({ code: 'REGISTRY_PROTOCOL', retryable: false, message: expect.stringMatching(why) });
+    }
+  });
+
+  it('a refusal echoing the Entra token sent never carries it into the message', async () => {
+    handler = (_q, res) =>
+      res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: `token ${ENTRA} is not valid here` }] }));
+    const err = await failure();
+    expect(err).toMatchObject({ code: 'REGISTRY_AUTH_FAILED', retryable: false, message: expect.stringContaining('token [redacted] is not valid here') });
+  });
+});
+
+describe('ECR GetAuthorizationToken at the edge (real SDK, ECR stand-in): deadline, Retry-After', () => {
+  let ecr: EcrStandIn;
+  beforeAll(async () => {
+    ecr = await startEcrStandIn({ password: 'ecr-password-1' });
+  });
+  afterAll(() => ecr.close());
+  const source = () =>
+    createEcrSource({ ecr: { region: ecr.region, endpoint: ecr.url, accessKeyId: ecr.accessKeyId, secretAccessKey: ecr.secretAccessKey, timeoutMs: 400 } }, ctx());
+  const failure = (src: CredentialSource) => src.get().then(() => undefined, (e: unknown) => e as Error & { code: string; retryAfterSeconds?: number });
+
+  it('works, and a throttle passes on a capped Retry-After', async () => {
+    expect(await source().get()).toMatchObject({ username: 'AWS', password: 'ecr-password-1' });
+    ecr.fail({ type: 'ThrottlingException', status: 400, message: 'Rate exceeded', headers: { 'retry-after': '99999999' } });
+    expect(await failure(source())).toMatchObject({ code: 'REGISTRY_THROTTLED', retryable: true, retryAfterSeconds: MAX_RETRY_AFTER_SECONDS });
+  });
+
+  it('an answer dripped a byte at a time hits the overall deadline (the SDK bounds only the headers)', async () => {
+    ecr.fail({ type: 'x', status: 200, dripMs: 50 });
+    const started = Date.now();
+    expect(await failure(source())).toMatchObject({ code: 'REGISTRY_UNAVAILABLE', retryable: true, message: expect.stringMatching(/timed out/) });
+    expect(Date.now() - started).toBeLessThan(10_000); // bounded (it would drip for ever)
+  }, 20_000);
+});
+
+describe('GAR token at the edge (real google-auth-library, token stand-in): answer cap', () => {
+  let gar: GarTokenStandIn;
+  let dir: string;
+  let keyFile: string;
+  beforeAll(async () => {
+    gar = await startGarTokenStandIn({ accessToken: 'ya29.small-token' });
+    dir = mkdtempSync(path.join(tmpdir(), 'signet-gar-'));
+    keyFile = gar.addServiceAccount(path.join(dir, 'sa.json'));
+  });
+  afterAll(async () => {
+    await gar.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const source = () => createGarSource({ gar: { keyFile, tokenUrl: gar.tokenUrl, timeoutMs: 2000 } }, ctx());
+
+  it('a token answer over 64 KiB (streamed without a Content-Length) is REGISTRY_PROTOCOL, not retried', async () => {
+    expect(await source().get()).toMatchObject({ username: 'oauth2accesstoken', password: 'ya29.small-token' });
+    gar.accessToken = `ya29.${'x'.repeat(100_000)}`;
+    try {
+      const err = await source().get().then(() => undefined, (e: unknown) => e as Error & { code: string; retryable: boolean });
+      expect(err).toMatchObject({ code: 'REGISTRY_PROTOCOL', retryable: false, message: expect.stringMatching(/more than 65536 bytes/) });
+    } finally {
+      gar.accessToken = 'ya29.small-token';
     }
   });
 });

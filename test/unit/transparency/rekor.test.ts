@@ -6,6 +6,7 @@ import { createHash, createPublicKey, generateKeyPairSync, sign } from 'node:cry
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { MAX_RETRY_AFTER_SECONDS } from '../../../src/edge/retry-after.js';
 import { checkHashedRekordBody, proposedHashedRekord } from '../../../src/transparency/entries.js';
 import { logIdOf, RekorClient, verifySET } from '../../../src/transparency/rekor.js';
 import { startRekor, type RekorStandIn } from '../../helpers/rekor.js';
@@ -154,6 +155,104 @@ describe('RekorClient', () => {
     try {
       await expect(client({ url: `${s.url}/rekor/` }).createEntry({})).rejects.toMatchObject({ code: 'REKOR_REJECTED', message: expect.stringMatching(/signedEntryTimestamp/) });
       expect(seen).toEqual(['POST /rekor/api/v1/log/entries']);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a huge Retry-After from Rekor is capped (10 minutes): a 429 cannot park the job for years', async () => {
+    rekor.fail(429, 1, { 'retry-after': '99999999' });
+    const err = await client({ attempts: 3 }).createEntry(rsaEntry('parked').proposed).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'REKOR_UNAVAILABLE', retryable: true, status: 429, retryAfterSeconds: MAX_RETRY_AFTER_SECONDS });
+    rekor.fail(503, 1, { 'retry-after': 'Fri, 31 Dec 9999 23:59:59 GMT' });
+    await expect(client({ attempts: 1 }).createEntry(rsaEntry('parked-2').proposed)).rejects.toMatchObject({ status: 503, retryAfterSeconds: MAX_RETRY_AFTER_SECONDS });
+  });
+
+  it('a body dripped a byte at a time hits the overall deadline (per-chunk timers never fire)', async () => {
+    const timers = new Set<NodeJS.Timeout>();
+    const s = await server((_q, res) => {
+      res.writeHead(201, { 'content-type': 'application/json' });
+      const t = setInterval(() => res.write(' '), 50);
+      timers.add(t);
+      res.on('close', () => clearInterval(t));
+    });
+    try {
+      const started = Date.now();
+      await expect(client({ url: s.url, timeoutMs: 400, attempts: 1 }).createEntry({})).rejects.toMatchObject({
+        code: 'REKOR_UNAVAILABLE',
+        message: expect.stringMatching(/timed out/),
+      });
+      expect(Date.now() - started).toBeLessThan(30_000); // bounded (it would drip forever)
+    } finally {
+      for (const t of timers) clearInterval(t);
+      await s.close();
+    }
+  });
+
+  it('an answer larger than the cap is REKOR_REJECTED, not buffered and not retried', async () => {
+    let requests = 0;
+    let sent = 0;
+    const s = await server((_q, res) => {
+      requests++;
+      res.writeHead(201, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const more = () => {
+        while (sent < 64 * 1024 * 1024) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      res.on('error', () => undefined);
+      more();
+    });
+    try {
+      await expect(client({ url: s.url, attempts: 3 }).createEntry({})).rejects.toMatchObject({
+        code: 'REKOR_REJECTED',
+        retryable: false,
+        message: expect.stringMatching(/more than 4194304 bytes/),
+      });
+      expect(requests).toBe(1);
+      expect(sent).toBeLessThan(64 * 1024 * 1024);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('entries of the wrong shape are REKOR_REJECTED naming the field; the error says where, not what', async () => {
+    const uuid = 'd'.repeat(64);
+    const good = { body: Buffer.from('{}').toString('base64'), integratedTime: 1, logID: 'c'.repeat(64), logIndex: 7, verification: { signedEntryTimestamp: 'c2V0' } };
+    let answer: unknown;
+    const s = await server((_q, res) => res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify(answer)));
+    try {
+      const cases: [unknown, RegExp][] = [
+        [42, /not an object/],
+        [{ [uuid]: { ...good, logIndex: '7' } }, /logIndex/],
+        [{ [uuid]: { ...good, integratedTime: -1 } }, /integratedTime/],
+        [{ [uuid]: { ...good, body: 'not base64!' } }, /body/],
+        [{ [uuid]: { ...good, verification: 'x' } }, /verification/],
+        [{ [uuid]: { ...good, logID: 'zz' } }, /logID/],
+        [{ [uuid]: good, ['e'.repeat(64)]: good }, /expected one entry, got 2/],
+      ];
+      for (const [a, why] of cases) {
+        answer = a;
+        await expect(client({ url: s.url }).createEntry({}), JSON.stringify(a).slice(0, 80)).rejects.toMatchObject({ code: 'REKOR_REJECTED', retryable: false, message: expect.stringMatching(why) });
+      }
+      answer = { [uuid]: good };
+      await expect(client({ url: s.url }).createEntry({})).resolves.toMatchObject({ uuid, logIndex: 7, signedEntryTimestamp: 'c2V0' });
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("Rekor's error message is redacted before it reaches the error", async () => {
+    const s = await server((_q, res) =>
+      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 400, message: 'bad request with Authorization: Bearer sekret-value-1 and token=sekret-value-2' })),
+    );
+    try {
+      const err = (await client({ url: s.url }).createEntry({}).catch((e: unknown) => e)) as Error;
+      expect(err).toMatchObject({ code: 'REKOR_REJECTED', status: 400, message: expect.stringContaining('bad request with Authorization: Bearer [redacted]') });
+      expect(err.message).not.toMatch(/sekret-value/);
     } finally {
       await s.close();
     }
