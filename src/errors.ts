@@ -2,9 +2,10 @@
  * Typed errors with stable codes. Codes are part of the public surface: they appear in job
  * failure reasons, logs and (later) the status API, so never rename one.
  *
- * - `retryable: true` means the job may succeed later (registry 5xx/429, Redis or lock busy).
- * - `retryable: false` means retrying cannot help (bad config, key denied, digest mismatch);
- *   the worker turns those into BullMQ's UnrecoverableError so no attempts are wasted.
+ * Whether a code is retried is decided once, in RETRYABLE below, never at a throw site:
+ * - retryable means the job may succeed later (registry 5xx/429, Redis or lock busy);
+ * - not retryable means retrying cannot help (bad config, key denied, digest mismatch); the
+ *   worker turns those into BullMQ's UnrecoverableError so no attempts are wasted.
  */
 export type ErrorCode =
   | 'CONFIG_INVALID'
@@ -111,13 +112,12 @@ export class SignetError extends Error {
   constructor(
     code: ErrorCode,
     message: string,
-    opts: { retryable?: boolean; cause?: unknown; status?: number; retryAfterSeconds?: number } = {},
+    opts: { cause?: unknown; status?: number; retryAfterSeconds?: number } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'SignetError';
     this.code = code;
-    // TRANSITIONAL: `opts.retryable` goes away once every throw site relies on RETRYABLE
-    this.retryable = opts.retryable ?? RETRYABLE[code];
+    this.retryable = RETRYABLE[code];
     if (opts.status !== undefined) this.status = opts.status;
     if (opts.retryAfterSeconds !== undefined) this.retryAfterSeconds = opts.retryAfterSeconds;
     Object.setPrototypeOf(this, new.target.prototype);

@@ -12,7 +12,7 @@ describe('a rule\'s Rekor policy', () => {
     expect((await logToRekor({ rekor: rekor(async () => ({ ...entry, existing: true })), required: true }, {}, () => undefined)).status.status).toBe('existing');
   });
   it('required: every Rekor failure propagates (unavailable is retryable, rejected is not)', async () => {
-    const down = new SignetError('REKOR_UNAVAILABLE', 'down', { retryable: true });
+    const down = new SignetError('REKOR_UNAVAILABLE', 'down');
     await expect(logToRekor({ rekor: rekor(async () => Promise.reject(down)), required: true }, {}, () => undefined)).rejects.toBe(down);
     const bad = () => {
       throw new SignetError('REKOR_REJECTED', 'entry does not match');
@@ -20,7 +20,7 @@ describe('a rule\'s Rekor policy', () => {
     await expect(logToRekor({ rekor: rekor(async () => entry), required: true }, {}, bad)).rejects.toMatchObject({ code: 'REKOR_REJECTED' });
   });
   it('not required: Rekor failures become status unavailable with the reason; other errors still propagate', async () => {
-    const down = new SignetError('REKOR_UNAVAILABLE', 'rekor x unreachable', { retryable: true });
+    const down = new SignetError('REKOR_UNAVAILABLE', 'rekor x unreachable');
     const r = await logToRekor({ rekor: rekor(async () => Promise.reject(down)), required: false }, {}, () => undefined);
     expect(r).toEqual({ status: { status: 'unavailable', error: 'REKOR_UNAVAILABLE: rekor x unreachable' } });
     const rejected = await logToRekor({ rekor: rekor(async () => entry), required: false }, {}, () => {
