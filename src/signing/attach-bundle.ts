@@ -21,8 +21,8 @@ import { SignetError } from '../errors.js';
 import type { KeyProvider } from '../kms/types.js';
 import type { RegistryClient } from '../registry/client.js';
 import { OCI_INDEX, OCI_MANIFEST } from '../registry/media-types.js';
-import { bundleTlogEntry, checkDsseBody, proposedDsse } from '../transparency/entries.js';
 import type { ReferrersIndex } from '../registry/schemas.js';
+import { bundleTlogEntry, checkDsseBody, proposedDsse } from '../transparency/entries.js';
 import { sha256Digest } from '../util/digest.js';
 import type { SignResult } from './attach.js';
 import {
