@@ -211,7 +211,7 @@ export async function backfill(opts: BackfillOptions, deps: BackfillDeps): Promi
             if (notNow) return skip(notNow);
             const m = await client.getManifest(repository, tag);
             if (!m) return skip('tag removed while backfilling');
-            const shape = imageShape(m.body, m.mediaType, m.digest);
+            const shape = imageShape(m);
             if (shape.kind === 'skip') return skip(shape.reason);
             const decision = requirementFor(deps.rules, host, repository, tag, m.digest);
             if (!('required' in decision)) return skip(decision.none);

@@ -54,6 +54,11 @@ export class RegistryClient {
     this.transport = new RegistryTransport(cfg, opts);
   }
 
+  /** `http(s)://host`, what `Link` targets are resolved against (nextLink). */
+  get base(): string {
+    return this.transport.base;
+  }
+
   get stats(): RegistryStats {
     return this.transport.stats;
   }
@@ -261,8 +266,12 @@ function checkManifestRef(reference: string): void {
   }
 }
 
-/** The path of a `Link: <...>; rel="next"` target on this registry (RFC 5988), or undefined. */
-function nextLink(link: string | string[] | undefined, base: string): string | undefined {
+/**
+ * The path of a `Link: <...>; rel="next"` target on this registry (RFC 5988), or undefined: the
+ * one Link parser for every paginated listing (tags, catalog, referrers). A target on another
+ * host or outside /v2/ is not followed.
+ */
+export function nextLink(link: string | string[] | undefined, base: string): string | undefined {
   const v = Array.isArray(link) ? link.join(', ') : link;
   const m = v ? /<([^>]+)>\s*;\s*rel="?next"?/i.exec(v) : null;
   if (!m) return undefined;

@@ -9,7 +9,7 @@
 import { z } from 'zod';
 import { SignetError } from '../errors.js';
 import { redactText } from '../log.js';
-import { IMAGE_MANIFEST_TYPES, INDEX_TYPES } from './media-types.js';
+import { IMAGE_MANIFEST_TYPES, INDEX_TYPES, OCI_INDEX } from './media-types.js';
 
 /** OCI image-spec digest grammar (algorithm:encoded); sha256 is checked where it matters. */
 const digest = z.string().regex(/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/, 'not a digest');
@@ -48,8 +48,11 @@ export const indexSchema = z.looseObject({
   annotations: stringMap.optional(),
 });
 
-/** GET /v2/<name>/referrers/<digest> (distribution spec "Listing Referrers"). */
-export const referrersIndexSchema = indexSchema;
+/**
+ * GET /v2/<name>/referrers/<digest> (distribution spec "Listing Referrers") and the referrers
+ * fallback tag `sha256-<hex>`: an OCI image index (no Docker manifest list), every entry a descriptor.
+ */
+export const referrersIndexSchema = indexSchema.extend({ mediaType: z.literal(OCI_INDEX).optional() });
 
 /** GET /v2/<name>/tags/list (distribution answers `"tags": null` for a repository without tags). */
 export const tagListSchema = z.looseObject({ name: z.string().optional(), tags: z.array(z.string()).nullish() });
@@ -75,6 +78,7 @@ const errorBodySchema = z.looseObject({
 export type ImageManifest = z.infer<typeof imageManifestSchema>;
 export type ImageIndex = z.infer<typeof indexSchema>;
 export type Descriptor = z.infer<typeof descriptorSchema>;
+export type ReferrersIndex = z.infer<typeof referrersIndexSchema>;
 
 /** `what` answered JSON signet cannot use: REGISTRY_PROTOCOL (not retried). */
 function protocolError(what: string, why: string): SignetError {
@@ -105,6 +109,11 @@ function check<S extends z.ZodType>(v: unknown, schema: S, what: string): z.infe
   if (r.success) return r.data;
   const shape = v !== null && typeof v === 'object' && !Array.isArray(v) ? firstIssue(r.error) : `got ${jsonKind(v)}`;
   throw protocolError(what, `answered JSON of the wrong shape (${shape})`);
+}
+
+/** Checks JSON already parsed (a manifest's `document`) against `schema`, like parseRegistryJson. */
+export function checkRegistryJson<S extends z.ZodType>(value: unknown, schema: S, what: string): z.infer<S> {
+  return check(value, schema, what);
 }
 
 /** Parses `body` as JSON of `schema`; `what` names the answer in the error ("registry h: GET /v2/..."). */

@@ -284,7 +284,7 @@ export class RegistryTransport {
       if (!(err instanceof BodyTooLargeError)) throw fail(err);
       // an error body is only read for its message: a large one is no reason to fail differently
       if (!success) body = Buffer.alloc(0);
-      else throw new SignetError('REGISTRY_PROTOCOL', `registry ${this.host}: ${what} answered a body larger than ${describeBytes(limit)}, the limit for ${kind === 'other' ? 'JSON answers' : `${kind} answers`}`, { status });
+      else throw new SignetError('REGISTRY_PROTOCOL', `registry ${this.host}: ${what} answered a body larger than ${describeBytes(limit)}, the limit for ${kind === 'other' ? 'JSON answers' : `${kind} answers`}`, { status, cause: err });
     }
     return { status, headers: res.headers, body };
   }

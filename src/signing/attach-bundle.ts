@@ -21,6 +21,7 @@ import { SignetError } from '../errors.js';
 import type { KeyProvider } from '../kms/types.js';
 import type { RegistryClient } from '../registry/client.js';
 import { OCI_INDEX, OCI_MANIFEST } from '../registry/media-types.js';
+import type { ReferrersIndex } from '../registry/schemas.js';
 import { bundleTlogEntry, checkDsseBody, proposedDsse } from '../transparency/entries.js';
 import { sha256Digest } from '../util/digest.js';
 import type { SignResult } from './attach.js';
@@ -47,7 +48,8 @@ import {
 } from './bundle.js';
 import { certificateOf, verifierPem } from './certificate.js';
 import type { DigestLock } from './lock.js';
-import { getBlob, listReferrersApi, parseIndex, type IndexDescriptor } from './registry-ops.js';
+import { getBlob, listReferrersApi, referrersIndex, type IndexDescriptor } from './registry-ops.js';
+import { bundleReferrerSchema } from './schemas.js';
 import { recentSignatures } from './signature-memo.js';
 import { logToRekor, type TlogPolicy } from './tlog.js';
 
@@ -79,6 +81,7 @@ interface Plan {
   keyId: string;
   keyPem: string;
   manifest?: Buffer;
+  annotations?: Record<string, string>;
   bundle?: Buffer;
   done?: boolean;
 }
@@ -134,7 +137,7 @@ export async function attachBundles(
       digest: sha256Digest(p.manifest!),
       size: p.manifest!.length,
       artifactType: BUNDLE_V03,
-      annotations: (JSON.parse(p.manifest!.toString('utf8')) as { annotations: Record<string, string> }).annotations,
+      annotations: p.annotations!,
     }));
 
     if (now.api) {
@@ -184,7 +187,8 @@ async function planBundle(
     if (logged.entry) tlogEntries.push(bundleTlogEntry(logged.entry, 'dsse'));
   }
   plan.bundle = buildBundle({ statement: req.statement, signature, publicKeyPem: keyPem, certificatePem: cert?.certificate, tlogEntries });
-  plan.manifest = referrerManifest(plan.bundle, subject, referrerAnnotations(req.statement, keyPem));
+  plan.annotations = referrerAnnotations(req.statement, keyPem);
+  plan.manifest = referrerManifest(plan.bundle, subject, plan.annotations);
   plan.result.referrer = sha256Digest(plan.manifest);
   return plan;
 }
@@ -211,17 +215,10 @@ async function findPresent(descriptors: readonly IndexDescriptor[], p: Plan, rea
 async function readBundle(client: RegistryClient, repository: string, digest: string): Promise<Checked> {
   const m = await client.getManifest(repository, digest, OCI_MANIFEST);
   if (!m) return undefined;
-  let layers: { mediaType?: unknown; digest?: unknown }[];
-  try {
-    layers = (JSON.parse(m.body.toString('utf8')) as { layers?: typeof layers }).layers ?? [];
-  } catch {
-    return undefined;
-  }
-  const l = layers[0];
-  if (layers.length !== 1 || typeof l?.digest !== 'string' || typeof l.mediaType !== 'string' || !l.mediaType.startsWith('application/vnd.dev.sigstore.bundle')) {
-    return undefined;
-  }
-  const blob = await getBlob(client, repository, l.digest);
+  // anyone who can push can write a referrer: one that does not hold a bundle only does not count
+  const r = bundleReferrerSchema.safeParse(m.document);
+  if (!r.success) return undefined;
+  const blob = await getBlob(client, repository, r.data.layers[0].digest);
   return blob.status === 'ok' ? parseBundle(blob.data) : undefined;
 }
 
@@ -230,11 +227,7 @@ async function listReferrers(client: RegistryClient, repository: string, digest:
   if (api) return { api: true, descriptors: api };
   const idx = await client.getManifest(repository, referrersTag(digest), OCI_INDEX);
   if (!idx) return { api: false, descriptors: [] };
-  const parsed = parseIndex(idx.body);
-  if (!parsed) {
-    throw new SignetError('REGISTRY_PROTOCOL', `${client.host}/${repository}:${referrersTag(digest)} is not an image index, so it cannot serve as the referrers fallback tag`);
-  }
-  return { api: false, descriptors: parsed };
+  return { api: false, descriptors: fallbackIndex(client, repository, digest, idx.document).manifests };
 }
 
 async function apiReadback(client: RegistryClient, repository: string, digest: string, want: readonly string[], waitMs: number): Promise<void> {
@@ -258,16 +251,18 @@ async function updateFallbackTag(
   const tag = referrersTag(digest);
   for (let attempt = 1; ; attempt++) {
     const cur = await client.getManifest(repository, tag, OCI_INDEX);
-    if (cur && !parseIndex(cur.body)) {
-      throw new SignetError('REGISTRY_PROTOCOL', `${client.host}/${repository}:${tag} is not an image index, so it cannot serve as the referrers fallback tag`);
-    }
-    const next = appendToIndex(cur?.body, added);
+    const next = appendToIndex(cur && fallbackIndex(client, repository, digest, cur.document), added);
     if (next.changed) await client.putManifest(repository, tag, next.body, OCI_INDEX);
     const check = await client.getManifest(repository, tag, OCI_INDEX);
-    const listed = check ? (parseIndex(check.body) ?? []) : [];
+    const listed = check ? fallbackIndex(client, repository, digest, check.document).manifests : [];
     if (added.every((a) => listed.some((d) => d.digest === a.digest))) return;
     if (attempt >= MAX_ATTEMPTS) {
       throw new SignetError('SIGNATURE_READBACK_FAILED', `${repository}:${tag} changed under us ${MAX_ATTEMPTS} times (another writer outside signet?)`);
     }
   }
+}
+
+/** The referrers fallback tag's manifest, checked: REGISTRY_PROTOCOL when it is not a referrers index. */
+function fallbackIndex(client: RegistryClient, repository: string, digest: string, document: unknown): ReferrersIndex {
+  return referrersIndex(document, `${client.host}/${repository}:${referrersTag(digest)} (the referrers fallback tag)`);
 }

@@ -106,8 +106,8 @@ export async function attachLegacySignatures(
   const payloads = new Map(requests.map((r) => [sha256Digest(r.payload), r.payload]));
   const signing = [...new Set(requests.map((r) => r.key))];
   const others = (opts.verifiers ?? []).filter((k) => !signing.includes(k));
-  const triage = async (m: { body: Buffer } | undefined): Promise<Triage> =>
-    m ? triageLayers(parseSignatureManifest(m.body), payloads, signing, others) : { carried: [], invalid: 0, unchecked: 0 };
+  const triage = async (m: { document: unknown } | undefined): Promise<Triage> =>
+    m ? triageLayers(parseSignatureManifest(m.document, where), payloads, signing, others) : { carried: [], invalid: 0, unchecked: 0 };
 
   // A Rekor entry is public and permanent: never made for a signature that may be there already.
   const preRead = !opts.expectNew || Boolean(opts.tlog);
@@ -151,7 +151,7 @@ export async function attachLegacySignatures(
       // Read back: a writer outside signet's lock (cosign, another tool) may have replaced the
       // manifest right after our PUT.
       const check = await client.getManifest(repository, tag, OCI_MANIFEST);
-      const stored = check ? parseSignatureManifest(check.body) : [];
+      const stored = check ? parseSignatureManifest(check.document, where) : [];
       const kept = work.every((p) =>
         stored.some(
           (l) =>

@@ -15,7 +15,9 @@
  */
 import { createHash, createPublicKey, verify as verifySignature, X509Certificate } from 'node:crypto';
 import { OCI_INDEX, OCI_MANIFEST } from '../registry/media-types.js';
+import type { ReferrersIndex } from '../registry/schemas.js';
 import { sha256Digest } from '../util/digest.js';
+import { dsseBundleSchema, jsonOrUndefined } from './schemas.js';
 
 export const BUNDLE_V03 = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 export const INTOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
@@ -99,26 +101,17 @@ export interface ParsedBundle {
   tlogEntries: number;
 }
 
+/** The bundle in a referrer's blob, or undefined when the bytes are not a DSSE sigstore bundle (anyone can push one). */
 export function parseBundle(data: Buffer): ParsedBundle | undefined {
-  try {
-    const j = JSON.parse(data.toString('utf8')) as {
-      mediaType?: unknown;
-      verificationMaterial?: { tlogEntries?: unknown[] };
-      dsseEnvelope?: { payload?: unknown; payloadType?: unknown; signatures?: { sig?: unknown }[] };
-    };
-    const env = j.dsseEnvelope;
-    const sig = env?.signatures?.[0]?.sig;
-    if (typeof j.mediaType !== 'string' || !j.mediaType.startsWith('application/vnd.dev.sigstore.bundle')) return undefined;
-    if (typeof env?.payload !== 'string' || typeof env.payloadType !== 'string' || typeof sig !== 'string') return undefined;
-    return {
-      payloadType: env.payloadType,
-      payload: Buffer.from(env.payload, 'base64'),
-      signature: Buffer.from(sig, 'base64'),
-      tlogEntries: Array.isArray(j.verificationMaterial?.tlogEntries) ? j.verificationMaterial.tlogEntries.length : 0,
-    };
-  } catch {
-    return undefined;
-  }
+  const r = dsseBundleSchema.safeParse(jsonOrUndefined(data));
+  if (!r.success) return undefined;
+  const env = r.data.dsseEnvelope;
+  return {
+    payloadType: env.payloadType,
+    payload: Buffer.from(env.payload, 'base64'),
+    signature: Buffer.from(env.signatures[0].sig, 'base64'),
+    tlogEntries: r.data.verificationMaterial?.tlogEntries?.length ?? 0,
+  };
 }
 
 /** Does this parsed bundle hold `statement` signed by the key (SPKI PEM)? */
@@ -162,29 +155,26 @@ export function referrersTag(digest: string): string {
 }
 
 /**
- * Add descriptors to a fallback-tag index (or a new one), skipping digests already listed.
- * Whatever else the existing index holds is kept as it is.
+ * Add descriptors to a fallback-tag index (`existing`: the tag's manifest, checked as a referrers
+ * index) or a new one, skipping digests already listed. Whatever else the index holds is kept.
  */
-export function appendToIndex(existing: Buffer | undefined, add: readonly (Descriptor & { artifactType: string; annotations: Record<string, string> })[]): {
+export function appendToIndex(existing: ReferrersIndex | undefined, add: readonly (Descriptor & { artifactType: string; annotations: Record<string, string> })[]): {
   body: Buffer;
   changed: boolean;
 } {
-  const doc: { schemaVersion?: number; mediaType?: string; manifests?: Record<string, unknown>[] } = existing
-    ? (JSON.parse(existing.toString('utf8')) as typeof doc)
+  const doc: Record<string, unknown> & { manifests: Record<string, unknown>[] } = existing
+    ? { ...existing, manifests: [...existing.manifests] }
     : { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] };
-  const manifests = Array.isArray(doc.manifests) ? doc.manifests : [];
-  const have = new Set(manifests.map((m) => m['digest']));
-  let changed = false;
+  const have = new Set(doc.manifests.map((m) => m['digest']));
+  let changed = !existing;
   for (const d of add) {
     if (have.has(d.digest)) continue;
-    manifests.push({ mediaType: d.mediaType, digest: d.digest, size: d.size, annotations: sortKeys(d.annotations), artifactType: d.artifactType });
+    doc.manifests.push({ mediaType: d.mediaType, digest: d.digest, size: d.size, annotations: sortKeys(d.annotations), artifactType: d.artifactType });
     have.add(d.digest);
     changed = true;
   }
-  doc.manifests = manifests;
-  doc.schemaVersion ??= 2;
-  doc.mediaType ??= OCI_INDEX;
-  return { body: changed || !existing ? Buffer.from(JSON.stringify(doc)) : existing, changed: changed || !existing };
+  doc['mediaType'] ??= OCI_INDEX;
+  return { body: Buffer.from(JSON.stringify(doc)), changed };
 }
 
 function sortKeys(o: Readonly<Record<string, string>>): Record<string, string> {

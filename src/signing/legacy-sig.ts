@@ -6,7 +6,9 @@
  */
 import { READ_LIMITS } from '../edge/read.js';
 import { COSIGN_SIMPLE_SIGNING, OCI_CONFIG, OCI_MANIFEST } from '../registry/media-types.js';
+import { checkRegistryJson } from '../registry/schemas.js';
 import { sha256Digest } from '../util/digest.js';
+import { signatureManifestSchema } from './schemas.js';
 
 export const SIGNATURE_ANNOTATION = 'dev.cosignproject.cosign/signature';
 
@@ -63,12 +65,14 @@ export function buildSignatureManifest(layers: readonly SignatureLayer[]): Signa
   return { manifest, config };
 }
 
-/** The layers of an existing .sig manifest (any we do not understand are kept as they are). */
-export function parseSignatureManifest(body: Buffer): SignatureLayer[] {
-  const j = JSON.parse(body.toString('utf8')) as { layers?: Partial<SignatureLayer>[] };
-  return (j.layers ?? [])
-    .filter((l): l is SignatureLayer => typeof l.digest === 'string' && typeof l.mediaType === 'string' && typeof l.size === 'number')
-    .map((l) => ({ mediaType: l.mediaType, size: l.size, digest: l.digest, annotations: { ...(l.annotations ?? {}) } }));
+/**
+ * The layers of an existing .sig manifest (`document`: its body as the registry client parsed
+ * it). A manifest without layers holds no signature; layers that are not descriptors are
+ * REGISTRY_PROTOCOL (`what` names the .sig), as for any manifest of that shape.
+ */
+export function parseSignatureManifest(document: unknown, what: string): SignatureLayer[] {
+  const { layers } = checkRegistryJson(document, signatureManifestSchema, what);
+  return (layers ?? []).map((l) => ({ mediaType: l.mediaType, size: l.size, digest: l.digest, annotations: { ...(l.annotations ?? {}) } }));
 }
 
 export function signatureLayer(payload: Buffer, payloadDigest: string, signatureB64: string, extra: Record<string, string> = {}): SignatureLayer {

@@ -1,3 +1,5 @@
+import { jsonOrUndefined, simpleSigningSchema } from './schemas.js';
+
 /**
  * cosign's "simple signing" payload, byte-compatible with what `cosign sign` writes:
  * compact JSON, keys in Go struct order, `"optional":null` without annotations, sorted
@@ -30,17 +32,10 @@ export interface ParsedPayload {
   optional: Record<string, unknown> | null;
 }
 
+/** The payload's fields verification reads, or undefined when the bytes are not a simple-signing payload. */
 export function parseSimpleSigningPayload(body: Buffer): ParsedPayload | undefined {
-  try {
-    const j = JSON.parse(body.toString('utf8')) as {
-      critical?: { identity?: { 'docker-reference'?: string }; image?: { 'docker-manifest-digest'?: string } };
-      optional?: Record<string, unknown> | null;
-    };
-    const ref = j.critical?.identity?.['docker-reference'];
-    const dig = j.critical?.image?.['docker-manifest-digest'];
-    if (typeof ref !== 'string' || typeof dig !== 'string') return undefined;
-    return { dockerReference: ref, manifestDigest: dig, optional: j.optional ?? null };
-  } catch {
-    return undefined;
-  }
+  const r = simpleSigningSchema.safeParse(jsonOrUndefined(body));
+  if (!r.success) return undefined;
+  const { critical, optional } = r.data;
+  return { dockerReference: critical.identity['docker-reference'], manifestDigest: critical.image['docker-manifest-digest'], optional: optional ?? null };
 }

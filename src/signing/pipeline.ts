@@ -11,6 +11,7 @@ import type { RegistryDirectory } from '../registry/directory.js';
 import type { RegistryClient } from '../registry/client.js';
 import { INDEX_TYPES, IMAGE_MANIFEST_TYPES } from '../registry/media-types.js';
 import { isAttachmentTag, isValidDigest, isValidRepository, isValidTag } from '../registry/reference.js';
+import type { ImageIndex } from '../registry/schemas.js';
 import { RekorClient } from '../transparency/rekor.js';
 import { expandAnnotations } from './annotations.js';
 import { attachLegacySignatures, type SignatureFormat, type SignResult } from './attach.js';
@@ -104,8 +105,9 @@ export class SigningPipeline {
 
     const client = known.client;
     const manifest = await this.resolve(client, target);
-    const parsed = parseManifest(manifest.body);
-    if (parsed.subject) {
+    // the body as the registry client parsed it, checked against its media type's schema
+    const document: Record<string, unknown> = manifest.document;
+    if (document['subject']) {
       return { status: 'skipped', reason: 'manifest has a subject (an OCI referrer, e.g. a signature)', digest: manifest.digest };
     }
     if (!INDEX_TYPES.has(manifest.mediaType) && !IMAGE_MANIFEST_TYPES.has(manifest.mediaType)) {
@@ -114,7 +116,7 @@ export class SigningPipeline {
 
     // every manifest signed, as the registry serves it (an index's children read and hash-checked too)
     const served = new Map<string, Descriptor>([[manifest.digest, { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.body.length }]]);
-    if (INDEX_TYPES.has(manifest.mediaType)) for (const c of await this.children(client, target.repository, parsed)) served.set(c.digest, c);
+    if (INDEX_TYPES.has(manifest.mediaType)) for (const c of await this.children(client, target.repository, manifest.document as ImageIndex)) served.set(c.digest, c);
     const digests = [...served.keys()];
 
     const identity = identityFor(found.rule, host, target.repository, target.tag, manifest.digest);
@@ -228,8 +230,8 @@ export class SigningPipeline {
    * the bytes and refuses other content): signet signs only digests the registry serves. A HEAD
    * would take the registry's word for it. Their descriptors are the bundle subjects.
    */
-  private async children(client: RegistryClient, repository: string, index: ParsedManifest): Promise<Descriptor[]> {
-    const list = (index.manifests ?? []).map((m) => m.digest).filter((d): d is string => typeof d === 'string');
+  private async children(client: RegistryClient, repository: string, index: ImageIndex): Promise<Descriptor[]> {
+    const list = index.manifests.map((m) => m.digest);
     if (list.length > MAX_CHILDREN) throw new SignetError('UNSUPPORTED_MEDIA_TYPE', `index has ${list.length} children (max ${MAX_CHILDREN})`);
     const unique = [...new Set(list)];
     for (const d of unique) if (!isValidDigest(d)) throw new SignetError('UNSUPPORTED_MEDIA_TYPE', `index lists an invalid child digest`);
@@ -243,20 +245,6 @@ export class SigningPipeline {
         }),
       ),
     );
-  }
-}
-
-interface ParsedManifest {
-  mediaType?: string;
-  subject?: unknown;
-  manifests?: { digest?: unknown }[];
-}
-
-function parseManifest(body: Buffer): ParsedManifest {
-  try {
-    return JSON.parse(body.toString('utf8')) as ParsedManifest;
-  } catch {
-    throw new SignetError('UNSUPPORTED_MEDIA_TYPE', 'manifest is not JSON');
   }
 }
 

@@ -4,55 +4,65 @@
  * Referrers"; a 404 means the registry has no such API and the fallback tag schema applies).
  *
  * They go through the client's own transport, `RegistryClient.call` (auth, host pinning,
- * 429/5xx -> retryable errors).
+ * deadline, capped reads, 429/5xx -> retryable errors); referrers indexes are checked against
+ * the registry module's schema and pages followed with its one Link parser.
  */
+import { BodyTooLargeError } from '../edge/read.js';
 import { SignetError } from '../errors.js';
-import type { Call, RegistryClient } from '../registry/client.js';
+import { nextLink, type RegistryClient } from '../registry/client.js';
 import { OCI_INDEX } from '../registry/media-types.js';
 import { isValidDigest } from '../registry/reference.js';
+import { checkRegistryJson, parseRegistryJson, referrersIndexSchema, type Descriptor, type ReferrersIndex } from '../registry/schemas.js';
 import { sha256Digest } from '../util/digest.js';
 
-export interface IndexDescriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  artifactType?: string;
-  annotations?: Record<string, string>;
-}
+export type IndexDescriptor = Descriptor;
 
 export type BlobResult = { status: 'ok'; data: Buffer } | { status: 'absent' } | { status: 'unreadable'; why: string };
 
+/** Pages of one referrers listing followed (a registry serving an endless `Link` chain stops here). */
+export const MAX_REFERRER_PAGES = 20;
+
 /**
- * GET a blob and check its digest. Registries that redirect blob downloads to storage (S3, GCS)
- * are not followed (signet contacts only configured hosts): that reads as 'unreadable'.
+ * GET a blob and check its digest. The body is read up to `maxBytes` while it streams (the
+ * transport's cap): a larger blob is 'unreadable', never buffered. Registries that redirect blob
+ * downloads to storage (S3, GCS) are not followed (signet contacts only configured hosts): that
+ * reads as 'unreadable' too.
  */
 export async function getBlob(client: RegistryClient, repository: string, digest: string, maxBytes = 4 * 1024 * 1024): Promise<BlobResult> {
   if (!isValidDigest(digest)) return { status: 'unreadable', why: 'invalid digest' };
-  const r = await client.call({
-    method: 'GET',
-    path: `/v2/${repository}/blobs/${digest}`,
-    repository,
-    push: false,
-    ok: [200, 404, 301, 302, 303, 307, 308],
-  });
+  let r;
+  try {
+    r = await client.call({
+      method: 'GET',
+      path: `/v2/${repository}/blobs/${digest}`,
+      repository,
+      push: false,
+      ok: [200, 404, 301, 302, 303, 307, 308],
+      maxBytes,
+    });
+  } catch (err) {
+    if (err instanceof SignetError && err.cause instanceof BodyTooLargeError) return { status: 'unreadable', why: `larger than ${maxBytes} bytes` };
+    throw err;
+  }
   if (r.status === 404) return { status: 'absent' };
   if (r.status !== 200) return { status: 'unreadable', why: `HTTP ${r.status} (redirects to storage are not followed)` };
-  if (r.body.length > maxBytes) return { status: 'unreadable', why: `larger than ${maxBytes} bytes` };
   if (sha256Digest(r.body) !== digest) throw new SignetError('DIGEST_MISMATCH', `registry ${client.host} served blob ${digest} with other content`);
   return { status: 'ok', data: r.body };
 }
 
 /**
  * The referrers of `digest` through the referrers API, or undefined when the registry does not
- * implement it (404, or any answer that is not an image index). Follows `Link: rel="next"` pages
- * on the same registry.
+ * implement it (404 and the like, or a first answer that is not a referrers index: see
+ * parseIndex). Follows `Link: rel="next"` pages on the same registry, at most
+ * MAX_REFERRER_PAGES; a later page that is not a referrers index ends the listing.
  */
 export async function listReferrersApi(client: RegistryClient, repository: string, digest: string): Promise<IndexDescriptor[] | undefined> {
-  const call = (c: Call) => client.call(c);
   const out: IndexDescriptor[] = [];
+  const seen = new Set<string>();
   let path: string | undefined = `/v2/${repository}/referrers/${digest}`;
-  for (let page = 0; path && page < 20; page++) {
-    const r = await call({
+  for (let page = 0; path && !seen.has(path) && page < MAX_REFERRER_PAGES; page++) {
+    seen.add(path);
+    const r = await client.call({
       method: 'GET',
       path,
       repository,
@@ -61,49 +71,28 @@ export async function listReferrersApi(client: RegistryClient, repository: strin
       ok: [200, 400, 404, 405, 406, 501],
     });
     if (r.status !== 200) return page === 0 ? undefined : out;
-    const parsed = parseIndex(r.body);
-    if (!parsed) return page === 0 ? undefined : out;
-    out.push(...parsed);
-    path = nextPage(r.headers['link'], client.host);
-  }
-  return out;
-}
-
-/** Parse an image index's `manifests` (undefined when the bytes are not an index). */
-export function parseIndex(body: Buffer): IndexDescriptor[] | undefined {
-  let j: { mediaType?: unknown; manifests?: unknown };
-  try {
-    j = JSON.parse(body.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  if (!j || typeof j !== 'object' || !Array.isArray(j.manifests)) return undefined;
-  if (j.mediaType !== undefined && j.mediaType !== OCI_INDEX) return undefined;
-  const out: IndexDescriptor[] = [];
-  for (const m of j.manifests as Record<string, unknown>[]) {
-    if (!m || typeof m.digest !== 'string' || typeof m.mediaType !== 'string' || typeof m.size !== 'number') continue;
-    const d: IndexDescriptor = { mediaType: m.mediaType, digest: m.digest, size: m.size };
-    if (typeof m.artifactType === 'string') d.artifactType = m.artifactType;
-    if (m.annotations && typeof m.annotations === 'object') {
-      const a: Record<string, string> = {};
-      for (const [k, v] of Object.entries(m.annotations as Record<string, unknown>)) if (typeof v === 'string') a[k] = v;
-      d.annotations = a;
+    let parsed: IndexDescriptor[];
+    try {
+      parsed = parseIndex(r.body, `registry ${client.host}: GET ${path}`);
+    } catch (err) {
+      if (err instanceof SignetError && err.code === 'REGISTRY_PROTOCOL') return page === 0 ? undefined : out;
+      throw err;
     }
-    out.push(d);
+    out.push(...parsed);
+    path = nextLink(r.headers['link'], client.base);
   }
   return out;
 }
 
-function nextPage(link: string | string[] | undefined, host: string): string | undefined {
-  const v = Array.isArray(link) ? link.join(', ') : link;
-  if (!v) return undefined;
-  const m = /<([^>]+)>\s*;\s*rel="?next"?/.exec(v);
-  if (!m) return undefined;
-  try {
-    const u = new URL(m[1]!, `http://${host}`);
-    if (u.host !== host) return undefined;
-    return `${u.pathname}${u.search}`;
-  } catch {
-    return undefined;
-  }
+/**
+ * The entries of a referrers index (an OCI image index whose every entry is a descriptor):
+ * REGISTRY_PROTOCOL when the bytes are not JSON, not such an index, or an entry is not a descriptor.
+ */
+export function parseIndex(body: Buffer, what: string): IndexDescriptor[] {
+  return parseRegistryJson(body, referrersIndexSchema, what).manifests;
+}
+
+/** A manifest's parsed `document` checked as a referrers index (the fallback tag): REGISTRY_PROTOCOL when it is not one. */
+export function referrersIndex(document: unknown, what: string): ReferrersIndex {
+  return checkRegistryJson(document, referrersIndexSchema, what);
 }

@@ -4,9 +4,10 @@
  * child), the layers of each one's `sha256-<hex>.sig`, and the payload bytes behind a layer.
  */
 import { SignetError } from '../errors.js';
-import type { RegistryClient } from '../registry/client.js';
+import type { Manifest, RegistryClient } from '../registry/client.js';
 import { IMAGE_MANIFEST_TYPES, INDEX_TYPES, OCI_MANIFEST } from '../registry/media-types.js';
 import { isValidDigest, signatureTag } from '../registry/reference.js';
+import type { ImageIndex } from '../registry/schemas.js';
 import { COSIGN_MAX_LAYERS, parseSignatureManifest, type SignatureLayer } from '../signing/legacy-sig.js';
 import { getBlob } from '../signing/registry-ops.js';
 import type { PayloadReader } from './requirements.js';
@@ -27,26 +28,25 @@ export type ImageShape =
   | { kind: 'signable'; digest: string; mediaType: string; manifests: SignedManifest[] }
   | { kind: 'skip'; digest: string; reason: string };
 
-/** What the pipeline would sign for this manifest: itself and, for an index, every child. */
-export function imageShape(body: Buffer, mediaType: string, digest: string): ImageShape {
-  let doc: { subject?: unknown; manifests?: { digest?: unknown; platform?: { os?: unknown; architecture?: unknown; variant?: unknown } }[] };
-  try {
-    doc = JSON.parse(body.toString('utf8'));
-  } catch {
-    return { kind: 'skip', digest, reason: 'manifest is not JSON' };
-  }
-  if (doc.subject) return { kind: 'skip', digest, reason: 'manifest has a subject (an OCI referrer, e.g. a signature)' };
+/**
+ * What the pipeline would sign for this manifest (as the registry client read it: `document`
+ * already checked against its media type's schema): itself and, for an index, every child.
+ */
+export function imageShape(m: Pick<Manifest, 'document' | 'mediaType' | 'digest'>): ImageShape {
+  const { mediaType, digest } = m;
+  const doc: Record<string, unknown> = m.document;
+  if (doc['subject']) return { kind: 'skip', digest, reason: 'manifest has a subject (an OCI referrer, e.g. a signature)' };
   if (IMAGE_MANIFEST_TYPES.has(mediaType)) return { kind: 'signable', digest, mediaType, manifests: [{ digest, role: 'image' }] };
   if (!INDEX_TYPES.has(mediaType)) return { kind: 'skip', digest, reason: `manifest type "${mediaType}" is not signed` };
   const manifests: SignedManifest[] = [{ digest, role: 'index' }];
   const seen = new Set<string>();
-  for (const m of doc.manifests ?? []) {
-    if (typeof m.digest !== 'string' || seen.has(m.digest)) continue;
-    if (!isValidDigest(m.digest)) throw new SignetError('UNSUPPORTED_MEDIA_TYPE', 'index lists an invalid child digest');
-    seen.add(m.digest);
-    const p = m.platform;
-    const platform = p && typeof p.os === 'string' && typeof p.architecture === 'string' ? [p.os, p.architecture, ...(typeof p.variant === 'string' ? [p.variant] : [])].join('/') : undefined;
-    manifests.push({ digest: m.digest, role: 'child', ...(platform ? { platform } : {}) });
+  for (const c of (m.document as ImageIndex).manifests) {
+    if (seen.has(c.digest)) continue;
+    if (!isValidDigest(c.digest)) throw new SignetError('UNSUPPORTED_MEDIA_TYPE', 'index lists an invalid child digest');
+    seen.add(c.digest);
+    const p = c.platform;
+    const platform = p ? [p.os, p.architecture, ...(p.variant !== undefined ? [p.variant] : [])].join('/') : undefined;
+    manifests.push({ digest: c.digest, role: 'child', ...(platform ? { platform } : {}) });
   }
   if (manifests.length - 1 > MAX_CHILDREN) throw new SignetError('UNSUPPORTED_MEDIA_TYPE', `index has ${manifests.length - 1} children (max ${MAX_CHILDREN})`);
   return { kind: 'signable', digest, mediaType, manifests };
@@ -63,12 +63,7 @@ export interface SignatureRead {
 export async function readSignatures(client: RegistryClient, repository: string, digest: string): Promise<SignatureRead> {
   const m = await client.getManifest(repository, signatureTag(digest), OCI_MANIFEST);
   if (!m) return { layers: [] };
-  let layers: SignatureLayer[];
-  try {
-    layers = parseSignatureManifest(m.body);
-  } catch {
-    throw new SignetError('REGISTRY_PROTOCOL', `${client.host}/${repository}:${signatureTag(digest)} is not a JSON manifest`);
-  }
+  const layers = parseSignatureManifest(m.document, `${client.host}/${repository}:${signatureTag(digest)}`);
   if (layers.length > COSIGN_MAX_LAYERS) {
     return { layers: [], refused: `the .sig has ${layers.length} layers and cosign reads none of a .sig with more than ${COSIGN_MAX_LAYERS}` };
   }

@@ -69,7 +69,7 @@ export async function verifyImage(ref: string, deps: VerifyDeps): Promise<Verify
   const image = { reference: ref, host, repository: r.repository, ...(r.tag ? { tag: r.tag } : {}), digest: m.digest, mediaType: m.mediaType };
 
   if (r.tag && isAttachmentTag(r.tag)) return { image, rule: { none: 'signature or attachment tag (written by a signer)' }, ok: true, manifests: [] };
-  const shape = imageShape(m.body, m.mediaType, m.digest);
+  const shape = imageShape(m);
   if (shape.kind === 'skip') return { image, rule: { none: shape.reason }, ok: true, manifests: [] };
 
   const decision = requirementFor(deps.rules, host, r.repository, r.tag, m.digest, { byDigest: !r.tag });

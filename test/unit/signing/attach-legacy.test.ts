@@ -42,7 +42,7 @@ const noLock = { withLock: <T>(_n: string, fn: () => Promise<T>) => fn() } as un
 const digestOf = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 async function layers(repo: string, digest: string) {
   const m = await client.getManifest(repo, `${digest.replace(':', '-')}.sig`, OCI);
-  return m ? parseSignatureManifest(m.body) : [];
+  return m ? parseSignatureManifest(m.document, 'test .sig') : [];
 }
 /** Another writer: put this exact layer list in the .sig manifest. */
 async function writeLayers(repo: string, digest: string, list: ReturnType<typeof signatureLayer>[], payload: Buffer) {

@@ -68,8 +68,8 @@ describe('sigstore bundle pieces', () => {
     const doc = JSON.parse(first.body.toString());
     expect(doc).toMatchObject({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json' });
     expect(Object.keys(doc.manifests[0].annotations)).toEqual(['a', 'b']);
-    expect(appendToIndex(first.body, [d('a')]).changed).toBe(false);
-    const withExtra = Buffer.from(JSON.stringify({ ...doc, annotations: { keep: 'me' } }));
+    expect(appendToIndex(doc, [d('a')]).changed).toBe(false);
+    const withExtra = { ...doc, annotations: { keep: 'me' } };
     const next = JSON.parse(appendToIndex(withExtra, [d('a'), d('b')]).body.toString());
     expect(next.manifests.map((m: any) => m.digest[7])).toEqual(['a', 'b']);
     expect(next.annotations).toEqual({ keep: 'me' });

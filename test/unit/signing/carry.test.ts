@@ -46,7 +46,7 @@ async function write(repo: string, digest: string, list: SignatureLayer[], blobs
 }
 async function read(repo: string, digest: string) {
   const m = await client.getManifest(repo, sigTag(digest), OCI);
-  return m ? parseSignatureManifest(m.body) : [];
+  return m ? parseSignatureManifest(m.document, 'test .sig') : [];
 }
 
 beforeAll(async () => {

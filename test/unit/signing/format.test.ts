@@ -35,6 +35,6 @@ describe('legacy .sig manifest', () => {
     expect(config.toString()).toBe(
       `{"architecture":"","created":"0001-01-01T00:00:00Z","history":[{"created":"0001-01-01T00:00:00Z"},{"created":"0001-01-01T00:00:00Z"}],"os":"","rootfs":{"type":"layers","diff_ids":["${sha256Digest(p)}","${sha256Digest(p)}"]},"config":{}}`,
     );
-    expect(parseSignatureManifest(manifest)).toEqual([l, l]);
+    expect(parseSignatureManifest(JSON.parse(manifest.toString()), 'test .sig')).toEqual([l, l]);
   });
 });

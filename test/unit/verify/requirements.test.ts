@@ -4,6 +4,7 @@ import { compileRules } from '../../../src/config/rules.js';
 import type { RuleConfig } from '../../../src/config/schema.js';
 import type { KeyProvider } from '../../../src/kms/types.js';
 import { OCI_INDEX, OCI_MANIFEST } from '../../../src/registry/media-types.js';
+import { parseManifest } from '../../../src/registry/schemas.js';
 import { signatureLayer, type SignatureLayer } from '../../../src/signing/legacy-sig.js';
 import { simpleSigningPayload } from '../../../src/signing/payload.js';
 import { COSIGN_BUNDLE_ANNOTATION } from '../../../src/transparency/entries.js';
@@ -105,21 +106,22 @@ describe('checkKey: is a required signature present', () => {
   });
 });
 
+/** imageShape of `doc` as the registry client reads it (body parsed and checked against its media type). */
+function shape(doc: object, mediaType: string) {
+  return imageShape({ ...parseManifest(Buffer.from(JSON.stringify(doc)), mediaType, 'test manifest'), digest: D });
+}
+
 describe('imageShape: what the pipeline signs for a manifest', () => {
   it('an index and each child, with platforms; referrers and other types are skipped', () => {
     const c1 = `sha256:${'1'.repeat(64)}`;
     const c2 = `sha256:${'2'.repeat(64)}`;
-    const index = Buffer.from(
-      JSON.stringify({
-        mediaType: OCI_INDEX,
-        manifests: [
-          { digest: c1, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-          { digest: c2 },
-          { digest: c1 },
-        ],
-      }),
-    );
-    expect(imageShape(index, OCI_INDEX, D)).toEqual({
+    const desc = (digest: string, extra: object = {}) => ({ mediaType: OCI_MANIFEST, digest, size: 10, ...extra });
+    const index = {
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: [desc(c1, { platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } }), desc(c2), desc(c1)],
+    };
+    expect(shape(index, OCI_INDEX)).toEqual({
       kind: 'signable',
       digest: D,
       mediaType: OCI_INDEX,
@@ -129,7 +131,8 @@ describe('imageShape: what the pipeline signs for a manifest', () => {
         { digest: c2, role: 'child' },
       ],
     });
-    expect(imageShape(Buffer.from('{"subject":{"digest":"x"}}'), OCI_MANIFEST, D)).toMatchObject({ kind: 'skip', reason: expect.stringContaining('subject') });
-    expect(imageShape(Buffer.from('{}'), 'application/vnd.docker.distribution.manifest.v1+prettyjws', D)).toMatchObject({ kind: 'skip' });
+    const referrer = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: desc(c1), layers: [], subject: desc(c2) };
+    expect(shape(referrer, OCI_MANIFEST)).toMatchObject({ kind: 'skip', reason: expect.stringContaining('subject') });
+    expect(shape({}, 'application/vnd.docker.distribution.manifest.v1+prettyjws')).toMatchObject({ kind: 'skip' });
   });
 });
