@@ -11,8 +11,9 @@ export type Checked<T> = { ok: true; value: T } | { ok: false; why: string };
 export function checkShape<S extends z.ZodType>(value: unknown, schema: S): Checked<z.output<S>> {
   const r = schema.safeParse(value);
   if (r.success) return { ok: true, value: r.data };
-  const issue = r.error.issues[0]!;
-  const where = issue.path.length ? issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.').slice(0, 120) : 'the answer';
+  const issue = r.error.issues[0];
+  if (!issue || (!issue.path.length && !isObject(value))) return { ok: false, why: `got ${jsonKind(value)}` };
+  const where = issue.path.length ? issue.path.map(String).join('.').slice(0, 120) : 'the answer';
   return { ok: false, why: `${where}: ${issue.message.slice(0, 160)}` };
 }
 
@@ -25,4 +26,13 @@ export function parseShape<S extends z.ZodType>(body: Buffer | string, schema: S
     return { ok: false, why: 'not JSON' };
   }
   return checkShape(value, schema);
+}
+
+function isObject(v: unknown): boolean {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** What a JSON value is, for a message that must not carry the value itself. */
+function jsonKind(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'an array' : `a JSON ${typeof v}`;
 }

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { SignetError } from '../errors.js';
+import { checkShape } from '../edge/upstream-json.js';
 import { redactText } from '../log.js';
 import { IMAGE_MANIFEST_TYPES, INDEX_TYPES, OCI_INDEX } from './media-types.js';
 
@@ -85,17 +86,6 @@ function protocolError(what: string, why: string): SignetError {
   return new SignetError('REGISTRY_PROTOCOL', redactText(`${what}: ${why}`).slice(0, 500));
 }
 
-/** A short description of the first problem zod found. */
-function firstIssue(err: z.ZodError): string {
-  const i = err.issues[0];
-  if (!i) return 'unexpected shape';
-  return `${i.path.length ? `${i.path.join('.')}: ` : ''}${i.message}`;
-}
-
-function jsonKind(v: unknown): string {
-  return v === null ? 'null' : Array.isArray(v) ? 'an array' : `a JSON ${typeof v}`;
-}
-
 function parseJson(body: Buffer, what: string): unknown {
   try {
     return JSON.parse(body.toString('utf8'));
@@ -105,10 +95,9 @@ function parseJson(body: Buffer, what: string): unknown {
 }
 
 function check<S extends z.ZodType>(v: unknown, schema: S, what: string): z.infer<S> {
-  const r = schema.safeParse(v);
-  if (r.success) return r.data;
-  const shape = v !== null && typeof v === 'object' && !Array.isArray(v) ? firstIssue(r.error) : `got ${jsonKind(v)}`;
-  throw protocolError(what, `answered JSON of the wrong shape (${shape})`);
+  const r = checkShape(v, schema);
+  if (r.ok) return r.value;
+  throw protocolError(what, `answered JSON of the wrong shape (${r.why})`);
 }
 
 /** Checks JSON already parsed (a manifest's `document`) against `schema`, like parseRegistryJson. */
