@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { RegistryClient } from '../../src/registry/client.js';
 
 export interface FakeOci {
   host: string;
@@ -106,4 +107,25 @@ export async function startFakeOci(): Promise<FakeOci> {
         server.close(() => r());
       }),
   }) as FakeOci;
+}
+
+export interface FakeOciClient {
+  reg: FakeOci;
+  client: RegistryClient;
+  /** Closes the client, then stops the registry. */
+  stop(): Promise<void>;
+}
+
+/** A fake registry and signet's registry client for it (plain http, 8 connections, 5 s timeout, no write verification). */
+export async function startFakeOciClient(): Promise<FakeOciClient> {
+  const reg = await startFakeOci();
+  const client = new RegistryClient({ host: reg.host, insecure: true, aliases: [], authHosts: [], maxConcurrency: 8, timeoutMs: 5000, verifyWrites: false });
+  return {
+    reg,
+    client,
+    async stop() {
+      await client.close();
+      await reg.stop();
+    },
+  };
 }

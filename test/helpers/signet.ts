@@ -2,13 +2,16 @@
  * Runs signet in the test process (receiver and/or worker) on a config text, with logs captured
  * as parsed JSON lines, and its own Redis key prefix so tests never see each other's jobs.
  */
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { parseConfigText } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { createRuntime, startService, type Runtime, type Service } from '../../src/runtime.js';
+import { tempDir } from './cosign.js';
 
 export const REDIS_URL = process.env.SIGNET_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -21,6 +24,27 @@ export interface RunningSignet {
   metrics: Metrics;
   logs: Record<string, any>[];
   stop(): Promise<void>;
+}
+
+/** A temp directory (signet's `baseDir`) holding a fresh file key. */
+export interface KeyDir {
+  dir: string;
+  /** `k.pub`, the public half, for `cosignVerify`. */
+  pub: string;
+  remove: () => void;
+}
+
+/**
+ * A temp directory with a fresh P-256 key: `k.pem` (PKCS#8, mode 0600) for
+ * `keys: [{ name: k, provider: file, path: k.pem }]` with `baseDir: dir`, and `k.pub` (SPKI).
+ */
+export function tempKeyDir(): KeyDir {
+  const tmp = tempDir();
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  writeFileSync(path.join(tmp.dir, 'k.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  const pub = path.join(tmp.dir, 'k.pub');
+  writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
+  return { ...tmp, pub };
 }
 
 export function uniquePrefix(): string {

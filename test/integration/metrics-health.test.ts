@@ -4,17 +4,13 @@
  * when Redis, the key and both registries answer; 503 naming the registry once it is stopped and
  * Redis once it is killed; back when Redis is back.
  */
-import { generateKeyPairSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../helpers/cosign.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { pushImage } from '../helpers/images.js';
 import { freePort } from '../helpers/ports.js';
 import { ownRedis, type OwnRedis } from '../helpers/redis-server.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { startSignet, waitFor, type RunningSignet } from '../helpers/signet.js';
+import { startSignet, tempKeyDir, waitFor, type KeyDir, type RunningSignet } from '../helpers/signet.js';
 
 const SECRET = 'metrics-hook-secret-0123456789';
 
@@ -23,12 +19,10 @@ let registry: RunningRegistry;
 let spare: RunningRegistry;
 let proxy: FaultProxy;
 let signet: RunningSignet;
-let tmp: { dir: string; remove: () => void };
+let tmp: KeyDir;
 
 beforeAll(async () => {
-  tmp = tempDir();
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  writeFileSync(path.join(tmp.dir, 'k.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  tmp = tempKeyDir();
   redis = await ownRedis();
   const port = await freePort();
   registry = await startRegistry({

@@ -5,12 +5,10 @@
  * for every webhook: failed authentications spend a bucket of their own (401, then 429 with the
  * connection closed) and the warn line about them is sampled.
  */
-import { createHmac, generateKeyPairSync } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../helpers/cosign.js';
-import { startSignet, type RunningSignet } from '../helpers/signet.js';
+import { startSignet, tempKeyDir, type KeyDir, type RunningSignet } from '../helpers/signet.js';
 
 const SECRET = 'auth-limit-secret-0123456789';
 const REAL = 20;
@@ -25,11 +23,9 @@ rules: [{ match: "registry.example.com/**", keys: [k] }, { match: "ghcr.io/**", 
 `;
 
 let signet: RunningSignet;
-let tmp: { dir: string; remove: () => void };
+let tmp: KeyDir;
 beforeAll(async () => {
-  tmp = tempDir();
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  writeFileSync(path.join(tmp.dir, 'k.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  tmp = tempKeyDir();
   signet = await startSignet(yaml, { baseDir: tmp.dir, roles: { receiver: true, worker: false } });
 });
 afterAll(async () => {

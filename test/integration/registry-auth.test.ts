@@ -3,34 +3,28 @@
  * (over TLS with a private CA: caFile) and the bearer-token challenge flow (a token server the
  * test runs). The signatures it writes there verify with cosign using the same credentials.
  */
-import { generateKeyPairSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { registrySchema } from '../../src/config/schema.js';
-import { cosignVerify, tempDir } from '../helpers/cosign.js';
+import { cosignVerify } from '../helpers/cosign.js';
 import { pushImage } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { createRuntime } from '../../src/runtime.js';
 import { createLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
-import { deletePrefix, REDIS_URL, uniquePrefix } from '../helpers/signet.js';
+import { deletePrefix, REDIS_URL, tempKeyDir, uniquePrefix, type KeyDir } from '../helpers/signet.js';
 import { Writable } from 'node:stream';
 
 const creds = { username: 'signet', password: 'registry-pass-1' };
 let basic: RunningRegistry;
 let token: RunningRegistry;
-let tmp: { dir: string; remove: () => void };
+let tmp: KeyDir;
 let pubPath: string;
 
 beforeAll(async () => {
-  tmp = tempDir();
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  writeFileSync(path.join(tmp.dir, 'k.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  pubPath = path.join(tmp.dir, 'k.pub');
-  writeFileSync(pubPath, publicKey.export({ type: 'spki', format: 'pem' }));
+  tmp = tempKeyDir();
+  pubPath = tmp.pub;
   [basic, token] = await Promise.all([
     startRegistry({ auth: { kind: 'htpasswd', ...creds }, tls: true }),
     startRegistry({ auth: { kind: 'token', ...creds } }),

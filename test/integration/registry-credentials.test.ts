@@ -26,10 +26,10 @@ import { parseConfigText } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { createRuntime } from '../../src/runtime.js';
-import { cosignVerify, tempDir } from '../helpers/cosign.js';
+import { cosignVerify } from '../helpers/cosign.js';
 import { getManifest, pushImage, sigTag } from '../helpers/images.js';
 import { selfSignedCert, startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { deletePrefix, REDIS_URL, uniquePrefix } from '../helpers/signet.js';
+import { deletePrefix, REDIS_URL, tempKeyDir, uniquePrefix, type KeyDir } from '../helpers/signet.js';
 import { fakeJwt, startAcrFront, startEntraStandIn, type AcrFront, type EntraStandIn } from '../helpers/standins/acr-exchange.js';
 import { startEcrStandIn, type EcrStandIn } from '../helpers/standins/ecr.js';
 import { startGarTokenStandIn, type GarTokenStandIn } from '../helpers/standins/gar-token.js';
@@ -43,7 +43,7 @@ const ecrPassword = `ecr-${Date.now()}-pw`;
 const acrRefresh = fakeJwt({ aud: 'acr', grant_type: 'refresh_token', exp: Math.floor(Date.now() / 1000) + 3 * 3600 });
 const garToken = `ya29.signet-test-${Date.now()}`;
 
-let tmp: { dir: string; remove: () => void };
+let tmp: KeyDir;
 let pubPath: string;
 let ecr: EcrStandIn;
 let entra: EntraStandIn;
@@ -56,11 +56,8 @@ let entraCa: string;
 let keyFile: string;
 
 beforeAll(async () => {
-  tmp = tempDir();
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  writeFileSync(path.join(tmp.dir, 'k.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  pubPath = path.join(tmp.dir, 'k.pub');
-  writeFileSync(pubPath, publicKey.export({ type: 'spki', format: 'pem' }));
+  tmp = tempKeyDir();
+  pubPath = tmp.pub;
   const cert = await selfSignedCert(tmp.dir, 'entra', { cn: '127.0.0.1', san: 'IP:127.0.0.1,DNS:localhost' });
   entraCa = cert.certFile;
   [ecr, entra, gar, regEcr, regAcr, regGar] = await Promise.all([

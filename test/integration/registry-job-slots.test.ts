@@ -7,30 +7,24 @@
  * The stand-in (test/helpers/malicious-registry.ts) asks for a token from its own realm and
  * forwards what its tricks do not take to a real registry, so its jobs can also succeed.
  */
-import { generateKeyPairSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_RETRY_AFTER_SECONDS } from '../../src/edge/retry-after.js';
-import { cosignVerify, tempDir } from '../helpers/cosign.js';
+import { cosignVerify } from '../helpers/cosign.js';
 import { pushImage } from '../helpers/images.js';
 import { startMaliciousRegistry, type MaliciousRegistry } from '../helpers/malicious-registry.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { startSignet, waitFor, type RunningSignet } from '../helpers/signet.js';
+import { startSignet, tempKeyDir, waitFor, type KeyDir, type RunningSignet } from '../helpers/signet.js';
 
 let registry: RunningRegistry;
 let other: RunningRegistry;
 let evil: MaliciousRegistry;
 let signet: RunningSignet;
-let tmp: { dir: string; remove: () => void };
+let tmp: KeyDir;
 let pub: string;
 
 beforeAll(async () => {
-  tmp = tempDir();
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  writeFileSync(path.join(tmp.dir, 'k.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  pub = path.join(tmp.dir, 'k.pub');
-  writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
+  tmp = tempKeyDir();
+  pub = tmp.pub;
   [registry, other] = await Promise.all([startRegistry(), startRegistry()]);
   evil = await startMaliciousRegistry({ auth: true, upstream: other.host });
   // two registries, 4 worker slots: each registry may hold 2 (the default maxJobs)

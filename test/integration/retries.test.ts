@@ -3,29 +3,25 @@
  * 503/429/412 or drops connections): retryable failures are retried with backoff and end in a
  * signature cosign accepts; the rest fail the job at once and keep their reason.
  */
-import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cosignVerify, tempDir } from '../helpers/cosign.js';
+import { cosignVerify } from '../helpers/cosign.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { pushImage, tagExisting } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { keySignCalls, REDIS_URL, startSignet, waitFor, type RunningSignet } from '../helpers/signet.js';
+import { keySignCalls, REDIS_URL, startSignet, tempKeyDir, waitFor, type KeyDir, type RunningSignet } from '../helpers/signet.js';
 import { main } from '../../src/cli.js';
 
 let registry: RunningRegistry;
 let proxy: FaultProxy;
 let signet: RunningSignet;
-let tmp: { dir: string; remove: () => void };
+let tmp: KeyDir;
 let pub: string;
 
 beforeAll(async () => {
-  tmp = tempDir();
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  writeFileSync(path.join(tmp.dir, 'k.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  pub = path.join(tmp.dir, 'k.pub');
-  writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
+  tmp = tempKeyDir();
+  pub = tmp.pub;
   registry = await startRegistry();
   proxy = await startFaultProxy(registry.host);
   signet = await startSignet(

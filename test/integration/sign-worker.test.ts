@@ -4,30 +4,24 @@
  * the tag, so both webhooks have the same dedup id); `${pusher}` is filled only from an
  * integration that authenticates its sender.
  */
-import { generateKeyPairSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cosignVerify, tempDir } from '../helpers/cosign.js';
+import { cosignVerify } from '../helpers/cosign.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { getManifest, pushImage, sigTag } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { pendingJobs, startSignet, waitFor, type RunningSignet } from '../helpers/signet.js';
+import { pendingJobs, startSignet, tempKeyDir, waitFor, type KeyDir, type RunningSignet } from '../helpers/signet.js';
 
 const SECRET = 'sign-worker-secret-0123456789';
 
 let registry: RunningRegistry;
 let proxy: FaultProxy;
 let signet: RunningSignet;
-let tmp: { dir: string; remove: () => void };
+let tmp: KeyDir;
 let pub: string;
 
 beforeAll(async () => {
-  tmp = tempDir();
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  writeFileSync(path.join(tmp.dir, 'k.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-  pub = path.join(tmp.dir, 'k.pub');
-  writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
+  tmp = tempKeyDir();
+  pub = tmp.pub;
   registry = await startRegistry();
   proxy = await startFaultProxy(registry.host);
   const yaml = `

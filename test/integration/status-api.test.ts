@@ -5,24 +5,20 @@
  * unknown image); no registry request for a repository no rule covers; 503 quickly while Redis
  * is away (a test-owned redis-server is killed), and answers again once it is back.
  */
-import { generateKeyPairSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../helpers/cosign.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { pushImage } from '../helpers/images.js';
 import { freePort } from '../helpers/ports.js';
 import { ownRedis, type OwnRedis } from '../helpers/redis-server.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { startSignet, waitFor, type RunningSignet } from '../helpers/signet.js';
+import { startSignet, tempKeyDir, waitFor, type KeyDir, type RunningSignet } from '../helpers/signet.js';
 
 const TOKEN = 'api-token-0123456789abcdef';
 let registry: RunningRegistry;
 let proxy: FaultProxy;
 let redis: OwnRedis;
 let signet: RunningSignet;
-let tmp: { dir: string; remove: () => void };
+let tmp: KeyDir;
 let dead: string;
 
 const yaml = (extra: string) => `
@@ -38,9 +34,7 @@ async function api(s: RunningSignet, ref: string, headers: Record<string, string
 }
 
 beforeAll(async () => {
-  tmp = tempDir();
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  writeFileSync(path.join(tmp.dir, 'k.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  tmp = tempKeyDir();
   registry = await startRegistry();
   proxy = await startFaultProxy(registry.host);
   dead = `127.0.0.1:${await freePort()}`;

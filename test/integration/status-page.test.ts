@@ -5,16 +5,14 @@
  * signed. The page refuses a missing or wrong token, the retry endpoint refuses a token that is
  * not in the body or header (query string, cookie), and hostile text is shown as text.
  */
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir } from '../helpers/cosign.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { pushImage } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { startSignet, waitFor, type RunningSignet } from '../helpers/signet.js';
+import { startSignet, tempKeyDir, waitFor, type KeyDir, type RunningSignet } from '../helpers/signet.js';
 
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const TOKEN = 'ui-test-token-0123456789abcdef';
@@ -22,14 +20,12 @@ const TOKEN = 'ui-test-token-0123456789abcdef';
 let registry: RunningRegistry;
 let proxy: FaultProxy;
 let signet: RunningSignet;
-let tmp: { dir: string; remove: () => void };
+let tmp: KeyDir;
 let browser: BrowserContext;
 let page: Page;
 
 beforeAll(async () => {
-  tmp = tempDir();
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  writeFileSync(path.join(tmp.dir, 'k.pem'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  tmp = tempKeyDir();
   registry = await startRegistry();
   proxy = await startFaultProxy(registry.host);
   signet = await startSignet(

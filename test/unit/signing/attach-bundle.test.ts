@@ -6,12 +6,13 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { KeyProvider } from '../../../src/kms/types.js';
-import { RegistryClient } from '../../../src/registry/client.js';
+import type { RegistryClient } from '../../../src/registry/client.js';
 import { attachBundles } from '../../../src/signing/attach-bundle.js';
 import { bundleSignedBy, parseBundle, signStatement, STATEMENT_ANNOTATION } from '../../../src/signing/bundle.js';
 import type { DigestLock } from '../../../src/signing/lock.js';
-import { startFakeOci, type FakeOci } from '../../helpers/fake-oci.js';
+import { startFakeOciClient, type FakeOci, type FakeOciClient } from '../../helpers/fake-oci.js';
 
+let oci: FakeOciClient;
 let reg: FakeOci;
 let client: RegistryClient;
 const locks: string[] = [];
@@ -36,13 +37,9 @@ function key(name: string): KeyProvider & { signs: number } {
 const subject = { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'ab'.repeat(32)}`, size: 123 };
 
 beforeAll(async () => {
-  reg = await startFakeOci();
-  client = new RegistryClient({ host: reg.host, insecure: true, aliases: [], authHosts: [], maxConcurrency: 8, timeoutMs: 5000, verifyWrites: false });
+  ({ reg, client } = oci = await startFakeOciClient());
 });
-afterAll(async () => {
-  await client.close();
-  await reg.stop();
-});
+afterAll(() => oci.stop());
 beforeEach(() => {
   reg.referrersApi = true;
   reg.redirectBlobs = false;

@@ -4,10 +4,9 @@
  * a second one, and what happens when another writer gets between the unlocked plan and the
  * locked write.
  */
-import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { sign } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KeyProvider } from '../../../src/kms/types.js';
-import { RegistryClient } from '../../../src/registry/client.js';
+import type { RegistryClient } from '../../../src/registry/client.js';
 import { attachLegacySignatures } from '../../../src/signing/attach.js';
 import { loadKeyCertificate, setCertificate } from '../../../src/signing/certificate.js';
 import { buildSignatureManifest, parseSignatureManifest, signatureLayer } from '../../../src/signing/legacy-sig.js';
@@ -15,10 +14,12 @@ import type { DigestLock } from '../../../src/signing/lock.js';
 import { simpleSigningPayload } from '../../../src/signing/payload.js';
 import { RekorClient } from '../../../src/transparency/rekor.js';
 import { sha256Digest } from '../../../src/util/digest.js';
-import { startFakeOci, type FakeOci } from '../../helpers/fake-oci.js';
+import { startFakeOciClient, type FakeOci, type FakeOciClient } from '../../helpers/fake-oci.js';
 import { EKU, issueCertificate, makeRootCa } from '../../helpers/pki.js';
 import { startRekor, type RekorStandIn } from '../../helpers/rekor.js';
+import { digestOf, noLock, testKey as key } from '../../helpers/signing-keys.js';
 
+let oci: FakeOciClient;
 let reg: FakeOci;
 let rekor: RekorStandIn;
 let client: RegistryClient;
@@ -27,19 +28,6 @@ const OCI = 'application/vnd.oci.image.manifest.v1+json';
 const BUNDLE = 'dev.sigstore.cosign/bundle';
 const SIG = 'dev.cosignproject.cosign/signature';
 
-function key(name: string) {
-  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const k: KeyProvider & { signs: number; raw: typeof pair } = {
-    name,
-    signs: 0,
-    raw: pair,
-    publicKeyPem: async () => pair.publicKey.export({ type: 'spki', format: 'pem' }) as string,
-    sign: async (_d: Buffer, payload?: Buffer) => (k.signs++, sign('sha256', payload!, pair.privateKey)),
-  };
-  return k;
-}
-const noLock = { withLock: <T>(_n: string, fn: () => Promise<T>) => fn() } as unknown as DigestLock;
-const digestOf = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 async function layers(repo: string, digest: string) {
   const m = await client.getManifest(repo, `${digest.replace(':', '-')}.sig`, OCI);
   return m ? parseSignatureManifest(m.document, 'test .sig') : [];
@@ -53,15 +41,13 @@ async function writeLayers(repo: string, digest: string, list: ReturnType<typeof
 }
 
 beforeAll(async () => {
-  reg = await startFakeOci();
+  ({ reg, client } = oci = await startFakeOciClient());
   rekor = await startRekor();
-  client = new RegistryClient({ host: reg.host, insecure: true, aliases: [], authHosts: [], maxConcurrency: 8, timeoutMs: 5000, verifyWrites: false });
   rc = new RekorClient({ url: rekor.url, retryDelaysMs: [5], attempts: 2 });
 });
 afterAll(async () => {
-  await client.close();
+  await oci.stop();
   await rc.close();
-  await reg.stop();
   await rekor.stop();
 });
 

@@ -4,37 +4,23 @@
  * verifies them, at most 16 verified per read, other layers untouched; a present signature in a poisoned or over-limit .sig is cleaned
  * or refused, never simply reported present. The attach flow runs on the in-memory registry.
  */
-import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { sign } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isSignetError } from '../../../src/errors.js';
-import type { KeyProvider } from '../../../src/kms/types.js';
 import { Metrics } from '../../../src/metrics.js';
-import { RegistryClient } from '../../../src/registry/client.js';
+import type { RegistryClient } from '../../../src/registry/client.js';
 import { attachLegacySignatures } from '../../../src/signing/attach.js';
 import { checkSignatureLimits, MAX_CLAIMS_VERIFIED, triageLayers } from '../../../src/signing/carry.js';
 import { buildSignatureManifest, parseSignatureManifest, signatureLayer, type SignatureLayer } from '../../../src/signing/legacy-sig.js';
-import type { DigestLock } from '../../../src/signing/lock.js';
 import { simpleSigningPayload } from '../../../src/signing/payload.js';
 import { sha256Digest } from '../../../src/util/digest.js';
-import { startFakeOci, type FakeOci } from '../../helpers/fake-oci.js';
+import { startFakeOciClient, type FakeOciClient } from '../../helpers/fake-oci.js';
+import { digestOf, noLock, testKey as key } from '../../helpers/signing-keys.js';
 
-let reg: FakeOci;
+let oci: FakeOciClient;
 let client: RegistryClient;
 const OCI = 'application/vnd.oci.image.manifest.v1+json';
 
-function key(name: string) {
-  const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const k: KeyProvider & { signs: number; raw: typeof pair } = {
-    name,
-    signs: 0,
-    raw: pair,
-    publicKeyPem: async () => pair.publicKey.export({ type: 'spki', format: 'pem' }) as string,
-    sign: async (_d: Buffer, payload?: Buffer) => (k.signs++, sign('sha256', payload!, pair.privateKey)),
-  };
-  return k;
-}
-const noLock = { withLock: <T>(_n: string, fn: () => Promise<T>) => fn() } as unknown as DigestLock;
-const digestOf = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
 const layerBy = (k: ReturnType<typeof key>, payload: Buffer) => signatureLayer(payload, sha256Digest(payload), sign('sha256', payload, k.raw.privateKey).toString('base64'));
 const sigTag = (d: string) => `${d.replace(':', '-')}.sig`;
 
@@ -50,13 +36,9 @@ async function read(repo: string, digest: string) {
 }
 
 beforeAll(async () => {
-  reg = await startFakeOci();
-  client = new RegistryClient({ host: reg.host, insecure: true, aliases: [], authHosts: [], maxConcurrency: 8, timeoutMs: 5000, verifyWrites: false });
+  ({ client } = oci = await startFakeOciClient());
 });
-afterAll(async () => {
-  await client.close();
-  await reg.stop();
-});
+afterAll(() => oci.stop());
 
 describe('triageLayers', () => {
   const ours = key('ours');
