@@ -25,7 +25,7 @@ import { buildBundle, keyId, pae, INTOTO_PAYLOAD_TYPE, referrerAnnotations, refe
 import { buildSignatureManifest, type SignatureLayer } from '../../src/signing/legacy-sig.js';
 import { simpleSigningPayload } from '../../src/signing/payload.js';
 import type { VerifyReport } from '../../src/verify/verify.js';
-import { cosignVerify, tempDir } from '../helpers/cosign.js';
+import { COSIGN3_BIN, cosignVerify, tempDir } from '../helpers/cosign.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { getManifest, pushImage, pushIndex, RegistryClient as KitClient, sha256, sigTag, MT } from '../helpers/images.js';
 import { freePort } from '../helpers/ports.js';
@@ -154,6 +154,8 @@ describe('poisoned .sig (item 4)', () => {
     expect(v.stderr).not.toContain('exceeded the limit');
     expect(v.ok).toBe(true);
     expect(v.payloads).toHaveLength(1);
+    const v3 = await cosignVerify(`${loud.host}/poison/app@${digest}`, file('a.pub'), [], { bin: COSIGN3_BIN() });
+    expect(v3.ok, v3.stderr).toBe(true);
     // 16 planted layers verified and refused, the other 11,984 dropped unchecked
     expect((await metric('signet_signature_layers_dropped_total', {})) - dropped).toBe(12_000);
   }, 120_000);
@@ -195,6 +197,9 @@ describe('poisoned .sig (item 4)', () => {
     const cv = await cosignVerify(`${loud.host}/poison/verify@${img.digest}`, file('a.pub'));
     expect(cv.ok).toBe(false);
     expect(cv.stderr).toContain('exceeded the limit (1000)');
+    const cv3 = await cosignVerify(`${loud.host}/poison/verify@${img.digest}`, file('a.pub'), [], { bin: COSIGN3_BIN() });
+    expect(cv3.ok).toBe(false);
+    expect(cv3.stderr).toContain('exceeded the limit (1000)');
 
     const out: string[] = [];
     const code = await main(['verify', '--json', `${loud.host}/poison/verify:v1`, '-c', cfg], (l) => out.push(l), () => undefined);
