@@ -65,6 +65,8 @@ rules:
   - { match: "${H}/plain/**", keys: [other] }
   - { match: "${H}/both/**", keys: [p256], formats: [legacy, bundle], rekor: ${rekorBlock} }
   - { match: "${H}/pki/**", keys: [certkey], rekor: ${rekorBlock} }
+  - { match: "${H}/bundle/**", keys: [other], formats: [bundle] }
+  - { match: "${H}/bundle-tlog/**", keys: [p256], formats: [bundle], rekor: ${rekorBlock} }
 `;
   writeFileSync(file('signet.yaml'), yaml);
   signet = await startSignet(yaml, { baseDir: tmp.dir });
@@ -210,7 +212,7 @@ describe('signet policy export --for cosign', () => {
     }
   });
 
-  it('legacy and bundle with Rekor: cosign 3.1 reads the bundle with the trusted root, cosign 2.5 the .sig; another log is refused', async () => {
+  it('legacy and bundle with Rekor: cosign 3.1 (which prefers the bundle referrer) and cosign 2.5 (.sig) accept; another log is refused', async () => {
     const ref = await signed('both/app');
     const cmds = readmeCommands(2, 'p256');
     const v3 = await runCommand(cmds['3'], '3', ref);
@@ -225,5 +227,28 @@ describe('signet policy export --for cosign', () => {
     writeFileSync(path.join(wrongDir, 'trusted_root.json'), other.trustedRoot());
     writeFileSync(path.join(wrongDir, 'p256.pub'), readFileSync(path.join(out, 'p256.pub')));
     expect((await runCommand(cmds['3'], '3', ref, wrongDir)).code).not.toBe(0);
+  });
+
+  it('bundle only, without and with Rekor: cosign 3.1 verify and cosign 2.5 verify-attestation --new-bundle-format (as the README writes them) accept; another key or log is refused', async () => {
+    for (const [rule, key, repo] of [[4, 'other', 'bundle/app'], [5, 'p256', 'bundle-tlog/app']] as const) {
+      const ref = await signed(repo);
+      const cmds = readmeCommands(rule, key);
+      expect(cmds['2']).toMatch(/^cosign verify-attestation --new-bundle-format --trusted-root trusted_root\.json /);
+      for (const v of ['3', '2'] as const) {
+        const ok = await runCommand(cmds[v], v, ref);
+        expect(ok.code, `${repo} cosign ${v}: ${ok.stderr}`).toBe(0);
+        const otherKey = key === 'p256' ? 'other' : 'p256';
+        const wrong = await runCommand(cmds[v].replace(`${key}.pub`, `${otherKey}.pub`), v, ref);
+        expect(wrong.code, `${repo} cosign ${v} with another key`).not.toBe(0);
+      }
+    }
+    const wrongDir = file('wrong-log-4');
+    mkdirSync(wrongDir);
+    const other = await startRekor();
+    await other.stop();
+    writeFileSync(path.join(wrongDir, 'trusted_root.json'), other.trustedRoot());
+    writeFileSync(path.join(wrongDir, 'p256.pub'), readFileSync(path.join(out, 'p256.pub')));
+    const ref = await signed('bundle-tlog/two');
+    for (const v of ['3', '2'] as const) expect((await runCommand(readmeCommands(5, 'p256')[v], v, ref, wrongDir)).code, `cosign ${v}, another log`).not.toBe(0);
   });
 });

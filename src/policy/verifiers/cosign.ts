@@ -106,7 +106,8 @@ function commands(rule: PolicyRule, keyFile: string, log: RuleLog | undefined): 
   }
   // The public Rekor: cosign's own trusted root (TUF) already names it.
   const publicLog = log !== undefined && !log.file;
-  lines.push('```sh', '# cosign 3.x', publicLog ? `cosign verify --key ${keyFile} "$IMAGE"` : `cosign verify --key ${keyFile} ${log ? trusted : `${trusted} ${noTlog}`} "$IMAGE"`);
+  // Without a log cosign 3.x needs no trusted root (checked: it then makes no TUF request).
+  lines.push('```sh', '# cosign 3.x', `cosign verify --key ${keyFile}${publicLog ? '' : ` ${log ? trusted : noTlog}`} "$IMAGE"`);
   lines.push('# cosign 2.x');
   const env = log?.file ? `SIGSTORE_REKOR_PUBLIC_KEY=${log.file} ` : '';
   const rekorUrl = log && !publicLog ? ` --rekor-url ${log.url}` : '';
