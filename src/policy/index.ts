@@ -3,6 +3,7 @@
  * become their input, and how their documents are written (one file per object under --out, or
  * one stream on stdout).
  */
+import { X509Certificate } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -56,11 +57,17 @@ function signingOptions(rule: object): Pick<PolicyRule, 'rekor' | 'formats'> {
   return out;
 }
 
+/** The first email or URI subject alternative name of a PEM certificate (what cosign --certificate-identity matches). */
+function certificateIdentity(pem: string): string | undefined {
+  const san = new X509Certificate(pem).subjectAltName ?? '';
+  return /(?:^|, )(?:email|URI):([^,]+)/.exec(san)?.[1];
+}
+
 /** Rules as the exporters see them: key names resolved to their public keys. */
 export async function policyInput(
   config: Pick<Config, 'rules'>,
   providers: ReadonlyMap<string, Pick<KeyProvider, 'publicKeyPem'>>,
-  opts: { name?: string; namespaces?: string[]; certificateOf?: (keyName: string) => { chain?: string } | undefined } = {},
+  opts: { name?: string; namespaces?: string[]; certificateOf?: (keyName: string) => { certificate: string; chain?: string } | undefined } = {},
 ): Promise<PolicyInput> {
   const pems = new Map<string, string>();
   const rules: PolicyRule[] = [];
@@ -72,8 +79,10 @@ export async function policyInput(
         if (!p) throw new PolicyExportError(`rules[${index}] names key "${name}", which is not configured`);
         pems.set(name, await p.publicKeyPem());
       }
-      const chain = opts.certificateOf?.(name)?.chain?.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g);
-      keys.push({ name, pem: pems.get(name)!, ...(chain?.length ? { chain } : {}) });
+      const cert = opts.certificateOf?.(name);
+      const chain = cert?.chain?.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g);
+      const identity = cert && certificateIdentity(cert.certificate);
+      keys.push({ name, pem: pems.get(name)!, ...(chain?.length ? { chain } : {}), ...(identity ? { identity } : {}) });
     }
     rules.push({ index, match: rule.match, keys, identity: rule.identity, ...signingOptions(rule) });
   }

@@ -10,6 +10,8 @@ export interface PolicyKey {
   pem: string;
   /** Bring-your-own-PKI: the key's certificate issuers as PEM blocks, parent first, root last (keys[].chain). */
   chain?: string[];
+  /** Bring-your-own-PKI: the first email or URI subject alternative name of the key's certificate (cosign --certificate-identity). */
+  identity?: string;
 }
 
 export interface PolicyRekor {

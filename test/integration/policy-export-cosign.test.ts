@@ -28,6 +28,8 @@ let out: string;
 let exportErr: string[];
 /** A directory whose `cosign` is cosign 3.1 (put first on PATH). */
 let cosign3Dir: string;
+/** A CA chain that did not issue certkey's certificate. */
+let strangerChain: string[];
 const file = (...p: string[]) => path.join(tmp.dir, ...p);
 
 function writeKey(name: string): import('node:crypto').KeyObject {
@@ -45,6 +47,8 @@ beforeAll(async () => {
   const inter = makeIntermediateCa(root);
   writeFileSync(file('certkey.crt'), issueCertificate({ cn: 'signet signer', publicKey: certPub, issuer: inter, eku: [EKU.codeSigning], email: 'signet@example.com' }));
   writeFileSync(file('chain.pem'), inter.pem + root.pem);
+  const stranger = makeRootCa('some other root');
+  strangerChain = [makeIntermediateCa(stranger).pem, stranger.pem];
   cosign3Dir = file('cosign3-bin');
   mkdirSync(cosign3Dir);
   symlinkSync(COSIGN3_BIN(), path.join(cosign3Dir, 'cosign'));
@@ -67,6 +71,8 @@ rules:
   - { match: "${H}/pki/**", keys: [certkey], rekor: ${rekorBlock} }
   - { match: "${H}/bundle/**", keys: [other], formats: [bundle] }
   - { match: "${H}/bundle-tlog/**", keys: [p256], formats: [bundle], rekor: ${rekorBlock} }
+  - { match: "${H}/pkib/**", keys: [certkey], formats: [legacy, bundle], rekor: ${rekorBlock} }
+  - { match: "${H}/pkin/**", keys: [certkey], formats: [bundle] }
 `;
   writeFileSync(file('signet.yaml'), yaml);
   signet = await startSignet(yaml, { baseDir: tmp.dir });
@@ -250,5 +256,55 @@ describe('signet policy export --for cosign', () => {
     writeFileSync(path.join(wrongDir, 'p256.pub'), readFileSync(path.join(out, 'p256.pub')));
     const ref = await signed('bundle-tlog/two');
     for (const v of ['3', '2'] as const) expect((await runCommand(readmeCommands(5, 'p256')[v], v, ref, wrongDir)).code, `cosign ${v}, another log`).not.toBe(0);
+  });
+
+  it('a key with a certificate chain, bundle and Rekor: cosign 3.1 checks the certificate against the exported CA and log (another CA, another identity refused); cosign 2.5 the .sig with the key', async () => {
+    const ref = await signed('pkib/app');
+    const cmds = readmeCommands(6, 'certkey');
+    expect(cmds['3']).toBe(
+      `cosign verify --trusted-root trusted_root.json --certificate-identity signet@example.com --certificate-oidc-issuer-regexp '.*' --insecure-ignore-sct=true "$IMAGE"`,
+    );
+    const v3 = await runCommand(cmds['3'], '3', ref);
+    console.log(`cosign 3.1 verify (BYO-PKI bundle + Rekor, trusted root CA): exit ${v3.code}\n${v3.stderr}`);
+    expect(v3.code, v3.stderr).toBe(0);
+    expect(v3.stderr).toMatch(/verified using trusted certificate authority certificates/);
+    const v2 = await runCommand(cmds['2'], '2', ref);
+    expect(v2.code, v2.stderr).toBe(0);
+    // negative controls: the same log with a CA that did not issue the certificate; another identity
+    const wrongDir = file('wrong-ca');
+    mkdirSync(wrongDir);
+    writeFileSync(path.join(wrongDir, 'trusted_root.json'), rekor.trustedRoot({ certificateAuthorities: [{ certificates: strangerChain }] }));
+    const wrongCa = await runCommand(cmds['3'], '3', ref, wrongDir);
+    expect(wrongCa.code, 'another CA').not.toBe(0);
+    const wrongId = await runCommand(cmds['3'].replace('signet@example.com', 'someone@example.com'), '3', ref);
+    expect(wrongId.code, 'another identity').not.toBe(0);
+    // what cosign 3 says to --key on a certificate bundle (why the README does not write it)
+    const byKey = await runCommand('cosign verify --key certkey.pub --trusted-root trusted_root.json "$IMAGE"', '3', ref);
+    expect(byKey.stderr).toMatch(/expected key signature, not certificate/);
+  });
+
+  it('a key with a certificate chain, bundle only, no Rekor: cosign 3.1 verify and cosign 2.5 verify-attestation (SIGSTORE_ROOT_FILE) accept; another CA is refused', async () => {
+    const ref = await signed('pkin/app');
+    const cmds = readmeCommands(7, 'certkey');
+    expect(cmds['2']).toMatch(/^SIGSTORE_ROOT_FILE=certkey\.chain\.pem cosign verify-attestation --new-bundle-format --trusted-root trusted_root\.json --certificate-identity signet@example\.com /);
+    for (const v of ['3', '2'] as const) {
+      const ok = await runCommand(cmds[v], v, ref);
+      expect(ok.code, `cosign ${v}: ${ok.stderr}`).toBe(0);
+    }
+    const wrongDir = file('wrong-ca-2');
+    mkdirSync(wrongDir);
+    const { trustedRoot } = await import('../../src/policy/verifiers/cosign.js');
+    writeFileSync(path.join(wrongDir, 'trusted_root.json'), JSON.stringify(trustedRoot([], [strangerChain])));
+    writeFileSync(path.join(wrongDir, 'certkey.chain.pem'), strangerChain.join(''));
+    for (const v of ['3', '2'] as const) expect((await runCommand(cmds[v], v, ref, wrongDir)).code, `cosign ${v}, another CA`).not.toBe(0);
+  });
+
+  it('a key with a certificate chain, legacy only, Rekor: cosign 2.5 accepts the README command (cosign 3.1 refuses: see docs/verifiers.md)', async () => {
+    const ref = await signed('pki/app');
+    const cmds = readmeCommands(3, 'certkey');
+    const v2 = await runCommand(cmds['2'], '2', ref);
+    expect(v2.code, v2.stderr).toBe(0);
+    const v3 = await runCommand(cmds['3'], '3', ref);
+    console.log(`cosign 3.1 verify (BYO-PKI legacy + Rekor, --key): exit ${v3.code}\n${v3.stderr}`);
   });
 });

@@ -8,6 +8,7 @@
  *                       with a certificate (bring-your-own PKI). No timestamp authorities (signet
  *                       has no TSA support yet) and no CT logs (signet's certificates have no SCT).
  *   <key>.pub           each key the rules use (SPKI PEM, what `signet keys export` prints)
+ *   <key>.chain.pem     a key's certificate chain (bring-your-own PKI), for cosign 2.x SIGSTORE_ROOT_FILE
  *   rekor.pub           the Rekor public key (rekor-<n>.pub when the rules use several logs)
  *   README.md           per rule and key, the `cosign verify` command for cosign 3.x and 2.x
  *
@@ -18,7 +19,7 @@
  * `validFor.start` the root's notBefore; empty lists are left out.
  */
 import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { normalizePem, PolicyExportError, rekorNotes, ruleLabel, writesLegacy, type ExportResult, type PolicyDocument, type PolicyInput, type PolicyRule, type VerifierExporter } from '../model.js';
+import { normalizePem, PolicyExportError, rekorNotes, ruleLabel, writesLegacy, type ExportResult, type PolicyDocument, type PolicyInput, type PolicyKey, type PolicyRule, type VerifierExporter } from '../model.js';
 
 export const TRUSTED_ROOT_MEDIA_TYPE = 'application/vnd.dev.sigstore.trustedroot+json;version=0.1';
 /** signet does not know when a log's key came into use: the whole past, as `cosign trusted-root create` does without a start time. */
@@ -85,18 +86,19 @@ export function trustedRoot(logs: readonly TrustedLog[], chains: readonly (reado
 /** A file name from a key name: letters, digits, `.`, `_`, `-`. */
 const safeName = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[.-]+/, '') || 'key';
 
+/** `s` as one POSIX shell word. */
+const shellWord = (s: string) => (/^[A-Za-z0-9@%+=:,./_-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
 interface RuleLog {
   /** the log's public key file, when the key is known */
   file?: string;
   url: string;
 }
 
-/** The README lines for one rule and key. */
-function commands(rule: PolicyRule, keyFile: string, log: RuleLog | undefined): string[] {
-  const legacy = writesLegacy(rule);
+/** The README lines for one rule and key (`files`: the key's .pub and, with a chain, its .chain.pem). */
+function commands(rule: PolicyRule, key: PolicyKey, files: { pub: string; chain?: string }, log: RuleLog | undefined): string[] {
   const trusted = '--trusted-root trusted_root.json';
   const noTlog = '--insecure-ignore-tlog=true';
-  const lines: string[] = [];
   if (log && !log.file && !PUBLIC_REKOR.test(log.url)) {
     return [
       `Rekor ${log.url} is on for this rule but its public key is not configured, so trusted_root.json cannot name the log.`,
@@ -106,18 +108,26 @@ function commands(rule: PolicyRule, keyFile: string, log: RuleLog | undefined): 
   }
   // The public Rekor: cosign's own trusted root (TUF) already names it.
   const publicLog = log !== undefined && !log.file;
+  const tlog = log ? '' : ` ${noTlog}`;
+  // A bundle made with a certificate is checked against the CA in trusted_root.json and the
+  // certificate's identity: cosign 3 `--key` refuses it ("expected key signature, not certificate").
+  const byCertificate = rule.formats?.includes('bundle') && key.chain && key.identity && files.chain && !publicLog;
+  const identity = byCertificate ? `--certificate-identity ${shellWord(key.identity!)} --certificate-oidc-issuer-regexp '.*' --insecure-ignore-sct=true` : '';
+  const lines = ['```sh', '# cosign 3.x'];
+  if (byCertificate) lines.push(`cosign verify ${trusted} ${identity}${tlog} "$IMAGE"`);
   // Without a log cosign 3.x needs no trusted root (checked: it then makes no TUF request).
-  lines.push('```sh', '# cosign 3.x', `cosign verify --key ${keyFile}${publicLog ? '' : ` ${log ? trusted : noTlog}`} "$IMAGE"`);
+  else lines.push(`cosign verify --key ${files.pub}${publicLog ? '' : ` ${log ? trusted : noTlog}`} "$IMAGE"`);
   lines.push('# cosign 2.x');
   const env = log?.file ? `SIGSTORE_REKOR_PUBLIC_KEY=${log.file} ` : '';
   const rekorUrl = log && !publicLog ? ` --rekor-url ${log.url}` : '';
-  if (legacy) {
-    lines.push(`${env}cosign verify --key ${keyFile}${rekorUrl}${log ? '' : ` ${noTlog}`} "$IMAGE"`);
+  if (writesLegacy(rule)) {
+    lines.push(`${env}cosign verify --key ${files.pub}${rekorUrl}${tlog} "$IMAGE"`);
+  } else if (byCertificate) {
+    // cosign 2.x loads its CA roots (SIGSTORE_ROOT_FILE, else TUF) before it reads the trusted root.
+    lines.push(`SIGSTORE_ROOT_FILE=${files.chain} cosign verify-attestation --new-bundle-format ${trusted} ${identity}${tlog} --type ${COSIGN_SIGN_PREDICATE} "$IMAGE"`);
   } else {
     // cosign 2.x `verify` reads only the .sig tag; bundles go through verify-attestation.
-    lines.push(
-      `cosign verify-attestation --new-bundle-format ${publicLog ? '' : `${trusted} `}--key ${keyFile}${log ? '' : ` ${noTlog}`} --type ${COSIGN_SIGN_PREDICATE} "$IMAGE"`,
-    );
+    lines.push(`cosign verify-attestation --new-bundle-format ${publicLog ? '' : `${trusted} `}--key ${files.pub}${tlog} --type ${COSIGN_SIGN_PREDICATE} "$IMAGE"`);
   }
   lines.push('```', '');
   return lines;
@@ -132,18 +142,20 @@ export const cosignExporter: VerifierExporter = {
     if (input.rules.length === 0) return { documents, notes: ['cosign: the config has no rules: nothing to verify'] };
 
     // Files for the keys (one per distinct key name) and the logs (one per distinct log key).
-    const keyFiles = new Map<string, string>();
+    const keyFiles = new Map<string, { pub: string; chain?: string }>();
     const used = new Set<string>();
     const logs: (TrustedLog & { file: string })[] = [];
     const chains = new Map<string, string[]>();
     for (const rule of input.rules) {
       for (const k of rule.keys) {
         if (!keyFiles.has(k.name)) {
-          let file = `${safeName(k.name)}.pub`;
-          for (let i = 2; used.has(file); i++) file = `${safeName(k.name)}-${i}.pub`;
-          used.add(file);
-          keyFiles.set(k.name, file);
-          documents.push({ file, content: {}, text: normalizePem(k.pem) });
+          let base = safeName(k.name);
+          for (let i = 2; used.has(base); i++) base = `${safeName(k.name)}-${i}`;
+          used.add(base);
+          const files = { pub: `${base}.pub`, ...(k.chain?.length ? { chain: `${base}.chain.pem` } : {}) };
+          keyFiles.set(k.name, files);
+          documents.push({ file: files.pub, content: {}, text: normalizePem(k.pem) });
+          if (files.chain) documents.push({ file: files.chain, content: {}, text: k.chain!.map((c) => (c.endsWith('\n') ? c : `${c}\n`)).join('') });
         }
         if (k.chain?.length && !chains.has(k.chain.join(''))) chains.set(k.chain.join(''), k.chain);
       }
@@ -188,14 +200,16 @@ export const cosignExporter: VerifierExporter = {
       readme.push(`## ${ruleLabel(rule)}`, '');
       readme.push(`Formats: ${(rule.formats ?? ['legacy']).join(', ')}; Rekor: ${log ? log.url : 'none'}.`, '');
       for (const k of rule.keys) {
-        readme.push(`### key ${k.name}`, '', ...commands(rule, keyFiles.get(k.name)!, log));
+        readme.push(`### key ${k.name}`, '', ...commands(rule, k, keyFiles.get(k.name)!, log));
         if (k.chain?.length) {
+          const legacyOnly = !rule.formats?.includes('bundle');
           readme.push(
-            `Key ${k.name} has a certificate: its CA chain is in trusted_root.json. \`--key\` checks the signature with the key alone.`,
-            ...(log ? ['cosign 3.0.3 and later refuse a legacy signature with a certificate whose Rekor entry names the key, which is what signet writes today.'] : []),
+            `Key ${k.name} has a certificate${k.identity ? ` (${k.identity})` : ''}: its CA chain is in trusted_root.json and ${keyFiles.get(k.name)!.chain}. \`--key\` checks a \`.sig\` signature with the key alone.`,
+            ...(log && legacyOnly ? ['cosign 3.0.3 and later refuse its legacy signature checked against the log: the Rekor entry signet writes names the key, cosign wants the certificate.'] : []),
             '',
           );
-          if (log) notes.push(`cosign: ${ruleLabel(rule)}: key ${k.name} has a certificate and Rekor is on: cosign >= 3.0.3 refuses its legacy signatures (the entry names the key, not the certificate)`);
+          if (log && legacyOnly) notes.push(`cosign: ${ruleLabel(rule)}: key ${k.name} has a certificate and Rekor is on: cosign >= 3.0.3 refuses its legacy signatures (the entry names the key, not the certificate); add bundle to the rule's formats`);
+          if (!k.identity) notes.push(`cosign: key ${k.name}: its certificate has no email or URI subject alternative name, so there is no --certificate-identity to check`);
         }
       }
     }

@@ -143,15 +143,37 @@ describe('--for cosign', () => {
     expect(r.notes.join('\n')).toMatch(/rekor.required false/);
   });
 
-  it('keys with a certificate chain: one CertificateAuthority per distinct chain; with Rekor the cosign >= 3.0.3 limitation is noted', () => {
+  it('keys with a certificate chain: one CertificateAuthority per distinct chain, a .chain.pem per key; legacy-only with Rekor notes the cosign >= 3.0.3 limitation', () => {
     const root = makeRootCa();
     const inter = makeIntermediateCa(root);
     const chain = [inter.pem, root.pem];
-    const r = exported({ rules: [rule(0, [key('c1', { chain }), key('c2', { chain })], { rekor }), rule(1, [key('plain')])] });
+    const r = exported({ rules: [rule(0, [key('c1', { chain, identity: 'a@example.com' }), key('c2', { chain })], { rekor }), rule(1, [key('plain')])] });
     expect(r.root.certificateAuthorities).toHaveLength(1);
     expect(r.root.certificateAuthorities[0].certChain.certificates).toHaveLength(2);
+    expect(r.byFile.get('c1.chain.pem')!.text).toBe(inter.pem + root.pem);
+    expect(r.byFile.has('plain.chain.pem')).toBe(false);
     expect(r.notes.join('\n')).toMatch(/key c1 has a certificate and Rekor is on: cosign >= 3.0.3 refuses/);
+    expect(r.notes.join('\n')).toMatch(/key c2: its certificate has no email or URI subject alternative name/);
     expect(r.section(0, 'c1')).toMatch(/CA chain is in trusted_root.json/);
+    // legacy only: --key (cosign verifies the .sig with the key)
+    expect(r.cmd(0, 'c1', '3')).toBe('cosign verify --key c1.pub --trusted-root trusted_root.json "$IMAGE"');
+  });
+
+  it('a certificate key on a bundle rule: cosign 3.x checks the certificate (trusted root + identity); 2.x bundle-only gets SIGSTORE_ROOT_FILE; odd identities are shell-quoted', () => {
+    const root = makeRootCa();
+    const chain = [makeIntermediateCa(root).pem, root.pem];
+    const c = key('c', { chain, identity: 'signer@example.com' });
+    const q = key('q', { chain, identity: "https://ci.example/it's?x=1&y" });
+    const r = exported({ rules: [rule(0, [c], { formats: ['legacy', 'bundle'], rekor }), rule(1, [c, q], { formats: ['bundle'] })] });
+    const id = "--certificate-identity signer@example.com --certificate-oidc-issuer-regexp '.*' --insecure-ignore-sct=true";
+    expect(r.cmd(0, 'c', '3')).toBe(`cosign verify --trusted-root trusted_root.json ${id} "$IMAGE"`);
+    expect(r.cmd(0, 'c', '2')).toBe('SIGSTORE_REKOR_PUBLIC_KEY=rekor.pub cosign verify --key c.pub --rekor-url https://rekor.internal.example "$IMAGE"');
+    expect(r.cmd(1, 'c', '3')).toBe(`cosign verify --trusted-root trusted_root.json ${id} --insecure-ignore-tlog=true "$IMAGE"`);
+    expect(r.cmd(1, 'c', '2')).toBe(
+      `SIGSTORE_ROOT_FILE=c.chain.pem cosign verify-attestation --new-bundle-format --trusted-root trusted_root.json ${id} --insecure-ignore-tlog=true --type https://sigstore.dev/cosign/sign/v1 "$IMAGE"`,
+    );
+    expect(r.cmd(1, 'q', '3')).toContain(`--certificate-identity 'https://ci.example/it'\\''s?x=1&y' `);
+    expect(r.notes.join('\n')).not.toMatch(/3\.0\.3/);
   });
 
   it('no rules: nothing written, a note', () => {
