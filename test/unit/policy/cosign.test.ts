@@ -6,10 +6,10 @@
 import { createHash, createPublicKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { runExporters, serializeStream, type PolicyInput, type PolicyKey, type PolicyRule } from '../../../src/policy/index.js';
+import { policyInput, runExporters, serializeStream, type PolicyInput, type PolicyKey, type PolicyRule } from '../../../src/policy/index.js';
 import { PolicyExportError } from '../../../src/policy/model.js';
 import { cosignExporter, LOG_VALID_FROM, TRUSTED_ROOT_MEDIA_TYPE, trustedRoot } from '../../../src/policy/verifiers/cosign.js';
-import { makeIntermediateCa, makeRootCa } from '../../helpers/pki.js';
+import { EKU, issueCertificate, makeIntermediateCa, makeRootCa } from '../../helpers/pki.js';
 import { trustedRootSchema } from './verifier-checks.js';
 
 const ecPem = (curve = 'P-256') => generateKeyPairSync('ec', { namedCurve: curve }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
@@ -190,5 +190,26 @@ describe('--for cosign', () => {
     const json = JSON.parse(serializeStream(docs, 'json'));
     expect(json[0].mediaType).toBe(TRUSTED_ROOT_MEDIA_TYPE);
     expect(json[1]).toEqual({ file: 'k.pub', text: k.pem });
+  });
+
+  it('policyInput: a key\'s certificate gives its chain (one PEM per certificate) and its email or URI SAN as identity', async () => {
+    const root = makeRootCa();
+    const inter = makeIntermediateCa(root);
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const certificate = issueCertificate({ cn: 'signer', publicKey, issuer: inter, eku: [EKU.codeSigning], email: 'signer@example.com' });
+    const input = await policyInput(
+      { rules: [{ match: 'reg.example/**', keys: ['c', 'plain'], identity: 'tag', untagged: 'ignore' }] as any },
+      new Map([
+        ['c', { publicKeyPem: async () => pem }],
+        ['plain', { publicKeyPem: async () => pem }],
+      ]),
+      { certificateOf: (name) => (name === 'c' ? { certificate, chain: inter.pem + root.pem } : undefined) },
+    );
+    const [c, plain] = input.rules[0]!.keys;
+    expect(c!.chain!.map((p) => new X509Certificate(p).subject)).toEqual([new X509Certificate(inter.pem).subject, new X509Certificate(root.pem).subject]);
+    expect(c!.identity).toBe('signer@example.com');
+    expect(plain!.chain).toBeUndefined();
+    expect(plain!.identity).toBeUndefined();
   });
 });
