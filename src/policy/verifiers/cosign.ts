@@ -218,6 +218,6 @@ export const cosignExporter: VerifierExporter = {
 
     documents.unshift({ file: 'trusted_root.json', format: 'json', content: trustedRoot(logs, [...chains.values()]) });
     documents.push({ file: 'README.md', content: {}, text: `${readme.join('\n').trimEnd()}\n` });
-    return { documents, notes };
+    return { documents, notes: [...new Set(notes)] };
   },
 };
