@@ -41,7 +41,7 @@ commands:
   sign IMAGE_REF        sign one image now (host/repo:tag or host/repo@sha256:...)
   config check          validate the config and list every problem with its YAML path
   keys export [NAME]    print the public key (SPKI PEM) of each configured key
-  policy export --for kyverno|policy-controller|openshift|containers|cosign-webhook|all
+  policy export --for kyverno|policy-controller|openshift|containers|cosign-webhook|cosign|all
                         verifier config from the rules and public keys (comma list ok);
                         --out DIR (one file per object), --format yaml|json, --namespace NS
   status IMAGE_REF      signing status per (digest, rule, key) of an image (--json for JSON)

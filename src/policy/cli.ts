@@ -4,6 +4,7 @@
  */
 import type { LoadedConfig } from '../config/load.js';
 import { createKeyProviders } from '../kms/providers.js';
+import { certificateOf } from '../signing/certificate.js';
 import { PolicyExportError, policyInput, resolveVerifiers, runExporters, serializeStream, writeDocuments, type OutputFormat } from './index.js';
 
 export interface PolicyExportFlags {
@@ -33,7 +34,13 @@ export async function policyExport(loaded: LoadedConfig, flags: PolicyExportFlag
     { baseDir: loaded.baseDir },
   );
   try {
-    const input = await policyInput(loaded.config, providers, { namespaces: flags.namespace ?? [] });
+    const input = await policyInput(loaded.config, providers, {
+      namespaces: flags.namespace ?? [],
+      certificateOf: (name) => {
+        const p = providers.get(name);
+        return p && certificateOf(p);
+      },
+    });
     if (input.rules.length === 0) throw new PolicyExportError(`${loaded.source} has no rules: there is nothing for a verifier to check`);
     const results = runExporters(verifiers, input);
     for (const r of results.values()) for (const n of r.notes) err(`note: ${n}`);

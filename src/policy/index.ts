@@ -3,6 +3,7 @@
  * become their input, and how their documents are written (one file per object under --out, or
  * one stream on stdout).
  */
+import { X509Certificate } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -11,6 +12,7 @@ import type { KeyProvider } from '../kms/types.js';
 import { PolicyExportError, type ExportResult, type PolicyDocument, type PolicyInput, type PolicyRule, type VerifierExporter } from './model.js';
 import { PatternError } from './patterns.js';
 import { containersExporter } from './verifiers/containers.js';
+import { cosignExporter } from './verifiers/cosign.js';
 import { cosignWebhookExporter } from './verifiers/cosign-webhook.js';
 import { kyvernoExporter } from './verifiers/kyverno.js';
 import { openshiftExporter } from './verifiers/openshift.js';
@@ -19,7 +21,7 @@ import { policyControllerExporter } from './verifiers/policy-controller.js';
 export { PolicyExportError } from './model.js';
 export type { ExportResult, PolicyDocument, PolicyInput, PolicyKey, PolicyRule, VerifierExporter } from './model.js';
 
-export const verifierExporters: readonly VerifierExporter[] = [kyvernoExporter, policyControllerExporter, openshiftExporter, containersExporter, cosignWebhookExporter];
+export const verifierExporters: readonly VerifierExporter[] = [kyvernoExporter, policyControllerExporter, openshiftExporter, containersExporter, cosignWebhookExporter, cosignExporter];
 const byId = new Map(verifierExporters.map((v) => [v.id, v]));
 
 export const verifierIds = (): string[] => verifierExporters.map((v) => v.id);
@@ -55,8 +57,18 @@ function signingOptions(rule: object): Pick<PolicyRule, 'rekor' | 'formats'> {
   return out;
 }
 
+/** The first email or URI subject alternative name of a PEM certificate (what cosign --certificate-identity matches). */
+function certificateIdentity(pem: string): string | undefined {
+  const san = new X509Certificate(pem).subjectAltName ?? '';
+  return /(?:^|, )(?:email|URI):([^,]+)/.exec(san)?.[1];
+}
+
 /** Rules as the exporters see them: key names resolved to their public keys. */
-export async function policyInput(config: Pick<Config, 'rules'>, providers: ReadonlyMap<string, Pick<KeyProvider, 'publicKeyPem'>>, opts: { name?: string; namespaces?: string[] } = {}): Promise<PolicyInput> {
+export async function policyInput(
+  config: Pick<Config, 'rules'>,
+  providers: ReadonlyMap<string, Pick<KeyProvider, 'publicKeyPem'>>,
+  opts: { name?: string; namespaces?: string[]; certificateOf?: (keyName: string) => { certificate: string; chain?: string } | undefined } = {},
+): Promise<PolicyInput> {
   const pems = new Map<string, string>();
   const rules: PolicyRule[] = [];
   for (const [index, rule] of config.rules.entries()) {
@@ -67,7 +79,10 @@ export async function policyInput(config: Pick<Config, 'rules'>, providers: Read
         if (!p) throw new PolicyExportError(`rules[${index}] names key "${name}", which is not configured`);
         pems.set(name, await p.publicKeyPem());
       }
-      keys.push({ name, pem: pems.get(name)! });
+      const cert = opts.certificateOf?.(name);
+      const chain = cert?.chain?.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g);
+      const identity = cert && certificateIdentity(cert.certificate);
+      keys.push({ name, pem: pems.get(name)!, ...(chain?.length ? { chain } : {}), ...(identity ? { identity } : {}) });
     }
     rules.push({ index, match: rule.match, keys, identity: rule.identity, ...signingOptions(rule) });
   }
@@ -98,11 +113,12 @@ function isK8sObject(d: PolicyDocument): boolean {
 
 /** File name of a document under --out. */
 export function fileName(d: PolicyDocument, format: OutputFormat): string {
-  return isK8sObject(d) ? `${d.file}.${format}` : d.file;
+  return d.text === undefined && isK8sObject(d) ? `${d.file}.${format}` : d.file;
 }
 
 /** The bytes of one document. */
 export function serialize(d: PolicyDocument, format: OutputFormat): string {
+  if (d.text !== undefined) return d.text;
   const as = d.format ?? format;
   if (as === 'json') return `${JSON.stringify(d.content, null, 2)}\n`;
   const comments = (d.comments ?? []).map((c) => `# ${c}`.trimEnd()).join('\n');
@@ -116,11 +132,12 @@ export function serialize(d: PolicyDocument, format: OutputFormat): string {
  */
 export function serializeStream(docs: readonly PolicyDocument[], format: OutputFormat): string {
   if (format === 'json') {
-    if (docs.length === 1) return serialize(docs[0]!, 'json');
+    if (docs.length === 1 && docs[0]!.text === undefined) return serialize(docs[0]!, 'json');
     if (docs.every(isK8sObject)) return `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs.map((d) => d.content) }, null, 2)}\n`;
-    return `${JSON.stringify(docs.map((d) => d.content), null, 2)}\n`;
+    return `${JSON.stringify(docs.map((d) => (d.text === undefined ? d.content : { file: d.file, text: d.text })), null, 2)}\n`;
   }
-  return docs.map((d) => `---\n# file: ${fileName(d, 'yaml')}\n${serialize(d, 'yaml')}`).join('');
+  // a text file (README, PEM) goes into the YAML stream as one string (a literal block)
+  return docs.map((d) => `---\n# file: ${fileName(d, 'yaml')}\n${d.text === undefined ? serialize(d, 'yaml') : stringify(d.text, { lineWidth: 0 })}`).join('');
 }
 
 /** Writes every document under `dir` (per verifier subfolder when several are exported). Returns the paths. */

@@ -8,6 +8,10 @@ export interface PolicyKey {
   name: string;
   /** SPKI PEM ("-----BEGIN PUBLIC KEY-----"), as KeyProvider.publicKeyPem() returns it. */
   pem: string;
+  /** Bring-your-own-PKI: the key's certificate issuers as PEM blocks, parent first, root last (keys[].chain). */
+  chain?: string[];
+  /** Bring-your-own-PKI: the first email or URI subject alternative name of the key's certificate (cosign --certificate-identity). */
+  identity?: string;
 }
 
 export interface PolicyRekor {
@@ -49,6 +53,8 @@ export interface PolicyDocument {
   format?: 'json' | 'yaml';
   /** Comment lines put above the document when it is written as YAML. */
   comments?: string[];
+  /** A plain text file (README, PEM): written as is; `content` is then ignored. */
+  text?: string;
 }
 
 export interface ExportResult {

@@ -78,7 +78,8 @@ describe('signet policy export', () => {
     const out = path.join(tmp.dir, 'out');
     const r = await run('--for', 'all', '--out', out, '--namespace', 'team-a', '--namespace', 'team-b');
     expect(r.code, r.err).toBe(0);
-    expect(readdirSync(out).sort()).toEqual(['containers', 'cosign-webhook', 'kyverno', 'openshift', 'policy-controller']);
+    expect(readdirSync(out).sort()).toEqual(['containers', 'cosign', 'cosign-webhook', 'kyverno', 'openshift', 'policy-controller']);
+    expect(readdirSync(path.join(out, 'cosign')).sort()).toEqual(['README.md', 'p256.pub', 'rsa.pub', 'trusted_root.json']);
     expect(readdirSync(path.join(out, 'cosign-webhook')).sort()).toEqual(['cosignkey-team-a.yaml', 'cosignkey-team-b.yaml']);
     expect(readdirSync(path.join(out, 'openshift'))).toHaveLength(6); // 3 (rule, key) pairs x 2 namespaces
     const policy = JSON.parse(readFileSync(path.join(out, 'containers', 'policy.json'), 'utf8'));

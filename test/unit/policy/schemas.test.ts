@@ -3,7 +3,7 @@
  * published schema (CRDs and docs kept in test/fixtures/policy-schemas, see its README) plus the
  * admission checks those projects run. Negative controls prove the checks can fail.
  */
-import { generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { policyInput, runExporters, serialize, serializeStream, verifierExporters, type ExportResult, type PolicyDocument } from '../../../src/policy/index.js';
 import { PolicyExportError } from '../../../src/policy/model.js';
 import { validateObject } from './crd-validator.js';
-import { checkKubernetesObject, crds, openshiftCel, policyJsonSchema, registriesDSchema, SCHEMAS } from './verifier-checks.js';
+import { checkKubernetesObject, crds, openshiftCel, policyJsonSchema, registriesDSchema, SCHEMAS, trustedRootSchema } from './verifier-checks.js';
 import { sampleInput, sampleKeys } from './sample.js';
 
 const keys = sampleKeys();
@@ -31,7 +31,22 @@ function roundTrip(d: PolicyDocument, format: 'yaml' | 'json'): any {
 }
 
 function problems(d: PolicyDocument, format: 'yaml' | 'json'): string[] {
+  if (d.text !== undefined) {
+    if (d.file.endsWith('.pub')) {
+      try {
+        createPublicKey(d.text);
+        return d.text.startsWith('-----BEGIN PUBLIC KEY-----\n') ? [] : ['not an SPKI PEM'];
+      } catch (e) {
+        return [(e as Error).message];
+      }
+    }
+    return d.file === 'README.md' && d.text.length > 0 ? [] : [`unexpected text file ${d.file}`];
+  }
   const obj = roundTrip(d, format);
+  if (d.file === 'trusted_root.json') {
+    const r = trustedRootSchema.safeParse(obj);
+    return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  }
   if (d.file === 'policy.json') {
     const r = policyJsonSchema.safeParse(obj);
     return r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);

@@ -231,6 +231,46 @@ const section = z
 const registriesDScope = z.string().regex(/^[A-Za-z0-9.-]+(:[0-9]+)?(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})?$/);
 export const registriesDSchema = z.object({ 'default-docker': section.optional(), docker: z.record(registriesDScope, section).optional() }).strict();
 
+/**
+ * sigstore TrustedRoot in its proto3 JSON form (protobuf-specs protos/sigstore_trustroot.proto and
+ * sigstore_common.proto: lowerCamelCase field names, bytes as standard base64, Timestamps as RFC
+ * 3339 in UTC, enums by name), plus what sigstore-go's parser (pkg/root/trusted_root.go) demands:
+ * the v0.1 media type, SHA2_256 logs, a log ID, a public key with raw bytes and validFor.start.
+ */
+const b64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/).refine((v) => v.length % 4 === 0 && v.length > 0, 'not base64');
+const timestamp = z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/, 'not an RFC 3339 UTC timestamp');
+const timeRange = z.object({ start: timestamp, end: timestamp.optional() }).strict();
+const tlogInstance = z
+  .object({
+    baseUrl: z.string().min(1),
+    hashAlgorithm: z.literal('SHA2_256'),
+    publicKey: z
+      .object({ rawBytes: b64, keyDetails: z.enum(['PKIX_ECDSA_P256_SHA_256', 'PKIX_ECDSA_P384_SHA_384', 'PKIX_ECDSA_P521_SHA_512']), validFor: timeRange })
+      .strict(),
+    logId: z.object({ keyId: b64 }).strict(),
+    checkpointKeyId: z.object({ keyId: b64 }).strict().optional(),
+    operator: z.string().optional(),
+  })
+  .strict();
+const certificateAuthority = z
+  .object({
+    subject: z.object({ organization: z.string().optional(), commonName: z.string().optional() }).strict(),
+    uri: z.string().optional(),
+    certChain: z.object({ certificates: z.array(z.object({ rawBytes: b64 }).strict()).min(1) }).strict(),
+    validFor: timeRange,
+    operator: z.string().optional(),
+  })
+  .strict();
+export const trustedRootSchema = z
+  .object({
+    mediaType: z.literal('application/vnd.dev.sigstore.trustedroot+json;version=0.1'),
+    tlogs: z.array(tlogInstance).optional(),
+    certificateAuthorities: z.array(certificateAuthority).optional(),
+    ctlogs: z.array(tlogInstance).optional(),
+    timestampAuthorities: z.array(certificateAuthority).optional(),
+  })
+  .strict();
+
 // ---- the CRDs ----
 
 let cache: Record<string, Crd> | undefined;

@@ -1,0 +1,223 @@
+/**
+ * cosign's own command line (2.x and 3.x): the trust material and the exact `cosign verify`
+ * commands, as files in one directory:
+ *
+ *   trusted_root.json   sigstore TrustedRoot (protobuf-specs sigstore_trustroot.proto, JSON form,
+ *                       media type ...trustedroot+json;version=0.1, the one sigstore-go accepts):
+ *                       the Rekor logs of the rules whose key is known, and the CA chains of keys
+ *                       with a certificate (bring-your-own PKI). No timestamp authorities (signet
+ *                       has no TSA support yet) and no CT logs (signet's certificates have no SCT).
+ *   <key>.pub           each key the rules use (SPKI PEM, what `signet keys export` prints)
+ *   <key>.chain.pem     a key's certificate chain (bring-your-own PKI), for cosign 2.x SIGSTORE_ROOT_FILE
+ *   rekor.pub           the Rekor public key (rekor-<n>.pub when the rules use several logs)
+ *   README.md           per rule and key, the `cosign verify` command for cosign 3.x and 2.x
+ *
+ * The document is shaped like `cosign trusted-root create` (cosign 3.1, sigstore-go
+ * pkg/root/trusted_root_create.go) writes it: tlog `baseUrl`, `hashAlgorithm` SHA2_256,
+ * `publicKey` {rawBytes DER SPKI, keyDetails, validFor.start}, `logId.keyId` = sha256 of the DER
+ * SPKI; a CA's `subject` is its root's O and CN, `certChain` the issuers then the root (DER),
+ * `validFor.start` the root's notBefore; empty lists are left out.
+ */
+import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { normalizePem, PolicyExportError, rekorNotes, ruleLabel, writesLegacy, type ExportResult, type PolicyDocument, type PolicyInput, type PolicyKey, type PolicyRule, type VerifierExporter } from '../model.js';
+
+export const TRUSTED_ROOT_MEDIA_TYPE = 'application/vnd.dev.sigstore.trustedroot+json;version=0.1';
+/** signet does not know when a log's key came into use: the whole past, as `cosign trusted-root create` does without a start time. */
+export const LOG_VALID_FROM = '1970-01-01T00:00:00Z';
+const PUBLIC_REKOR = /^https:\/\/rekor\.sigstore\.dev\/?$/;
+const COSIGN_SIGN_PREDICATE = 'https://sigstore.dev/cosign/sign/v1';
+
+export interface TrustedLog {
+  url: string;
+  publicKeyPem: string;
+}
+
+/** RFC 3339 the way protojson writes a Timestamp: no fractional seconds when there are none. */
+const rfc3339 = (d: Date) => d.toISOString().replace(/\.000Z$/, 'Z');
+
+function keyDetails(key: KeyObject): string {
+  const d = key.asymmetricKeyDetails;
+  if (key.asymmetricKeyType === 'ec') {
+    const curve = { prime256v1: 'P256_SHA_256', secp384r1: 'P384_SHA_384', secp521r1: 'P521_SHA_512' }[d?.namedCurve ?? ''];
+    if (curve) return `PKIX_ECDSA_${curve}`;
+  }
+  throw new PolicyExportError(`a Rekor public key must be ECDSA P-256, P-384 or P-521 (got ${key.asymmetricKeyType} ${d?.namedCurve ?? ''})`.trimEnd());
+}
+
+function tlog(log: TrustedLog): Record<string, unknown> {
+  let key: KeyObject;
+  try {
+    key = createPublicKey(log.publicKeyPem);
+  } catch (e) {
+    throw new PolicyExportError(`Rekor ${log.url}: not a public key PEM: ${(e as Error).message}`);
+  }
+  const der = key.export({ type: 'spki', format: 'der' });
+  return {
+    baseUrl: log.url,
+    hashAlgorithm: 'SHA2_256',
+    publicKey: { rawBytes: der.toString('base64'), keyDetails: keyDetails(key), validFor: { start: LOG_VALID_FROM } },
+    logId: { keyId: createHash('sha256').update(der).digest('base64') },
+  };
+}
+
+/** One CertificateAuthority from a key's chain (issuers, parent first, root last). */
+function certificateAuthority(chain: readonly string[]): Record<string, unknown> {
+  const certs = chain.map((pem) => new X509Certificate(pem));
+  const root = certs[certs.length - 1]!;
+  const field = (name: string) => root.subject.split('\n').find((l) => l.startsWith(`${name}=`))?.slice(name.length + 1);
+  const subject: Record<string, string> = {};
+  if (field('O')) subject['organization'] = field('O')!;
+  if (field('CN')) subject['commonName'] = field('CN')!;
+  return {
+    subject,
+    certChain: { certificates: certs.map((c) => ({ rawBytes: c.raw.toString('base64') })) },
+    validFor: { start: rfc3339(new Date(root.validFrom)) },
+  };
+}
+
+/** The TrustedRoot JSON document for these logs and CA chains. */
+export function trustedRoot(logs: readonly TrustedLog[], chains: readonly (readonly string[])[]): Record<string, unknown> {
+  const doc: Record<string, unknown> = { mediaType: TRUSTED_ROOT_MEDIA_TYPE };
+  if (logs.length) doc['tlogs'] = logs.map(tlog);
+  if (chains.length) doc['certificateAuthorities'] = chains.map(certificateAuthority);
+  return doc;
+}
+
+/** A file name from a key name: letters, digits, `.`, `_`, `-`. */
+const safeName = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[.-]+/, '') || 'key';
+
+/** `s` as one POSIX shell word. */
+const shellWord = (s: string) => (/^[A-Za-z0-9@%+=:,./_-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+interface RuleLog {
+  /** the log's public key file, when the key is known */
+  file?: string;
+  url: string;
+}
+
+/** The README lines for one rule and key (`files`: the key's .pub and, with a chain, its .chain.pem). */
+function commands(rule: PolicyRule, key: PolicyKey, files: { pub: string; chain?: string }, log: RuleLog | undefined): string[] {
+  const trusted = '--trusted-root trusted_root.json';
+  const noTlog = '--insecure-ignore-tlog=true';
+  if (log && !log.file && !PUBLIC_REKOR.test(log.url)) {
+    return [
+      `Rekor ${log.url} is on for this rule but its public key is not configured, so trusted_root.json cannot name the log.`,
+      `Set \`rekor.publicKey\` on the rule (\`curl ${log.url.replace(/\/$/, '')}/api/v1/log/publicKey\`) and export again.`,
+      '',
+    ];
+  }
+  // The public Rekor: cosign's own trusted root (TUF) already names it.
+  const publicLog = log !== undefined && !log.file;
+  const tlog = log ? '' : ` ${noTlog}`;
+  // A bundle made with a certificate is checked against the CA in trusted_root.json and the
+  // certificate's identity: cosign 3 `--key` refuses it ("expected key signature, not certificate").
+  const byCertificate = rule.formats?.includes('bundle') && key.chain && key.identity && files.chain && !publicLog;
+  const identity = byCertificate ? `--certificate-identity ${shellWord(key.identity!)} --certificate-oidc-issuer-regexp '.*' --insecure-ignore-sct=true` : '';
+  const lines = ['```sh', '# cosign 3.x'];
+  if (byCertificate) lines.push(`cosign verify ${trusted} ${identity}${tlog} "$IMAGE"`);
+  // Without a log cosign 3.x needs no trusted root (checked: it then makes no TUF request).
+  else lines.push(`cosign verify --key ${files.pub}${publicLog ? '' : ` ${log ? trusted : noTlog}`} "$IMAGE"`);
+  lines.push('# cosign 2.x');
+  const env = log?.file ? `SIGSTORE_REKOR_PUBLIC_KEY=${log.file} ` : '';
+  const rekorUrl = log && !publicLog ? ` --rekor-url ${log.url}` : '';
+  if (writesLegacy(rule)) {
+    lines.push(`${env}cosign verify --key ${files.pub}${rekorUrl}${tlog} "$IMAGE"`);
+  } else if (byCertificate) {
+    // cosign 2.x loads its CA roots (SIGSTORE_ROOT_FILE, else TUF) before it reads the trusted root.
+    lines.push(`SIGSTORE_ROOT_FILE=${files.chain} cosign verify-attestation --new-bundle-format ${trusted} ${identity}${tlog} --type ${COSIGN_SIGN_PREDICATE} "$IMAGE"`);
+  } else {
+    // cosign 2.x `verify` reads only the .sig tag; bundles go through verify-attestation.
+    lines.push(`cosign verify-attestation --new-bundle-format ${publicLog ? '' : `${trusted} `}--key ${files.pub}${tlog} --type ${COSIGN_SIGN_PREDICATE} "$IMAGE"`);
+  }
+  lines.push('```', '');
+  return lines;
+}
+
+export const cosignExporter: VerifierExporter = {
+  id: 'cosign',
+  title: 'cosign 2.x/3.x: trusted_root.json, public keys and the cosign verify commands (README.md)',
+  export(input: PolicyInput): ExportResult {
+    const notes: string[] = [];
+    const documents: PolicyDocument[] = [];
+    if (input.rules.length === 0) return { documents, notes: ['cosign: the config has no rules: nothing to verify'] };
+
+    // Files for the keys (one per distinct key name) and the logs (one per distinct log key).
+    const keyFiles = new Map<string, { pub: string; chain?: string }>();
+    const used = new Set<string>();
+    const logs: (TrustedLog & { file: string })[] = [];
+    const chains = new Map<string, string[]>();
+    for (const rule of input.rules) {
+      for (const k of rule.keys) {
+        if (!keyFiles.has(k.name)) {
+          let base = safeName(k.name);
+          for (let i = 2; used.has(base); i++) base = `${safeName(k.name)}-${i}`;
+          used.add(base);
+          const files = { pub: `${base}.pub`, ...(k.chain?.length ? { chain: `${base}.chain.pem` } : {}) };
+          keyFiles.set(k.name, files);
+          documents.push({ file: files.pub, content: {}, text: normalizePem(k.pem) });
+          if (files.chain) documents.push({ file: files.chain, content: {}, text: k.chain!.map((c) => (c.endsWith('\n') ? c : `${c}\n`)).join('') });
+        }
+        if (k.chain?.length && !chains.has(k.chain.join(''))) chains.set(k.chain.join(''), k.chain);
+      }
+      const pem = rule.rekor?.publicKeyPem;
+      if (rule.rekor && pem && !logs.some((l) => normalizePem(l.publicKeyPem) === normalizePem(pem))) {
+        logs.push({ url: rule.rekor.url ?? 'https://rekor.sigstore.dev', publicKeyPem: normalizePem(pem), file: '' });
+      }
+    }
+    logs.forEach((l, i) => (l.file = logs.length === 1 ? 'rekor.pub' : `rekor-${i + 1}.pub`));
+    for (const l of logs) documents.push({ file: l.file, content: {}, text: l.publicKeyPem });
+
+    const readme: string[] = [
+      '# Verifying signet signatures with cosign',
+      '',
+      'Generated by `signet policy export --for cosign`. Run the commands in this directory, with',
+      '`IMAGE` set to an image the rule signs (by digest: `host/repo@sha256:...`). Add cosign\'s',
+      'registry flags as needed (`--allow-http-registry`, `--registry-cacert`, ...).',
+      '',
+      '* `trusted_root.json`: the Rekor logs the rules write to and the CAs of keys with a',
+      '  certificate chain, for `cosign verify --trusted-root` (cosign 3.x; cosign 2.x reads it for',
+      '  sigstore bundles). It names no timestamp authority: signet does not use one yet.',
+      '* `<key>.pub`: the public keys; `rekor*.pub`: the Rekor public keys (cosign 2.x reads the',
+      '  log key from `SIGSTORE_REKOR_PUBLIC_KEY`).',
+      '* Without Rekor the commands skip the log (`--insecure-ignore-tlog=true`): signet wrote no',
+      '  entry. A rule with several keys needs one passing command per key.',
+      '',
+    ];
+    for (const rule of input.rules) {
+      notes.push(...rekorNotes(rule, 'cosign'));
+      const logKey = rule.rekor?.publicKeyPem && normalizePem(rule.rekor.publicKeyPem);
+      const log: RuleLog | undefined = rule.rekor && {
+        url: rule.rekor.url ?? 'https://rekor.sigstore.dev',
+        ...(logKey ? { file: logs.find((l) => l.publicKeyPem === logKey)!.file } : {}),
+      };
+      if (log && !log.file) {
+        notes.push(
+          PUBLIC_REKOR.test(log.url)
+            ? `cosign: ${ruleLabel(rule)} logs to the public Rekor: cosign's own trusted root (TUF) names it, the commands use that`
+            : `cosign: ${ruleLabel(rule)}: Rekor ${log.url} has no publicKey in the config, so trusted_root.json cannot name it and cosign cannot check its entries`,
+        );
+      }
+      readme.push(`## ${ruleLabel(rule)}`, '');
+      readme.push(`Formats: ${(rule.formats ?? ['legacy']).join(', ')}; Rekor: ${log ? log.url : 'none'}.`, '');
+      for (const k of rule.keys) {
+        readme.push(`### key ${k.name}`, '', ...commands(rule, k, keyFiles.get(k.name)!, log));
+        if (k.chain?.length) {
+          const legacyOnly = !rule.formats?.includes('bundle');
+          readme.push(
+            `Key ${k.name} has a certificate${k.identity ? ` (${k.identity})` : ''}: its CA chain is in trusted_root.json and ${keyFiles.get(k.name)!.chain}. \`--key\` checks a \`.sig\` signature with the key alone.`,
+            ...(log && legacyOnly ? ['cosign 3.0.3 and later refuse its legacy signature checked against the log: the Rekor entry signet writes names the key, cosign wants the certificate.'] : []),
+            '',
+          );
+          if (log && legacyOnly) notes.push(`cosign: ${ruleLabel(rule)}: key ${k.name} has a certificate and Rekor is on: cosign >= 3.0.3 refuses its legacy signatures (the entry names the key, not the certificate); add bundle to the rule's formats`);
+          if (!k.identity) notes.push(`cosign: key ${k.name}: its certificate has no email or URI subject alternative name, so there is no --certificate-identity to check`);
+        }
+      }
+    }
+    notes.push('cosign: trusted_root.json names no timestamp authority (signet has no RFC 3161 support yet) and no CT log');
+    if (logs.length) notes.push(`cosign: the Rekor keys in trusted_root.json are valid from ${LOG_VALID_FROM} (signet does not know when a log key came into use); after a log key rotation set the old key's end by hand`);
+
+    documents.unshift({ file: 'trusted_root.json', format: 'json', content: trustedRoot(logs, [...chains.values()]) });
+    documents.push({ file: 'README.md', content: {}, text: `${readme.join('\n').trimEnd()}\n` });
+    return { documents, notes: [...new Set(notes)] };
+  },
+};
