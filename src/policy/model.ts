@@ -2,7 +2,7 @@
  * What the verifier exporters read (rules with their keys' public PEMs already resolved) and
  * what they produce (named documents plus notes for the operator). Exporters are pure: no I/O.
  */
-import { createPublicKey } from 'node:crypto';
+import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
 
 export interface PolicyKey {
   name: string;
@@ -133,4 +133,67 @@ export function rekorNotes(r: PolicyRule, verifier: string): string[] {
     notes.push(`${verifier}: ${ruleLabel(r)} has rekor.required false: a signature written while Rekor was down has no entry, and this policy refuses it until signet logs it`);
   }
   return notes;
+}
+
+// ---- Rekor logs and CA chains: the trust material several exporters write ----
+
+export const PUBLIC_REKOR_URL = 'https://rekor.sigstore.dev';
+
+/** The rule's Rekor URL (the public instance when none is given). */
+export const rekorUrl = (r: PolicyRule): string | undefined => r.rekor && (r.rekor.url ?? PUBLIC_REKOR_URL);
+
+/** `url` is the public Rekor, whose key every verifier already has (Sigstore's TUF root). */
+export const isPublicRekor = (url: string): boolean => /^https:\/\/rekor\.sigstore\.dev\/?$/.test(url);
+
+export interface RekorLog {
+  url: string;
+  /** normalizePem'd SPKI PEM */
+  publicKeyPem: string;
+}
+
+/** The distinct Rekor logs (by public key) the rules configure a key for, in rule order. */
+export function knownRekorLogs(rules: readonly PolicyRule[]): RekorLog[] {
+  const logs: RekorLog[] = [];
+  for (const r of rules) {
+    const pem = r.rekor?.publicKeyPem && normalizePem(r.rekor.publicKeyPem);
+    if (pem && !logs.some((l) => l.publicKeyPem === pem)) logs.push({ url: rekorUrl(r)!, publicKeyPem: pem });
+  }
+  return logs;
+}
+
+/** The log a rule writes to, when its key is configured. */
+export function ruleLog<L extends RekorLog>(r: PolicyRule, logs: readonly L[]): L | undefined {
+  const pem = r.rekor?.publicKeyPem && normalizePem(r.rekor.publicKeyPem);
+  return pem ? logs.find((l) => l.publicKeyPem === pem) : undefined;
+}
+
+/** The DER SPKI of a Rekor key and its sigstore key details; only ECDSA logs (what signet and policy-controller accept). */
+export function rekorKey(log: RekorLog): { der: Buffer; keyDetails: string } {
+  let key;
+  try {
+    key = createPublicKey(log.publicKeyPem);
+  } catch (e) {
+    throw new PolicyExportError(`Rekor ${log.url}: not a public key PEM: ${(e as Error).message}`);
+  }
+  const d = key.asymmetricKeyDetails;
+  const curve = key.asymmetricKeyType === 'ec' ? { prime256v1: 'P256_SHA_256', secp384r1: 'P384_SHA_384', secp521r1: 'P521_SHA_512' }[d?.namedCurve ?? ''] : undefined;
+  if (!curve) throw new PolicyExportError(`a Rekor public key must be ECDSA P-256, P-384 or P-521 (got ${key.asymmetricKeyType} ${d?.namedCurve ?? ''})`.trimEnd());
+  return { der: key.export({ type: 'spki', format: 'der' }), keyDetails: `PKIX_ECDSA_${curve}` };
+}
+
+/** The log ID verifiers derive from a Rekor key (cosign GetTransparencyLogID): sha256 of its DER SPKI. */
+export const rekorLogId = (log: RekorLog): Buffer => createHash('sha256').update(rekorKey(log).der).digest();
+
+/** The distinct certificate chains (issuers, parent first, root last) of the rules' keys. */
+export function keyChains(rules: readonly PolicyRule[]): string[][] {
+  const chains = new Map<string, string[]>();
+  for (const k of rules.flatMap((r) => r.keys)) if (k.chain?.length && !chains.has(k.chain.join(''))) chains.set(k.chain.join(''), k.chain);
+  return [...chains.values()];
+}
+
+/** The root (last) certificate of a chain, with its subject's O and CN. */
+export function chainRoot(chain: readonly string[]): { root: X509Certificate; organization?: string; commonName?: string } {
+  const root = new X509Certificate(chain[chain.length - 1]!);
+  const field = (name: string) => root.subject.split('\n').find((l) => l.startsWith(`${name}=`))?.slice(name.length + 1);
+  return { root, ...(field('O') ? { organization: field('O')! } : {}), ...(field('CN') ? { commonName: field('CN')! } : {}) };
 }

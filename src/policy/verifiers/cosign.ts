@@ -18,56 +18,34 @@
  * SPKI; a CA's `subject` is its root's O and CN, `certChain` the issuers then the root (DER),
  * `validFor.start` the root's notBefore; empty lists are left out.
  */
-import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { normalizePem, PolicyExportError, rekorNotes, ruleLabel, writesLegacy, type ExportResult, type PolicyDocument, type PolicyInput, type PolicyKey, type PolicyRule, type VerifierExporter } from '../model.js';
+import { X509Certificate } from 'node:crypto';
+import { chainRoot, isPublicRekor, keyChains, knownRekorLogs, normalizePem, rekorKey, rekorLogId, rekorNotes, rekorUrl, ruleLabel, ruleLog, writesLegacy, type ExportResult, type PolicyDocument, type PolicyInput, type PolicyKey, type PolicyRule, type RekorLog, type VerifierExporter } from '../model.js';
 
 export const TRUSTED_ROOT_MEDIA_TYPE = 'application/vnd.dev.sigstore.trustedroot+json;version=0.1';
 /** signet does not know when a log's key came into use: the whole past, as `cosign trusted-root create` does without a start time. */
 export const LOG_VALID_FROM = '1970-01-01T00:00:00Z';
-const PUBLIC_REKOR = /^https:\/\/rekor\.sigstore\.dev\/?$/;
 const COSIGN_SIGN_PREDICATE = 'https://sigstore.dev/cosign/sign/v1';
 
-export interface TrustedLog {
-  url: string;
-  publicKeyPem: string;
-}
+export type TrustedLog = RekorLog;
 
 /** RFC 3339 the way protojson writes a Timestamp: no fractional seconds when there are none. */
 const rfc3339 = (d: Date) => d.toISOString().replace(/\.000Z$/, 'Z');
 
-function keyDetails(key: KeyObject): string {
-  const d = key.asymmetricKeyDetails;
-  if (key.asymmetricKeyType === 'ec') {
-    const curve = { prime256v1: 'P256_SHA_256', secp384r1: 'P384_SHA_384', secp521r1: 'P521_SHA_512' }[d?.namedCurve ?? ''];
-    if (curve) return `PKIX_ECDSA_${curve}`;
-  }
-  throw new PolicyExportError(`a Rekor public key must be ECDSA P-256, P-384 or P-521 (got ${key.asymmetricKeyType} ${d?.namedCurve ?? ''})`.trimEnd());
-}
-
 function tlog(log: TrustedLog): Record<string, unknown> {
-  let key: KeyObject;
-  try {
-    key = createPublicKey(log.publicKeyPem);
-  } catch (e) {
-    throw new PolicyExportError(`Rekor ${log.url}: not a public key PEM: ${(e as Error).message}`);
-  }
-  const der = key.export({ type: 'spki', format: 'der' });
+  const { der, keyDetails } = rekorKey(log);
   return {
     baseUrl: log.url,
     hashAlgorithm: 'SHA2_256',
-    publicKey: { rawBytes: der.toString('base64'), keyDetails: keyDetails(key), validFor: { start: LOG_VALID_FROM } },
-    logId: { keyId: createHash('sha256').update(der).digest('base64') },
+    publicKey: { rawBytes: der.toString('base64'), keyDetails, validFor: { start: LOG_VALID_FROM } },
+    logId: { keyId: rekorLogId(log).toString('base64') },
   };
 }
 
 /** One CertificateAuthority from a key's chain (issuers, parent first, root last). */
 function certificateAuthority(chain: readonly string[]): Record<string, unknown> {
   const certs = chain.map((pem) => new X509Certificate(pem));
-  const root = certs[certs.length - 1]!;
-  const field = (name: string) => root.subject.split('\n').find((l) => l.startsWith(`${name}=`))?.slice(name.length + 1);
-  const subject: Record<string, string> = {};
-  if (field('O')) subject['organization'] = field('O')!;
-  if (field('CN')) subject['commonName'] = field('CN')!;
+  const { root, organization, commonName } = chainRoot(chain);
+  const subject = { ...(organization ? { organization } : {}), ...(commonName ? { commonName } : {}) };
   return {
     subject,
     certChain: { certificates: certs.map((c) => ({ rawBytes: c.raw.toString('base64') })) },
@@ -99,7 +77,7 @@ interface RuleLog {
 function commands(rule: PolicyRule, key: PolicyKey, files: { pub: string; chain?: string }, log: RuleLog | undefined): string[] {
   const trusted = '--trusted-root trusted_root.json';
   const noTlog = '--insecure-ignore-tlog=true';
-  if (log && !log.file && !PUBLIC_REKOR.test(log.url)) {
+  if (log && !log.file && !isPublicRekor(log.url)) {
     return [
       `Rekor ${log.url} is on for this rule but its public key is not configured, so trusted_root.json cannot name the log.`,
       `Set \`rekor.publicKey\` on the rule (\`curl ${log.url.replace(/\/$/, '')}/api/v1/log/publicKey\`) and export again.`,
@@ -144,8 +122,7 @@ export const cosignExporter: VerifierExporter = {
     // Files for the keys (one per distinct key name) and the logs (one per distinct log key).
     const keyFiles = new Map<string, { pub: string; chain?: string }>();
     const used = new Set<string>();
-    const logs: (TrustedLog & { file: string })[] = [];
-    const chains = new Map<string, string[]>();
+    const logs = knownRekorLogs(input.rules).map((l, i, all) => ({ ...l, file: all.length === 1 ? 'rekor.pub' : `rekor-${i + 1}.pub` }));
     for (const rule of input.rules) {
       for (const k of rule.keys) {
         if (!keyFiles.has(k.name)) {
@@ -157,14 +134,8 @@ export const cosignExporter: VerifierExporter = {
           documents.push({ file: files.pub, content: {}, text: normalizePem(k.pem) });
           if (files.chain) documents.push({ file: files.chain, content: {}, text: k.chain!.map((c) => (c.endsWith('\n') ? c : `${c}\n`)).join('') });
         }
-        if (k.chain?.length && !chains.has(k.chain.join(''))) chains.set(k.chain.join(''), k.chain);
-      }
-      const pem = rule.rekor?.publicKeyPem;
-      if (rule.rekor && pem && !logs.some((l) => normalizePem(l.publicKeyPem) === normalizePem(pem))) {
-        logs.push({ url: rule.rekor.url ?? 'https://rekor.sigstore.dev', publicKeyPem: normalizePem(pem), file: '' });
       }
     }
-    logs.forEach((l, i) => (l.file = logs.length === 1 ? 'rekor.pub' : `rekor-${i + 1}.pub`));
     for (const l of logs) documents.push({ file: l.file, content: {}, text: l.publicKeyPem });
 
     const readme: string[] = [
@@ -185,14 +156,11 @@ export const cosignExporter: VerifierExporter = {
     ];
     for (const rule of input.rules) {
       notes.push(...rekorNotes(rule, 'cosign'));
-      const logKey = rule.rekor?.publicKeyPem && normalizePem(rule.rekor.publicKeyPem);
-      const log: RuleLog | undefined = rule.rekor && {
-        url: rule.rekor.url ?? 'https://rekor.sigstore.dev',
-        ...(logKey ? { file: logs.find((l) => l.publicKeyPem === logKey)!.file } : {}),
-      };
+      const known = ruleLog(rule, logs);
+      const log: RuleLog | undefined = rule.rekor && { url: rekorUrl(rule)!, ...(known ? { file: known.file } : {}) };
       if (log && !log.file) {
         notes.push(
-          PUBLIC_REKOR.test(log.url)
+          isPublicRekor(log.url)
             ? `cosign: ${ruleLabel(rule)} logs to the public Rekor: cosign's own trusted root (TUF) names it, the commands use that`
             : `cosign: ${ruleLabel(rule)}: Rekor ${log.url} has no publicKey in the config, so trusted_root.json cannot name it and cosign cannot check its entries`,
         );
@@ -216,7 +184,7 @@ export const cosignExporter: VerifierExporter = {
     notes.push('cosign: trusted_root.json names no timestamp authority (signet has no RFC 3161 support yet) and no CT log');
     if (logs.length) notes.push(`cosign: the Rekor keys in trusted_root.json are valid from ${LOG_VALID_FROM} (signet does not know when a log key came into use); after a log key rotation set the old key's end by hand`);
 
-    documents.unshift({ file: 'trusted_root.json', format: 'json', content: trustedRoot(logs, [...chains.values()]) });
+    documents.unshift({ file: 'trusted_root.json', format: 'json', content: trustedRoot(logs, keyChains(input.rules)) });
     documents.push({ file: 'README.md', content: {}, text: `${readme.join('\n').trimEnd()}\n` });
     return { documents, notes: [...new Set(notes)] };
   },
