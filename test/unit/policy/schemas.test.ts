@@ -13,6 +13,7 @@ import { PolicyExportError } from '../../../src/policy/model.js';
 import { validateObject } from './crd-validator.js';
 import { checkKubernetesObject, crds, openshiftCel, policyJsonSchema, registriesDSchema, SCHEMAS, trustedRootSchema } from './verifier-checks.js';
 import { sampleInput, sampleKeys } from './sample.js';
+import { makeRootCa } from '../../helpers/pki.js';
 
 const keys = sampleKeys();
 let cluster: Map<string, ExportResult>;
@@ -213,7 +214,13 @@ describe('the checks themselves', () => {
     const os = (out.get('openshift')!.documents[0]!.content as any).spec.policy.rootOfTrust.publicKey;
     expect(Buffer.from(os.rekorKeyData, 'base64').toString()).toBe(rekorKey);
     expect(out.get('kyverno')!.notes.join('\n')).toMatch(/rekor.required false/);
-    expect(out.get('policy-controller')!.notes.join('\n')).toMatch(/TrustRoot/);
+    // a plain key: policy-controller would refuse a TrustRoot without a CA, so none is written
+    expect(out.get('policy-controller')!.notes.join('\n')).toMatch(/no TrustRoot written/);
+    const pki = { rules: [{ ...input.rules[0]!, keys: [{ ...input.rules[0]!.keys[0]!, chain: [makeRootCa('schemas root').pem] }] }] };
+    const pc = runExporters(verifierExporters.filter((v) => v.id === 'policy-controller'), pki).get('policy-controller')!;
+    expect(pc.documents.map((d) => (d.content as any).kind)).toEqual(['TrustRoot', 'ClusterImagePolicy']);
+    for (const d of pc.documents) for (const format of ['yaml', 'json'] as const) expect(problems(d, format), `${d.file} (${format})`).toEqual([]);
+    expect((pc.documents[1]!.content as any).spec.authorities[0].ctlog.trustRootRef).toBe((pc.documents[0]!.content as any).metadata.name);
 
     const bundles = { rules: [input.rules[1]!] };
     const k = runExporters(verifierExporters.filter((v) => v.id === 'kyverno'), bundles).get('kyverno')!;

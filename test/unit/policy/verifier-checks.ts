@@ -151,6 +151,39 @@ export function policyControllerSemantic(cip: any): string[] {
   return errs;
 }
 
+// ---- policy-controller TrustRoot (pkg/apis/policy/v1alpha1/trustroot_validation.go SigstoreKeys.Validate, and
+// what the reconciler pkg/reconciler/trustroot/trustroot.go + pkg/apis/config/sigstore_keys.go parse) ----
+
+const decodedPem = (b64: unknown): string | undefined => (typeof b64 === 'string' && /^[A-Za-z0-9+/]+={0,2}$/.test(b64) ? Buffer.from(b64, 'base64').toString('utf8') : undefined);
+
+export function trustRootSemantic(tr: any): string[] {
+  const errs: string[] = [];
+  const sk = tr.spec?.sigstoreKeys;
+  const sources = ['repository', 'remote', 'sigstoreKeys'].filter((k) => tr.spec?.[k] !== undefined);
+  if (sources.length !== 1) return [`spec: expected exactly one of repository, remote, sigstoreKeys (got ${sources.join(', ') || 'none'})`];
+  if (!sk) return errs;
+  if (!sk.certificateAuthorities?.length && !sk.timestampAuthorities?.length) errs.push('spec.sigstoreKeys: expected exactly one, got neither: certificateAuthority, timestampAuthorities');
+  for (const [i, ca] of [...(sk.certificateAuthorities ?? []), ...(sk.timestampAuthorities ?? [])].entries()) {
+    if (!ca.subject?.organization) errs.push(`authority ${i}: missing subject.organization`);
+    if (!ca.subject?.commonName) errs.push(`authority ${i}: missing subject.commonName`);
+    if (!ca.uri) errs.push(`authority ${i}: missing uri`);
+    // DeserializeCertChain: PEM blocks only
+    const pem = decodedPem(ca.certChain);
+    if (!pem || !/^(-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?)+$/.test(pem)) errs.push(`authority ${i}: certChain is not base64 of PEM certificates`);
+  }
+  for (const [i, t] of [...(sk.tLogs ?? []).map((t: any) => ['tLogs', t]), ...(sk.ctLogs ?? []).map((t: any) => ['ctLogs', t])].entries()) {
+    const [field, log] = t as [string, any];
+    if (!log.baseURL) errs.push(`${field}[${i}]: missing baseURL`);
+    // HashStringToHashAlgorithm: anything else is HASH_ALGORITHM_UNSPECIFIED
+    if (!['sha-256', 'sha256', 'sha-384', 'sha384', 'sha-512', 'sha512'].includes(log.hashAlgorithm)) errs.push(`${field}[${i}]: hashAlgorithm ${log.hashAlgorithm} unknown`);
+    const pem = decodedPem(log.publicKey);
+    if (!pem || !parsesAsPublicKey(pem)) errs.push(`${field}[${i}]: publicKey is not base64 of a PEM public key`);
+    // the reconciler: "public key %d is not ecdsa.PublicKey" for tLogs
+    else if (field === 'tLogs' && createPublicKey(pem).asymmetricKeyType !== 'ec') errs.push(`${field}[${i}]: publicKey is not ECDSA`);
+  }
+  return errs;
+}
+
 export function cosignWebhookSemantic(ck: any): string[] {
   // pkg/util/verify.go: sigs.LoadPublicKeyRaw on each entry; pod_webhook.go: any key suffices.
   return (ck.spec?.authorities?.key ?? []).flatMap((k: unknown, i: number) => (parsesAsPublicKey(k) ? [] : [`spec.authorities.key[${i}]: not a public key`]));
@@ -278,6 +311,7 @@ export function crds(): Record<string, Crd> {
   cache ??= {
     kyverno: loadCrd(path.join(SCHEMAS, 'kyverno.io_clusterpolicies.yaml')),
     policyController: loadCrd(path.join(SCHEMAS, 'policy.sigstore.dev_clusterimagepolicies.yaml')),
+    policyControllerTrustRoot: loadCrd(path.join(SCHEMAS, 'policy.sigstore.dev_trustroots.yaml')),
     openshiftCluster: loadCrd(path.join(SCHEMAS, 'config.openshift.io_clusterimagepolicies.crd.yaml')),
     openshiftNamespaced: loadCrd(path.join(SCHEMAS, 'config.openshift.io_imagepolicies.crd.yaml')),
     cosignWebhook: loadCrd(path.join(SCHEMAS, 'kubeservice.cn_cosignkeys.yaml')),
@@ -293,6 +327,8 @@ export function checkKubernetesObject(obj: any): string[] {
       return [...validateObject(c.kyverno, obj).errors, ...kyvernoSemantic(obj)];
     case 'policy.sigstore.dev/ClusterImagePolicy':
       return [...validateObject(c.policyController, obj).errors, ...policyControllerSemantic(obj)];
+    case 'policy.sigstore.dev/TrustRoot':
+      return [...validateObject(c.policyControllerTrustRoot, obj).errors, ...trustRootSemantic(obj)];
     case 'config.openshift.io/ClusterImagePolicy':
       return validateObject(c.openshiftCluster, obj, openshiftCel).errors;
     case 'config.openshift.io/ImagePolicy':
