@@ -5,7 +5,7 @@
  * `skipImageReferences` when that rule's pattern is exact.
  * Schema: test/fixtures/policy-schemas/kyverno.io_clusterpolicies.yaml.
  */
-import { k8sName, keysSubset, normalizePem, rekorNotes, ruleLabel, writesLegacy, type ExportResult, type PolicyInput, type PolicyRule, type VerifierExporter } from '../model.js';
+import { isPublicRekor, k8sName, keysSubset, normalizePem, rekorNotes, rekorUrl, ruleLabel, writesLegacy, type ExportResult, type PolicyInput, type PolicyRule, type VerifierExporter } from '../model.js';
 import { mayOverlap, toKyverno } from '../patterns.js';
 
 
@@ -17,7 +17,7 @@ function attestor(rule: PolicyRule, key: PolicyRule['keys'][number]): Record<str
     ctlog: { ignoreSCT: true },
     // Without a rekor block Kyverno requires an entry in the public Rekor.
     rekor: rule.rekor
-      ? { url: rule.rekor.url ?? 'https://rekor.sigstore.dev', ...(rule.rekor.publicKeyPem ? { pubkey: normalizePem(rule.rekor.publicKeyPem) } : {}) }
+      ? { url: rekorUrl(rule)!, ...(rule.rekor.publicKeyPem ? { pubkey: normalizePem(rule.rekor.publicKeyPem) } : {}) }
       : { ignoreTlog: true },
   };
   return { entries: [{ keys }] };
@@ -47,8 +47,15 @@ export const kyvernoExporter: VerifierExporter = {
         }
       }
       for (const n of rekorNotes(rule, 'kyverno')) notes.push(n);
-      if (rule.rekor && !rule.rekor.publicKeyPem && !/^https:\/\/rekor\.sigstore\.dev\/?$/.test(rule.rekor.url ?? '')) {
-        notes.push(`kyverno: ${ruleLabel(rule)}: Rekor ${rule.rekor.url} is not the public instance and its public key is not configured (rule.rekor.publicKey): Kyverno cannot check its entries`);
+      const url = rekorUrl(rule);
+      if (url && !isPublicRekor(url) && !writesLegacy(rule)) {
+        // pkg/image/verifiers/cpol/cosign/sigstore.go: the bundle path verifies with the key plus the
+        // trusted_root.json of Kyverno's TUF client; the attestor's rekor block is not read there.
+        notes.push(
+          `kyverno: ${ruleLabel(rule)}: type SigstoreBundle checks the log against the trusted_root.json of Kyverno's own TUF repository (its --tufMirror/--tufRoot flags), not the attestor's rekor block, and a ClusterPolicy cannot carry a trusted root: Kyverno refuses these bundles until that TUF repository lists Rekor ${url} (the trusted_root.json of \`signet policy export --for cosign\` names it), or add legacy to the rule's formats (type Cosign reads rekor.pubkey)`,
+        );
+      } else if (url && !rule.rekor!.publicKeyPem && !isPublicRekor(url)) {
+        notes.push(`kyverno: ${ruleLabel(rule)}: Rekor ${url} is not the public instance and its public key is not configured (rule.rekor.publicKey): Kyverno cannot check its entries`);
       }
       const verify: Record<string, unknown> = {
         // Cosign reads the legacy .sig tag; a rule writing only bundles needs SigstoreBundle (referrers).

@@ -1,0 +1,34 @@
+/**
+ * src/policy/verifiers/kyverno.ts: what a bundle-only rule with a private Rekor needs. Kyverno's
+ * SigstoreBundle path (kyverno/kyverno 111e07bb pkg/image/verifiers/cpol/cosign/sigstore.go
+ * getTrustedMaterial) checks the log against its TUF trusted_root.json and does not read the
+ * attestor's rekor block; the ClusterPolicy has no field for a trusted root, so a note says so.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { PolicyKey, PolicyRule } from '../../../src/policy/index.js';
+import { kyvernoExporter } from '../../../src/policy/verifiers/kyverno.js';
+import { checkKubernetesObject } from './verifier-checks.js';
+
+const ecPem = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+const key: PolicyKey = { name: 'k', pem: ecPem() };
+const rule = (index: number, extra: Partial<PolicyRule>): PolicyRule => ({ index, match: `reg.example/r${index}/**`, keys: [key], identity: 'tag', ...extra });
+const rekor = { url: 'https://rekor.internal.example', publicKeyPem: ecPem() };
+
+describe('kyverno: private Rekor on the SigstoreBundle path', () => {
+  it('bundle-only rule: a note naming the TUF trusted root and the log; the policy still validates', () => {
+    const r = kyvernoExporter.export({ rules: [rule(0, { formats: ['bundle'], rekor })] });
+    const verify = (r.documents[0]!.content as any).spec.rules[0].verifyImages[0];
+    expect(verify.type).toBe('SigstoreBundle');
+    expect(checkKubernetesObject(r.documents[0]!.content)).toEqual([]);
+    expect(r.notes.join('\n')).toMatch(/rules\[0\].*SigstoreBundle checks the log against the trusted_root\.json of Kyverno's own TUF repository \(its --tufMirror\/--tufRoot flags\).*Rekor https:\/\/rekor\.internal\.example/);
+  });
+
+  it('no such note when the rule also writes legacy (type Cosign reads rekor.pubkey) or logs to the public Rekor', () => {
+    const r = kyvernoExporter.export({ rules: [rule(0, { formats: ['legacy', 'bundle'], rekor }), rule(1, { formats: ['bundle'], rekor: { url: 'https://rekor.sigstore.dev' } })] });
+    const rules = (r.documents[0]!.content as any).spec.rules;
+    expect(rules[0].verifyImages[0].type).toBe('Cosign');
+    expect(rules[0].verifyImages[0].attestors[0].entries[0].keys.rekor).toEqual({ url: rekor.url, pubkey: rekor.publicKeyPem });
+    expect(r.notes.join('\n')).not.toMatch(/TUF/);
+  });
+});
