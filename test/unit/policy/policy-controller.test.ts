@@ -58,6 +58,7 @@ describe('policy-controller TrustRoot for a private Rekor', () => {
     // the CIP points at it; the old "needs a TrustRoot" note is gone
     expect(r.cips[0].spec.authorities[0].ctlog).toEqual({ url: 'https://rekor.internal.example', trustRootRef: tr.metadata.name });
     expect(r.notesText).not.toMatch(/TrustRoot/);
+    expect(r.notesText).toMatch(/key k has a certificate and Rekor is on: policy-controller \(cosign >= 3\.0\.3 inside\) refuses its legacy signatures/);
     // written first, so `kubectl apply -f` creates it before the policies
     expect(r.documents[0]!.file).toBe(`trustroot-${tr.metadata.name}`);
   });
@@ -91,7 +92,7 @@ describe('policy-controller TrustRoot for a private Rekor', () => {
     });
     expect(r.trustRoots).toEqual([]);
     expect(r.cips.map((c) => c.spec.authorities[0].ctlog)).toEqual([{ url: 'https://rekor.sigstore.dev' }, { url: 'https://rekor.sigstore.dev' }, undefined]);
-    expect(r.notesText).not.toMatch(/TrustRoot|Rekor/);
+    expect(r.notesText).not.toMatch(/TrustRoot|Rekor https/);
   });
 
   it('a private Rekor without a configured key: no TrustRoot, no trustRootRef, a note naming rule.rekor.publicKey', () => {
