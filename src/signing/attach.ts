@@ -4,7 +4,8 @@
  * 1. Outside the lock (so KMS and Rekor round trips never hold it): read the .sig manifest and,
  *    per key, find a layer with the same payload that verifies with the key. Present and complete
  *    -> nothing to do. Present but missing what the rule now wants (a Rekor entry, the key's
- *    certificate) -> the present signature is logged / annotated ("upgraded"; no new signature).
+ *    certificate, a Rekor entry naming the layer's certificate instead of the bare key) -> the
+ *    present signature is logged / annotated ("upgraded"; no new signature).
  *    Absent -> sign, log to Rekor when the rule says so, and build the layer.
  *    When signet has no record of the digest (`expectNew`) and the rule logs nothing to Rekor,
  *    this read is skipped: the read under the lock merges whatever is there (a signature that
