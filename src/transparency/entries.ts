@@ -81,8 +81,9 @@ export function checkDsseBody(entry: RekorLogEntry, payload: Buffer, signature: 
 }
 
 /**
- * Does this `dev.sigstore.cosign/bundle` annotation hold a hashedrekord entry naming `verifierPem`
- * (same first PEM block, as comparePublicKey decides)? An annotation that cannot be parsed names nothing.
+ * Does this `dev.sigstore.cosign/bundle` annotation hold a hashedrekord (or older rekord) entry
+ * naming `verifierPem` at `spec.signature.publicKey.content` (same first PEM block, as cosign's
+ * comparePublicKey/bundleKey decide)? An annotation that cannot be parsed names nothing.
  */
 export function hashedRekordNames(annotation: string | undefined, verifierPem: string): boolean {
   const b = parseCosignBundleAnnotation(annotation);
@@ -90,7 +91,7 @@ export function hashedRekordNames(annotation: string | undefined, verifierPem: s
   try {
     const doc = JSON.parse(Buffer.from(b.body, 'base64').toString('utf8')) as { kind?: unknown; spec?: { signature?: { publicKey?: { content?: unknown } } } };
     const content = doc.spec?.signature?.publicKey?.content;
-    return doc.kind === 'hashedrekord' && typeof content === 'string' && samePem(content, verifierPem);
+    return (doc.kind === 'hashedrekord' || doc.kind === 'rekord') && typeof content === 'string' && samePem(content, verifierPem);
   } catch {
     return false;
   }
