@@ -82,7 +82,7 @@ export async function policyInput(
       const cert = opts.certificateOf?.(name);
       const chain = cert?.chain?.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g);
       const identity = cert && certificateIdentity(cert.certificate);
-      keys.push({ name, pem: pems.get(name)!, ...(chain?.length ? { chain } : {}), ...(identity ? { identity } : {}) });
+      keys.push({ name, pem: pems.get(name)!, ...(cert ? { certificate: cert.certificate } : {}), ...(chain?.length ? { chain } : {}), ...(identity ? { identity } : {}) });
     }
     rules.push({ index, match: rule.match, keys, identity: rule.identity, ...signingOptions(rule) });
   }

@@ -8,6 +8,8 @@ export interface PolicyKey {
   name: string;
   /** SPKI PEM ("-----BEGIN PUBLIC KEY-----"), as KeyProvider.publicKeyPem() returns it. */
   pem: string;
+  /** Bring-your-own-PKI: the key's leaf certificate PEM (keys[].certificate); its Rekor entries name it. */
+  certificate?: string;
   /** Bring-your-own-PKI: the key's certificate issuers as PEM blocks, parent first, root last (keys[].chain). */
   chain?: string[];
   /** Bring-your-own-PKI: the first email or URI subject alternative name of the key's certificate (cosign --certificate-identity). */
@@ -123,6 +125,27 @@ export function requireLegacy(r: PolicyRule, verifier: string, why: string): voi
   if (!writesLegacy(r)) {
     throw new PolicyExportError(`${verifier}: ${ruleLabel(r)} writes only sigstore bundles, which ${why}; add legacy to the rule's formats`);
   }
+}
+
+/**
+ * Can containers/image (policy.json, OpenShift) check this key's `.sig` Rekor entries? Not for a
+ * key with a certificate: its entries name the certificate (what cosign >= 3.0.3 requires:
+ * transparency/entries.ts), and under `keyData` + a Rekor key containers/image compares the entry
+ * with the key (signature/policy_eval_sigstore.go: VerifyRekorSET with the re-marshalled key),
+ * refusing every such signature; its `pki` trust (5.35+) takes no Rekor key at all.
+ */
+export function containersChecksLog(r: PolicyRule, key: PolicyKey): boolean {
+  return Boolean(r.rekor?.publicKeyPem) && !key.certificate;
+}
+
+/** The note for keys of `r` whose log containers/image cannot check (containersChecksLog). */
+export function containersLogNote(r: PolicyRule, verifier: string, withLog: string, where: string): string[] {
+  return r.keys
+    .filter((k) => r.rekor?.publicKeyPem && !containersChecksLog(r, k))
+    .map(
+      (k) =>
+        `${verifier}: ${ruleLabel(r)}: key ${k.name} has a certificate, so its Rekor entries name the certificate (as cosign >= 3.0.3 requires) and containers/image's ${withLog} would refuse them: ${where} checks the key without the log (the pki trust of containers/image 5.35+ cannot check the log either)`,
+    );
 }
 
 /** Notes every log-checking verifier shares. */

@@ -4,7 +4,8 @@
  * 1. Outside the lock (so KMS and Rekor round trips never hold it): read the .sig manifest and,
  *    per key, find a layer with the same payload that verifies with the key. Present and complete
  *    -> nothing to do. Present but missing what the rule now wants (a Rekor entry, the key's
- *    certificate) -> the present signature is logged / annotated ("upgraded"; no new signature).
+ *    certificate, a Rekor entry naming the layer's certificate instead of the bare key) -> the
+ *    present signature is logged / annotated ("upgraded"; no new signature).
  *    Absent -> sign, log to Rekor when the rule says so, and build the layer.
  *    When signet has no record of the digest (`expectNew`) and the rule logs nothing to Rekor,
  *    this read is skipped: the read under the lock merges whatever is there (a signature that
@@ -32,11 +33,12 @@ import {
   checkHashedRekordBody,
   COSIGN_BUNDLE_ANNOTATION,
   cosignBundleAnnotation,
+  hashedRekordNames,
   parseCosignBundleAnnotation,
   proposedHashedRekord,
 } from '../transparency/entries.js';
 import { sha256Digest } from '../util/digest.js';
-import { CERTIFICATE_ANNOTATION, certificateOf, CHAIN_ANNOTATION } from './certificate.js';
+import { CERTIFICATE_ANNOTATION, certificateOf, CHAIN_ANNOTATION, legacyEntryVerifier } from './certificate.js';
 import type { DigestLock } from './lock.js';
 import { checkPayloadSize, checkSignatureLimits, countDropped, triageLayers, type Carried, type SignatureLimitMetrics, type Triage } from './carry.js';
 import { parseSignatureManifest, SIGNATURE_ANNOTATION, type SignatureLayer } from './legacy-sig.js';
@@ -88,6 +90,8 @@ interface Plan {
   layer?: SignatureLayer;
   /** Annotation keys a matching layer must carry for this plan to be done. */
   requiredKeys: string[];
+  /** Does this layer carry what the plan needs (the required keys, and a Rekor entry naming what the layer carries)? */
+  fits: (l: SignatureLayer) => boolean;
   /** The signature (base64) the read-back must find. */
   expect?: string;
 }
@@ -157,7 +161,7 @@ export async function attachLegacySignatures(
           (l) =>
             l.digest === p.layer!.digest &&
             l.annotations[SIGNATURE_ANNOTATION] === p.expect &&
-            p.requiredKeys.every((k) => l.annotations[k] !== undefined),
+            p.fits(l),
         ),
       );
       if (kept) return plans.map((p) => p.result);
@@ -178,14 +182,19 @@ async function plan(req: SignRequest, carried: readonly Carried[], opts: AttachO
   const wanted = [SIGNATURE_ANNOTATION];
   if (cert) wanted.push(CERTIFICATE_ANNOTATION, ...(cert.chain ? [CHAIN_ANNOTATION] : []));
   if (opts.tlog) wanted.push(COSIGN_BUNDLE_ANNOTATION);
+  const keyPem = opts.tlog ? await req.key.publicKeyPem() : '';
+  // A Rekor entry counts only when it names what the layer carries (its certificate, else the key).
+  const entryFits = (a: Readonly<Record<string, string>>) => hashedRekordNames(a[COSIGN_BUNDLE_ANNOTATION], legacyEntryVerifier(a, keyPem));
+  const fitsKeys = (keys: readonly string[]) => (l: SignatureLayer) =>
+    keys.every((k) => l.annotations[k] !== undefined) && (!keys.includes(COSIGN_BUNDLE_ANNOTATION) || entryFits(l.annotations));
 
   const mine = carried.filter((c) => c.signers.includes(req.key)).map((c) => c.layer);
-  const complete = mine.find((l) => wanted.every((k) => l.annotations[k] !== undefined));
+  const complete = mine.find(fitsKeys(wanted));
   const present = complete ?? mine[0];
   const result: SignResult = { key: req.key.name, outcome: present ? 'present' : 'signed', payloadDigest, format: 'legacy' };
   if (complete) {
     if (opts.tlog) result.tlog = presentTlog(complete);
-    return { req, result, requiredKeys: [] };
+    return { req, result, requiredKeys: [], fits: fitsKeys([]) };
   }
 
   const signature = present
@@ -196,14 +205,16 @@ async function plan(req: SignRequest, carried: readonly Carried[], opts: AttachO
     extra[CERTIFICATE_ANNOTATION] = cert.certificate;
     if (cert.chain) extra[CHAIN_ANNOTATION] = cert.chain;
   }
+  const base: Record<string, string> = present ? present.annotations : { [SIGNATURE_ANNOTATION]: signature.toString('base64') };
   if (opts.tlog) {
-    if (present?.annotations[COSIGN_BUNDLE_ANNOTATION]) {
+    const carries = { ...base, ...extra };
+    if (present && entryFits(carries)) {
       result.tlog = presentTlog(present);
     } else {
-      // The entry names the public key even when the key has a certificate: cosign `verify --key`
-      // and containers/image (keyPath/keyData + rekorPublicKey, OpenShift rekorKeyData) compare
-      // the entry with the key; containers/image's `pki` cannot be combined with Rekor at all.
-      const pem = await req.key.publicKeyPem();
+      // The entry names what the signature carries: the leaf certificate when the layer has one
+      // (a present entry naming the bare key is replaced), else the key. cosign >= 3.0.3 compares
+      // it with the certificate; see proposedHashedRekord for who compares what.
+      const pem = legacyEntryVerifier(carries, keyPem);
       const logged = await logToRekor(opts.tlog, proposedHashedRekord(payloadHex, signature, pem), (e) =>
         checkHashedRekordBody(e, payloadHex, signature, pem),
       );
@@ -212,16 +223,17 @@ async function plan(req: SignRequest, carried: readonly Carried[], opts: AttachO
     }
   }
 
-  const base: Record<string, string> = present ? present.annotations : { [SIGNATURE_ANNOTATION]: signature.toString('base64') };
-  const added = Object.keys(extra).filter((k) => base[k] === undefined);
-  if (present && added.length === 0) return { req, result, requiredKeys: [] }; // e.g. Rekor down and not required
-  if (present) result.upgraded = added.sort();
+  const changed = Object.keys(extra).filter((k) => base[k] !== extra[k]);
+  if (present && changed.length === 0) return { req, result, requiredKeys: [], fits: fitsKeys([]) }; // e.g. Rekor down and not required
+  if (present) result.upgraded = changed.sort();
   const annotations = sortKeys({ ...base, ...extra });
+  const requiredKeys = Object.keys(annotations).filter((k) => wanted.includes(k));
   return {
     req,
     result,
     layer: { mediaType: COSIGN_SIMPLE_SIGNING, size: req.payload.length, digest: payloadDigest, annotations },
-    requiredKeys: Object.keys(annotations).filter((k) => wanted.includes(k)),
+    requiredKeys,
+    fits: fitsKeys(requiredKeys),
   };
 }
 
@@ -244,7 +256,7 @@ function merge(carried: readonly Carried[], work: Plan[]): { next: SignatureLaye
       if (l.digest !== want.digest || l.mediaType !== want.mediaType) continue;
       const same = l.annotations[SIGNATURE_ANNOTATION] === ours;
       if (!same && !signers[i]!.includes(p.req.key)) continue;
-      if (p.requiredKeys.every((k) => l.annotations[k] !== undefined)) {
+      if (p.fits(l)) {
         idx = i;
         break;
       }

@@ -47,6 +47,15 @@ export async function verifierPem(key: KeyProvider): Promise<string> {
 }
 
 /**
+ * What the hashedrekord entry of a legacy `.sig` layer with these annotations must name: the
+ * layer's certificate when it carries one, else the key (cosign >= 3.0.3 keyBytes: see
+ * transparency/entries.ts proposedHashedRekord).
+ */
+export function legacyEntryVerifier(annotations: Readonly<Record<string, string>>, keyPem: string): string {
+  return annotations[CERTIFICATE_ANNOTATION] ?? keyPem;
+}
+
+/**
  * Load and check `certificate`/`chain` for a key whose public key is `publicKeyPem`. Returns
  * undefined when neither is configured; throws KEY_INVALID (refused at startup) otherwise.
  */

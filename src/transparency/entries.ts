@@ -17,7 +17,21 @@ import type { RekorLogEntry } from './rekor.js';
 
 export const COSIGN_BUNDLE_ANNOTATION = 'dev.sigstore.cosign/bundle';
 
-/** The proposed hashedrekord entry (cosign pkg/cosign/tlog.go rekorEntry). */
+/**
+ * The proposed hashedrekord entry (cosign pkg/cosign/tlog.go rekorEntry). `verifierPem` is what
+ * the signature carries: the leaf certificate PEM when it has a `dev.sigstore.cosign/certificate`
+ * annotation, else the public key PEM (legacyEntryVerifier). cosign >= 3.0.3 compares the entry with
+ * exactly that, `--key` or not: pkg/cosign/verify.go VerifyBundle -> comparePublicKey(bundleBody,
+ * sig, co) -> keyBytes(sig, co), which since v3.0.3 returns
+ * `cryptoutils.MarshalCertificateToPEM(cert)` whenever `sig.Cert()` is non-nil (after checking
+ * `--key` equals the certificate's key), and compares its first PEM block's DER with the entry's
+ * `spec.signature.publicKey.content` ("comparing public key PEMs, expected ..., got ..."). cosign
+ * 2.x's keyBytes returned the `--key` PEM when a key was given and the certificate otherwise, so
+ * cosign 2.5 accepts a certificate entry through the certificate (`--certificate-chain`), not
+ * through `--key`. containers/image compares the entry only under `keyData` + `rekorPublicKeyData`
+ * (with the re-marshalled key: signature/policy_eval_sigstore.go); its `pki` trust takes no Rekor
+ * key and never reads the entry.
+ */
 export function proposedHashedRekord(payloadSha256Hex: string, signature: Buffer, verifierPem: string): unknown {
   return {
     apiVersion: '0.0.1',
@@ -64,6 +78,23 @@ export function checkDsseBody(entry: RekorLogEntry, payload: Buffer, signature: 
   const ours = spec.signatures?.find((s) => s.signature === signature.toString('base64'));
   if (!ours) throw bad('signature');
   if (!samePem(ours.verifier, verifierPem)) throw bad('public key or certificate');
+}
+
+/**
+ * Does this `dev.sigstore.cosign/bundle` annotation hold a hashedrekord (or older rekord) entry
+ * naming `verifierPem` at `spec.signature.publicKey.content` (same first PEM block, as cosign's
+ * comparePublicKey/bundleKey decide)? An annotation that cannot be parsed names nothing.
+ */
+export function hashedRekordNames(annotation: string | undefined, verifierPem: string): boolean {
+  const b = parseCosignBundleAnnotation(annotation);
+  if (!b) return false;
+  try {
+    const doc = JSON.parse(Buffer.from(b.body, 'base64').toString('utf8')) as { kind?: unknown; spec?: { signature?: { publicKey?: { content?: unknown } } } };
+    const content = doc.spec?.signature?.publicKey?.content;
+    return (doc.kind === 'hashedrekord' || doc.kind === 'rekord') && typeof content === 'string' && samePem(content, verifierPem);
+  } catch {
+    return false;
+  }
 }
 
 /** The `dev.sigstore.cosign/bundle` annotation value, fields in cosign's (Go struct) order. */

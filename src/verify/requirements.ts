@@ -9,7 +9,8 @@
  *   rule's identity, this manifest's digest, the rule's annotations expanded for this tag) and
  *   whose signature verifies with the key's public key;
  * - carrying what the pipeline would add: the key's certificate (when it has one) and a Rekor
- *   bundle (when the rule logs to Rekor).
+ *   bundle (when the rule logs to Rekor) whose entry names what the layer carries (its
+ *   certificate, else the key: what cosign >= 3.0.3 compares it with).
  *
  * Payloads are matched byte for byte first (no blob download). When that fails and the payload
  * bytes can be read, a layer also counts when its payload names the same docker-reference and
@@ -24,11 +25,11 @@ import type { KeyProvider } from '../kms/types.js';
 import { COSIGN_SIMPLE_SIGNING } from '../registry/media-types.js';
 import { expandAnnotations } from '../signing/annotations.js';
 import { layerSignedBy } from '../signing/carry.js';
-import { CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, certificateOf } from '../signing/certificate.js';
+import { CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, certificateOf, legacyEntryVerifier } from '../signing/certificate.js';
 import { SIGNATURE_ANNOTATION, type SignatureLayer } from '../signing/legacy-sig.js';
 import { parseSimpleSigningPayload, simpleSigningPayload } from '../signing/payload.js';
 import { identityFor } from '../signing/pipeline.js';
-import { COSIGN_BUNDLE_ANNOTATION } from '../transparency/entries.js';
+import { COSIGN_BUNDLE_ANNOTATION, hashedRekordNames } from '../transparency/entries.js';
 import { sha256Digest } from '../util/digest.js';
 
 /** What one image (tag or digest) must carry, per the first matching rule. */
@@ -136,7 +137,14 @@ export async function checkKey(
   read?: PayloadReader,
 ): Promise<KeyCheck> {
   const wanted = requiredAnnotationKeys(req.rule, key);
-  const complete = (l: SignatureLayer) => wanted.filter((k) => l.annotations[k] === undefined);
+  const keyPem = req.rule.rekor ? await key.publicKeyPem() : '';
+  const complete = (l: SignatureLayer) => {
+    const lacking = wanted.filter((k) => l.annotations[k] === undefined);
+    if (lacking.length === 0 && req.rule.rekor && !hashedRekordNames(l.annotations[COSIGN_BUNDLE_ANNOTATION], legacyEntryVerifier(l.annotations, keyPem))) {
+      lacking.push(`a Rekor entry naming its ${l.annotations[CERTIFICATE_ANNOTATION] ? 'certificate' : 'key'}`);
+    }
+    return lacking;
+  };
   let incomplete: string[] | undefined;
   const exact = expectedPayload(req, manifestDigest);
   if (exact) {

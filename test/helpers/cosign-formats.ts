@@ -61,8 +61,11 @@ export function verifyNoTlog(ref: string, keyPath: string, extra: string[] = [])
   return cosign(['verify', `--key=${keyPath}`, '--insecure-ignore-tlog=true', '--allow-http-registry', '--output=json', ...extra, ref]);
 }
 
-/** Bring-your-own-PKI: the certificate on the signature, checked against a chain file (no key given). */
-export function verifyCertChain(ref: string, chainPath: string, identity: string, extra: string[] = []): Promise<CosignRun> {
+/**
+ * Bring-your-own-PKI: the certificate on the signature, checked against a chain file (no key
+ * given; `env` e.g. SIGSTORE_REKOR_PUBLIC_KEY to check the log).
+ */
+export function verifyCertChain(ref: string, chainPath: string, identity: string, extra: string[] = [], env: Record<string, string> = {}): Promise<CosignRun> {
   return cosign([
     'verify',
     `--certificate-chain=${chainPath}`,
@@ -73,7 +76,7 @@ export function verifyCertChain(ref: string, chainPath: string, identity: string
     '--output=json',
     ...extra,
     ref,
-  ]);
+  ], env);
 }
 
 /**

@@ -6,7 +6,7 @@
  * new-bundle-format verification; both formats at once; a key with a certificate chain checked by
  * `cosign verify --certificate-chain`; identity tag and payload annotations with `cosign verify -a`.
  */
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -336,15 +336,22 @@ describe('certificates (bring your own PKI)', () => {
     expect(bundle.ok, bundle.stderr).toBe(true);
   });
 
-  it('certificate and Rekor: the legacy entry names the key (cosign --key with the log), the bundle entry the certificate (trusted root with the CA and the log)', async () => {
+  it('certificate and Rekor: both entries name the certificate; cosign 2.5 checks the .sig through the certificate with the log (another log refused; --key is refused: cosign 2.x compares the entry with the key it is given), the bundle with the CA and the log', async () => {
     const img = await pushImage(quiet, 'pki-tlog/app', 'v1');
     const report = await sign('pki-tlog/app', 'v1');
     expect(report.status === 'signed' && report.signatures.map((s) => s.tlog?.status)).toEqual(['logged', 'logged']);
     const ref = `${quiet.host}/pki-tlog/app@${img.digest}`;
-    const legacy = await verifyWithRekor(ref, file('certkey.pub'), file('rekor.pub'));
+    const [layer] = await sigLayers(quiet, 'pki-tlog/app', img.digest);
+    const body = JSON.parse(Buffer.from(JSON.parse(layer.annotations['dev.sigstore.cosign/bundle']).Payload.body, 'base64').toString());
+    expect(new X509Certificate(Buffer.from(body.spec.signature.publicKey.content, 'base64')).raw).toEqual(new X509Certificate(layer.annotations['dev.sigstore.cosign/certificate']).raw);
+    const withLog = (rekorPub: string) => verifyCertChain(ref, file('chain.pem'), IDENTITY, ['--offline=true'], { SIGSTORE_REKOR_PUBLIC_KEY: rekorPub });
+    const legacy = await withLog(file('rekor.pub'));
     expect(legacy.ok, legacy.stderr).toBe(true);
-    const chain = await verifyCertChain(ref, file('chain.pem'), IDENTITY, ['--insecure-ignore-tlog=true']);
-    expect(chain.ok, chain.stderr).toBe(true);
+    expect((await withLog(file('wrong-rekor.pub'))).ok).toBe(false);
+    const byKey = await verifyWithRekor(ref, file('certkey.pub'), file('rekor.pub'));
+    expect(byKey.ok).toBe(false);
+    expect(byKey.stderr).toMatch(/comparing public key PEMs, expected -----BEGIN PUBLIC KEY-----/);
+    expect((await verifyNoTlog(ref, file('certkey.pub'))).ok).toBe(true);
     const bundle = await verifyBundle(ref, { trustedRoot: file('trusted-root-ca.json'), identity: IDENTITY, caFile: file('chain.pem') });
     expect(bundle.ok, bundle.stderr).toBe(true);
   });

@@ -4,7 +4,9 @@
  * without; the export's README commands are then run as written, in the export directory, by
  * cosign 3.1 (`--trusted-root trusted_root.json`, the log checked) and cosign 2.5
  * (`SIGSTORE_REKOR_PUBLIC_KEY=rekor.pub`). Negative controls: a trusted root naming another log
- * key, and another rule's key, are refused. The exported trusted_root.json is compared with what
+ * key, and another rule's key, are refused. A key with a certificate chain and Rekor on a legacy
+ * rule: the Rekor entry names the certificate, and both generations check it through the
+ * certificate (another CA, log or identity refused). The exported trusted_root.json is compared with what
  * `cosign trusted-root create` (3.1) writes for the same log key and CA chain.
  */
 import { generateKeyPairSync } from 'node:crypto';
@@ -258,7 +260,7 @@ describe('signet policy export --for cosign', () => {
     for (const v of ['3', '2'] as const) expect((await runCommand(readmeCommands(5, 'p256')[v], v, ref, wrongDir)).code, `cosign ${v}, another log`).not.toBe(0);
   });
 
-  it('a key with a certificate chain, bundle and Rekor: cosign 3.1 checks the certificate against the exported CA and log (another CA, another identity refused); cosign 2.5 the .sig with the key', async () => {
+  it('a key with a certificate chain, bundle and Rekor: cosign 3.1 checks the certificate against the exported CA and log (another CA, another identity refused); cosign 2.5 the .sig through the certificate', async () => {
     const ref = await signed('pkib/app');
     const cmds = readmeCommands(6, 'certkey');
     expect(cmds['3']).toBe(
@@ -299,12 +301,59 @@ describe('signet policy export --for cosign', () => {
     for (const v of ['3', '2'] as const) expect((await runCommand(cmds[v], v, ref, wrongDir)).code, `cosign ${v}, another CA`).not.toBe(0);
   });
 
-  it('a key with a certificate chain, legacy only, Rekor: cosign 2.5 accepts the README command (cosign 3.1 refuses: see docs/verifiers.md)', async () => {
+  it('a key with a certificate chain, legacy only, Rekor: the entry names the certificate; cosign 3.1 (trusted root CA + identity, log checked; also --key) and cosign 2.5 (--certificate-chain) accept; another log, CA or identity is refused', async () => {
     const ref = await signed('pki/app');
     const cmds = readmeCommands(3, 'certkey');
-    const v2 = await runCommand(cmds['2'], '2', ref);
-    expect(v2.code, v2.stderr).toBe(0);
+    const id = `--certificate-identity signet@example.com --certificate-oidc-issuer-regexp '.*' --insecure-ignore-sct=true`;
+    expect(cmds['3']).toBe(`cosign verify --trusted-root trusted_root.json ${id} "$IMAGE"`);
+    expect(cmds['2']).toBe(`SIGSTORE_REKOR_PUBLIC_KEY=rekor.pub cosign verify --certificate-chain certkey.chain.pem ${id} --rekor-url ${rekor.url} "$IMAGE"`);
     const v3 = await runCommand(cmds['3'], '3', ref);
-    console.log(`cosign 3.1 verify (BYO-PKI legacy + Rekor, --key): exit ${v3.code}\n${v3.stderr}`);
+    console.log(`cosign 3.1 verify (BYO-PKI legacy + Rekor, trusted root CA): exit ${v3.code}\n${v3.stderr}`);
+    expect(v3.code, v3.stderr).toBe(0);
+    expect(v3.stderr).toMatch(/Existence of the claims in the transparency log was verified offline/);
+    expect(v3.stderr).toMatch(/verified using trusted certificate authority certificates/);
+    // cosign >= 3.0.3 compares the entry with the certificate under --key too
+    const byKey3 = await runCommand('cosign verify --key certkey.pub --trusted-root trusted_root.json "$IMAGE"', '3', ref);
+    console.log(`cosign 3.1 verify --key (BYO-PKI legacy + Rekor): exit ${byKey3.code}\n${byKey3.stderr}`);
+    expect(byKey3.code, byKey3.stderr).toBe(0);
+    expect(byKey3.stderr).toMatch(/Existence of the claims in the transparency log was verified offline/);
+    const v2 = await runCommand(cmds['2'], '2', ref);
+    console.log(`cosign 2.5 verify (BYO-PKI legacy + Rekor, --certificate-chain): exit ${v2.code}\n${v2.stderr}`);
+    expect(v2.code, v2.stderr).toBe(0);
+    expect(v2.stderr).toMatch(/Existence of the claims in the transparency log was verified offline/);
+    // cosign 2.x compares the entry with --key when given one (why the README does not write it)
+    const byKey2 = await runCommand(`SIGSTORE_REKOR_PUBLIC_KEY=rekor.pub cosign verify --key certkey.pub --rekor-url ${rekor.url} "$IMAGE"`, '2', ref);
+    console.log(`cosign 2.5 verify --key (BYO-PKI legacy + Rekor): exit ${byKey2.code}\n${byKey2.stderr}`);
+    expect(byKey2.code).not.toBe(0);
+    expect(byKey2.stderr).toMatch(/comparing public key PEMs, expected -----BEGIN PUBLIC KEY-----[\s\S]*got -----BEGIN CERTIFICATE-----/);
+
+    // negative controls: another log (3.1: trusted root, 2.5: rekor.pub), another CA, another identity
+    const other = await startRekor();
+    await other.stop();
+    const wrongLog = file('wrong-log-pki');
+    mkdirSync(wrongLog);
+    writeFileSync(path.join(wrongLog, 'trusted_root.json'), other.trustedRoot({ certificateAuthorities: [{ certificates: readFileSync(file('chain.pem'), 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/g)! }] }));
+    writeFileSync(path.join(wrongLog, 'rekor.pub'), other.publicKeyPem);
+    writeFileSync(path.join(wrongLog, 'certkey.chain.pem'), readFileSync(path.join(out, 'certkey.chain.pem')));
+    for (const v of ['3', '2'] as const) {
+      const r = await runCommand(cmds[v], v, ref, wrongLog);
+      console.log(`cosign ${v} (BYO-PKI legacy + Rekor), another log: exit ${r.code}: ${r.stderr.split('\n')[0]}`);
+      expect(r.code, `cosign ${v}, another log`).not.toBe(0);
+      expect(r.stderr, `cosign ${v}, another log`).toMatch(/verifying bundle|transparency log|tlog|rekor/i);
+    }
+    const wrongCa = file('wrong-ca-pki');
+    mkdirSync(wrongCa);
+    writeFileSync(path.join(wrongCa, 'trusted_root.json'), rekor.trustedRoot({ certificateAuthorities: [{ certificates: strangerChain }] }));
+    writeFileSync(path.join(wrongCa, 'rekor.pub'), rekor.publicKeyPem);
+    writeFileSync(path.join(wrongCa, 'certkey.chain.pem'), strangerChain.join(''));
+    for (const v of ['3', '2'] as const) {
+      const r = await runCommand(cmds[v], v, ref, wrongCa);
+      console.log(`cosign ${v} (BYO-PKI legacy + Rekor), another CA: exit ${r.code}: ${r.stderr.split('\n')[0]}`);
+      expect(r.code, `cosign ${v}, another CA`).not.toBe(0);
+      expect(r.stderr, `cosign ${v}, another CA`).toMatch(/certificate signed by unknown authority|certificate verification failed/);
+    }
+    for (const v of ['3', '2'] as const) {
+      expect((await runCommand(cmds[v].replace('signet@example.com', 'someone@example.com'), v, ref)).code, `cosign ${v}, another identity`).not.toBe(0);
+    }
   });
 });

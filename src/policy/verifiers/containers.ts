@@ -6,14 +6,14 @@
  * Scopes have no globs: see patterns.ts toScopes for the approximation, and the notes.
  * Format: test/fixtures/policy-schemas/containers-policy.json.5.md, containers-registries.d.5.md.
  */
-import { pemBase64, type ExportResult, type PolicyInput, type PolicyRule, type VerifierExporter } from '../model.js';
+import { containersChecksLog, containersLogNote, pemBase64, type ExportResult, type PolicyInput, type PolicyRule, type VerifierExporter } from '../model.js';
 import { scopedRules } from './scopes.js';
 
 export function sigstoreSigned(rule: PolicyRule, key: PolicyRule['keys'][number]): Record<string, unknown> {
   return {
     type: 'sigstoreSigned',
     keyData: pemBase64(key.pem),
-    ...(rule.rekor?.publicKeyPem ? { rekorPublicKeyData: pemBase64(rule.rekor.publicKeyPem) } : {}),
+    ...(containersChecksLog(rule, key) ? { rekorPublicKeyData: pemBase64(rule.rekor!.publicKeyPem!) } : {}),
     signedIdentity: { type: rule.identity === 'repository' ? 'matchRepository' : 'matchRepoDigestOrExact' },
   };
 }
@@ -31,6 +31,7 @@ export const containersExporter: VerifierExporter = {
         notes.push(`containers: ${s.rule.match}: Rekor is on but no Rekor public key is known, so policy.json does not check the log`);
       }
       docker[s.scope] = s.rule.keys.map((k) => sigstoreSigned(s.rule, k));
+      notes.push(...containersLogNote(s.rule, 'containers', 'keyData + rekorPublicKeyData', 'policy.json'));
       // registries.d has no *.domain scopes and no "" scope: default-docker covers those.
       if (s.scope === '' || s.scope.startsWith('*.')) defaultDocker = true;
       else attachments[s.scope] = { 'use-sigstore-attachments': true };

@@ -87,10 +87,16 @@ function commands(rule: PolicyRule, key: PolicyKey, files: { pub: string; chain?
   // The public Rekor: cosign's own trusted root (TUF) already names it.
   const publicLog = log !== undefined && !log.file;
   const tlog = log ? '' : ` ${noTlog}`;
+  const hasCertificate = Boolean(key.chain && key.identity && files.chain);
+  const identity = hasCertificate ? `--certificate-identity ${shellWord(key.identity!)} --certificate-oidc-issuer-regexp '.*' --insecure-ignore-sct=true` : '';
   // A bundle made with a certificate is checked against the CA in trusted_root.json and the
   // certificate's identity: cosign 3 `--key` refuses it ("expected key signature, not certificate").
-  const byCertificate = rule.formats?.includes('bundle') && key.chain && key.identity && files.chain && !publicLog;
-  const identity = byCertificate ? `--certificate-identity ${shellWord(key.identity!)} --certificate-oidc-issuer-regexp '.*' --insecure-ignore-sct=true` : '';
+  // So is a `.sig` with a Rekor entry (the entry names the certificate; cosign 3 would also take
+  // `--key` for it, but then nothing checks the CA).
+  const byCertificate = hasCertificate && (rule.formats?.includes('bundle') || log) && !publicLog;
+  // cosign 2.x compares a `.sig`'s Rekor entry with `--key` when given one and with the
+  // certificate otherwise (pkg/cosign/verify.go keyBytes in v2.5.0): with a log, the certificate.
+  const legacyByCertificate = hasCertificate && log !== undefined;
   const lines = ['```sh', '# cosign 3.x'];
   if (byCertificate) lines.push(`cosign verify ${trusted} ${identity}${tlog} "$IMAGE"`);
   // Without a log cosign 3.x needs no trusted root (checked: it then makes no TUF request).
@@ -99,7 +105,8 @@ function commands(rule: PolicyRule, key: PolicyKey, files: { pub: string; chain?
   const env = log?.file ? `SIGSTORE_REKOR_PUBLIC_KEY=${log.file} ` : '';
   const rekorUrl = log && !publicLog ? ` --rekor-url ${log.url}` : '';
   if (writesLegacy(rule)) {
-    lines.push(`${env}cosign verify --key ${files.pub}${rekorUrl}${tlog} "$IMAGE"`);
+    const by = legacyByCertificate ? `--certificate-chain ${files.chain} ${identity}` : `--key ${files.pub}`;
+    lines.push(`${env}cosign verify ${by}${rekorUrl}${tlog} "$IMAGE"`);
   } else if (byCertificate) {
     // cosign 2.x loads its CA roots (SIGSTORE_ROOT_FILE, else TUF) before it reads the trusted root.
     lines.push(`SIGSTORE_ROOT_FILE=${files.chain} cosign verify-attestation --new-bundle-format ${trusted} ${identity}${tlog} --type ${COSIGN_SIGN_PREDICATE} "$IMAGE"`);
@@ -170,14 +177,19 @@ export const cosignExporter: VerifierExporter = {
       for (const k of rule.keys) {
         readme.push(`### key ${k.name}`, '', ...commands(rule, k, keyFiles.get(k.name)!, log));
         if (k.chain?.length) {
-          const legacyOnly = !rule.formats?.includes('bundle');
           readme.push(
-            `Key ${k.name} has a certificate${k.identity ? ` (${k.identity})` : ''}: its CA chain is in trusted_root.json and ${keyFiles.get(k.name)!.chain}. \`--key\` checks a \`.sig\` signature with the key alone.`,
-            ...(log && legacyOnly ? ['cosign 3.0.3 and later refuse its legacy signature checked against the log: the Rekor entry signet writes names the key, cosign wants the certificate.'] : []),
+            `Key ${k.name} has a certificate${k.identity ? ` (${k.identity})` : ''}: its CA chain is in trusted_root.json and ${keyFiles.get(k.name)!.chain}.` +
+              (log && writesLegacy(rule)
+                ? ' The Rekor entries of its `.sig` signatures name the certificate, as cosign 3.0.3 and later require; cosign 2.x compares the entry with `--key` when given one, so its command checks the certificate instead.'
+                : ' `--key` checks a `.sig` signature with the key alone.'),
             '',
           );
-          if (log && legacyOnly) notes.push(`cosign: ${ruleLabel(rule)}: key ${k.name} has a certificate and Rekor is on: cosign >= 3.0.3 refuses its legacy signatures (the entry names the key, not the certificate); add bundle to the rule's formats`);
-          if (!k.identity) notes.push(`cosign: key ${k.name}: its certificate has no email or URI subject alternative name, so there is no --certificate-identity to check`);
+          if (!k.identity) {
+            notes.push(
+              `cosign: key ${k.name}: its certificate has no email or URI subject alternative name, so there is no --certificate-identity to check` +
+                (log && writesLegacy(rule) ? `; cosign 2.x --key refuses its .sig signatures under ${ruleLabel(rule)} (the Rekor entry names the certificate)` : ''),
+            );
+          }
         }
       }
     }

@@ -7,7 +7,7 @@
  * (use-sigstore-attachments) itself.
  * Schemas: test/fixtures/policy-schemas/config.openshift.io_{clusterimagepolicies,imagepolicies}.crd.yaml.
  */
-import { k8sName, pemBase64, ruleLabel, type ExportResult, type PolicyInput, type VerifierExporter } from '../model.js';
+import { containersChecksLog, containersLogNote, k8sName, pemBase64, ruleLabel, type ExportResult, type PolicyInput, type VerifierExporter } from '../model.js';
 import { scopedRules } from './scopes.js';
 
 export const openshiftExporter: VerifierExporter = {
@@ -30,6 +30,7 @@ export const openshiftExporter: VerifierExporter = {
     const namespaces = input.namespaces?.length ? input.namespaces : [undefined];
     for (const { rule, scopes } of [...byRule.values()].sort((a, b) => a.rule.index - b.rule.index)) {
       if (rule.rekor && !rule.rekor.publicKeyPem) notes.push(`openshift: ${ruleLabel(rule)}: Rekor is on but no Rekor public key is known, so the log is not checked`);
+      notes.push(...containersLogNote(rule, 'openshift', 'keyData + rekorKeyData', 'the policy'));
       for (const key of rule.keys) {
         const name = k8sName(prefix, 'rule', rule.index, key.name);
         const spec = {
@@ -37,7 +38,7 @@ export const openshiftExporter: VerifierExporter = {
           policy: {
             rootOfTrust: {
               policyType: 'PublicKey',
-              publicKey: { keyData: pemBase64(key.pem), ...(rule.rekor?.publicKeyPem ? { rekorKeyData: pemBase64(rule.rekor.publicKeyPem) } : {}) },
+              publicKey: { keyData: pemBase64(key.pem), ...(containersChecksLog(rule, key) ? { rekorKeyData: pemBase64(rule.rekor!.publicKeyPem!) } : {}) },
             },
             signedIdentity: { matchPolicy: rule.identity === 'repository' ? 'MatchRepository' : 'MatchRepoDigestOrExact' },
           },

@@ -143,7 +143,7 @@ describe('--for cosign', () => {
     expect(r.notes.join('\n')).toMatch(/rekor.required false/);
   });
 
-  it('keys with a certificate chain: one CertificateAuthority per distinct chain, a .chain.pem per key; legacy-only with Rekor notes the cosign >= 3.0.3 limitation', () => {
+  it('keys with a certificate chain: one CertificateAuthority per distinct chain, a .chain.pem per key; legacy-only with Rekor is checked through the certificate by both cosign generations', () => {
     const root = makeRootCa();
     const inter = makeIntermediateCa(root);
     const chain = [inter.pem, root.pem];
@@ -152,11 +152,20 @@ describe('--for cosign', () => {
     expect(r.root.certificateAuthorities[0].certChain.certificates).toHaveLength(2);
     expect(r.byFile.get('c1.chain.pem')!.text).toBe(inter.pem + root.pem);
     expect(r.byFile.has('plain.chain.pem')).toBe(false);
-    expect(r.notes.join('\n')).toMatch(/key c1 has a certificate and Rekor is on: cosign >= 3.0.3 refuses/);
-    expect(r.notes.join('\n')).toMatch(/key c2: its certificate has no email or URI subject alternative name/);
+    expect(r.notes.join('\n')).not.toMatch(/3\.0\.3 refuses/);
+    expect(r.notes.join('\n')).toMatch(/key c2: its certificate has no email or URI subject alternative name.*cosign 2\.x --key refuses its \.sig signatures under rules\[0\]/);
     expect(r.section(0, 'c1')).toMatch(/CA chain is in trusted_root.json/);
-    // legacy only: --key (cosign verifies the .sig with the key)
-    expect(r.cmd(0, 'c1', '3')).toBe('cosign verify --key c1.pub --trusted-root trusted_root.json "$IMAGE"');
+    expect(r.section(0, 'c1')).toMatch(/Rekor entries of its `\.sig` signatures name the certificate/);
+    // legacy only with Rekor: the entry names the certificate; both generations check the certificate
+    const id = "--certificate-identity a@example.com --certificate-oidc-issuer-regexp '.*' --insecure-ignore-sct=true";
+    expect(r.cmd(0, 'c1', '3')).toBe(`cosign verify --trusted-root trusted_root.json ${id} "$IMAGE"`);
+    expect(r.cmd(0, 'c1', '2')).toBe(`SIGSTORE_REKOR_PUBLIC_KEY=rekor.pub cosign verify --certificate-chain c1.chain.pem ${id} --rekor-url https://rekor.internal.example "$IMAGE"`);
+    // no identity: --key (cosign 3 compares the entry with the certificate anyway)
+    expect(r.cmd(0, 'c2', '3')).toBe('cosign verify --key c2.pub --trusted-root trusted_root.json "$IMAGE"');
+    // no Rekor: --key checks the .sig with the key alone
+    const n = exported({ rules: [rule(0, [key('c3', { chain, identity: 'a@example.com' })])] });
+    expect(n.cmd(0, 'c3', '2')).toBe('cosign verify --key c3.pub --insecure-ignore-tlog=true "$IMAGE"');
+    expect(n.section(0, 'c3')).toMatch(/`--key` checks a `\.sig` signature with the key alone/);
   });
 
   it('a certificate key on a bundle rule: cosign 3.x checks the certificate (trusted root + identity); 2.x bundle-only gets SIGSTORE_ROOT_FILE; odd identities are shell-quoted', () => {
@@ -167,7 +176,7 @@ describe('--for cosign', () => {
     const r = exported({ rules: [rule(0, [c], { formats: ['legacy', 'bundle'], rekor }), rule(1, [c, q], { formats: ['bundle'] })] });
     const id = "--certificate-identity signer@example.com --certificate-oidc-issuer-regexp '.*' --insecure-ignore-sct=true";
     expect(r.cmd(0, 'c', '3')).toBe(`cosign verify --trusted-root trusted_root.json ${id} "$IMAGE"`);
-    expect(r.cmd(0, 'c', '2')).toBe('SIGSTORE_REKOR_PUBLIC_KEY=rekor.pub cosign verify --key c.pub --rekor-url https://rekor.internal.example "$IMAGE"');
+    expect(r.cmd(0, 'c', '2')).toBe(`SIGSTORE_REKOR_PUBLIC_KEY=rekor.pub cosign verify --certificate-chain c.chain.pem ${id} --rekor-url https://rekor.internal.example "$IMAGE"`);
     expect(r.cmd(1, 'c', '3')).toBe(`cosign verify --trusted-root trusted_root.json ${id} --insecure-ignore-tlog=true "$IMAGE"`);
     expect(r.cmd(1, 'c', '2')).toBe(
       `SIGSTORE_ROOT_FILE=c.chain.pem cosign verify-attestation --new-bundle-format --trusted-root trusted_root.json ${id} --insecure-ignore-tlog=true --type https://sigstore.dev/cosign/sign/v1 "$IMAGE"`,

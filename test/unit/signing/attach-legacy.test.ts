@@ -32,6 +32,11 @@ async function layers(repo: string, digest: string) {
   const m = await client.getManifest(repo, `${digest.replace(':', '-')}.sig`, OCI);
   return m ? parseSignatureManifest(m.document, 'test .sig') : [];
 }
+/** The PEM the layer's hashedrekord entry names (Rekor stores it re-marshalled: compared as X509/SPKI text). */
+function entryVerifier(l: { annotations: Record<string, string> }): string {
+  const body = JSON.parse(Buffer.from(JSON.parse(l.annotations[BUNDLE]!).Payload.body, 'base64').toString());
+  return Buffer.from(body.spec.signature.publicKey.content, 'base64').toString();
+}
 /** Another writer: put this exact layer list in the .sig manifest. */
 async function writeLayers(repo: string, digest: string, list: ReturnType<typeof signatureLayer>[], payload: Buffer) {
   const built = buildSignatureManifest(list);
@@ -92,16 +97,47 @@ describe('legacy attach with Rekor and certificates', () => {
     expect(r).toMatchObject({ outcome: 'present', upgraded: ['dev.sigstore.cosign/certificate', 'dev.sigstore.cosign/chain'] });
     const [l] = await layers('x', d);
     expect(Object.keys(l!.annotations)).toEqual([SIG, 'dev.sigstore.cosign/certificate', 'dev.sigstore.cosign/chain']);
-    // with a certificate, the hashedrekord entry still names the public key (cosign --key and containers/image compare it with the key)
+    // with a certificate, the hashedrekord entry names the certificate (cosign >= 3.0.3 compares the entry with it)
     const [r2] = await attachLegacySignatures(client, 'x', digestOf('three-b'), [{ key: k, payload: simpleSigningPayload('r/x:v1', digestOf('three-b')) }], noLock, {
       tlog: { rekor: rc, required: true },
     });
     expect(r2!.tlog!.status).toBe('logged');
     const [l2] = await layers('x', digestOf('three-b'));
-    const body = JSON.parse(Buffer.from(JSON.parse(l2!.annotations[BUNDLE]!).Payload.body, 'base64').toString());
-    expect(Buffer.from(body.spec.signature.publicKey.content, 'base64').toString()).toBe(await k.publicKeyPem());
-    expect(l2!.annotations['dev.sigstore.cosign/certificate']).toMatch(/BEGIN CERTIFICATE/);
+    expect(entryVerifier(l2!)).toBe(cert);
+    expect(l2!.annotations['dev.sigstore.cosign/certificate']).toBe(cert);
     setCertificate(k, undefined);
+  });
+
+  it('a present layer whose Rekor entry names the bare key gets an entry naming its certificate once the key has one (same signature, one layer); then it is complete', async () => {
+    const k = key('c2');
+    const d = digestOf('three-c');
+    const payload = simpleSigningPayload('r/x:v1', d);
+    const tlog = { tlog: { rekor: rc, required: true } };
+    await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], noLock, tlog);
+    const [before] = await layers('x', d);
+    expect(entryVerifier(before!)).toBe(await k.publicKeyPem());
+    const root = makeRootCa();
+    const cert = issueCertificate({ cn: 'c2', publicKey: k.raw.publicKey, issuer: root, eku: [EKU.codeSigning] });
+    setCertificate(k, loadKeyCertificate({ name: 'c2', certificate: cert, chain: root.pem }, await k.publicKeyPem(), '.'));
+    try {
+      const signs = k.signs;
+      const entries = rekor.size();
+      const [r] = await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], noLock, tlog);
+      expect(r).toMatchObject({ outcome: 'present', upgraded: [BUNDLE, 'dev.sigstore.cosign/certificate', 'dev.sigstore.cosign/chain'], tlog: { status: 'logged' } });
+      expect(k.signs).toBe(signs);
+      expect(rekor.size()).toBe(entries + 1);
+      const after = await layers('x', d);
+      expect(after).toHaveLength(1);
+      expect(after[0]!.annotations[SIG]).toBe(before!.annotations[SIG]);
+      expect(entryVerifier(after[0]!)).toBe(cert);
+      // complete now: nothing logged or written again
+      const [again] = await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], noLock, tlog);
+      expect(again).toMatchObject({ outcome: 'present', tlog: { status: 'present' } });
+      expect(again!.upgraded).toBeUndefined();
+      expect(rekor.size()).toBe(entries + 1);
+    } finally {
+      setCertificate(k, undefined);
+    }
   });
 
   it('another writer adds an equivalent complete layer while we sign: ours is dropped and reported present', async () => {

@@ -7,8 +7,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MAX_RETRY_AFTER_SECONDS } from '../../../src/edge/retry-after.js';
-import { checkHashedRekordBody, proposedHashedRekord } from '../../../src/transparency/entries.js';
+import { checkHashedRekordBody, cosignBundleAnnotation, hashedRekordNames, proposedHashedRekord } from '../../../src/transparency/entries.js';
 import { logIdOf, RekorClient, verifySET } from '../../../src/transparency/rekor.js';
+import { EKU, issueCertificate, makeRootCa } from '../../helpers/pki.js';
 import { startRekor, type RekorStandIn } from '../../helpers/rekor.js';
 
 let rekor: RekorStandIn;
@@ -67,6 +68,25 @@ describe('RekorClient', () => {
     expect(() => checkHashedRekordBody(e, hex, Buffer.from('other'), rsaPem)).toThrow(/signature/);
     const otherKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
     expect(() => checkHashedRekordBody(e, hex, signature, otherKey)).toThrow(/public key/);
+  });
+
+  it('a hashedrekord entry naming a certificate: Rekor stores the certificate, the checks compare with it and refuse the bare key', async () => {
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const cert = issueCertificate({ cn: 'signer', publicKey: ec.publicKey, issuer: makeRootCa(), eku: [EKU.codeSigning] });
+    const keyPem = ec.publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    const payload = Buffer.from('with a certificate');
+    const hex = createHash('sha256').update(payload).digest('hex');
+    const signature = sign('sha256', payload, ec.privateKey);
+    const e = await client().createEntry(proposedHashedRekord(hex, signature, cert));
+    const stored = JSON.parse(Buffer.from(e.body, 'base64').toString()).spec.signature.publicKey.content;
+    expect(Buffer.from(stored, 'base64').toString()).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    expect(() => checkHashedRekordBody(e, hex, signature, cert)).not.toThrow();
+    expect(() => checkHashedRekordBody(e, hex, signature, keyPem)).toThrow(/public key or certificate/);
+    const annotation = cosignBundleAnnotation(e);
+    expect(hashedRekordNames(annotation, cert)).toBe(true);
+    expect(hashedRekordNames(annotation, keyPem)).toBe(false);
+    expect(hashedRekordNames('not json', cert)).toBe(false);
+    expect(hashedRekordNames(undefined, cert)).toBe(false);
   });
 
   it('a second identical entry (deterministic RSA) is a 409: the existing entry is fetched', async () => {

@@ -7,7 +7,8 @@ import { OCI_INDEX, OCI_MANIFEST } from '../../../src/registry/media-types.js';
 import { parseManifest } from '../../../src/registry/schemas.js';
 import { signatureLayer, type SignatureLayer } from '../../../src/signing/legacy-sig.js';
 import { simpleSigningPayload } from '../../../src/signing/payload.js';
-import { COSIGN_BUNDLE_ANNOTATION } from '../../../src/transparency/entries.js';
+import { CERTIFICATE_ANNOTATION } from '../../../src/signing/certificate.js';
+import { COSIGN_BUNDLE_ANNOTATION, cosignBundleAnnotation } from '../../../src/transparency/entries.js';
 import { sha256Digest } from '../../../src/util/digest.js';
 import { imageShape } from '../../../src/verify/image.js';
 import { checkKey, requirementFor, type Requirement } from '../../../src/verify/requirements.js';
@@ -27,6 +28,18 @@ async function layer(k: KeyProvider, payload: Buffer, extra: Record<string, stri
   const sig = await k.sign(Buffer.alloc(0), payload);
   return { layer: signatureLayer(payload, sha256Digest(payload), sig.toString('base64'), extra), payload };
 }
+
+/** A `dev.sigstore.cosign/bundle` annotation whose hashedrekord entry names `pem` (no SET check here). */
+const entryNaming = (pem: string) =>
+  cosignBundleAnnotation({
+    uuid: 'u',
+    body: Buffer.from(JSON.stringify({ apiVersion: '0.0.1', kind: 'hashedrekord', spec: { signature: { publicKey: { content: Buffer.from(pem).toString('base64') } } } })).toString('base64'),
+    integratedTime: 1,
+    logIndex: 1,
+    logID: 'ab',
+    signedEntryTimestamp: 'MEU=',
+    existing: false,
+  });
 
 const rule = (r: Partial<RuleConfig> & { match: string }): RuleConfig => ({ keys: ['a', 'b'], identity: 'tag', untagged: 'ignore', ...r });
 
@@ -76,8 +89,20 @@ describe('checkKey: is a required signature present', () => {
     const payload = simpleSigningPayload(`${H}/team/app:v1`, D);
     const bare = await layer(a, payload);
     expect(await checkKey([bare.layer], D, req, a)).toEqual({ ok: false, why: `signature lacks ${COSIGN_BUNDLE_ANNOTATION}` });
-    const logged = await layer(a, payload, { [COSIGN_BUNDLE_ANNOTATION]: '{}' });
+    const logged = await layer(a, payload, { [COSIGN_BUNDLE_ANNOTATION]: entryNaming(await a.publicKeyPem()) });
     expect((await checkKey([bare.layer, logged.layer], D, req, a)).ok).toBe(true);
+    const unparsable = await layer(a, payload, { [COSIGN_BUNDLE_ANNOTATION]: '{}' });
+    expect(await checkKey([unparsable.layer], D, req, a)).toEqual({ ok: false, why: 'signature lacks a Rekor entry naming its key' });
+  });
+
+  it('a layer with a certificate wants its Rekor entry to name the certificate, not the key (cosign >= 3.0.3)', async () => {
+    const req = required([rule({ match: `${H}/**`, rekor: { url: 'https://rekor.example', required: true, timeoutMs: 1000 } })], 'team/app', 'v1');
+    const payload = simpleSigningPayload(`${H}/team/app:v1`, D);
+    const cert = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const byKey = await layer(a, payload, { [CERTIFICATE_ANNOTATION]: cert, [COSIGN_BUNDLE_ANNOTATION]: entryNaming(await a.publicKeyPem()) });
+    expect(await checkKey([byKey.layer], D, req, a)).toEqual({ ok: false, why: 'signature lacks a Rekor entry naming its certificate' });
+    const byCert = await layer(a, payload, { [CERTIFICATE_ANNOTATION]: cert, [COSIGN_BUNDLE_ANNOTATION]: entryNaming(cert) });
+    expect((await checkKey([byCert.layer], D, req, a)).ok).toBe(true);
   });
 
   it('with annotations: a payload carrying more (a webhook ${pusher}) counts when its bytes can be read', async () => {
