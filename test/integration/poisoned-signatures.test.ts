@@ -134,7 +134,8 @@ describe('poisoned .sig (item 4)', () => {
     await plantSig(loud, 'poison/app', digest, planted, [payload]);
     expect(await sigLayers(loud, 'poison/app', digest)).toHaveLength(12_000);
 
-    const dropped = await metric('signet_signature_layers_dropped_total', {});
+    const invalid = await metric('signet_signature_layers_dropped_total', { reason: 'invalid' });
+    const unchecked = await metric('signet_signature_layers_dropped_total', { reason: 'unchecked' });
     const delay = monitorEventLoopDelay({ resolution: 10 });
     delay.enable();
     await pushImage(loud, 'poison/app', 'v1', { variant: 'poison-12000' });
@@ -143,8 +144,9 @@ describe('poisoned .sig (item 4)', () => {
     const maxStallMs = delay.max / 1e6;
     console.log(`event loop: max delay ${maxStallMs.toFixed(1)} ms while the worker handled a .sig with 12,000 planted layers`);
 
-    // generous: verifying every planted layer on the event loop stalled it for seconds (5.3 s in the review, ~3 s here)
-    expect(maxStallMs).toBeLessThan(1000);
+    // The event-loop delay is reported, not asserted (timings are the bench's; a loaded CI machine
+    // adds its own). What keeps it small is asserted below, deterministically: the verification work
+    // per read is bounded (16 claims verified, on the thread pool) instead of 12,000 on the event loop.
     expect(end.msg).toBe('signed');
     const layers = await sigLayers(loud, 'poison/app', digest);
     expect(layers.length).toBeLessThanOrEqual(COSIGN_MAX_LAYERS);
@@ -156,8 +158,11 @@ describe('poisoned .sig (item 4)', () => {
     expect(v.payloads).toHaveLength(1);
     const v3 = await cosignVerify(`${loud.host}/poison/app@${digest}`, file('a.pub'), [], { bin: COSIGN3_BIN() });
     expect(v3.ok, v3.stderr).toBe(true);
-    // 16 planted layers verified and refused, the other 11,984 dropped unchecked
-    expect((await metric('signet_signature_layers_dropped_total', {})) - dropped).toBe(12_000);
+    // 16 planted layers verified and refused per .sig read, the others dropped unchecked
+    const verifiedRefused = (await metric('signet_signature_layers_dropped_total', { reason: 'invalid' })) - invalid;
+    const droppedUnchecked = (await metric('signet_signature_layers_dropped_total', { reason: 'unchecked' })) - unchecked;
+    expect(verifiedRefused + droppedUnchecked).toBe(12_000);
+    expect(verifiedRefused).toBe(16);
   }, 120_000);
 
   it('a .sig already at 1,000 layers signet may not drop: SIGNATURE_LIMIT_EXCEEDED and a metric, never signed', async () => {

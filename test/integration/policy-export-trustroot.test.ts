@@ -3,7 +3,8 @@
  * log key): signet (in-process, real Redis) signs an image in a real docker-registry with a
  * bring-your-own-PKI key and logs it; the exported TrustRoot and ClusterImagePolicy are read back.
  * policy-controller itself is not run here (no cluster): its key authority hands the TrustRoot's
- * tLog key to cosign's VerifyImageSignatures, so the real cosign 2.5 is run the same way (`--key`
+ * tLog key to cosign's VerifyImageSignatures (policy-controller f925c0c1 vendors cosign v3.0.5),
+ * so the real cosign 3.1 is run the same way (`--key`
  * from the policy, `--rekor-url` = tLogs[0].baseURL, the log key = the TrustRoot's publicKey) and
  * must accept; a TrustRoot naming another log key must be refused.
  */
@@ -13,7 +14,7 @@ import path from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.js';
-import { COSIGN_BIN, cosignEnv, tempDir } from '../helpers/cosign.js';
+import { COSIGN3_BIN, cosignEnv, tempDir } from '../helpers/cosign.js';
 import { pushImage } from '../helpers/images.js';
 import { EKU, issueCertificate, makeIntermediateCa, makeRootCa } from '../helpers/pki.js';
 import { runProcess, type RunResult } from '../helpers/proc.js';
@@ -74,7 +75,7 @@ afterAll(async () => {
 
 const readYaml = (name: string) => parse(readFileSync(path.join(out, name), 'utf8'));
 
-/** cosign 2.5 `verify --key` with the log checked, the log key given as SIGSTORE_REKOR_PUBLIC_KEY. */
+/** cosign 3.1 `verify --key` with the log checked, the log key given as SIGSTORE_REKOR_PUBLIC_KEY (the image has no bundle). */
 async function verifyWithLog(ref: string, keyPem: string, rekorUrl: string, rekorKeyPem: string): Promise<RunResult> {
   const sandbox = tempDir('signet-cosign-');
   try {
@@ -83,7 +84,7 @@ async function verifyWithLog(ref: string, keyPem: string, rekorUrl: string, reko
     writeFileSync(path.join(sandbox.dir, 'key.pub'), keyPem);
     writeFileSync(path.join(sandbox.dir, 'rekor.pub'), rekorKeyPem);
     const env = cosignEnv(sandbox.dir, { SIGSTORE_REKOR_PUBLIC_KEY: path.join(sandbox.dir, 'rekor.pub') });
-    return await runProcess(COSIGN_BIN(), ['verify', '--key', 'key.pub', '--rekor-url', rekorUrl, '--allow-http-registry', ref], { env, cwd: sandbox.dir, timeoutMs: 90_000 });
+    return await runProcess(COSIGN3_BIN(), ['verify', '--key', 'key.pub', '--rekor-url', rekorUrl, '--allow-http-registry', ref], { env, cwd: sandbox.dir, timeoutMs: 90_000 });
   } finally {
     sandbox.remove();
   }
@@ -107,7 +108,7 @@ describe('signet policy export --for policy-controller with a private Rekor', ()
     expect(exportErr.join('\n')).not.toMatch(/no TrustRoot written/);
   });
 
-  it('cosign 2.5 with the policy\'s key and the TrustRoot\'s log accepts the signed image; a TrustRoot with another log key is refused', async () => {
+  it('cosign 3.1 (what policy-controller vendors) with the policy\'s key and the TrustRoot\'s log accepts the signed image; a TrustRoot with another log key is refused', async () => {
     const repository = 'pki/app';
     const img = await pushImage(registry, repository, 'v1');
     const report = await signet.runtime.pipeline.sign({ host: registry.host, repository, tag: 'v1' });

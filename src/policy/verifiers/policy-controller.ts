@@ -113,10 +113,6 @@ export const policyControllerExporter: VerifierExporter = {
           `policy-controller: ${ruleLabel(rule)}: Rekor ${url} is private, and policy-controller refuses a TrustRoot that has no certificate or timestamp authority, but ${roots.missing.get(log)}: no TrustRoot written, and ${refused}. Create a TrustRoot with spec.sigstoreKeys.tLogs [{baseURL: ${url}, hashAlgorithm: sha-256, publicKey: base64 of the Rekor PEM}] plus a certificateAuthorities entry, and set ctlog.trustRootRef to it`,
         );
       }
-      for (const k of rule.rekor ? rule.keys.filter((k) => k.chain?.length) : []) {
-        // issue 15: cosign >= 3.0.3 wants the entry to name the certificate; policy-controller f925c0c1 vendors cosign v3.0.5
-        notes.push(`policy-controller: ${ruleLabel(rule)}: key ${k.name} has a certificate and Rekor is on: policy-controller (cosign >= 3.0.3 inside) refuses its legacy signatures checked against the log, because the entry signet writes names the key, not the certificate`);
-      }
       const r = toPolicyController(rule.match);
       for (const n of r.notes) notes.push(`policy-controller: ${ruleLabel(rule)}: ${n}`);
       for (const earlier of input.rules.slice(0, i)) {
