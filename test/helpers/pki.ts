@@ -137,3 +137,15 @@ export function makeIntermediateCa(parent: Issuer, cn = 'signet test intermediat
   const pem = issueCertificate({ cn, publicKey, issuer: parent, ca: true, ...opts });
   return { cn, privateKey, publicKey, pem };
 }
+
+/**
+ * A code-signing leaf for `publicKey` (CN "signet signer", SAN email `email`) under a fresh
+ * intermediate and root: the leaf PEM and the chain PEM (intermediate, then root), as a
+ * `certificate:` / `chain:` pair for a file key.
+ */
+export function issueSignerChain(publicKey: KeyObject, email = 'signet@example.com'): { certificate: string; chain: string } {
+  const root = makeRootCa();
+  const inter = makeIntermediateCa(root);
+  const certificate = issueCertificate({ cn: 'signet signer', publicKey, issuer: inter, eku: [EKU.codeSigning], email });
+  return { certificate, chain: inter.pem + root.pem };
+}

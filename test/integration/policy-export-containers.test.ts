@@ -10,68 +10,33 @@ import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli.js';
-import { tempDir } from '../helpers/cosign.js';
-import { pushImage } from '../helpers/images.js';
-import { EKU, issueCertificate, makeIntermediateCa, makeRootCa } from '../helpers/pki.js';
+import { exportPolicy, signedImage, startExportStack, type ExportStack } from '../helpers/policy-export.js';
 import { runProcess } from '../helpers/proc.js';
-import { startRekor, type RekorStandIn } from '../helpers/rekor.js';
-import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { startSignet, type RunningSignet } from '../helpers/signet.js';
+import type { RekorStandIn } from '../helpers/rekor.js';
+import type { RunningRegistry } from '../helpers/registry.js';
 
 const ROOTFS = process.env.SIGNET_TEST_SKOPEO_ROOTFS || '/var/tmp/skopeo-trixie';
+let stack: ExportStack;
 let registry: RunningRegistry;
 let rekor: RekorStandIn;
-let signet: RunningSignet;
-let tmp: { dir: string; remove: () => void };
 let work: string;
 let policy: any;
 let notes: string[];
-const pub: Record<string, string> = {};
-const file = (...p: string[]) => path.join(tmp.dir, ...p);
+let pub: Record<string, string>;
 const b64 = (s: string) => Buffer.from(s).toString('base64');
-
-function writeKey(name: string): import('node:crypto').KeyObject {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  writeFileSync(file(`${name}.pem`), privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  pub[name] = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-  return publicKey;
-}
 
 beforeAll(async () => {
   if (!existsSync(path.join(ROOTFS, 'usr/bin/skopeo'))) {
     throw new Error(`no containers/image verifier at ${ROOTFS}: run "bash .ci/install-test-kit.sh" (as root) to build the trixie chroot with skopeo`);
   }
   if (process.getuid?.() !== 0) throw new Error('the containers/image check runs skopeo in a chroot and needs root');
-  tmp = tempDir();
-  writeKey('p256');
-  writeKey('other');
-  const certPub = writeKey('certkey');
-  const root = makeRootCa();
-  const inter = makeIntermediateCa(root);
-  writeFileSync(file('certkey.crt'), issueCertificate({ cn: 'signet signer', publicKey: certPub, issuer: inter, eku: [EKU.codeSigning], email: 'signet@example.com' }));
-  writeFileSync(file('chain.pem'), inter.pem + root.pem);
-  rekor = await startRekor();
-  registry = await startRegistry();
-  const H = registry.host;
-  const rekorBlock = `{ url: "${rekor.url}", publicKey: ${JSON.stringify(rekor.publicKeyPem)} }`;
-  const yaml = `
-registries:
-  - { host: "${H}", insecure: true }
-keys:
-  - { name: p256, provider: file, path: p256.pem }
-  - { name: other, provider: file, path: other.pem }
-  - { name: certkey, provider: file, path: certkey.pem, certificate: certkey.crt, chain: chain.pem }
-rules:
-  - { match: "${H}/tlog/**", keys: [p256], rekor: ${rekorBlock} }
-  - { match: "${H}/pki/**", keys: [certkey], rekor: ${rekorBlock} }
-`;
-  writeFileSync(file('signet.yaml'), yaml);
-  signet = await startSignet(yaml, { baseDir: tmp.dir });
-  const out = file('containers');
-  const err: string[] = [];
-  const code = await main(['--config', file('signet.yaml'), 'policy', 'export', '--for', 'containers', '--out', out], () => {}, (l) => err.push(l));
-  if (code !== 0) throw new Error(`policy export failed: ${err.join('\n')}`);
+  stack = await startExportStack({
+    keys: ['p256', 'other', 'certkey'],
+    certKey: 'certkey',
+    rules: (H, rekorBlock) => [`{ match: "${H}/tlog/**", keys: [p256], rekor: ${rekorBlock} }`, `{ match: "${H}/pki/**", keys: [certkey], rekor: ${rekorBlock} }`],
+  });
+  ({ registry, rekor, pub } = stack);
+  const { out, err } = await exportPolicy(stack, 'containers', 'containers');
   notes = err;
   work = mkdtempSync(path.join(ROOTFS, 'tmp', 'signet-containers-'));
   mkdirSync(path.join(work, 'registries.d'));
@@ -81,18 +46,10 @@ rules:
 
 afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
-  await signet?.stop();
-  await registry?.stop();
-  await rekor?.stop();
-  tmp?.remove();
+  await stack?.stop();
 });
 
-async function signed(repository: string): Promise<string> {
-  const img = await pushImage(registry, repository, 'v1');
-  const report = await signet.runtime.pipeline.sign({ host: registry.host, repository, tag: 'v1' });
-  if (report.status !== 'signed') throw new Error(`not signed: ${JSON.stringify(report)}`);
-  return `${registry.host}/${repository}@${img.digest}`;
-}
+const signed = (repository: string): Promise<string> => signedImage(stack, repository);
 
 /** skopeo copy under `doc` as policy.json; the exit code and stderr. */
 async function copy(doc: unknown, ref: string, name: string) {

@@ -13,18 +13,14 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli.js';
 import { COSIGN3_BIN, cosignEnv, tempDir } from '../helpers/cosign.js';
-import { pushImage } from '../helpers/images.js';
-import { EKU, issueCertificate, makeIntermediateCa, makeRootCa } from '../helpers/pki.js';
+import { makeIntermediateCa, makeRootCa } from '../helpers/pki.js';
+import { exportPolicy, signedImage, startExportStack, type ExportStack } from '../helpers/policy-export.js';
 import { runProcess, type RunResult } from '../helpers/proc.js';
 import { startRekor, type RekorStandIn } from '../helpers/rekor.js';
-import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { startSignet, type RunningSignet } from '../helpers/signet.js';
 
-let registry: RunningRegistry;
+let stack: ExportStack;
 let rekor: RekorStandIn;
-let signet: RunningSignet;
 let tmp: { dir: string; remove: () => void };
 let out: string;
 let exportErr: string[];
@@ -34,69 +30,35 @@ let cosign3Dir: string;
 let strangerChain: string[];
 const file = (...p: string[]) => path.join(tmp.dir, ...p);
 
-function writeKey(name: string): import('node:crypto').KeyObject {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  writeFileSync(file(`${name}.pem`), privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  return publicKey;
-}
-
 beforeAll(async () => {
-  tmp = tempDir();
-  writeKey('p256');
-  writeKey('other');
-  const certPub = writeKey('certkey');
-  const root = makeRootCa();
-  const inter = makeIntermediateCa(root);
-  writeFileSync(file('certkey.crt'), issueCertificate({ cn: 'signet signer', publicKey: certPub, issuer: inter, eku: [EKU.codeSigning], email: 'signet@example.com' }));
-  writeFileSync(file('chain.pem'), inter.pem + root.pem);
+  stack = await startExportStack({
+    keys: ['p256', 'other', 'certkey'],
+    certKey: 'certkey',
+    rules: (H, rekorBlock) => [
+      `{ match: "${H}/tlog/**", keys: [p256], rekor: ${rekorBlock} }`,
+      `{ match: "${H}/plain/**", keys: [other] }`,
+      `{ match: "${H}/both/**", keys: [p256], formats: [legacy, bundle], rekor: ${rekorBlock} }`,
+      `{ match: "${H}/pki/**", keys: [certkey], rekor: ${rekorBlock} }`,
+      `{ match: "${H}/bundle/**", keys: [other], formats: [bundle] }`,
+      `{ match: "${H}/bundle-tlog/**", keys: [p256], formats: [bundle], rekor: ${rekorBlock} }`,
+      `{ match: "${H}/pkib/**", keys: [certkey], formats: [legacy, bundle], rekor: ${rekorBlock} }`,
+      `{ match: "${H}/pkin/**", keys: [certkey], formats: [bundle] }`,
+    ],
+  });
+  ({ tmp, rekor } = stack);
   const stranger = makeRootCa('some other root');
   strangerChain = [makeIntermediateCa(stranger).pem, stranger.pem];
   cosign3Dir = file('cosign3-bin');
   mkdirSync(cosign3Dir);
   symlinkSync(COSIGN3_BIN(), path.join(cosign3Dir, 'cosign'));
-
-  rekor = await startRekor();
-  registry = await startRegistry();
-  const H = registry.host;
-  const rekorBlock = `{ url: "${rekor.url}", publicKey: ${JSON.stringify(rekor.publicKeyPem)} }`;
-  const yaml = `
-registries:
-  - { host: "${H}", insecure: true }
-keys:
-  - { name: p256, provider: file, path: p256.pem }
-  - { name: other, provider: file, path: other.pem }
-  - { name: certkey, provider: file, path: certkey.pem, certificate: certkey.crt, chain: chain.pem }
-rules:
-  - { match: "${H}/tlog/**", keys: [p256], rekor: ${rekorBlock} }
-  - { match: "${H}/plain/**", keys: [other] }
-  - { match: "${H}/both/**", keys: [p256], formats: [legacy, bundle], rekor: ${rekorBlock} }
-  - { match: "${H}/pki/**", keys: [certkey], rekor: ${rekorBlock} }
-  - { match: "${H}/bundle/**", keys: [other], formats: [bundle] }
-  - { match: "${H}/bundle-tlog/**", keys: [p256], formats: [bundle], rekor: ${rekorBlock} }
-  - { match: "${H}/pkib/**", keys: [certkey], formats: [legacy, bundle], rekor: ${rekorBlock} }
-  - { match: "${H}/pkin/**", keys: [certkey], formats: [bundle] }
-`;
-  writeFileSync(file('signet.yaml'), yaml);
-  signet = await startSignet(yaml, { baseDir: tmp.dir });
-  out = file('cosign-export');
-  exportErr = [];
-  const code = await main(['--config', file('signet.yaml'), 'policy', 'export', '--for', 'cosign', '--out', out], () => {}, (l) => exportErr.push(l));
-  if (code !== 0) throw new Error(`policy export failed: ${exportErr.join('\n')}`);
+  ({ out, err: exportErr } = await exportPolicy(stack, 'cosign', 'cosign-export'));
 }, 120_000);
 
 afterAll(async () => {
-  await signet?.stop();
-  await registry?.stop();
-  await rekor?.stop();
-  tmp?.remove();
+  await stack?.stop();
 });
 
-async function signed(repository: string): Promise<string> {
-  const img = await pushImage(registry, repository, 'v1');
-  const report = await signet.runtime.pipeline.sign({ host: registry.host, repository, tag: 'v1' });
-  if (report.status !== 'signed') throw new Error(`not signed: ${JSON.stringify(report)}`);
-  return `${registry.host}/${repository}@${img.digest}`;
-}
+const signed = (repository: string): Promise<string> => signedImage(stack, repository);
 
 /** The README's commands for rule `ruleIndex`, key `key`: { '3': ..., '2': ... }. */
 function readmeCommands(ruleIndex: number, key: string): { '3': string; '2': string } {

@@ -13,64 +13,34 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli.js';
 import { COSIGN3_BIN, cosignEnv, tempDir } from '../helpers/cosign.js';
 import { pushImage } from '../helpers/images.js';
-import { EKU, issueCertificate, makeIntermediateCa, makeRootCa } from '../helpers/pki.js';
+import { exportPolicy, startExportStack, type ExportStack } from '../helpers/policy-export.js';
 import { runProcess, type RunResult } from '../helpers/proc.js';
-import { startRekor, type RekorStandIn } from '../helpers/rekor.js';
-import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { startSignet, type RunningSignet } from '../helpers/signet.js';
+import type { RekorStandIn } from '../helpers/rekor.js';
+import type { RunningRegistry } from '../helpers/registry.js';
+import type { RunningSignet } from '../helpers/signet.js';
 
+let stack: ExportStack;
 let registry: RunningRegistry;
 let rekor: RekorStandIn;
 let signet: RunningSignet;
-let tmp: { dir: string; remove: () => void };
 let out: string;
 let exportErr: string[];
-const file = (...p: string[]) => path.join(tmp.dir, ...p);
-
-function writeKey(name: string): import('node:crypto').KeyObject {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  writeFileSync(file(`${name}.pem`), privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  return publicKey;
-}
+let file: (...p: string[]) => string;
 
 beforeAll(async () => {
-  tmp = tempDir();
-  const certPub = writeKey('certkey');
-  writeKey('plain');
-  const root = makeRootCa();
-  const inter = makeIntermediateCa(root);
-  writeFileSync(file('certkey.crt'), issueCertificate({ cn: 'signet signer', publicKey: certPub, issuer: inter, eku: [EKU.codeSigning], email: 'signet@example.com' }));
-  writeFileSync(file('chain.pem'), inter.pem + root.pem);
-  rekor = await startRekor();
-  registry = await startRegistry();
-  const H = registry.host;
-  const rekorBlock = `{ url: "${rekor.url}", publicKey: ${JSON.stringify(rekor.publicKeyPem)} }`;
-  const yaml = `
-registries:
-  - { host: "${H}", insecure: true }
-keys:
-  - { name: certkey, provider: file, path: certkey.pem, certificate: certkey.crt, chain: chain.pem }
-  - { name: plain, provider: file, path: plain.pem }
-rules:
-  - { match: "${H}/pki/**", keys: [certkey], rekor: ${rekorBlock} }
-  - { match: "${H}/plain/**", keys: [plain], rekor: ${rekorBlock} }
-`;
-  writeFileSync(file('signet.yaml'), yaml);
-  signet = await startSignet(yaml, { baseDir: tmp.dir });
-  out = file('pc-export');
-  exportErr = [];
-  const code = await main(['--config', file('signet.yaml'), 'policy', 'export', '--for', 'policy-controller', '--out', out], () => {}, (l) => exportErr.push(l));
-  if (code !== 0) throw new Error(`policy export failed: ${exportErr.join('\n')}`);
+  stack = await startExportStack({
+    keys: ['certkey', 'plain'],
+    certKey: 'certkey',
+    rules: (H, rekorBlock) => [`{ match: "${H}/pki/**", keys: [certkey], rekor: ${rekorBlock} }`, `{ match: "${H}/plain/**", keys: [plain], rekor: ${rekorBlock} }`],
+  });
+  ({ registry, rekor, signet, file } = stack);
+  ({ out, err: exportErr } = await exportPolicy(stack, 'policy-controller', 'pc-export'));
 }, 120_000);
 
 afterAll(async () => {
-  await signet?.stop();
-  await registry?.stop();
-  await rekor?.stop();
-  tmp?.remove();
+  await stack?.stop();
 });
 
 const readYaml = (name: string) => parse(readFileSync(path.join(out, name), 'utf8'));
