@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { prepareDefaultConfig } from './config/defaults.js';
 import { ConfigError, loadConfigFile, formatProblems, type LoadedConfig } from './config/load.js';
 import { describeError, isSignetError } from './errors.js';
-import { createKeyProviders } from './kms/providers.js';
+import { createSigningKeys } from './kms/providers.js';
 import { createLogger, redactText } from './log.js';
 import { parseReference } from './registry/reference.js';
 import { createRuntime, startService } from './runtime.js';
@@ -215,7 +215,8 @@ async function configCheck(configPath: string, explicit: boolean, out: Out, err:
   const c = loaded.config;
   for (const w of loaded.warnings) err(`warning: ${loaded.source}${w.line ? `:${w.line}` : ''} ${w.path.join('.')}: ${w.message}`);
   // Keys are opened too: a wrong path or password is a config problem.
-  await createKeyProviders(c.keys, { baseDir: loaded.baseDir });
+  const checked = await createSigningKeys(c.keys, { baseDir: loaded.baseDir });
+  await Promise.allSettled([...checked.values()].map((k) => k.close()));
   out(
     `${loaded.source}: ok (${c.registries.length} registr${c.registries.length === 1 ? 'y' : 'ies'}, ${c.integrations.length} integration(s), ${c.keys.length} key(s), ${c.rules.length} rule(s))`,
   );
@@ -226,11 +227,12 @@ async function keysExport(configPath: string, explicit: boolean, name: string | 
   const loaded = await load(configPath, explicit, true);
   const wanted = name ? loaded.config.keys.filter((k) => k.name === name) : loaded.config.keys;
   if (name && wanted.length === 0) throw usage(`no key named "${name}"`);
-  const providers = await createKeyProviders(wanted, { baseDir: loaded.baseDir });
+  const keys = await createSigningKeys(wanted, { baseDir: loaded.baseDir });
   for (const k of wanted) {
     if (!name) out(`# key ${k.name}`);
-    out((await providers.get(k.name)!.publicKeyPem()).trimEnd());
+    out(keys.get(k.name)!.publicKeyPem.trimEnd());
   }
+  await Promise.allSettled([...keys.values()].map((k) => k.close()));
   return 0;
 }
 

@@ -10,8 +10,8 @@ import { SignetError } from './errors.js';
 import { compileRules, type RuleMatcher } from './config/rules.js';
 import type { LoadedConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { createKeyProviders } from './kms/providers.js';
-import type { KeyProvider } from './kms/types.js';
+import { createSigningKeys } from './kms/providers.js';
+import type { SigningKey } from './kms/signing-key.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { checkRedis, createRedis } from './queue/connection.js';
@@ -22,7 +22,7 @@ import { SigningPipeline } from './signing/pipeline.js';
 import { StatusStore } from './status/store.js';
 
 import { createSignWorker } from '../workers/sign-worker.js';
-import { instrumentKeys, instrumentRegistries } from './health/instrument.js';
+import { instrumentRegistries } from './health/instrument.js';
 import { startWorkerHttp } from './health/worker-http.js';
 
 export interface Runtime {
@@ -32,7 +32,7 @@ export interface Runtime {
   metrics: Metrics;
   registries: RegistryDirectory;
   rules: RuleMatcher;
-  keys: Map<string, KeyProvider>;
+  keys: Map<string, SigningKey>;
   lockRedis: Redis;
   pipeline: SigningPipeline;
   status: StatusStore;
@@ -44,10 +44,11 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
   const logger = opts.logger ?? createLogger();
   for (const w of loaded.warnings) logger.warn({ path: w.path.join('.'), line: w.line }, w.message);
   await checkRedis(config.redis.url);
-  const keys = await createKeyProviders(config.keys, { baseDir });
-  const registries = new RegistryDirectory(config.registries, { baseDir });
   const metrics = opts.metrics ?? new Metrics({ defaultMetrics: true });
-  instrumentKeys(keys, metrics); // signet_key_sign_seconds
+  const keys = await createSigningKeys(config.keys, { baseDir }, {
+    observe: (key, outcome, seconds) => metrics.keySignSeconds.observe({ key, outcome }, seconds), // signet_key_sign_seconds
+  });
+  const registries = new RegistryDirectory(config.registries, { baseDir });
   instrumentRegistries(registries, metrics); // signet_registry_errors_total
   const rules = compileRules(config.rules);
   const lockRedis = createRedis(config.redis.url, 'lock');
@@ -68,7 +69,7 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
     async close() {
       await pipeline.close();
       await registries.close();
-      await Promise.allSettled([...keys.values()].map((k) => k.close?.()));
+      await Promise.allSettled([...keys.values()].map((k) => k.close()));
       lockRedis.disconnect();
     },
   };
@@ -138,7 +139,7 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
     // status page, queue depth gauge and readiness use the fail-fast producer connection
     const admin = new QueueAdmin(producer, config.redis.prefix);
     rt.metrics.queueDepthSource = () => admin.counts();
-    const readiness = new Readiness({ redis: producer, keys: rt.keys, registries: rt.registries });
+    const readiness = new Readiness({ redis: producer, keys: new Map([...rt.keys].map(([n, k]) => [n, k.backend])), registries: rt.registries });
     // the HTTP API and the status page read status records on the fail-fast connection: 503, not a hang, while Redis is away
     const status = new StatusStore(producer, config.redis.prefix, Math.round(config.status.retentionDays * 86400));
     const receiver = createReceiver({ config, registries: rt.registries, rules: rt.rules, queue, metrics: rt.metrics, logger, status, readiness, admin });

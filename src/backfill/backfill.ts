@@ -1,30 +1,31 @@
 /**
  * `signet backfill`: walk each configured registry's catalog and tags, and queue a sign job for
- * every image that lacks a signature its rule requires. The decision is the pipeline's own
- * (first matching rule, tag filters, identity, annotations: src/verify/requirements.ts), and
- * "present" is what the pipeline would find present, so a queued job always has work to do and
- * a second backfill after the jobs ran finds nothing. An index counts as missing when it or any
- * child lacks a signature.
+ * every image that lacks a signature its rule requires, in any format the rule writes. The
+ * decision is the pipeline's own signing plan (src/signing/plan.ts), and "present" is what the
+ * formats' readers find (src/formats/), so a queued job always has work to do and a second
+ * backfill after the jobs ran finds nothing. An index counts as missing when it or any child
+ * lacks a signature.
  *
  * Jobs are ordinary push events (integration `backfill`, tag and resolved digest), so the worker
  * re-reads the registry and refuses a tag that moved since (TAG_MOVED). Registry requests are
  * bounded by `concurrency`; an error with one repository or tag is reported and counted, and the
  * walk goes on. What is not found: manifests without a tag (the distribution API does not list
- * them), and rules that write only the sigstore bundle format (not checked here).
+ * them).
  */
 import picomatch from 'picomatch';
 import type { RuleMatcher } from '../config/rules.js';
 import { describeError, SignetError } from '../errors.js';
-import type { KeyProvider } from '../kms/types.js';
+import { formatsFor } from '../formats/index.js';
+import type { ReadContext } from '../formats/types.js';
+import type { SigningKey } from '../kms/signing-key.js';
 import { redactText } from '../log.js';
 import type { SignJobData } from '../queue/sign-queue.js';
-import { LIST_LIMITS, type ListLimits, type RegistryClient } from '../registry/client.js';
+import { LIST_LIMITS, type ListLimits } from '../registry/client.js';
 import type { KnownRegistry, RegistryDirectory } from '../registry/directory.js';
 import { isAttachmentTag, isValidRepository } from '../registry/reference.js';
-import type { SignatureLayer } from '../signing/legacy-sig.js';
+import { decideRule, planSigning, type FormatName, type SigningPlan } from '../signing/plan.js';
 import { Semaphore } from '../util/semaphore.js';
-import { imageShape, payloadReader, signatureLayers, type ImageShape, type SignedManifest } from '../verify/image.js';
-import { checkKey, requirementFor, type Requirement } from '../verify/requirements.js';
+import { imageShape, type ImageShape, type SignedManifest } from '../verify/image.js';
 
 type SignableShape = Extract<ImageShape, { kind: 'signable' }>;
 
@@ -54,7 +55,7 @@ export interface BackfillOptions {
 export interface BackfillDeps {
   registries: RegistryDirectory;
   rules: RuleMatcher;
-  keys: ReadonlyMap<string, KeyProvider>;
+  keys: ReadonlyMap<string, SigningKey>;
   /** Queues one sign job (SignQueue.enqueue); needed unless dryRun. Returns the job id. */
   enqueue?: (data: SignJobData) => Promise<string>;
   /** Progress lines (stderr). */
@@ -74,8 +75,8 @@ export interface MissingImage {
   digest: string;
   rule: number;
   identity: string;
-  /** Per manifest (the image or index, then children) the required keys without a signature. */
-  missing: (SignedManifest & { keys: string[] })[];
+  /** Per manifest (the image or index, then children) the required keys without a signature, and in which formats. */
+  missing: (SignedManifest & { keys: string[]; signatures: { key: string; format: FormatName }[] })[];
   /** Set when queued (not in a dry run). */
   jobId?: string;
 }
@@ -192,17 +193,11 @@ export async function backfill(opts: BackfillOptions, deps: BackfillDeps): Promi
     report.tags += tags.length;
     const rule = deps.rules.find(host, repository)!.rule;
 
-    // per repository: each .sig read once, each (digest, identity, annotations) decided once
-    const sigs = new Map<string, Promise<SignatureLayer[]>>();
-    const layersOf = (d: string) => {
-      let p = sigs.get(d);
-      if (!p) sigs.set(d, (p = signatureLayers(client, repository, d)));
-      return p;
-    };
-    const read = rule.annotations ? payloadReader(client, repository) : undefined;
+    // per repository: one read context (each payload blob read once)
+    const ctx: ReadContext = { client, repository, keys: [...deps.keys.values()] };
 
     // 1. what each tag serves and what its rule asks for
-    const groups = new Map<string, { shape: SignableShape; req: Requirement; tags: string[] }>();
+    const groups = new Map<string, { shape: SignableShape; req: SigningPlan; tags: string[] }>();
     await Promise.all(
       tags.map((tag) =>
         sem
@@ -213,9 +208,9 @@ export async function backfill(opts: BackfillOptions, deps: BackfillDeps): Promi
             if (!m) return skip('tag removed while backfilling');
             const shape = imageShape(m);
             if (shape.kind === 'skip') return skip(shape.reason);
-            const decision = requirementFor(deps.rules, host, repository, tag, m.digest);
-            if (!('required' in decision)) return skip(decision.none);
-            const req = decision.required;
+            const decision = decideRule(deps.rules, host, repository, tag);
+            if ('skip' in decision) return skip(decision.skip);
+            const req = planSigning(decision, { host, repository, tag, digest: m.digest }, deps.keys);
             // several tags of one digest under `identity: repository` need one signature per key
             const id = JSON.stringify([m.digest, req.identity, req.annotations ?? null]);
             const g = groups.get(id);
@@ -242,9 +237,7 @@ export async function backfill(opts: BackfillOptions, deps: BackfillDeps): Promi
         const tag = group[0]!;
         return sem
           .run(async () => {
-            const missing = await missingSignatures(client, shape.manifests, req.keys, deps.keys, (d, key) =>
-              layersOf(d).then((layers) => checkKey(layers, d, req, key, read)),
-            );
+            const missing = await missingSignatures(ctx, req, shape.manifests);
             if (missing.length === 0) {
               report.complete += group.length;
               return;
@@ -275,32 +268,24 @@ export async function backfill(opts: BackfillOptions, deps: BackfillDeps): Promi
   return report;
 }
 
-async function missingSignatures(
-  client: RegistryClient,
-  manifests: readonly SignedManifest[],
-  keyNames: readonly string[],
-  keys: ReadonlyMap<string, KeyProvider>,
-  check: (digest: string, key: KeyProvider) => Promise<{ ok: boolean }>,
-): Promise<(SignedManifest & { keys: string[] })[]> {
-  const providers = keyNames.map((name) => {
-    const k = keys.get(name);
-    if (!k) throw new SignetError('KEY_INVALID', `key "${name}" is not loaded (${client.host})`);
-    return k;
-  });
+/** Per manifest, the plan's (key, format) pairs without a signature meeting the plan. */
+async function missingSignatures(ctx: ReadContext, plan: SigningPlan, manifests: readonly SignedManifest[]): Promise<MissingImage['missing']> {
+  const formats = formatsFor(plan.formats);
   const out = await Promise.all(
     manifests.map(async (sm) => {
-      const lacking: string[] = [];
-      for (const k of providers) if (!(await check(sm.digest, k)).ok) lacking.push(k.name);
-      return { ...sm, keys: lacking };
+      const subject = { digest: sm.digest, mediaType: '', size: 0 };
+      const readings = await Promise.all(formats.map((f) => f.read(ctx, plan, subject)));
+      const signatures = readings.flatMap((r) => r.missing.map((k) => ({ key: k.key, format: r.format })));
+      return { ...sm, keys: [...new Set(signatures.map((x) => x.key))], signatures };
     }),
   );
-  return out.filter((x) => x.keys.length > 0);
+  return out.filter((x) => x.signatures.length > 0);
 }
 
 /** One line per image to sign, for a terminal. */
 export function formatMissing(m: MissingImage, dryRun: boolean): string {
   const what = m.missing
-    .map((x) => `${x.role}${x.platform ? ` ${x.platform}` : ''} ${x.digest.slice(0, 19)}: ${x.keys.join(', ')}`)
+    .map((x) => `${x.role}${x.platform ? ` ${x.platform}` : ''} ${x.digest.slice(0, 19)}: ${x.signatures.map((k) => `${k.key} (${k.format})`).join(', ')}`)
     .join('; ');
   const also = m.tags.length > 1 ? ` (also ${m.tags.slice(1).join(', ')})` : '';
   return `${dryRun ? 'would sign' : 'queued'} ${m.host}/${m.repository}:${m.tag}@${m.digest}${also}  missing ${what}${m.jobId ? `  job ${m.jobId}` : ''}`;

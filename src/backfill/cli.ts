@@ -6,7 +6,7 @@
  */
 import type { LoadedConfig } from '../config/load.js';
 import { compileRules } from '../config/rules.js';
-import { createKeyProviders } from '../kms/providers.js';
+import { createSigningKeys } from '../kms/providers.js';
 import { checkRedis, createRedis } from '../queue/connection.js';
 import { SignQueue } from '../queue/sign-queue.js';
 import { RegistryDirectory } from '../registry/directory.js';
@@ -36,7 +36,7 @@ export async function backfillCommand(loaded: LoadedConfig, flags: BackfillFlags
     producer = createRedis(config.redis.url, 'producer');
     queue = new SignQueue(producer, config.redis.prefix, config.worker);
   }
-  const keys = await createKeyProviders(config.keys, { baseDir });
+  const keys = await createSigningKeys(config.keys, { baseDir });
   const registries = new RegistryDirectory(config.registries, { baseDir });
   try {
     const report = await backfill(
@@ -58,7 +58,7 @@ export async function backfillCommand(loaded: LoadedConfig, flags: BackfillFlags
     return report.errors.length ? 1 : 0;
   } finally {
     await registries.close();
-    await Promise.allSettled([...keys.values()].map((k) => k.close?.()));
+    await Promise.allSettled([...keys.values()].map((k) => k.close()));
     await queue?.close();
     producer?.disconnect();
   }

@@ -15,7 +15,8 @@ import { awsKmsProvider } from './awskms.js';
 import { alibabaKmsProvider } from './alibabakms.js';
 import type { KeyProviderContext } from './define.js';
 import type { KeyProvider } from './types.js';
-import { loadKeyCertificate, setCertificate } from '../signing/certificate.js';
+import { loadKeyCertificate } from '../signing/certificate.js';
+import { SigningKey, type SignObserver } from './signing-key.js';
 
 export type { KeyProviderContext } from './define.js';
 
@@ -98,23 +99,31 @@ export async function createKeyProvider(cfg: KeyConfig, ctx: KeyProviderContext)
   return (def.create as (c: KeyConfig, x: KeyProviderContext) => Promise<KeyProvider>)(cfg, ctx);
 }
 
-/** Build every configured key once; errors for all keys are collected and thrown together. */
-export async function createKeyProviders(keys: readonly KeyConfig[], ctx: KeyProviderContext): Promise<Map<string, KeyProvider>> {
-  const out = new Map<string, KeyProvider>();
+/**
+ * Build every configured key once, as values carrying their public key and certificate (read and
+ * checked here: a key whose backend cannot give its public key, or whose certificate does not
+ * certify it, fails at startup, not on the first push). Errors for all keys are collected and
+ * thrown together.
+ */
+export async function createSigningKeys(
+  keys: readonly KeyConfig[],
+  ctx: KeyProviderContext,
+  opts: { observe?: SignObserver } = {},
+): Promise<Map<string, SigningKey>> {
+  const out = new Map<string, SigningKey>();
   const problems: Error[] = [];
   await Promise.all(
     keys.map(async (k) => {
       try {
         const p = await createKeyProvider(k, ctx);
-        const pem = await p.publicKeyPem(); // fail at startup, not on the first push
-        // a certificate that does not certify this key, or has expired, is refused here too
         try {
-          setCertificate(p, loadKeyCertificate(k as KeyCommonFields & { name: string }, pem, ctx.baseDir));
+          const pem = await p.publicKeyPem();
+          const certificate = loadKeyCertificate(k as KeyCommonFields & { name: string }, pem, ctx.baseDir);
+          out.set(k.name, new SigningKey(p, pem, { certificate, observe: opts.observe }));
         } catch (err) {
           await p.close?.();
           throw err;
         }
-        out.set(k.name, p);
       } catch (err) {
         problems.push(err as Error);
       }
@@ -122,5 +131,6 @@ export async function createKeyProviders(keys: readonly KeyConfig[], ctx: KeyPro
   );
   if (problems.length === 1) throw problems[0];
   if (problems.length > 1) throw new AggregateError(problems, problems.map((p) => p.message).join('; '));
-  return out;
+  // in config order, whatever order the backends answered in
+  return new Map(keys.filter((k) => out.has(k.name)).map((k) => [k.name, out.get(k.name)!]));
 }

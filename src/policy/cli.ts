@@ -3,8 +3,7 @@
  *  [--namespace NS ...] [--name PREFIX]`: the part of the command line that src/cli.ts hands over.
  */
 import type { LoadedConfig } from '../config/load.js';
-import { createKeyProviders } from '../kms/providers.js';
-import { certificateOf } from '../signing/certificate.js';
+import { createSigningKeys } from '../kms/providers.js';
 import { PolicyExportError, policyInput, resolveVerifiers, runExporters, serializeStream, writeDocuments, type OutputFormat } from './index.js';
 
 export interface PolicyExportFlags {
@@ -29,18 +28,12 @@ export async function policyExport(loaded: LoadedConfig, flags: PolicyExportFlag
   const verifiers = resolveVerifiers(flags.for);
   const format = (flags.format ?? 'yaml') as OutputFormat;
   const used = new Set(loaded.config.rules.flatMap((r) => r.keys));
-  const providers = await createKeyProviders(
+  const keys = await createSigningKeys(
     loaded.config.keys.filter((k) => used.has(k.name)),
     { baseDir: loaded.baseDir },
   );
   try {
-    const input = await policyInput(loaded.config, providers, {
-      namespaces: flags.namespace ?? [],
-      certificateOf: (name) => {
-        const p = providers.get(name);
-        return p && certificateOf(p);
-      },
-    });
+    const input = policyInput(loaded.config, keys, { namespaces: flags.namespace ?? [] });
     if (input.rules.length === 0) throw new PolicyExportError(`${loaded.source} has no rules: there is nothing for a verifier to check`);
     const results = runExporters(verifiers, input);
     for (const r of results.values()) for (const n of r.notes) err(`note: ${n}`);
@@ -52,6 +45,6 @@ export async function policyExport(loaded: LoadedConfig, flags: PolicyExportFlag
     }
     return 0;
   } finally {
-    await Promise.all([...providers.values()].map((p) => p.close?.()));
+    await Promise.all([...keys.values()].map((k) => k.close()));
   }
 }

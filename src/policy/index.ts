@@ -8,7 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import type { Config } from '../config/schema.js';
-import type { KeyProvider } from '../kms/types.js';
+import type { SigningKey } from '../kms/signing-key.js';
 import { PolicyExportError, type ExportResult, type PolicyDocument, type PolicyInput, type PolicyRule, type VerifierExporter } from './model.js';
 import { PatternError } from './patterns.js';
 import { containersExporter } from './verifiers/containers.js';
@@ -64,25 +64,21 @@ function certificateIdentity(pem: string): string | undefined {
 }
 
 /** Rules as the exporters see them: key names resolved to their public keys. */
-export async function policyInput(
+export function policyInput(
   config: Pick<Config, 'rules'>,
-  providers: ReadonlyMap<string, Pick<KeyProvider, 'publicKeyPem'>>,
-  opts: { name?: string; namespaces?: string[]; certificateOf?: (keyName: string) => { certificate: string; chain?: string } | undefined } = {},
-): Promise<PolicyInput> {
-  const pems = new Map<string, string>();
+  signingKeys: ReadonlyMap<string, Pick<SigningKey, 'publicKeyPem' | 'certificate'>>,
+  opts: { name?: string; namespaces?: string[] } = {},
+): PolicyInput {
   const rules: PolicyRule[] = [];
   for (const [index, rule] of config.rules.entries()) {
     const keys = [];
     for (const name of rule.keys) {
-      if (!pems.has(name)) {
-        const p = providers.get(name);
-        if (!p) throw new PolicyExportError(`rules[${index}] names key "${name}", which is not configured`);
-        pems.set(name, await p.publicKeyPem());
-      }
-      const cert = opts.certificateOf?.(name);
+      const k = signingKeys.get(name);
+      if (!k) throw new PolicyExportError(`rules[${index}] names key "${name}", which is not configured`);
+      const cert = k.certificate;
       const chain = cert?.chain?.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g);
       const identity = cert && certificateIdentity(cert.certificate);
-      keys.push({ name, pem: pems.get(name)!, ...(cert ? { certificate: cert.certificate } : {}), ...(chain?.length ? { chain } : {}), ...(identity ? { identity } : {}) });
+      keys.push({ name, pem: k.publicKeyPem, ...(cert ? { certificate: cert.certificate } : {}), ...(chain?.length ? { chain } : {}), ...(identity ? { identity } : {}) });
     }
     rules.push({ index, match: rule.match, keys, identity: rule.identity, ...signingOptions(rule) });
   }

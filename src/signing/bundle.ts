@@ -76,11 +76,16 @@ export function buildBundle(opts: {
   publicKeyPem: string;
   certificatePem?: string | undefined;
   tlogEntries?: Record<string, unknown>[];
+  /** RFC 3161 responses over the DSSE signature (timestampVerificationData). */
+  timestamps?: Buffer[];
 }): Buffer {
   const verificationMaterial: Record<string, unknown> = opts.certificatePem
     ? { certificate: { rawBytes: new X509Certificate(opts.certificatePem).raw.toString('base64') } }
     : { publicKey: { hint: createHash('sha256').update(createPublicKey(opts.publicKeyPem).export({ type: 'spki', format: 'der' })).digest('base64') } };
   if (opts.tlogEntries?.length) verificationMaterial['tlogEntries'] = opts.tlogEntries;
+  if (opts.timestamps?.length) {
+    verificationMaterial['timestampVerificationData'] = { rfc3161Timestamps: opts.timestamps.map((t) => ({ signedTimestamp: t.toString('base64') })) };
+  }
   return Buffer.from(
     JSON.stringify({
       mediaType: BUNDLE_V03,
@@ -99,6 +104,7 @@ export interface ParsedBundle {
   payload: Buffer;
   signature: Buffer;
   tlogEntries: number;
+  timestamps: number;
 }
 
 /** The bundle in a referrer's blob, or undefined when the bytes are not a DSSE sigstore bundle (anyone can push one). */
@@ -111,6 +117,7 @@ export function parseBundle(data: Buffer): ParsedBundle | undefined {
     payload: Buffer.from(env.payload, 'base64'),
     signature: Buffer.from(env.signatures[0].sig, 'base64'),
     tlogEntries: r.data.verificationMaterial?.tlogEntries?.length ?? 0,
+    timestamps: r.data.verificationMaterial?.timestampVerificationData?.rfc3161Timestamps?.length ?? 0,
   };
 }
 

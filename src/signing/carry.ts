@@ -22,42 +22,24 @@
  *   the job fails with SIGNATURE_LIMIT_EXCEEDED: a signature no verifier can read is never
  *   reported as signed or present.
  */
-import { createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
+import { verify as verifySignature } from 'node:crypto';
 import { SignetError } from '../errors.js';
-import type { KeyProvider } from '../kms/types.js';
+import type { SigningKey } from '../kms/signing-key.js';
 import type { Metrics } from '../metrics.js';
 import { COSIGN_SIMPLE_SIGNING } from '../registry/media-types.js';
 import { buildSignatureManifest, SIGNATURE_ANNOTATION, COSIGN_MAX_LAYERS, COSIGN_MAX_PAYLOAD_BYTES, MAX_MANIFEST_BYTES, type SignatureLayer, type SignatureManifest } from './legacy-sig.js';
-
-const publicKeys = new WeakMap<KeyProvider, KeyObject>();
-
-/** The key's public key (asked of its backend once per provider). */
-export async function publicKeyOf(key: KeyProvider): Promise<KeyObject> {
-  let k = publicKeys.get(key);
-  if (!k) {
-    k = createPublicKey(await key.publicKeyPem());
-    publicKeys.set(key, k);
-  }
-  return k;
-}
 
 /**
  * Does `layer` hold a signature by `key` over exactly `payload` (digest, and the size cosign
  * reads by)? The check runs on libuv's thread pool (crypto.verify with a callback).
  */
-export async function layerSignedBy(layer: SignatureLayer, payload: Buffer, payloadDigest: string, key: KeyProvider): Promise<boolean> {
+export async function layerSignedBy(layer: SignatureLayer, payload: Buffer, payloadDigest: string, key: Pick<SigningKey, 'publicKey'>): Promise<boolean> {
   if (layer.digest !== payloadDigest || layer.size !== payload.length || layer.mediaType !== COSIGN_SIMPLE_SIGNING) return false;
   const b64 = layer.annotations[SIGNATURE_ANNOTATION];
   if (!b64) return false;
-  let pub: KeyObject;
-  try {
-    pub = await publicKeyOf(key);
-  } catch {
-    return false; // a key whose backend cannot give its public key verifies nothing
-  }
   return new Promise((resolve) => {
     try {
-      verifySignature('sha256', payload, pub, Buffer.from(b64, 'base64'), (err, ok) => resolve(!err && ok));
+      verifySignature('sha256', payload, key.publicKey, Buffer.from(b64, 'base64'), (err, ok) => resolve(!err && ok));
     } catch {
       resolve(false);
     }
@@ -73,7 +55,7 @@ export type SignatureLimitMetrics = Pick<Metrics, 'signatureLayersDropped' | 'si
 export interface Carried {
   layer: SignatureLayer;
   /** The signing keys (of this job) whose signature over signet's payload this layer holds. */
-  signers: KeyProvider[];
+  signers: SigningKey[];
 }
 
 export interface Triage {
@@ -90,8 +72,8 @@ export interface Triage {
 export async function triageLayers(
   layers: readonly SignatureLayer[],
   payloads: ReadonlyMap<string, Buffer>,
-  signing: readonly KeyProvider[],
-  others: readonly KeyProvider[] = [],
+  signing: readonly SigningKey[],
+  others: readonly SigningKey[] = [],
 ): Promise<Triage> {
   const out: Triage = { carried: [], invalid: 0, unchecked: 0 };
   const poisoned = layers.filter((l) => payloads.has(l.digest)).length > MAX_CLAIMS_VERIFIED;
@@ -107,7 +89,7 @@ export async function triageLayers(
       continue;
     }
     checked++;
-    const signers: KeyProvider[] = [];
+    const signers: SigningKey[] = [];
     for (const k of signing) if (await layerSignedBy(layer, payload, layer.digest, k)) signers.push(k);
     let keep = signers.length > 0 || !poisoned;
     for (const k of others) {

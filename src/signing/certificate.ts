@@ -10,7 +10,6 @@ import { createPublicKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { SignetError } from '../errors.js';
-import type { KeyProvider } from '../kms/types.js';
 
 export const CERTIFICATE_ANNOTATION = 'dev.sigstore.cosign/certificate';
 export const CHAIN_ANNOTATION = 'dev.sigstore.cosign/chain';
@@ -24,26 +23,6 @@ export interface KeyCertificate {
   /** PEM of the issuers, parent first, root last (absent when only the leaf is configured). */
   chain?: string;
   notAfter: Date;
-}
-
-const registry = new WeakMap<KeyProvider, KeyCertificate>();
-
-/** The certificate configured for a loaded key, if any. */
-export function certificateOf(key: KeyProvider): KeyCertificate | undefined {
-  return registry.get(key);
-}
-
-export function setCertificate(key: KeyProvider, cert: KeyCertificate | undefined): void {
-  if (cert) registry.set(key, cert);
-  else registry.delete(key);
-}
-
-/**
- * What a sigstore bundle's verification material and its dsse Rekor entry name: the certificate
- * when the key has one (sigstore-go compares the entry with the bundle's certificate), else the key.
- */
-export async function verifierPem(key: KeyProvider): Promise<string> {
-  return certificateOf(key)?.certificate ?? (await key.publicKeyPem());
 }
 
 /**

@@ -1,28 +1,26 @@
 /**
- * The signing pipeline for one push: registry -> rule -> resolve what the registry serves ->
- * every manifest to sign (an index and its children) -> payload per identity -> attach.
+ * The signing pipeline for one push: registry -> rule (the signing plan) -> resolve what the
+ * registry serves -> every manifest to sign (an index and its children) -> each of the plan's
+ * formats writes what is missing, signing through the Signer chain (key -> Rekor / timestamp).
  * Used by the queue worker and by `signet sign` alike.
  */
 import { SignetError } from '../errors.js';
 import type { RuleMatcher } from '../config/rules.js';
-import type { RuleConfig } from '../config/schema.js';
-import type { KeyProvider } from '../kms/types.js';
+import { FORMATS, formatsFor } from '../formats/index.js';
+import type { SignResult, Subject, WriteContext } from '../formats/types.js';
+import type { SigningKey } from '../kms/signing-key.js';
 import type { RegistryDirectory } from '../registry/directory.js';
 import type { RegistryClient } from '../registry/client.js';
 import { INDEX_TYPES, IMAGE_MANIFEST_TYPES } from '../registry/media-types.js';
-import { isAttachmentTag, isValidDigest, isValidRepository, isValidTag } from '../registry/reference.js';
+import { isValidDigest, isValidRepository, isValidTag } from '../registry/reference.js';
 import type { ImageIndex } from '../registry/schemas.js';
 import { RekorClient } from '../transparency/rekor.js';
-import { expandAnnotations } from './annotations.js';
-import { attachLegacySignatures, type SignatureFormat, type SignResult } from './attach.js';
-import { attachBundles } from './attach-bundle.js';
-import { signStatement, type Descriptor } from './bundle.js';
 import { Semaphore } from '../util/semaphore.js';
 import type { SignatureLimitMetrics } from './carry.js';
 import type { DigestLock } from './lock.js';
-import { simpleSigningPayload } from './payload.js';
+import { decideRule, planSigning, type FormatName, type SigningPlan } from './plan.js';
 import type { RekorRuleConfig } from './rule-options.js';
-import type { TlogPolicy } from './tlog.js';
+import { Signer, type Witnesses } from './signer.js';
 
 export interface SignTarget {
   host: string;
@@ -49,7 +47,7 @@ export type SignReport =
       rule: number;
       identity: string;
       /** The formats the rule writes (legacy .sig, sigstore bundle referrer). */
-      formats: SignatureFormat[];
+      formats: FormatName[];
       /** The payload annotations, expanded for this push (absent when the rule has none). */
       annotations?: Record<string, string>;
       /** One entry per (manifest, key, format). */
@@ -59,7 +57,7 @@ export type SignReport =
 export interface PipelineDeps {
   registries: RegistryDirectory;
   rules: RuleMatcher;
-  keys: ReadonlyMap<string, KeyProvider>;
+  keys: ReadonlyMap<string, SigningKey>;
   lock: DigestLock;
   /** Lets a new digest skip the .sig read before signing (one registry request less). */
   history?: SigningHistory;
@@ -96,12 +94,8 @@ export class SigningPipeline {
     }
     if (target.tag !== undefined && !isValidTag(target.tag)) throw new SignetError('INVALID_REFERENCE', 'invalid tag');
     if (target.digest !== undefined && !isValidDigest(target.digest)) throw new SignetError('INVALID_REFERENCE', 'invalid digest');
-    if (target.tag && isAttachmentTag(target.tag)) return { status: 'skipped', reason: 'signature or attachment tag (written by a signer)' };
-
-    const found = rules.find(host, target.repository);
-    if (!found) return { status: 'skipped', reason: `no rule matches ${host}/${target.repository}` };
-    const why = rules.skipReason(found.rule, target.tag);
-    if (why) return { status: 'skipped', reason: why };
+    const decided = decideRule(rules, host, target.repository, target.tag);
+    if ('skip' in decided) return { status: 'skipped', reason: decided.skip };
 
     const client = known.client;
     const manifest = await this.resolve(client, target);
@@ -115,66 +109,58 @@ export class SigningPipeline {
     }
 
     // every manifest signed, as the registry serves it (an index's children read and hash-checked too)
-    const served = new Map<string, Descriptor>([[manifest.digest, { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.body.length }]]);
+    const served = new Map<string, Subject>([[manifest.digest, { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.body.length }]]);
     if (INDEX_TYPES.has(manifest.mediaType)) for (const c of await this.children(client, target.repository, manifest.document as ImageIndex)) served.set(c.digest, c);
+    const subjects = [...served.values()];
     const digests = [...served.keys()];
 
-    const identity = identityFor(found.rule, host, target.repository, target.tag, manifest.digest);
-    const keys = found.rule.keys.map((name) => {
-      const k = this.deps.keys.get(name);
-      if (!k) throw new SignetError('KEY_INVALID', `rule ${found.index} names key "${name}" which is not loaded`);
-      return k;
-    });
-    const verifiers = [...this.deps.keys.values()];
-
-    const rule = found.rule;
-    const formats: SignatureFormat[] = rule.formats?.length ? [...rule.formats] : ['legacy'];
-    const tlog: TlogPolicy | undefined = rule.rekor ? { rekor: this.rekorFor(rule.rekor), required: rule.rekor.required } : undefined;
-    const annotations = expandAnnotations(rule.annotations, {
-      registry: host,
-      repository: target.repository,
-      tag: target.tag,
-      digest: manifest.digest,
-      pusher: target.pusher,
-    });
+    const plan = planSigning(decided, { host, repository: target.repository, tag: target.tag, digest: manifest.digest, pusher: target.pusher }, this.deps.keys);
+    const witnesses = this.witnessesFor(plan);
+    const signers = plan.keys.map((k) => new Signer(k, witnesses));
+    const formats = formatsFor(plan.formats);
+    const allKeys = [...this.deps.keys.values()];
 
     const signatures: (SignResult & { digest: string })[] = [];
     await Promise.all(
-      digests.map(async (d) => {
-        // legacy first, then the bundle: a verifier that finds a bundle referrer and stops there
-        // (cosign v3's auto-detect) then sees a digest whose .sig is already complete
-        if (formats.includes('legacy')) {
-          const payload = simpleSigningPayload(identity, d, annotations);
-          // with Rekor the .sig is always read first (attach.ts), so the history is not asked
-          const expectNew = !target.retry && !tlog && this.deps.history ? !(await this.deps.history.hasRecord(`${host}/${target.repository}`, d)) : false;
-          const results = await attachLegacySignatures(client, target.repository, d, keys.map((key) => ({ key, payload })), this.deps.lock, {
-            tlog,
-            expectNew,
-            verifyWrite: known.config.verifyWrites,
-            verifiers,
-            metrics: this.deps.metrics,
-          });
-          signatures.push(...results.map((r) => ({ ...r, digest: d })));
-        }
-        if (formats.includes('bundle')) {
-          const subject = served.get(d)!;
-          const statement = signStatement(d, annotations);
-          const results = await attachBundles(client, target.repository, subject, keys.map((key) => ({ key, statement })), this.deps.lock, { tlog });
-          signatures.push(...results.map((r) => ({ ...r, digest: d })));
+      subjects.map(async (subject) => {
+        // with a witness the formats read what is there first anyway, so the history is not asked
+        const witnessed = Boolean(witnesses.tlog || witnesses.timestamp);
+        const expectNew = !target.retry && !witnessed && this.deps.history ? !(await this.deps.history.hasRecord(`${host}/${target.repository}`, subject.digest)) : false;
+        const ctx: WriteContext = {
+          client,
+          repository: target.repository,
+          keys: allKeys,
+          lock: this.deps.lock,
+          signers,
+          expectNew,
+          verifyWrite: known.config.verifyWrites,
+          metrics: this.deps.metrics,
+        };
+        // in map order (legacy first, then the bundle): a verifier that finds a bundle referrer
+        // and stops there (cosign v3's auto-detect) then sees a digest whose .sig is already complete
+        for (const format of formats) {
+          const results = await format.write(ctx, plan, subject);
+          signatures.push(...results.map((r) => ({ ...r, digest: subject.digest })));
         }
       }),
     );
-    const formatRank = (f: SignatureFormat | undefined) => (f === 'bundle' ? 1 : 0);
-    signatures.sort((a, b) => digests.indexOf(a.digest) - digests.indexOf(b.digest) || formatRank(a.format) - formatRank(b.format));
+    const order = Object.keys(FORMATS);
+    signatures.sort((a, b) => digests.indexOf(a.digest) - digests.indexOf(b.digest) || order.indexOf(a.format) - order.indexOf(b.format));
     return {
       status: 'signed',
       digest: manifest.digest,
-      rule: found.index,
-      identity,
-      formats,
-      ...(annotations ? { annotations } : {}),
+      rule: plan.ruleIndex,
+      identity: plan.identity!,
+      formats: plan.formats,
+      ...(plan.annotations ? { annotations: plan.annotations } : {}),
       signatures,
     };
+  }
+
+  /** The witnesses the plan's rule names, with one client per distinct setting. */
+  private witnessesFor(plan: SigningPlan): Witnesses {
+    const { rekor } = plan.rule;
+    return rekor ? { tlog: { rekor: this.rekorFor(rekor), required: rekor.required } } : {};
   }
 
   private rekorFor(cfg: RekorRuleConfig): RekorClient {
@@ -230,7 +216,7 @@ export class SigningPipeline {
    * the bytes and refuses other content): signet signs only digests the registry serves. A HEAD
    * would take the registry's word for it. Their descriptors are the bundle subjects.
    */
-  private async children(client: RegistryClient, repository: string, index: ImageIndex): Promise<Descriptor[]> {
+  private async children(client: RegistryClient, repository: string, index: ImageIndex): Promise<Subject[]> {
     const list = index.manifests.map((m) => m.digest);
     if (list.length > MAX_CHILDREN) throw new SignetError('UNSUPPORTED_MEDIA_TYPE', `index has ${list.length} children (max ${MAX_CHILDREN})`);
     const unique = [...new Set(list)];
@@ -238,7 +224,7 @@ export class SigningPipeline {
     const reads = new Semaphore(CHILD_READS);
     return Promise.all(
       unique.map((d) =>
-        reads.run(async (): Promise<Descriptor> => {
+        reads.run(async (): Promise<Subject> => {
           const m = await client.getManifest(repository, d);
           if (!m) throw new SignetError('MANIFEST_NOT_FOUND', `index child ${d} is not served by ${client.host}/${repository} (GET by digest)`);
           return { mediaType: m.mediaType, digest: d, size: m.body.length };
@@ -246,12 +232,6 @@ export class SigningPipeline {
       ),
     );
   }
-}
-
-/** The payload's docker-reference (see ARCHITECTURE.md "Identity"). */
-export function identityFor(rule: RuleConfig, host: string, repository: string, tag: string | undefined, digest: string): string {
-  if (rule.identity === 'repository') return `${host}/${repository}`;
-  return tag ? `${host}/${repository}:${tag}` : `${host}/${repository}@${digest}`;
 }
 
 /** Retries a lookup that found nothing a few times within ~1 s (webhooks can precede visibility). */

@@ -1,7 +1,7 @@
 /**
  * The per-rule signing options (zod), used by the rule schema in src/config/schema.ts:
  *
- *   formats: [legacy, bundle]          which storage formats to write (default [legacy])
+ *   formats: [legacy, bundle]          which storage formats to write (default: both)
  *   rekor: { url, required, ... }      log every signature to this Rekor v1 instance
  *   annotations: { key: template }     payload `optional` / statement subject annotations
  *
@@ -11,10 +11,11 @@ import { z } from 'zod';
 import { SignetError } from '../errors.js';
 import { rekorPublicKey } from '../transparency/rekor.js';
 import { checkAnnotationTemplates } from './annotations.js';
+import { FORMAT_NAMES } from './plan.js';
 
 export const signatureFormatsSchema = z
-  .array(z.enum(['legacy', 'bundle']))
-  .min(1, 'name at least one format (legacy, bundle)')
+  .array(z.enum(FORMAT_NAMES))
+  .min(1, `name at least one format (${FORMAT_NAMES.join(', ')})`)
   .superRefine((list, ctx) => {
     list.forEach((f, i) => {
       if (list.indexOf(f) !== i) ctx.addIssue({ code: 'custom', message: `format "${f}" listed twice`, path: [i] });

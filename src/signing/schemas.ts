@@ -20,7 +20,12 @@ export const bundleReferrerSchema = z.looseObject({
 /** A sigstore bundle (v0.1-v0.3 JSON) with a DSSE envelope: what signet reads of it. */
 export const dsseBundleSchema = z.looseObject({
   mediaType: z.string().startsWith('application/vnd.dev.sigstore.bundle'),
-  verificationMaterial: z.looseObject({ tlogEntries: z.array(z.unknown()).optional() }).optional(),
+  verificationMaterial: z
+    .looseObject({
+      tlogEntries: z.array(z.unknown()).optional(),
+      timestampVerificationData: z.looseObject({ rfc3161Timestamps: z.array(z.unknown()).optional() }).optional(),
+    })
+    .optional(),
   dsseEnvelope: z.looseObject({
     payload: z.string(),
     payloadType: z.string(),

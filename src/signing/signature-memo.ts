@@ -1,5 +1,5 @@
 /**
- * Signatures made recently, per key provider and signed digest.
+ * Signatures one key made recently, per signed digest (each SigningKey holds its own memo).
  *
  * A job that fails after its signature was made (a registry 5xx on the payload upload or on the
  * .sig PUT, a lock lost to a stalled worker) is retried, and the retry would otherwise ask the
@@ -7,11 +7,10 @@
  * ECDSA signature differs each time). With the memo the retry writes the same signature, and
  * Rekor answers 409 with the entry the first attempt made.
  *
- * Keyed by the provider object (not its name), so a key reloaded under the same name never gets
- * another key's signature. Concurrent calls for the same digest share one backend call. A failed
- * call is not kept. Bounded per key (the oldest go first) and time-limited.
+ * The memo belongs to the key value, so a key reloaded under the same name never gets another
+ * key's signature. Concurrent calls for the same digest share one backend call. A failed call is
+ * not kept. Bounded (the oldest go first) and time-limited.
  */
-import type { KeyProvider } from '../kms/types.js';
 
 export interface SignatureMemoOptions {
   /** Entries kept per key (default 4096: about 1 MB of heap for P-256 signatures, 2 MB for RSA-2048). */
@@ -33,7 +32,7 @@ interface Entry {
 }
 
 export class SignatureMemo {
-  private readonly byKey = new WeakMap<KeyProvider, Map<string, Entry>>();
+  private readonly entries = new Map<string, Entry>();
   private readonly maxEntries: number;
   private readonly ttlMs: number;
   private readonly now: () => number;
@@ -44,9 +43,9 @@ export class SignatureMemo {
     this.now = opts.now ?? Date.now;
   }
 
-  /** `key.sign(digest, payload)`, unless this key signed the same digest within the TTL. */
-  sign(key: KeyProvider, digest: Buffer, payload?: Buffer): Promise<Buffer> {
-    const entries = this.entriesOf(key);
+  /** `call()` (the backend signing `digest`), unless the same digest was signed within the TTL. */
+  sign(digest: Buffer, call: () => Promise<Buffer>): Promise<Buffer> {
+    const entries = this.entries;
     const id = digest.toString('base64');
     const hit = entries.get(id);
     if (hit && this.now() - hit.at < this.ttlMs) {
@@ -55,7 +54,7 @@ export class SignatureMemo {
     }
     if (hit) entries.delete(id);
 
-    const pending = key.sign(digest, payload);
+    const pending = call();
     // one shape for the entry's whole life (no delete: V8 keeps it a small fast object)
     const entry: Entry = { at: this.now(), pending, base64: undefined };
     entries.set(id, entry);
@@ -72,16 +71,5 @@ export class SignatureMemo {
     while (entries.size > this.maxEntries) entries.delete(entries.keys().next().value as string);
     return pending;
   }
-
-  private entriesOf(key: KeyProvider): Map<string, Entry> {
-    let entries = this.byKey.get(key);
-    if (!entries) {
-      entries = new Map();
-      this.byKey.set(key, entries);
-    }
-    return entries;
-  }
 }
 
-/** The process's memo, shared by the legacy and bundle writers. */
-export const recentSignatures = new SignatureMemo();

@@ -1,50 +1,34 @@
 /**
- * `signet verify IMAGE_REF`: the image's legacy `.sig` signatures checked against the configured
- * keys. Per manifest (an index and each child) and per layer: which configured key the signature
- * verifies with, the payload's docker-reference, and whether it meets what the first matching
- * rule requires (src/verify/requirements.ts). `ok` when every required key has such a signature
- * on every manifest; an image no rule asks to sign requires nothing.
+ * `signet verify IMAGE_REF`: the image's signatures checked against the configured keys, in
+ * every format the rule requires. The signing plan (src/signing/plan.ts) says what is required;
+ * each format's reader (src/formats/) says, per manifest (an index and each child), what is
+ * stored, which configured key each signature verifies with, and which required keys have no
+ * signature meeting the plan. `ok` when none is missing; an image no rule asks to sign requires
+ * nothing.
  */
 import type { RuleMatcher } from '../config/rules.js';
 import { SignetError } from '../errors.js';
-import type { KeyProvider } from '../kms/types.js';
+import { formatsFor } from '../formats/index.js';
+import type { ReadContext, StoredSignature } from '../formats/types.js';
+import type { SigningKey } from '../kms/signing-key.js';
 import type { RegistryDirectory } from '../registry/directory.js';
-import { isAttachmentTag, parseReference } from '../registry/reference.js';
-import { layerSignedBy } from '../signing/carry.js';
-import type { SignatureLayer } from '../signing/legacy-sig.js';
-import { parseSimpleSigningPayload } from '../signing/payload.js';
-import { sha256Digest } from '../util/digest.js';
-import { imageShape, payloadReader, readSignatures, type SignatureRead, type SignedManifest } from './image.js';
-import { checkKey, expectedPayload, payloadMeets, requiredAnnotationKeys, requirementFor, type Requirement } from './requirements.js';
-
-export interface LayerReport {
-  /** The payload blob's digest (the layer digest). */
-  payloadDigest: string;
-  /** The configured key this signature verifies with, or null (another key, or not a valid signature). */
-  key: string | null;
-  /** From the payload, when it could be read. */
-  dockerReference?: string;
-  signedDigest?: string;
-  /** The key is one the matching rule requires. */
-  requiredKey: boolean;
-  /** This layer is a signature the rule requires (right key, payload and annotations). */
-  satisfies: boolean;
-  /** Why a signature by a required key does not count, or why the layer could not be checked. */
-  note?: string;
-}
+import { parseReference } from '../registry/reference.js';
+import { decideRule, planSigning, type FormatName } from '../signing/plan.js';
+import { imageShape, type SignedManifest } from './image.js';
 
 export interface ManifestReport extends SignedManifest {
-  signatures: LayerReport[];
-  /** Why no signature of this manifest's .sig counts (cosign refuses the whole .sig), when so. */
+  /** Every stored signature of every format the rule requires. */
+  signatures: StoredSignature[];
+  /** Why no signature of a format's storage counts (cosign refuses the whole .sig), when so. */
   refused?: string;
-  /** Required keys without a signature meeting the rule, with why. */
-  missing: { key: string; why: string }[];
+  /** Required (key, format) pairs without a signature meeting the rule, with why. */
+  missing: { key: string; format: FormatName; why: string }[];
 }
 
 export interface VerifyReport {
   image: { reference: string; host: string; repository: string; tag?: string; digest: string; mediaType: string };
   rule:
-    | { index: number; match: string; keys: string[]; identity: 'tag' | 'repository'; expectedIdentity: string | null }
+    | { index: number; match: string; keys: string[]; formats: FormatName[]; identity: 'tag' | 'repository'; expectedIdentity: string | null }
     | { none: string; index?: number };
   ok: boolean;
   manifests: ManifestReport[];
@@ -54,7 +38,7 @@ export interface VerifyDeps {
   registries: RegistryDirectory;
   rules: RuleMatcher;
   /** Every configured key, by name. */
-  keys: ReadonlyMap<string, KeyProvider>;
+  keys: ReadonlyMap<string, SigningKey>;
 }
 
 export async function verifyImage(ref: string, deps: VerifyDeps): Promise<VerifyReport> {
@@ -68,85 +52,35 @@ export async function verifyImage(ref: string, deps: VerifyDeps): Promise<Verify
   if (!m) throw new SignetError('MANIFEST_NOT_FOUND', `${host}/${r.repository}${r.digest ? '@' : ':'}${at} is not in the registry`);
   const image = { reference: ref, host, repository: r.repository, ...(r.tag ? { tag: r.tag } : {}), digest: m.digest, mediaType: m.mediaType };
 
-  if (r.tag && isAttachmentTag(r.tag)) return { image, rule: { none: 'signature or attachment tag (written by a signer)' }, ok: true, manifests: [] };
+  const decided = decideRule(deps.rules, host, r.repository, r.tag, { byDigest: !r.tag });
+  if ('skip' in decided) return { image, rule: { none: decided.skip, ...(decided.index !== undefined ? { index: decided.index } : {}) }, ok: true, manifests: [] };
   const shape = imageShape(m);
   if (shape.kind === 'skip') return { image, rule: { none: shape.reason }, ok: true, manifests: [] };
 
-  const decision = requirementFor(deps.rules, host, r.repository, r.tag, m.digest, { byDigest: !r.tag });
-  const req = 'required' in decision ? decision.required : undefined;
-  if (req) {
-    for (const name of req.keys) {
-      if (!deps.keys.has(name)) throw new SignetError('KEY_INVALID', `rule ${req.ruleIndex} names key "${name}" which is not loaded`);
-    }
-  }
-  // required keys first: when two names hold the same key, the rule's name is reported
-  const ordered = [...(req?.keys ?? []), ...[...deps.keys.keys()].filter((k) => !req?.keys.includes(k))].map((n) => deps.keys.get(n)!);
-  const read = payloadReader(client, r.repository);
-  const manifests = await Promise.all(shape.manifests.map((sm) => checkManifest(sm, req, ordered, (d) => readSignatures(client, r.repository, d), read)));
+  const plan = planSigning(decided, { host, repository: r.repository, tag: r.tag, digest: m.digest, byDigest: !r.tag }, deps.keys);
+  const ctx: ReadContext = { client, repository: r.repository, keys: [...deps.keys.values()] };
+  const formats = formatsFor(plan.formats);
+  const manifests = await Promise.all(
+    shape.manifests.map(async (sm): Promise<ManifestReport> => {
+      // the subject's media type and size matter to writers only: readers go by digest
+      const subject = { digest: sm.digest, mediaType: '', size: 0 };
+      const readings = await Promise.all(formats.map((f) => f.read(ctx, plan, subject)));
+      const refused = readings.filter((x) => x.refused).map((x) => x.refused!);
+      return {
+        ...sm,
+        signatures: readings.flatMap((x) => x.signatures),
+        ...(refused.length ? { refused: refused.join('; ') } : {}),
+        missing: readings.flatMap((x) => x.missing.map((k) => ({ key: k.key, format: x.format, why: k.why }))),
+      };
+    }),
+  );
 
   return {
     image,
-    rule: req
-      ? { index: req.ruleIndex, match: req.rule.match, keys: req.keys, identity: req.rule.identity, expectedIdentity: req.identity ?? null }
-      : { none: 'none' in decision ? decision.none : '', ...('ruleIndex' in decision && decision.ruleIndex !== undefined ? { index: decision.ruleIndex } : {}) },
+    rule: { index: plan.ruleIndex, match: plan.rule.match, keys: [...plan.rule.keys], formats: plan.formats, identity: plan.rule.identity, expectedIdentity: plan.identity ?? null },
     ok: manifests.every((x) => x.missing.length === 0),
     manifests,
   };
-}
-
-async function checkManifest(
-  sm: SignedManifest,
-  req: Requirement | undefined,
-  keys: readonly KeyProvider[],
-  layersOf: (digest: string) => Promise<SignatureRead>,
-  read: (l: SignatureLayer) => Promise<Buffer | undefined>,
-): Promise<ManifestReport> {
-  const { layers, refused } = await layersOf(sm.digest);
-  if (refused) return { ...sm, signatures: [], refused, missing: (req?.keys ?? []).map((key) => ({ key, why: refused })) };
-  const exact = req ? expectedPayload(req, sm.digest) : undefined;
-  const exactDigest = exact ? sha256Digest(exact) : undefined;
-  // the payload bytes: from the registry, or (when it cannot serve them) the expected payload if the digest says so
-  const readOrExpect = async (l: SignatureLayer) => (await read(l)) ?? (l.digest === exactDigest ? exact : undefined);
-
-  const satisfied = new Set<SignatureLayer>();
-  const missing: { key: string; why: string }[] = [];
-  for (const name of req?.keys ?? []) {
-    const key = keys.find((k) => k.name === name)!;
-    const c = await checkKey(layers, sm.digest, req!, key, readOrExpect);
-    if (c.ok) satisfied.add(c.layer);
-    else missing.push({ key: name, why: c.why });
-  }
-
-  const signatures: LayerReport[] = [];
-  for (const l of layers) {
-    const payload = await readOrExpect(l);
-    const rep: LayerReport = { payloadDigest: l.digest, key: null, requiredKey: false, satisfies: satisfied.has(l) };
-    if (!payload) {
-      rep.note = 'payload blob could not be read';
-      signatures.push(rep);
-      continue;
-    }
-    const parsed = parseSimpleSigningPayload(payload);
-    if (parsed) {
-      rep.dockerReference = parsed.dockerReference;
-      rep.signedDigest = parsed.manifestDigest;
-    }
-    for (const k of keys) {
-      if (await layerSignedBy(l, payload, l.digest, k)) {
-        rep.key = k.name;
-        break;
-      }
-    }
-    rep.requiredKey = rep.key !== null && (req?.keys.includes(rep.key) ?? false);
-    if (rep.key === null) rep.note = 'verifies with no configured key';
-    else if (rep.requiredKey && !rep.satisfies) {
-      const meets = payloadMeets(payload, req!, sm.digest);
-      const lacking = requiredAnnotationKeys(req!.rule, keys.find((k) => k.name === rep.key)!).filter((a) => l.annotations[a] === undefined);
-      rep.note = !meets.ok ? meets.why : lacking.length ? `lacks ${lacking.join(', ')}` : 'another layer already satisfies this key';
-    }
-    signatures.push(rep);
-  }
-  return { ...sm, signatures, missing };
 }
 
 /** The report as lines for a terminal. */
@@ -160,10 +94,11 @@ export function formatVerifyReport(rep: VerifyReport): string[] {
     lines.push(`  ${rep.rule.index !== undefined ? `rule ${rep.rule.index}: ` : ''}nothing required: ${rep.rule.none}`);
   } else {
     lines.push(
-      `  rule ${rep.rule.index} (${rep.rule.match}): keys ${rep.rule.keys.join(', ')}; identity ${rep.rule.expectedIdentity ?? `any reference of ${image.host}/${image.repository} (by digest)`}`,
+      `  rule ${rep.rule.index} (${rep.rule.match}): keys ${rep.rule.keys.join(', ')}; formats ${rep.rule.formats.join(', ')}; identity ${rep.rule.expectedIdentity ?? `any reference of ${image.host}/${image.repository} (by digest)`}`,
     );
   }
   const width = Math.max(3, ...rep.manifests.flatMap((x) => [...x.signatures.map((s) => (s.key ?? '-').length), ...x.missing.map((k) => k.key.length)]));
+  const fw = 6;
   for (const x of rep.manifests) {
     lines.push(`  ${x.role} ${x.digest}${x.platform ? ` ${x.platform}` : ''}`);
     if (x.refused) lines.push(`    ${'REFUSED'.padEnd(8)}${x.refused}`);
@@ -171,16 +106,17 @@ export function formatVerifyReport(rep: VerifyReport): string[] {
     for (const s of x.signatures) {
       const status = s.satisfies ? 'ok' : s.key ? 'valid' : 'unknown';
       const detail = s.satisfies ? 'required by the rule' : s.requiredKey ? `required key, but ${s.note}` : s.key ? 'key not required by the rule' : (s.note ?? '');
-      lines.push(`    ${status.padEnd(8)}${(s.key ?? '-').padEnd(width)}  ${s.dockerReference ?? '?'}  (${detail})`);
+      const what = s.dockerReference ?? (s.format === 'legacy' ? '?' : s.ref);
+      lines.push(`    ${status.padEnd(8)}${s.format.padEnd(fw)}  ${(s.key ?? '-').padEnd(width)}  ${what}  (${detail})`);
     }
-    for (const k of x.missing) lines.push(`    ${'MISSING'.padEnd(8)}${k.key.padEnd(width)}  (${k.why})`);
+    for (const k of x.missing) lines.push(`    ${'MISSING'.padEnd(8)}${k.format.padEnd(fw)}  ${k.key.padEnd(width)}  (${k.why})`);
   }
   const missing = rep.manifests.reduce((n, x) => n + x.missing.length, 0);
   lines.push(
     rep.ok
       ? 'none' in rep.rule
         ? 'ok: no signature required'
-        : `ok: every required key has a valid signature on ${rep.manifests.length} manifest${rep.manifests.length === 1 ? '' : 's'}`
+        : `ok: every required key has a valid signature in every required format on ${rep.manifests.length} manifest${rep.manifests.length === 1 ? '' : 's'}`
       : `NOT OK: ${missing} required signature${missing === 1 ? '' : 's'} missing`,
   );
   return lines;

@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
+import { decideRule } from '../signing/plan.js';
 import type { RuleMatcher } from '../config/rules.js';
 import type { Config, IntegrationConfig } from '../config/schema.js';
 import { describeError, isSignetError } from '../errors.js';
@@ -280,9 +281,7 @@ function admit(e: AdapterEvent, deps: HookDeps): { registry: string } | { drop: 
   if (!isValidRepository(e.repository)) return { drop: 'invalid repository name', refused: true };
   if (e.tag !== undefined && !isValidTag(e.tag)) return { drop: 'invalid tag', refused: true };
   if (e.digest !== undefined && !isValidDigest(e.digest)) return { drop: 'invalid digest', refused: true };
-  const found = deps.rules.find(known.config.host, e.repository);
-  if (!found) return { drop: 'no rule matches this repository' };
-  const why = deps.rules.skipReason(found.rule, e.tag);
-  if (why) return { drop: why };
+  const decided = decideRule(deps.rules, known.config.host, e.repository, e.tag);
+  if ('skip' in decided) return { drop: decided.skip };
   return { registry: known.config.host };
 }

@@ -123,7 +123,7 @@ async function exportedKey(name: string): Promise<string> {
   const p = signet.runtime.keys.get(name);
   if (!p) throw new Error(`no key ${name}`);
   const file = path.join(tmp.dir, `${name}.pub`);
-  writeFileSync(file, await p.publicKeyPem());
+  writeFileSync(file, p.publicKeyPem);
   return file;
 }
 
@@ -134,8 +134,8 @@ function noSecretsInLogs(): void {
 
 describe('cloud KMS keys end to end, verified by the real cosign', () => {
   it('awskms: RSA_2048 (by awskms:// reference) and ECC_NIST_P256 (by key ARN); a throttled Sign is retried by the queue', async () => {
-    expect(await signet.runtime.keys.get('aws-rsa')!.publicKeyPem()).toBe(keys.awsRsa!.publicKeyPem);
-    expect(await signet.runtime.keys.get('aws-ec')!.publicKeyPem()).toBe(keys.awsEc!.publicKeyPem);
+    expect(await signet.runtime.keys.get('aws-rsa')!.publicKeyPem).toBe(keys.awsRsa!.publicKeyPem);
+    expect(await signet.runtime.keys.get('aws-ec')!.publicKeyPem).toBe(keys.awsEc!.publicKeyPem);
     aws.fail('Sign', { type: 'ThrottlingException', message: 'Rate exceeded' });
 
     const img = await pushImage(registry, 'aws/app', 'v1');
@@ -158,8 +158,8 @@ describe('cloud KMS keys end to end, verified by the real cosign', () => {
   });
 
   it('alibabakms: RSA_2048 (by alibabakms:// reference and alias) and EC_P256 (pinned version); a 500 is retried by the queue', async () => {
-    expect(await signet.runtime.keys.get('ali-rsa')!.publicKeyPem()).toBe(keys.aliRsa!.publicKeyPem);
-    expect(await signet.runtime.keys.get('ali-ec')!.publicKeyPem()).toBe(keys.aliEc!.publicKeyPem);
+    expect(await signet.runtime.keys.get('ali-rsa')!.publicKeyPem).toBe(keys.aliRsa!.publicKeyPem);
+    expect(await signet.runtime.keys.get('ali-ec')!.publicKeyPem).toBe(keys.aliEc!.publicKeyPem);
     ali.fail('AsymmetricSign', { code: 'InternalFailure', status: 500, message: 'Internal Failure.' });
 
     const img = await pushImage(registry, 'ali/app', 'v1');

@@ -98,7 +98,7 @@ rules:
 `;
   signet = await startSignet(yaml, { baseDir: tmp.dir, port, env: { E2E_AZURE_CLIENT_SECRET: CLIENT_SECRET } });
   for (const name of ['gcp-rsa', 'azure-p256']) {
-    const pem = await signet.runtime.keys.get(name)!.publicKeyPem();
+    const pem = await signet.runtime.keys.get(name)!.publicKeyPem;
     pubFile[name] = path.join(tmp.dir, `${name}.pub`);
     await writeFile(pubFile[name]!, pem);
   }

@@ -87,7 +87,7 @@ rules:
   // the public keys, as the providers export them
   for (const name of ['vault-rsa', 'vault-ec', 'hsm-ec', 'hsm-rsa']) {
     pub[name] = path.join(tmp.dir, `${name}.pub`);
-    writeFileSync(pub[name], await signet.runtime.keys.get(name)!.publicKeyPem());
+    writeFileSync(pub[name], await signet.runtime.keys.get(name)!.publicKeyPem);
   }
 }, 120_000);
 

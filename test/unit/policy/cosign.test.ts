@@ -210,10 +210,9 @@ describe('--for cosign', () => {
     const input = await policyInput(
       { rules: [{ match: 'reg.example/**', keys: ['c', 'plain'], identity: 'tag', untagged: 'ignore' }] as any },
       new Map([
-        ['c', { publicKeyPem: async () => pem }],
-        ['plain', { publicKeyPem: async () => pem }],
+        ['c', { publicKeyPem: pem, certificate: { certificate, chain: inter.pem + root.pem, notAfter: new Date() } }],
+        ['plain', { publicKeyPem: pem, certificate: undefined }],
       ]),
-      { certificateOf: (name) => (name === 'c' ? { certificate, chain: inter.pem + root.pem } : undefined) },
     );
     const [c, plain] = input.rules[0]!.keys;
     expect(c!.chain!.map((p) => new X509Certificate(p).subject)).toEqual([new X509Certificate(inter.pem).subject, new X509Certificate(root.pem).subject]);

@@ -189,7 +189,7 @@ describe('the checks themselves', () => {
 
   it('Rekor and bundle-only rules: log settings per verifier (still schema-valid), bundle-only refused where unreadable', async () => {
     const rekorKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    const providers = new Map(Object.values(keys).map((k) => [k.name, { publicKeyPem: async () => k.pem }]));
+    const providers = new Map(Object.values(keys).map((k) => [k.name, { publicKeyPem: k.pem, certificate: undefined }]));
     // rule options as the config schema gives them (rules[].rekor, rules[].formats)
     const input = await policyInput(
       {

@@ -7,7 +7,7 @@ import { createHash, generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { KeyProvider } from '../../../src/kms/types.js';
 import type { RegistryClient } from '../../../src/registry/client.js';
-import { attachBundles } from '../../../src/signing/attach-bundle.js';
+import { attachBundles } from '../../helpers/signing-keys.js';
 import { bundleSignedBy, parseBundle, signStatement, STATEMENT_ANNOTATION } from '../../../src/signing/bundle.js';
 import type { DigestLock } from '../../../src/signing/lock.js';
 import { startFakeOciClient, type FakeOci, type FakeOciClient } from '../../helpers/fake-oci.js';

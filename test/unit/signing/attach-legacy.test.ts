@@ -7,8 +7,7 @@
 import { sign } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegistryClient } from '../../../src/registry/client.js';
-import { attachLegacySignatures } from '../../../src/signing/attach.js';
-import { loadKeyCertificate, setCertificate } from '../../../src/signing/certificate.js';
+import { loadKeyCertificate } from '../../../src/signing/certificate.js';
 import { buildSignatureManifest, parseSignatureManifest, signatureLayer } from '../../../src/signing/legacy-sig.js';
 import type { DigestLock } from '../../../src/signing/lock.js';
 import { simpleSigningPayload } from '../../../src/signing/payload.js';
@@ -17,7 +16,8 @@ import { sha256Digest } from '../../../src/util/digest.js';
 import { startFakeOciClient, type FakeOci, type FakeOciClient } from '../../helpers/fake-oci.js';
 import { EKU, issueCertificate, makeRootCa } from '../../helpers/pki.js';
 import { startRekor, type RekorStandIn } from '../../helpers/rekor.js';
-import { digestOf, noLock, testKey as key } from '../../helpers/signing-keys.js';
+import { attachLegacySignatures, digestOf, noLock, testKey as key } from '../../helpers/signing-keys.js';
+
 
 let oci: FakeOciClient;
 let reg: FakeOci;
@@ -92,20 +92,20 @@ describe('legacy attach with Rekor and certificates', () => {
     await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], noLock);
     const root = makeRootCa();
     const cert = issueCertificate({ cn: 'c', publicKey: k.raw.publicKey, issuer: root, eku: [EKU.codeSigning] });
-    setCertificate(k, loadKeyCertificate({ name: 'c', certificate: cert, chain: root.pem }, await k.publicKeyPem(), '.'));
-    const [r] = await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], noLock);
+    // the key reloaded with a certificate (keys are values)
+    const kc = key('c', { pair: k.raw, certificate: loadKeyCertificate({ name: 'c', certificate: cert, chain: root.pem }, k.publicKeyPem, '.') });
+    const [r] = await attachLegacySignatures(client, 'x', d, [{ key: kc, payload }], noLock);
     expect(r).toMatchObject({ outcome: 'present', upgraded: ['dev.sigstore.cosign/certificate', 'dev.sigstore.cosign/chain'] });
     const [l] = await layers('x', d);
     expect(Object.keys(l!.annotations)).toEqual([SIG, 'dev.sigstore.cosign/certificate', 'dev.sigstore.cosign/chain']);
     // with a certificate, the hashedrekord entry names the certificate (cosign >= 3.0.3 compares the entry with it)
-    const [r2] = await attachLegacySignatures(client, 'x', digestOf('three-b'), [{ key: k, payload: simpleSigningPayload('r/x:v1', digestOf('three-b')) }], noLock, {
+    const [r2] = await attachLegacySignatures(client, 'x', digestOf('three-b'), [{ key: kc, payload: simpleSigningPayload('r/x:v1', digestOf('three-b')) }], noLock, {
       tlog: { rekor: rc, required: true },
     });
     expect(r2!.tlog!.status).toBe('logged');
     const [l2] = await layers('x', digestOf('three-b'));
     expect(entryVerifier(l2!)).toBe(cert);
     expect(l2!.annotations['dev.sigstore.cosign/certificate']).toBe(cert);
-    setCertificate(k, undefined);
   });
 
   it('a present layer whose Rekor entry names the bare key gets an entry naming its certificate once the key has one (same signature, one layer); then it is complete', async () => {
@@ -115,28 +115,25 @@ describe('legacy attach with Rekor and certificates', () => {
     const tlog = { tlog: { rekor: rc, required: true } };
     await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], noLock, tlog);
     const [before] = await layers('x', d);
-    expect(entryVerifier(before!)).toBe(await k.publicKeyPem());
+    expect(entryVerifier(before!)).toBe(k.publicKeyPem);
     const root = makeRootCa();
     const cert = issueCertificate({ cn: 'c2', publicKey: k.raw.publicKey, issuer: root, eku: [EKU.codeSigning] });
-    setCertificate(k, loadKeyCertificate({ name: 'c2', certificate: cert, chain: root.pem }, await k.publicKeyPem(), '.'));
-    try {
-      const signs = k.signs;
+    const kc = key('c2', { pair: k.raw, certificate: loadKeyCertificate({ name: 'c2', certificate: cert, chain: root.pem }, k.publicKeyPem, '.') });
+    {
       const entries = rekor.size();
-      const [r] = await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], noLock, tlog);
+      const [r] = await attachLegacySignatures(client, 'x', d, [{ key: kc, payload }], noLock, tlog);
       expect(r).toMatchObject({ outcome: 'present', upgraded: [BUNDLE, 'dev.sigstore.cosign/certificate', 'dev.sigstore.cosign/chain'], tlog: { status: 'logged' } });
-      expect(k.signs).toBe(signs);
+      expect(kc.signs).toBe(0);
       expect(rekor.size()).toBe(entries + 1);
       const after = await layers('x', d);
       expect(after).toHaveLength(1);
       expect(after[0]!.annotations[SIG]).toBe(before!.annotations[SIG]);
       expect(entryVerifier(after[0]!)).toBe(cert);
       // complete now: nothing logged or written again
-      const [again] = await attachLegacySignatures(client, 'x', d, [{ key: k, payload }], noLock, tlog);
+      const [again] = await attachLegacySignatures(client, 'x', d, [{ key: kc, payload }], noLock, tlog);
       expect(again).toMatchObject({ outcome: 'present', tlog: { status: 'present' } });
       expect(again!.upgraded).toBeUndefined();
       expect(rekor.size()).toBe(entries + 1);
-    } finally {
-      setCertificate(k, undefined);
     }
   });
 

@@ -9,13 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isSignetError } from '../../../src/errors.js';
 import { Metrics } from '../../../src/metrics.js';
 import type { RegistryClient } from '../../../src/registry/client.js';
-import { attachLegacySignatures } from '../../../src/signing/attach.js';
 import { checkSignatureLimits, MAX_CLAIMS_VERIFIED, triageLayers } from '../../../src/signing/carry.js';
 import { buildSignatureManifest, parseSignatureManifest, signatureLayer, type SignatureLayer } from '../../../src/signing/legacy-sig.js';
 import { simpleSigningPayload } from '../../../src/signing/payload.js';
 import { sha256Digest } from '../../../src/util/digest.js';
 import { startFakeOciClient, type FakeOciClient } from '../../helpers/fake-oci.js';
-import { digestOf, noLock, testKey as key } from '../../helpers/signing-keys.js';
+import { attachLegacySignatures, digestOf, noLock, testKey as key } from '../../helpers/signing-keys.js';
 
 let oci: FakeOciClient;
 let client: RegistryClient;

@@ -7,8 +7,8 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../../src/config/load.js';
-import { createKeyProviders } from '../../../src/kms/providers.js';
-import { certificateOf, loadKeyCertificate, verifierPem } from '../../../src/signing/certificate.js';
+import { createSigningKeys } from '../../../src/kms/providers.js';
+import { loadKeyCertificate } from '../../../src/signing/certificate.js';
 import { tempDir } from '../../helpers/cosign.js';
 import { EKU, issueCertificate, makeIntermediateCa, makeRootCa } from '../../helpers/pki.js';
 
@@ -79,11 +79,11 @@ keys:
       {},
     ).config;
     expect(cfg.keys[3]).toMatchObject({ provider: 'awskms', certificate: 'k.crt' });
-    const good = await createKeyProviders([cfg.keys[0]!, cfg.keys[2]!], { baseDir: tmp.dir });
-    expect(certificateOf(good.get('good')!)!.chain).toContain('BEGIN CERTIFICATE');
-    expect(certificateOf(good.get('plain')!)).toBeUndefined();
-    expect(await verifierPem(good.get('good')!)).toMatch(/BEGIN CERTIFICATE/);
-    expect(await verifierPem(good.get('plain')!)).toMatch(/BEGIN PUBLIC KEY/);
-    await expect(createKeyProviders([cfg.keys[1]!], { baseDir: tmp.dir })).rejects.toMatchObject({ code: 'KEY_INVALID', message: expect.stringMatching(/key "bad"/) });
+    const good = await createSigningKeys([cfg.keys[0]!, cfg.keys[2]!], { baseDir: tmp.dir });
+    expect(good.get('good')!.certificate!.chain).toContain('BEGIN CERTIFICATE');
+    expect(good.get('plain')!.certificate).toBeUndefined();
+    expect(good.get('good')!.verifierPem).toMatch(/BEGIN CERTIFICATE/);
+    expect(good.get('plain')!.verifierPem).toMatch(/BEGIN PUBLIC KEY/);
+    await expect(createSigningKeys([cfg.keys[1]!], { baseDir: tmp.dir })).rejects.toMatchObject({ code: 'KEY_INVALID', message: expect.stringMatching(/key "bad"/) });
   });
 });

@@ -1,5 +1,5 @@
 /**
- * Writes legacy cosign signatures (the `sha256-<hex>.sig` manifest) for one digest.
+ * The legacy format's writer: cosign signatures in the `sha256-<hex>.sig` manifest of one digest.
  *
  * 1. Outside the lock (so KMS and Rekor round trips never hold it): read the .sig manifest and,
  *    per key, find a layer with the same payload that verifies with the key. Present and complete
@@ -23,12 +23,11 @@
  *    (bounded retries). A new signature thus costs 6 registry requests after the resolve
  *    (POST+PUT payload, GET .sig, POST+PUT config, PUT .sig), 7 with `verifyWrite`.
  */
-import { createHash } from 'node:crypto';
-import { SignetError } from '../errors.js';
-import type { KeyProvider } from '../kms/types.js';
-import type { RegistryClient } from '../registry/client.js';
-import { OCI_MANIFEST, COSIGN_SIMPLE_SIGNING } from '../registry/media-types.js';
-import { signatureTag } from '../registry/reference.js';
+import { SignetError } from '../../errors.js';
+import type { SigningKey } from '../../kms/signing-key.js';
+import type { RegistryClient } from '../../registry/client.js';
+import { OCI_MANIFEST, COSIGN_SIMPLE_SIGNING } from '../../registry/media-types.js';
+import { signatureTag } from '../../registry/reference.js';
 import {
   checkHashedRekordBody,
   COSIGN_BUNDLE_ANNOTATION,
@@ -36,41 +35,26 @@ import {
   hashedRekordNames,
   parseCosignBundleAnnotation,
   proposedHashedRekord,
-} from '../transparency/entries.js';
-import { sha256Digest } from '../util/digest.js';
-import { CERTIFICATE_ANNOTATION, certificateOf, CHAIN_ANNOTATION, legacyEntryVerifier } from './certificate.js';
-import type { DigestLock } from './lock.js';
-import { checkPayloadSize, checkSignatureLimits, countDropped, triageLayers, type Carried, type SignatureLimitMetrics, type Triage } from './carry.js';
-import { parseSignatureManifest, SIGNATURE_ANNOTATION, type SignatureLayer } from './legacy-sig.js';
-import { recentSignatures } from './signature-memo.js';
-import { logToRekor, type TlogPolicy, type TlogStatus } from './tlog.js';
+} from '../../transparency/entries.js';
+import { sha256Digest } from '../../util/digest.js';
+import { CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, legacyEntryVerifier } from '../../signing/certificate.js';
+import type { DigestLock } from '../../signing/lock.js';
+import { checkPayloadSize, checkSignatureLimits, countDropped, triageLayers, type Carried, type SignatureLimitMetrics, type Triage } from '../../signing/carry.js';
+import { parseSignatureManifest, SIGNATURE_ANNOTATION, type SignatureLayer } from '../../signing/legacy-sig.js';
+import { simpleSigningPayload } from '../../signing/payload.js';
+import type { SigningPlan } from '../../signing/plan.js';
+import type { Signer } from '../../signing/signer.js';
+import type { TlogStatus } from '../../signing/tlog.js';
+import type { SignResult, Subject, WriteContext } from '../types.js';
+import { presentTimestamp, timestampAnnotation, TIMESTAMP_ANNOTATION } from './timestamp.js';
 
 export interface SignRequest {
-  key: KeyProvider;
+  signer: Signer;
   payload: Buffer;
 }
 
-export type SignatureFormat = 'legacy' | 'bundle';
-
-export interface SignResult {
-  key: string;
-  /** signed: a new signature was written; present: a valid signature by this key over this payload was already there. */
-  outcome: 'signed' | 'present';
-  /** sha256 of the signed payload (legacy: the simple-signing payload; bundle: the in-toto statement). */
-  payloadDigest: string;
-  /** Which storage this entry is about (absent only from callers that predate formats). */
-  format?: SignatureFormat;
-  /** Annotations added to a signature that was already present (e.g. its Rekor entry). */
-  upgraded?: string[];
-  /** The transparency log, when the rule logs to Rekor. */
-  tlog?: TlogStatus;
-  /** Bundle format: digest of the referrer manifest holding the bundle. */
-  referrer?: string;
-}
-
 export interface AttachOptions {
-  tlog?: TlogPolicy | undefined;
-  /** signet has no record of this digest: skip the read before signing (unless the rule logs to Rekor). */
+  /** signet has no record of this digest: skip the read before signing (unless the rule logs to Rekor or stamps). */
   expectNew?: boolean | undefined;
   /** Read the manifest back after the PUT and redo the merge when another writer replaced it (registries[].verifyWrites). */
   verifyWrite?: boolean | undefined;
@@ -78,8 +62,20 @@ export interface AttachOptions {
    * The other configured keys: a layer claiming the payload signet signs is carried forward when
    * it verifies with one of the signing keys or one of these (carry.ts).
    */
-  verifiers?: readonly KeyProvider[] | undefined;
+  verifiers?: readonly SigningKey[] | undefined;
   metrics?: SignatureLimitMetrics | undefined;
+}
+
+/** The legacy format's `write`: the plan's payload for this manifest, signed by each of the plan's signers. */
+export function writeLegacy(ctx: WriteContext, plan: SigningPlan, subject: Subject): Promise<SignResult[]> {
+  if (plan.identity === undefined) throw new SignetError('INTERNAL', 'a legacy signature needs an identity');
+  const payload = simpleSigningPayload(plan.identity, subject.digest, plan.annotations);
+  return attachLegacySignatures(ctx.client, ctx.repository, subject.digest, ctx.signers.map((signer) => ({ signer, payload })), ctx.lock, {
+    expectNew: ctx.expectNew,
+    verifyWrite: ctx.verifyWrite,
+    verifiers: ctx.keys,
+    metrics: ctx.metrics,
+  });
 }
 
 const MAX_ATTEMPTS = 3;
@@ -108,15 +104,17 @@ export async function attachLegacySignatures(
   const where = `${client.host}/${repository}:${tag}`;
   for (const r of requests) checkPayloadSize(where, r.payload, opts.metrics);
   const payloads = new Map(requests.map((r) => [sha256Digest(r.payload), r.payload]));
-  const signing = [...new Set(requests.map((r) => r.key))];
+  const signing = [...new Set(requests.map((r) => r.signer.key))];
   const others = (opts.verifiers ?? []).filter((k) => !signing.includes(k));
   const triage = async (m: { document: unknown } | undefined): Promise<Triage> =>
     m ? triageLayers(parseSignatureManifest(m.document, where), payloads, signing, others) : { carried: [], invalid: 0, unchecked: 0 };
 
-  // A Rekor entry is public and permanent: never made for a signature that may be there already.
-  const preRead = !opts.expectNew || Boolean(opts.tlog);
+  // A Rekor entry is public and permanent, and a timestamp costs a TSA call: never made for a
+  // signature that may be there already.
+  const witnessed = requests.some((r) => r.signer.witnesses.tlog || r.signer.witnesses.timestamp);
+  const preRead = !opts.expectNew || witnessed;
   const before = preRead ? await triage(await client.getManifest(repository, tag, OCI_MANIFEST)) : undefined;
-  const plans = await Promise.all(requests.map((req) => plan(req, before?.carried ?? [], opts)));
+  const plans = await Promise.all(requests.map((req) => plan(req, before?.carried ?? [])));
   const work = plans.filter((p) => p.layer);
   if (work.length === 0 && before && !dropsAny(before)) {
     // present: but only a .sig a verifier reads counts
@@ -174,53 +172,61 @@ export async function attachLegacySignatures(
 
 const dropsAny = (t: Triage): boolean => t.invalid + t.unchecked > 0;
 
-/** Decide, without the lock, what this key needs written (and sign / log what is missing). */
-async function plan(req: SignRequest, carried: readonly Carried[], opts: AttachOptions): Promise<Plan> {
+/** Decide, without the lock, what this key needs written (and sign / witness what is missing). */
+async function plan(req: SignRequest, carried: readonly Carried[]): Promise<Plan> {
+  const { signer } = req;
+  const key = signer.key;
+  const { tlog, timestamp } = signer.witnesses;
   const payloadDigest = sha256Digest(req.payload);
   const payloadHex = payloadDigest.slice('sha256:'.length);
-  const cert = certificateOf(req.key);
+  const cert = key.certificate;
   const wanted = [SIGNATURE_ANNOTATION];
   if (cert) wanted.push(CERTIFICATE_ANNOTATION, ...(cert.chain ? [CHAIN_ANNOTATION] : []));
-  if (opts.tlog) wanted.push(COSIGN_BUNDLE_ANNOTATION);
-  const keyPem = opts.tlog ? await req.key.publicKeyPem() : '';
+  if (tlog) wanted.push(COSIGN_BUNDLE_ANNOTATION);
+  if (timestamp) wanted.push(TIMESTAMP_ANNOTATION);
   // A Rekor entry counts only when it names what the layer carries (its certificate, else the key).
-  const entryFits = (a: Readonly<Record<string, string>>) => hashedRekordNames(a[COSIGN_BUNDLE_ANNOTATION], legacyEntryVerifier(a, keyPem));
+  const entryFits = (a: Readonly<Record<string, string>>) => hashedRekordNames(a[COSIGN_BUNDLE_ANNOTATION], legacyEntryVerifier(a, key.publicKeyPem));
   const fitsKeys = (keys: readonly string[]) => (l: SignatureLayer) =>
     keys.every((k) => l.annotations[k] !== undefined) && (!keys.includes(COSIGN_BUNDLE_ANNOTATION) || entryFits(l.annotations));
 
-  const mine = carried.filter((c) => c.signers.includes(req.key)).map((c) => c.layer);
+  const mine = carried.filter((c) => c.signers.includes(key)).map((c) => c.layer);
   const complete = mine.find(fitsKeys(wanted));
   const present = complete ?? mine[0];
-  const result: SignResult = { key: req.key.name, outcome: present ? 'present' : 'signed', payloadDigest, format: 'legacy' };
+  const result: SignResult = { key: key.name, outcome: present ? 'present' : 'signed', payloadDigest, format: 'legacy' };
   if (complete) {
-    if (opts.tlog) result.tlog = presentTlog(complete);
+    if (tlog) result.tlog = presentTlog(complete);
+    if (timestamp) result.timestamp = presentTimestamp(complete.annotations);
     return { req, result, requiredKeys: [], fits: fitsKeys([]) };
   }
 
-  const signature = present
-    ? Buffer.from(present.annotations[SIGNATURE_ANNOTATION]!, 'base64')
-    : await recentSignatures.sign(req.key, createHash('sha256').update(req.payload).digest(), req.payload);
+  const signature = present ? Buffer.from(present.annotations[SIGNATURE_ANNOTATION]!, 'base64') : await signer.sign(req.payload);
   const extra: Record<string, string> = {};
   if (cert) {
     extra[CERTIFICATE_ANNOTATION] = cert.certificate;
     if (cert.chain) extra[CHAIN_ANNOTATION] = cert.chain;
   }
   const base: Record<string, string> = present ? present.annotations : { [SIGNATURE_ANNOTATION]: signature.toString('base64') };
-  if (opts.tlog) {
-    const carries = { ...base, ...extra };
-    if (present && entryFits(carries)) {
-      result.tlog = presentTlog(present);
-    } else {
-      // The entry names what the signature carries: the leaf certificate when the layer has one
-      // (a present entry naming the bare key is replaced), else the key. cosign >= 3.0.3 compares
-      // it with the certificate; see proposedHashedRekord for who compares what.
-      const pem = legacyEntryVerifier(carries, keyPem);
-      const logged = await logToRekor(opts.tlog, proposedHashedRekord(payloadHex, signature, pem), (e) =>
-        checkHashedRekordBody(e, payloadHex, signature, pem),
-      );
-      result.tlog = logged.status;
-      if (logged.entry) extra[COSIGN_BUNDLE_ANNOTATION] = cosignBundleAnnotation(logged.entry);
-    }
+  const carries = { ...base, ...extra };
+  const hasEntry = Boolean(present && entryFits(carries));
+  const hasStamp = Boolean(present && base[TIMESTAMP_ANNOTATION] !== undefined);
+  if (tlog && hasEntry) result.tlog = presentTlog(present!);
+  if (timestamp && hasStamp) result.timestamp = presentTimestamp(base);
+  // The entry names what the signature carries: the leaf certificate when the layer has one
+  // (a present entry naming the bare key is replaced), else the key. cosign >= 3.0.3 compares
+  // it with the certificate; see proposedHashedRekord for who compares what.
+  const pem = legacyEntryVerifier(carries, key.publicKeyPem);
+  const w = await signer.witness(
+    signature,
+    () => ({ proposed: proposedHashedRekord(payloadHex, signature, pem), check: (e) => checkHashedRekordBody(e, payloadHex, signature, pem) }),
+    { tlog: hasEntry, timestamp: hasStamp },
+  );
+  if (w.tlog) {
+    result.tlog = w.tlog.status;
+    if (w.tlog.entry) extra[COSIGN_BUNDLE_ANNOTATION] = cosignBundleAnnotation(w.tlog.entry);
+  }
+  if (w.timestamp) {
+    result.timestamp = w.timestamp.status;
+    if (w.timestamp.response) extra[TIMESTAMP_ANNOTATION] = timestampAnnotation(w.timestamp.response);
   }
 
   const changed = Object.keys(extra).filter((k) => base[k] !== extra[k]);
@@ -255,7 +261,7 @@ function merge(carried: readonly Carried[], work: Plan[]): { next: SignatureLaye
     for (const [i, l] of next.entries()) {
       if (l.digest !== want.digest || l.mediaType !== want.mediaType) continue;
       const same = l.annotations[SIGNATURE_ANNOTATION] === ours;
-      if (!same && !signers[i]!.includes(p.req.key)) continue;
+      if (!same && !signers[i]!.includes(p.req.signer.key)) continue;
       if (p.fits(l)) {
         idx = i;
         break;
@@ -278,13 +284,13 @@ function merge(carried: readonly Carried[], work: Plan[]): { next: SignatureLaye
       const cur = next[fallback]!;
       const annotations = cur.annotations[SIGNATURE_ANNOTATION] === ours ? sortKeys({ ...cur.annotations, ...want.annotations }) : { ...want.annotations };
       next[fallback] = { ...cur, annotations };
-      signers[fallback] = [p.req.key];
+      signers[fallback] = [p.req.signer.key];
       p.expect = ours;
       dirty = true;
       continue;
     }
     next.push({ ...want, annotations: { ...want.annotations } });
-    signers.push([p.req.key]);
+    signers.push([p.req.signer.key]);
     p.expect = ours;
     dirty = true;
   }

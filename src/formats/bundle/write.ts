@@ -1,5 +1,5 @@
 /**
- * Writes sigstore bundle v0.3 signatures for one digest as OCI 1.1 referrers.
+ * The bundle format's writer: sigstore bundle v0.3 signatures for one digest as OCI 1.1 referrers.
  *
  * Where the registry has the referrers API (GET /v2/<repo>/referrers/<digest> answers 200 with an
  * index), the referrer manifest is pushed by digest and the API lists it. Where it does not
@@ -16,15 +16,12 @@
  * At most MAX_BUNDLE_CANDIDATES referrers are read per key and listing. With Rekor on, a present
  * bundle without a tlog entry does not count: a new, logged bundle is added next to it.
  */
-import { createHash } from 'node:crypto';
-import { SignetError } from '../errors.js';
-import type { KeyProvider } from '../kms/types.js';
-import type { RegistryClient } from '../registry/client.js';
-import { OCI_INDEX, OCI_MANIFEST } from '../registry/media-types.js';
-import type { ReferrersIndex } from '../registry/schemas.js';
-import { bundleTlogEntry, checkDsseBody, proposedDsse } from '../transparency/entries.js';
-import { sha256Digest } from '../util/digest.js';
-import type { SignResult } from './attach.js';
+import { SignetError } from '../../errors.js';
+import type { RegistryClient } from '../../registry/client.js';
+import { OCI_INDEX, OCI_MANIFEST } from '../../registry/media-types.js';
+import { bundleTlogEntry, checkDsseBody, proposedDsse } from '../../transparency/entries.js';
+import { sha256Digest } from '../../util/digest.js';
+import type { SignResult, Subject, WriteContext } from '../types.js';
 import {
   BUNDLE_PREDICATE_ANNOTATION,
   BUNDLE_V03,
@@ -35,44 +32,41 @@ import {
   envelopeJson,
   INTOTO_PAYLOAD_TYPE,
   KEY_ANNOTATION,
-  keyId,
   pae,
-  parseBundle,
   referrerAnnotations,
   referrerManifest,
   referrersTag,
   STATEMENT_ANNOTATION,
   appendToIndex,
+  signStatement,
   type Descriptor,
-  type ParsedBundle,
-} from './bundle.js';
-import { certificateOf, verifierPem } from './certificate.js';
-import type { DigestLock } from './lock.js';
-import { getBlob, listReferrersApi, referrersIndex, type IndexDescriptor } from './registry-ops.js';
-import { bundleReferrerSchema } from './schemas.js';
-import { recentSignatures } from './signature-memo.js';
-import { logToRekor, type TlogPolicy } from './tlog.js';
+} from '../../signing/bundle.js';
+import type { DigestLock } from '../../signing/lock.js';
+import { listReferrersApi, type IndexDescriptor } from '../../signing/registry-ops.js';
+import { fallbackIndex, listReferrers, readBundle, type Checked, type Listing } from './referrers.js';
+import type { SigningPlan } from '../../signing/plan.js';
+import type { Signer } from '../../signing/signer.js';
 
 export interface BundleRequest {
-  key: KeyProvider;
+  signer: Signer;
   /** The in-toto statement (see bundle.ts signStatement). */
   statement: Buffer;
 }
 
 export interface BundleAttachOptions {
-  tlog?: TlogPolicy | undefined;
   /** How long to wait for a referrers API to list a new referrer. Default 3 s. */
   apiReadbackMs?: number;
+}
+
+/** The bundle format's `write`: the plan's statement about this manifest, signed by each of the plan's signers. */
+export function writeBundles(ctx: WriteContext, plan: SigningPlan, subject: Subject): Promise<SignResult[]> {
+  const statement = signStatement(subject.digest, plan.annotations);
+  return attachBundles(ctx.client, ctx.repository, subject, ctx.signers.map((signer) => ({ signer, statement })), ctx.lock);
 }
 
 const MAX_ATTEMPTS = 3;
 /** Referrers whose annotations fit a plan, read and verified per listing (each costs two GETs). */
 const MAX_BUNDLE_CANDIDATES = 16;
-
-interface Listing {
-  api: boolean;
-  descriptors: IndexDescriptor[];
-}
 
 interface Plan {
   req: BundleRequest;
@@ -85,9 +79,6 @@ interface Plan {
   bundle?: Buffer;
   done?: boolean;
 }
-
-/** The bundle a referrer holds, or undefined when it is absent or cannot be read. */
-type Checked = ParsedBundle | undefined;
 
 export async function attachBundles(
   client: RegistryClient,
@@ -108,7 +99,7 @@ export async function attachBundles(
   };
 
   const listing = await listReferrers(client, repository, subject.digest);
-  const plans = await Promise.all(requests.map((req) => planBundle(req, listing, read, subject, opts)));
+  const plans = await Promise.all(requests.map((req) => planBundle(req, listing, read, subject)));
   const work = plans.filter((p) => p.manifest);
   if (work.length === 0) return plans.map((p) => p.result);
 
@@ -116,12 +107,14 @@ export async function attachBundles(
     // Another writer may have added an equivalent bundle since we looked.
     const now = await listReferrers(client, repository, subject.digest);
     for (const p of work) {
-      const found = await findPresent(now.descriptors, p, read, !!opts.tlog);
+      const found = await findPresent(now.descriptors, p, read);
       if (found) {
         p.done = true;
         p.result.outcome = 'present';
         p.result.referrer = found;
-        if (opts.tlog) p.result.tlog = { status: 'present' };
+        delete p.result.timestamp;
+        if (p.req.signer.witnesses.tlog) p.result.tlog = { status: 'present' };
+        if (p.req.signer.witnesses.timestamp) p.result.timestamp = { status: 'present' };
       }
     }
     const todo = work.filter((p) => !p.done);
@@ -149,52 +142,58 @@ export async function attachBundles(
   });
 }
 
-async function planBundle(
-  req: BundleRequest,
-  listing: Listing,
-  read: (digest: string) => Promise<Checked>,
-  subject: Descriptor,
-  opts: BundleAttachOptions,
-): Promise<Plan> {
-  const keyPem = await req.key.publicKeyPem();
+async function planBundle(req: BundleRequest, listing: Listing, read: (digest: string) => Promise<Checked>, subject: Descriptor): Promise<Plan> {
+  const { signer } = req;
+  const key = signer.key;
+  const { tlog, timestamp } = signer.witnesses;
   const statementDigest = sha256Digest(req.statement);
   const plan: Plan = {
     req,
     statementDigest,
-    keyId: keyId(keyPem),
-    keyPem,
-    result: { key: req.key.name, outcome: 'signed', payloadDigest: statementDigest, format: 'bundle' },
+    keyId: key.keyId,
+    keyPem: key.publicKeyPem,
+    result: { key: key.name, outcome: 'signed', payloadDigest: statementDigest, format: 'bundle' },
   };
-  const found = await findPresent(listing.descriptors, plan, read, !!opts.tlog);
+  const found = await findPresent(listing.descriptors, plan, read);
   if (found) {
     plan.result.outcome = 'present';
     plan.result.referrer = found;
-    if (opts.tlog) plan.result.tlog = { status: 'present' };
+    if (tlog) plan.result.tlog = { status: 'present' };
+    if (timestamp) plan.result.timestamp = { status: 'present' };
     return plan;
   }
 
   const preAuth = pae(INTOTO_PAYLOAD_TYPE, req.statement);
-  const signature = await recentSignatures.sign(req.key, createHash('sha256').update(preAuth).digest(), preAuth);
-  const cert = certificateOf(req.key);
-  const tlogEntries: Record<string, unknown>[] = [];
-  if (opts.tlog) {
-    const pem = await verifierPem(req.key);
-    const logged = await logToRekor(opts.tlog, proposedDsse(envelopeJson(req.statement, signature), pem), (e) => {
+  const signature = await signer.sign(preAuth);
+  // the dsse entry names what the bundle's verification material carries (sigstore-go compares them)
+  const pem = key.verifierPem;
+  const w = await signer.witness(signature, () => ({
+    proposed: proposedDsse(envelopeJson(req.statement, signature), pem),
+    check: (e) => {
       checkDsseBody(e, req.statement, signature, pem);
       bundleTlogEntry(e, 'dsse'); // throws when there is no inclusion proof
-    });
-    plan.result.tlog = logged.status;
-    if (logged.entry) tlogEntries.push(bundleTlogEntry(logged.entry, 'dsse'));
+    },
+  }));
+  const tlogEntries: Record<string, unknown>[] = [];
+  if (w.tlog) {
+    plan.result.tlog = w.tlog.status;
+    if (w.tlog.entry) tlogEntries.push(bundleTlogEntry(w.tlog.entry, 'dsse'));
   }
-  plan.bundle = buildBundle({ statement: req.statement, signature, publicKeyPem: keyPem, certificatePem: cert?.certificate, tlogEntries });
-  plan.annotations = referrerAnnotations(req.statement, keyPem);
+  const timestamps: Buffer[] = [];
+  if (w.timestamp) {
+    plan.result.timestamp = w.timestamp.status;
+    if (w.timestamp.response) timestamps.push(w.timestamp.response);
+  }
+  plan.bundle = buildBundle({ statement: req.statement, signature, publicKeyPem: key.publicKeyPem, certificatePem: key.certificate?.certificate, tlogEntries, timestamps });
+  plan.annotations = referrerAnnotations(req.statement, key.publicKeyPem);
   plan.manifest = referrerManifest(plan.bundle, subject, plan.annotations);
   plan.result.referrer = sha256Digest(plan.manifest);
   return plan;
 }
 
-/** The digest of a referrer holding this plan's statement signed by its key, if one is listed. */
-async function findPresent(descriptors: readonly IndexDescriptor[], p: Plan, read: (d: string) => Promise<Checked>, needTlog: boolean): Promise<string | undefined> {
+/** The digest of a referrer holding this plan's statement signed by its key (with what the rule's witnesses add), if one is listed. */
+async function findPresent(descriptors: readonly IndexDescriptor[], p: Plan, read: (d: string) => Promise<Checked>): Promise<string | undefined> {
+  const { tlog, timestamp } = p.req.signer.witnesses;
   let candidates = 0;
   for (const d of descriptors) {
     if (d.artifactType !== undefined && d.artifactType !== BUNDLE_V03) continue;
@@ -206,28 +205,11 @@ async function findPresent(descriptors: readonly IndexDescriptor[], p: Plan, rea
     // only verified content counts: annotations are a hint anyone who can push can write
     const b = await read(d.digest);
     if (!b || !bundleSignedBy(b, p.req.statement, p.keyPem)) continue;
-    if (needTlog && b.tlogEntries === 0) continue;
+    if (tlog && b.tlogEntries === 0) continue;
+    if (timestamp && b.timestamps === 0) continue;
     return d.digest;
   }
   return undefined;
-}
-
-async function readBundle(client: RegistryClient, repository: string, digest: string): Promise<Checked> {
-  const m = await client.getManifest(repository, digest, OCI_MANIFEST);
-  if (!m) return undefined;
-  // anyone who can push can write a referrer: one that does not hold a bundle only does not count
-  const r = bundleReferrerSchema.safeParse(m.document);
-  if (!r.success) return undefined;
-  const blob = await getBlob(client, repository, r.data.layers[0].digest);
-  return blob.status === 'ok' ? parseBundle(blob.data) : undefined;
-}
-
-async function listReferrers(client: RegistryClient, repository: string, digest: string): Promise<Listing> {
-  const api = await listReferrersApi(client, repository, digest);
-  if (api) return { api: true, descriptors: api };
-  const idx = await client.getManifest(repository, referrersTag(digest), OCI_INDEX);
-  if (!idx) return { api: false, descriptors: [] };
-  return { api: false, descriptors: fallbackIndex(client, repository, digest, idx.document).manifests };
 }
 
 async function apiReadback(client: RegistryClient, repository: string, digest: string, want: readonly string[], waitMs: number): Promise<void> {
@@ -260,9 +242,4 @@ async function updateFallbackTag(
       throw new SignetError('SIGNATURE_READBACK_FAILED', `${repository}:${tag} changed under us ${MAX_ATTEMPTS} times (another writer outside signet?)`);
     }
   }
-}
-
-/** The referrers fallback tag's manifest, checked: REGISTRY_PROTOCOL when it is not a referrers index. */
-function fallbackIndex(client: RegistryClient, repository: string, digest: string, document: unknown): ReferrersIndex {
-  return referrersIndex(document, `${client.host}/${repository}:${referrersTag(digest)} (the referrers fallback tag)`);
 }

@@ -1,0 +1,114 @@
+/**
+ * The signing plan: "which rule, which identity, which keys, which formats, which manifests"
+ * decided once, here, for every caller: the receiver (is this push queued at all?), the worker
+ * pipeline (what to write), `signet verify` and `signet backfill` (what must be there), and the
+ * status records. What the formats write and read, and what verifiers check, all follow from it.
+ *
+ * - `decideRule`: the first rule whose `match` covers host/repository, and its tag filters
+ *   (`untagged`, `tags.include/exclude`); signature and attachment tags are never signed.
+ * - `planSigning`: for a decided rule and the pushed manifest, the docker-reference the legacy
+ *   payload names (see ARCHITECTURE.md "Identity"; undefined = any reference of the repository,
+ *   for `signet verify IMAGE@DIGEST` under `identity: tag`), the payload annotations expanded for
+ *   this push, the keys (values carrying their certificates) and the formats, default
+ *   `[legacy, bundle]`.
+ */
+import type { RuleMatcher } from '../config/rules.js';
+import type { RuleConfig } from '../config/schema.js';
+import { SignetError } from '../errors.js';
+import type { SigningKey } from '../kms/signing-key.js';
+import { isAttachmentTag } from '../registry/reference.js';
+import { expandAnnotations } from './annotations.js';
+
+/** The storage formats, by the name rules use (src/formats/index.ts maps each to its module; the config schema takes this list). */
+export const FORMAT_NAMES = ['legacy', 'bundle'] as const;
+export type FormatName = (typeof FORMAT_NAMES)[number];
+
+/**
+ * What a rule writes when it names no `formats`: the legacy `.sig` (containers/image, cosign 2,
+ * Kyverno, policy-controller) and the sigstore bundle referrer (cosign 3, which reads `.sig`
+ * only when an image has no bundle at all). See docs/formats.md.
+ */
+export const DEFAULT_FORMATS: readonly FormatName[] = ['legacy', 'bundle'];
+
+export type RuleDecision = { rule: RuleConfig; index: number } | { skip: string; index?: number };
+
+/**
+ * The rule for a push of host/repository[:tag], or why none applies. `byDigest` (a look at a
+ * digest with no tag known, `signet verify IMAGE@DIGEST`): the tag filters cannot apply.
+ */
+export function decideRule(rules: RuleMatcher, host: string, repository: string, tag: string | undefined, opts: { byDigest?: boolean } = {}): RuleDecision {
+  if (tag !== undefined && isAttachmentTag(tag)) return { skip: 'signature or attachment tag (written by a signer)' };
+  const found = rules.find(host, repository);
+  if (!found) return { skip: `no rule matches ${host}/${repository}` };
+  if (!(tag === undefined && opts.byDigest)) {
+    const why = rules.skipReason(found.rule, tag);
+    if (why) return { skip: why, index: found.index };
+  }
+  return found;
+}
+
+export interface SigningPlan {
+  ruleIndex: number;
+  rule: RuleConfig;
+  /** The configured host (aliases resolved) and the repository within it. */
+  host: string;
+  repository: string;
+  tag: string | undefined;
+  /** The pushed manifest (an index or an image). */
+  digest: string;
+  /** The docker-reference of the legacy payload, or undefined: any reference of the repository (verify by digest). */
+  identity: string | undefined;
+  /** The payload / statement annotations, expanded for this push (undefined when the rule has none). */
+  annotations: Record<string, string> | undefined;
+  /** The rule's keys, in rule order. */
+  keys: SigningKey[];
+  formats: FormatName[];
+}
+
+export interface PlanInput {
+  host: string;
+  repository: string;
+  tag?: string | undefined;
+  digest: string;
+  pusher?: string | undefined;
+  /** No tag known and any identity of the repository accepted (verify by digest). */
+  byDigest?: boolean | undefined;
+}
+
+export function planSigning(decided: { rule: RuleConfig; index: number }, input: PlanInput, keys: ReadonlyMap<string, SigningKey>): SigningPlan {
+  const { rule, index } = decided;
+  const { host, repository, tag, digest } = input;
+  const openIdentity = tag === undefined && input.byDigest && rule.identity !== 'repository';
+  return {
+    ruleIndex: index,
+    rule,
+    host,
+    repository,
+    tag,
+    digest,
+    identity: openIdentity ? undefined : identityFor(rule, host, repository, tag, digest),
+    annotations: expandAnnotations(rule.annotations, { registry: host, repository, tag, digest, pusher: input.pusher }),
+    keys: rule.keys.map((name) => {
+      const k = keys.get(name);
+      if (!k) throw new SignetError('KEY_INVALID', `rule ${index} names key "${name}" which is not loaded`);
+      return k;
+    }),
+    formats: formatsOf(rule),
+  };
+}
+
+export function formatsOf(rule: Pick<RuleConfig, 'formats'>): FormatName[] {
+  return rule.formats?.length ? [...rule.formats] : [...DEFAULT_FORMATS];
+}
+
+/** The payload's docker-reference (see ARCHITECTURE.md "Identity"). */
+export function identityFor(rule: Pick<RuleConfig, 'identity'>, host: string, repository: string, tag: string | undefined, digest: string): string {
+  if (rule.identity === 'repository') return `${host}/${repository}`;
+  return tag ? `${host}/${repository}:${tag}` : `${host}/${repository}@${digest}`;
+}
+
+/** The witnesses a plan's rule asks for (the writer builds clients for them; readers require their evidence). */
+export function planWitnesses(plan: Pick<SigningPlan, 'rule'>): { rekor?: NonNullable<RuleConfig['rekor']>; timestamp?: unknown } {
+  const timestamp = (plan.rule as { timestamp?: unknown }).timestamp;
+  return { ...(plan.rule.rekor ? { rekor: plan.rule.rekor } : {}), ...(timestamp ? { timestamp } : {}) };
+}
