@@ -90,11 +90,13 @@ export function renderMatrix(m: MatrixResults): string {
   }
   const unsigned = m.cells.filter((c) => !c.signed);
   if (unsigned.length) {
-    out.push('', '## Cells signet did not sign', '');
-    for (const c of unsigned) out.push(`* \`${c.cell.id}\`: ${c.signError ?? 'not signed'}`);
+    out.push('', '## Cells signet did not sign', '', 'Every check of these cells is refused (nothing to verify); the table above marks where that differs from the expected outcome.', '');
+    const byReason = new Map<string, string[]>();
+    for (const c of unsigned) byReason.set(c.signError ?? 'not signed', [...(byReason.get(c.signError ?? 'not signed') ?? []), c.cell.id]);
+    for (const [reason, ids] of byReason) out.push(`* ${ids.map((i) => `\`${i}\``).join(', ')}: ${reason}`);
   }
   const mismatches: string[] = [];
-  for (const c of m.cells) {
+  for (const c of m.cells.filter((x) => x.signed)) {
     for (const v of VERIFIER_COLUMNS) {
       for (const [check, r] of Object.entries(c.results[v.id] ?? {})) {
         if (r && r.outcome !== r.expected) {
