@@ -171,6 +171,15 @@ describe('cosign sign 3.1 bundles, read and checked', () => {
     const anotherLog = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
     expect(await checkBundle(bundle, want, { publicKey: keys.p256 }, { rekorKeys: [anotherLog] })).toEqual({ ok: false, why: 'no tlog entry with a SET by a configured Rekor key' });
     expect(await checkBundle(bundle, want, { publicKey: keys.rsa }, { rekorKeys: [rekorKey] })).toEqual({ ok: false, why: 'signature does not verify with the key' });
+
+    // cosign 3.1 itself reaches the same verdicts with the log checked (trusted root naming the stand-in)
+    writeFileSync(file('trusted_root.json'), rekor.trustedRoot());
+    const verify = (pub: string, annotation: string) =>
+      cosign3(['verify', `--key=${file(pub)}`, `--trusted-root=${file('trusted_root.json')}`, '--allow-http-registry=true', '-a', annotation, `${reg.host}/${repo}@${img.digest}`]);
+    const good = await verify('p256.pub', 'team=x');
+    expect(good.code, good.stderr).toBe(0);
+    expect((await verify('p256.pub', 'team=y')).code).not.toBe(0);
+    expect((await verify('rsa.pub', 'team=x')).code).not.toBe(0);
   }, 120_000);
 
   it('with --certificate (BYO PKI) and the Rekor stand-in: the bundle carries the leaf, the dsse entry names it; accepted for the configured certificate only', async () => {
