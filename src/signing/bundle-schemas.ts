@@ -126,9 +126,10 @@ export function camelKeys(v: unknown, depth = 0): unknown {
   if (v === null || typeof v !== 'object') return v;
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    const key = k.includes('_') ? k.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase()) : k;
+    const key = k.includes('_') ? k.replace(/(?<=[a-z0-9])_([a-z0-9])/g, (_m, c: string) => c.toUpperCase()) : k;
     if (Object.prototype.hasOwnProperty.call(out, key)) throw new Error(`duplicate field ${key}`);
-    out[key] = camelKeys(x, depth + 1);
+    // defineProperty: a "__proto__" key stays an (ignored) own field instead of setting the prototype
+    Object.defineProperty(out, key, { value: camelKeys(x, depth + 1), enumerable: true, writable: true, configurable: true });
   }
   return out;
 }

@@ -7,6 +7,7 @@
 import { createHash, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkBundle, imageClaim, parseSigstoreBundle, rootFromInclusionProof, type SigstoreBundle } from '../../../src/signing/bundle-read.js';
+import { camelKeys } from '../../../src/signing/bundle-schemas.js';
 import { buildBundle, envelopeJson, INTOTO_PAYLOAD_TYPE, pae, signStatement } from '../../../src/signing/bundle.js';
 import { bundleTlogEntry, proposedDsse, proposedHashedRekord } from '../../../src/transparency/entries.js';
 import { RekorClient } from '../../../src/transparency/rekor.js';
@@ -407,6 +408,15 @@ describe('parsing what anyone may push', () => {
       ['too large', Buffer.concat([good.subarray(0, good.length - 1), Buffer.from(`,"pad":"${'x'.repeat(4 * 1024 * 1024)}"}`)])],
     ];
     for (const [what, bytes] of bad) expect(parseSigstoreBundle(bytes), what).toBeUndefined();
+  });
+
+  it('field names: snake_case becomes lowerCamel, a duplicate is refused, "__proto__" stays an own field (never a prototype)', () => {
+    expect(camelKeys({ tlog_entries: [{ log_id: { key_id: 'x' } }], mediaType: 'm' })).toEqual({ tlogEntries: [{ logId: { keyId: 'x' } }], mediaType: 'm' });
+    expect(() => camelKeys({ media_type: 'a', mediaType: 'b' })).toThrow(/duplicate/);
+    const o = camelKeys(JSON.parse('{"__proto__":{"mediaType":"x"}}')) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(o)).toBe(Object.prototype);
+    expect(Object.keys(o)).toEqual(['__proto__']);
+    expect(o['mediaType']).toBeUndefined();
   });
 
   it('reads protojson as the Go writers may emit it: snake_case names, int64 numbers, URL-safe unpadded base64; v0.1/v0.2 media types', async () => {
