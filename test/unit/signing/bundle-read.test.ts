@@ -5,6 +5,8 @@
  * stand-in (real SETs, Merkle inclusion proofs and signed checkpoints).
  */
 import { createHash, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
+import { RFC3161Timestamp } from '@sigstore/core';
+import { initializeTSA } from '@sigstore/mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkBundle, imageClaim, parseSigstoreBundle, rootFromInclusionProof, type SigstoreBundle } from '../../../src/signing/bundle-read.js';
 import { camelKeys } from '../../../src/signing/bundle-schemas.js';
@@ -346,6 +348,50 @@ describe('timestamps', () => {
       why: 'a timestamp is required but no timestamp verifier is configured',
     });
     expect(await checkBundle(withTs('bad'), { digest: D }, { publicKey: k.publicKey }, { verifyTimestamp })).toEqual({ ok: true, tlogEntries: 0, timestamps: 0 });
+  });
+});
+
+describe('RFC 3161 timestamps from a real TSA (@sigstore/mock), verified with @sigstore/core as the lead may', () => {
+  it('a timestamp over the signature bytes counts; one over other bytes does not; its time must be in the certificate validity', async () => {
+    const tsaKeys = p256();
+    const tsa = await initializeTSA(tsaKeys);
+    const stamp = async (data: Buffer) =>
+      Buffer.from(
+        (await tsa.timestamp({ artifactHash: createHash('sha256').update(data).digest(), hashAlgorithmOID: '2.16.840.1.101.3.4.2.1', nonce: 7, policyOID: '1.3.6.1.4.1.57264.2', certReq: true })) as Uint8Array,
+      );
+    // what a verifyTimestamp can be: parse, check the imprint and the TSA signature, answer the time
+    const verifyTimestamp = (signature: Buffer, signed: Buffer): Date => {
+      const t = RFC3161Timestamp.parse(signed as Buffer<ArrayBuffer>);
+      t.verify(signature, tsaKeys.publicKey);
+      return t.signingTime;
+    };
+    const k = p256();
+    const good = await dsseBundle(k, signStatement(D));
+    const sig = Buffer.from(JSON.parse(good.toString()).dsseEnvelope.signatures[0].sig, 'base64');
+    const withTs = (b: Buffer, ...ts: Buffer[]) =>
+      parse(edit(b, (j) => (j.verificationMaterial.timestampVerificationData = { rfc3161Timestamps: ts.map((t) => ({ signedTimestamp: t.toString('base64') })) })));
+    const opts = { verifyTimestamp, requireTimestamp: true };
+    expect(await checkBundle(withTs(good, await stamp(sig)), { digest: D }, { publicKey: k.publicKey }, opts)).toEqual({ ok: true, tlogEntries: 0, timestamps: 1 });
+    expect(await checkBundle(withTs(good, await stamp(Buffer.from('another signature'))), { digest: D }, { publicKey: k.publicKey }, opts)).toEqual({
+      ok: false,
+      why: 'no timestamp verifies',
+    });
+
+    const root = makeRootCa();
+    const expired = issueCertificate({
+      cn: 'old signer',
+      publicKey: k.publicKey,
+      issuer: makeIntermediateCa(root),
+      eku: [EKU.codeSigning],
+      notBefore: new Date(Date.now() - 10 * 86400_000),
+      notAfter: new Date(Date.now() - 5 * 86400_000),
+    });
+    const certBundle = await dsseBundle(k, signStatement(D), { certificatePem: expired });
+    const certSig = Buffer.from(JSON.parse(certBundle.toString()).dsseEnvelope.signatures[0].sig, 'base64');
+    expect(await checkBundle(withTs(certBundle, await stamp(certSig)), { digest: D }, { publicKey: k.publicKey, certificatePem: expired }, opts)).toEqual({
+      ok: false,
+      why: 'signed outside the certificate validity',
+    });
   });
 });
 
