@@ -7,7 +7,11 @@
  */
 import { createPublicKey, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { ASN1Obj, RFC3161Timestamp } from '@sigstore/core';
+import { initializeTSA } from '@sigstore/mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkBundle, imageClaim, parseSigstoreBundle, type SigstoreBundle } from '../../src/signing/bundle-read.js';
 import { COSIGN3_BIN, cosignEnv, tempDir } from '../helpers/cosign.js';
@@ -23,6 +27,43 @@ let rekor: RekorStandIn;
 let work: { dir: string; remove: () => void };
 const file = (...p: string[]) => path.join(work.dir, ...p);
 const keys: Record<'p256' | 'rsa', KeyObject> = {} as never;
+let tsaServer: Server;
+let tsaUrl: string;
+const tsaKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+
+/**
+ * An RFC 3161 TSA on loopback for cosign: @sigstore/mock's TSA (a real TimeStampResp) behind a
+ * DER `application/timestamp-query` endpoint, which is what sigstore-go sends (pkg/sign/timestamping.go
+ * GetTimestamp: the message imprint is sha256 of the signature); the mock's own handler takes JSON.
+ */
+async function startTsa(): Promise<void> {
+  const tsa = await initializeTSA(tsaKeys);
+  tsaServer = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      void (async () => {
+        try {
+          const tsq = ASN1Obj.parseBuffer(Buffer.concat(chunks) as Buffer<ArrayBuffer>);
+          const imprint = tsq.subs[1]!;
+          const body = await tsa.timestamp({
+            artifactHash: Buffer.from(imprint.subs[1]!.value),
+            hashAlgorithmOID: imprint.subs[0]!.subs[0]!.toOID(),
+            nonce: 1,
+            policyOID: '1.3.6.1.4.1.57264.2',
+            certReq: false,
+          });
+          res.writeHead(200, { 'content-type': 'application/timestamp-reply' });
+          res.end(Buffer.from(body as Uint8Array));
+        } catch (err) {
+          res.writeHead(400).end(String(err));
+        }
+      })();
+    });
+  });
+  await new Promise<void>((r) => tsaServer.listen(0, '127.0.0.1', r));
+  tsaUrl = `http://127.0.0.1:${(tsaServer.address() as AddressInfo).port}/api/v1/timestamp`;
+}
 
 /** cosign 3.1 in a private sandbox (HOME, TUF_ROOT, dead proxy: no network but loopback), run in the work dir. */
 async function cosign3(args: string[]): Promise<RunResult> {
@@ -72,6 +113,7 @@ beforeAll(async () => {
   work = tempDir('signet-bundle-read-');
   reg = await startRegistry();
   rekor = await startRekor();
+  await startTsa();
   // a P-256 key cosign generates, and an RSA-2048 key imported into cosign's format
   await ok(['generate-key-pair', '--output-key-prefix=p256']);
   writeFileSync(file('rsa.pem'), generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
@@ -93,11 +135,23 @@ beforeAll(async () => {
     '--rekor-config=ANY',
     `--out=${file('rekor.json')}`,
   ]);
+  await ok([
+    'signing-config',
+    'create',
+    '--no-default-fulcio',
+    '--no-default-rekor',
+    '--no-default-tsa',
+    '--no-default-oidc',
+    `--tsa=url=${tsaUrl},api-version=1,start-time=2020-01-01T00:00:00Z,operator=signet-test`,
+    '--tsa-config=ANY',
+    `--out=${file('tsa.json')}`,
+  ]);
 }, 120_000);
 
 afterAll(async () => {
   await reg?.stop();
   await rekor?.stop();
+  if (tsaServer) await new Promise<void>((r) => tsaServer.close(() => r()));
   work?.remove();
 });
 
@@ -206,5 +260,30 @@ describe('cosign sign 3.1 bundles, read and checked', () => {
       why: 'certificate is not the configured certificate',
     });
     expect(await checkBundle(bundle, { digest: img.digest }, { publicKey: keys.rsa })).toEqual({ ok: false, why: 'certificate is for another key' });
+  }, 120_000);
+
+  it('with a TSA, cosign adds an RFC 3161 timestamp over the signature: the callback gets exactly that, and a verifier of it accepts', async () => {
+    const repo = 'bundles/tsa';
+    const img = await pushImage(reg, repo, 'v1');
+    await sign(`${reg.host}/${repo}@${img.digest}`, 'rsa', file('tsa.json'), ['-a', 'team=x']);
+    const found = await bundlesOf(repo, img.digest);
+    expect(found).toHaveLength(1);
+    const { bundle } = found[0]!;
+    expect(bundle.rfc3161Timestamps).toHaveLength(1);
+    expect(bundle.tlogEntries).toEqual([]);
+    const verifyTimestamp = (signature: Buffer, signed: Buffer): Date => {
+      const t = RFC3161Timestamp.parse(signed as Buffer<ArrayBuffer>);
+      t.verify(signature, tsaKeys.publicKey);
+      return t.signingTime;
+    };
+    const want = { digest: img.digest, annotations: { team: 'x' } };
+    expect(await checkBundle(bundle, want, { publicKey: keys.rsa }, { verifyTimestamp, requireTimestamp: true })).toEqual({ ok: true, tlogEntries: 0, timestamps: 1 });
+    const otherTsa = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
+    const verifyOther = (signature: Buffer, signed: Buffer): Date => {
+      const t = RFC3161Timestamp.parse(signed as Buffer<ArrayBuffer>);
+      t.verify(signature, otherTsa);
+      return t.signingTime;
+    };
+    expect(await checkBundle(bundle, want, { publicKey: keys.rsa }, { verifyTimestamp: verifyOther, requireTimestamp: true })).toEqual({ ok: false, why: 'no timestamp verifies' });
   }, 120_000);
 });
