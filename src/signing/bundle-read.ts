@@ -431,7 +431,7 @@ function spki(k: KeyObject): Buffer {
 /** The reason an entries.ts body check gave, without its "rekor entry X does not match what signet logged" preamble. */
 function entryMismatch(err: unknown): string {
   const m = err instanceof Error ? err.message : String(err);
-  return m.replace(/^rekor entry \S+(?: does not match what signet logged)?: /, '');
+  return short(m.replace(/^rekor entry \S+(?: does not match what signet logged)?: /, ''));
 }
 
 /** Text from the bundle in a `why`: bounded, printable. */
