@@ -44,6 +44,10 @@ export type ErrorCode =
   | 'REKOR_UNAVAILABLE'
   /** Rekor refused the entry (4xx) or answered something signet cannot use (bad body, bad SET): not retried. */
   | 'REKOR_REJECTED'
+  /** The RFC 3161 timestamp authority is unreachable, timed out, throttled us or answered 5xx: retried. */
+  | 'TIMESTAMP_UNAVAILABLE'
+  /** The timestamp authority refused the request, or its token does not verify (status, imprint, nonce, chain): not retried. */
+  | 'TIMESTAMP_REJECTED'
   | 'LOCK_TIMEOUT'
   | 'SIGNATURE_WRITE_REJECTED'
   | 'SIGNATURE_READBACK_FAILED'
@@ -90,6 +94,8 @@ export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   KEY_DISABLED: false,
   REKOR_UNAVAILABLE: true,
   REKOR_REJECTED: false,
+  TIMESTAMP_UNAVAILABLE: true,
+  TIMESTAMP_REJECTED: false,
   LOCK_TIMEOUT: true,
   SIGNATURE_WRITE_REJECTED: false,
   SIGNATURE_READBACK_FAILED: true,
