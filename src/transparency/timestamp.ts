@@ -73,6 +73,7 @@ export interface TimestampClientOptions {
 
 export const OID_EKU_TIMESTAMPING = '1.3.6.1.5.5.7.3.8';
 const OID_SHA256 = '2.16.840.1.101.3.4.2.1';
+const OID_EXT_KEY_USAGE = '2.5.29.37';
 const OID_SIGNING_CERTIFICATE_V2 = '1.2.840.113549.1.9.16.2.47';
 const OID_SIGNING_CERTIFICATE = '1.2.840.113549.1.9.16.2.12';
 const HASH_BY_OID: Record<string, string> = {
@@ -178,6 +179,19 @@ export function parseTimestampChain(pem: string, what = 'timestamp certificateCh
   if (!(leaf.keyUsage ?? []).includes(OID_EKU_TIMESTAMPING)) {
     bad(`the first certificate (${oneLine(leaf.subject)}) is not a timestamping certificate (no extended key usage timeStamping ${OID_EKU_TIMESTAMPING})`);
   }
+  // what sigstore's timestamp-authority verifier (used by cosign and sigstore-go) also demands,
+  // RFC 3161 §2.3: an end-entity certificate whose only EKU is timeStamping, marked critical
+  if (leaf.ca) bad(`the first certificate (${oneLine(leaf.subject)}) is a CA; the TSA certificate must be an end-entity certificate`);
+  if ((leaf.keyUsage ?? []).length !== 1) bad(`the TSA certificate (${oneLine(leaf.subject)}) must have timeStamping as its only extended key usage`);
+  if (!X509Certificate.parse(Buffer.from(ders[0]!)).extension(OID_EXT_KEY_USAGE)?.critical) {
+    bad(`the TSA certificate (${oneLine(leaf.subject)}) must mark its extended key usage critical (RFC 3161 2.3; cosign refuses it otherwise)`);
+  }
+  for (const [i, x] of certs.slice(1, -1).entries()) {
+    const eku = x.keyUsage ?? [];
+    if (eku.length && !eku.includes(OID_EKU_TIMESTAMPING) && !eku.includes('2.5.29.37.0')) {
+      bad(`intermediate certificate ${i + 2} (${oneLine(x.subject)}) restricts its extended key usage without timeStamping`);
+    }
+  }
   for (let i = 0; i < certs.length - 1; i++) {
     const child = certs[i]!;
     const parent = certs[i + 1]!;
@@ -254,6 +268,7 @@ export function verifyTimestamp(
     const leafDer = c.certificates[0]!;
     const leaf = X509Certificate.parse(Buffer.from(leafDer));
     checkSigner(ts, leaf);
+    checkEmbeddedSigner(ts, leaf);
     checkEssSigningCertificate(ts, leafDer);
     try {
       ts.verify(Buffer.from(data), createLeafKey(leafDer));
@@ -305,10 +320,31 @@ function checkSigner(ts: RFC3161Timestamp, leaf: X509Certificate): void {
   if (!ok) throw new SignetError('TIMESTAMP_REJECTED', 'timestamp: signed by a certificate other than the configured TSA certificate');
 }
 
-function signerInfo(ts: RFC3161Timestamp): ASN1Obj {
+function signedData(ts: RFC3161Timestamp): ASN1Obj {
   const token = ts.root.subs[1]!;
-  const signedData = token.subs.find((s) => s.tag.isContextSpecific(0))!.subs[0]!;
-  return signedData.subs[signedData.subs.length - 1]!.subs[0]!;
+  return token.subs.find((s) => s.tag.isContextSpecific(0))!.subs[0]!;
+}
+function signerInfo(ts: RFC3161Timestamp): ASN1Obj {
+  const sd = signedData(ts);
+  return sd.subs[sd.subs.length - 1]!.subs[0]!;
+}
+
+/**
+ * A signer certificate embedded in the token (certReq) must be the configured leaf itself:
+ * timestamp-authority's verifier (cosign, sigstore-go) refuses "certificate embedded in the TSR
+ * does not match the provided TSA certificate", so signet refuses it before writing anything.
+ */
+function checkEmbeddedSigner(ts: RFC3161Timestamp, leaf: X509Certificate): void {
+  const sd = signedData(ts);
+  // SignedData ::= SEQUENCE { version, digestAlgorithms, encapContentInfo, certificates [0] IMPLICIT OPTIONAL, crls [1] OPTIONAL, signerInfos }
+  const certs = sd.subs.slice(3, -1).find((s) => s.tag.isContextSpecific(0));
+  for (const c of certs?.subs ?? []) {
+    if (!c.tag.isUniversal() || c.tag.number !== 0x10) continue; // other CertificateChoices
+    const x = new X509Certificate(c);
+    if (x.issuer.equals(leaf.issuer) && x.serialNumber.equals(leaf.serialNumber) && !x.equals(leaf)) {
+      throw new SignetError('TIMESTAMP_REJECTED', 'timestamp: the certificate embedded in the token is not the configured TSA certificate (same issuer and serial, other certificate)');
+    }
+  }
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -20,7 +20,7 @@ import {
   TimestampClient,
   verifyTimestamp,
 } from '../../../src/transparency/timestamp.js';
-import { EKU, issueCertificate, makeIntermediateCa, makeRootCa } from '../../helpers/pki.js';
+import { EKU, issueCertificate, makeRootCa } from '../../helpers/pki.js';
 import { startTsa, type TsaStandIn } from '../../helpers/tsa.js';
 
 let tsa: TsaStandIn;
@@ -131,13 +131,30 @@ describe('TimestampClient', () => {
     expect(thrown(() => verifyTimestamp(ts.response, Buffer.from('other'), tsa.chainPem)).message).toMatch(/message imprint does not match/);
     const wrong = thrown(() => verifyTimestamp(ts.response, data, other.chainPem));
     expect(wrong.code).toBe('TIMESTAMP_REJECTED');
-    expect(wrong.message).toMatch(/signature verification failed|ESS signing-certificate/);
+    expect(wrong.message).toMatch(/certificate embedded in the token is not the configured TSA certificate/);
     expect(thrown(() => verifyTimestamp(Buffer.from('not der'), data, tsa.chainPem)).code).toBe('TIMESTAMP_REJECTED');
     expect(thrown(() => verifyTimestamp(ts.response.subarray(0, 40), data, tsa.chainPem)).code).toBe('TIMESTAMP_REJECTED');
     // the token alone (ContentInfo) is the TimeStampResp minus its 5-byte status and outer header
     const token = ts.response.subarray(ts.response.indexOf(Buffer.from('3003020100', 'hex')) + 5);
     expect(verifyTimestamp(token, data, tsa.chainPem).genTime).toEqual(ts.genTime);
     expect(verifyTimestamp(ts.response, data, parseTimestampChain(tsa.chainPem)).genTime).toEqual(ts.genTime);
+  });
+
+  it('without embedded certificates another TSA\'s token fails the ESS check; a changed signature fails the signature check', async () => {
+    const data = Buffer.from('sig');
+    const res = await fetch(other.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/timestamp-query' },
+      body: encodeTimestampRequest({ sha256: sha256(data), nonce: 7n, certReq: false }),
+    });
+    const bare = Buffer.from(await res.arrayBuffer());
+    expect(verifyTimestamp(bare, data, other.chainPem, { nonce: 7n }).genTime).toBeInstanceOf(Date);
+    expect(thrown(() => verifyTimestamp(bare, data, tsa.chainPem)).message).toMatch(/ESS signing-certificate attribute names a certificate other than/);
+    // the ECDSA signature is the last element of the response: change its last byte
+    const ts = await client().timestamp(data);
+    const flipped = Buffer.from(ts.response);
+    flipped[flipped.length - 1] ^= 0x01;
+    expect(thrown(() => verifyTimestamp(flipped, data, tsa.chainPem)).message).toMatch(/signature verification failed/);
   });
 
   it('refuses a token over another imprint', async () => {
@@ -233,32 +250,65 @@ describe('TimestampClient', () => {
 describe('TSA chain and rule config', () => {
   const dir = mkdtempSync(join(tmpdir(), 'signet-tsa-chain-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const root = makeRootCa('tsa test root');
-  const inter = makeIntermediateCa(root, 'tsa test intermediate');
-  const leafKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const leaf = (eku?: string[], notAfter?: Date) =>
-    issueCertificate({ cn: 'tsa test leaf', publicKey: leafKey.publicKey, issuer: inter, ...(eku ? { eku } : {}), ...(notAfter ? { notAfter, notBefore: new Date(notAfter.getTime() - 3600_000) } : {}) });
+  /** A root, an intermediate and TSA leaves made by openssl (pki.ts writes EKU non-critical). */
+  const ossl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  writeFileSync(
+    join(dir, 'ext.cnf'),
+    [
+      '[ca]',
+      'basicConstraints = critical, CA:TRUE',
+      'keyUsage = critical, keyCertSign',
+      '[tsa]',
+      'basicConstraints = critical, CA:FALSE',
+      'keyUsage = critical, digitalSignature',
+      'extendedKeyUsage = critical, timeStamping',
+      '[tsa_noncritical]',
+      'extendedKeyUsage = timeStamping',
+      '[tsa_two]',
+      'extendedKeyUsage = critical, timeStamping, codeSigning',
+      '[tsa_ca]',
+      'basicConstraints = critical, CA:TRUE',
+      'extendedKeyUsage = critical, timeStamping',
+      '',
+    ].join('\n'),
+  );
+  ossl('req', '-x509', ...newKey, '-keyout', 'root.key', '-subj', '/CN=tsa test root', '-days', '2', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign', '-out', 'root.pem');
+  const issue = (name: string, section: string, ca = 'root') => {
+    ossl('req', '-new', ...newKey, '-keyout', `${name}.key`, '-subj', `/CN=${name}`, '-out', `${name}.csr`);
+    ossl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-set_serial', String(Math.floor(Math.random() * 1e9)), '-days', '2', '-extfile', 'ext.cnf', '-extensions', section, '-out', `${name}.pem`);
+    return readFileSync(join(dir, `${name}.pem`), 'utf8');
+  };
+  const rootPem = readFileSync(join(dir, 'root.pem'), 'utf8');
+  const interPem = issue('inter', 'ca');
+  const leafPem = issue('leaf', 'tsa', 'inter');
 
   it('loads PEM text or a file relative to the config directory, leaf first', () => {
-    const pem = leaf([OID_EKU_TIMESTAMPING]) + inter.pem + root.pem;
-    writeFileSync(join(dir, 'chain.pem'), pem);
+    writeFileSync(join(dir, 'chain.pem'), leafPem + interPem + rootPem);
     const fromFile = loadTimestampChain('chain.pem', dir);
     expect(fromFile.certificates).toHaveLength(3);
-    expect(loadTimestampChain(pem, '/nonexistent').certificates).toEqual(fromFile.certificates);
+    expect(loadTimestampChain(leafPem + interPem + rootPem, '/nonexistent').certificates).toEqual(fromFile.certificates);
     expect(loadTimestampChain(tsa.chainPem, dir).pem).toBe(tsa.chainPem);
   });
 
   it('says what is wrong with a chain, as CONFIG_INVALID', () => {
-    const bad = (value: string) => thrown(() => loadTimestampChain(value, dir));
+    const bad = (value: string, now?: Date) => thrown(() => loadTimestampChain(value, dir, now ? { now } : {}));
+    const chain = (leaf: string) => leaf + interPem + rootPem;
+    const k = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const root = makeRootCa('pki root');
     expect(bad('missing.pem').message).toMatch(/missing\.pem: cannot read the file \(ENOENT\)/);
     expect(bad('-----BEGIN nothing').message).toMatch(/no PEM certificate/);
-    expect(bad(leaf([EKU.codeSigning]) + inter.pem + root.pem).message).toMatch(/not a timestamping certificate/);
-    expect(bad(leaf() + inter.pem + root.pem).message).toMatch(/not a timestamping certificate/);
-    expect(bad(leaf([OID_EKU_TIMESTAMPING]) + root.pem + inter.pem).message).toMatch(/certificate 1 .* is not issued by certificate 2/);
-    expect(bad(leaf([OID_EKU_TIMESTAMPING]) + inter.pem).message).toMatch(/not a self-signed root/);
-    expect(bad(leaf([OID_EKU_TIMESTAMPING])).message).toMatch(/single certificate/);
-    expect(bad(leaf([OID_EKU_TIMESTAMPING], new Date(Date.now() - 86400_000)) + inter.pem + root.pem).message).toMatch(/expired/);
+    expect(bad(issueCertificate({ cn: 'x', publicKey: k.publicKey, issuer: root, eku: [EKU.codeSigning] }) + root.pem).message).toMatch(/not a timestamping certificate/);
+    expect(bad(issueCertificate({ cn: 'x', publicKey: k.publicKey, issuer: root }) + root.pem).message).toMatch(/not a timestamping certificate/);
+    expect(bad(issueCertificate({ cn: 'x', publicKey: k.publicKey, issuer: root, eku: [OID_EKU_TIMESTAMPING] }) + root.pem).message).toMatch(/must mark its extended key usage critical/);
+    expect(bad(chain(issue('noncrit', 'tsa_noncritical', 'inter'))).message).toMatch(/critical/);
+    expect(bad(chain(issue('two', 'tsa_two', 'inter'))).message).toMatch(/only extended key usage/);
+    expect(bad(chain(issue('isca', 'tsa_ca', 'inter'))).message).toMatch(/is a CA/);
+    expect(bad(leafPem + rootPem + interPem).message).toMatch(/certificate 1 .* is not issued by certificate 2/);
+    expect(bad(leafPem + interPem).message).toMatch(/not a self-signed root/);
+    expect(bad(leafPem).message).toMatch(/single certificate/);
     expect(bad(tsa.leafPem + other.rootPem).message).toMatch(/not issued by/);
+    expect(bad(chain(leafPem), new Date(Date.now() + 3 * 86400_000)).message).toMatch(/expired/);
     for (const e of [bad('missing.pem'), bad(tsa.rootPem)]) expect(e.code).toBe('CONFIG_INVALID');
   });
 
