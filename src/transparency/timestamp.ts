@@ -254,8 +254,7 @@ export function verifyTimestamp(
     if (root.subs.length < 2) bad('no timeStampToken in the response');
     const ts = new RFC3161Timestamp(root);
     const tst = ts.tstInfo;
-    const genTime = tst.genTime;
-    if (Number.isNaN(genTime.getTime())) bad('unreadable genTime');
+    const genTime = generalizedTime(tst.root.subs[4]);
     const algorithm = tst.messageImprintHashAlgorithm;
     if (opts.requireSha256 ? algorithm !== 'sha256' : !['sha256', 'sha384', 'sha512'].includes(algorithm ?? '')) {
       bad(`message imprint algorithm ${algorithm ?? 'unknown'} not accepted`);
@@ -287,6 +286,21 @@ export function verifyTimestamp(
     if (err instanceof SignetError) throw err;
     return bad(`malformed token (${upstreamText(err instanceof Error ? err.message : String(err), { max: 120 })})`);
   }
+}
+
+/**
+ * TSTInfo genTime, a GeneralizedTime "YYYYMMDDhhmmss[.f...]Z". Read here rather than with
+ * @sigstore/core's TSTInfo.genTime, which (3.2) accepts only a 3-digit fraction: DER drops a
+ * fraction's trailing zeros (X.690 11.7.3), so a valid genTime such as "...40.75Z" would be refused.
+ */
+function generalizedTime(obj: ASN1Obj | undefined): Date {
+  const m = obj?.tag.isGeneralizedTime() ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d{1,9}))?Z$/.exec(obj.value.toString('latin1')) : null;
+  if (!m) throw new SignetError('TIMESTAMP_REJECTED', 'timestamp: unreadable genTime');
+  const [, y, mo, d, h, mi, sec, frac] = m;
+  const ms = frac ? Math.floor(Number(`0.${frac}`) * 1000) : 0;
+  const t = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(sec), ms));
+  if (Number.isNaN(t.getTime()) || t.getUTCDate() !== Number(d) || t.getUTCHours() !== Number(h)) throw new SignetError('TIMESTAMP_REJECTED', 'timestamp: unreadable genTime');
+  return t;
 }
 
 function createLeafKey(der: Buffer) {

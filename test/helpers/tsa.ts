@@ -97,8 +97,22 @@ function integerBytes(n: bigint): Buffer {
   return b[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), b]) : b;
 }
 
-export async function startTsa(): Promise<TsaStandIn> {
+/**
+ * The mock stamps `new Date()`; pkijs writes its milliseconds DER-minimal ("...40.75Z"), which is
+ * valid RFC 3161 but @sigstore/core 3.2 (so @sigstore/verify) cannot read (it wants exactly three
+ * digits; sigstore's own timestamp-authority writes whole seconds). By default the stand-in moves
+ * such a time by a millisecond so every token is readable by every verifier in the tests; pass
+ * `genTime` to choose the time (e.g. a ".5" fraction to test signet's own reader).
+ */
+function readableNow(): Date {
+  const d = new Date();
+  if (d.getUTCMilliseconds() % 10 === 0) d.setUTCMilliseconds(d.getUTCMilliseconds() + 1);
+  return d;
+}
+
+export async function startTsa(opts: { genTime?: () => Date } = {}): Promise<TsaStandIn> {
   const tsa = await initializeTSA(generateKeyPairSync('ec', { namedCurve: 'P-256' }));
+  (tsa as unknown as { getCurrentTime: () => Date }).getCurrentTime = opts.genTime ?? readableNow;
   // put the request's exact nonce into the TSTInfo (see the opening comment)
   type TstInfo = { nonce?: { constructor: new (p: { valueHex: Uint8Array }) => unknown } | unknown };
   const impl = tsa as unknown as { tstInfo(req: unknown): TstInfo };

@@ -9,6 +9,8 @@
  *   --use-signed-timestamps --insecure-ignore-tlog`, with a trusted root made by
  *   `cosign trusted-root create --tsa url=...,certificate-chain=...`, and refused with another
  *   TSA's root;
+ * - cosign 3.1 on the legacy form: `{"SignedRFC3161Timestamp": ...}` (the .sig annotation value)
+ *   over the raw signature bytes is accepted, over their base64 text refused;
  * - openssl ts -verify (the TimeStampResp on its own, over the signature bytes).
  * The bundle JSON is built here (signet's buildBundle will gain the field when the lead wires it).
  */
@@ -20,7 +22,7 @@ import { bundleFromJSON } from '@sigstore/bundle';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundleRfc3161Timestamp, TimestampClient, verifyTimestamp } from '../../src/transparency/timestamp.js';
+import { bundleRfc3161Timestamp, legacyRfc3161Annotation, TimestampClient, verifyTimestamp } from '../../src/transparency/timestamp.js';
 import { COSIGN3_BIN, cosignEnv, tempDir } from '../helpers/cosign.js';
 import { runProcess, type RunResult } from '../helpers/proc.js';
 import { startTsa, type TsaStandIn } from '../helpers/tsa.js';
@@ -190,6 +192,45 @@ describe('cosign 3.1', () => {
     const bad = await cosign(args(await cosignTrustedRoot(wrongTsa, 'wrong2')));
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/threshold not met for verified signed timestamps/);
+  });
+});
+
+describe('cosign 3.1, the legacy annotation', () => {
+  // verify-blob --signature/--rfc3161-timestamp goes through the same check as a legacy .sig layer
+  // (pkg/cosign/verify.go VerifyRFC3161Timestamp over static.NewSignature(blob, b64sig, WithRFC3161Timestamp))
+  // cosign 3.1 takes --trusted-root only with the new bundle format: the legacy path is given the
+  // TSA chain file (--timestamp-certificate-chain, what cosign 2.x users pass)
+  const legacy = async (timestamped: Buffer, name: string, t: TsaStandIn) => {
+    const chain = join(tmp.dir, `${name}-tsa-chain.pem`);
+    writeFileSync(chain, t.chainPem);
+    const ts = await client.timestamp(timestamped);
+    writeFileSync(join(tmp.dir, `${name}.sig`), messageSignature.toString('base64'));
+    writeFileSync(join(tmp.dir, `${name}.ts.json`), legacyRfc3161Annotation(ts));
+    return cosign([
+      'verify-blob',
+      '--signature',
+      join(tmp.dir, `${name}.sig`),
+      '--rfc3161-timestamp',
+      join(tmp.dir, `${name}.ts.json`),
+      '--key',
+      pubPath,
+      '--timestamp-certificate-chain',
+      chain,
+      '--use-signed-timestamps',
+      '--insecure-ignore-tlog',
+      blobPath,
+    ]);
+  };
+
+  it('accepts {"SignedRFC3161Timestamp": TimeStampResp} over the raw signature bytes, not over their base64 text', async () => {
+    const ok = await legacy(messageSignature, 'raw', tsa);
+    expect(`${ok.code} ${ok.stderr}`).toMatch(/^0 [\s\S]*Verified OK/);
+    const b64 = await legacy(Buffer.from(messageSignature.toString('base64')), 'b64', tsa);
+    expect(b64.code).not.toBe(0);
+    expect(b64.stderr).toMatch(/unable to verify RFC3161 timestamp bundle: hashed messages don't match/);
+    const wrong = await legacy(messageSignature, 'wrong', wrongTsa);
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toMatch(/unable to verify RFC3161 timestamp/);
   });
 });
 

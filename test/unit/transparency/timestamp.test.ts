@@ -157,6 +157,18 @@ describe('TimestampClient', () => {
     expect(thrown(() => verifyTimestamp(flipped, data, tsa.chainPem)).message).toMatch(/signature verification failed/);
   });
 
+  it('reads a DER-minimal genTime fraction (".5Z"), which @sigstore/core 3.2 alone cannot', async () => {
+    const at = new Date(Math.floor(Date.now() / 1000) * 1000 + 1500);
+    const half = await startTsa({ genTime: () => at });
+    try {
+      const ts = await client({ url: half.url, chain: half.chainPem }).timestamp(Buffer.from('x'));
+      expect(ts.response.includes(Buffer.from(`${at.toISOString().replace(/[-:T]/g, '').slice(0, 14)}.5Z`))).toBe(true);
+      expect(ts.genTime).toEqual(at);
+    } finally {
+      await half.stop();
+    }
+  });
+
   it('refuses a token over another imprint', async () => {
     tsa.tamper('imprint');
     const err = await rejection(client().timestamp(Buffer.from('x')));
