@@ -8,6 +8,8 @@ import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { SignetError } from '../../../src/errors.js';
 import { loadTimestampChain, timestampRuleSchema } from '../../../src/transparency/timestamp-config.js';
@@ -138,6 +140,7 @@ describe('TimestampClient', () => {
     const token = ts.response.subarray(ts.response.indexOf(Buffer.from('3003020100', 'hex')) + 5);
     expect(verifyTimestamp(token, data, tsa.chainPem).genTime).toEqual(ts.genTime);
     expect(verifyTimestamp(ts.response, data, parseTimestampChain(tsa.chainPem)).genTime).toEqual(ts.genTime);
+    expect(verifyTimestamp(ts.response, data, parseTimestampChain(tsa.chainPem).certificates).genTime).toEqual(ts.genTime);
   });
 
   it('without embedded certificates another TSA\'s token fails the ESS check; a changed signature fails the signature check', async () => {
@@ -244,6 +247,68 @@ describe('TimestampClient', () => {
     expect(err.code).toBe('TIMESTAMP_UNAVAILABLE');
     expect(err.message).toMatch(/timed out/);
     expect(tsa.requests).toHaveLength(2);
+  });
+
+  it('an oversized answer stops at the cap (TIMESTAMP_REJECTED, not retried); a trickling one hits the deadline', async () => {
+    let served = 0;
+    const big = createServer((req, res) => {
+      served++;
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/timestamp-reply' });
+      res.end(Buffer.alloc(1024 * 1024));
+    });
+    let trickled = 0;
+    const slow = createServer((req, res) => {
+      trickled++;
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/timestamp-reply' });
+      const t = setInterval(() => res.write(Buffer.from([0x30])), 50);
+      res.on('close', () => clearInterval(t));
+    });
+    await Promise.all([big, slow].map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))));
+    const url = (s: Server) => `http://127.0.0.1:${(s.address() as AddressInfo).port}/tsr`;
+    try {
+      const e = await rejection(client({ url: url(big) }).timestamp(Buffer.from('x')));
+      expect(e.code).toBe('TIMESTAMP_REJECTED');
+      expect(e.message).toMatch(/more than 262144 bytes/);
+      expect(served).toBe(1);
+      const t = await rejection(client({ url: url(slow), timeoutMs: 400, attempts: 2 }).timestamp(Buffer.from('x')));
+      expect(t.code).toBe('TIMESTAMP_UNAVAILABLE');
+      expect(t.message).toMatch(/timed out/);
+      expect(trickled).toBe(2);
+    } finally {
+      for (const s of [big, slow]) s.closeAllConnections();
+      await Promise.all([big, slow].map((s) => new Promise((r) => s.close(r))));
+    }
+  });
+
+  it('an error body is redacted in the message', async () => {
+    const leaky = createServer((req, res) => {
+      req.resume();
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      res.end('upstream said: Authorization: Bearer abcdefghijklmnop123 failed');
+    });
+    await new Promise<void>((r) => leaky.listen(0, '127.0.0.1', r));
+    try {
+      const e = await rejection(client({ url: `http://127.0.0.1:${(leaky.address() as AddressInfo).port}/`, attempts: 1 }).timestamp(Buffer.from('x')));
+      expect(e.code).toBe('TIMESTAMP_UNAVAILABLE');
+      expect(e.message).toContain('Bearer [redacted]');
+      expect(e.message).not.toContain('abcdefghijklmnop123');
+    } finally {
+      leaky.closeAllConnections();
+      await new Promise((r) => leaky.close(r));
+    }
+  });
+
+  it('refuses a token whose genTime falls outside the TSA certificates\' validity', async () => {
+    const later = await startTsa({ genTime: () => new Date(Date.now() + 400 * 86400_000 + 1) });
+    try {
+      const e = await rejection(client({ url: later.url, chain: later.chainPem }).timestamp(Buffer.from('x')));
+      expect(e.code).toBe('TIMESTAMP_REJECTED');
+      expect(e.message).toMatch(/certificate 1 of the TSA chain .* is not valid at genTime/);
+    } finally {
+      await later.stop();
+    }
   });
 
   it('a closed port is TIMESTAMP_UNAVAILABLE; the url in messages carries no query', async () => {
