@@ -324,6 +324,51 @@ describe('TimestampClient', () => {
   });
 });
 
+describe('another TSA implementation: openssl ts -reply (RSA keys)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'signet-openssl-tsa-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const ossl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  writeFileSync(
+    join(dir, 'ext.cnf'),
+    '[tsa]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = critical, timeStamping\n',
+  );
+  const tsaConf = (essAlg: string) =>
+    [
+      '[tsa]',
+      'default_tsa = t',
+      '[t]',
+      'serial = ./serial',
+      'signer_cert = ./leaf.pem',
+      'certs = ./leaf.pem',
+      'signer_key = ./leaf.key',
+      'signer_digest = sha256',
+      'default_policy = 1.2.3.4.1',
+      'other_policies = 1.2.3.4.2',
+      'digests = sha256',
+      'accuracy = secs:1',
+      `ess_cert_id_alg = ${essAlg}`,
+      '',
+    ].join('\n');
+  writeFileSync(join(dir, 'serial'), '01\n');
+  ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'root.key', '-subj', '/CN=openssl tsa root', '-days', '2', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign', '-out', 'root.pem');
+  ossl('req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'leaf.key', '-subj', '/CN=openssl tsa', '-out', 'leaf.csr');
+  ossl('x509', '-req', '-in', 'leaf.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-set_serial', '7', '-days', '2', '-extfile', 'ext.cnf', '-extensions', 'tsa', '-out', 'leaf.pem');
+  const chain = readFileSync(join(dir, 'leaf.pem'), 'utf8') + readFileSync(join(dir, 'root.pem'), 'utf8');
+
+  for (const essAlg of ['sha1', 'sha256']) {
+    it(`answers signet's request with a token signet verifies (ESS signing-certificate ${essAlg === 'sha1' ? 'v1, SHA-1' : 'v2, SHA-256'})`, () => {
+      writeFileSync(join(dir, `${essAlg}.cnf`), tsaConf(essAlg));
+      const data = Buffer.from(`data ${essAlg}`);
+      writeFileSync(join(dir, 'q.tsq'), encodeTimestampRequest({ sha256: sha256(data), nonce: 0x7fffffffffffffffn }));
+      ossl('ts', '-reply', '-config', `${essAlg}.cnf`, '-queryfile', 'q.tsq', '-out', 'r.tsr');
+      const resp = readFileSync(join(dir, 'r.tsr'));
+      expect(verifyTimestamp(resp, data, chain, { nonce: 0x7fffffffffffffffn, requireSha256: true }).genTime).toBeInstanceOf(Date);
+      expect(thrown(() => verifyTimestamp(resp, data, chain, { nonce: 1n })).message).toMatch(/nonce does not match/);
+      expect(thrown(() => verifyTimestamp(resp, data, tsa.chainPem)).code).toBe('TIMESTAMP_REJECTED');
+    });
+  }
+});
+
 describe('TSA chain and rule config', () => {
   const dir = mkdtempSync(join(tmpdir(), 'signet-tsa-chain-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
