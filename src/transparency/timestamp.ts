@@ -405,6 +405,27 @@ export function legacyRfc3161Annotation(ts: Pick<SignedTimestamp, 'response'>): 
   return JSON.stringify({ SignedRFC3161Timestamp: ts.response.toString('base64') });
 }
 
+/**
+ * The TSA as a TrustedRoot `timestampAuthorities[]` entry (protobuf-specs sigstore_trustroot.proto
+ * CertificateAuthority, JSON form), shaped as `cosign trusted-root create --tsa
+ * url=...,certificate-chain=...` (cosign 3.1 cmd/cosign/cli/trustedroot parseTSASpec, sigstore-go
+ * timestampingAuthorityToProtobufCA) writes it: `subject` the root's O and CN, `uri`, `certChain`
+ * leaf, intermediates, root (DER, base64), `validFor.start` the leaf's notBefore.
+ */
+export function trustedRootTimestampAuthority(chain: TimestampChain, url: string): Record<string, unknown> {
+  const root = new NodeX509(chain.certificates[chain.certificates.length - 1]!);
+  const field = (name: string) => root.subject.split('\n').find((l) => l.startsWith(`${name}=`))?.slice(name.length + 1);
+  const organization = field('O');
+  const commonName = field('CN');
+  const start = new Date(new NodeX509(chain.certificates[0]!).validFrom).toISOString().replace(/\.000Z$/, 'Z');
+  return {
+    subject: { ...(organization ? { organization } : {}), ...(commonName ? { commonName } : {}) },
+    uri: url,
+    certChain: { certificates: chain.certificates.map((d) => ({ rawBytes: d.toString('base64') })) },
+    validFor: { start },
+  };
+}
+
 // ---- the client -------------------------------------------------------------------------------
 
 interface Reply {

@@ -12,17 +12,19 @@
  * - cosign 3.1 on the legacy form: `{"SignedRFC3161Timestamp": ...}` (the .sig annotation value)
  *   over the raw signature bytes is accepted, over their base64 text refused;
  * - openssl ts -verify (the TimeStampResp on its own, over the signature bytes).
+ * The trust material for @sigstore/verify is signet's own TrustedRoot entry
+ * (trustedRootTimestampAuthority), checked equal to what `cosign trusted-root create --tsa` writes.
  * The bundle JSON is built here (signet's buildBundle will gain the field when the lead wires it).
  */
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bundleFromJSON } from '@sigstore/bundle';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundleRfc3161Timestamp, legacyRfc3161Annotation, TimestampClient, verifyTimestamp } from '../../src/transparency/timestamp.js';
+import { bundleRfc3161Timestamp, legacyRfc3161Annotation, parseTimestampChain, TimestampClient, trustedRootTimestampAuthority, verifyTimestamp } from '../../src/transparency/timestamp.js';
 import { COSIGN3_BIN, cosignEnv, tempDir } from '../helpers/cosign.js';
 import { runProcess, type RunResult } from '../helpers/proc.js';
 import { startTsa, type TsaStandIn } from '../helpers/tsa.js';
@@ -53,22 +55,11 @@ function verificationMaterial(ts: { response: Buffer }) {
   return { publicKey: { hint }, tlogEntries: [], timestampVerificationData: { rfc3161Timestamps: [bundleRfc3161Timestamp(ts)] } };
 }
 
-/** A TrustedRoot (JSON form) listing one timestamp authority, as signet's exports would. */
+/** A TrustedRoot (JSON form) listing one timestamp authority, with signet's entry for it. */
 function trustedRootJson(t: TsaStandIn) {
-  const certs = t.chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)!;
   return {
     mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
-    tlogs: [],
-    certificateAuthorities: [],
-    ctlogs: [],
-    timestampAuthorities: [
-      {
-        subject: { organization: 'sigstore.mock', commonName: 'tsa' },
-        uri: t.url,
-        certChain: { certificates: certs.map((p) => ({ rawBytes: p.replace(/-----[A-Z ]+-----|\s/g, '') })) },
-        validFor: { start: '2000-01-01T00:00:00Z' },
-      },
-    ],
+    timestampAuthorities: [trustedRootTimestampAuthority(parseTimestampChain(t.chainPem), t.url)],
   };
 }
 
@@ -173,6 +164,11 @@ describe('cosign 3.1', () => {
     '--use-signed-timestamps',
     '--insecure-ignore-tlog',
   ];
+
+  it('trusted-root create --tsa writes the same timestampAuthorities entry as signet (trustedRootTimestampAuthority)', async () => {
+    const made = JSON.parse(readFileSync(await cosignTrustedRoot(tsa, 'same'), 'utf8')) as Record<string, unknown>;
+    expect(made).toEqual(trustedRootJson(tsa));
+  });
 
   it('verify-blob accepts the message-signature bundle with the TSA in its trusted root, refuses another TSA', async () => {
     const root = await cosignTrustedRoot(tsa, 'good');
