@@ -18,7 +18,7 @@
  * Test controls: `fail(status, count, headers?)` answers the next `count` requests with an HTTP
  * status; `tamper(mode)` makes the next answers wrong in one way ('nonce', 'imprint', 'rejection'
  * a PKIStatus rejection, 'waiting' a PKIStatus waiting); `hang(true)` never answers (until stop);
- * `requests` records what was asked.
+ * `requests` records what was asked; `startTsa({ genTime })` fixes the time it stamps.
  */
 import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
