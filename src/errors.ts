@@ -44,9 +44,9 @@ export type ErrorCode =
   | 'REKOR_UNAVAILABLE'
   /** Rekor refused the entry (4xx) or answered something signet cannot use (bad body, bad SET): not retried. */
   | 'REKOR_REJECTED'
-  /** The RFC 3161 timestamp authority is unreachable, timed out or answered 5xx: retried. */
+  /** The RFC 3161 timestamp authority is unreachable, timed out, throttled us or answered 5xx: retried. */
   | 'TIMESTAMP_UNAVAILABLE'
-  /** The timestamp authority refused, or its token does not verify (imprint, nonce, chain): not retried. */
+  /** The timestamp authority refused the request, or its token does not verify (status, imprint, nonce, chain): not retried. */
   | 'TIMESTAMP_REJECTED'
   | 'LOCK_TIMEOUT'
   | 'SIGNATURE_WRITE_REJECTED'
