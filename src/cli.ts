@@ -14,6 +14,7 @@
  * Config: --config FILE, else $SIGNET_CONFIG, else ./signet.yaml; `start|serve|worker` fall back
  * to the embedded default when none of these exists.
  */
+import { TimestampAuthorities } from './transparency/timestamp-trust.js';
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -215,6 +216,7 @@ async function configCheck(configPath: string, explicit: boolean, out: Out, err:
   const c = loaded.config;
   for (const w of loaded.warnings) err(`warning: ${loaded.source}${w.line ? `:${w.line}` : ''} ${w.path.join('.')}: ${w.message}`);
   // Keys are opened too: a wrong path or password is a config problem.
+  new TimestampAuthorities(c.rules, loaded.baseDir); // each rule's TSA chain read and checked
   const checked = await createSigningKeys(c.keys, { baseDir: loaded.baseDir });
   await Promise.allSettled([...checked.values()].map((k) => k.close()));
   out(

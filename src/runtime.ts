@@ -20,6 +20,7 @@ import { RegistryDirectory } from './registry/directory.js';
 import { DigestLock } from './signing/lock.js';
 import { SigningPipeline } from './signing/pipeline.js';
 import { StatusStore } from './status/store.js';
+import { TimestampAuthorities } from './transparency/timestamp-trust.js';
 
 import { createSignWorker } from '../workers/sign-worker.js';
 import { instrumentRegistries } from './health/instrument.js';
@@ -54,7 +55,8 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
   const lockRedis = createRedis(config.redis.url, 'lock');
   const lock = new DigestLock(lockRedis, config.redis.prefix);
   const status = new StatusStore(lockRedis, config.redis.prefix, Math.round(config.status.retentionDays * 86400));
-  const pipeline = new SigningPipeline({ registries, rules, keys, lock, history: status, metrics });
+  const timestamps = new TimestampAuthorities(config.rules, baseDir);
+  const pipeline = new SigningPipeline({ registries, rules, keys, lock, history: status, metrics, timestamps });
   return {
     config,
     baseDir,
@@ -68,6 +70,7 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
     status,
     async close() {
       await pipeline.close();
+      await timestamps.close();
       await registries.close();
       await Promise.allSettled([...keys.values()].map((k) => k.close()));
       lockRedis.disconnect();

@@ -18,6 +18,7 @@ import { describeError, SignetError } from '../errors.js';
 import { formatsFor } from '../formats/index.js';
 import type { ReadContext } from '../formats/types.js';
 import type { SigningKey } from '../kms/signing-key.js';
+import type { TimestampAuthorities } from '../transparency/timestamp-trust.js';
 import { redactText } from '../log.js';
 import type { SignJobData } from '../queue/sign-queue.js';
 import { LIST_LIMITS, type ListLimits } from '../registry/client.js';
@@ -56,6 +57,8 @@ export interface BackfillDeps {
   registries: RegistryDirectory;
   rules: RuleMatcher;
   keys: ReadonlyMap<string, SigningKey>;
+  /** The rules' timestamp authorities (timestamps are verified against them). */
+  timestamps?: TimestampAuthorities | undefined;
   /** Queues one sign job (SignQueue.enqueue); needed unless dryRun. Returns the job id. */
   enqueue?: (data: SignJobData) => Promise<string>;
   /** Progress lines (stderr). */
@@ -194,7 +197,7 @@ export async function backfill(opts: BackfillOptions, deps: BackfillDeps): Promi
     const rule = deps.rules.find(host, repository)!.rule;
 
     // per repository: one read context (each payload blob read once)
-    const ctx: ReadContext = { client, repository, keys: [...deps.keys.values()] };
+    const ctx: ReadContext = { client, repository, keys: [...deps.keys.values()], timestamps: deps.timestamps };
 
     // 1. what each tag serves and what its rule asks for
     const groups = new Map<string, { shape: SignableShape; req: SigningPlan; tags: string[] }>();

@@ -4,6 +4,7 @@
  * and errors go to stderr. Exit 0 when every repository and tag could be looked at, 1 when some
  * could not (the rest is still done).
  */
+import { TimestampAuthorities } from '../transparency/timestamp-trust.js';
 import type { LoadedConfig } from '../config/load.js';
 import { compileRules } from '../config/rules.js';
 import { createSigningKeys } from '../kms/providers.js';
@@ -45,6 +46,7 @@ export async function backfillCommand(loaded: LoadedConfig, flags: BackfillFlags
         registries,
         rules: compileRules(config.rules),
         keys,
+        timestamps: new TimestampAuthorities(config.rules, baseDir),
         ...(queue ? { enqueue: (d) => queue.enqueue(d) } : {}),
         progress: err,
         onMissing: (m) => {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { keyConfigSchema } from '../kms/providers.js';
 import { credentialsSchema } from '../registry/credentials/index.js';
 import { annotationsSchema, rekorRuleSchema, signatureFormatsSchema } from '../signing/rule-options.js';
+import { timestampRuleSchema } from '../transparency/timestamp-config.js';
 import { webhookAdapters } from '../webhooks/adapters/index.js';
 import type { integrationConfig } from '../webhooks/integration-config.js';
 
@@ -72,10 +73,12 @@ export const ruleSchema = z
     identity: z.enum(['tag', 'repository']).default('tag'),
     /** Manifests pushed without a tag (multi-arch children are signed with their index anyway). */
     untagged: z.enum(['ignore', 'sign']).default('ignore'),
-    /** Storage formats to write: legacy .sig (the default), sigstore bundle v0.3 referrer, or both. See docs/formats.md. */
+    /** Storage formats to write: legacy .sig and sigstore bundle v0.3 referrer (the default: both). See docs/formats.md. */
     formats: signatureFormatsSchema.optional(),
     /** Log each signature to this Rekor v1 (public or self-hosted); see src/signing/rule-options.ts. */
     rekor: rekorRuleSchema.optional(),
+    /** Timestamp each signature at this RFC 3161 timestamp authority (alone or with Rekor); see src/transparency/timestamp-config.ts. */
+    timestamp: timestampRuleSchema.optional(),
     /**
      * Whose word `${pusher}` takes: `authenticated` (default) only an integration that
      * authenticates its sender (not `insecure: true`), since a sender writes any pusher it likes;

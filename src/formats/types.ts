@@ -12,6 +12,7 @@
  *   signers sign.
  */
 import type { SigningKey } from '../kms/signing-key.js';
+import type { TimestampAuthorities } from '../transparency/timestamp-trust.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { SignatureLimitMetrics } from '../signing/carry.js';
 import type { DigestLock } from '../signing/lock.js';
@@ -37,8 +38,8 @@ export interface ReadContext {
   keys: readonly SigningKey[];
   /** Rekor public keys the rule trusts (PEM), for checking entries; none: entries only counted. */
   rekorKeys?: readonly string[] | undefined;
-  /** Verifies an RFC 3161 timestamp over `signature` (throws when it does not); none: timestamps only counted. */
-  verifyTimestamp?: ((signature: Buffer, signedTimestamp: Buffer) => Date) | undefined;
+  /** The configured timestamp authorities: a rule's timestamps are verified against its TSA chain (none: only counted). */
+  timestamps?: TimestampAuthorities | undefined;
 }
 
 export interface WriteContext extends ReadContext {

@@ -2,6 +2,7 @@
  * `signet policy export --for VERIFIER[,VERIFIER...]|all [--out DIR] [--format yaml|json]
  *  [--namespace NS ...] [--name PREFIX]`: the part of the command line that src/cli.ts hands over.
  */
+import { TimestampAuthorities } from '../transparency/timestamp-trust.js';
 import type { LoadedConfig } from '../config/load.js';
 import { createSigningKeys } from '../kms/providers.js';
 import { PolicyExportError, policyInput, resolveVerifiers, runExporters, serializeStream, writeDocuments, type OutputFormat } from './index.js';
@@ -33,7 +34,7 @@ export async function policyExport(loaded: LoadedConfig, flags: PolicyExportFlag
     { baseDir: loaded.baseDir },
   );
   try {
-    const input = policyInput(loaded.config, keys, { namespaces: flags.namespace ?? [] });
+    const input = policyInput(loaded.config, keys, { namespaces: flags.namespace ?? [], timestamps: new TimestampAuthorities(loaded.config.rules, loaded.baseDir) });
     if (input.rules.length === 0) throw new PolicyExportError(`${loaded.source} has no rules: there is nothing for a verifier to check`);
     const results = runExporters(verifiers, input);
     for (const r of results.values()) for (const n of r.notes) err(`note: ${n}`);

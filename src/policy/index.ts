@@ -3,6 +3,8 @@
  * become their input, and how their documents are written (one file per object under --out, or
  * one stream on stdout).
  */
+import { formatsOf, type FormatName } from '../signing/plan.js';
+import type { TimestampAuthorities } from '../transparency/timestamp-trust.js';
 import { X509Certificate } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -43,7 +45,8 @@ export function resolveVerifiers(spec: string | undefined): VerifierExporter[] {
  */
 function signingOptions(rule: object): Pick<PolicyRule, 'rekor' | 'formats'> {
   const r = rule as Record<string, unknown>;
-  const out: Pick<PolicyRule, 'rekor' | 'formats'> = {};
+  // what the rule writes, defaults applied as the signing plan applies them
+  const out: Pick<PolicyRule, 'rekor' | 'formats'> = { formats: formatsOf(rule as { formats?: FormatName[] }) };
   const rekor = r['rekor'] as Record<string, unknown> | undefined;
   if (rekor && typeof rekor === 'object' && typeof rekor['url'] === 'string') {
     out.rekor = {
@@ -67,7 +70,7 @@ function certificateIdentity(pem: string): string | undefined {
 export function policyInput(
   config: Pick<Config, 'rules'>,
   signingKeys: ReadonlyMap<string, Pick<SigningKey, 'publicKeyPem' | 'certificate'>>,
-  opts: { name?: string; namespaces?: string[] } = {},
+  opts: { name?: string; namespaces?: string[]; timestamps?: Pick<TimestampAuthorities, 'chainOf'> } = {},
 ): PolicyInput {
   const rules: PolicyRule[] = [];
   for (const [index, rule] of config.rules.entries()) {
@@ -80,7 +83,8 @@ export function policyInput(
       const identity = cert && certificateIdentity(cert.certificate);
       keys.push({ name, pem: k.publicKeyPem, ...(cert ? { certificate: cert.certificate } : {}), ...(chain?.length ? { chain } : {}), ...(identity ? { identity } : {}) });
     }
-    rules.push({ index, match: rule.match, keys, identity: rule.identity, ...signingOptions(rule) });
+    const ts = rule.timestamp && opts.timestamps ? { timestamp: { url: rule.timestamp.url, chainPem: opts.timestamps.chainOf(rule.timestamp).pem } } : {};
+    rules.push({ index, match: rule.match, keys, identity: rule.identity, ...signingOptions(rule), ...ts });
   }
   for (const ns of opts.namespaces ?? []) {
     if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) throw new PolicyExportError(`--namespace "${ns}" is not a valid Kubernetes namespace name`);

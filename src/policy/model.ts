@@ -34,8 +34,15 @@ export interface PolicyRule {
   identity: 'tag' | 'repository';
   /** Absent: signet writes no Rekor entries for this rule, so verifiers must not require one. */
   rekor?: PolicyRekor;
-  /** Storage formats signet writes (rule.formats); absent = legacy `.sig` only. */
+  /** Storage formats signet writes (rule.formats; policyInput fills in the default, legacy and bundle); absent = legacy `.sig` only. */
   formats?: ('legacy' | 'bundle')[];
+  /** The RFC 3161 timestamp authority the rule stamps signatures with: its URL and chain (PEM, leaf first, root last). */
+  timestamp?: PolicyTimestamp;
+}
+
+export interface PolicyTimestamp {
+  url: string;
+  chainPem: string;
 }
 
 export interface PolicyInput {
@@ -219,4 +226,11 @@ export function chainRoot(chain: readonly string[]): { root: X509Certificate; or
   const root = new X509Certificate(chain[chain.length - 1]!);
   const field = (name: string) => root.subject.split('\n').find((l) => l.startsWith(`${name}=`))?.slice(name.length + 1);
   return { root, ...(field('O') ? { organization: field('O')! } : {}), ...(field('CN') ? { commonName: field('CN')! } : {}) };
+}
+
+/** The distinct timestamp authorities the rules use (by chain), in rule order. */
+export function knownTimestampAuthorities(rules: readonly PolicyRule[]): PolicyTimestamp[] {
+  const seen = new Map<string, PolicyTimestamp>();
+  for (const r of rules) if (r.timestamp && !seen.has(r.timestamp.chainPem)) seen.set(r.timestamp.chainPem, r.timestamp);
+  return [...seen.values()];
 }

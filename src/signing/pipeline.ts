@@ -15,6 +15,7 @@ import { INDEX_TYPES, IMAGE_MANIFEST_TYPES } from '../registry/media-types.js';
 import { isValidDigest, isValidRepository, isValidTag } from '../registry/reference.js';
 import type { ImageIndex } from '../registry/schemas.js';
 import { RekorClient } from '../transparency/rekor.js';
+import type { TimestampAuthorities } from '../transparency/timestamp-trust.js';
 import { Semaphore } from '../util/semaphore.js';
 import type { SignatureLimitMetrics } from './carry.js';
 import type { DigestLock } from './lock.js';
@@ -63,6 +64,8 @@ export interface PipelineDeps {
   history?: SigningHistory;
   /** Where dropped .sig layers and refused writes are counted (carry.ts). */
   metrics?: SignatureLimitMetrics;
+  /** The rules' timestamp authorities (clients for writing, chains for checking present signatures). */
+  timestamps?: TimestampAuthorities;
 }
 
 const MAX_CHILDREN = 256;
@@ -130,6 +133,7 @@ export class SigningPipeline {
           client,
           repository: target.repository,
           keys: allKeys,
+          timestamps: this.deps.timestamps,
           lock: this.deps.lock,
           signers,
           expectNew,
@@ -159,8 +163,14 @@ export class SigningPipeline {
 
   /** The witnesses the plan's rule names, with one client per distinct setting. */
   private witnessesFor(plan: SigningPlan): Witnesses {
-    const { rekor } = plan.rule;
-    return rekor ? { tlog: { rekor: this.rekorFor(rekor), required: rekor.required } } : {};
+    const { rekor, timestamp } = plan.rule;
+    const w: Witnesses = {};
+    if (rekor) w.tlog = { rekor: this.rekorFor(rekor), required: rekor.required };
+    if (timestamp) {
+      if (!this.deps.timestamps) throw new SignetError('CONFIG_INVALID', `rule ${plan.ruleIndex} names a timestamp authority but none is loaded`);
+      w.timestamp = { tsa: this.deps.timestamps.clientFor(timestamp), required: timestamp.required };
+    }
+    return w;
   }
 
   private rekorFor(cfg: RekorRuleConfig): RekorClient {

@@ -108,7 +108,7 @@ export function identityFor(rule: Pick<RuleConfig, 'identity'>, host: string, re
 }
 
 /** The witnesses a plan's rule asks for (the writer builds clients for them; readers require their evidence). */
-export function planWitnesses(plan: Pick<SigningPlan, 'rule'>): { rekor?: NonNullable<RuleConfig['rekor']>; timestamp?: unknown } {
-  const timestamp = (plan.rule as { timestamp?: unknown }).timestamp;
-  return { ...(plan.rule.rekor ? { rekor: plan.rule.rekor } : {}), ...(timestamp ? { timestamp } : {}) };
+export function planWitnesses(plan: Pick<SigningPlan, 'rule'>): { rekor?: NonNullable<RuleConfig['rekor']>; timestamp?: NonNullable<RuleConfig['timestamp']> } {
+  const { rekor, timestamp } = plan.rule;
+  return { ...(rekor ? { rekor } : {}), ...(timestamp ? { timestamp } : {}) };
 }

@@ -1,4 +1,5 @@
 /** `signet verify IMAGE_REF [--json]`: exit 0 when every required signature is there, 1 otherwise. */
+import { TimestampAuthorities } from '../transparency/timestamp-trust.js';
 import type { LoadedConfig } from '../config/load.js';
 import { compileRules } from '../config/rules.js';
 import { createSigningKeys } from '../kms/providers.js';
@@ -10,7 +11,7 @@ export async function verifyCommand(loaded: LoadedConfig, ref: string, flags: { 
   const keys = await createSigningKeys(config.keys, { baseDir });
   const registries = new RegistryDirectory(config.registries, { baseDir });
   try {
-    const report = await verifyImage(ref, { registries, rules: compileRules(config.rules), keys });
+    const report = await verifyImage(ref, { registries, rules: compileRules(config.rules), keys, timestamps: new TimestampAuthorities(config.rules, baseDir) });
     if (flags.json) out(JSON.stringify(report, null, 2));
     else for (const l of formatVerifyReport(report)) out(l);
     return report.ok ? 0 : 1;

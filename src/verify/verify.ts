@@ -11,6 +11,7 @@ import { SignetError } from '../errors.js';
 import { formatsFor } from '../formats/index.js';
 import type { ReadContext, StoredSignature } from '../formats/types.js';
 import type { SigningKey } from '../kms/signing-key.js';
+import type { TimestampAuthorities } from '../transparency/timestamp-trust.js';
 import type { RegistryDirectory } from '../registry/directory.js';
 import { parseReference } from '../registry/reference.js';
 import { decideRule, planSigning, type FormatName } from '../signing/plan.js';
@@ -39,6 +40,8 @@ export interface VerifyDeps {
   rules: RuleMatcher;
   /** Every configured key, by name. */
   keys: ReadonlyMap<string, SigningKey>;
+  /** The rules' timestamp authorities (timestamps are verified against them). */
+  timestamps?: TimestampAuthorities;
 }
 
 export async function verifyImage(ref: string, deps: VerifyDeps): Promise<VerifyReport> {
@@ -58,7 +61,7 @@ export async function verifyImage(ref: string, deps: VerifyDeps): Promise<Verify
   if (shape.kind === 'skip') return { image, rule: { none: shape.reason }, ok: true, manifests: [] };
 
   const plan = planSigning(decided, { host, repository: r.repository, tag: r.tag, digest: m.digest, byDigest: !r.tag }, deps.keys);
-  const ctx: ReadContext = { client, repository: r.repository, keys: [...deps.keys.values()] };
+  const ctx: ReadContext = { client, repository: r.repository, keys: [...deps.keys.values()], timestamps: deps.timestamps };
   const formats = formatsFor(plan.formats);
   const manifests = await Promise.all(
     shape.manifests.map(async (sm): Promise<ManifestReport> => {

@@ -40,7 +40,13 @@ export interface RekorStandIn {
   stop(): Promise<void>;
 }
 
-const HOSTNAME = 'rekor.signet.test';
+/**
+ * The name the log signs its checkpoints as. Rekor uses its `--rekor_server.hostname` (default:
+ * the machine's hostname); sigstore-js only accepts a checkpoint whose signer name matches the
+ * log's base URL in the trusted root, so the stand-in signs as the host it is served on, as a
+ * Rekor deployed under its own name does.
+ */
+const HOSTNAME = '127.0.0.1';
 /** First global log index (the bundle's proto form cannot carry index 0). */
 const INDEX_OFFSET = 1000;
 

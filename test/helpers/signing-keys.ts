@@ -75,6 +75,10 @@ export async function attachBundles(
   opts: { tlog?: TlogPolicy; apiReadbackMs?: number } = {},
 ): Promise<SignResult[]> {
   const { tlog, ...rest } = opts;
-  const requests = await Promise.all(reqs.map(async (r) => ({ signer: new Signer(await signingKeyOf(r.key), { tlog }), statement: r.statement })));
+  // the annotations a present bundle must carry: those of the statement's subject
+  const annotationsOf = (st: Buffer) => (JSON.parse(st.toString()) as { subject: { annotations?: Record<string, string> }[] }).subject[0]?.annotations;
+  const requests = await Promise.all(
+    reqs.map(async (r) => ({ signer: new Signer(await signingKeyOf(r.key), { tlog }), statement: r.statement, annotations: annotationsOf(r.statement) })),
+  );
   return attachBundle(c, repo, subject, requests, lock, rest);
 }

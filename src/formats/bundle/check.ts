@@ -1,76 +1,84 @@
 /**
- * Does one sigstore bundle hold what a plan requires of a key on a manifest? Signature first
- * (DSSE pre-authentication encoding, verified on libuv's thread pool), then the statement by
- * meaning: an in-toto Statement v1 naming the digest, with cosign's sign predicate and at least
- * the plan's annotations on that subject (what `cosign sign -a k=v` 3.x writes), then what the
- * rule's witnesses add.
+ * Does one sigstore bundle hold what a plan requires of a key on a manifest? The bundle reader's
+ * verdict (src/signing/bundle-read.ts checkBundle: signature, statement by meaning, Rekor entries
+ * with their SETs and inclusion proofs, timestamps), plus what the plan adds: a key with a
+ * certificate is expected to sign with it (cosign 3 checks the certificate against the CA), a
+ * rule with `rekor:` wants an entry and a rule with a timestamp authority a timestamp. Used by the
+ * reader (verify, backfill) and the writer's "already present?" decision alike.
  */
-import { verify as verifySignature } from 'node:crypto';
+import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import type { SigningKey } from '../../kms/signing-key.js';
-import { COSIGN_SIGN_PREDICATE, INTOTO_PAYLOAD_TYPE, INTOTO_STATEMENT_V1, pae, type ParsedBundle } from '../../signing/bundle.js';
-import type { SigningPlan } from '../../signing/plan.js';
-import type { ReadContext } from '../types.js';
+import { pae } from '../../signing/bundle.js';
+import { checkBundle, type SigstoreBundle } from '../../signing/bundle-read.js';
 
 export type BundleVerdict =
   | { signedBy: false }
   | { signedBy: true; ok: true; signedDigest: string | undefined }
   | { signedBy: true; ok: false; why: string; signedDigest: string | undefined };
 
+export interface BundleNeeds {
+  /** The rule logs to Rekor: an entry is required (checked against `rekorKey` when the rule names the log's key). */
+  tlog: boolean;
+  rekorKey?: string | undefined;
+  /** The rule stamps: a timestamp is required (verified by `verifyTimestamp` when given). */
+  timestamp: boolean;
+  verifyTimestamp?: ((signature: Buffer, signedTimestamp: Buffer) => Date) | undefined;
+}
+
+const rekorKeys = new Map<string, KeyObject>();
+function rekorKeyOf(pem: string): KeyObject {
+  let k = rekorKeys.get(pem);
+  if (!k) rekorKeys.set(pem, (k = createPublicKey(pem)));
+  return k;
+}
+
 export async function bundleMeets(
-  b: ParsedBundle,
-  plan: Pick<SigningPlan, 'annotations'>,
-  digest: string,
+  b: SigstoreBundle,
+  want: { digest: string; annotations?: Readonly<Record<string, string>> | undefined },
   key: SigningKey,
-  need: { tlog: boolean; timestamp: boolean },
-  _ctx?: ReadContext,
+  need: BundleNeeds,
 ): Promise<BundleVerdict> {
-  if (b.payloadType !== INTOTO_PAYLOAD_TYPE) return { signedBy: false };
-  const valid = await new Promise<boolean>((resolve) => {
+  if (!(await signedBy(b, key))) return { signedBy: false };
+  const signedDigest = claimedDigest(b);
+  const r = await checkBundle(
+    b,
+    { digest: want.digest, ...(want.annotations ? { annotations: want.annotations } : {}) },
+    { publicKey: key.publicKey, ...(key.certificate ? { certificatePem: key.certificate.certificate } : {}) },
+    {
+      ...(need.tlog && need.rekorKey ? { rekorKeys: [rekorKeyOf(need.rekorKey)] } : {}),
+      ...(need.timestamp && need.verifyTimestamp ? { verifyTimestamp: need.verifyTimestamp, requireTimestamp: true } : {}),
+    },
+  );
+  const fail = (why: string): BundleVerdict => ({ signedBy: true, ok: false, why, signedDigest });
+  if (!r.ok) return fail(r.why);
+  if (key.certificate && b.verifier.kind !== 'certificate') return fail('signed with the bare key; the key has a certificate');
+  // without the log's key configured, an entry is only counted (the SET cannot be checked)
+  if (need.tlog && !need.rekorKey && b.tlogEntries.length === 0) return fail('no tlog entry');
+  if (need.timestamp && !need.verifyTimestamp && b.rfc3161Timestamps.length === 0) return fail('no RFC 3161 timestamp');
+  return { signedBy: true, ok: true, signedDigest: want.digest };
+}
+
+/** Is the bundle's (DSSE) signature by this key? Message signatures need the manifest: not attributed here. */
+async function signedBy(b: SigstoreBundle, key: SigningKey): Promise<boolean> {
+  const c = b.content;
+  if (c.kind !== 'dsse' || c.signatures.length !== 1) return false;
+  const alg = key.publicKey.asymmetricKeyType === 'ed25519' ? null : 'sha256';
+  return new Promise((resolve) => {
     try {
-      verifySignature('sha256', pae(b.payloadType, b.payload), key.publicKey, b.signature, (err, ok) => resolve(!err && ok));
+      cryptoVerify(alg, pae(c.payloadType, c.payload), key.publicKey, c.signatures[0]!.sig, (err, ok) => resolve(!err && ok));
     } catch {
       resolve(false);
     }
   });
-  if (!valid) return { signedBy: false };
-  const st = statementOf(b.payload);
-  const [alg, hex] = digest.split(':');
-  const subject = st?.subjects.find((s) => s.digest[alg!] === hex);
-  const signedDigest = st?.subjects[0] ? Object.entries(st.subjects[0].digest).map(([a, h]) => `${a}:${h}`)[0] : undefined;
-  const fail = (why: string): BundleVerdict => ({ signedBy: true, ok: false, why, signedDigest });
-  if (!st) return fail('not an in-toto statement');
-  if (st.predicateType !== COSIGN_SIGN_PREDICATE) return fail(`predicate ${st.predicateType.slice(0, 100)}, not a cosign signature`);
-  if (!subject) return fail(`signs ${signedDigest ?? 'another manifest'}, not this manifest`);
-  for (const [k, v] of Object.entries(plan.annotations ?? {})) {
-    if (subject.annotations[k] !== v) return fail(`annotation ${k} is not "${v}"`);
-  }
-  if (need.tlog && b.tlogEntries === 0) return fail('no Rekor entry');
-  if (need.timestamp && b.timestamps === 0) return fail('no RFC 3161 timestamp');
-  return { signedBy: true, ok: true, signedDigest: `${alg}:${hex}` };
 }
 
-interface Statement {
-  predicateType: string;
-  subjects: { digest: Record<string, string>; annotations: Record<string, unknown> }[];
-}
-
-function statementOf(payload: Buffer): Statement | undefined {
-  let v: unknown;
+function claimedDigest(b: SigstoreBundle): string | undefined {
+  if (b.content.kind !== 'dsse') return undefined;
   try {
-    v = JSON.parse(payload.toString('utf8'));
+    const st = JSON.parse(b.content.payload.toString('utf8')) as { subject?: { digest?: Record<string, string> }[] };
+    const d = st.subject?.[0]?.digest;
+    return d?.['sha256'] ? `sha256:${d['sha256']}` : undefined;
   } catch {
     return undefined;
   }
-  if (!v || typeof v !== 'object') return undefined;
-  const o = v as Record<string, unknown>;
-  if (o['_type'] !== INTOTO_STATEMENT_V1 || typeof o['predicateType'] !== 'string' || !Array.isArray(o['subject'])) return undefined;
-  const subjects: Statement['subjects'] = [];
-  for (const s of o['subject'].slice(0, 64)) {
-    if (!s || typeof s !== 'object') continue;
-    const d = (s as Record<string, unknown>)['digest'];
-    const a = (s as Record<string, unknown>)['annotations'];
-    if (!d || typeof d !== 'object') continue;
-    subjects.push({ digest: d as Record<string, string>, annotations: a && typeof a === 'object' ? (a as Record<string, unknown>) : {} });
-  }
-  return { predicateType: o['predicateType'], subjects };
 }

@@ -6,21 +6,20 @@
  * configured key counts like signet's own (the statement is compared by meaning, not bytes).
  */
 import type { SigningKey } from '../../kms/signing-key.js';
-import { BUNDLE_V03 } from '../../signing/bundle.js';
 import { planWitnesses, type SigningPlan } from '../../signing/plan.js';
+import type { BundleNeeds } from './check.js';
 import type { FormatReading, ReadContext, StoredSignature, Subject } from '../types.js';
 import { bundleMeets } from './check.js';
-import { listReferrers, readBundle, type Checked } from './referrers.js';
+import { listReferrers, mayHoldBundle, readBundle, type Checked } from './referrers.js';
 
 /** Bundle referrers read and checked per manifest (each costs two GETs). */
 const MAX_READ = 32;
 
 export async function readBundles(ctx: ReadContext, plan: SigningPlan, subject: Subject): Promise<FormatReading> {
   const listing = await listReferrers(ctx.client, ctx.repository, subject.digest);
-  const candidates = listing.descriptors.filter((d) => d.artifactType === undefined || d.artifactType === BUNDLE_V03);
+  const candidates = listing.descriptors.filter(mayHoldBundle);
   const read = candidates.slice(0, MAX_READ);
   const bundles: { digest: string; bundle: Checked }[] = await Promise.all(read.map(async (d) => ({ digest: d.digest, bundle: await readBundle(ctx.client, ctx.repository, d.digest) })));
-  const witnesses = planWitnesses(plan);
   const ordered = [...plan.keys, ...ctx.keys.filter((k) => !plan.keys.includes(k))];
 
   const satisfied = new Map<SigningKey, string>();
@@ -34,7 +33,7 @@ export async function readBundles(ctx: ReadContext, plan: SigningPlan, subject: 
       continue;
     }
     for (const key of ordered) {
-      const verdict = await bundleMeets(bundle, plan, subject.digest, key, { tlog: Boolean(witnesses.rekor), timestamp: Boolean(witnesses.timestamp) }, ctx);
+      const verdict = await bundleMeets(bundle, { digest: subject.digest, annotations: plan.annotations }, key, needsOf(plan, ctx));
       if (verdict.signedBy === false) continue;
       rep.key = key.name;
       rep.signedDigest = verdict.signedDigest;
@@ -52,4 +51,15 @@ export async function readBundles(ctx: ReadContext, plan: SigningPlan, subject: 
   }
   const missing = plan.keys.filter((k) => !satisfied.has(k)).map((k) => ({ key: k.name, why: why.get(k) ?? 'no bundle by this key' }));
   return { format: 'bundle', signatures, missing };
+}
+
+/** What the plan's witnesses require of a bundle. */
+export function needsOf(plan: Pick<SigningPlan, 'rule'>, ctx: Pick<ReadContext, 'timestamps'>): BundleNeeds {
+  const w = planWitnesses(plan);
+  return {
+    tlog: Boolean(w.rekor),
+    rekorKey: w.rekor?.publicKey,
+    timestamp: Boolean(w.timestamp),
+    verifyTimestamp: w.timestamp && ctx.timestamps ? ctx.timestamps.verifierFor(w.timestamp) : undefined,
+  };
 }

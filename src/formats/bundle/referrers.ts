@@ -6,9 +6,19 @@
 import type { RegistryClient } from '../../registry/client.js';
 import { OCI_INDEX, OCI_MANIFEST } from '../../registry/media-types.js';
 import type { ReferrersIndex } from '../../registry/schemas.js';
-import { parseBundle, referrersTag, type ParsedBundle } from '../../signing/bundle.js';
+import { BUNDLE_V03, OCI_EMPTY, referrersTag } from '../../signing/bundle.js';
+import { parseSigstoreBundle, type SigstoreBundle } from '../../signing/bundle-read.js';
 import { getBlob, listReferrersApi, referrersIndex, type IndexDescriptor } from '../../signing/registry-ops.js';
 import { bundleReferrerSchema } from '../../signing/schemas.js';
+
+/**
+ * Referrer descriptors that may hold a sigstore bundle: signet lists them with the bundle media
+ * type, cosign 3 with the empty-config type `application/vnd.oci.empty.v1+json` (the bundle type
+ * is only inside the referrer manifest); other artifact types (SBOMs, Notation) are not read.
+ */
+export function mayHoldBundle(d: { artifactType?: string | undefined }): boolean {
+  return d.artifactType === undefined || d.artifactType === BUNDLE_V03 || d.artifactType === OCI_EMPTY;
+}
 
 export interface Listing {
   api: boolean;
@@ -16,7 +26,7 @@ export interface Listing {
 }
 
 /** The bundle a referrer holds, or undefined when it is absent or cannot be read. */
-export type Checked = ParsedBundle | undefined;
+export type Checked = SigstoreBundle | undefined;
 
 export async function readBundle(client: RegistryClient, repository: string, digest: string): Promise<Checked> {
   const m = await client.getManifest(repository, digest, OCI_MANIFEST);
@@ -25,7 +35,7 @@ export async function readBundle(client: RegistryClient, repository: string, dig
   const r = bundleReferrerSchema.safeParse(m.document);
   if (!r.success) return undefined;
   const blob = await getBlob(client, repository, r.data.layers[0].digest);
-  return blob.status === 'ok' ? parseBundle(blob.data) : undefined;
+  return blob.status === 'ok' ? parseSigstoreBundle(blob.data) : undefined;
 }
 
 export async function listReferrers(client: RegistryClient, repository: string, digest: string): Promise<Listing> {

@@ -25,7 +25,6 @@ import type { SignResult, Subject, WriteContext } from '../types.js';
 import {
   BUNDLE_PREDICATE_ANNOTATION,
   BUNDLE_V03,
-  bundleSignedBy,
   buildBundle,
   COSIGN_SIGN_PREDICATE,
   EMPTY_CONFIG,
@@ -36,14 +35,15 @@ import {
   referrerAnnotations,
   referrerManifest,
   referrersTag,
-  STATEMENT_ANNOTATION,
   appendToIndex,
   signStatement,
   type Descriptor,
 } from '../../signing/bundle.js';
 import type { DigestLock } from '../../signing/lock.js';
 import { listReferrersApi, type IndexDescriptor } from '../../signing/registry-ops.js';
-import { fallbackIndex, listReferrers, readBundle, type Checked, type Listing } from './referrers.js';
+import { bundleMeets, type BundleNeeds } from './check.js';
+import { needsOf } from './read.js';
+import { fallbackIndex, listReferrers, mayHoldBundle, readBundle, type Checked, type Listing } from './referrers.js';
 import type { SigningPlan } from '../../signing/plan.js';
 import type { Signer } from '../../signing/signer.js';
 
@@ -51,17 +51,24 @@ export interface BundleRequest {
   signer: Signer;
   /** The in-toto statement (see bundle.ts signStatement). */
   statement: Buffer;
+  /** The annotations the statement's subject carries (what a present bundle must carry too). */
+  annotations?: Readonly<Record<string, string>> | undefined;
 }
 
 export interface BundleAttachOptions {
   /** How long to wait for a referrers API to list a new referrer. Default 3 s. */
   apiReadbackMs?: number;
+  /** Rekor key / timestamp verification for present bundles (the rule's). */
+  needs?: Pick<BundleNeeds, 'rekorKey' | 'verifyTimestamp'>;
 }
 
 /** The bundle format's `write`: the plan's statement about this manifest, signed by each of the plan's signers. */
 export function writeBundles(ctx: WriteContext, plan: SigningPlan, subject: Subject): Promise<SignResult[]> {
   const statement = signStatement(subject.digest, plan.annotations);
-  return attachBundles(ctx.client, ctx.repository, subject, ctx.signers.map((signer) => ({ signer, statement })), ctx.lock);
+  const needs = needsOf(plan, ctx);
+  return attachBundles(ctx.client, ctx.repository, subject, ctx.signers.map((signer) => ({ signer, statement, annotations: plan.annotations })), ctx.lock, {
+    needs: { rekorKey: needs.rekorKey, verifyTimestamp: needs.verifyTimestamp },
+  });
 }
 
 const MAX_ATTEMPTS = 3;
@@ -99,7 +106,7 @@ export async function attachBundles(
   };
 
   const listing = await listReferrers(client, repository, subject.digest);
-  const plans = await Promise.all(requests.map((req) => planBundle(req, listing, read, subject)));
+  const plans = await Promise.all(requests.map((req) => planBundle(req, listing, read, subject, opts)));
   const work = plans.filter((p) => p.manifest);
   if (work.length === 0) return plans.map((p) => p.result);
 
@@ -107,7 +114,7 @@ export async function attachBundles(
     // Another writer may have added an equivalent bundle since we looked.
     const now = await listReferrers(client, repository, subject.digest);
     for (const p of work) {
-      const found = await findPresent(now.descriptors, p, read);
+      const found = await findPresent(now.descriptors, p, read, subject, opts);
       if (found) {
         p.done = true;
         p.result.outcome = 'present';
@@ -142,7 +149,7 @@ export async function attachBundles(
   });
 }
 
-async function planBundle(req: BundleRequest, listing: Listing, read: (digest: string) => Promise<Checked>, subject: Descriptor): Promise<Plan> {
+async function planBundle(req: BundleRequest, listing: Listing, read: (digest: string) => Promise<Checked>, subject: Descriptor, opts: BundleAttachOptions): Promise<Plan> {
   const { signer } = req;
   const key = signer.key;
   const { tlog, timestamp } = signer.witnesses;
@@ -154,7 +161,7 @@ async function planBundle(req: BundleRequest, listing: Listing, read: (digest: s
     keyPem: key.publicKeyPem,
     result: { key: key.name, outcome: 'signed', payloadDigest: statementDigest, format: 'bundle' },
   };
-  const found = await findPresent(listing.descriptors, plan, read);
+  const found = await findPresent(listing.descriptors, plan, read, subject, opts);
   if (found) {
     plan.result.outcome = 'present';
     plan.result.referrer = found;
@@ -191,23 +198,32 @@ async function planBundle(req: BundleRequest, listing: Listing, read: (digest: s
   return plan;
 }
 
-/** The digest of a referrer holding this plan's statement signed by its key (with what the rule's witnesses add), if one is listed. */
-async function findPresent(descriptors: readonly IndexDescriptor[], p: Plan, read: (d: string) => Promise<Checked>): Promise<string | undefined> {
+/**
+ * The digest of a referrer holding a valid signature by this plan's key over its statement's
+ * claim (what the rule's witnesses add included), if one is listed: signet's own or another
+ * writer's (cosign 3). Candidates whose annotations name another statement or key are skipped
+ * unread (signet's own annotations); only verified content counts.
+ */
+async function findPresent(
+  descriptors: readonly IndexDescriptor[],
+  p: Plan,
+  read: (d: string) => Promise<Checked>,
+  subject: Descriptor,
+  opts: BundleAttachOptions,
+): Promise<string | undefined> {
   const { tlog, timestamp } = p.req.signer.witnesses;
+  const needs: BundleNeeds = { tlog: Boolean(tlog), timestamp: Boolean(timestamp), ...opts.needs };
   let candidates = 0;
   for (const d of descriptors) {
-    if (d.artifactType !== undefined && d.artifactType !== BUNDLE_V03) continue;
+    if (!mayHoldBundle(d)) continue;
     const a = d.annotations ?? {};
     if (a[BUNDLE_PREDICATE_ANNOTATION] !== undefined && a[BUNDLE_PREDICATE_ANNOTATION] !== COSIGN_SIGN_PREDICATE) continue;
-    if (a[STATEMENT_ANNOTATION] !== undefined && a[STATEMENT_ANNOTATION] !== p.statementDigest) continue;
     if (a[KEY_ANNOTATION] !== undefined && a[KEY_ANNOTATION] !== p.keyId) continue;
     if (++candidates > MAX_BUNDLE_CANDIDATES) break;
-    // only verified content counts: annotations are a hint anyone who can push can write
     const b = await read(d.digest);
-    if (!b || !bundleSignedBy(b, p.req.statement, p.keyPem)) continue;
-    if (tlog && b.tlogEntries === 0) continue;
-    if (timestamp && b.timestamps === 0) continue;
-    return d.digest;
+    if (!b) continue;
+    const v = await bundleMeets(b, { digest: subject.digest, annotations: p.req.annotations }, p.req.signer.key, needs);
+    if (v.signedBy && v.ok) return d.digest;
   }
   return undefined;
 }

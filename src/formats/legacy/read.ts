@@ -32,7 +32,20 @@ import { getBlob } from '../../signing/registry-ops.js';
 import { COSIGN_BUNDLE_ANNOTATION, hashedRekordNames } from '../../transparency/entries.js';
 import { sha256Digest } from '../../util/digest.js';
 import type { FormatReading, ReadContext, StoredSignature, Subject } from '../types.js';
-import { TIMESTAMP_ANNOTATION } from './timestamp.js';
+import { parseTimestampAnnotation, TIMESTAMP_ANNOTATION } from './timestamp.js';
+
+/** Does the layer's RFC 3161 timestamp verify over its raw signature bytes (what cosign checks)? */
+function timestampVerifies(l: SignatureLayer, verify: (signature: Buffer, signedTimestamp: Buffer) => Date): boolean {
+  const ts = parseTimestampAnnotation(l.annotations[TIMESTAMP_ANNOTATION]);
+  const sig = l.annotations[SIGNATURE_ANNOTATION];
+  if (!ts || !sig) return false;
+  try {
+    verify(Buffer.from(sig, 'base64'), ts);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 type Requirement = SigningPlan;
 
@@ -87,11 +100,15 @@ export async function checkKey(
   req: Requirement,
   key: SigningKey,
   read?: PayloadReader,
+  opts: { verifyTimestamp?: ((signature: Buffer, signedTimestamp: Buffer) => Date) | undefined } = {},
 ): Promise<KeyCheck> {
   const wanted = requiredAnnotationKeys(req, key);
   const keyPem = key.publicKeyPem;
   const complete = (l: SignatureLayer) => {
     const lacking = wanted.filter((k) => l.annotations[k] === undefined);
+    if (lacking.length === 0 && opts.verifyTimestamp && wanted.includes(TIMESTAMP_ANNOTATION) && !timestampVerifies(l, opts.verifyTimestamp)) {
+      lacking.push('a timestamp by the rule\'s timestamp authority');
+    }
     if (lacking.length === 0 && wanted.includes(COSIGN_BUNDLE_ANNOTATION) && !hashedRekordNames(l.annotations[COSIGN_BUNDLE_ANNOTATION], legacyEntryVerifier(l.annotations, keyPem))) {
       lacking.push(`a Rekor entry naming its ${l.annotations[CERTIFICATE_ANNOTATION] ? 'certificate' : 'key'}`);
     }
@@ -185,8 +202,10 @@ export async function readLegacy(ctx: ReadContext, plan: SigningPlan, subject: S
 
   const satisfied = new Set<SignatureLayer>();
   const missing: { key: string; why: string }[] = [];
+  const w = planWitnesses(plan);
+  const verifyTimestamp = w.timestamp && ctx.timestamps ? ctx.timestamps.verifierFor(w.timestamp) : undefined;
   for (const key of plan.keys) {
-    const c = await checkKey(layers, subject.digest, plan, key, readOrExpect);
+    const c = await checkKey(layers, subject.digest, plan, key, readOrExpect, { verifyTimestamp });
     if (c.ok) satisfied.add(c.layer);
     else missing.push({ key: key.name, why: c.why });
   }

@@ -5,11 +5,12 @@
  * raw signature bytes.
  */
 import type { TimestampStatus } from '../../signing/signer.js';
+import { legacyRfc3161Annotation, RFC3161_TIMESTAMP_ANNOTATION } from '../../transparency/timestamp.js';
 
-export const TIMESTAMP_ANNOTATION = 'dev.sigstore.cosign/rfc3161timestamp';
+export const TIMESTAMP_ANNOTATION = RFC3161_TIMESTAMP_ANNOTATION;
 
 export function timestampAnnotation(response: Buffer): string {
-  return JSON.stringify({ SignedRFC3161Timestamp: response.toString('base64') });
+  return legacyRfc3161Annotation({ response });
 }
 
 /** The DER response in a layer's annotation, or undefined when it has none or it is malformed. */

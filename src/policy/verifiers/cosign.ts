@@ -4,12 +4,14 @@
  *
  *   trusted_root.json   sigstore TrustedRoot (protobuf-specs sigstore_trustroot.proto, JSON form,
  *                       media type ...trustedroot+json;version=0.1, the one sigstore-go accepts):
- *                       the Rekor logs of the rules whose key is known, and the CA chains of keys
- *                       with a certificate (bring-your-own PKI). No timestamp authorities (signet
- *                       has no TSA support yet) and no CT logs (signet's certificates have no SCT).
+ *                       the Rekor logs of the rules whose key is known, the RFC 3161 timestamp
+ *                       authorities of the rules that stamp, and the CA chains of keys with a
+ *                       certificate (bring-your-own PKI). No CT logs (signet's certificates have no SCT).
  *   <key>.pub           each key the rules use (SPKI PEM, what `signet keys export` prints)
  *   <key>.chain.pem     a key's certificate chain (bring-your-own PKI), for cosign 2.x SIGSTORE_ROOT_FILE
  *   rekor.pub           the Rekor public key (rekor-<n>.pub when the rules use several logs)
+ *   tsa.chain.pem       a timestamp authority's chain (tsa-<n>.chain.pem with several), for cosign's
+ *                       --timestamp-certificate-chain (legacy `.sig`)
  *   README.md           per rule and key, the `cosign verify` command for cosign 3.x and 2.x
  *
  * The document is shaped like `cosign trusted-root create` (cosign 3.1, sigstore-go
@@ -19,7 +21,8 @@
  * `validFor.start` the root's notBefore; empty lists are left out.
  */
 import { X509Certificate } from 'node:crypto';
-import { chainRoot, isPublicRekor, keyChains, knownRekorLogs, normalizePem, rekorKey, rekorLogId, rekorNotes, rekorUrl, ruleLabel, ruleLog, writesLegacy, type ExportResult, type PolicyDocument, type PolicyInput, type PolicyKey, type PolicyRule, type RekorLog, type VerifierExporter } from '../model.js';
+import { parseTimestampChain, trustedRootTimestampAuthority } from '../../transparency/timestamp.js';
+import { chainRoot, isPublicRekor, keyChains, knownRekorLogs, knownTimestampAuthorities, normalizePem, rekorKey, rekorLogId, rekorNotes, rekorUrl, ruleLabel, ruleLog, writesLegacy, type ExportResult, type PolicyDocument, type PolicyInput, type PolicyKey, type PolicyRule, type PolicyTimestamp, type RekorLog, type VerifierExporter } from '../model.js';
 
 export const TRUSTED_ROOT_MEDIA_TYPE = 'application/vnd.dev.sigstore.trustedroot+json;version=0.1';
 /** signet does not know when a log's key came into use: the whole past, as `cosign trusted-root create` does without a start time. */
@@ -53,11 +56,12 @@ function certificateAuthority(chain: readonly string[]): Record<string, unknown>
   };
 }
 
-/** The TrustedRoot JSON document for these logs and CA chains. */
-export function trustedRoot(logs: readonly TrustedLog[], chains: readonly (readonly string[])[]): Record<string, unknown> {
+/** The TrustedRoot JSON document for these logs, CA chains and timestamp authorities. */
+export function trustedRoot(logs: readonly TrustedLog[], chains: readonly (readonly string[])[], tsas: readonly PolicyTimestamp[] = []): Record<string, unknown> {
   const doc: Record<string, unknown> = { mediaType: TRUSTED_ROOT_MEDIA_TYPE };
   if (logs.length) doc['tlogs'] = logs.map(tlog);
   if (chains.length) doc['certificateAuthorities'] = chains.map(certificateAuthority);
+  if (tsas.length) doc['timestampAuthorities'] = tsas.map((t) => trustedRootTimestampAuthority(parseTimestampChain(t.chainPem), t.url));
   return doc;
 }
 
@@ -74,9 +78,12 @@ interface RuleLog {
 }
 
 /** The README lines for one rule and key (`files`: the key's .pub and, with a chain, its .chain.pem). */
-function commands(rule: PolicyRule, key: PolicyKey, files: { pub: string; chain?: string }, log: RuleLog | undefined): string[] {
+function commands(rule: PolicyRule, key: PolicyKey, files: { pub: string; chain?: string }, log: RuleLog | undefined, tsaChain: string | undefined): string[] {
   const trusted = '--trusted-root trusted_root.json';
   const noTlog = '--insecure-ignore-tlog=true';
+  // a timestamp gives cosign a verified time: the bundle's through the trusted root, the .sig's through the TSA chain file
+  const stamps = tsaChain ? ' --use-signed-timestamps' : '';
+  const sigStamps = tsaChain ? ` --use-signed-timestamps --timestamp-certificate-chain ${tsaChain}` : '';
   if (log && !log.file && !isPublicRekor(log.url)) {
     return [
       `Rekor ${log.url} is on for this rule but its public key is not configured, so trusted_root.json cannot name the log.`,
@@ -93,26 +100,29 @@ function commands(rule: PolicyRule, key: PolicyKey, files: { pub: string; chain?
   // certificate's identity: cosign 3 `--key` refuses it ("expected key signature, not certificate").
   // So is a `.sig` with a Rekor entry (the entry names the certificate; cosign 3 would also take
   // `--key` for it, but then nothing checks the CA).
-  const byCertificate = hasCertificate && (rule.formats?.includes('bundle') || log) && !publicLog;
+  const byCertificate = hasCertificate && (rule.formats?.includes('bundle') || log || tsaChain) && !publicLog;
+  // cosign 3 reads the bundle when the image has one, else the .sig (with the .sig's own flags)
+  const bundleRead = rule.formats?.includes('bundle') ?? false;
   // cosign 2.x compares a `.sig`'s Rekor entry with `--key` when given one and with the
   // certificate otherwise (pkg/cosign/verify.go keyBytes in v2.5.0): with a log, the certificate.
   const legacyByCertificate = hasCertificate && log !== undefined;
   const lines = ['```sh', '# cosign 3.x'];
-  if (byCertificate) lines.push(`cosign verify ${trusted} ${identity}${tlog} "$IMAGE"`);
-  // Without a log cosign 3.x needs no trusted root (checked: it then makes no TUF request).
-  else lines.push(`cosign verify --key ${files.pub}${publicLog ? '' : ` ${log ? trusted : noTlog}`} "$IMAGE"`);
+  if (byCertificate) lines.push(`cosign verify ${trusted} ${identity}${tlog}${bundleRead ? stamps : sigStamps} "$IMAGE"`);
+  // Without a log or a TSA cosign 3.x needs no trusted root (checked: it then makes no TUF request).
+  else if (tsaChain && bundleRead) lines.push(`cosign verify --key ${files.pub} ${trusted}${tlog}${stamps} "$IMAGE"`);
+  else lines.push(`cosign verify --key ${files.pub}${publicLog ? '' : ` ${log ? trusted : noTlog}`}${bundleRead ? '' : sigStamps} "$IMAGE"`);
   lines.push('# cosign 2.x');
   const env = log?.file ? `SIGSTORE_REKOR_PUBLIC_KEY=${log.file} ` : '';
   const rekorUrl = log && !publicLog ? ` --rekor-url ${log.url}` : '';
   if (writesLegacy(rule)) {
     const by = legacyByCertificate ? `--certificate-chain ${files.chain} ${identity}` : `--key ${files.pub}`;
-    lines.push(`${env}cosign verify ${by}${rekorUrl}${tlog} "$IMAGE"`);
+    lines.push(`${env}cosign verify ${by}${rekorUrl}${tlog}${sigStamps} "$IMAGE"`);
   } else if (byCertificate) {
     // cosign 2.x loads its CA roots (SIGSTORE_ROOT_FILE, else TUF) before it reads the trusted root.
-    lines.push(`SIGSTORE_ROOT_FILE=${files.chain} cosign verify-attestation --new-bundle-format ${trusted} ${identity}${tlog} --type ${COSIGN_SIGN_PREDICATE} "$IMAGE"`);
+    lines.push(`SIGSTORE_ROOT_FILE=${files.chain} cosign verify-attestation --new-bundle-format ${trusted} ${identity}${tlog}${stamps} --type ${COSIGN_SIGN_PREDICATE} "$IMAGE"`);
   } else {
     // cosign 2.x `verify` reads only the .sig tag; bundles go through verify-attestation.
-    lines.push(`cosign verify-attestation --new-bundle-format ${publicLog ? '' : `${trusted} `}--key ${files.pub}${tlog} --type ${COSIGN_SIGN_PREDICATE} "$IMAGE"`);
+    lines.push(`cosign verify-attestation --new-bundle-format ${publicLog ? '' : `${trusted} `}--key ${files.pub}${tlog}${stamps} --type ${COSIGN_SIGN_PREDICATE} "$IMAGE"`);
   }
   lines.push('```', '');
   return lines;
@@ -144,6 +154,8 @@ export const cosignExporter: VerifierExporter = {
       }
     }
     for (const l of logs) documents.push({ file: l.file, content: {}, text: l.publicKeyPem });
+    const tsas = knownTimestampAuthorities(input.rules).map((t, i, all) => ({ ...t, file: all.length === 1 ? 'tsa.chain.pem' : `tsa-${i + 1}.chain.pem` }));
+    for (const t of tsas) documents.push({ file: t.file, content: {}, text: t.chainPem });
 
     const readme: string[] = [
       '# Verifying signet signatures with cosign',
@@ -152,9 +164,10 @@ export const cosignExporter: VerifierExporter = {
       '`IMAGE` set to an image the rule signs (by digest: `host/repo@sha256:...`). Add cosign\'s',
       'registry flags as needed (`--allow-http-registry`, `--registry-cacert`, ...).',
       '',
-      '* `trusted_root.json`: the Rekor logs the rules write to and the CAs of keys with a',
-      '  certificate chain, for `cosign verify --trusted-root` (cosign 3.x; cosign 2.x reads it for',
-      '  sigstore bundles). It names no timestamp authority: signet does not use one yet.',
+      '* `trusted_root.json`: the Rekor logs the rules write to, the timestamp authorities they',
+      '  stamp with and the CAs of keys with a certificate chain, for `cosign verify --trusted-root`',
+      '  (cosign 3.x; cosign 2.x reads it for sigstore bundles). `tsa*.chain.pem`: a timestamp',
+      '  authority\'s chain, for `.sig` signatures (`--timestamp-certificate-chain`).',
       '* `<key>.pub`: the public keys; `rekor*.pub`: the Rekor public keys (cosign 2.x reads the',
       '  log key from `SIGSTORE_REKOR_PUBLIC_KEY`).',
       '* Without Rekor the commands skip the log (`--insecure-ignore-tlog=true`): signet wrote no',
@@ -173,9 +186,10 @@ export const cosignExporter: VerifierExporter = {
         );
       }
       readme.push(`## ${ruleLabel(rule)}`, '');
-      readme.push(`Formats: ${(rule.formats ?? ['legacy']).join(', ')}; Rekor: ${log ? log.url : 'none'}.`, '');
+      const tsa = rule.timestamp && tsas.find((t) => t.chainPem === rule.timestamp!.chainPem);
+      readme.push(`Formats: ${(rule.formats ?? ['legacy']).join(', ')}; Rekor: ${log ? log.url : 'none'}; timestamps: ${tsa ? tsa.url : 'none'}.`, '');
       for (const k of rule.keys) {
-        readme.push(`### key ${k.name}`, '', ...commands(rule, k, keyFiles.get(k.name)!, log));
+        readme.push(`### key ${k.name}`, '', ...commands(rule, k, keyFiles.get(k.name)!, log, tsa ? tsa.file : undefined));
         if (k.chain?.length) {
           readme.push(
             `Key ${k.name} has a certificate${k.identity ? ` (${k.identity})` : ''}: its CA chain is in trusted_root.json and ${keyFiles.get(k.name)!.chain}.` +
@@ -193,10 +207,10 @@ export const cosignExporter: VerifierExporter = {
         }
       }
     }
-    notes.push('cosign: trusted_root.json names no timestamp authority (signet has no RFC 3161 support yet) and no CT log');
+    notes.push('cosign: trusted_root.json names no CT log (signet\'s certificates carry no SCT: the commands pass --insecure-ignore-sct)');
     if (logs.length) notes.push(`cosign: the Rekor keys in trusted_root.json are valid from ${LOG_VALID_FROM} (signet does not know when a log key came into use); after a log key rotation set the old key's end by hand`);
 
-    documents.unshift({ file: 'trusted_root.json', format: 'json', content: trustedRoot(logs, keyChains(input.rules)) });
+    documents.unshift({ file: 'trusted_root.json', format: 'json', content: trustedRoot(logs, keyChains(input.rules), tsas) });
     documents.push({ file: 'README.md', content: {}, text: `${readme.join('\n').trimEnd()}\n` });
     return { documents, notes: [...new Set(notes)] };
   },
