@@ -105,7 +105,8 @@ function commands(rule: PolicyRule, key: PolicyKey, files: { pub: string; chain?
   const bundleRead = rule.formats?.includes('bundle') ?? false;
   // cosign 2.x compares a `.sig`'s Rekor entry with `--key` when given one and with the
   // certificate otherwise (pkg/cosign/verify.go keyBytes in v2.5.0): with a log, the certificate.
-  const legacyByCertificate = hasCertificate && log !== undefined;
+  // With a timestamp (a verified time), the certificate is checked against the chain too.
+  const legacyByCertificate = hasCertificate && (log !== undefined || tsaChain !== undefined);
   const lines = ['```sh', '# cosign 3.x'];
   if (byCertificate) lines.push(`cosign verify ${trusted} ${identity}${tlog}${bundleRead ? stamps : sigStamps} "$IMAGE"`);
   // Without a log or a TSA cosign 3.x needs no trusted root (checked: it then makes no TUF request).
