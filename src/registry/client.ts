@@ -43,10 +43,20 @@ export interface ListLimits {
 /** 1,000 pages and 100,000 names per listing (a catalog or one repository's tags). */
 export const LIST_LIMITS: Readonly<ListLimits> = { maxPages: 1000, maxNames: 100_000 };
 
+/** How long an uploaded or seen blob is taken as present without asking (see RegistryClient.present). */
+const PRESENT_TTL_MS = 10 * 60_000;
+const MAX_PRESENT = 10_000;
+
 export class RegistryClient {
   readonly host: string;
   /** Blob uploads under way, by repository@digest (see uploadBlob). */
   private readonly uploads = new Map<string, Promise<string>>();
+  /**
+   * Blobs this client uploaded or saw (repository@digest -> when), so a blob every signature of a
+   * repository shares (the empty config of referrer manifests) costs no HEAD each time. Bounded
+   * and short-lived: a blob garbage-collected meanwhile is uploaded again after PRESENT_TTL_MS.
+   */
+  private readonly present = new Map<string, number>();
   private readonly transport: RegistryTransport;
 
   constructor(cfg: RegistryConfig, opts: { baseDir?: string; dispatcher?: Dispatcher; credentials?: CredentialSource } = {}) {
@@ -220,9 +230,18 @@ export class RegistryClient {
     checkRepo(repository);
     const digest = sha256Digest(data);
     const key = `${repository}@${digest}`;
+    const seen = this.present.get(key);
+    if (!knownAbsent && seen !== undefined && Date.now() - seen < PRESENT_TTL_MS) return digest;
     const inFlight = this.uploads.get(key);
     if (inFlight) return inFlight;
-    const upload = this.upload(repository, data, digest, knownAbsent).finally(() => this.uploads.delete(key));
+    const upload = this.upload(repository, data, digest, knownAbsent)
+      .then((d) => {
+        this.present.delete(key);
+        this.present.set(key, Date.now());
+        while (this.present.size > MAX_PRESENT) this.present.delete(this.present.keys().next().value as string);
+        return d;
+      })
+      .finally(() => this.uploads.delete(key));
     this.uploads.set(key, upload);
     return upload;
   }

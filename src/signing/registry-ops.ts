@@ -51,12 +51,24 @@ export async function getBlob(client: RegistryClient, repository: string, digest
 }
 
 /**
+ * Registries that answered the referrers API with "not supported" (404, 405, 406, 501), and when.
+ * Support is a property of the registry, not of a digest: asked again after the TTL (an upgrade
+ * is noticed), never per listing. A registry that gains the API meanwhile indexes the referrers
+ * signet pushed anyway (they carry `subject`).
+ */
+const noReferrersApi = new WeakMap<RegistryClient, number>();
+const REFERRERS_PROBE_TTL_MS = 10 * 60_000;
+
+/**
  * The referrers of `digest` through the referrers API, or undefined when the registry does not
  * implement it (404 and the like, or a first answer that is not a referrers index: see
  * parseIndex). Follows `Link: rel="next"` pages on the same registry, at most
  * MAX_REFERRER_PAGES; a later page that is not a referrers index ends the listing.
  */
 export async function listReferrersApi(client: RegistryClient, repository: string, digest: string): Promise<IndexDescriptor[] | undefined> {
+  // a registry without the API says so once (per REFERRERS_PROBE_TTL_MS): no probe per listing
+  const known = noReferrersApi.get(client);
+  if (known !== undefined && Date.now() - known < REFERRERS_PROBE_TTL_MS) return undefined;
   const out: IndexDescriptor[] = [];
   const seen = new Set<string>();
   let path: string | undefined = `/v2/${repository}/referrers/${digest}`;
@@ -70,7 +82,10 @@ export async function listReferrersApi(client: RegistryClient, repository: strin
       headers: { accept: OCI_INDEX },
       ok: [200, 400, 404, 405, 406, 501],
     });
-    if (r.status !== 200) return page === 0 ? undefined : out;
+    if (r.status !== 200) {
+      if (page === 0 && r.status !== 400) noReferrersApi.set(client, Date.now());
+      return page === 0 ? undefined : out;
+    }
     let parsed: IndexDescriptor[];
     try {
       parsed = parseIndex(r.body, `registry ${client.host}: GET ${path}`);

@@ -98,17 +98,25 @@ describe('signet verify', () => {
     const ok = await verify('one/signed:v1');
     expect(ok.code).toBe(0);
     expect(ok.report.rule).toMatchObject({ index: 0, keys: ['a'], expectedIdentity: `${H}/one/signed:v1` });
+    // the default formats: the .sig and the bundle, each checked
+    expect(ok.report.rule).toMatchObject({ formats: ['legacy', 'bundle'] });
     expect(ok.report.manifests[0]!.signatures).toEqual([
-      expect.objectContaining({ key: 'a', dockerReference: `${H}/one/signed:v1`, requiredKey: true, satisfies: true }),
+      expect.objectContaining({ format: 'legacy', key: 'a', dockerReference: `${H}/one/signed:v1`, requiredKey: true, satisfies: true }),
+      expect.objectContaining({ format: 'bundle', key: 'a', signedDigest: img['one/signed:v1'], requiredKey: true, satisfies: true }),
     ]);
     // by digest: the tag is unknown, any reference of the repository counts (matchRepoDigestOrExact)
     expect((await verify(`one/signed@${img['one/signed:v1']}`)).code).toBe(0);
 
     const half = await verify('repo/half:v2');
     expect(half.code).toBe(1);
+    // cosign 2.5 wrote b's .sig only: a lacks both formats, b the bundle
     expect(half.report.manifests[0]).toMatchObject({
-      signatures: [{ key: 'b', dockerReference: `${H}/repo/half`, requiredKey: true, satisfies: true }],
-      missing: [{ key: 'a', why: 'no signature by this key' }],
+      signatures: [{ format: 'legacy', key: 'b', dockerReference: `${H}/repo/half`, requiredKey: true, satisfies: true }],
+      missing: [
+        { key: 'a', format: 'legacy', why: 'no signature by this key' },
+        { key: 'a', format: 'bundle', why: 'no bundle by this key' },
+        { key: 'b', format: 'bundle', why: 'no bundle by this key' },
+      ],
     });
 
     const multi = await verify('two/multi:v1');
@@ -119,7 +127,7 @@ describe('signet verify', () => {
       ['child', 'linux/arm64', ['a', 'b']],
     ]);
     const text = await run('verify', `${H}/two/multi:v1`);
-    expect(text.out.join('\n')).toMatch(/MISSING +a +\(no signature by this key\)[\s\S]*NOT OK: 2 required signatures missing/);
+    expect(text.out.join('\n')).toMatch(/MISSING +legacy +a +\(no signature by this key\)[\s\S]*NOT OK: 2 required signatures missing/);
 
     const unmatched = await run('verify', `${H}/other/app:v1`);
     expect(unmatched.code).toBe(0);
@@ -140,7 +148,7 @@ describe('signet backfill', () => {
     const report = JSON.parse(dry.out.join('\n')) as BackfillReport;
     expect(report.toSign.map((m) => [`${m.repository}:${m.tags.join(',')}`, m.digest, m.missing.map((x) => `${x.role}:${x.keys.join('+')}`)])).toEqual([
       ['one/unsigned:v1', img['one/unsigned:v1'], ['image:a']],
-      ['repo/half:v1,v2', img['repo/half:v1'], ['image:a']],
+      ['repo/half:v1,v2', img['repo/half:v1'], ['image:a+b']],
       ['two/multi:v1', img['two/multi:v1'], ['child:a+b']],
     ]);
     expect(report.toSign[2]!.missing[0]!.digest).toBe(children[1]);
@@ -151,7 +159,7 @@ describe('signet backfill', () => {
 
     // --repo: a glob over the catalog, or one repository by name (no catalog needed)
     const some = await run('backfill', '--dry-run', '--repo', 'one/**');
-    expect(some.out).toEqual([expect.stringMatching(new RegExp(`^would sign ${H}/one/unsigned:v1@${img['one/unsigned:v1']}  missing image sha256:[0-9a-f]{12}: a$`))]);
+    expect(some.out).toEqual([expect.stringMatching(new RegExp(`^would sign ${H}/one/unsigned:v1@${img['one/unsigned:v1']}  missing image sha256:[0-9a-f]{12}: a \\(legacy\\), a \\(bundle\\)$`))]);
     const named = await run('backfill', '--dry-run', '--repo', 'two/multi', '--registry', H);
     expect(named.out).toEqual([expect.stringContaining('missing child linux/arm64 sha256:')]);
 

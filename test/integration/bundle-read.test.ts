@@ -7,13 +7,11 @@
  */
 import { createPublicKey, generateKeyPairSync, X509Certificate, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { ASN1Obj, RFC3161Timestamp } from '@sigstore/core';
-import { initializeTSA } from '@sigstore/mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkBundle, imageClaim, parseSigstoreBundle, type SigstoreBundle } from '../../src/signing/bundle-read.js';
+import { verifyTimestamp as verifyTs } from '../../src/transparency/timestamp.js';
+import { startTsa, type TsaStandIn } from '../helpers/tsa.js';
 import { COSIGN3_BIN, cosignEnv, tempDir } from '../helpers/cosign.js';
 import { issueSignerChain } from '../helpers/pki.js';
 import { MT, pushImage, RegistryClient, sha256 } from '../helpers/images.js';
@@ -27,43 +25,9 @@ let rekor: RekorStandIn;
 let work: { dir: string; remove: () => void };
 const file = (...p: string[]) => path.join(work.dir, ...p);
 const keys: Record<'p256' | 'rsa', KeyObject> = {} as never;
-let tsaServer: Server;
+let tsa: TsaStandIn;
+let otherTsa: TsaStandIn;
 let tsaUrl: string;
-const tsaKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-
-/**
- * An RFC 3161 TSA on loopback for cosign: @sigstore/mock's TSA (a real TimeStampResp) behind a
- * DER `application/timestamp-query` endpoint, which is what sigstore-go sends (pkg/sign/timestamping.go
- * GetTimestamp: the message imprint is sha256 of the signature); the mock's own handler takes JSON.
- */
-async function startTsa(): Promise<void> {
-  const tsa = await initializeTSA(tsaKeys);
-  tsaServer = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      void (async () => {
-        try {
-          const tsq = ASN1Obj.parseBuffer(Buffer.concat(chunks) as Buffer<ArrayBuffer>);
-          const imprint = tsq.subs[1]!;
-          const body = await tsa.timestamp({
-            artifactHash: Buffer.from(imprint.subs[1]!.value),
-            hashAlgorithmOID: imprint.subs[0]!.subs[0]!.toOID(),
-            nonce: 1,
-            policyOID: '1.3.6.1.4.1.57264.2',
-            certReq: false,
-          });
-          res.writeHead(200, { 'content-type': 'application/timestamp-reply' });
-          res.end(Buffer.from(body as Uint8Array));
-        } catch (err) {
-          res.writeHead(400).end(String(err));
-        }
-      })();
-    });
-  });
-  await new Promise<void>((r) => tsaServer.listen(0, '127.0.0.1', r));
-  tsaUrl = `http://127.0.0.1:${(tsaServer.address() as AddressInfo).port}/api/v1/timestamp`;
-}
 
 /** cosign 3.1 in a private sandbox (HOME, TUF_ROOT, dead proxy: no network but loopback), run in the work dir. */
 async function cosign3(args: string[]): Promise<RunResult> {
@@ -113,7 +77,9 @@ beforeAll(async () => {
   work = tempDir('signet-bundle-read-');
   reg = await startRegistry();
   rekor = await startRekor();
-  await startTsa();
+  tsa = await startTsa();
+  otherTsa = await startTsa();
+  tsaUrl = tsa.url;
   // a P-256 key cosign generates, and an RSA-2048 key imported into cosign's format
   await ok(['generate-key-pair', '--output-key-prefix=p256']);
   writeFileSync(file('rsa.pem'), generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
@@ -151,7 +117,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await reg?.stop();
   await rekor?.stop();
-  if (tsaServer) await new Promise<void>((r) => tsaServer.close(() => r()));
+  await tsa?.stop();
+  await otherTsa?.stop();
   work?.remove();
 });
 
@@ -271,19 +238,11 @@ describe('cosign sign 3.1 bundles, read and checked', () => {
     const { bundle } = found[0]!;
     expect(bundle.rfc3161Timestamps).toHaveLength(1);
     expect(bundle.tlogEntries).toEqual([]);
-    const verifyTimestamp = (signature: Buffer, signed: Buffer): Date => {
-      const t = RFC3161Timestamp.parse(signed as Buffer<ArrayBuffer>);
-      t.verify(signature, tsaKeys.publicKey);
-      return t.signingTime;
-    };
+    // signet's own verifier, with the TSA's chain (what the rule's timestamp.certificateChain gives)
+    const verifyTimestamp = (signature: Buffer, signed: Buffer): Date => verifyTs(signed, signature, tsa.chainPem).genTime;
     const want = { digest: img.digest, annotations: { team: 'x' } };
     expect(await checkBundle(bundle, want, { publicKey: keys.rsa }, { verifyTimestamp, requireTimestamp: true })).toEqual({ ok: true, tlogEntries: 0, timestamps: 1 });
-    const otherTsa = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
-    const verifyOther = (signature: Buffer, signed: Buffer): Date => {
-      const t = RFC3161Timestamp.parse(signed as Buffer<ArrayBuffer>);
-      t.verify(signature, otherTsa);
-      return t.signingTime;
-    };
+    const verifyOther = (signature: Buffer, signed: Buffer): Date => verifyTs(signed, signature, otherTsa.chainPem).genTime;
     expect(await checkBundle(bundle, want, { publicKey: keys.rsa }, { verifyTimestamp: verifyOther, requireTimestamp: true })).toEqual({ ok: false, why: 'no timestamp verifies' });
   }, 120_000);
 });

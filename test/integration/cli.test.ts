@@ -185,7 +185,15 @@ rules: [{ match: "${registry.host}/cli/**", keys: [rsa] }]
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       const report = JSON.parse(r.stdout);
-      expect(report).toMatchObject({ status: 'signed', digest: img.digest, signatures: [{ key: 'rsa', outcome: 'signed', digest: img.digest }] });
+      expect(report).toMatchObject({
+        status: 'signed',
+        digest: img.digest,
+        formats: ['legacy', 'bundle'],
+        signatures: [
+          { key: 'rsa', format: 'legacy', outcome: 'signed', digest: img.digest },
+          { key: 'rsa', format: 'bundle', outcome: 'signed', digest: img.digest },
+        ],
+      });
       expect((await cosignVerify(`${registry.host}/cli/app:v3`, path.join(tmp.dir, 'rsa.pub'))).ok).toBe(true);
       const again = JSON.parse((await signet(['sign', `${registry.host}/cli/app:v3`, '-c', 'sign.yaml'], { cwd: tmp.dir })).stdout);
       expect(again.signatures[0].outcome).toBe('present');

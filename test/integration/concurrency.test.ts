@@ -30,7 +30,7 @@ async function runtimeWith(key: string): Promise<Runtime> {
     `redis: { url: "${REDIS_URL}", prefix: ${prefix} }
 registries: [{ host: "${registry.host}", insecure: true }]
 keys: [{ name: ${key}, provider: file, path: ${key}.pem }]
-rules: [{ match: "${registry.host}/**", keys: [${key}], identity: repository }]
+rules: [{ match: "${registry.host}/**", keys: [${key}], identity: repository, formats: [legacy] }]
 `,
     'c.yaml',
   );

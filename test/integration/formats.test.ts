@@ -80,6 +80,7 @@ keys:
 rules:
   - match: "${Q}/tlog/**"
     keys: [p256, rsa]
+    formats: [legacy]
     rekor: { url: "${R}", publicKey: "\${REKOR_PUB}" }
   - { match: "${Q}/besteffort/**", keys: [p256], rekor: { url: "${R}", required: false, timeoutMs: 1000 } }
   - { match: "${Q}/strict/**", keys: [p256], rekor: { url: "${R}", timeoutMs: 1000 } }

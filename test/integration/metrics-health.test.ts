@@ -87,11 +87,12 @@ describe('metrics', () => {
     await pushImage(registry, 'team/app', 'v1');
     const m = await waitFor('signature counted', async () => {
       const s = await scrape();
-      return value(s, 'signet_signatures_total', { key: 'k', outcome: 'signed' }) >= 1 ? s : undefined;
+      return value(s, 'signet_signatures_total', { key: 'k', outcome: 'signed' }) >= 2 ? s : undefined;
     }, 30_000, 200);
 
     expect(value(m, 'signet_webhook_events_total', { integration: 'local', outcome: 'queued' })).toBe(1);
-    expect(value(m, 'signet_signatures_total', { key: 'k', outcome: 'signed' })).toBe(1);
+    // one per format (the default: legacy .sig and bundle)
+    expect(value(m, 'signet_signatures_total', { key: 'k', outcome: 'signed' })).toBe(2);
     expect(value(m, 'signet_jobs_total', { outcome: 'retry' })).toBe(2);
     // push to signed: one observation, with the two retries' backoff (>= 75 + 150 ms) in it
     expect(value(m, 'signet_push_to_signed_seconds_count')).toBe(1);

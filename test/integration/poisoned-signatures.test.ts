@@ -66,8 +66,9 @@ integrations:
 keys:
   - { name: a, provider: file, path: a.pem }
 rules:
-  - { match: "${loud.host}/poison/**", keys: [a] }
-  - { match: "${proxy.host}/multi/**", keys: [a] }
+  # the .sig under attack: legacy only (with a bundle too, cosign 3 reads the bundle and never the poisoned .sig)
+  - { match: "${loud.host}/poison/**", keys: [a], formats: [legacy] }
+  - { match: "${proxy.host}/multi/**", keys: [a], formats: [legacy] }
   - { match: "${proxy.host}/bundle/**", keys: [a], formats: [bundle] }
 `;
   cfg = file('signet.yaml');

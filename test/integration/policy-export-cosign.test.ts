@@ -35,10 +35,10 @@ beforeAll(async () => {
     keys: ['p256', 'other', 'certkey'],
     certKey: 'certkey',
     rules: (H, rekorBlock) => [
-      `{ match: "${H}/tlog/**", keys: [p256], rekor: ${rekorBlock} }`,
+      `{ match: "${H}/tlog/**", keys: [p256], formats: [legacy], rekor: ${rekorBlock} }`,
       `{ match: "${H}/plain/**", keys: [other] }`,
       `{ match: "${H}/both/**", keys: [p256], formats: [legacy, bundle], rekor: ${rekorBlock} }`,
-      `{ match: "${H}/pki/**", keys: [certkey], rekor: ${rekorBlock} }`,
+      `{ match: "${H}/pki/**", keys: [certkey], formats: [legacy], rekor: ${rekorBlock} }`,
       `{ match: "${H}/bundle/**", keys: [other], formats: [bundle] }`,
       `{ match: "${H}/bundle-tlog/**", keys: [p256], formats: [bundle], rekor: ${rekorBlock} }`,
       `{ match: "${H}/pkib/**", keys: [certkey], formats: [legacy, bundle], rekor: ${rekorBlock} }`,
@@ -104,7 +104,7 @@ describe('signet policy export --for cosign', () => {
     expect(tr.timestampAuthorities).toBeUndefined();
     expect(readFileSync(path.join(out, 'rekor.pub'), 'utf8')).toBe(rekor.publicKeyPem);
     for (const k of ['p256', 'other', 'certkey']) expect(readFileSync(path.join(out, `${k}.pub`), 'utf8')).toMatch(/^-----BEGIN PUBLIC KEY-----/);
-    expect(exportErr.join('\n')).toMatch(/no timestamp authority/);
+    expect(exportErr.join('\n')).toMatch(/no CT log/);
   });
 
   it('has the document cosign 3.1 `trusted-root create` writes for the same log key and CA chain', async () => {

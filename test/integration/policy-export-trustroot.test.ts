@@ -33,7 +33,12 @@ beforeAll(async () => {
   stack = await startExportStack({
     keys: ['certkey', 'plain'],
     certKey: 'certkey',
-    rules: (H, rekorBlock) => [`{ match: "${H}/pki/**", keys: [certkey], rekor: ${rekorBlock} }`, `{ match: "${H}/plain/**", keys: [plain], rekor: ${rekorBlock} }`],
+    // legacy only: policy-controller's key authorities read the .sig (bundles only for keyless
+    // ones), while the cosign 3.1 CLI standing in for it here would read a bundle first
+    rules: (H, rekorBlock) => [
+      `{ match: "${H}/pki/**", keys: [certkey], formats: [legacy], rekor: ${rekorBlock} }`,
+      `{ match: "${H}/plain/**", keys: [plain], formats: [legacy], rekor: ${rekorBlock} }`,
+    ],
   });
   ({ registry, rekor, signet, file } = stack);
   ({ out, err: exportErr } = await exportPolicy(stack, 'policy-controller', 'pc-export'));

@@ -45,7 +45,7 @@ ${extra}
 keys:
   - { name: k, provider: file, path: k.pem }
 rules:
-  - { match: "${host}/**", keys: [k] }
+  - { match: "${host}/**", keys: [k], formats: [legacy] }
 `;
 }
 

@@ -10,7 +10,7 @@
  * - `verifyWrites: true`: the read-back costs one request more (8).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cosignGenerateKeyPair, cosignSign, cosignVerify, tempDir } from '../helpers/cosign.js';
+import { COSIGN3_BIN, cosignGenerateKeyPair, cosignSign, cosignVerify, tempDir } from '../helpers/cosign.js';
 import { getManifest, pushImage, sigTag, type PushedImage } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { startSignet, waitFor, type RunningSignet } from '../helpers/signet.js';
@@ -39,8 +39,9 @@ registries:
 integrations: [{ name: local, kind: distribution, secret: "${SECRET}" }]
 keys: [{ name: k, provider: file, path: cosign.key, password: "\${COST_PW}" }]
 rules:
-  - { match: "${registry.host}/**", keys: [k], identity: repository }
-  - { match: "${checked.host}/**", keys: [k], identity: repository }
+  - { match: "${registry.host}/default/**", keys: [k], identity: repository }
+  - { match: "${registry.host}/**", keys: [k], identity: repository, formats: [legacy] }
+  - { match: "${checked.host}/**", keys: [k], identity: repository, formats: [legacy] }
 `,
     { baseDir: tmp.dir, env: { COST_PW: 'cost-pw' } },
   );
@@ -152,5 +153,32 @@ describe('cost per signature, from signet_registry_requests_total', () => {
     const c = await deliver(checked.host, 'cost/checked', 'v1', img);
     expect(c.keyCalls).toBe(1);
     expect(c.requests).toEqual({ 'GET manifest': 3, 'POST upload': 2, 'PUT upload': 2, 'PUT manifest': 1 });
+  });
+
+  it('the default formats (legacy .sig and bundle) on a registry without the referrers API: 2 key calls; 18 requests for the first image of a repository, 14 after; cosign 2.5 reads the .sig, cosign 3.1 the bundle', async () => {
+    // the first image: the referrers API probed (then remembered per registry), the empty config checked (then remembered per repository)
+    const first = await pushImage(registry, 'default/app', 'v1');
+    const c = await deliver(registry.host, 'default/app', 'v1', first);
+    expect(c.keyCalls).toBe(2);
+    console.log(`default formats, first image: ${total(c.requests)} registry requests ${JSON.stringify(c.requests)}`);
+    expect(c.requests).toEqual({ 'GET other': 1, 'GET manifest': 5, 'HEAD blob': 1, 'POST upload': 4, 'PUT upload': 4, 'PUT manifest': 3 });
+    expect(total(c.requests)).toBe(18);
+    for (const bin of [undefined, COSIGN3_BIN()]) {
+      const v = await cosignVerify(`${registry.host}/default/app:v1`, pubPath, [], bin ? { bin } : {});
+      expect(v.ok, v.stderr).toBe(true);
+    }
+    // the next one: legacy 7 (resolve; payload POST+PUT; .sig GET; config POST+PUT; .sig PUT) and
+    // bundle 7 (fallback index GET; bundle POST+PUT; referrer PUT; index GET under the lock, PUT, read back)
+    const next = await pushImage(registry, 'default/app', 'v2');
+    const n = await deliver(registry.host, 'default/app', 'v2', next);
+    expect(n.keyCalls).toBe(2);
+    console.log(`default formats, next image: ${total(n.requests)} registry requests ${JSON.stringify(n.requests)}`);
+    expect(n.requests).toEqual({ 'GET manifest': 5, 'POST upload': 3, 'PUT upload': 3, 'PUT manifest': 3 });
+    expect(total(n.requests)).toBe(14);
+    // delivered again: nothing written, no key call; the bundle is read and verified (referrer and blob), not taken on its listing
+    const again = await deliver(registry.host, 'default/app', 'v2', next);
+    expect(again.keyCalls).toBe(0);
+    console.log(`default formats, same push again: ${total(again.requests)} registry requests ${JSON.stringify(again.requests)}`);
+    expect(again.requests).toEqual({ 'GET manifest': 4, 'GET blob': 1 });
   });
 });

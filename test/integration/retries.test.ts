@@ -29,7 +29,7 @@ beforeAll(async () => {
 worker: { concurrency: 4, attempts: 5, backoffMs: 100 }
 registries: [{ host: "${proxy.host}", insecure: true, timeoutMs: 2000 }]
 keys: [{ name: k, provider: file, path: k.pem }]
-rules: [{ match: "${proxy.host}/**", keys: [k] }]
+rules: [{ match: "${proxy.host}/**", keys: [k], formats: [legacy] }]
 `,
     { baseDir: tmp.dir, roles: { receiver: true, worker: true } },
   );

@@ -110,7 +110,8 @@ describe('status page', () => {
     expect(await page.locator(`#failures tr[data-job="${jobId}"]`).count()).toBe(0);
     expect(await page.textContent('#failures')).toContain('No failed jobs.');
     expect(await page.textContent('#queue [data-queue="failed"] b')).toBe('0');
-    expect(await page.textContent('#signatures tr[data-key="k"] [data-outcome="signed"]')).toBe('1');
+    // one signature per format (the default: legacy .sig and bundle)
+    expect(await page.textContent('#signatures tr[data-key="k"] [data-outcome="signed"]')).toBe('2');
     expect(await signet.service.queue!.queue.getJobState(jobId)).toBe('completed');
     // (SIGNET_UI_SCREENSHOT=/some/file.png keeps it for a look; by default it goes with the temp dir)
     const shot = process.env.SIGNET_UI_SCREENSHOT ?? path.join(tmp.dir, 'status-page.png');

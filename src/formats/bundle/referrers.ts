@@ -23,6 +23,8 @@ export function mayHoldBundle(d: { artifactType?: string | undefined }): boolean
 export interface Listing {
   api: boolean;
   descriptors: IndexDescriptor[];
+  /** Without the API: the fallback tag's index as read (undefined when the tag does not exist yet). */
+  index?: ReferrersIndex | undefined;
 }
 
 /** The bundle a referrer holds, or undefined when it is absent or cannot be read. */
@@ -43,7 +45,8 @@ export async function listReferrers(client: RegistryClient, repository: string, 
   if (api) return { api: true, descriptors: api };
   const idx = await client.getManifest(repository, referrersTag(digest), OCI_INDEX);
   if (!idx) return { api: false, descriptors: [] };
-  return { api: false, descriptors: fallbackIndex(client, repository, digest, idx.document).manifests };
+  const index = fallbackIndex(client, repository, digest, idx.document);
+  return { api: false, descriptors: index.manifests, index };
 }
 
 /** The referrers fallback tag's manifest, checked: REGISTRY_PROTOCOL when it is not a referrers index. */

@@ -21,6 +21,7 @@ import type { RegistryClient } from '../../registry/client.js';
 import { OCI_INDEX, OCI_MANIFEST } from '../../registry/media-types.js';
 import { bundleTlogEntry, checkDsseBody, proposedDsse } from '../../transparency/entries.js';
 import { sha256Digest } from '../../util/digest.js';
+import type { ReferrersIndex } from '../../registry/schemas.js';
 import type { SignResult, Subject, WriteContext } from '../types.js';
 import {
   BUNDLE_PREDICATE_ANNOTATION,
@@ -129,7 +130,7 @@ export async function attachBundles(
 
     await client.uploadBlob(repository, EMPTY_CONFIG);
     for (const p of todo) {
-      await client.uploadBlob(repository, p.bundle!);
+      await client.uploadBlob(repository, p.bundle!, true); // a fresh signature: never there yet
       await client.putManifest(repository, sha256Digest(p.manifest!), p.manifest!, OCI_MANIFEST);
     }
     const added = todo.map((p) => ({
@@ -143,7 +144,8 @@ export async function attachBundles(
     if (now.api) {
       await apiReadback(client, repository, subject.digest, added.map((a) => a.digest), opts.apiReadbackMs ?? 3000);
     } else {
-      await updateFallbackTag(client, repository, subject.digest, added);
+      // the listing read under the lock is the read of this read-modify-write
+      await updateFallbackTag(client, repository, subject.digest, added, now.index);
     }
     return plans.map((p) => p.result);
   });
@@ -245,11 +247,16 @@ async function updateFallbackTag(
   repository: string,
   digest: string,
   added: readonly (Descriptor & { artifactType: string; annotations: Record<string, string> })[],
+  read: ReferrersIndex | undefined,
 ): Promise<void> {
   const tag = referrersTag(digest);
+  let current = read;
   for (let attempt = 1; ; attempt++) {
-    const cur = await client.getManifest(repository, tag, OCI_INDEX);
-    const next = appendToIndex(cur && fallbackIndex(client, repository, digest, cur.document), added);
+    if (attempt > 1) {
+      const cur = await client.getManifest(repository, tag, OCI_INDEX);
+      current = cur && fallbackIndex(client, repository, digest, cur.document);
+    }
+    const next = appendToIndex(current, added);
     if (next.changed) await client.putManifest(repository, tag, next.body, OCI_INDEX);
     const check = await client.getManifest(repository, tag, OCI_INDEX);
     const listed = check ? fallbackIndex(client, repository, digest, check.document).manifests : [];

@@ -106,7 +106,7 @@ describe('--for cosign', () => {
     expect(r.byFile.get('team-a-2.pub')!.text).toBe(b.pem);
     expect(r.byFile.get('rekor.pub')!.text).toBe(rekorPem);
     expect(r.root.tlogs).toHaveLength(1);
-    expect(r.notes.join('\n')).toMatch(/no timestamp authority/);
+    expect(r.notes.join('\n')).toMatch(/no CT log/);
     expect(r.notes.join('\n')).toMatch(/valid from 1970-01-01T00:00:00Z/);
   });
 
