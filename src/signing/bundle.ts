@@ -13,11 +13,10 @@
  *   manifest, pushed by digest; found through the referrers API or the referrers fallback tag
  *   `sha256-<hex>` (an image index signet maintains where the registry has no API).
  */
-import { createHash, createPublicKey, verify as verifySignature, X509Certificate } from 'node:crypto';
+import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
 import { OCI_INDEX, OCI_MANIFEST } from '../registry/media-types.js';
 import type { ReferrersIndex } from '../registry/schemas.js';
 import { sha256Digest } from '../util/digest.js';
-import { dsseBundleSchema, jsonOrUndefined } from './schemas.js';
 
 export const BUNDLE_V03 = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 export const INTOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
@@ -97,38 +96,6 @@ export function buildBundle(opts: {
       },
     }),
   );
-}
-
-export interface ParsedBundle {
-  payloadType: string;
-  payload: Buffer;
-  signature: Buffer;
-  tlogEntries: number;
-  timestamps: number;
-}
-
-/** The bundle in a referrer's blob, or undefined when the bytes are not a DSSE sigstore bundle (anyone can push one). */
-export function parseBundle(data: Buffer): ParsedBundle | undefined {
-  const r = dsseBundleSchema.safeParse(jsonOrUndefined(data));
-  if (!r.success) return undefined;
-  const env = r.data.dsseEnvelope;
-  return {
-    payloadType: env.payloadType,
-    payload: Buffer.from(env.payload, 'base64'),
-    signature: Buffer.from(env.signatures[0].sig, 'base64'),
-    tlogEntries: r.data.verificationMaterial?.tlogEntries?.length ?? 0,
-    timestamps: r.data.verificationMaterial?.timestampVerificationData?.rfc3161Timestamps?.length ?? 0,
-  };
-}
-
-/** Does this parsed bundle hold `statement` signed by the key (SPKI PEM)? */
-export function bundleSignedBy(b: ParsedBundle, statement: Buffer, publicKeyPem: string): boolean {
-  if (b.payloadType !== INTOTO_PAYLOAD_TYPE || !b.payload.equals(statement)) return false;
-  try {
-    return verifySignature('sha256', pae(b.payloadType, b.payload), createPublicKey(publicKeyPem), b.signature);
-  } catch {
-    return false;
-  }
 }
 
 /** The referrer manifest (cosign's WriteReferrer layout; keys in Go struct order). */

@@ -17,22 +17,6 @@ export const bundleReferrerSchema = z.looseObject({
   layers: z.tuple([descriptorSchema.extend({ mediaType: z.string().startsWith('application/vnd.dev.sigstore.bundle') })]),
 });
 
-/** A sigstore bundle (v0.1-v0.3 JSON) with a DSSE envelope: what signet reads of it. */
-export const dsseBundleSchema = z.looseObject({
-  mediaType: z.string().startsWith('application/vnd.dev.sigstore.bundle'),
-  verificationMaterial: z
-    .looseObject({
-      tlogEntries: z.array(z.unknown()).optional(),
-      timestampVerificationData: z.looseObject({ rfc3161Timestamps: z.array(z.unknown()).optional() }).optional(),
-    })
-    .optional(),
-  dsseEnvelope: z.looseObject({
-    payload: z.string(),
-    payloadType: z.string(),
-    signatures: z.tuple([z.looseObject({ sig: z.string() })], z.unknown()),
-  }),
-});
-
 /** cosign's simple-signing payload (sigstore/sigstore pkg/signature/payload): what verification reads. */
 export const simpleSigningSchema = z.looseObject({
   critical: z.looseObject({

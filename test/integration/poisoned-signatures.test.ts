@@ -213,7 +213,7 @@ describe('poisoned .sig (item 4)', () => {
     expect(code).toBe(1);
     expect(report.ok).toBe(false);
     expect(report.manifests[0]!.refused).toContain('1001 layers');
-    expect(report.manifests[0]!.missing).toEqual([{ key: 'a', why: report.manifests[0]!.refused }]);
+    expect(report.manifests[0]!.missing).toEqual([{ key: 'a', format: 'legacy', why: report.manifests[0]!.refused }]);
   }, 120_000);
 });
 

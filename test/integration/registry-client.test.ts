@@ -33,10 +33,17 @@ describe('RegistryClient.uploadBlob', () => {
     expect(seen.sort()).toEqual(['HEAD blob 404', 'POST upload 202', 'PUT upload 201']);
     expect(await client.blobExists('team/app', digest)).toBe(true);
 
-    // once it is up, the next upload only asks (HEAD 200); another repository uploads its own
+    // once it is up, the client remembers it (no request at all); another repository uploads its own
     seen.length = 0;
     await Promise.all([client.uploadBlob('team/app', blob), client.uploadBlob('team/other', blob), client.uploadBlob('team/other', blob)]);
-    expect(seen.sort()).toEqual(['HEAD blob 200', 'HEAD blob 404', 'POST upload 202', 'PUT upload 201']);
+    expect(seen.sort()).toEqual(['HEAD blob 404', 'POST upload 202', 'PUT upload 201']);
+    // another client (another worker) asks: HEAD 200, nothing uploaded
+    const other = new RegistryClient({ host: registry.host, insecure: true, aliases: [], authHosts: [], maxConcurrency: 4, timeoutMs: 10_000, verifyWrites: false });
+    other.onResponse = client.onResponse;
+    seen.length = 0;
+    await other.uploadBlob('team/app', blob);
+    expect(seen).toEqual(['HEAD blob 200']);
+    await other.close();
   });
 
   it('a failed upload fails every caller waiting on it, and the next call tries again', async () => {

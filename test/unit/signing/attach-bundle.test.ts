@@ -3,12 +3,13 @@
  * tests' docker-registry 2.8 has none, so they cover the fallback tag): no fallback tag is
  * written, dedup reads the API, a bundle behind a redirect to storage does not count (only verified content does).
  */
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { KeyProvider } from '../../../src/kms/types.js';
 import type { RegistryClient } from '../../../src/registry/client.js';
 import { attachBundles } from '../../helpers/signing-keys.js';
-import { bundleSignedBy, parseBundle, signStatement, STATEMENT_ANNOTATION } from '../../../src/signing/bundle.js';
+import { checkBundle, parseSigstoreBundle } from '../../../src/signing/bundle-read.js';
+import { signStatement, STATEMENT_ANNOTATION } from '../../../src/signing/bundle.js';
 import type { DigestLock } from '../../../src/signing/lock.js';
 import { startFakeOciClient, type FakeOci, type FakeOciClient } from '../../helpers/fake-oci.js';
 
@@ -58,9 +59,12 @@ describe('bundle referrers through the referrers API', () => {
     expect(locks).toEqual([`${reg.host}/team/app@${subject.digest}#referrers`]);
     const m = JSON.parse(reg.manifests.get(`team/app@${r!.referrer}`)!.body.toString());
     expect(m.subject).toEqual(subject);
-    const bundle = parseBundle(reg.blobs.get(m.layers[0].digest)!)!;
-    expect(bundleSignedBy(bundle, statement, await k.publicKeyPem())).toBe(true);
-    expect(bundle.tlogEntries).toBe(0);
+    const bundle = parseSigstoreBundle(reg.blobs.get(m.layers[0].digest)!)!;
+    expect(await checkBundle(bundle, { digest: subject.digest, annotations: { team: 'a' } }, { publicKey: createPublicKey(await k.publicKeyPem()) })).toEqual({
+      ok: true,
+      tlogEntries: 0,
+      timestamps: 0,
+    });
   });
 
   it('a second run finds the bundle through the API (verified from the blob) and signs nothing', async () => {

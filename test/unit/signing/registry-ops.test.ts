@@ -98,15 +98,26 @@ describe('referrers indexes are schema-checked', () => {
         body: page(i),
       });
     }
-    const all = await listReferrersApi(client, 'team/app', D);
+    // a client of its own: the one above saw this registry answer 404 (no referrers API) and remembers it
+    const fresh = new RegistryClient({ host: reg.host, insecure: true, aliases: [], authHosts: [], maxConcurrency: 4, timeoutMs: 10_000, verifyWrites: false });
+    const all = await listReferrersApi(fresh, 'team/app', D);
     expect(all).toHaveLength(MAX_REFERRER_PAGES);
     expect(reg.requests).toHaveLength(MAX_REFERRER_PAGES);
 
     reg.tricks.length = 0;
     reg.requests.length = 0;
     serve(path, page(1), INDEX, { link: `<http://evil.example${path}?p=1>; rel="next"` });
-    expect(await listReferrersApi(client, 'team/app', D)).toHaveLength(1);
+    expect(await listReferrersApi(fresh, 'team/app', D)).toHaveLength(1);
     expect(reg.requests).toHaveLength(1);
+    await fresh.close();
+  });
+
+  it('a registry that answers 404 to the referrers API is not asked again for a while (support is per registry)', async () => {
+    const other = new RegistryClient({ host: reg.host, insecure: true, aliases: [], authHosts: [], maxConcurrency: 4, timeoutMs: 10_000, verifyWrites: false });
+    expect(await listReferrersApi(other, 'team/app', D)).toBeUndefined();
+    expect(await listReferrersApi(other, 'team/other', `sha256:${'cd'.repeat(32)}`)).toBeUndefined();
+    expect(reg.requests.filter((r) => r.includes('/referrers/'))).toHaveLength(1);
+    await other.close();
   });
 });
 
