@@ -13,7 +13,7 @@ import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import type { KeyCertificate } from '../signing/certificate.js';
 import { SignatureMemo } from '../signing/signature-memo.js';
 import { sha256Digest } from '../util/digest.js';
-import type { KeyProvider } from './types.js';
+import type { KeyProvider, SignOptions } from './types.js';
 
 /** Called once per backend call: the key's name, the outcome and how long it took. */
 export type SignObserver = (key: string, outcome: 'ok' | 'error', seconds: number) => void;
@@ -60,17 +60,21 @@ export class SigningKey {
    * Sign `payload` (the backend gets its SHA-256 digest; local backends may sign the payload
    * itself). The same payload within the memo's time gets the same signature, without a backend call.
    */
-  sign(payload: Buffer): Promise<Buffer> {
+  sign(payload: Buffer, opts: SignOptions = {}): Promise<Buffer> {
     const digest = createHash('sha256').update(payload).digest();
-    return this.memo.sign(digest, () => this.callBackend(digest, payload));
+    const pss = opts.rsaPadding === 'pss';
+    // a PSS signature is another signature of the same digest: remembered apart
+    const id = pss ? Buffer.concat([digest, Buffer.from('pss')]) : digest;
+    return this.memo.sign(id, () => this.callBackend(digest, payload, pss ? opts : undefined));
   }
 
-  private async callBackend(digest: Buffer, payload: Buffer): Promise<Buffer> {
-    if (!this.observe) return this.backend.sign(digest, payload);
+  private async callBackend(digest: Buffer, payload: Buffer, opts: SignOptions | undefined): Promise<Buffer> {
+    const call = () => (opts ? this.backend.sign(digest, payload, opts) : this.backend.sign(digest, payload));
+    if (!this.observe) return call();
     const start = process.hrtime.bigint();
     const seconds = () => Number(process.hrtime.bigint() - start) / 1e9;
     try {
-      const sig = await this.backend.sign(digest, payload);
+      const sig = await call();
       this.observe(this.name, 'ok', seconds());
       return sig;
     } catch (err) {

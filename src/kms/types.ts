@@ -15,9 +15,19 @@ export interface KeyProvider {
    * digest was computed from: providers that sign locally may sign it directly (OpenSSL's
    * constant-time code path) after checking that it hashes to `digest`. KMS providers ignore it.
    */
-  sign(digest: Buffer, payload?: Buffer): Promise<Buffer>;
+  sign(digest: Buffer, payload?: Buffer, opts?: SignOptions): Promise<Buffer>;
   /** Release connections, sessions or libraries the provider holds (called once at shutdown). */
   close?(): Promise<void>;
 }
 
 export type KeyAlgorithm = 'rsa-2048' | 'ecdsa-p256';
+
+/**
+ * How an RSA key pads: PKCS#1 v1.5 (the default: what cosign and every sigstore verifier
+ * accept) or RSASSA-PSS with SHA-256 and a 32-byte salt (what the Notary Project signature
+ * specification requires for `notary.x509`). ECDSA keys ignore it. A provider that cannot sign
+ * PSS throws KEY_SIGN_FAILED for `pss` (and is refused at startup for rules that need it).
+ */
+export interface SignOptions {
+  rsaPadding?: 'pkcs1v15' | 'pss';
+}

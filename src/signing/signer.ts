@@ -8,6 +8,7 @@
  */
 import { describeError, SignetError } from '../errors.js';
 import type { SigningKey } from '../kms/signing-key.js';
+import type { SignOptions } from '../kms/types.js';
 import type { RekorLogEntry } from '../transparency/rekor.js';
 import { logToRekor, type TlogPolicy, type TlogStatus } from './tlog.js';
 
@@ -53,8 +54,8 @@ export class Signer {
   ) {}
 
   /** The key's signature over `payload` (the format's bytes: a payload, a DSSE PAE). */
-  sign(payload: Buffer): Promise<Buffer> {
-    return this.key.sign(payload);
+  sign(payload: Buffer, opts?: SignOptions): Promise<Buffer> {
+    return this.key.sign(payload, opts);
   }
 
   /**
