@@ -2,7 +2,7 @@
  * The verification matrix's results file (written by test/integration/verification-matrix.test.ts
  * under the OS tmpdir) and its rendering as a markdown table. Run by hand:
  *
- *   npx tsx test/helpers/matrix-report.ts /tmp/signet-verification-matrix.json > docs/verification-matrix.md
+ *   npx tsx test/helpers/matrix-report.ts /tmp/signet-verification-matrix.json  (docs/formats.md "Verification matrix" holds one run)
  */
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';

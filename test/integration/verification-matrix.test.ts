@@ -14,7 +14,7 @@
  * principle; each cell's test asserts exactly that row set, so a cell that newly passes or fails
  * is caught. The results (with the tools' versions) go to <tmpdir>/signet-verification-matrix.json
  * and, rendered by test/helpers/matrix-report.ts, to <tmpdir>/signet-verification-matrix.md
- * (docs/verification-matrix.md is a copy of one run's rendering).
+ * (docs/formats.md, "Verification matrix", holds one run's rendering).
  *
  * Verifier processes run two at a time (the machine has two cores).
  */
