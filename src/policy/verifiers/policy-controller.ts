@@ -15,6 +15,10 @@
  * the CA chains of the keys that sign into that log (bring-your-own PKI; key authorities do not
  * read them); with no chain there is no TrustRoot that policy-controller accepts, and a note says
  * what to add.
+ *
+ * A rule with `timestamp:` (an RFC 3161 TSA): the authority gets `rfc3161timestamp.trustRootRef`
+ * naming a TrustRoot whose `timestampAuthorities` hold the TSA's chain: the rule's log TrustRoot
+ * (which then is admissible by its TSA alone) or, without a private log, one TrustRoot per TSA.
  * Schemas: test/fixtures/policy-schemas/policy.sigstore.dev_clusterimagepolicies.yaml and
  * policy.sigstore.dev_trustroots.yaml.
  */
@@ -25,6 +29,7 @@ import {
   keyChains,
   keysSubset,
   knownRekorLogs,
+  knownTimestampAuthorities,
   normalizePem,
   rekorKey,
   rekorLogId,
@@ -37,6 +42,7 @@ import {
   type PolicyDocument,
   type PolicyInput,
   type PolicyRule,
+  type PolicyTimestamp,
   type RekorLog,
   type VerifierExporter,
 } from '../model.js';
@@ -51,6 +57,21 @@ function certificateAuthority(chain: readonly string[]): Record<string, unknown>
   return { subject: { organization, commonName }, uri: `urn:signet:ca:${encodeURIComponent(commonName)}`, certChain: Buffer.from(pem, 'utf8').toString('base64') };
 }
 
+/** A TrustRoot timestampAuthority for a rule's TSA (same shape as a certificate authority; `uri` the TSA's URL). */
+function timestampAuthority(t: PolicyTimestamp): Record<string, unknown> | undefined {
+  const chain = t.chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [];
+  const { organization, commonName } = chainRoot(chain);
+  if (!organization || !commonName) return undefined;
+  return { subject: { organization, commonName }, uri: t.url, certChain: Buffer.from(chain.map((c) => (c.endsWith('\n') ? c : `${c}\n`)).join(''), 'utf8').toString('base64') };
+}
+
+/** The distinct TSAs of these rules, as TrustRoot entries. */
+function timestampAuthorities(rules: readonly PolicyRule[]): Record<string, unknown>[] {
+  return knownTimestampAuthorities(rules)
+    .map(timestampAuthority)
+    .filter((t): t is Record<string, unknown> => t !== undefined);
+}
+
 /** The TrustRoots for the rules' private logs with a known key, by log; a log left out has its reason in `missing`. */
 function trustRoots(rules: readonly PolicyRule[], logs: readonly RekorLog[], prefix: string): { byLog: Map<RekorLog, PolicyDocument>; missing: Map<RekorLog, string> } {
   const byLog = new Map<RekorLog, PolicyDocument>();
@@ -59,9 +80,10 @@ function trustRoots(rules: readonly PolicyRule[], logs: readonly RekorLog[], pre
   for (const log of logs.filter((l) => !isPublicRekor(l.url))) {
     const users = rules.filter((r) => ruleLog(r, logs) === log);
     const cas = keyChains(users).flatMap((c) => certificateAuthority(c) ?? []);
+    const tsas = timestampAuthorities(users);
     rekorKey(log); // policy-controller's reconciler takes only ECDSA log keys, as signet does
-    if (cas.length === 0) {
-      missing.set(log, 'none of its rules\' keys has a certificate chain whose root names O and CN');
+    if (cas.length === 0 && tsas.length === 0) {
+      missing.set(log, 'none of its rules\' keys has a certificate chain whose root names O and CN, and none of its rules has a timestamp authority');
       continue;
     }
     let name = k8sName(prefix, 'rekor', new URL(log.url).host);
@@ -80,8 +102,9 @@ function trustRoots(rules: readonly PolicyRule[], logs: readonly RekorLog[], pre
         metadata: { name },
         spec: {
           sigstoreKeys: {
-            certificateAuthorities: cas,
+            ...(cas.length ? { certificateAuthorities: cas } : {}),
             tLogs: [{ baseURL: log.url, hashAlgorithm: 'sha-256', publicKey: Buffer.from(log.publicKeyPem, 'utf8').toString('base64') }],
+            ...(tsas.length ? { timestampAuthorities: tsas } : {}),
           },
         },
       },
@@ -99,6 +122,23 @@ export const policyControllerExporter: VerifierExporter = {
     const documents: ExportResult['documents'] = [];
     const logs = knownRekorLogs(input.rules);
     const roots = trustRoots(input.rules, logs, prefix);
+    // TSAs of rules without a private-log TrustRoot: a TrustRoot of their own, one per TSA
+    const tsaRoots = new Map<string, PolicyDocument>();
+    for (const rule of input.rules) {
+      const log = ruleLog(rule, logs);
+      if (!rule.timestamp || (log && roots.byLog.has(log)) || tsaRoots.has(rule.timestamp.chainPem)) continue;
+      const tsa = timestampAuthority(rule.timestamp);
+      if (!tsa) {
+        notes.push(`policy-controller: ${ruleLabel(rule)}: the timestamp authority's root names no O and CN, which a TrustRoot requires: no rfc3161timestamp check written`);
+        continue;
+      }
+      const name = k8sName(prefix, 'tsa', new URL(rule.timestamp.url).host, ...(tsaRoots.size ? [tsaRoots.size + 1] : []));
+      tsaRoots.set(rule.timestamp.chainPem, {
+        file: `trustroot-${name}`,
+        comments: [`Generated by \`signet policy export --for policy-controller\`: the RFC 3161 timestamp authority ${rule.timestamp.url}.`],
+        content: { apiVersion: 'policy.sigstore.dev/v1alpha1', kind: 'TrustRoot', metadata: { name }, spec: { sigstoreKeys: { timestampAuthorities: [tsa] } } },
+      });
+    }
     input.rules.forEach((rule, i) => {
       requireLegacy(rule, 'policy-controller', 'policy-controller reads only for keyless authorities');
       notes.push(...rekorNotes(rule, 'policy-controller'));
@@ -113,6 +153,8 @@ export const policyControllerExporter: VerifierExporter = {
           `policy-controller: ${ruleLabel(rule)}: Rekor ${url} is private, and policy-controller refuses a TrustRoot that has no certificate or timestamp authority, but ${roots.missing.get(log)}: no TrustRoot written, and ${refused}. Create a TrustRoot with spec.sigstoreKeys.tLogs [{baseURL: ${url}, hashAlgorithm: sha-256, publicKey: base64 of the Rekor PEM}] plus a certificateAuthorities entry, and set ctlog.trustRootRef to it`,
         );
       }
+      // the log's TrustRoot lists the TSAs of every rule logging there; else the TSA's own
+      const tsaRoot = rule.timestamp && (trustRoot && timestampAuthorities([rule]).length ? trustRoot : tsaRoots.get(rule.timestamp.chainPem));
       const r = toPolicyController(rule.match);
       for (const n of r.notes) notes.push(`policy-controller: ${ruleLabel(rule)}: ${n}`);
       for (const earlier of input.rules.slice(0, i)) {
@@ -128,6 +170,7 @@ export const policyControllerExporter: VerifierExporter = {
           name: k8sName(key.name),
           key: { data: normalizePem(key.pem), hashAlgorithm: 'sha256' },
           ...(url ? { ctlog: { url, ...(trustRoot ? { trustRootRef: (trustRoot.content['metadata'] as { name: string }).name } : {}) } } : {}),
+          ...(tsaRoot ? { rfc3161timestamp: { trustRootRef: (tsaRoot.content['metadata'] as { name: string }).name } } : {}),
         };
         documents.push({
           file: `clusterimagepolicy-${name}`,
@@ -148,6 +191,6 @@ export const policyControllerExporter: VerifierExporter = {
     });
     if (documents.length)
       notes.push('policy-controller: it checks pods only in namespaces labelled policy.sigstore.dev/include=true');
-    return { documents: [...roots.byLog.values(), ...documents], notes: [...new Set(notes)] };
+    return { documents: [...roots.byLog.values(), ...tsaRoots.values(), ...documents], notes: [...new Set(notes)] };
   },
 };

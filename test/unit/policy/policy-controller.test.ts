@@ -132,3 +132,35 @@ describe('policy-controller TrustRoot for a private Rekor', () => {
     expect(createPublicKey(unb64(tr.spec.sigstoreKeys.tLogs[0].publicKey)).asymmetricKeyType).toBe('ec');
   });
 });
+
+describe('policy-controller and a rule with an RFC 3161 timestamp authority', () => {
+  const tsaRoot = makeRootCa('tsa root');
+  const tsaInter = makeIntermediateCa(tsaRoot, 'tsa intermediate');
+  const timestamp = { url: 'https://tsa.internal.example/api/v1/timestamp', chainPem: tsaInter.pem + tsaRoot.pem };
+  const rekor = { url: 'https://rekor.internal.example', publicKeyPem: ecPem() };
+
+  it('no Rekor: a TrustRoot holding the TSA, valid against the CRD and admission rules; the authority names it in rfc3161timestamp', () => {
+    const r = exported({ rules: [rule(0, [key('k')], { timestamp }), rule(1, [key('j')], { timestamp })] });
+    expect(r.trustRoots).toHaveLength(1); // one per TSA
+    const tr = r.trustRoots[0];
+    expect(tr.spec.sigstoreKeys).toEqual({
+      timestampAuthorities: [{ subject: { organization: 'signet test', commonName: 'tsa root' }, uri: timestamp.url, certChain: Buffer.from(timestamp.chainPem).toString('base64') }],
+    });
+    for (const d of r.documents) expect(checkKubernetesObject(d.content), d.file).toEqual([]);
+    for (const cip of r.cips) {
+      expect(cip.spec.authorities[0].rfc3161timestamp).toEqual({ trustRootRef: tr.metadata.name });
+      expect(cip.spec.authorities[0].ctlog).toBeUndefined();
+    }
+  });
+
+  it('a private Rekor and a TSA, keys without a certificate: the log\'s TrustRoot is admissible by its TSA, and both checks name it', () => {
+    const r = exported({ rules: [rule(0, [key('plain')], { rekor, timestamp })] });
+    expect(r.trustRoots).toHaveLength(1);
+    const tr = r.trustRoots[0];
+    expect(tr.spec.sigstoreKeys.certificateAuthorities).toBeUndefined();
+    expect(tr.spec.sigstoreKeys.timestampAuthorities).toHaveLength(1);
+    expect(checkKubernetesObject(tr)).toEqual([]);
+    expect(r.cips[0].spec.authorities[0]).toMatchObject({ ctlog: { url: rekor.url, trustRootRef: tr.metadata.name }, rfc3161timestamp: { trustRootRef: tr.metadata.name } });
+    expect(r.notesText).not.toMatch(/refuses a TrustRoot/);
+  });
+});
