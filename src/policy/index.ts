@@ -55,8 +55,6 @@ function signingOptions(rule: object): Pick<PolicyRule, 'rekor' | 'formats'> {
       ...(typeof rekor['required'] === 'boolean' ? { required: rekor['required'] } : {}),
     };
   }
-  const formats = r['formats'];
-  if (Array.isArray(formats)) out.formats = formats.filter((f): f is 'legacy' | 'bundle' => f === 'legacy' || f === 'bundle');
   return out;
 }
 

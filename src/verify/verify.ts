@@ -109,7 +109,7 @@ export function formatVerifyReport(rep: VerifyReport): string[] {
     for (const s of x.signatures) {
       const status = s.satisfies ? 'ok' : s.key ? 'valid' : 'unknown';
       const detail = s.satisfies ? 'required by the rule' : s.requiredKey ? `required key, but ${s.note}` : s.key ? 'key not required by the rule' : (s.note ?? '');
-      const what = s.dockerReference ?? (s.format === 'legacy' ? '?' : s.ref);
+      const what = s.dockerReference ?? s.ref;
       lines.push(`    ${status.padEnd(8)}${s.format.padEnd(fw)}  ${(s.key ?? '-').padEnd(width)}  ${what}  (${detail})`);
     }
     for (const k of x.missing) lines.push(`    ${'MISSING'.padEnd(8)}${k.format.padEnd(fw)}  ${k.key.padEnd(width)}  (${k.why})`);
