@@ -8,6 +8,7 @@
  * See docs/formats.md for what each writes and how verifiers check it.
  */
 import { z } from 'zod';
+import { serviceUrlSchema } from '../edge/service-client.js';
 import { SignetError } from '../errors.js';
 import { rekorPublicKey } from '../transparency/rekor.js';
 import { checkAnnotationTemplates } from './annotations.js';
@@ -25,18 +26,7 @@ export const signatureFormatsSchema = z
 export const rekorRuleSchema = z
   .object({
     /** Rekor v1 API base URL: https://rekor.sigstore.dev or a self-hosted instance. */
-    url: z.string().superRefine((u, ctx) => {
-      let url: URL;
-      try {
-        url = new URL(u);
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'must be an http(s) URL such as https://rekor.sigstore.dev' });
-        return;
-      }
-      if (url.protocol !== 'https:' && url.protocol !== 'http:') ctx.addIssue({ code: 'custom', message: 'must be an http(s) URL' });
-      if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not carry credentials' });
-      if (url.search || url.hash) ctx.addIssue({ code: 'custom', message: 'must not have a query or fragment' });
-    }),
+    url: serviceUrlSchema('https://rekor.sigstore.dev'),
     /**
      * true (default): nothing is written until Rekor has the entry; outages are retried (the job
      * waits for Rekor). false: when Rekor still fails after retries, the signature is written

@@ -11,10 +11,10 @@
  * existing entry, which is then fetched (sigstore/cosign#3356).
  */
 import { createHash, createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { ServiceClient, type ServiceReply } from '../edge/service-client.js';
 import { z } from 'zod';
-import { BodyTooLargeError, readCapped, READ_LIMITS } from '../edge/read.js';
-import { retryAfterOption } from '../edge/retry-after.js';
+import { READ_LIMITS } from '../edge/read.js';
 import { checkShape, parseShape } from '../edge/upstream-json.js';
 import { SignetError } from '../errors.js';
 import { upstreamText } from '../log.js';
@@ -61,7 +61,6 @@ export interface RekorLogEntry {
 }
 
 /** Retry-After longer than this is not waited for in-process: the job queue waits instead. */
-const MAX_INLINE_WAIT_MS = 5_000;
 /** Largest Rekor answer read (an entry is a few KiB; its inclusion proof grows with log2 of the tree). */
 const MAX_BODY_BYTES = READ_LIMITS.json;
 const UUID_RE = /^[0-9a-f]{64}(?:[0-9a-f]{16})?$/;
@@ -102,15 +101,9 @@ export class RekorClient {
   private readonly base: URL;
   /** The URL's path prefix without a trailing slash ('' for a bare host). */
   private readonly basePath: string;
-  private readonly timeoutMs: number;
-  private readonly attempts: number;
-  private readonly delays: readonly number[];
   private readonly publicKey: KeyObject | undefined;
   private readonly logId: string | undefined;
-  private readonly dispatcher: Dispatcher;
-  private readonly ownsDispatcher: boolean;
-  /** Requests sent (for tests and metrics). */
-  requests = 0;
+  private readonly http: ServiceClient;
 
   constructor(opts: RekorClientOptions) {
     let base: URL;
@@ -127,27 +120,30 @@ export class RekorClient {
     this.base = base;
     this.basePath = base.pathname.replace(/\/+$/, '');
     this.url = `${base.origin}${this.basePath}`;
-    this.timeoutMs = opts.timeoutMs ?? 10_000;
-    this.attempts = Math.max(1, opts.attempts ?? 3);
-    this.delays = opts.retryDelaysMs ?? [250, 1000];
     if (opts.publicKeyPem) {
       this.publicKey = rekorPublicKey(opts.publicKeyPem);
       this.logId = logIdOf(this.publicKey);
     }
-    this.ownsDispatcher = !opts.dispatcher;
-    this.dispatcher =
-      opts.dispatcher ??
-      new Agent({
-        connections: 16,
-        keepAliveTimeout: 10_000,
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
-        connect: { timeout: Math.min(this.timeoutMs, 10_000) },
-      });
+    this.http = new ServiceClient({
+      name: `rekor ${this.url}`,
+      unavailable: 'REKOR_UNAVAILABLE',
+      rejected: 'REKOR_REJECTED',
+      timeoutMs: opts.timeoutMs ?? 10_000,
+      maxBodyBytes: MAX_BODY_BYTES,
+      attempts: opts.attempts,
+      retryDelaysMs: opts.retryDelaysMs,
+      dispatcher: opts.dispatcher,
+      detail,
+    });
+  }
+
+  /** Requests sent (for tests and metrics). */
+  get requests(): number {
+    return this.http.requests;
   }
 
   async close(): Promise<void> {
-    if (this.ownsDispatcher) await this.dispatcher.close();
+    await this.http.close();
   }
 
   /**
@@ -156,7 +152,7 @@ export class RekorClient {
    */
   async createEntry(proposed: unknown): Promise<RekorLogEntry> {
     const body = Buffer.from(JSON.stringify(proposed));
-    const r = await this.withRetry(() => this.send('POST', this.path('/api/v1/log/entries'), body));
+    const r = await this.http.withRetry(() => this.send('POST', this.path('/api/v1/log/entries'), body));
     if (r.status === 201 || r.status === 200) return this.parseEntry(r.body, undefined, false);
     if (r.status === 409) {
       const uuid = this.existingUuid(r);
@@ -168,7 +164,7 @@ export class RekorClient {
   /** GET /api/v1/log/entries/{uuid}. */
   async getEntry(uuid: string, existing = false): Promise<RekorLogEntry> {
     if (!UUID_RE.test(uuid)) throw new SignetError('REKOR_REJECTED', `rekor ${this.url}: invalid entry UUID "${uuid.slice(0, 100)}"`);
-    const r = await this.withRetry(async () => {
+    const r = await this.http.withRetry(async () => {
       const res = await this.send('GET', this.path(`/api/v1/log/entries/${uuid}`));
       // Rekor said the entry exists: a 404 now can only be replication lag. Retry it.
       if (res.status === 404) throw new SignetError('REKOR_UNAVAILABLE', `rekor ${this.url}: entry ${uuid} not found (yet)`, { status: 404 });
@@ -248,68 +244,18 @@ export class RekorClient {
     return new SignetError('REKOR_REJECTED', `rekor ${this.url}: ${what} answered HTTP ${r.status}${detail(r.body)}`, { status: r.status });
   }
 
-  private async withRetry(fn: () => Promise<Reply>): Promise<Reply> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn();
-      } catch (err) {
-        if (!(err instanceof SignetError) || !err.retryable || attempt >= this.attempts) throw err;
-        const ra = err.retryAfterSeconds;
-        if (ra !== undefined && ra * 1000 > MAX_INLINE_WAIT_MS) throw err;
-        const base = ra !== undefined ? ra * 1000 : (this.delays[Math.min(attempt - 1, this.delays.length - 1)] ?? 500);
-        await new Promise((r) => setTimeout(r, base * (0.75 + Math.random() * 0.5)));
-      }
-    }
-  }
 
   /** One HTTP exchange; throws retryable errors for 429/5xx/network/timeouts, returns the rest. */
   private async send(method: 'GET' | 'POST', path: string, body?: Buffer): Promise<Reply> {
     const url = new URL(`${this.base.origin}${path}`);
     if (url.origin !== this.base.origin) throw new SignetError('INTERNAL', 'rekor request outside the configured URL');
-    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': 'signet' };
+    const headers: Record<string, string> = { accept: 'application/json' };
     if (body) headers['content-type'] = 'application/json';
-    let res: Dispatcher.ResponseData;
-    const what = `${method} ${url.pathname}`;
-    try {
-      this.requests++;
-      res = await request(url, {
-        method,
-        headers,
-        ...(body ? { body } : {}),
-        dispatcher: this.dispatcher,
-        // the overall deadline: it also aborts the body (undici's own timers are per chunk)
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (err) {
-      throw unavailable(this.url, what, err);
-    }
-    let data: Buffer;
-    try {
-      data = await readCapped(res.body, MAX_BODY_BYTES, res.headers['content-length']);
-    } catch (err) {
-      if (err instanceof BodyTooLargeError) {
-        throw new SignetError('REKOR_REJECTED', `rekor ${this.url}: ${what} answered more than ${MAX_BODY_BYTES} bytes (HTTP ${res.statusCode})`, { status: res.statusCode });
-      }
-      throw unavailable(this.url, what, err);
-    }
-    const status = res.statusCode;
-    if (status === 429 || status >= 500) {
-      const ra = retryAfterOption(res.headers['retry-after']);
-      throw new SignetError(
-        'REKOR_UNAVAILABLE',
-        `rekor ${this.url}: ${what} answered HTTP ${status}${ra.retryAfterSeconds !== undefined ? ` (Retry-After ${ra.retryAfterSeconds}s)` : ''}${detail(data)}`,
-        { status, ...ra },
-      );
-    }
-    return { status, headers: res.headers, body: data };
+    return this.http.send(url, { method, headers, body });
   }
 }
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-}
+type Reply = ServiceReply;
 
 /** Parse and check a Rekor public key: cosign and containers/image accept only ECDSA for the SET. */
 export function rekorPublicKey(pem: string): KeyObject {
@@ -354,8 +300,3 @@ function detail(body: Buffer): string {
   return j.ok && j.value.message ? `: ${upstreamText(j.value.message)}` : '';
 }
 
-function unavailable(url: string, what: string, err: unknown): SignetError {
-  const e = err as { code?: string; name?: string; message?: string };
-  const why = e.name === 'TimeoutError' || e.name === 'AbortError' ? 'timed out' : upstreamText(e.code ?? e.message ?? String(err));
-  return new SignetError('REKOR_UNAVAILABLE', `rekor ${url} unreachable (${what}): ${why}`, { cause: err });
-}

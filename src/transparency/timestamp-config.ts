@@ -18,24 +18,14 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { serviceUrlSchema } from '../edge/service-client.js';
 import { SignetError } from '../errors.js';
 import { parseTimestampChain, type TimestampChain } from './timestamp.js';
 
 export const timestampRuleSchema = z
   .object({
     /** The TSA endpoint (RFC 3161 over HTTP), used as is: e.g. https://timestamp.sigstore.dev/api/v1/timestamp. */
-    url: z.string().superRefine((u, ctx) => {
-      let url: URL;
-      try {
-        url = new URL(u);
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'must be an http(s) URL such as https://timestamp.sigstore.dev/api/v1/timestamp' });
-        return;
-      }
-      if (url.protocol !== 'https:' && url.protocol !== 'http:') ctx.addIssue({ code: 'custom', message: 'must be an http(s) URL' });
-      if (url.username || url.password) ctx.addIssue({ code: 'custom', message: 'must not carry credentials' });
-      if (url.search || url.hash) ctx.addIssue({ code: 'custom', message: 'must not have a query or fragment' });
-    }),
+    url: serviceUrlSchema('https://timestamp.sigstore.dev/api/v1/timestamp'),
     /**
      * The TSA's certificate chain, leaf (EKU timeStamping) first and self-signed root last: PEM
      * text, or the path of a PEM file (relative to the config file). Checked by loadTimestampChain.

@@ -35,9 +35,8 @@
  */
 import { createHash, randomBytes, X509Certificate as NodeX509 } from 'node:crypto';
 import { ASN1Obj, RFC3161Timestamp, X509Certificate } from '@sigstore/core';
-import { Agent, request, type Dispatcher } from 'undici';
-import { BodyTooLargeError, readCapped } from '../edge/read.js';
-import { retryAfterOption } from '../edge/retry-after.js';
+import type { Dispatcher } from 'undici';
+import { ServiceClient, textDetail, type ServiceReply } from '../edge/service-client.js';
 import { SignetError } from '../errors.js';
 import { upstreamText } from '../log.js';
 
@@ -86,7 +85,6 @@ const HASH_BY_OID: Record<string, string> = {
 export const RFC3161_TIMESTAMP_ANNOTATION = 'dev.sigstore.cosign/rfc3161timestamp';
 
 /** Retry-After longer than this is not waited for in-process: the job queue waits instead. */
-const MAX_INLINE_WAIT_MS = 5_000;
 /** Largest TSA answer read: a token with its certificates is a few KiB. */
 const MAX_BODY_BYTES = 256 * 1024;
 const REPLY_TYPES = new Set(['application/timestamp-reply', 'application/timestamp-response']);
@@ -428,24 +426,14 @@ export function trustedRootTimestampAuthority(chain: TimestampChain, url: string
 
 // ---- the client -------------------------------------------------------------------------------
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Buffer;
-}
+type Reply = ServiceReply;
 
 export class TimestampClient {
   /** The endpoint without credentials, query or fragment (for messages). */
   readonly url: string;
   readonly chain: TimestampChain;
   private readonly target: URL;
-  private readonly timeoutMs: number;
-  private readonly attempts: number;
-  private readonly delays: readonly number[];
-  private readonly dispatcher: Dispatcher;
-  private readonly ownsDispatcher: boolean;
-  /** Requests sent (for tests and metrics). */
-  requests = 0;
+  private readonly http: ServiceClient;
 
   constructor(opts: TimestampClientOptions) {
     let u: URL;
@@ -460,23 +448,25 @@ export class TimestampClient {
     this.target = u;
     this.url = `${u.origin}${u.pathname}`;
     this.chain = typeof opts.chain === 'string' ? parseTimestampChain(opts.chain) : opts.chain;
-    this.timeoutMs = opts.timeoutMs ?? 10_000;
-    this.attempts = Math.max(1, opts.attempts ?? 3);
-    this.delays = opts.retryDelaysMs ?? [250, 1000];
-    this.ownsDispatcher = !opts.dispatcher;
-    this.dispatcher =
-      opts.dispatcher ??
-      new Agent({
-        connections: 16,
-        keepAliveTimeout: 10_000,
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
-        connect: { timeout: Math.min(this.timeoutMs, 10_000) },
-      });
+    this.http = new ServiceClient({
+      name: `timestamp authority ${this.url}`,
+      unavailable: 'TIMESTAMP_UNAVAILABLE',
+      rejected: 'TIMESTAMP_REJECTED',
+      timeoutMs: opts.timeoutMs ?? 10_000,
+      maxBodyBytes: MAX_BODY_BYTES,
+      attempts: opts.attempts,
+      retryDelaysMs: opts.retryDelaysMs,
+      dispatcher: opts.dispatcher,
+    });
+  }
+
+  /** Requests sent (for tests and metrics). */
+  get requests(): number {
+    return this.http.requests;
   }
 
   async close(): Promise<void> {
-    if (this.ownsDispatcher) await this.dispatcher.close();
+    await this.http.close();
   }
 
   /**
@@ -488,9 +478,9 @@ export class TimestampClient {
     // one nonce per call: a retry re-sends the same request, any answer to it is acceptable
     const nonce = randomNonce();
     const body = encodeTimestampRequest({ sha256, nonce, certReq: true });
-    const r = await this.withRetry(() => this.send(body));
+    const r = await this.http.withRetry(() => this.send(body));
     if (r.status < 200 || r.status > 299) {
-      const why = r.status >= 300 && r.status < 400 ? ' (redirects are not followed)' : detail(r.body);
+      const why = r.status >= 300 && r.status < 400 ? ' (redirects are not followed)' : textDetail(r.body);
       throw new SignetError('TIMESTAMP_REJECTED', `timestamp authority ${this.url} answered HTTP ${r.status}${why}`, { status: r.status });
     }
     const type = String(header(r.headers['content-type']) ?? '').split(';')[0]!.trim().toLowerCase();
@@ -506,55 +496,10 @@ export class TimestampClient {
     }
   }
 
-  private async withRetry(fn: () => Promise<Reply>): Promise<Reply> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn();
-      } catch (err) {
-        if (!(err instanceof SignetError) || !err.retryable || attempt >= this.attempts) throw err;
-        const ra = err.retryAfterSeconds;
-        if (ra !== undefined && ra * 1000 > MAX_INLINE_WAIT_MS) throw err;
-        const base = ra !== undefined ? ra * 1000 : (this.delays[Math.min(attempt - 1, this.delays.length - 1)] ?? 500);
-        await new Promise((r) => setTimeout(r, base * (0.75 + Math.random() * 0.5)));
-      }
-    }
-  }
 
   /** One HTTP exchange; throws retryable errors for 429/5xx/network/timeouts, returns the rest. */
-  private async send(body: Buffer): Promise<Reply> {
-    let res: Dispatcher.ResponseData;
-    try {
-      this.requests++;
-      res = await request(this.target, {
-        method: 'POST',
-        headers: { 'content-type': 'application/timestamp-query', accept: 'application/timestamp-reply', 'user-agent': 'signet' },
-        body,
-        dispatcher: this.dispatcher,
-        // the overall deadline: it also aborts the body (undici's own timers are per chunk)
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (err) {
-      throw unavailable(this.url, err);
-    }
-    let data: Buffer;
-    try {
-      data = await readCapped(res.body, MAX_BODY_BYTES, res.headers['content-length']);
-    } catch (err) {
-      if (err instanceof BodyTooLargeError) {
-        throw new SignetError('TIMESTAMP_REJECTED', `timestamp authority ${this.url} answered more than ${MAX_BODY_BYTES} bytes (HTTP ${res.statusCode})`, { status: res.statusCode });
-      }
-      throw unavailable(this.url, err);
-    }
-    const status = res.statusCode;
-    if (status === 429 || status >= 500) {
-      const ra = retryAfterOption(res.headers['retry-after']);
-      throw new SignetError(
-        'TIMESTAMP_UNAVAILABLE',
-        `timestamp authority ${this.url} answered HTTP ${status}${ra.retryAfterSeconds !== undefined ? ` (Retry-After ${ra.retryAfterSeconds}s)` : ''}${detail(data)}`,
-        { status, ...ra },
-      );
-    }
-    return { status, headers: res.headers, body: data };
+  private send(body: Buffer): Promise<Reply> {
+    return this.http.send(this.target, { method: 'POST', headers: { 'content-type': 'application/timestamp-query', accept: 'application/timestamp-reply' }, body }, 'POST');
   }
 }
 
@@ -562,18 +507,3 @@ function header(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** A textual error body, redacted and bounded, for the message (binary bodies are left out). */
-function detail(body: Buffer): string {
-  if (!body.length) return '';
-  const s = body.subarray(0, 2048).toString('utf8');
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u0008\u000e-\u001f\ufffd]/.test(s)) return '';
-  const t = upstreamText(s, { max: 200 });
-  return t ? `: ${t}` : '';
-}
-
-function unavailable(url: string, err: unknown): SignetError {
-  const e = err as { code?: string; name?: string; message?: string };
-  const why = e.name === 'TimeoutError' || e.name === 'AbortError' ? 'timed out' : upstreamText(e.code ?? e.message ?? String(err));
-  return new SignetError('TIMESTAMP_UNAVAILABLE', `timestamp authority ${url} unreachable: ${why}`, { cause: err });
-}
