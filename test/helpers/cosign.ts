@@ -31,7 +31,8 @@ export const COSIGN3_BIN = (): string => process.env.COSIGN3_BIN ?? '/opt/sid-to
  * invocation, removed afterwards: vitest workers do not run process 'exit' hooks, so nothing
  * may rely on them for clean-up).
  */
-async function runCosign(
+/** cosign (2.5 by default; `bin: COSIGN3_BIN()` for 3.1) in a private sandbox: own HOME and TUF_ROOT, no network but loopback. */
+export async function runCosign(
   args: string[],
   opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number; bin?: string },
 ): Promise<RunResult> {

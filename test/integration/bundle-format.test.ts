@@ -18,9 +18,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BackfillReport } from '../../src/backfill/backfill.js';
 import { main } from '../../src/cli.js';
 import type { VerifyReport } from '../../src/verify/verify.js';
-import { COSIGN3_BIN, cosignEnv, cosignGenerateKeyPair, cosignVerify, tempDir } from '../helpers/cosign.js';
+import { COSIGN3_BIN, cosignGenerateKeyPair, cosignVerify, runCosign, tempDir } from '../helpers/cosign.js';
 import { MT, pushImage, RegistryClient } from '../helpers/images.js';
-import { runProcess } from '../helpers/proc.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { REDIS_URL, startSignet, type RunningSignet } from '../helpers/signet.js';
 
@@ -42,16 +41,7 @@ rules:
 `;
 
 /** cosign 3.1 in a private sandbox (no network but loopback), in the work dir. */
-async function cosign3(args: string[], env: Record<string, string> = {}) {
-  const sandbox = tempDir('signet-cosign3-');
-  try {
-    mkdirSync(path.join(sandbox.dir, 'home', '.docker'), { recursive: true });
-    mkdirSync(path.join(sandbox.dir, 'tuf'), { recursive: true });
-    return await runProcess(COSIGN3_BIN(), args, { env: cosignEnv(sandbox.dir, env), cwd: tmp.dir, timeoutMs: 120_000 });
-  } finally {
-    sandbox.remove();
-  }
-}
+const cosign3 = (args: string[], env: Record<string, string> = {}) => runCosign(args, { bin: COSIGN3_BIN(), cwd: tmp.dir, env, timeoutMs: 120_000 });
 
 /** `cosign sign` 3.1 as a CI job would, with no transparency log: a bundle referrer, no .sig. */
 async function cosign3Sign(ref: string, key: string, password: string): Promise<void> {
