@@ -18,6 +18,7 @@
  * Authority (https only; MSAL refuses http authorities): the OpenID configuration document and a
  * client-credentials token endpoint that checks client_id/client_secret.
  */
+import { signPssDigest } from '../../../src/kms/pss.js';
 import { constants, generateKeyPairSync, privateEncrypt, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -245,6 +246,9 @@ export async function startAzureKvStandIn(
     let sig: Buffer;
     if (req2.alg === 'RS256' && key.kty.startsWith('RSA') && key.privateKey) {
       sig = privateEncrypt({ key: key.privateKey, padding: constants.RSA_PKCS1_PADDING }, Buffer.concat([DIGEST_INFO_SHA256, digest]));
+    } else if (req2.alg === 'PS256' && key.kty.startsWith('RSA') && key.privateKey) {
+      // RSASSA-PSS, SHA-256, MGF1-SHA-256, salt = hash length (RFC 7518 3.5)
+      sig = signPssDigest(key.privateKey, digest);
     } else if (req2.alg === 'ES256' && key.kty.startsWith('EC') && key.crv === 'P-256' && key.privateKey) {
       sig = derEcdsaToRaw(createP256DigestSigner(key.privateKey)(digest)); // Azure returns raw r||s
     } else {
