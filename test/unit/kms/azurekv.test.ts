@@ -426,3 +426,21 @@ describe('azurekv: RSASSA-PSS (Notation) through rsaPadding', () => {
     expect(verify('sha256', payload, await p.publicKeyPem(), sig)).toBe(true);
   });
 });
+
+describe('azurekv: a PS256 answer that is not PSS with a 32-byte salt', () => {
+  it('is refused with KEY_SIGN_FAILED naming the key (with or without the payload)', async () => {
+    const { p } = await withKey({ kty: 'RSA', bits: 2048 });
+    kv.ps256AsRs256 = true;
+    try {
+      const payload = randomBytes(64);
+      for (const withPayload of [true, false]) {
+        const err = await rejection(p.sign(sha256(payload), withPayload ? payload : undefined, { rsaPadding: 'pss' }));
+        expect(err.code).toBe('KEY_SIGN_FAILED');
+        expect(err.message).toContain(`"${p.name}"`);
+        expect(err.message).toMatch(/PS256 signature .*does not verify .*salt 32/);
+      }
+    } finally {
+      kv.ps256AsRs256 = false;
+    }
+  });
+});
