@@ -11,6 +11,7 @@ import { SignetError } from '../../../src/errors.js';
 import { encryptCosignKey } from '../../../src/kms/cosign-key.js';
 import { createFileKeyProvider } from '../../../src/kms/file.js';
 import { checkPaddings } from '../../../src/kms/paddings.js';
+import { SigningKey } from '../../../src/kms/signing-key.js';
 import { emsaPssEncode, signPssDigest, verifyPssDigest } from '../../../src/kms/pss.js';
 import type { KeyProvider, RsaPadding } from '../../../src/kms/types.js';
 
@@ -99,6 +100,18 @@ describe('file provider: rsaPadding pss', () => {
       expect((await p.sign(digest)).equals(plain)).toBe(true);
     });
   }
+
+  it('through SigningKey (what the Notation format calls): PSS and PKCS#1 v1.5 of one payload, each verified, remembered apart', async () => {
+    const p = await provider('sk.pem', rsaKey.export({ type: 'pkcs8', format: 'pem' }) as string);
+    const key = new SigningKey(p, await p.publicKeyPem());
+    const payload = Buffer.from('{"targetArtifact":{"digest":"sha256:00"}}');
+    const pss = await key.sign(payload, { rsaPadding: 'pss' });
+    const plain = await key.sign(payload);
+    expect(pssVerify(key.publicKey, payload, pss)).toBe(true);
+    expect(pkcs1Verify(key.publicKey, payload, plain)).toBe(true);
+    expect((await key.sign(payload, { rsaPadding: 'pss' })).equals(pss)).toBe(true); // memo: the same PSS signature
+    await checkPaddings([key], ['pkcs1v15', 'pss']);
+  });
 
   it('ECDSA ignores rsaPadding', async () => {
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
