@@ -4,28 +4,32 @@
  * calls it once per rule with the rule's keys and the paddings its formats need; a key that
  * cannot is refused with KEY_INVALID naming the key, instead of failing on every image later.
  */
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { SignetError } from '../errors.js';
-import type { KeyProvider, RsaPadding } from './types.js';
+import { BOTH_PADDINGS, type KeyProvider, type RsaPadding } from './types.js';
 
 const LABEL: Record<RsaPadding, string> = { pkcs1v15: 'RSA PKCS#1 v1.5', pss: 'RSASSA-PSS (SHA-256, 32-byte salt)' };
 
-/** What a key can sign: its provider's answer, or PKCS#1 v1.5 alone for a provider that does not say. */
-export async function keyPaddings(key: Pick<KeyProvider, 'paddings'>): Promise<readonly RsaPadding[]> {
-  return key.paddings ? key.paddings() : ['pkcs1v15'];
-}
+type Backend = Pick<KeyProvider, 'paddings' | 'publicKeyPem'>;
+/** A KeyProvider, or anything holding one as `backend` (a SigningKey, whose `publicKey` is known). */
+export type PaddedKey = (Backend & { readonly name: string }) | { readonly name: string; readonly backend: Backend; readonly publicKey?: KeyObject };
 
 /**
- * Throw KEY_INVALID for the first key (in order) that cannot sign with every padding in `needed`.
- * `keys` are KeyProviders or anything holding one as `backend` (a SigningKey).
+ * What a key can sign: its provider's `paddings()`; for a provider without it, both for an ECDSA
+ * key (the padding does not apply) and PKCS#1 v1.5 alone for an RSA key.
  */
-export async function checkPaddings(
-  keys: Iterable<Pick<KeyProvider, 'name' | 'paddings'> | { readonly name: string; readonly backend: Pick<KeyProvider, 'paddings'> }>,
-  needed: RsaPadding | readonly RsaPadding[],
-): Promise<void> {
+export async function keyPaddings(key: PaddedKey): Promise<readonly RsaPadding[]> {
+  const backend = 'backend' in key ? key.backend : key;
+  if (backend.paddings) return backend.paddings();
+  const pub = ('backend' in key ? key.publicKey : undefined) ?? createPublicKey(await backend.publicKeyPem());
+  return pub.asymmetricKeyType === 'ec' ? BOTH_PADDINGS : ['pkcs1v15'];
+}
+
+/** Throw KEY_INVALID for the first key (in order) that cannot sign with every padding in `needed`. */
+export async function checkPaddings(keys: Iterable<PaddedKey>, needed: RsaPadding | readonly RsaPadding[]): Promise<void> {
   const want: readonly RsaPadding[] = typeof needed === 'string' ? [needed] : needed;
   for (const key of keys) {
-    const provider = 'backend' in key ? key.backend : key;
-    const has = await keyPaddings(provider);
+    const has = await keyPaddings(key);
     const missing = want.filter((p) => !has.includes(p));
     if (missing.length > 0) {
       throw new SignetError(

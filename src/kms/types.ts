@@ -20,7 +20,7 @@ export interface KeyProvider {
   /**
    * The RSA paddings this key can sign with, known once the provider is created (no backend call).
    * ECDSA keys report both (the padding does not apply to them). A provider without `paddings`
-   * is taken to sign PKCS#1 v1.5 only. Most backends choose the padding per call (both); a Google
+   * is taken to sign PKCS#1 v1.5 only with an RSA key (both with an ECDSA key). Most backends choose the padding per call (both); a Google
    * Cloud KMS key's algorithm fixes it (`RSA_SIGN_PKCS1_*` or `RSA_SIGN_PSS_*`). The runtime asks
    * at startup, through `checkPaddings` (paddings.ts), so a rule that needs a padding its key
    * cannot sign is refused before any image is signed.

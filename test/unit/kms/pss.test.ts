@@ -10,10 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignetError } from '../../../src/errors.js';
 import { encryptCosignKey } from '../../../src/kms/cosign-key.js';
 import { createFileKeyProvider } from '../../../src/kms/file.js';
-import { checkPaddings } from '../../../src/kms/paddings.js';
+import { checkPaddings, type PaddedKey } from '../../../src/kms/paddings.js';
 import { SigningKey } from '../../../src/kms/signing-key.js';
 import { emsaPssEncode, signPssDigest, verifyPssDigest } from '../../../src/kms/pss.js';
-import type { KeyProvider, RsaPadding } from '../../../src/kms/types.js';
+import type { RsaPadding } from '../../../src/kms/types.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest();
 const pssVerify = (pub: KeyObject, payload: Buffer, sig: Buffer, saltLength = 32) =>
@@ -125,8 +125,10 @@ describe('file provider: rsaPadding pss', () => {
 });
 
 describe('checkPaddings', () => {
-  const key = (name: string, paddings?: readonly RsaPadding[]): Pick<KeyProvider, 'name' | 'paddings'> =>
-    paddings ? { name, paddings: async () => paddings } : { name };
+  const rsaPem = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
+  const ecPem = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
+  const key = (name: string, paddings?: readonly RsaPadding[], pem = rsaPem): PaddedKey =>
+    paddings ? { name, publicKeyPem: async () => pem, paddings: async () => paddings } : { name, publicKeyPem: async () => pem };
 
   it('passes keys that can, refuses the first that cannot with KEY_INVALID naming it', async () => {
     await checkPaddings([key('a', ['pkcs1v15', 'pss']), key('b', ['pss'])], 'pss');
@@ -138,17 +140,23 @@ describe('checkPaddings', () => {
     expect((err as SignetError).code).toBe('KEY_INVALID');
     expect((err as SignetError).message).toMatch(/key "gcp-pkcs1" cannot sign RSASSA-PSS/);
 
-    const legacy = await checkPaddings([key('no-capability')], 'pss').catch((e: unknown) => e);
-    expect((legacy as SignetError).message).toMatch(/key "no-capability" cannot sign RSASSA-PSS .*it signs RSA PKCS#1 v1.5/);
-
     const pssOnly = await checkPaddings([key('gcp-pss', ['pss'])], ['pkcs1v15', 'pss']).catch((e: unknown) => e);
     expect((pssOnly as SignetError).code).toBe('KEY_INVALID');
     expect((pssOnly as SignetError).message).toMatch(/key "gcp-pss" cannot sign RSA PKCS#1 v1\.5 .*cosign signatures need PKCS#1 v1\.5/);
   });
 
-  it('takes SigningKey-like values (name + backend)', async () => {
-    const err = await checkPaddings([{ name: 'sk', backend: key('inner', ['pkcs1v15']) }], 'pss').catch((e: unknown) => e);
-    expect((err as SignetError).message).toMatch(/key "sk"/);
-    await checkPaddings([{ name: 'sk', backend: key('inner', ['pss', 'pkcs1v15']) }], 'pss');
+  it('a provider without paddings(): an RSA key signs PKCS#1 v1.5 only, an ECDSA key passes for both', async () => {
+    const legacy = await checkPaddings([key('no-capability')], 'pss').catch((e: unknown) => e);
+    expect((legacy as SignetError).code).toBe('KEY_INVALID');
+    expect((legacy as SignetError).message).toMatch(/key "no-capability" cannot sign RSASSA-PSS .*it signs RSA PKCS#1 v1.5/);
+    await checkPaddings([key('ec-no-capability', undefined, ecPem)], ['pss', 'pkcs1v15']);
+  });
+
+  it('takes SigningKeys (name + backend + publicKey)', async () => {
+    const rsaBackend = { name: 'inner', publicKeyPem: async () => rsaPem, sign: async () => Buffer.alloc(0) };
+    const err = await checkPaddings([new SigningKey(rsaBackend, rsaPem)], 'pss').catch((e: unknown) => e);
+    expect((err as SignetError).message).toMatch(/key "inner" cannot sign RSASSA-PSS/);
+    await checkPaddings([new SigningKey({ ...rsaBackend, paddings: async () => ['pkcs1v15', 'pss'] as const }, rsaPem)], 'pss');
+    await checkPaddings([new SigningKey({ ...rsaBackend, publicKeyPem: async () => ecPem }, ecPem)], 'pss');
   });
 });
