@@ -12,6 +12,10 @@
  *   EC_P256K (secp256k1), EC_SM2, symmetric keys, and `algorithm: RSA_PSS_SHA_256` (which ACR's
  *   own signing offers, but cosign verifies RSA as PKCS#1 v1.5). A key that is not Enabled is
  *   refused with KEY_DISABLED.
+ *   `sign(…, { rsaPadding: 'pss' })` (Notation) asks for RSA_PSS_SHA_256 (RSASSA-PSS, SHA-256,
+ *   MGF1-SHA-256). The AsymmetricSign reference does not state the salt length, so each PSS
+ *   answer is checked against the public key with a 32-byte salt (what `notary.x509` needs)
+ *   and refused with KEY_SIGN_FAILED if it does not verify.
  * - Signing: exactly one AsymmetricSign per signature with the base64 digest. The SDK retries
  *   only when RuntimeOptions.autoretry is set, which we never do: the queue's backoff is the one
  *   retry policy. `timeoutMs` (default 10 s) is the overall deadline of each call, body included.
@@ -42,7 +46,8 @@ import { upstreamText } from '../log.js';
 import { assertSha256Digest } from './digest-arg.js';
 import { defineKeyProvider } from './define.js';
 import { derEcdsaToRaw, rawEcdsaToDer } from './ecdsa.js';
-import type { KeyAlgorithm, KeyProvider } from './types.js';
+import { verifyPssDigest } from './pss.js';
+import { BOTH_PADDINGS, type KeyAlgorithm, type KeyProvider, type SignOptions } from './types.js';
 
 export const alibabaKmsKeySchema = z
   .object({
@@ -441,11 +446,15 @@ export async function createAlibabaKmsKeyProvider(cfg: AlibabaKmsKeyConfig, deps
     async publicKeyPem() {
       return spkiPem;
     },
-    async sign(digest: Buffer): Promise<Buffer> {
+    async paddings() {
+      return BOTH_PADDINGS;
+    },
+    async sign(digest: Buffer, _payload?: Buffer, opts?: SignOptions): Promise<Buffer> {
       assertSha256Digest(cfg.name, digest);
+      const pss = algorithm === 'rsa-2048' && opts?.rsaPadding === 'pss';
       let value: string | undefined;
       try {
-        value = await api.asymmetricSign(keyId, keyVersionId, signing, digest.toString('base64'));
+        value = await api.asymmetricSign(keyId, keyVersionId, pss ? 'RSA_PSS_SHA_256' : signing, digest.toString('base64'));
       } catch (err) {
         throw classifyAlibabaKmsError(err, signLabel);
       }
@@ -454,6 +463,9 @@ export async function createAlibabaKmsKeyProvider(cfg: AlibabaKmsKeyConfig, deps
       if (algorithm === 'rsa-2048') {
         if (sig.length !== bits / 8) {
           throw new SignetError('KEY_SIGN_FAILED', `${signLabel}: RSA signature is ${sig.length} bytes, expected ${bits / 8}`);
+        }
+        if (pss && !verifyPssDigest(publicKey, digest, sig)) {
+          throw new SignetError('KEY_SIGN_FAILED', `${signLabel}: the RSA_PSS_SHA_256 signature does not verify as RSASSA-PSS with SHA-256 and a 32-byte salt`);
         }
         return sig;
       }

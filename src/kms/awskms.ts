@@ -12,6 +12,9 @@
  *   RSA_4096 are accepted too, since cosign verifies them, as for the file provider) or
  *   ECC_NIST_P256 (ECDSA_SHA_256, DER). Anything else, and a `signingAlgorithm` other than those
  *   two (RSASSA_PSS_*: cosign verifies RSA as PKCS#1 v1.5), is refused with KEY_UNSUPPORTED.
+ *   `sign(…, { rsaPadding: 'pss' })` (Notation) uses RSASSA_PSS_SHA_256 instead, whose salt is
+ *   the hash length (32 bytes) in AWS KMS, as `notary.x509` needs; offered when the key's
+ *   SigningAlgorithms list it (every RSA KMS key does), reported by `paddings()`.
  *   An alias is resolved once: signatures are made with the key ARN GetPublicKey returned, so
  *   they always match the cached public key even if the alias is re-pointed later.
  * - Signing: exactly one `Sign` call per signature, `MessageType: DIGEST` (never RAW, which
@@ -33,7 +36,7 @@ import { upstreamText } from '../log.js';
 import { assertSha256Digest } from './digest-arg.js';
 import { defineKeyProvider } from './define.js';
 import { derEcdsaToRaw, rawEcdsaToDer } from './ecdsa.js';
-import type { KeyAlgorithm, KeyProvider } from './types.js';
+import { BOTH_PADDINGS, type KeyAlgorithm, type KeyProvider, type RsaPadding, type SignOptions } from './types.js';
 
 export const awsKmsKeySchema = z
   .object({
@@ -362,6 +365,9 @@ export async function createAwsKmsKeyProvider(cfg: AwsKmsKeyConfig, deps: { clie
   }
   const spkiPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
   const signLabel = `key "${cfg.name}" (awskms ${keyArn}): Sign`;
+  const PSS = 'RSASSA_PSS_SHA_256';
+  const pssOffered = algorithm === 'rsa-2048' && (algorithms.length === 0 || algorithms.includes(PSS));
+  const paddings: readonly RsaPadding[] = algorithm === 'ecdsa-p256' || pssOffered ? BOTH_PADDINGS : ['pkcs1v15'];
 
   return {
     name: cfg.name,
@@ -372,13 +378,20 @@ export async function createAwsKmsKeyProvider(cfg: AwsKmsKeyConfig, deps: { clie
     async publicKeyPem() {
       return spkiPem;
     },
-    async sign(digest: Buffer): Promise<Buffer> {
+    async paddings() {
+      return paddings;
+    },
+    async sign(digest: Buffer, _payload?: Buffer, opts?: SignOptions): Promise<Buffer> {
       assertSha256Digest(cfg.name, digest);
+      const pss = algorithm === 'rsa-2048' && opts?.rsaPadding === 'pss';
+      if (pss && !pssOffered) {
+        throw new SignetError('KEY_SIGN_FAILED', `${signLabel}: the key does not offer ${PSS} (it offers ${algorithms.join(', ')})`);
+      }
       let res;
       const signal = AbortSignal.timeout(timeoutMs);
       try {
         res = await client.send(
-          new SignCommand({ KeyId: keyArn, Message: digest, MessageType: 'DIGEST', SigningAlgorithm: signing as 'ECDSA_SHA_256' }),
+          new SignCommand({ KeyId: keyArn, Message: digest, MessageType: 'DIGEST', SigningAlgorithm: (pss ? PSS : signing) as 'ECDSA_SHA_256' }),
           { abortSignal: signal },
         );
       } catch (err) {

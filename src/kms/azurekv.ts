@@ -9,7 +9,9 @@
  *   The JWK becomes the SPKI PEM that `publicKeyPem()` returns.
  * - `sign(digest)`: exactly one `POST /keys/{name}/{version}/sign` (CryptographyClient.sign) with
  *   RS256 (PKCS#1 v1.5; Key Vault builds the DigestInfo) or ES256. ES256 comes back as raw r||s and
- *   is converted to ASN.1 DER (what cosign verifies). PS256 is never used: cosign verifies RSA as
+ *   is converted to ASN.1 DER (what cosign verifies). `rsaPadding: 'pss'` (Notation) asks for
+ *   PS256 instead (RSASSA-PSS, SHA-256, MGF1-SHA-256, salt = hash length 32, RFC 7518 3.5), checked
+ *   against the public key before it is returned. Otherwise PS256 is never used: cosign verifies RSA as
  *   PKCS#1 v1.5.
  *   The CryptographyClient shares the KeyClient's pipeline (the SDK's own `getCryptographyClient`
  *   does the same), so the Key Vault challenge handshake done at startup is reused and no signature
@@ -33,7 +35,8 @@ import { retryAfterOption } from '../edge/retry-after.js';
 import { upstreamText } from '../log.js';
 import { defineKeyProvider, type KeyProviderContext } from './define.js';
 import { rawEcdsaToDer } from './ecdsa.js';
-import type { KeyAlgorithm, KeyProvider } from './types.js';
+import { verifyPssDigest } from './pss.js';
+import { BOTH_PADDINGS, type KeyAlgorithm, type KeyProvider, type SignOptions } from './types.js';
 
 const RSA_BITS = [2048, 3072, 4096];
 /** Authorities MSAL knows (instance discovery works); any other authorityHost skips discovery. */
@@ -336,14 +339,19 @@ export async function createAzureKvKeyProvider(cfg: AzureKvKeyConfig, ctx: KeyPr
     async publicKeyPem() {
       return spkiPem;
     },
-    async sign(digest: Buffer, payload?: Buffer) {
+    async paddings() {
+      return BOTH_PADDINGS;
+    },
+    async sign(digest: Buffer, payload?: Buffer, opts?: SignOptions) {
       assertSha256Digest(cfg.name, digest);
+      const pss = algorithm === 'rsa-2048' && opts?.rsaPadding === 'pss';
+      const alg = pss ? 'PS256' : signAlg;
       if (expiresOn !== undefined && expiresOn <= Date.now()) {
         throw new SignetError('KEY_DISABLED', `${whoV}: the key expired at ${new Date(expiresOn).toISOString()}`);
       }
       let result: Uint8Array;
       try {
-        ({ result } = await cryptoClient.sign(signAlg, digest, opOptions()));
+        ({ result } = await cryptoClient.sign(alg, digest, opOptions()));
       } catch (err) {
         throw classifyAzureError(err, cfg, 'sign');
       }
@@ -352,9 +360,13 @@ export async function createAzureKvKeyProvider(cfg: AzureKvKeyConfig, ctx: KeyPr
         if (signature.length !== 64) throw new SignetError('KEY_SIGN_FAILED', `${whoV}: ES256 signature is ${signature.length} bytes, expected raw r||s of 64`);
         signature = rawEcdsaToDer(signature);
       } else if (signature.length !== keyBits / 8) {
-        throw new SignetError('KEY_SIGN_FAILED', `${whoV}: RS256 signature is ${signature.length} bytes, expected ${keyBits / 8}`);
+        throw new SignetError('KEY_SIGN_FAILED', `${whoV}: ${alg} signature is ${signature.length} bytes, expected ${keyBits / 8}`);
       }
-      if (payload && createHash('sha256').update(payload).digest().equals(digest) && !verify('sha256', payload, publicKey, signature)) {
+      if (pss) {
+        if (!verifyPssDigest(publicKey, digest, signature)) {
+          throw new SignetError('KEY_SIGN_FAILED', `${whoV}: the PS256 signature from Key Vault does not verify with the key's public key (RSASSA-PSS, salt 32)`);
+        }
+      } else if (payload && createHash('sha256').update(payload).digest().equals(digest) && !verify('sha256', payload, publicKey, signature)) {
         throw new SignetError('KEY_SIGN_FAILED', `${whoV}: the signature from Key Vault does not verify with the key's public key`);
       }
       return signature;

@@ -11,7 +11,9 @@
  * hashedrekord and cosign signs it as Ed25519ph), other curves, RSA-PSS keys, RSA below 2048 bits.
  *
  * `sign` receives sha256(payload):
- * - RSA: EMSA-PKCS1-v1_5 with the SHA-256 DigestInfo, via `privateEncrypt(RSA_PKCS1_PADDING)`.
+ * - RSA: EMSA-PKCS1-v1_5 with the SHA-256 DigestInfo, via `privateEncrypt(RSA_PKCS1_PADDING)`;
+ *   with `rsaPadding: 'pss'`, RSASSA-PSS (SHA-256, MGF1-SHA-256, salt 32): `crypto.sign` with
+ *   RSA_PKCS1_PSS_PADDING over the payload when the caller passes it, else pss.ts over the digest.
  * - ECDSA: Node cannot sign a precomputed digest (`crypto.sign` always hashes), so see
  *   `createP256DigestSigner` in ecdsa.ts (RFC 6979 nonce, OpenSSL point multiplication).
  */
@@ -33,7 +35,8 @@ import { SignetError } from '../errors.js';
 import { assertSha256Digest } from './digest-arg.js';
 import { decryptCosignKeyAsync, isCosignEncryptedKey } from './cosign-key.js';
 import { createP256DigestSigner } from './ecdsa.js';
-import type { KeyAlgorithm, KeyProvider } from './types.js';
+import { PSS_SALT_LENGTH, signPssDigest } from './pss.js';
+import { BOTH_PADDINGS, type KeyAlgorithm, type KeyProvider, type SignOptions } from './types.js';
 import { defineKeyProvider } from './define.js';
 
 export const fileKeySchema = z
@@ -209,15 +212,21 @@ export async function createFileKeyProvider(
     async publicKeyPem() {
       return spkiPem;
     },
-    async sign(digest: Buffer, payload?: Buffer) {
+    async paddings() {
+      return BOTH_PADDINGS;
+    },
+    async sign(digest: Buffer, payload?: Buffer, opts?: SignOptions) {
       assertSha256Digest(cfg.name, digest);
+      const pss = algorithm === 'rsa-2048' && opts?.rsaPadding === 'pss';
       try {
         // With the message at hand, let OpenSSL hash and sign it (constant-time ECDSA); the
         // digest-only path (RFC 6979 in ecdsa.ts) is for callers that have no payload.
         if (payload && createHash('sha256').update(payload).digest().equals(digest)) {
-          return cryptoSign('sha256', payload, { key: privateKey, dsaEncoding: 'der' });
+          return pss
+            ? cryptoSign('sha256', payload, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: PSS_SALT_LENGTH })
+            : cryptoSign('sha256', payload, { key: privateKey, dsaEncoding: 'der' });
         }
-        return signDigest(digest);
+        return pss ? signPssDigest(privateKey, digest) : signDigest(digest);
       } catch (err) {
         if (err instanceof SignetError) throw err;
         throw new SignetError('KEY_SIGN_FAILED', `key "${cfg.name}": signing failed`, { cause: err });

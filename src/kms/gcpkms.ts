@@ -8,9 +8,15 @@
  *   reference without a version and then signs with the newest enabled version; signet refuses
  *   that, because a rotation would silently change the signing key under a running service.)
  * - Startup: GetPublicKey once; the response's `pemCrc32c` and `name` are checked; the version's
- *   algorithm must be RSA_SIGN_PKCS1_{2048,3072,4096}_SHA256 or EC_SIGN_P256_SHA256, and the PEM
- *   must match it. PSS, SHA-512, raw-PKCS#1, P-384, secp256k1, Ed25519, decrypt keys etc. are
- *   refused with KEY_UNSUPPORTED (cosign verifies RSA as PKCS#1 v1.5 with SHA-256).
+ *   algorithm must be RSA_SIGN_PKCS1_{2048,3072,4096}_SHA256, RSA_SIGN_PSS_{2048,3072,4096}_SHA256
+ *   or EC_SIGN_P256_SHA256, and the PEM must match it. SHA-512, raw-PKCS#1, P-384, secp256k1,
+ *   Ed25519, decrypt keys etc. are refused with KEY_UNSUPPORTED.
+ * - Padding: in Cloud KMS it is a property of the key version's algorithm, not of the call. An
+ *   RSA_SIGN_PKCS1_* version signs PKCS#1 v1.5 only (cosign formats), an RSA_SIGN_PSS_* version
+ *   RSASSA-PSS only (salt = digest length, 32 bytes: Notation). `paddings()` reports the one the
+ *   version has, so the runtime refuses at startup a rule whose formats need the other one
+ *   (checkPaddings in paddings.ts); `sign` with the other padding throws KEY_SIGN_FAILED naming
+ *   the key and its algorithm, without calling Cloud KMS.
  * - `sign(digest)`: exactly one AsymmetricSign call with `digest.sha256` and `digestCrc32c`;
  *   `verifiedDigestCrc32c`, the signature's CRC32C and the returned `name` are checked (Google's
  *   data-integrity guidance, as sigstore's GCP signer does). Cloud KMS returns RSA PKCS#1 v1.5 and
@@ -37,7 +43,8 @@ import { upstreamText } from '../log.js';
 import { crc32c } from './crc32c.js';
 import { defineKeyProvider, type KeyProviderContext } from './define.js';
 import { derEcdsaToRaw } from './ecdsa.js';
-import type { KeyAlgorithm, KeyProvider } from './types.js';
+import { verifyPssDigest } from './pss.js';
+import { BOTH_PADDINGS, type KeyAlgorithm, type KeyProvider, type RsaPadding, type SignOptions } from './types.js';
 
 const VERSION_NAME = /^projects\/[^/\s]+\/locations\/[^/\s]+\/keyRings\/[^/\s]+\/cryptoKeys\/[^/\s]+\/cryptoKeyVersions\/[^/\s]+$/;
 const VERSION_FORMAT = 'projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY/cryptoKeyVersions/VERSION';
@@ -78,21 +85,28 @@ async function loadSdk(): Promise<{ kms: typeof import('@google-cloud/kms'); gax
   return { kms, gax };
 }
 
-/** Algorithms signet signs with: what cosign's default verifiers accept. */
-const SUPPORTED: Record<string, { algorithm: KeyAlgorithm; keyType: 'rsa' | 'ec'; bits: number }> = {
-  RSA_SIGN_PKCS1_2048_SHA256: { algorithm: 'rsa-2048', keyType: 'rsa', bits: 2048 },
-  RSA_SIGN_PKCS1_3072_SHA256: { algorithm: 'rsa-2048', keyType: 'rsa', bits: 3072 },
-  RSA_SIGN_PKCS1_4096_SHA256: { algorithm: 'rsa-2048', keyType: 'rsa', bits: 4096 },
-  EC_SIGN_P256_SHA256: { algorithm: 'ecdsa-p256', keyType: 'ec', bits: 256 },
+/**
+ * Algorithms signet signs with: PKCS#1 v1.5 RSA and ECDSA P-256 (what cosign's verifiers accept),
+ * and RSASSA-PSS RSA (what Notation's `notary.x509` needs; such a key cannot sign cosign formats).
+ */
+const SUPPORTED: Record<string, { algorithm: KeyAlgorithm; keyType: 'rsa' | 'ec'; bits: number; paddings: readonly RsaPadding[] }> = {
+  RSA_SIGN_PKCS1_2048_SHA256: { algorithm: 'rsa-2048', keyType: 'rsa', bits: 2048, paddings: ['pkcs1v15'] },
+  RSA_SIGN_PKCS1_3072_SHA256: { algorithm: 'rsa-2048', keyType: 'rsa', bits: 3072, paddings: ['pkcs1v15'] },
+  RSA_SIGN_PKCS1_4096_SHA256: { algorithm: 'rsa-2048', keyType: 'rsa', bits: 4096, paddings: ['pkcs1v15'] },
+  RSA_SIGN_PSS_2048_SHA256: { algorithm: 'rsa-2048', keyType: 'rsa', bits: 2048, paddings: ['pss'] },
+  RSA_SIGN_PSS_3072_SHA256: { algorithm: 'rsa-2048', keyType: 'rsa', bits: 3072, paddings: ['pss'] },
+  RSA_SIGN_PSS_4096_SHA256: { algorithm: 'rsa-2048', keyType: 'rsa', bits: 4096, paddings: ['pss'] },
+  EC_SIGN_P256_SHA256: { algorithm: 'ecdsa-p256', keyType: 'ec', bits: 256, paddings: BOTH_PADDINGS },
 };
 
+const PADDING_NAME: Record<RsaPadding, string> = { pkcs1v15: 'PKCS#1 v1.5', pss: 'RSASSA-PSS' };
+
 function whyUnsupported(alg: string): string {
-  if (alg.includes('_PSS_')) return 'RSA-PSS is not verifiable by a default `cosign verify --key` (it verifies RSA as PKCS#1 v1.5); create an RSA_SIGN_PKCS1_2048_SHA256 version';
   if (alg.startsWith('RSA_SIGN_RAW_PKCS1')) return 'raw PKCS#1 keys sign without a DigestInfo; create an RSA_SIGN_PKCS1_2048_SHA256 version';
   if (alg.endsWith('_SHA512') || alg.endsWith('_SHA384')) return 'signet signs SHA-256 digests; create a *_SHA256 version';
   if (alg.startsWith('RSA_DECRYPT') || alg.startsWith('GOOGLE_SYMMETRIC') || alg.startsWith('HMAC') || alg.startsWith('AES') || alg.startsWith('EXTERNAL'))
     return 'not an asymmetric signing key';
-  return 'only RSA_SIGN_PKCS1_2048_SHA256 (3072/4096 also accepted) and EC_SIGN_P256_SHA256 are supported';
+  return 'only RSA_SIGN_PKCS1_2048_SHA256, RSA_SIGN_PSS_2048_SHA256 (3072/4096 also accepted) and EC_SIGN_P256_SHA256 are supported';
 }
 
 /**
@@ -388,8 +402,20 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
       async publicKeyPem() {
         return spkiPem;
       },
-      async sign(digest: Buffer, payload?: Buffer) {
+      async paddings() {
+        return spec.paddings;
+      },
+      async sign(digest: Buffer, payload?: Buffer, opts?: SignOptions) {
         assertSha256Digest(cfg.name, digest);
+        const wanted: RsaPadding = opts?.rsaPadding ?? 'pkcs1v15';
+        const pss = spec.keyType === 'rsa' && wanted === 'pss';
+        if (spec.keyType === 'rsa' && !spec.paddings.includes(wanted)) {
+          throw new SignetError(
+            'KEY_SIGN_FAILED',
+            `${who} is ${kmsAlgorithm}: it cannot sign ${PADDING_NAME[wanted]} (Cloud KMS fixes the padding per key version; ` +
+              `${wanted === 'pss' ? 'Notation needs an RSA_SIGN_PSS_*_SHA256 version' : 'cosign formats need an RSA_SIGN_PKCS1_*_SHA256 version'})`,
+          );
+        }
         let resp: protos.google.cloud.kms.v1.IAsymmetricSignResponse;
         try {
           [resp] = await withDeadline(
@@ -415,6 +441,13 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
           throw new SignetError('KEY_SIGN_FAILED', `${who}: AsymmetricSign answered for a different key version (${upstreamText(resp.name)})`);
         }
         if (spec.keyType === 'ec') derEcdsaToRaw(signature); // throws KEY_SIGN_FAILED unless strict DER
+        // PSS is checked always (a public-key operation over the digest), with the salt pinned to 32.
+        if (pss) {
+          if (!verifyPssDigest(publicKey, digest, signature)) {
+            throw new SignetError('KEY_SIGN_FAILED', `${who}: the signature from Cloud KMS does not verify as RSASSA-PSS (SHA-256, 32-byte salt) with the key's public key`);
+          }
+          return signature;
+        }
         // With the message at hand, check the signature locally (cheap; catches a misbehaving backend).
         if (payload && createHash('sha256').update(payload).digest().equals(digest) && !verify('sha256', payload, publicKey, signature)) {
           throw new SignetError('KEY_SIGN_FAILED', `${who}: the signature from Cloud KMS does not verify with the key's public key`);

@@ -12,14 +12,17 @@
  * - Public key: the CKO_PUBLIC_KEY object with the same CKA_ID (or label), else the private key's
  *   RSA modulus/exponent, else the certificate with the same CKA_ID; exported as SPKI PEM and
  *   cross-checked at startup with one signature that must verify.
- * - Accepted keys: RSA with 2048 to 4096 bits that may use PKCS#1 v1.5, and EC P-256. Refused at
- *   startup (KEY_UNSUPPORTED): other sizes and curves, EdDSA, keys whose CKA_ALLOWED_MECHANISMS
- *   exclude PKCS#1 v1.5 / ECDSA (e.g. PSS-only keys), keys with CKA_SIGN false or
- *   CKA_ALWAYS_AUTHENTICATE.
+ * - Accepted keys: RSA with 2048 to 4096 bits that may use PKCS#1 v1.5 or RSASSA-PSS, and EC
+ *   P-256. Refused at startup (KEY_UNSUPPORTED): other sizes and curves, EdDSA, keys whose
+ *   CKA_ALLOWED_MECHANISMS exclude both PKCS#1 v1.5 and PSS / ECDSA, keys with CKA_SIGN false or
+ *   CKA_ALWAYS_AUTHENTICATE. `paddings()` reports what the token offers for the key (a PSS-only
+ *   key: `pss` alone, so the runtime refuses it for cosign formats at startup).
  * - Signing: RSA with CKM_SHA256_RSA_PKCS over the payload when the caller passes it (the token
  *   hashes), else CKM_RSA_PKCS over DigestInfo||digest; ECDSA with CKM_ECDSA over the digest, whose
- *   raw r||s is converted to DER. One C_SignInit + C_Sign (asynchronous, off the event loop) per
- *   signature.
+ *   raw r||s is converted to DER. With `rsaPadding: 'pss'` (Notation): CKM_RSA_PKCS_PSS over the
+ *   digest with CK_RSA_PKCS_PSS_PARAMS { CKM_SHA256, CKG_MGF1_SHA256, sLen 32 }, else
+ *   CKM_SHA256_RSA_PKCS_PSS (same parameters) over the payload. One C_SignInit + C_Sign
+ *   (asynchronous, off the event loop) per signature.
  * - Sessions: one module load and C_Initialize (CKF_OS_LOCKING_OK) per module path per process,
  *   one session pool per token shared by all keys on it (a session per concurrent signature,
  *   up to the largest `sessions` of those keys, default 4; reused), one C_Login per token.
@@ -31,7 +34,7 @@
  * (retryable; the broken session is closed, the key handle or login redone on the next call).
  * The PIN never appears in messages.
  */
-import { createHash, createPublicKey, timingSafeEqual, verify, X509Certificate, type KeyObject } from 'node:crypto';
+import { constants, createHash, createPublicKey, timingSafeEqual, verify, X509Certificate, type KeyObject } from 'node:crypto';
 import { realpath, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -41,7 +44,8 @@ import { SignetError, type ErrorCode } from '../errors.js';
 import { assertSha256Digest } from './digest-arg.js';
 import { defineKeyProvider } from './define.js';
 import { rawEcdsaToDer } from './ecdsa.js';
-import type { KeyAlgorithm, KeyProvider } from './types.js';
+import { PSS_SALT_LENGTH } from './pss.js';
+import { BOTH_PADDINGS, type KeyAlgorithm, type KeyProvider, type RsaPadding, type SignOptions } from './types.js';
 
 type Pkcs11Binding = typeof Pkcs11Types;
 type PKCS11 = Pkcs11Types.PKCS11;
@@ -649,6 +653,11 @@ async function setUp(cfg: Pkcs11KeyConfig, p: Pkcs11Binding, mod: ModuleEntry, p
   let publicKey: KeyObject;
   let sigLen: number;
   const mechs = new Set<number>();
+  /** What the token offers for this key (its CKA_ALLOWED_MECHANISMS included). */
+  let pkcs1Raw = false;
+  let pkcs1Hash = false;
+  let pssRaw = false;
+  let pssHash = false;
   try {
     login(session);
     keyHandle = findPrivate(session);
@@ -707,12 +716,16 @@ async function setUp(cfg: Pkcs11KeyConfig, p: Pkcs11Binding, mod: ModuleEntry, p
       keyBits = pub.asymmetricKeyDetails?.modulusLength ?? 0;
       if (pub.asymmetricKeyType !== 'rsa') refuse(`${pub.asymmetricKeyType}`, 'not an RSA public key');
       if (keyBits < 2048 || keyBits > 4096) refuse(`RSA-${keyBits}`, 'RSA keys need 2048 to 4096 bits');
-      if (!usable(p.CKM_RSA_PKCS) && !usable(p.CKM_SHA256_RSA_PKCS)) {
+      pkcs1Raw = usable(p.CKM_RSA_PKCS);
+      pkcs1Hash = usable(p.CKM_SHA256_RSA_PKCS);
+      pssRaw = usable(p.CKM_RSA_PKCS_PSS);
+      pssHash = usable(p.CKM_SHA256_RSA_PKCS_PSS);
+      if (!pkcs1Raw && !pkcs1Hash && !pssRaw && !pssHash) {
         refuse(
           `RSA-${keyBits}`,
           allowed.size > 0
-            ? 'its allowed mechanisms exclude PKCS#1 v1.5 (a PSS-only key?); cosign verifies RSA signatures as PKCS#1 v1.5'
-            : 'the token offers neither CKM_RSA_PKCS nor CKM_SHA256_RSA_PKCS',
+            ? 'its allowed mechanisms exclude both PKCS#1 v1.5 and RSASSA-PSS with SHA-256'
+            : 'the token offers none of CKM_RSA_PKCS, CKM_SHA256_RSA_PKCS, CKM_RSA_PKCS_PSS, CKM_SHA256_RSA_PKCS_PSS',
         );
       }
       algorithm = 'rsa-2048';
@@ -755,16 +768,40 @@ async function setUp(cfg: Pkcs11KeyConfig, p: Pkcs11Binding, mod: ModuleEntry, p
   const useRsaRaw = mechs.has(p.CKM_RSA_PKCS);
   const useRsaHash = mechs.has(p.CKM_SHA256_RSA_PKCS);
   const useEcdsa = mechs.has(p.CKM_ECDSA);
+  const canPkcs1 = pkcs1Raw || pkcs1Hash;
+  const canPss = pssRaw || pssHash;
+  const paddings: readonly RsaPadding[] =
+    algorithm === 'ecdsa-p256' ? BOTH_PADDINGS : [...(canPkcs1 ? ['pkcs1v15' as const] : []), ...(canPss ? ['pss' as const] : [])];
+  /** CK_RSA_PKCS_PSS_PARAMS: SHA-256, MGF1-SHA-256, a 32-byte salt (notary.x509). */
+  const pssParams: Pkcs11Types.RsaPSS = { type: p.CK_PARAMS_RSA_PSS, hashAlg: p.CKM_SHA256, mgf: p.CKG_MGF1_SHA256, saltLen: PSS_SALT_LENGTH };
 
   let inflight = 0;
   let drained: (() => void) | undefined;
   let closed = false;
 
-  async function signOnce(digest: Buffer, payload: Buffer | undefined): Promise<Buffer> {
+  async function signOnce(digest: Buffer, payload: Buffer | undefined, pss = false): Promise<Buffer> {
     const withPayload = payload !== undefined && createHash('sha256').update(payload).digest().equals(digest);
     let mechanism: number;
+    let parameter: Pkcs11Types.RsaPSS | undefined;
     let data: Buffer;
-    if (algorithm === 'rsa-2048') {
+    if (algorithm === 'rsa-2048' && pss) {
+      parameter = pssParams;
+      if (pssRaw) {
+        mechanism = p.CKM_RSA_PKCS_PSS;
+        data = digest;
+      } else if (pssHash && withPayload) {
+        mechanism = p.CKM_SHA256_RSA_PKCS_PSS;
+        data = payload!;
+      } else {
+        throw new SignetError(
+          'KEY_SIGN_FAILED',
+          `key "${cfg.name}": ${pssHash ? `${pool.describe} only offers CKM_SHA256_RSA_PKCS_PSS for it, which needs the payload` : `cannot sign RSASSA-PSS (${keyDesc} on ${pool.describe} allows neither CKM_RSA_PKCS_PSS nor CKM_SHA256_RSA_PKCS_PSS)`}`,
+        );
+      }
+    } else if (algorithm === 'rsa-2048') {
+      if (!canPkcs1) {
+        throw new SignetError('KEY_SIGN_FAILED', `key "${cfg.name}": cannot sign PKCS#1 v1.5 (${keyDesc} on ${pool.describe} is restricted to RSASSA-PSS); cosign formats need a PKCS#1 v1.5 key`);
+      }
       if (withPayload && useRsaHash) {
         mechanism = p.CKM_SHA256_RSA_PKCS;
         data = payload!;
@@ -788,7 +825,7 @@ async function setUp(cfg: Pkcs11KeyConfig, p: Pkcs11Binding, mod: ModuleEntry, p
       login(session);
       keyHandle ??= findPrivate(session);
       started = true;
-      lib.C_SignInit(session, { mechanism }, keyHandle);
+      lib.C_SignInit(session, parameter ? { mechanism, parameter } : { mechanism }, keyHandle);
       const out = await lib.C_SignAsync(session, data, Buffer.alloc(sigLen));
       if (algorithm === 'ecdsa-p256') {
         if (out.length !== 64) throw new SignetError('KEY_SIGN_FAILED', `key "${cfg.name}": CKM_ECDSA returned ${out.length} bytes, expected 64`);
@@ -812,10 +849,15 @@ async function setUp(cfg: Pkcs11KeyConfig, p: Pkcs11Binding, mod: ModuleEntry, p
     }
   }
 
-  // Self-test: a signature over sha256(x) must verify with the public key we export.
+  // Self-test: a signature over sha256(x) must verify with the public key we export (a PSS-only
+  // key is tested with PSS).
   const probe = Buffer.from(`signet self-test for key ${cfg.name}`);
-  const probeSig = await signOnce(createHash('sha256').update(probe).digest(), probe);
-  if (!verify('sha256', probe, publicKey, probeSig)) {
+  const probePss = algorithm === 'rsa-2048' && !canPkcs1;
+  const probeSig = await signOnce(createHash('sha256').update(probe).digest(), probe, probePss);
+  const probeOk = probePss
+    ? verify('sha256', probe, { key: publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: PSS_SALT_LENGTH }, probeSig)
+    : verify('sha256', probe, publicKey, probeSig);
+  if (!probeOk) {
     throw new SignetError('KEY_INVALID', `key "${cfg.name}": self-test signature by ${keyDesc} on ${where} does not verify with its public key`);
   }
 
@@ -826,12 +868,15 @@ async function setUp(cfg: Pkcs11KeyConfig, p: Pkcs11Binding, mod: ModuleEntry, p
     async publicKeyPem() {
       return spkiPem;
     },
-    async sign(digest: Buffer, payload?: Buffer) {
+    async paddings() {
+      return paddings;
+    },
+    async sign(digest: Buffer, payload?: Buffer, opts?: SignOptions) {
       assertSha256Digest(cfg.name, digest);
       if (closed) throw new SignetError('KEY_UNAVAILABLE', `key "${cfg.name}": the PKCS#11 key was closed`);
       inflight++;
       try {
-        return await signOnce(digest, payload);
+        return await signOnce(digest, payload, opts?.rsaPadding === 'pss');
       } finally {
         if (--inflight === 0) drained?.();
       }

@@ -10,6 +10,10 @@
  * - Signing: `POST /v1/<mount>/sign/<key>` with `input` = base64 digest, `prehashed: true`,
  *   `hash_algorithm: sha2-256`, and `signature_algorithm: pkcs1v15` for RSA (Vault's default is
  *   PSS, which `cosign verify --key` rejects) or `marshaling_algorithm: asn1` (DER) for ECDSA.
+ *   With `rsaPadding: 'pss'` (Notation) RSA asks for `signature_algorithm: pss` with
+ *   `salt_length: hash` (32 bytes for sha2-256; Vault's default `auto` is the maximum salt, which
+ *   `notary.x509` verifiers reject). A Vault from before `salt_length` ignores it and signs with
+ *   the maximum salt: the local check below (salt pinned to 32) refuses that answer.
  *   The answer `vault:v<N>:<base64>` is checked for the expected version and verified locally
  *   against the cached public key before it is returned (one HTTP call per signature).
  * - Auth: a token (`token`, else VAULT_TOKEN / BAO_TOKEN), or AppRole (`roleId` + `secretId`,
@@ -44,7 +48,8 @@ import { upstreamText } from '../log.js';
 import { assertSha256Digest } from './digest-arg.js';
 import { defineKeyProvider, type KeyProviderContext } from './define.js';
 import { derEcdsaToRaw } from './ecdsa.js';
-import type { KeyAlgorithm, KeyProvider } from './types.js';
+import { verifyPssDigest } from './pss.js';
+import { BOTH_PADDINGS, type KeyAlgorithm, type KeyProvider, type SignOptions } from './types.js';
 
 /** Transit key names as sigstore's `hashivault://` reference accepts them. */
 const KEY_NAME = /^\w(?:[\w.-]*\w)?$/;
@@ -485,8 +490,9 @@ function readKeyInfo(cfgName: string, keyLabel: string, body: unknown, pinned: n
 }
 
 /** True when `sig` is a valid signature over the message whose SHA-256 is `digest`. */
-function checkSignature(info: KeyInfo, digest: Buffer, sig: Buffer, payload?: Buffer): boolean {
+function checkSignature(info: KeyInfo, digest: Buffer, sig: Buffer, payload?: Buffer, pss = false): boolean {
   try {
+    if (pss) return verifyPssDigest(info.publicKey, digest, sig);
     if (payload && createHash('sha256').update(payload).digest().equals(digest)) {
       return verify('sha256', payload, info.publicKey, sig);
     }
@@ -577,12 +583,16 @@ export async function createVaultKeyProvider(cfg: VaultKeyConfig, ctx: KeyProvid
     throw err;
   }
 
-  const signBody = (digest: Buffer) => ({
+  const signBody = (digest: Buffer, pss: boolean) => ({
     input: digest.toString('base64'),
     prehashed: true,
     hash_algorithm: 'sha2-256',
     key_version: info.version,
-    ...(info.algorithm === 'rsa-2048' ? { signature_algorithm: 'pkcs1v15' } : { marshaling_algorithm: 'asn1' }),
+    ...(info.algorithm !== 'rsa-2048'
+      ? { marshaling_algorithm: 'asn1' }
+      : pss
+        ? { signature_algorithm: 'pss', salt_length: 'hash' }
+        : { signature_algorithm: 'pkcs1v15' }),
   });
 
   return {
@@ -592,9 +602,13 @@ export async function createVaultKeyProvider(cfg: VaultKeyConfig, ctx: KeyProvid
     async publicKeyPem() {
       return info.spkiPem;
     },
-    async sign(digest: Buffer, payload?: Buffer) {
+    async paddings() {
+      return BOTH_PADDINGS;
+    },
+    async sign(digest: Buffer, payload?: Buffer, opts?: SignOptions) {
       assertSha256Digest(cfg.name, digest);
-      const res = await authed('POST', signPath, 'sign', signBody(digest), { limit: READ_LIMITS.token, tooLarge: 'KEY_SIGN_FAILED' });
+      const pss = info.algorithm === 'rsa-2048' && opts?.rsaPadding === 'pss';
+      const res = await authed('POST', signPath, 'sign', signBody(digest, pss), { limit: READ_LIMITS.token, tooLarge: 'KEY_SIGN_FAILED' });
       if (res.status !== 200) throw http.fail(res, 'sign', `${keyLabel} version ${info.version}`);
       const checked = checkShape(res.body, signSchema);
       const m = checked.ok ? SIG_PATTERN.exec(checked.value.data.signature) : null;
@@ -608,11 +622,16 @@ export async function createVaultKeyProvider(cfg: VaultKeyConfig, ctx: KeyProvid
         );
       }
       const sig = Buffer.from(m[2]!, 'base64');
-      if (!checkSignature(info, digest, sig, payload)) {
+      if (!checkSignature(info, digest, sig, payload, pss)) {
+        const expected =
+          info.algorithm !== 'rsa-2048'
+            ? 'expected ASN.1 DER ECDSA'
+            : pss
+              ? 'expected RSASSA-PSS with a 32-byte salt; a Vault older than the salt_length parameter signs with the maximum salt: upgrade Vault'
+              : 'expected PKCS#1 v1.5, is the server ignoring signature_algorithm?';
         throw new SignetError(
           'KEY_SIGN_FAILED',
-          `key "${cfg.name}": the signature from ${keyLabel} version ${info.version} does not verify with its public key ` +
-            `(${info.algorithm === 'rsa-2048' ? 'expected PKCS#1 v1.5, is the server ignoring signature_algorithm?' : 'expected ASN.1 DER ECDSA'})`,
+          `key "${cfg.name}": the signature from ${keyLabel} version ${info.version} does not verify with its public key (${expected})`,
         );
       }
       return sig;

@@ -24,6 +24,7 @@ import {
   createPublicKey,
   generateKeyPairSync,
   privateEncrypt,
+  randomBytes,
   randomUUID,
   timingSafeEqual,
   type KeyObject,
@@ -31,6 +32,7 @@ import {
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createP256DigestSigner } from '../../../src/kms/ecdsa.js';
+import { emsaPssEncode } from '../../../src/kms/pss.js';
 
 const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
 
@@ -87,6 +89,11 @@ export interface AlibabaKmsStandin {
   calls: Record<string, number>;
   requests: { method: string; query: Record<string, string>; headers: IncomingMessage['headers'] }[];
   signTimesMs: number[];
+  /**
+   * Salt length of RSA_PSS_SHA_256 signatures (default 32, the SHA-256 size; the API reference
+   * does not state it): set it to another length to see the provider refuse the answer.
+   */
+  pssSaltLength: number;
   keys: AlibabaStandinKey[];
   addKey(opts?: AlibabaAddKeyOptions): AlibabaStandinKey;
   fail(action: AlibabaAction | '*', fault: AlibabaFault, times?: number): void;
@@ -201,6 +208,12 @@ export async function startAlibabaKmsStandin(opts: { accessKeyId?: string; acces
       let sig: Buffer;
       if (q.Algorithm === 'RSA_PKCS1_SHA_256' && key.keySpec.startsWith('RSA_')) {
         sig = privateEncrypt({ key: key.privateKey, padding: constants.RSA_PKCS1_PADDING }, Buffer.concat([SHA256_DIGEST_INFO, digest]));
+      } else if (q.Algorithm === 'RSA_PSS_SHA_256' && key.keySpec.startsWith('RSA_')) {
+        // RSASSA-PSS with SHA-256 and MGF1-SHA-256; the salt length is the stand-in's setting
+        const bits = key.privateKey.asymmetricKeyDetails!.modulusLength!;
+        const em = emsaPssEncode(digest, bits, randomBytes(pssSaltLength));
+        const k = Math.ceil(bits / 8);
+        sig = privateEncrypt({ key: key.privateKey, padding: constants.RSA_NO_PADDING }, Buffer.concat([Buffer.alloc(k - em.length), em]));
       } else if (q.Algorithm === 'ECDSA_SHA_256' && key.keySpec === 'EC_P256') {
         let signer = signers.get(key);
         if (!signer) {
@@ -291,6 +304,7 @@ export async function startAlibabaKmsStandin(opts: { accessKeyId?: string; acces
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
+  let pssSaltLength = 32;
 
   return {
     url: `http://127.0.0.1:${port}`,
@@ -301,6 +315,12 @@ export async function startAlibabaKmsStandin(opts: { accessKeyId?: string; acces
     calls,
     requests,
     signTimesMs,
+    get pssSaltLength() {
+      return pssSaltLength;
+    },
+    set pssSaltLength(n: number) {
+      pssSaltLength = n;
+    },
     keys,
     addKey(o: AlibabaAddKeyOptions = {}): AlibabaStandinKey {
       const keySpec = o.keySpec ?? 'EC_P256';
@@ -325,6 +345,7 @@ export async function startAlibabaKmsStandin(opts: { accessKeyId?: string; acces
       faults.push({ action, fault, left: times });
     },
     reset() {
+      pssSaltLength = 32;
       faults.length = 0;
       requests.length = 0;
       signTimesMs.length = 0;

@@ -25,6 +25,7 @@ import {
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createP256DigestSigner } from '../../../src/kms/ecdsa.js';
+import { signPssDigest } from '../../../src/kms/pss.js';
 
 const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
 
@@ -227,6 +228,9 @@ export async function startAwsKmsStandin(opts: { region?: string; accountId?: st
       let sig: Buffer;
       if (alg === 'RSASSA_PKCS1_V1_5_SHA_256') {
         sig = privateEncrypt({ key: key.privateKey, padding: constants.RSA_PKCS1_PADDING }, Buffer.concat([SHA256_DIGEST_INFO, digest]));
+      } else if (alg === 'RSASSA_PSS_SHA_256') {
+        // AWS KMS: MGF1 with SHA-256 and a 256-bit salt
+        sig = signPssDigest(key.privateKey, digest);
       } else if (alg === 'ECDSA_SHA_256' && key.keySpec === 'ECC_NIST_P256') {
         let signer = signers.get(key);
         if (!signer) {

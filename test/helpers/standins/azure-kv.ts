@@ -18,6 +18,7 @@
  * Authority (https only; MSAL refuses http authorities): the OpenID configuration document and a
  * client-credentials token endpoint that checks client_id/client_secret.
  */
+import { signPssDigest } from '../../../src/kms/pss.js';
 import { constants, generateKeyPairSync, privateEncrypt, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -75,6 +76,8 @@ export interface AzureKvStandIn {
   vaultUrl: string;
   keys: Map<string, AzureStandInKey[]>;
   calls: AzureCall[];
+  /** Answer PS256 with a PKCS#1 v1.5 signature (a misbehaving server). */
+  ps256AsRs256: boolean;
   /** Accepted bearer tokens. */
   tokens: Set<string>;
   /** The tenant named in the challenge (and used by the authority stand-in). */
@@ -245,6 +248,11 @@ export async function startAzureKvStandIn(
     let sig: Buffer;
     if (req2.alg === 'RS256' && key.kty.startsWith('RSA') && key.privateKey) {
       sig = privateEncrypt({ key: key.privateKey, padding: constants.RSA_PKCS1_PADDING }, Buffer.concat([DIGEST_INFO_SHA256, digest]));
+    } else if (req2.alg === 'PS256' && key.kty.startsWith('RSA') && key.privateKey) {
+      // RSASSA-PSS, SHA-256, MGF1-SHA-256, salt = hash length (RFC 7518 3.5)
+      sig = standIn.ps256AsRs256
+        ? privateEncrypt({ key: key.privateKey, padding: constants.RSA_PKCS1_PADDING }, Buffer.concat([DIGEST_INFO_SHA256, digest]))
+        : signPssDigest(key.privateKey, digest);
     } else if (req2.alg === 'ES256' && key.kty.startsWith('EC') && key.crv === 'P-256' && key.privateKey) {
       sig = derEcdsaToRaw(createP256DigestSigner(key.privateKey)(digest)); // Azure returns raw r||s
     } else {
@@ -264,10 +272,11 @@ export async function startAzureKvStandIn(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   vaultUrl = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
-  return {
+  const standIn: AzureKvStandIn = {
     vaultUrl,
     keys,
     calls,
+    ps256AsRs256: false,
     tokens,
     tenantId,
     addKey(name, spec) {
@@ -310,6 +319,7 @@ export async function startAzureKvStandIn(
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  return standIn;
 }
 
 export interface AuthorityStandIn {

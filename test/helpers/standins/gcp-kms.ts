@@ -12,12 +12,14 @@
  *   `Authorization: Bearer <self-signed JWT>`; when a service account is registered the stand-in
  *   checks that JWT's RS256 signature with the account's public key, like Google does.
  *
- * Keys are real: RSA PKCS#1 v1.5 signatures with `privateEncrypt` over DigestInfo||digest, ECDSA
+ * Keys are real: RSA PKCS#1 v1.5 signatures with `privateEncrypt` over DigestInfo||digest, RSA
+ * PSS (RSA_SIGN_PSS_*_SHA256: salt = digest length, as Cloud KMS) with src/kms/pss.ts, ECDSA
  * P-256 DER signatures with `createP256DigestSigner`. CRC32C fields are computed and checked as
  * Cloud KMS does (a wrong digest_crc32c is INVALID_ARGUMENT). Errors carry real gRPC codes (and,
  * for RESOURCE_EXHAUSTED, an optional google.rpc.RetryInfo detail) on both transports.
  * Every request is recorded in `calls`.
  */
+import { signPssDigest } from '../../../src/kms/pss.js';
 import { constants, createPublicKey, generateKeyPairSync, privateEncrypt, verify, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -152,6 +154,7 @@ function signDigest(key: StandInKey, digest: Buffer): Buffer {
   if (/^RSA_SIGN_PKCS1_\d+_SHA256$/.test(key.algorithm)) {
     return privateEncrypt({ key: key.privateKey, padding: constants.RSA_PKCS1_PADDING }, Buffer.concat([DIGEST_INFO_SHA256, digest]));
   }
+  if (/^RSA_SIGN_PSS_\d+_SHA256$/.test(key.algorithm)) return signPssDigest(key.privateKey, digest); // salt = digest length
   if (key.algorithm === 'EC_SIGN_P256_SHA256') return createP256DigestSigner(key.privateKey)(digest);
   throw new Error(`stand-in cannot sign with ${key.algorithm}`);
 }

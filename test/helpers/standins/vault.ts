@@ -5,6 +5,7 @@
  *   GET  /v1/<mount>/keys/<name>          key metadata + PEM public keys per version
  *   POST /v1/<mount>/sign/<name>[/<hash>] input (base64), prehashed, hash_algorithm, key_version,
  *                                         signature_algorithm (pss default | pkcs1v15),
+ *                                         salt_length (auto default | hash | integer),
  *                                         marshaling_algorithm (asn1 default | jws)
  *   POST /v1/auth/<approle>/login         role_id + secret_id -> client_token with a TTL
  *   POST /v1/auth/token/renew-self        extends the caller's token (up to its max TTL)
@@ -12,7 +13,9 @@
  * Behaviour follows Vault: `X-Vault-Token` must be a known, unexpired token (403
  * `permission denied` otherwise), a required namespace must come as `X-Vault-Namespace`, errors are
  * `{"errors":[...]}`, a missing key is 404 on read and 400 `encryption key not found` on sign,
- * PSS (Vault's RSA default) uses the maximum salt length. Faults (429/5xx/delays) are injectable,
+ * PSS (Vault's RSA default) uses the maximum salt length unless salt_length says otherwise
+ * (`hash` = 32 for sha2-256, or a number of bytes); `ignoreSaltLength` plays a Vault from before
+ * the parameter existed (it is then ignored and the salt is the maximum). Faults (429/5xx/delays) are injectable,
  * and every call is counted and recorded.
  */
 import {
@@ -90,6 +93,8 @@ export interface RunningVault {
   inject(fault: VaultFault): void;
   /** Sign RSA with PSS whatever signature_algorithm says (a misbehaving server). */
   forcePss: boolean;
+  /** Ignore `salt_length` (a Vault that predates it): PSS always with the maximum salt. */
+  ignoreSaltLength: boolean;
   /** Tokens issued by AppRole logins, in order. */
   issued: string[];
   revoke(token: string): void;
@@ -130,12 +135,16 @@ function mgf1(seed: Buffer, len: number): Buffer {
   return Buffer.concat(out).subarray(0, len);
 }
 
-/** RFC 8017 EMSA-PSS with SHA-256 / MGF1-SHA-256 and the maximum salt (Vault's `auto`). */
-function rsaPssMaxSalt(priv: KeyObject, digest: Buffer): Buffer {
+/** The largest PSS salt for SHA-256 and this key (Vault's `auto`). */
+function maxSalt(priv: KeyObject): number {
+  return Math.ceil((priv.asymmetricKeyDetails!.modulusLength! - 1) / 8) - 32 - 2;
+}
+
+/** RFC 8017 EMSA-PSS with SHA-256 / MGF1-SHA-256 and a salt of `sLen` bytes. */
+function rsaPss(priv: KeyObject, digest: Buffer, sLen: number): Buffer {
   const bits = priv.asymmetricKeyDetails!.modulusLength!;
   const emBits = bits - 1;
   const emLen = Math.ceil(emBits / 8);
-  const sLen = emLen - 32 - 2;
   const salt = randomBytes(sLen);
   const H = createHash('sha256').update(Buffer.concat([Buffer.alloc(8), digest, salt])).digest();
   const DB = Buffer.concat([Buffer.alloc(emLen - sLen - 34), Buffer.from([1]), salt]);
@@ -248,7 +257,10 @@ export async function startVault(opts: StartVaultOptions = {}): Promise<RunningV
         if (!di) return { status: 400, body: { errors: ['stand-in: only sha2-256'] } };
         sig = privateEncrypt({ key: priv, padding: constants.RSA_PKCS1_PADDING }, Buffer.concat([di, input]));
       } else if (alg === 'pss') {
-        sig = rsaPssMaxSalt(priv, input);
+        const want = vault.ignoreSaltLength ? 'auto' : String(body.salt_length ?? 'auto');
+        const sLen = want === 'auto' ? maxSalt(priv) : want === 'hash' ? input.length : /^\d+$/.test(want) ? Number(want) : NaN;
+        if (!(sLen >= 0 && sLen <= maxSalt(priv))) return { status: 400, body: { errors: [`salt length is invalid: ${want}`] } };
+        sig = rsaPss(priv, input, sLen);
       } else {
         return { status: 400, body: { errors: [`unsupported rsa signature algorithm ${alg}`] } };
       }
@@ -296,6 +308,7 @@ export async function startVault(opts: StartVaultOptions = {}): Promise<RunningV
     calls,
     issued,
     forcePss: false,
+    ignoreSaltLength: false,
     count: (kind = 'sign') => calls.filter((c) => c.kind === kind).length,
     addKey(name, type, mount = 'transit') {
       const k: StandinKey = { type, versions: [generate(type)], minEncryptionVersion: 0, minAvailableVersion: 0 };

@@ -3,7 +3,7 @@
  * v1.0) against a local stand-in (test/helpers/standins/alibaba-kms.ts) that checks the request
  * signature and signs with real keys generated per run.
  */
-import { createHash, createPublicKey, verify } from 'node:crypto';
+import { constants, createHash, createPublicKey, verify } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SignetError } from '../../../src/errors.js';
 import {
@@ -466,5 +466,46 @@ describe('alibabakms: stand-in round trip', () => {
       console.info(`[latency] alibabakms ${label}: ${mean.toFixed(2)} ms per sign through the SDK (stand-in work ${server.toFixed(2)} ms), n=${n}`);
       expect(mean).toBeLessThan(100);
     }
+  });
+});
+
+describe('alibabakms: RSASSA-PSS (Notation) through rsaPadding', () => {
+  const pssVerify = (pem: string, payload: Buffer, sig: Buffer) =>
+    verify('sha256', payload, { key: createPublicKey(pem), padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, sig);
+
+  it('RSA_2048: pss asks for RSA_PSS_SHA_256 and verifies with salt 32; the default stays RSA_PKCS1_SHA_256', async () => {
+    kms.reset();
+    const p = await createAlibabaKmsKeyProvider(cfg(rsa.keyId));
+    expect(await p.paddings!()).toEqual(['pkcs1v15', 'pss']);
+    const payload = Buffer.from('{"targetArtifact":{}}');
+    const sig = await p.sign(sha256(payload), payload, { rsaPadding: 'pss' });
+    expect(sig).toHaveLength(256);
+    expect(pssVerify(rsa.publicKeyPem!, payload, sig)).toBe(true);
+    expect(verify('sha256', payload, createPublicKey(rsa.publicKeyPem!), sig)).toBe(false);
+    const plain = await p.sign(sha256(payload), payload);
+    expect(verify('sha256', payload, createPublicKey(rsa.publicKeyPem!), plain)).toBe(true);
+    expect(kms.requests.filter((r) => r.query.Action === 'AsymmetricSign').map((r) => r.query.Algorithm)).toEqual(['RSA_PSS_SHA_256', 'RSA_PKCS1_SHA_256']);
+  });
+
+  it('a PSS answer with another salt length (20) is refused with KEY_SIGN_FAILED naming the key', async () => {
+    kms.reset();
+    const p = await createAlibabaKmsKeyProvider(cfg(rsa.keyId));
+    kms.pssSaltLength = 20;
+    try {
+      const e = await rejection(p.sign(sha256(Buffer.from('x')), undefined, { rsaPadding: 'pss' }));
+      expect(e.code).toBe('KEY_SIGN_FAILED');
+      expect(e.message).toMatch(/key "acr" .*does not verify as RSASSA-PSS with SHA-256 and a 32-byte salt/);
+    } finally {
+      kms.pssSaltLength = 32;
+    }
+  });
+
+  it('EC_P256 ignores rsaPadding (ECDSA_SHA_256)', async () => {
+    kms.reset();
+    const p = await createAlibabaKmsKeyProvider(cfg(ec.keyId));
+    const payload = Buffer.from('ec');
+    const sig = await p.sign(sha256(payload), payload, { rsaPadding: 'pss' });
+    expect(verify('sha256', payload, createPublicKey(await p.publicKeyPem()), sig)).toBe(true);
+    expect(kms.requests.find((r) => r.query.Action === 'AsymmetricSign')!.query).toMatchObject({ Algorithm: 'ECDSA_SHA_256' });
   });
 });

@@ -2,7 +2,7 @@
  * The awskms provider with the real @aws-sdk/client-kms against a local AWS JSON 1.1 stand-in
  * (test/helpers/standins/aws-kms.ts) that signs with real keys generated per run.
  */
-import { createHash, createPublicKey, verify } from 'node:crypto';
+import { constants, createHash, createPublicKey, verify } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_RETRY_AFTER_SECONDS } from '../../../src/edge/retry-after.js';
 import { SignetError } from '../../../src/errors.js';
@@ -427,5 +427,47 @@ describe('awskms: stand-in round trip', () => {
       console.info(`[latency] awskms ${label}: ${mean.toFixed(2)} ms per sign through the SDK (stand-in work ${server.toFixed(2)} ms), n=${n}`);
       expect(mean).toBeLessThan(100);
     }
+  });
+});
+
+describe('awskms: RSASSA-PSS (Notation) through rsaPadding', () => {
+  const pssVerify = (pem: string, payload: Buffer, sig: Buffer) =>
+    verify('sha256', payload, { key: createPublicKey(pem), padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, sig);
+
+  it('RSA_2048: pss asks for RSASSA_PSS_SHA_256 and the signature verifies with salt 32; the default stays PKCS#1 v1.5', async () => {
+    kms.reset();
+    const p = await createAwsKmsKeyProvider(cfg(rsa.keyId));
+    expect(await p.paddings!()).toEqual(['pkcs1v15', 'pss']);
+    const payload = Buffer.from('{"targetArtifact":{}}');
+    const sig = await p.sign(sha256(payload), payload, { rsaPadding: 'pss' });
+    expect(sig).toHaveLength(256);
+    expect(pssVerify(rsa.publicKeyPem!, payload, sig)).toBe(true);
+    expect(verify('sha256', payload, createPublicKey(rsa.publicKeyPem!), sig)).toBe(false); // not PKCS#1 v1.5
+    expect(kms.requests.filter((r) => r.target === 'TrentService.Sign').map((r) => r.body.SigningAlgorithm)).toEqual(['RSASSA_PSS_SHA_256']);
+
+    const plain = await p.sign(sha256(payload), payload, { rsaPadding: 'pkcs1v15' });
+    expect(verify('sha256', payload, createPublicKey(rsa.publicKeyPem!), plain)).toBe(true);
+    expect(kms.requests.filter((r) => r.target === 'TrentService.Sign').map((r) => r.body.SigningAlgorithm)).toEqual(['RSASSA_PSS_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_256']);
+  });
+
+  it('a key whose SigningAlgorithms lack RSASSA_PSS_SHA_256 reports pkcs1v15 only and refuses pss with KEY_SIGN_FAILED, without a call', async () => {
+    const k = kms.addKey({ keySpec: 'RSA_2048', signingAlgorithms: ['RSASSA_PKCS1_V1_5_SHA_256'] });
+    const p = await createAwsKmsKeyProvider(cfg(k.keyId));
+    expect(await p.paddings!()).toEqual(['pkcs1v15']);
+    kms.reset();
+    const e = await rejection(p.sign(sha256(Buffer.from('x')), undefined, { rsaPadding: 'pss' }));
+    expect(e.code).toBe('KEY_SIGN_FAILED');
+    expect(e.message).toMatch(/key "release" .*does not offer RSASSA_PSS_SHA_256/);
+    expect(kms.calls.Sign ?? 0).toBe(0);
+  });
+
+  it('ECC_NIST_P256 ignores rsaPadding (ECDSA_SHA_256, DER)', async () => {
+    kms.reset();
+    const p = await createAwsKmsKeyProvider(cfg(ec.keyId));
+    expect(await p.paddings!()).toEqual(['pkcs1v15', 'pss']);
+    const payload = Buffer.from('ec');
+    const sig = await p.sign(sha256(payload), payload, { rsaPadding: 'pss' });
+    expect(verify('sha256', payload, createPublicKey(await p.publicKeyPem()), sig)).toBe(true);
+    expect(kms.requests.find((r) => r.target === 'TrentService.Sign')!.body).toMatchObject({ SigningAlgorithm: 'ECDSA_SHA_256' });
   });
 });

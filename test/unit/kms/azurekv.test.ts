@@ -4,7 +4,7 @@
  * the 401 challenge flow and signs with real keys (ES256 as raw r||s, like Azure), and an https
  * Microsoft Entra ID authority.
  */
-import { createHash, randomBytes, verify } from 'node:crypto';
+import { constants, createHash, randomBytes, verify } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { TokenCredential } from '@azure/identity';
@@ -399,5 +399,48 @@ describe('azurekv stand-in latency (real SDK, 127.0.0.1)', () => {
       expect(ms).toBeLessThan(100);
     }
     console.log(`[azurekv] mean sign latency: ${out.join(', ')}`);
+  });
+});
+
+describe('azurekv: RSASSA-PSS (Notation) through rsaPadding', () => {
+  it('RSA-2048: pss asks Key Vault for PS256; the signature verifies with salt 32 (with or without the payload); default stays RS256', async () => {
+    const { p } = await withKey({ kty: 'RSA', bits: 2048 });
+    expect(await p.paddings!()).toEqual(['pkcs1v15', 'pss']);
+    const pem = await p.publicKeyPem();
+    const payload = randomBytes(64);
+    for (const withPayload of [true, false]) {
+      const sig = await p.sign(sha256(payload), withPayload ? payload : undefined, { rsaPadding: 'pss' });
+      expect(sig).toHaveLength(256);
+      expect(verify('sha256', payload, { key: pem, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, sig)).toBe(true);
+      expect(verify('sha256', payload, pem, sig)).toBe(false);
+    }
+    const plain = await p.sign(sha256(payload), payload);
+    expect(verify('sha256', payload, pem, plain)).toBe(true);
+    expect(verify('sha256', payload, { key: pem, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, plain)).toBe(false);
+  });
+
+  it('EC P-256 ignores rsaPadding (ES256)', async () => {
+    const { p } = await withKey({ kty: 'EC', crv: 'P-256' });
+    const payload = randomBytes(32);
+    const sig = await p.sign(sha256(payload), undefined, { rsaPadding: 'pss' });
+    expect(verify('sha256', payload, await p.publicKeyPem(), sig)).toBe(true);
+  });
+});
+
+describe('azurekv: a PS256 answer that is not PSS with a 32-byte salt', () => {
+  it('is refused with KEY_SIGN_FAILED naming the key (with or without the payload)', async () => {
+    const { p } = await withKey({ kty: 'RSA', bits: 2048 });
+    kv.ps256AsRs256 = true;
+    try {
+      const payload = randomBytes(64);
+      for (const withPayload of [true, false]) {
+        const err = await rejection(p.sign(sha256(payload), withPayload ? payload : undefined, { rsaPadding: 'pss' }));
+        expect(err.code).toBe('KEY_SIGN_FAILED');
+        expect(err.message).toContain(`"${p.name}"`);
+        expect(err.message).toMatch(/PS256 signature .*does not verify .*salt 32/);
+      }
+    } finally {
+      kv.ps256AsRs256 = false;
+    }
   });
 });

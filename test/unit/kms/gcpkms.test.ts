@@ -3,7 +3,7 @@
  * both of the client's wire protocols (gRPC, the default; REST with `transport: rest`). The core
  * behaviour runs on both transports.
  */
-import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import { constants, createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -197,8 +197,8 @@ describe.each(['grpc', 'rest'] as const)('gcpkms over %s', (transport) => {
     }
   });
 
-  it('refuses PSS and other algorithms at startup with KEY_UNSUPPORTED naming the key', async () => {
-    for (const alg of ['RSA_SIGN_PSS_2048_SHA256', 'EC_SIGN_P384_SHA384', 'EC_SIGN_ED25519', 'RSA_SIGN_RAW_PKCS1_2048'] as const) {
+  it('refuses other algorithms at startup with KEY_UNSUPPORTED naming the key', async () => {
+    for (const alg of ['RSA_SIGN_PKCS1_4096_SHA512', 'EC_SIGN_P384_SHA384', 'EC_SIGN_ED25519', 'RSA_SIGN_RAW_PKCS1_2048'] as const) {
       const name = versionName(alg);
       kms.addKey(name, alg);
       const err = await rejection(provider(transport, name));
@@ -206,7 +206,7 @@ describe.each(['grpc', 'rest'] as const)('gcpkms over %s', (transport) => {
       expect(err.retryable).toBe(false);
       expect(err.message).toContain(`key "gcp-${seq}"`);
       expect(err.message).toContain(alg);
-      if (alg.includes('PSS')) expect(err.message).toMatch(/PKCS#1 v1\.5/);
+      if (alg.includes('SHA512')) expect(err.message).toMatch(/SHA-256/);
       expect(callsFor(name, 'AsymmetricSign')).toHaveLength(0);
     }
   });
@@ -376,5 +376,54 @@ describe('gcpkms: REST error bodies are schema-checked', () => {
   it('a RetryInfo delay in the body is capped, odd detail entries are skipped', () => {
     const body = JSON.stringify({ error: { status: 'RESOURCE_EXHAUSTED', message: 'quota', details: [null, 5, { retryDelay: '99999999s' }] } });
     expect(classifyGcpError(restError(body, 429), cfg, 'AsymmetricSign')).toMatchObject({ code: 'KEY_THROTTLED', retryAfterSeconds: MAX_RETRY_AFTER_SECONDS });
+  });
+});
+
+describe.each(['grpc', 'rest'] as const)('gcpkms over %s: the padding is the key version\'s', (transport) => {
+  const pssVerify = (pem: string, payload: Buffer, sig: Buffer) =>
+    verify('sha256', payload, { key: createPublicKey(pem), padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, sig);
+
+  it('RSA_SIGN_PSS_2048_SHA256: accepted, reports pss only, signs PSS (salt 32) and refuses pkcs1v15 (the default) without a call', async () => {
+    const { name, p } = await withKey(transport, 'RSA_SIGN_PSS_2048_SHA256');
+    expect(p.kmsAlgorithm).toBe('RSA_SIGN_PSS_2048_SHA256');
+    expect(await p.paddings!()).toEqual(['pss']);
+    const pem = await p.publicKeyPem();
+    const payload = randomBytes(40);
+    for (const withPayload of [true, false]) {
+      const sig = await p.sign(sha256(payload), withPayload ? payload : undefined, { rsaPadding: 'pss' });
+      expect(sig).toHaveLength(256);
+      expect(pssVerify(pem, payload, sig)).toBe(true);
+      expect(verify('sha256', payload, pem, sig)).toBe(false);
+    }
+    expect(callsFor(name, 'AsymmetricSign')).toHaveLength(2);
+    for (const opts of [undefined, { rsaPadding: 'pkcs1v15' as const }]) {
+      const err = await rejection(p.sign(sha256(payload), payload, opts));
+      expect(err.code).toBe('KEY_SIGN_FAILED');
+      expect(err.retryable).toBe(false);
+      expect(err.message).toContain(`key "gcp-${seq}"`);
+      expect(err.message).toMatch(/RSA_SIGN_PSS_2048_SHA256: it cannot sign PKCS#1 v1\.5 .*cosign formats need an RSA_SIGN_PKCS1_\*_SHA256 version/);
+    }
+    expect(callsFor(name, 'AsymmetricSign')).toHaveLength(2);
+  });
+
+  it('RSA_SIGN_PKCS1_2048_SHA256: reports pkcs1v15 only and refuses pss with KEY_SIGN_FAILED naming the key, without a call', async () => {
+    const { name, p } = await withKey(transport, 'RSA_SIGN_PKCS1_2048_SHA256');
+    expect(await p.paddings!()).toEqual(['pkcs1v15']);
+    const payload = randomBytes(40);
+    const err = await rejection(p.sign(sha256(payload), payload, { rsaPadding: 'pss' }));
+    expect(err.code).toBe('KEY_SIGN_FAILED');
+    expect(err.message).toContain(`key "gcp-${seq}"`);
+    expect(err.message).toMatch(/RSA_SIGN_PKCS1_2048_SHA256: it cannot sign RSASSA-PSS .*Notation needs an RSA_SIGN_PSS_\*_SHA256 version/);
+    expect(callsFor(name, 'AsymmetricSign')).toHaveLength(0);
+    const sig = await p.sign(sha256(payload), payload);
+    expect(verify('sha256', payload, await p.publicKeyPem(), sig)).toBe(true);
+  });
+
+  it('EC_SIGN_P256_SHA256 reports both and ignores rsaPadding', async () => {
+    const { p } = await withKey(transport, 'EC_SIGN_P256_SHA256');
+    expect(await p.paddings!()).toEqual(['pkcs1v15', 'pss']);
+    const payload = randomBytes(40);
+    const sig = await p.sign(sha256(payload), undefined, { rsaPadding: 'pss' });
+    expect(verify('sha256', payload, await p.publicKeyPem(), sig)).toBe(true);
   });
 });

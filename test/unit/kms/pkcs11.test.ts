@@ -2,7 +2,7 @@
  * The `pkcs11` key provider against a REAL SoftHSM2 token created by this test (own tokendir via
  * SOFTHSM2_CONF), keys made with pkcs11-tool, signatures checked with node:crypto.
  */
-import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import { constants, createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -247,11 +247,19 @@ describe('pkcs11 (SoftHSM2): refused at startup', () => {
     expect(err.message).toMatch(/only the P-256 curve/);
   });
 
-  it('an RSA key restricted to PSS -> KEY_UNSUPPORTED', async () => {
-    const err = await rejection(createPkcs11KeyProvider(cfg({ label: 'pss' })));
-    expect(err.code).toBe('KEY_UNSUPPORTED');
-    expect(err.message).toContain('key "hsm-pss" is RSA-2048');
-    expect(err.message).toMatch(/PSS/);
+  it('an RSA key restricted to PSS is accepted for PSS only: paddings [pss], PKCS#1 v1.5 -> KEY_SIGN_FAILED naming the key', async () => {
+    const p = await provider({ label: 'pss' });
+    expect(await p.paddings!()).toEqual(['pss']);
+    const pub = createPublicKey(await p.publicKeyPem());
+    const { payload: msg, digest } = payload();
+    const sig = await p.sign(digest, msg, { rsaPadding: 'pss' });
+    expect(verify('sha256', msg, { key: pub, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, sig)).toBe(true);
+    for (const opts of [undefined, { rsaPadding: 'pkcs1v15' as const }]) {
+      const err = await rejection(p.sign(digest, msg, opts));
+      expect(err.code).toBe('KEY_SIGN_FAILED');
+      expect(err.message).toContain('key "hsm-pss"');
+      expect(err.message).toMatch(/cannot sign PKCS#1 v1\.5 .*restricted to RSASSA-PSS/);
+    }
   });
 
   it('an RSA-1024 key -> KEY_UNSUPPORTED', async () => {
@@ -386,5 +394,37 @@ describe('pkcs11: close', () => {
     expect(pkcs11Status()).toEqual([]);
     const closed = await rejection(p.sign(digest));
     expect(closed.code).toBe('KEY_UNAVAILABLE');
+  });
+});
+
+describe('pkcs11 (SoftHSM2): RSASSA-PSS (Notation) through rsaPadding', () => {
+  const pssOk = (pub: ReturnType<typeof createPublicKey>, msg: Buffer, sig: Buffer, saltLength = 32) =>
+    verify('sha256', msg, { key: pub, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength }, sig);
+
+  it('RSA-2048: CKM_RSA_PKCS_PSS over the digest (SHA-256, MGF1-SHA-256, salt 32) verifies in node:crypto; PKCS#1 v1.5 unchanged', async () => {
+    const p = await provider({ label: 'r' });
+    expect(await p.paddings!()).toEqual(['pkcs1v15', 'pss']);
+    const pub = createPublicKey(await p.publicKeyPem());
+    const { payload: msg, digest } = payload();
+    const a = await p.sign(digest, msg, { rsaPadding: 'pss' });
+    const b = await p.sign(digest, undefined, { rsaPadding: 'pss' });
+    for (const sig of [a, b]) {
+      expect(sig).toHaveLength(256);
+      expect(pssOk(pub, msg, sig)).toBe(true);
+      expect(pssOk(pub, msg, sig, 20)).toBe(false); // the salt is 32, not another length
+      expect(verify('sha256', msg, pub, sig)).toBe(false);
+    }
+    expect(a.equals(b)).toBe(false); // PSS is randomised
+    const plain = await p.sign(digest, msg);
+    expect(verify('sha256', msg, pub, plain)).toBe(true);
+    expect((await p.sign(digest, undefined, { rsaPadding: 'pkcs1v15' })).equals(plain)).toBe(true);
+  });
+
+  it('ECDSA P-256 ignores rsaPadding', async () => {
+    const p = await provider({ label: 'k', id: '01' });
+    expect(await p.paddings!()).toEqual(['pkcs1v15', 'pss']);
+    const { payload: msg, digest } = payload();
+    const sig = await p.sign(digest, undefined, { rsaPadding: 'pss' });
+    expect(verify('sha256', msg, createPublicKey(await p.publicKeyPem()), sig)).toBe(true);
   });
 });

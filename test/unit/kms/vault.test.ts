@@ -1,7 +1,7 @@
 /**
  * The `vault` key provider against a local transit stand-in (real HTTP, real keys).
  */
-import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import { constants, createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -603,5 +603,59 @@ describe('vault: edge limits (Retry-After cap, capped reads, deadline, answer sh
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }
+  });
+});
+
+describe('vault: RSASSA-PSS (Notation) through rsaPadding', () => {
+  const pssVerify = (pem: string, msg: Buffer, sig: Buffer) =>
+    verify('sha256', msg, { key: createPublicKey(pem), padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, sig);
+
+  it('RSA-2048: pss sends signature_algorithm pss with salt_length hash; verifies with salt 32; default unchanged', async () => {
+    for (const key of ['rsa']) {
+      const p = await provider({ key });
+      expect(await p.paddings!()).toEqual(['pkcs1v15', 'pss']);
+      const pem = await p.publicKeyPem();
+      for (const withPayload of [false, true]) {
+        const { payload: msg, digest } = payload();
+        const before = vault.calls.length;
+        const sig = await p.sign(digest, withPayload ? msg : undefined, { rsaPadding: 'pss' });
+        expect(pssVerify(pem, msg, sig)).toBe(true);
+        expect(verify('sha256', msg, createPublicKey(pem), sig)).toBe(false);
+        const calls = vault.calls.slice(before);
+        expect(calls.map((c) => c.kind)).toEqual(['sign']);
+        expect(calls[0]!.body).toMatchObject({ prehashed: true, hash_algorithm: 'sha2-256', signature_algorithm: 'pss', salt_length: 'hash' });
+      }
+      const { payload: msg, digest } = payload();
+      const plain = await p.sign(digest, msg, { rsaPadding: 'pkcs1v15' });
+      expect(verify('sha256', msg, createPublicKey(pem), plain)).toBe(true);
+      expect(vault.calls.at(-1)!.body).toMatchObject({ signature_algorithm: 'pkcs1v15' });
+      expect(vault.calls.at(-1)!.body.salt_length).toBeUndefined();
+    }
+  });
+
+  it('a Vault that ignores salt_length (maximum salt) is caught: KEY_SIGN_FAILED naming the key, not retried', async () => {
+    const p = await provider({ key: 'rsa' });
+    vault.ignoreSaltLength = true;
+    try {
+      for (const withPayload of [false, true]) {
+        const { payload: msg, digest } = payload();
+        const err = await rejection(p.sign(digest, withPayload ? msg : undefined, { rsaPadding: 'pss' }));
+        expect(err.code).toBe('KEY_SIGN_FAILED');
+        expect(err.retryable).toBe(false);
+        expect(err.message).toContain('vault-rsa');
+        expect(err.message).toMatch(/32-byte salt.*salt_length/);
+      }
+    } finally {
+      vault.ignoreSaltLength = false;
+    }
+  });
+
+  it('ECDSA P-256 ignores rsaPadding (asn1, no signature_algorithm)', async () => {
+    const p = await provider({ key: 'ec' });
+    const { payload: msg, digest } = payload();
+    const sig = await p.sign(digest, msg, { rsaPadding: 'pss' });
+    expect(verify('sha256', msg, createPublicKey(await p.publicKeyPem()), sig)).toBe(true);
+    expect(vault.calls.at(-1)!.body).toMatchObject({ marshaling_algorithm: 'asn1' });
+    expect(vault.calls.at(-1)!.body.signature_algorithm).toBeUndefined();
   });
 });
