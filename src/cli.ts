@@ -14,6 +14,7 @@
  * Config: --config FILE, else $SIGNET_CONFIG, else ./signet.yaml; `start|serve|worker` fall back
  * to the embedded default when none of these exists.
  */
+import { checkRuleKeys } from './formats/index.js';
 import { TimestampAuthorities } from './transparency/timestamp-trust.js';
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
@@ -218,7 +219,11 @@ async function configCheck(configPath: string, explicit: boolean, out: Out, err:
   // Keys are opened too: a wrong path or password is a config problem.
   new TimestampAuthorities(c.rules, loaded.baseDir); // each rule's TSA chain read and checked
   const checked = await createSigningKeys(c.keys, { baseDir: loaded.baseDir });
-  await Promise.allSettled([...checked.values()].map((k) => k.close()));
+  try {
+    await checkRuleKeys(c.rules, checked);
+  } finally {
+    await Promise.allSettled([...checked.values()].map((k) => k.close()));
+  }
   out(
     `${loaded.source}: ok (${c.registries.length} registr${c.registries.length === 1 ? 'y' : 'ies'}, ${c.integrations.length} integration(s), ${c.keys.length} key(s), ${c.rules.length} rule(s))`,
   );

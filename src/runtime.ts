@@ -17,6 +17,7 @@ import { Metrics } from './metrics.js';
 import { checkRedis, createRedis } from './queue/connection.js';
 import { SignQueue } from './queue/sign-queue.js';
 import { RegistryDirectory } from './registry/directory.js';
+import { checkRuleKeys } from './formats/index.js';
 import { DigestLock } from './signing/lock.js';
 import { SigningPipeline } from './signing/pipeline.js';
 import { StatusStore } from './status/store.js';
@@ -49,6 +50,12 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
   const keys = await createSigningKeys(config.keys, { baseDir }, {
     observe: (key, outcome, seconds) => metrics.keySignSeconds.observe({ key, outcome }, seconds), // signet_key_sign_seconds
   });
+  try {
+    await checkRuleKeys(config.rules, keys); // an RSA key that cannot pad as its rule's formats need
+  } catch (err) {
+    await Promise.allSettled([...keys.values()].map((k) => k.close()));
+    throw err;
+  }
   const registries = new RegistryDirectory(config.registries, { baseDir });
   instrumentRegistries(registries, metrics); // signet_registry_errors_total
   const rules = compileRules(config.rules);

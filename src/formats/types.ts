@@ -99,6 +99,8 @@ export interface SignResult {
 
 export interface SignatureFormat {
   readonly name: FormatName;
+  /** How RSA keys sign for this format (cosign's formats: PKCS#1 v1.5; Notary Project: PSS); checked at startup. */
+  readonly rsaPadding: 'pkcs1v15' | 'pss';
   read(ctx: ReadContext, plan: SigningPlan, subject: Subject): Promise<FormatReading>;
   write(ctx: WriteContext, plan: SigningPlan, subject: Subject): Promise<SignResult[]>;
 }

@@ -6,4 +6,4 @@ import type { SignatureFormat } from '../types.js';
 import { readBundles } from './read.js';
 import { writeBundles } from './write.js';
 
-export const bundleFormat: SignatureFormat = { name: 'bundle', read: readBundles, write: writeBundles };
+export const bundleFormat: SignatureFormat = { name: 'bundle', rsaPadding: 'pkcs1v15', read: readBundles, write: writeBundles };

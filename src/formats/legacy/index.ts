@@ -6,4 +6,4 @@ import type { SignatureFormat } from '../types.js';
 import { readLegacy } from './read.js';
 import { writeLegacy } from './write.js';
 
-export const legacyFormat: SignatureFormat = { name: 'legacy', read: readLegacy, write: writeLegacy };
+export const legacyFormat: SignatureFormat = { name: 'legacy', rsaPadding: 'pkcs1v15', read: readLegacy, write: writeLegacy };
