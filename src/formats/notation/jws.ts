@@ -206,12 +206,14 @@ export function headerProblem(h: Record<string, unknown>, key: KeyObject, keyNam
   return undefined;
 }
 
-/** Why the payload does not name `subject` with `annotations` (or undefined when it does). */
+/** Why the payload does not name `subject` with `annotations` (or undefined when it does); an empty media type or zero size is not compared. */
 export function payloadProblem(env: ParsedEnvelope, subject: Subject, annotations?: Readonly<Record<string, string>>): string | undefined {
   const t = env.payload.targetArtifact;
   if (!t || typeof t !== 'object') return 'no targetArtifact';
   if (t.digest !== subject.digest) return `signs ${String(t.digest)}`;
-  if (t.mediaType !== subject.mediaType || t.size !== subject.size) return 'targetArtifact media type or size differs from the manifest';
+  // notation compares media type and size too; a reader given only the digest (mediaType '', size 0) cannot
+  if (subject.mediaType && t.mediaType !== subject.mediaType) return `targetArtifact media type ${String(t.mediaType)}, the manifest is ${subject.mediaType}`;
+  if (subject.size && t.size !== subject.size) return `targetArtifact size ${String(t.size)}, the manifest has ${subject.size} bytes`;
   const have = t.annotations && typeof t.annotations === 'object' ? (t.annotations as Record<string, unknown>) : {};
   for (const [k, v] of Object.entries(annotations ?? {})) {
     if (have[k] !== v) return `annotation ${k} is not ${JSON.stringify(v)}`;
