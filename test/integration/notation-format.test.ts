@@ -2,7 +2,7 @@
  * The notation format (src/formats/notation) against a real registry (distribution 2.8: no
  * referrers API, the shared `sha256-<hex>` fallback index) and the real Notary Project CLI,
  * `notation` 1.3 (its own XDG_CONFIG_HOME with trustpolicy.json and the trust store): signet signs
- * with a P-256 file key carrying a BYO-PKI chain (leaf, intermediate, root: the leaf issued by
+ * with a P-256 file key (and an RSA-2048 one: PS256, needs the file provider's PSS from h/npss) carrying a BYO-PKI chain (leaf, intermediate, root: the leaf issued by
  * openssl since notation's trusted identities need C, ST and O in its subject, which
  * test/helpers/pki.ts does not write); notation verifies by
  * digest and by tag, single-arch and each child of an index, and lists the signature; a wrong root
@@ -43,7 +43,9 @@ const file = (...p: string[]) => path.join(tmp.dir, ...p);
 const rulesYaml = () => `
 keys:
   - { name: n, provider: file, path: n.pem, certificate: n.crt, chain: n-chain.pem }
+  - { name: r, provider: file, path: r.pem, certificate: r.crt, chain: n-chain.pem }
 rules:
+  - { match: "${H}/rsa/**", keys: [r], formats: [notation] }
   - { match: "${H}/ts/**", keys: [n], formats: [notation], timestamp: { url: "${tsa.url}", certificateChain: tsa-chain.pem } }
   - { match: "${H}/mixed/**", keys: [n], formats: [legacy, bundle, notation] }
   - { match: "${H}/**", keys: [n], formats: [notation] }
@@ -128,8 +130,12 @@ beforeAll(async () => {
     const r = await runProcess('openssl', args, { cwd: tmp.dir });
     expect(r.code, r.stderr).toBe(0);
   };
-  await openssl(['req', '-new', '-key', 'n.pem', '-subj', `/C=US/ST=WA/O=signet test/CN=${LEAF_CN}`, '-out', 'n.csr']);
-  await openssl(['x509', '-req', '-in', 'n.csr', '-CA', 'inter.crt', '-CAkey', 'inter.key', '-CAcreateserial', '-days', '2', '-sha256', '-extfile', 'leaf.ext', '-out', 'n.crt']);
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  writeFileSync(file('r.pem'), rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  for (const k of ['n', 'r']) {
+    await openssl(['req', '-new', '-key', `${k}.pem`, '-subj', `/C=US/ST=WA/O=signet test/CN=${LEAF_CN}`, '-out', `${k}.csr`]);
+    await openssl(['x509', '-req', '-in', `${k}.csr`, '-CA', 'inter.crt', '-CAkey', 'inter.key', '-CAcreateserial', '-days', '2', '-sha256', '-extfile', 'leaf.ext', '-out', `${k}.crt`]);
+  }
   const chain = inter.pem + root.pem;
   writeFileSync(file('n-chain.pem'), chain);
   rootPem = root.pem;
@@ -203,6 +209,25 @@ describe('notation verifies what signet writes', () => {
     // the same trust store with the leaf's identity accepts it: the refusals are the root and the identity
     const control = await notationVerify(notationHome('control', { identities: [IDENTITY] }), ref);
     expect(control.code, control.stderr).toBe(0);
+  }, 120_000);
+});
+
+describe('RSA-2048: RSASSA-PSS (PS256)', () => {
+  it('an RSA file key signs PS256; notation verifies by digest and by tag; signet verify accepts it', async () => {
+    const img = await pushImage(registry, 'rsa/app', 'v1');
+    const r = await sign('rsa/app', 'v1');
+    expect(r).toMatchObject({ status: 'signed', signatures: [{ key: 'r', format: 'notation', outcome: 'signed' }] });
+    const [d] = await referrers('rsa/app', img.digest);
+    const manifest = JSON.parse((await new RegistryClient(registry).request('GET', `/v2/rsa/app/manifests/${d!.digest}`, { headers: { Accept: MT.ociManifest } })).body.toString()) as { layers: { digest: string }[] };
+    const blob = await new RegistryClient(registry).request('GET', `/v2/rsa/app/blobs/${manifest.layers[0]!.digest}`);
+    const env = JSON.parse(blob.body.toString()) as { protected: string };
+    expect(JSON.parse(Buffer.from(env.protected, 'base64url').toString())).toMatchObject({ alg: 'PS256' });
+    const home = notationHome('rsa', { identities: [IDENTITY] });
+    for (const ref of [`${H}/rsa/app@${img.digest}`, `${H}/rsa/app:v1`]) {
+      const v = await notationVerify(home, ref);
+      expect(v.code, `${ref}: ${v.stdout}\n${v.stderr}`).toBe(0);
+    }
+    expect((await verify('rsa/app:v1')).code).toBe(0);
   }, 120_000);
 });
 
