@@ -5,7 +5,9 @@
  * index), the referrer manifest is pushed by digest and the API lists it. Where it does not
  * (distribution 2.x, many others), signet also maintains the referrers fallback tag
  * `sha256-<hex>`: an image index read-modify-written under the per-digest lock and read back,
- * exactly like the legacy .sig manifest (concurrent writers lose entries otherwise).
+ * exactly like the legacy .sig manifest (concurrent writers lose entries otherwise). Listing, the
+ * lock's name and the index update live in src/formats/referrers/, shared with the notation
+ * format, so bundles and Notation signatures on one digest never drop each other's entries.
  *
  * Dedup: a referrer whose bundle holds the same statement signed by the same key counts as
  * present. signet's referrers carry the statement digest and key id as annotations, so the

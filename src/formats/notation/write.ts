@@ -118,9 +118,10 @@ export async function writeNotation(ctx: WriteContext, plan: SigningPlan, subjec
   });
 }
 
-function markPresent(job: Job, referrer: string): void {
+function markPresent(job: Job, found: { digest: string; env: ParsedEnvelope }): void {
   job.result.outcome = 'present';
-  job.result.referrer = referrer;
+  job.result.referrer = found.digest;
+  job.result.payloadDigest = sha256Digest(signingInput(found.env.protectedB64, found.env.payloadB64));
   if (job.signer.witnesses.timestamp) job.result.timestamp = { status: 'present' };
 }
 
@@ -178,7 +179,13 @@ export function notationManifest(envelope: Buffer, subject: Subject, annotations
   );
 }
 
-async function findPresent(descriptors: readonly IndexDescriptor[], signer: Signer, read: Reader, want: Parameters<typeof notationMeets>[1], needs: NotationNeeds): Promise<string | undefined> {
+async function findPresent(
+  descriptors: readonly IndexDescriptor[],
+  signer: Signer,
+  read: Reader,
+  want: Parameters<typeof notationMeets>[1],
+  needs: NotationNeeds,
+): Promise<{ digest: string; env: ParsedEnvelope } | undefined> {
   let candidates = 0;
   for (const d of descriptors) {
     if (!isNotationReferrer(d) || !mayBeByLeaf(d, signer.key.certificate?.certificate)) continue;
@@ -186,7 +193,7 @@ async function findPresent(descriptors: readonly IndexDescriptor[], signer: Sign
     const env = await read(d.digest);
     if (!env) continue;
     const v = notationMeets(env, want, signer.key, needs);
-    if (v.signedBy && v.ok) return d.digest;
+    if (v.signedBy && v.ok) return { digest: d.digest, env };
   }
   return undefined;
 }

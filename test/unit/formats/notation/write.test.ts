@@ -75,7 +75,8 @@ describe('with the referrers API', () => {
     expect(key.backend.signs).toBe(1);
 
     const [again] = await writeNotation(ctx, plan, subject);
-    expect(again).toMatchObject({ outcome: 'present', referrer: r!.referrer });
+    expect(again).toMatchObject({ outcome: 'present', referrer: r!.referrer, payloadDigest: r!.payloadDigest });
+    expect(r!.payloadDigest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(key.backend.signs).toBe(1);
   });
 
