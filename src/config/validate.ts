@@ -55,7 +55,7 @@ export function crossCheck(config: Config): { problems: ConfigProblem[]; warning
     if (rule.formats?.includes('notation')) {
       rule.keys.forEach((k, j) => {
         const key = config.keys.find((x) => x.name === k);
-        if (key && !(key as { certificate?: string }).certificate) {
+        if (key && !key.certificate) {
           problems.push({ path: ['rules', i, 'keys', j], message: `key "${k}" has no certificate: the notation format needs keys[].certificate (and chain)` });
         }
       });
