@@ -51,6 +51,15 @@ export function crossCheck(config: Config): { problems: ConfigProblem[]; warning
       if (!keyNames.has(k)) problems.push({ path: ['rules', i, 'keys', j], message: `no key named "${k}" in keys` });
     });
     duplicates(rule.keys, (j, v) => problems.push({ path: ['rules', i, 'keys', j], message: `key "${v}" listed twice` }));
+    // Notation verifies X.509 chains only: every key of a rule writing it needs a certificate
+    if (rule.formats?.includes('notation')) {
+      rule.keys.forEach((k, j) => {
+        const key = config.keys.find((x) => x.name === k);
+        if (key && !key.certificate) {
+          problems.push({ path: ['rules', i, 'keys', j], message: `key "${k}" has no certificate: the notation format needs keys[].certificate (and chain)` });
+        }
+      });
+    }
     try {
       const re = picomatch.makeRe(rule.match);
       const ruleHost = rule.match.split('/')[0] ?? '';

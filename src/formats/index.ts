@@ -9,11 +9,13 @@ import type { SigningKey } from '../kms/signing-key.js';
 import { formatsOf, type FormatName } from '../signing/plan.js';
 import { bundleFormat } from './bundle/index.js';
 import { legacyFormat } from './legacy/index.js';
+import { notationFormat } from './notation/index.js';
 import type { SignatureFormat } from './types.js';
 
 export const FORMATS: { readonly [N in FormatName]: SignatureFormat } = {
   legacy: legacyFormat,
   bundle: bundleFormat,
+  notation: notationFormat,
 };
 
 /** The formats of a plan, in write order: legacy first, so a verifier that finds a bundle and stops there sees a complete .sig. */

@@ -46,7 +46,8 @@ export function resolveVerifiers(spec: string | undefined): VerifierExporter[] {
 function signingOptions(rule: object): Pick<PolicyRule, 'rekor' | 'formats'> {
   const r = rule as Record<string, unknown>;
   // what the rule writes, defaults applied as the signing plan applies them
-  const out: Pick<PolicyRule, 'rekor' | 'formats'> = { formats: formatsOf(rule as { formats?: FormatName[] }) };
+  // policy exporters know legacy and bundle; notation has no exporter yet (issue 16)
+  const out: Pick<PolicyRule, 'rekor' | 'formats'> = { formats: formatsOf(rule as { formats?: FormatName[] }).filter((f): f is 'legacy' | 'bundle' => f === 'legacy' || f === 'bundle') };
   const rekor = r['rekor'] as Record<string, unknown> | undefined;
   if (rekor && typeof rekor === 'object' && typeof rekor['url'] === 'string') {
     out.rekor = {

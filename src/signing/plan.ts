@@ -20,7 +20,7 @@ import { isAttachmentTag } from '../registry/reference.js';
 import { expandAnnotations } from './annotations.js';
 
 /** The storage formats, by the name rules use (src/formats/index.ts maps each to its module; the config schema takes this list). */
-export const FORMAT_NAMES = ['legacy', 'bundle'] as const;
+export const FORMAT_NAMES = ['legacy', 'bundle', 'notation'] as const;
 export type FormatName = (typeof FORMAT_NAMES)[number];
 
 /**

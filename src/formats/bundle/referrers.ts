@@ -1,14 +1,14 @@
 /**
  * Where bundles live: OCI 1.1 referrers of a manifest, listed by the referrers API where the
  * registry has one, else by the referrers fallback tag `sha256-<hex>` (an image index). Shared
- * by the bundle format's reader and writer (and by every referrer format that follows).
+ * by the bundle format's reader and writer; the listing itself lives in src/formats/referrers/ (shared
+ * with Notation).
  */
 import type { RegistryClient } from '../../registry/client.js';
-import { OCI_INDEX, OCI_MANIFEST } from '../../registry/media-types.js';
-import type { ReferrersIndex } from '../../registry/schemas.js';
-import { BUNDLE_V03, OCI_EMPTY, referrersTag } from '../../signing/bundle.js';
+import { OCI_MANIFEST } from '../../registry/media-types.js';
+import { BUNDLE_V03, OCI_EMPTY } from '../../signing/bundle.js';
 import { parseSigstoreBundle, type SigstoreBundle } from '../../signing/bundle-read.js';
-import { getBlob, listReferrersApi, referrersIndex, type IndexDescriptor } from '../../signing/registry-ops.js';
+import { getBlob } from '../../signing/registry-ops.js';
 import { bundleReferrerSchema } from '../../signing/schemas.js';
 
 /**
@@ -20,12 +20,7 @@ export function mayHoldBundle(d: { artifactType?: string | undefined }): boolean
   return d.artifactType === undefined || d.artifactType === BUNDLE_V03 || d.artifactType === OCI_EMPTY;
 }
 
-export interface Listing {
-  api: boolean;
-  descriptors: IndexDescriptor[];
-  /** Without the API: the fallback tag's index as read (undefined when the tag does not exist yet). */
-  index?: ReferrersIndex | undefined;
-}
+export { fallbackIndex, listReferrers, type Listing } from '../referrers/index.js';
 
 /** The bundle a referrer holds, or undefined when it is absent or cannot be read. */
 export type Checked = SigstoreBundle | undefined;
@@ -38,18 +33,4 @@ export async function readBundle(client: RegistryClient, repository: string, dig
   if (!r.success) return undefined;
   const blob = await getBlob(client, repository, r.data.layers[0].digest);
   return blob.status === 'ok' ? parseSigstoreBundle(blob.data) : undefined;
-}
-
-export async function listReferrers(client: RegistryClient, repository: string, digest: string): Promise<Listing> {
-  const api = await listReferrersApi(client, repository, digest);
-  if (api) return { api: true, descriptors: api };
-  const idx = await client.getManifest(repository, referrersTag(digest), OCI_INDEX);
-  if (!idx) return { api: false, descriptors: [] };
-  const index = fallbackIndex(client, repository, digest, idx.document);
-  return { api: false, descriptors: index.manifests, index };
-}
-
-/** The referrers fallback tag's manifest, checked: REGISTRY_PROTOCOL when it is not a referrers index. */
-export function fallbackIndex(client: RegistryClient, repository: string, digest: string, document: unknown): ReferrersIndex {
-  return referrersIndex(document, `${client.host}/${repository}:${referrersTag(digest)} (the referrers fallback tag)`);
 }

@@ -5,7 +5,9 @@
  * index), the referrer manifest is pushed by digest and the API lists it. Where it does not
  * (distribution 2.x, many others), signet also maintains the referrers fallback tag
  * `sha256-<hex>`: an image index read-modify-written under the per-digest lock and read back,
- * exactly like the legacy .sig manifest (concurrent writers lose entries otherwise).
+ * exactly like the legacy .sig manifest (concurrent writers lose entries otherwise). Listing, the
+ * lock's name and the index update live in src/formats/referrers/, shared with the notation
+ * format, so bundles and Notation signatures on one digest never drop each other's entries.
  *
  * Dedup: a referrer whose bundle holds the same statement signed by the same key counts as
  * present. signet's referrers carry the statement digest and key id as annotations, so the
@@ -16,12 +18,10 @@
  * At most MAX_BUNDLE_CANDIDATES referrers are read per key and listing. With Rekor on, a present
  * bundle without a tlog entry does not count: a new, logged bundle is added next to it.
  */
-import { SignetError } from '../../errors.js';
 import type { RegistryClient } from '../../registry/client.js';
-import { OCI_INDEX, OCI_MANIFEST } from '../../registry/media-types.js';
+import { OCI_MANIFEST } from '../../registry/media-types.js';
 import { bundleTlogEntry, checkDsseBody, proposedDsse } from '../../transparency/entries.js';
 import { sha256Digest } from '../../util/digest.js';
-import type { ReferrersIndex } from '../../registry/schemas.js';
 import type { SignResult, Subject, WriteContext } from '../types.js';
 import {
   BUNDLE_PREDICATE_ANNOTATION,
@@ -35,16 +35,15 @@ import {
   pae,
   referrerAnnotations,
   referrerManifest,
-  referrersTag,
-  appendToIndex,
   signStatement,
   type Descriptor,
 } from '../../signing/bundle.js';
 import type { DigestLock } from '../../signing/lock.js';
-import { listReferrersApi, type IndexDescriptor } from '../../signing/registry-ops.js';
+import { type IndexDescriptor } from '../../signing/registry-ops.js';
 import { bundleMeets, type BundleNeeds } from './check.js';
 import { needsOf } from './read.js';
-import { fallbackIndex, listReferrers, mayHoldBundle, readBundle, type Checked, type Listing } from './referrers.js';
+import { listReferrers, publishReferrers, referrersLockKey, type Listing } from '../referrers/index.js';
+import { mayHoldBundle, readBundle, type Checked } from './referrers.js';
 import type { SigningPlan } from '../../signing/plan.js';
 import type { Signer } from '../../signing/signer.js';
 
@@ -72,7 +71,6 @@ export function writeBundles(ctx: WriteContext, plan: SigningPlan, subject: Subj
   });
 }
 
-const MAX_ATTEMPTS = 3;
 /** Referrers whose annotations fit a plan, read and verified per listing (each costs two GETs). */
 const MAX_BUNDLE_CANDIDATES = 16;
 
@@ -111,7 +109,7 @@ export async function attachBundles(
   const work = plans.filter((p) => p.manifest);
   if (work.length === 0) return plans.map((p) => p.result);
 
-  return lock.withLock(`${client.host}/${repository}@${subject.digest}#referrers`, async () => {
+  return lock.withLock(referrersLockKey(client, repository, subject.digest), async () => {
     // Another writer may have added an equivalent bundle since we looked.
     const now = await listReferrers(client, repository, subject.digest);
     for (const p of work) {
@@ -141,12 +139,8 @@ export async function attachBundles(
       annotations: p.annotations!,
     }));
 
-    if (now.api) {
-      await apiReadback(client, repository, subject.digest, added.map((a) => a.digest), opts.apiReadbackMs ?? 3000);
-    } else {
-      // the listing read under the lock is the read of this read-modify-write
-      await updateFallbackTag(client, repository, subject.digest, added, now.index);
-    }
+    // the listing read under the lock is the read of the fallback index's read-modify-write
+    await publishReferrers(client, repository, subject.digest, now, added, { apiReadbackMs: opts.apiReadbackMs, what: 'bundle' });
     return plans.map((p) => p.result);
   });
 }
@@ -228,41 +222,4 @@ async function findPresent(
     if (v.signedBy && v.ok) return d.digest;
   }
   return undefined;
-}
-
-async function apiReadback(client: RegistryClient, repository: string, digest: string, want: readonly string[], waitMs: number): Promise<void> {
-  const deadline = Date.now() + waitMs;
-  for (let delay = 50; ; delay = Math.min(delay * 2, 500)) {
-    const listed = (await listReferrersApi(client, repository, digest)) ?? [];
-    if (want.every((w) => listed.some((d) => d.digest === w))) return;
-    if (Date.now() > deadline) {
-      throw new SignetError('SIGNATURE_READBACK_FAILED', `the referrers API of ${client.host}/${repository} does not list the new bundle for ${digest}`);
-    }
-    await new Promise((r) => setTimeout(r, delay));
-  }
-}
-
-async function updateFallbackTag(
-  client: RegistryClient,
-  repository: string,
-  digest: string,
-  added: readonly (Descriptor & { artifactType: string; annotations: Record<string, string> })[],
-  read: ReferrersIndex | undefined,
-): Promise<void> {
-  const tag = referrersTag(digest);
-  let current = read;
-  for (let attempt = 1; ; attempt++) {
-    if (attempt > 1) {
-      const cur = await client.getManifest(repository, tag, OCI_INDEX);
-      current = cur && fallbackIndex(client, repository, digest, cur.document);
-    }
-    const next = appendToIndex(current, added);
-    if (next.changed) await client.putManifest(repository, tag, next.body, OCI_INDEX);
-    const check = await client.getManifest(repository, tag, OCI_INDEX);
-    const listed = check ? fallbackIndex(client, repository, digest, check.document).manifests : [];
-    if (added.every((a) => listed.some((d) => d.digest === a.digest))) return;
-    if (attempt >= MAX_ATTEMPTS) {
-      throw new SignetError('SIGNATURE_READBACK_FAILED', `${repository}:${tag} changed under us ${MAX_ATTEMPTS} times (another writer outside signet?)`);
-    }
-  }
 }
