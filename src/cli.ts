@@ -47,7 +47,7 @@ commands:
                         print a certificate signing request (PEM) for a code-signing
                         certificate, signed by the key through its backend;
                         --san email:ADDR|uri:URI|dns:NAME (repeatable), --out FILE
-  policy export --for kyverno|policy-controller|openshift|containers|cosign-webhook|cosign|all
+  policy export --for kyverno|policy-controller|openshift|containers|cosign-webhook|cosign|notation|all
                         verifier config from the rules and public keys (comma list ok);
                         --out DIR (one file per object), --format yaml|json, --namespace NS
   status IMAGE_REF      signing status per (digest, rule, key) of an image (--json for JSON)

@@ -35,7 +35,7 @@ export interface PolicyRule {
   /** Absent: signet writes no Rekor entries for this rule, so verifiers must not require one. */
   rekor?: PolicyRekor;
   /** Storage formats signet writes (rule.formats; policyInput fills in the default, legacy and bundle); absent = legacy `.sig` only. */
-  formats?: ('legacy' | 'bundle')[];
+  formats?: ('legacy' | 'bundle' | 'notation')[];
   /** The RFC 3161 timestamp authority the rule stamps signatures with: its URL and chain (PEM, leaf first, root last). */
   timestamp?: PolicyTimestamp;
 }
