@@ -1,8 +1,10 @@
 /**
  * Notation (Notary Project) verifier config: `trustpolicy.json` (trust policy version 1.0) and the
- * trust store layout under `trust-store/x509/{ca,tsa}/<name>/`, i.e. what goes into
+ * trust store layout under `truststore/x509/{ca,tsa}/<name>/`, i.e. what goes into
  * `$XDG_CONFIG_HOME/notation/` (or `notation policy import trustpolicy.json` plus
- * `notation cert add --type ca --store <name> <file>`). Read by the `notation` CLI, Ratify and
+ * `notation cert add --type ca --store <name> <file>`). The directory is `truststore` (what
+ * notation-go's dir package and `notation cert add` use), not the specification's illustrative
+ * `trust-store`: notation 1.3 finds nothing under `trust-store/`. Read by the `notation` CLI, Ratify and
  * containerd's Notation verifier plugins.
  *
  * One statement per signet rule that writes the `notation` format, `signatureVerification: strict`:
@@ -227,7 +229,7 @@ export const notationExporter: VerifierExporter = {
       })),
     };
     const documents: PolicyDocument[] = [{ file: 'trustpolicy.json', format: 'json', content: policy }];
-    for (const s of stores.values()) documents.push({ file: `trust-store/x509/${s.type}/${s.name}/${s.file}`, content: {}, text: s.pem });
+    for (const s of stores.values()) documents.push({ file: `truststore/x509/${s.type}/${s.name}/${s.file}`, content: {}, text: s.pem });
     return { notes, documents };
   },
 };

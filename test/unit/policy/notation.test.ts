@@ -6,68 +6,29 @@
  * signet's own certificate requests (src/kms/csr.ts).
  */
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCsr } from '../../../src/kms/csr.js';
-import { SigningKey } from '../../../src/kms/signing-key.js';
 import { PolicyExportError, resolveVerifiers, type PolicyInput, type PolicyKey, type PolicyRule } from '../../../src/policy/index.js';
 import { kyvernoExporter } from '../../../src/policy/verifiers/kyverno.js';
 import { notationExporter, subjectIdentity } from '../../../src/policy/verifiers/notation.js';
 import { tempDir } from '../../helpers/cosign.js';
+import { issuedKey, opensslRoot, type TestCa } from '../../helpers/notation-pki.js';
 import { issueSignerChain } from '../../helpers/pki.js';
-import { runProcess } from '../../helpers/proc.js';
 import { checkKubernetesObject } from './verifier-checks.js';
 
 let tmp: { dir: string; remove: () => void };
 
-async function openssl(...args: string[]): Promise<string> {
-  const r = await runProcess('openssl', args, { timeoutMs: 60_000 });
-  if (r.code !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-
-export interface TestCa {
-  dir: string;
-  rootPem: string;
-}
-
-/** A root CA made by openssl. */
-export async function opensslRoot(dir: string, name: string, subject: string): Promise<TestCa> {
-  await openssl(
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(dir, `${name}.key`),
-    '-subj', subject, '-days', '3', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-    '-out', path.join(dir, `${name}.crt`),
-  );
-  return { dir, rootPem: readFileSync(path.join(dir, `${name}.crt`), 'utf8') };
-}
-
-let serial = 0;
-/** A key whose certificate `ca` issues from signet's CSR for `subject`: the PolicyKey the exporters see. */
-export async function issuedKey(name: string, ca: { dir: string; name: string; rootPem: string }, subject: string, kind: 'ec' | 'rsa' = 'ec'): Promise<PolicyKey & { privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'] }> {
-  const pair = kind === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const pem = pair.publicKey.export({ type: 'spki', format: 'pem' }).toString();
-  const { sign } = await import('node:crypto');
-  const key = new SigningKey({ name, publicKeyPem: async () => pem, sign: async (_d, payload) => sign('sha256', payload!, pair.privateKey) }, pem);
-  const csr = await createCsr(key, { subject });
-  const base = path.join(ca.dir, `${name}-${++serial}`);
-  writeFileSync(`${base}.csr`, csr);
-  await openssl('x509', '-req', '-in', `${base}.csr`, '-CA', path.join(ca.dir, `${ca.name}.crt`), '-CAkey', path.join(ca.dir, `${ca.name}.key`), '-set_serial', String(1000 + serial), '-days', '2', '-sha256', '-copy_extensions', 'copy', '-out', `${base}.crt`);
-  return { name, pem, certificate: readFileSync(`${base}.crt`, 'utf8'), chain: [ca.rootPem], privateKey: pair.privateKey };
-}
-
 const SUBJECT_A = 'CN=builder,OU=Platform,O=Acme Rockets\\, Inc.,L=Seattle,ST=WA,C=US';
 const SUBJECT_B = 'CN=release,O=Acme Rockets,ST=WA,C=US';
-let rootA: TestCa & { name: string };
-let rootB: TestCa & { name: string };
+let rootA: TestCa;
+let rootB: TestCa;
 let keyA: PolicyKey;
 let keyB: PolicyKey;
 let keyA2: PolicyKey;
 
 beforeAll(async () => {
   tmp = tempDir('signet-notation-policy-');
-  rootA = { ...(await opensslRoot(tmp.dir, 'root-a', '/C=US/O=Acme/CN=Acme Root A')), name: 'root-a' };
-  rootB = { ...(await opensslRoot(tmp.dir, 'root-b', '/C=US/O=Acme/CN=Acme Root B')), name: 'root-b' };
+  rootA = await opensslRoot(tmp.dir, 'root-a', '/C=US/O=Acme/CN=Acme Root A');
+  rootB = await opensslRoot(tmp.dir, 'root-b', '/C=US/O=Acme/CN=Acme Root B');
   keyA = await issuedKey('a', rootA, SUBJECT_A);
   keyB = await issuedKey('b', rootB, SUBJECT_B, 'rsa');
   keyA2 = await issuedKey('a2', rootA, SUBJECT_B);
@@ -97,7 +58,7 @@ describe('notation exporter', () => {
     expect(st.trustedIdentities).toEqual(['x509.subject: C=US, ST=WA, L=Seattle, O=Acme Rockets\\, Inc., OU=Platform, CN=builder']);
     const store = st.trustStores[0].slice(3);
     const files = r.documents.filter((d) => d.text !== undefined);
-    expect(files.map((d) => d.file)).toEqual([`trust-store/x509/ca/${store}/acme-root-a.crt`]);
+    expect(files.map((d) => d.file)).toEqual([`truststore/x509/ca/${store}/acme-root-a.crt`]);
     expect(new X509Certificate(files[0]!.text!).fingerprint256).toBe(new X509Certificate(rootA.rootPem).fingerprint256);
     expect(r.notes).toEqual([]);
   });
@@ -163,7 +124,7 @@ describe('notation exporter', () => {
     const st = policyOf(r).trustPolicies[0];
     expect(st.trustStores).toHaveLength(2);
     expect(st.trustStores[1]).toMatch(/^tsa:signet-signet-test-root-[0-9a-f]{8}$/);
-    const tsaFile = r.documents.find((d) => d.file.startsWith('trust-store/x509/tsa/'))!;
+    const tsaFile = r.documents.find((d) => d.file.startsWith('truststore/x509/tsa/'))!;
     const roots = chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)!;
     expect(new X509Certificate(tsaFile.text!).fingerprint256).toBe(new X509Certificate(roots[roots.length - 1]!).fingerprint256);
   });
