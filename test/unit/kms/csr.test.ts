@@ -19,6 +19,7 @@ import { loadKeyCertificate } from '../../../src/signing/certificate.js';
 import { tempDir } from '../../helpers/cosign.js';
 import { makeRootCa } from '../../helpers/pki.js';
 import { runProcess } from '../../helpers/proc.js';
+import { startAwsKmsStandin } from '../../helpers/standins/aws-kms.js';
 
 const SUBJECT = 'CN=signet signer,OU=Platform\\, Build,O=Acme Rockets,L=Seattle,ST=WA,C=US';
 const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
@@ -190,6 +191,46 @@ describe('backends', () => {
     const k = new SigningKey({ name: 'ed', publicKeyPem: async () => edPem, sign: async () => Buffer.alloc(64) }, edPem);
     const err = await createCsr(k, { subject: SUBJECT }).catch((e: unknown) => e);
     expect((err as SignetError).code).toBe('KEY_UNSUPPORTED');
+  });
+});
+
+describe('a cloud KMS key (AWS KMS stand-in), through the CLI', () => {
+  it('RSA-2048 and P-256 keys in KMS: the requests are signed by KMS Sign and openssl verifies them', async () => {
+    const kms = await startAwsKmsStandin();
+    const ENV = ['AWS_EC2_METADATA_DISABLED', 'AWS_SHARED_CREDENTIALS_FILE', 'AWS_CONFIG_FILE'] as const;
+    const saved = Object.fromEntries(ENV.map((k) => [k, process.env[k]]));
+    process.env.AWS_EC2_METADATA_DISABLED = 'true';
+    process.env.AWS_SHARED_CREDENTIALS_FILE = '/nonexistent/signet-test/credentials';
+    process.env.AWS_CONFIG_FILE = '/nonexistent/signet-test/config';
+    try {
+      const rsa = kms.addKey({ keySpec: 'RSA_2048', alias: 'csr-rsa' });
+      const ec = kms.addKey({ keySpec: 'ECC_NIST_P256', alias: 'csr-ec' });
+      const awsConfig = path.join(tmp.dir, 'aws.yaml');
+      const common = `provider: awskms, region: ${kms.region}, endpoint: "${kms.url}", credentials: { accessKeyId: ${kms.accessKeyId}, secretAccessKey: ${kms.secretAccessKey} }`;
+      writeFileSync(
+        awsConfig,
+        `registries:\n  - { host: registry.example.com }\nkeys:\n  - { name: kms-rsa, keyId: alias/csr-rsa, ${common} }\n  - { name: kms-ec, keyId: alias/csr-ec, ${common} }\nrules:\n  - { match: "registry.example.com/**", keys: [kms-ec] }\n`,
+      );
+      for (const [name, key, alg] of [['kms-rsa', rsa, /sha256WithRSAEncryption/], ['kms-ec', ec, /ecdsa-with-SHA256/]] as const) {
+        const before = kms.calls['Sign'] ?? 0;
+        const out: string[] = [];
+        const err: string[] = [];
+        const code = await main(['--config', awsConfig, 'keys', 'csr', name, '--subject', SUBJECT, '--san', 'uri:https://acme.example/kms'], (l) => out.push(l), (l) => err.push(l));
+        expect(code, err.join('\n')).toBe(0);
+        expect(kms.calls['Sign'] ?? 0).toBe(before + 1); // one KMS signature per request
+        const v = await opensslVerify(`${out.join('\n')}\n`);
+        expect(v.code, v.text).toBe(0);
+        expectCodeSigningRequest(v.text);
+        expect(v.text).toMatch(alg);
+        expect(csrPublicKey(out.join('\n')).export({ type: 'spki', format: 'der' }).equals(key.publicKey!.export({ type: 'spki', format: 'der' }))).toBe(true);
+      }
+    } finally {
+      for (const k of ENV) {
+        if (saved[k] === undefined) delete process.env[k];
+        else process.env[k] = saved[k];
+      }
+      await kms.close();
+    }
   });
 });
 
