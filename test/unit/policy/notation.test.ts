@@ -24,6 +24,7 @@ let rootB: TestCa;
 let keyA: PolicyKey;
 let keyB: PolicyKey;
 let keyA2: PolicyKey;
+let keyGeneral: PolicyKey;
 
 beforeAll(async () => {
   tmp = tempDir('signet-notation-policy-');
@@ -32,6 +33,7 @@ beforeAll(async () => {
   keyA = await issuedKey('a', rootA, SUBJECT_A);
   keyB = await issuedKey('b', rootB, SUBJECT_B, 'rsa');
   keyA2 = await issuedKey('a2', rootA, SUBJECT_B);
+  keyGeneral = await issuedKey('general', rootA, 'O=Acme Rockets,ST=WA,C=US');
 }, 60_000);
 afterAll(() => tmp?.remove());
 
@@ -104,6 +106,9 @@ describe('notation exporter', () => {
     expect(r.notes.join('\n')).toMatch(/ONE signature verifies/);
     const same = notationExporter.export({ rules: [rule(0, 'reg.example/app', [keyA2, { ...keyA2, name: 'a2-again' }])] });
     expect(policyOf(same).trustPolicies[0].trustedIdentities).toEqual(['x509.subject: C=US, ST=WA, O=Acme Rockets, CN=release']);
+    // C=US, ST=WA, O=Acme Rockets covers CN=release under it: notation-go refuses overlapping identities, so only the general one stays
+    const overlap = notationExporter.export({ rules: [rule(0, 'reg.example/app', [keyA2, keyGeneral])] });
+    expect(policyOf(overlap).trustPolicies[0].trustedIdentities).toEqual(['x509.subject: C=US, ST=WA, O=Acme Rockets']);
   });
 
   it('a leaf without C, ST and O: trustedIdentities "*" and a note naming the key', () => {
