@@ -7,6 +7,7 @@
  *   signet sign IMAGE_REF   sign one image now through the same pipeline (no webhook)
  *   signet config check     validate the config, report every problem with its YAML path
  *   signet keys export [NAME]  print each key's public key (SPKI PEM)
+ *   signet keys csr NAME --subject DN [--san TYPE:VALUE]... [--out FILE]  a PKCS#10 request signed by the key (src/kms/csr.ts)
  *   signet policy export --for VERIFIER  verifier policies from the rules and public keys (src/policy/)
  *   signet jobs failed | jobs retry ID|--all   dead letters
  *   signet backfill [--registry HOST] [--repo GLOB] [--dry-run]   queue images lacking a required signature (src/backfill/)
@@ -43,7 +44,11 @@ commands:
   sign IMAGE_REF        sign one image now (host/repo:tag or host/repo@sha256:...)
   config check          validate the config and list every problem with its YAML path
   keys export [NAME]    print the public key (SPKI PEM) of each configured key
-  policy export --for kyverno|policy-controller|openshift|containers|cosign-webhook|cosign|all
+  keys csr NAME --subject "CN=...,O=...,ST=...,C=..."
+                        print a certificate signing request (PEM) for a code-signing
+                        certificate, signed by the key through its backend;
+                        --san email:ADDR|uri:URI|dns:NAME (repeatable), --out FILE
+  policy export --for kyverno|policy-controller|openshift|containers|cosign-webhook|cosign|notation|all
                         verifier config from the rules and public keys (comma list ok);
                         --out DIR (one file per object), --format yaml|json, --namespace NS
   status IMAGE_REF      signing status per (digest, rule, key) of an image (--json for JSON)
@@ -81,6 +86,8 @@ export async function main(argv: string[], out: Out = (l) => process.stdout.writ
         'dry-run': { type: 'boolean' },
         concurrency: { type: 'string' },
         'http-port': { type: 'string' },
+        subject: { type: 'string' },
+        san: { type: 'string', multiple: true },
       },
     });
   } catch (e) {
@@ -108,7 +115,12 @@ export async function main(argv: string[], out: Out = (l) => process.stdout.writ
         if (rest[0] !== 'check' || rest.length !== 1) throw usage('did you mean "signet config check"?');
         return await configCheck(configPath, Boolean(explicit), out, err);
       case 'keys':
-        if (rest[0] !== 'export' || rest.length > 2) throw usage('did you mean "signet keys export [NAME]"?');
+        if (rest[0] === 'csr') {
+          if (rest.length !== 2) throw usage('keys csr takes one key NAME: signet keys csr NAME --subject DN');
+          if (!parsed.values.subject) throw usage('keys csr needs --subject "CN=...,O=...,ST=...,C=..."');
+          return await keysCsr(configPath, Boolean(explicit), rest[1]!, { subject: parsed.values.subject, sans: parsed.values.san ?? [], out: parsed.values.out }, out, err);
+        }
+        if (rest[0] !== 'export' || rest.length > 2) throw usage('did you mean "signet keys export [NAME]" or "signet keys csr NAME --subject DN"?');
         return await keysExport(configPath, Boolean(explicit), rest[1], out);
       case 'status':
         if (rest.length !== 1) throw usage('status takes one IMAGE_REF');
@@ -228,6 +240,32 @@ async function configCheck(configPath: string, explicit: boolean, out: Out, err:
     `${loaded.source}: ok (${c.registries.length} registr${c.registries.length === 1 ? 'y' : 'ies'}, ${c.integrations.length} integration(s), ${c.keys.length} key(s), ${c.rules.length} rule(s))`,
   );
   return 0;
+}
+
+async function keysCsr(
+  configPath: string,
+  explicit: boolean,
+  name: string,
+  opts: { subject: string; sans: string[]; out?: string | undefined },
+  out: Out,
+  err: Out,
+): Promise<number> {
+  const loaded = await load(configPath, explicit, true);
+  const wanted = loaded.config.keys.filter((k) => k.name === name);
+  if (wanted.length === 0) throw usage(`no key named "${name}"`);
+  const { createCsr } = await import('./kms/csr.js');
+  const keys = await createSigningKeys(wanted, { baseDir: loaded.baseDir });
+  try {
+    const pem = await createCsr(keys.get(name)!, { subject: opts.subject, sans: opts.sans });
+    if (opts.out) {
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(opts.out, pem);
+      err(`signet: wrote the certificate request for key "${name}" to ${opts.out}`);
+    } else out(pem.trimEnd());
+    return 0;
+  } finally {
+    await Promise.allSettled([...keys.values()].map((k) => k.close()));
+  }
 }
 
 async function keysExport(configPath: string, explicit: boolean, name: string | undefined, out: Out): Promise<number> {

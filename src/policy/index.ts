@@ -17,13 +17,14 @@ import { containersExporter } from './verifiers/containers.js';
 import { cosignExporter } from './verifiers/cosign.js';
 import { cosignWebhookExporter } from './verifiers/cosign-webhook.js';
 import { kyvernoExporter } from './verifiers/kyverno.js';
+import { notationExporter } from './verifiers/notation.js';
 import { openshiftExporter } from './verifiers/openshift.js';
 import { policyControllerExporter } from './verifiers/policy-controller.js';
 
 export { PolicyExportError } from './model.js';
 export type { ExportResult, PolicyDocument, PolicyInput, PolicyKey, PolicyRule, VerifierExporter } from './model.js';
 
-export const verifierExporters: readonly VerifierExporter[] = [kyvernoExporter, policyControllerExporter, openshiftExporter, containersExporter, cosignWebhookExporter, cosignExporter];
+export const verifierExporters: readonly VerifierExporter[] = [kyvernoExporter, policyControllerExporter, openshiftExporter, containersExporter, cosignWebhookExporter, cosignExporter, notationExporter];
 const byId = new Map(verifierExporters.map((v) => [v.id, v]));
 
 export const verifierIds = (): string[] => verifierExporters.map((v) => v.id);
@@ -41,13 +42,12 @@ export function resolveVerifiers(spec: string | undefined): VerifierExporter[] {
 
 /**
  * The rule's Rekor and format options (rule.rekor, rule.formats), read by shape so this module
- * depends only on their meaning: `rekor: { url, publicKey?, required? }`, `formats: [legacy|bundle]`.
+ * depends only on their meaning: `rekor: { url, publicKey?, required? }`, `formats: [legacy|bundle|notation]`.
  */
 function signingOptions(rule: object): Pick<PolicyRule, 'rekor' | 'formats'> {
   const r = rule as Record<string, unknown>;
   // what the rule writes, defaults applied as the signing plan applies them
-  // policy exporters know legacy and bundle; notation has no exporter yet (issue 16)
-  const out: Pick<PolicyRule, 'rekor' | 'formats'> = { formats: formatsOf(rule as { formats?: FormatName[] }).filter((f): f is 'legacy' | 'bundle' => f === 'legacy' || f === 'bundle') };
+  const out: Pick<PolicyRule, 'rekor' | 'formats'> = { formats: formatsOf(rule as { formats?: FormatName[] }) };
   const rekor = r['rekor'] as Record<string, unknown> | undefined;
   if (rekor && typeof rekor === 'object' && typeof rekor['url'] === 'string') {
     out.rekor = {

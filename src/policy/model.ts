@@ -2,6 +2,7 @@
  * What the verifier exporters read (rules with their keys' public PEMs already resolved) and
  * what they produce (named documents plus notes for the operator). Exporters are pure: no I/O.
  */
+import type { FormatName } from '../signing/plan.js';
 import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
 
 export interface PolicyKey {
@@ -35,7 +36,7 @@ export interface PolicyRule {
   /** Absent: signet writes no Rekor entries for this rule, so verifiers must not require one. */
   rekor?: PolicyRekor;
   /** Storage formats signet writes (rule.formats; policyInput fills in the default, legacy and bundle); absent = legacy `.sig` only. */
-  formats?: ('legacy' | 'bundle')[];
+  formats?: FormatName[];
   /** The RFC 3161 timestamp authority the rule stamps signatures with: its URL and chain (PEM, leaf first, root last). */
   timestamp?: PolicyTimestamp;
 }
@@ -124,13 +125,16 @@ export function keysSubset(a: readonly PolicyKey[], b: readonly PolicyKey[]): bo
 
 export const ruleLabel = (r: PolicyRule): string => `rules[${r.index}] (${r.match})`;
 
+/** The rule writes a format cosign reads (the legacy `.sig` or a sigstore bundle), not only Notary Project signatures. */
+export const writesSigstore = (r: PolicyRule): boolean => !r.formats || r.formats.includes('legacy') || r.formats.includes('bundle');
+
 /** The rule's images carry legacy `.sig` signatures (what every key-based verifier but Kyverno's SigstoreBundle reads). */
 export const writesLegacy = (r: PolicyRule): boolean => !r.formats || r.formats.includes('legacy');
 
 /** For verifiers that read only the legacy `.sig` format. */
 export function requireLegacy(r: PolicyRule, verifier: string, why: string): void {
   if (!writesLegacy(r)) {
-    throw new PolicyExportError(`${verifier}: ${ruleLabel(r)} writes only sigstore bundles, which ${why}; add legacy to the rule's formats`);
+    throw new PolicyExportError(`${verifier}: ${ruleLabel(r)} writes no legacy .sig (formats: ${(r.formats ?? []).join(', ')}), and ${verifier} reads only that (bundles ${why}); add legacy to the rule's formats`);
   }
 }
 

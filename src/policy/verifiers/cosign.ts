@@ -22,7 +22,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { parseTimestampChain, trustedRootTimestampAuthority } from '../../transparency/timestamp.js';
-import { chainRoot, isPublicRekor, keyChains, knownRekorLogs, knownTimestampAuthorities, normalizePem, rekorKey, rekorLogId, rekorNotes, rekorUrl, ruleLabel, ruleLog, writesLegacy, type ExportResult, type PolicyDocument, type PolicyInput, type PolicyKey, type PolicyRule, type PolicyTimestamp, type RekorLog, type VerifierExporter } from '../model.js';
+import { chainRoot, isPublicRekor, keyChains, knownRekorLogs, knownTimestampAuthorities, normalizePem, rekorKey, rekorLogId, rekorNotes, rekorUrl, ruleLabel, ruleLog, writesLegacy, writesSigstore, type ExportResult, type PolicyDocument, type PolicyInput, type PolicyKey, type PolicyRule, type PolicyTimestamp, type RekorLog, type VerifierExporter } from '../model.js';
 
 export const TRUSTED_ROOT_MEDIA_TYPE = 'application/vnd.dev.sigstore.trustedroot+json;version=0.1';
 /** signet does not know when a log's key came into use: the whole past, as `cosign trusted-root create` does without a start time. */
@@ -187,6 +187,11 @@ export const cosignExporter: VerifierExporter = {
         );
       }
       readme.push(`## ${ruleLabel(rule)}`, '');
+      if (!writesSigstore(rule)) {
+        readme.push('This rule writes only Notary Project signatures: verify them with `notation` (`signet policy export --for notation`).', '');
+        notes.push(`cosign: ${ruleLabel(rule)} writes only Notary Project signatures, which cosign does not read: no command`);
+        continue;
+      }
       const tsa = rule.timestamp && tsas.find((t) => t.chainPem === rule.timestamp!.chainPem);
       readme.push(`Formats: ${(rule.formats ?? ['legacy']).join(', ')}; Rekor: ${log ? log.url : 'none'}; timestamps: ${tsa ? tsa.url : 'none'}.`, '');
       for (const k of rule.keys) {

@@ -3,10 +3,29 @@
  * ATTESTOR PER KEY: Kyverno requires every attestor set to pass, so a two-key rule becomes a
  * dual-signature policy. Images an earlier signet rule owns (first match wins) are skipped with
  * `skipImageReferences` when that rule's pattern is exact.
+ * A rule that writes Notary Project signatures (formats: notation) gets a `type: Notary` entry
+ * too, one attestor per key whose `certificates.cert` is the root of the key's chain: Kyverno's
+ * Notary verifier (pkg/notary/notary.go) puts cert + certChain into one `ca:kyverno` trust store
+ * under a strict policy trusting identity `*`, i.e. any certificate issued under that root.
  * Schema: test/fixtures/policy-schemas/kyverno.io_clusterpolicies.yaml.
  */
-import { isPublicRekor, k8sName, keysSubset, normalizePem, rekorNotes, rekorUrl, ruleLabel, writesLegacy, type ExportResult, type PolicyInput, type PolicyRule, type VerifierExporter } from '../model.js';
+import { PolicyExportError, chainRoot, isPublicRekor, k8sName, keysSubset, normalizePem, rekorNotes, rekorUrl, ruleLabel, writesLegacy, type ExportResult, type PolicyInput, type PolicyRule, type VerifierExporter } from '../model.js';
 import { mayOverlap, toKyverno } from '../patterns.js';
+import { writesNotation } from './notation.js';
+
+/** The rule's images carry cosign signatures (.sig tags or sigstore bundles): formats absent (legacy), legacy or bundle. */
+const writesSigstore = (r: PolicyRule): boolean => !r.formats || r.formats.includes('legacy') || r.formats.includes('bundle');
+
+/** `type: Notary` attestor for a key: the root of its certificate chain. */
+function notaryAttestor(rule: PolicyRule, key: PolicyRule['keys'][number]): Record<string, unknown> {
+  if (!key.certificate || !key.chain?.length) {
+    throw new PolicyExportError(
+      `kyverno: ${ruleLabel(rule)} writes notation but key ${key.name} has no certificate chain (keys[].certificate and keys[].chain): the Notary attestor needs the root it chains to`,
+    );
+  }
+  const root = chainRoot(key.chain).root.toString();
+  return { entries: [{ certificates: { cert: root.endsWith('\n') ? root : `${root}\n` } }] };
+}
 
 
 function attestor(rule: PolicyRule, key: PolicyRule['keys'][number]): Record<string, unknown> {
@@ -48,32 +67,44 @@ export const kyvernoExporter: VerifierExporter = {
       }
       for (const n of rekorNotes(rule, 'kyverno')) notes.push(n);
       const url = rekorUrl(rule);
-      if (url && !isPublicRekor(url) && !writesLegacy(rule)) {
+      if (url && !isPublicRekor(url) && !writesLegacy(rule) && writesSigstore(rule)) {
         // pkg/image/verifiers/cpol/cosign/sigstore.go: the bundle path verifies with the key plus the
         // trusted_root.json of Kyverno's TUF client; the attestor's rekor block is not read there.
         notes.push(
           `kyverno: ${ruleLabel(rule)}: type SigstoreBundle checks the log against the trusted_root.json of Kyverno's own TUF repository (its --tufMirror/--tufRoot flags), not the attestor's rekor block, and a ClusterPolicy cannot carry a trusted root: Kyverno refuses these bundles until that TUF repository lists Rekor ${url} (the trusted_root.json of \`signet policy export --for cosign\` names it), or add legacy to the rule's formats (type Cosign reads rekor.pubkey)`,
         );
-      } else if (url && !rule.rekor!.publicKeyPem && !isPublicRekor(url)) {
+      } else if (url && !rule.rekor!.publicKeyPem && !isPublicRekor(url) && writesSigstore(rule)) {
         notes.push(`kyverno: ${ruleLabel(rule)}: Rekor ${url} is not the public instance and its public key is not configured (rule.rekor.publicKey): Kyverno cannot check its entries`);
       }
-      const verify: Record<string, unknown> = {
-        // Cosign reads the legacy .sig tag; a rule writing only bundles needs SigstoreBundle (referrers).
-        type: writesLegacy(rule) ? 'Cosign' : 'SigstoreBundle',
+      const common = {
         imageReferences: r.patterns,
         ...(skip.length ? { skipImageReferences: [...new Set(skip)] } : {}),
         failureAction: 'Enforce',
         mutateDigest: true,
         verifyDigest: true,
         required: true,
-        attestors: rule.keys.map((k) => attestor(rule, k)),
       };
+      const verifyImages: Record<string, unknown>[] = [];
+      if (writesSigstore(rule)) {
+        // Cosign reads the legacy .sig tag; a rule writing only bundles needs SigstoreBundle (referrers).
+        verifyImages.push({ type: writesLegacy(rule) ? 'Cosign' : 'SigstoreBundle', ...common, attestors: rule.keys.map((k) => attestor(rule, k)) });
+      }
+      if (writesNotation(rule)) {
+        verifyImages.push({ type: 'Notary', ...common, attestors: rule.keys.map((k) => notaryAttestor(rule, k)) });
+        const roots = new Set(rule.keys.map((k) => k.chain![k.chain!.length - 1]));
+        if (roots.size < rule.keys.length) {
+          notes.push(`kyverno: ${ruleLabel(rule)}: keys share a root CA, and Kyverno's Notary verifier trusts any certificate under the attestor's root (identity "*"), so one key's Notary signature satisfies each of those attestors`);
+        }
+        if (rule.timestamp) {
+          notes.push(`kyverno: ${ruleLabel(rule)}: Kyverno's Notary verifier configures no TSA trust store, so it does not use the RFC 3161 countersignature: the signing certificate must be valid when Kyverno verifies`);
+        }
+      }
       const ruleName = k8sName('rule', rule.index, rule.keys.map((k) => k.name).join('-'));
       comments.push(`rule ${ruleName}: ${ruleLabel(rule)} keys ${rule.keys.map((k) => k.name).join(', ')}${r.exact ? '' : ' (pattern widened, see notes)'}`);
       return {
         name: ruleName,
         match: { any: [{ resources: { kinds: ['Pod'] } }] },
-        verifyImages: [verify],
+        verifyImages,
       };
     });
     if (rules.length === 0) return { documents: [], notes: ['kyverno: the config has no rules: nothing to verify'] };

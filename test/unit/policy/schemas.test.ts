@@ -64,7 +64,8 @@ describe('generated files validate against the published schemas', () => {
     it(`${v.id}: every document, as YAML and as JSON, cluster-wide and per namespace`, () => {
       for (const results of [cluster, namespaced]) {
         const docs = results.get(v.id)!.documents;
-        expect(docs.length).toBeGreaterThan(0);
+        // the sample's rules write no Notary Project signatures: notation.test.ts and the notation CLI check that exporter's files
+        if (v.id !== 'notation') expect(docs.length).toBeGreaterThan(0);
         for (const d of docs) {
           for (const format of ['yaml', 'json'] as const) expect(problems(d, format), `${v.id} ${d.file} (${format})`).toEqual([]);
         }
@@ -227,7 +228,7 @@ describe('the checks themselves', () => {
     expect((k.documents[0]!.content as any).spec.rules[0].verifyImages[0].type).toBe('SigstoreBundle');
     expect(problems(k.documents[0]!, 'yaml')).toEqual([]);
     for (const id of ['policy-controller', 'containers', 'openshift', 'cosign-webhook']) {
-      expect(() => runExporters(verifierExporters.filter((v) => v.id === id), bundles), id).toThrow(/writes only sigstore bundles/);
+      expect(() => runExporters(verifierExporters.filter((v) => v.id === id), bundles), id).toThrow(/writes no legacy \.sig/);
     }
   });
 });
