@@ -64,8 +64,8 @@ if [ ! -x "$SID_TOOLS/usr/bin/cosign" ] || [ ! -x "$SID_TOOLS/usr/bin/notation" 
   for d in "$A"/debs/*.deb; do dpkg -x "$d" "$SID_TOOLS"; done
 fi
 
-# skopeo 1.22 (a containers/image with the `pki` trust of policy.json, 5.35+) from Debian unstable,
-# next to trixie's 1.18 in the same chroot: sid's binary as /usr/bin/skopeo-1.22 and the one library
+# skopeo 1.22 (containers/image 5.39, current upstream; trixie's 1.18 has 5.34.2) from Debian unstable,
+# next to 1.18 in the same chroot: sid's binary as /usr/bin/skopeo-1.22 and the one library
 # trixie lacks (libgpgme45) in the chroot's lib dirs; glibc, sqlite, libassuan and containers-common
 # are trixie's. Downloaded with the /opt/sid-tools trick (no sid in any sources list).
 SKOPEO_NEW=skopeo-1.22

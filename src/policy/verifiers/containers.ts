@@ -3,12 +3,12 @@
  * that turns on `use-sigstore-attachments` for the same scopes (without it the `.sig` tag is
  * never read). One `sigstoreSigned` requirement PER KEY: all requirements of a scope must be
  * satisfied, so a two-key rule needs both signatures. `keyData` (one key) works from c/image 5.22.
- * A key with a certificate chain (bring your own PKI) gets the `pki` trust instead (c/image 5.35+:
- * the `.sig` layer's certificate is verified against the chain's root and intermediates, for the
- * code-signing EKU, and its subject email or DNS name; no Rekor key may go with it). containers/image
- * before 5.35 refuses a policy.json naming `pki` as a whole (ParanoidUnmarshalJSONObject: unknown
- * key), so such an export also writes policy-keydata.json, the same policy with `keyData` for
- * those keys, for older hosts.
+ * A key with a certificate chain (bring your own PKI) gets the `pki` trust instead (c/image 5.34.1+,
+ * backported to the 5.34 branch from 5.35: the `.sig` layer's certificate is verified against the
+ * chain's root and intermediates, for the code-signing EKU, and its subject email or DNS name; no
+ * Rekor key may go with it). containers/image before 5.34.1 refuses a policy.json naming `pki` as a
+ * whole (ParanoidUnmarshalJSONObject: `Unknown key "pki"`), so such an export also writes
+ * policy-keydata.json, the same policy with `keyData` for those keys, for older hosts.
  * Scopes have no globs: see patterns.ts toScopes for the approximation, and the notes.
  * Format: test/fixtures/policy-schemas/containers-policy.json.5.md, containers-registries.d.5.md;
  * the pki checks: containers/image signature/pki_cert.go verifyPKI, policy_config_sigstore.go.
@@ -17,7 +17,7 @@ import { X509Certificate } from 'node:crypto';
 import { containersChecksLog, containersLogNote, pemBase64, ruleLabel, type ExportResult, type PolicyInput, type PolicyKey, type PolicyRule, type VerifierExporter } from '../model.js';
 import { scopedRules } from './scopes.js';
 
-/** The file older containers/image (< 5.35, no `pki`) installs as policy.json. */
+/** The file older containers/image (< 5.34.1, no `pki`) installs as policy.json. */
 export const KEYDATA_POLICY_FILE = 'policy-keydata.json';
 
 const CODE_SIGNING = '1.3.6.1.5.5.7.3.3';
@@ -108,7 +108,7 @@ export const containersExporter: VerifierExporter = {
             pkiKeys.add(k.name);
             const subject = t.pki.subjectEmail ? `subjectEmail ${t.pki.subjectEmail}` : `subjectHostname ${t.pki.subjectHostname}`;
             notes.push(
-              `containers: ${ruleLabel(s.rule)}: key ${k.name} has a certificate chain: policy.json trusts its CA (pki, containers/image 5.35+) with ${subject}, so any code-signing certificate that CA issues to that subject is accepted, not only this key`,
+              `containers: ${ruleLabel(s.rule)}: key ${k.name} has a certificate chain: policy.json trusts its CA (pki, containers/image 5.34.1+) with ${subject}, so any code-signing certificate that CA issues to that subject is accepted, not only this key`,
               `containers: ${ruleLabel(s.rule)}: key ${k.name}: pki checks the certificate chain at pull time (no Rekor, no timestamp): after the certificate expires (${t.notAfter}) pulls are refused until signet re-signs with a renewed certificate`,
             );
             if (s.rule.rekor?.publicKeyPem) notes.push(`containers: ${ruleLabel(s.rule)}: key ${k.name}: the pki trust takes no Rekor key, so policy.json does not check its log entries`);
@@ -129,7 +129,7 @@ export const containersExporter: VerifierExporter = {
     );
     if (pkiKeys.size) {
       notes.push(
-        `containers: policy.json uses the pki trust (keys ${[...pkiKeys].join(', ')}), which containers/image before 5.35 refuses, policy and all ("Unknown key \\"pki\\""): on such hosts install ${KEYDATA_POLICY_FILE} as /etc/containers/policy.json instead (keyData for those keys: the key itself is trusted, not its CA, and its log is not checked)`,
+        `containers: policy.json uses the pki trust (keys ${[...pkiKeys].join(', ')}), which containers/image before 5.34.1 refuses, policy and all ("Unknown key \\"pki\\""): on such hosts install ${KEYDATA_POLICY_FILE} as /etc/containers/policy.json instead (keyData for those keys: the key itself is trusted, not its CA, and its log is not checked)`,
       );
     }
     if (input.rules.some((r) => r.identity === 'tag')) {

@@ -1,7 +1,7 @@
 /**
  * `--for containers`: one sigstoreSigned requirement per key. A bare key gets keyData (+
  * rekorPublicKeyData on a rule with a Rekor key). A key with a certificate chain gets the `pki`
- * trust of containers/image 5.35+ (root, intermediates, the subject email or DNS name, no Rekor
+ * trust of containers/image 5.34.1+ (root, intermediates, the subject email or DNS name, no Rekor
  * key), and the export adds policy-keydata.json (keyData for every key) for older hosts. A key
  * whose certificate pki cannot express (no chain, a URI identity, no code-signing EKU) keeps
  * keyData with no rekorPublicKeyData (its entries name the certificate) and a note says why.
@@ -63,10 +63,10 @@ describe('--for containers', () => {
     expect(cb).toEqual({ type: 'sigstoreSigned', keyData: b64(pki.pem), signedIdentity: { type: 'matchRepoDigestOrExact' } });
     expect(d[KEYDATA_POLICY_FILE].default).toEqual(d['policy.json'].default);
     const n = r.notes.join('\n');
-    expect(n).toMatch(/key pki has a certificate chain: policy.json trusts its CA \(pki, containers\/image 5\.35\+\) with subjectEmail signer@example\.com/);
+    expect(n).toMatch(/key pki has a certificate chain: policy.json trusts its CA \(pki, containers\/image 5\.34\.1\+\) with subjectEmail signer@example\.com/);
     expect(n).toMatch(/key pki: pki checks the certificate chain at pull time .* after the certificate expires \(\d{4}-/);
     expect(n).toMatch(/key pki: the pki trust takes no Rekor key/);
-    expect(n).toMatch(new RegExp(`before 5\\.35 refuses, policy and all .* install ${KEYDATA_POLICY_FILE} as /etc/containers/policy.json`));
+    expect(n).toMatch(new RegExp(`before 5\\.34\\.1 refuses, policy and all .* install ${KEYDATA_POLICY_FILE} as /etc/containers/policy.json`));
     expect(n).not.toMatch(/key bare/);
   });
 
@@ -117,7 +117,7 @@ describe('--for containers', () => {
     expect(n).toMatch(/key nochain has a certificate but keeps keyData: no chain/);
     expect(n).toMatch(/key spiffe has a certificate but keeps keyData: its certificate has no email or DNS/);
     expect(n).toMatch(/key server has a certificate, so its Rekor entries name the certificate/);
-    expect(n).not.toMatch(/before 5\.35 refuses/);
+    expect(n).not.toMatch(/before 5\.34\.1 refuses/);
   });
 
   it('OpenShift keeps keyData for certificate keys (rekorKeyData for the bare key only); without Rekor nothing about the log is noted', () => {
