@@ -25,6 +25,11 @@ const ROOTFS = process.env.SIGNET_TEST_SKOPEO_ROOTFS || '/var/tmp/skopeo-trixie'
 const SKOPEO_OLD = 'skopeo';
 const SKOPEO_NEW = 'skopeo-1.22';
 const BOTH = [SKOPEO_OLD, SKOPEO_NEW] as const;
+/** Test titles: which containers/image each binary is. */
+const EACH = [
+  { bin: SKOPEO_OLD, v: 'skopeo 1.18 (containers/image 5.34.2)' },
+  { bin: SKOPEO_NEW, v: 'skopeo 1.22 (containers/image 5.39.1)' },
+];
 let stack: ExportStack;
 let registry: RunningRegistry;
 let rekor: RekorStandIn;
@@ -83,7 +88,7 @@ function edited(doc: any, scope: string, edit: (req: any) => void): any {
 }
 
 describe('signet policy export --for containers, checked by containers/image (skopeo 1.18 and 1.22)', () => {
-  it.each(BOTH)('%s: a bare key with Rekor: keyData + rekorPublicKeyData accepts (the log checked); another log key is refused', async (bin) => {
+  it.each(EACH)('$v: a bare key with Rekor: keyData + rekorPublicKeyData accepts (the log checked); another log key is refused', async ({ bin }) => {
     const ref = await signed(`tlog/${bin}`);
     const scope = `${registry.host}/tlog`;
     const want = [{ type: 'sigstoreSigned', keyData: b64(pub['p256']!), rekorPublicKeyData: b64(rekor.publicKeyPem), signedIdentity: { type: 'matchRepoDigestOrExact' } }];
@@ -97,7 +102,7 @@ describe('signet policy export --for containers, checked by containers/image (sk
     expect(refused.stderr).toMatch(/cryptographic signature verification of Rekor SET failed/);
   });
 
-  it.each(BOTH)('%s: a key with a certificate chain: pki (CA + subject email) accepts; another CA, another email, or a Rekor key next to pki is refused', async (bin) => {
+  it.each(EACH)('$v: a key with a certificate chain: pki (CA + subject email) accepts; another CA, another email, or a Rekor key next to pki is refused', async ({ bin }) => {
     const ref = await signed(`pki/${bin}-pki`);
     const scope = `${registry.host}/pki`;
     const [req] = policy.transports.docker[scope];
@@ -139,7 +144,7 @@ describe('signet policy export --for containers, checked by containers/image (sk
     }
   });
 
-  it.each(BOTH)('%s: policy-keydata.json for a key with a certificate: keyData + rekorPublicKeyData refuses the entry naming the certificate; another key is refused', async (bin) => {
+  it.each(EACH)('$v: policy-keydata.json for a key with a certificate: keyData + rekorPublicKeyData refuses the entry naming the certificate; another key is refused', async ({ bin }) => {
     const ref = await signed(`pki/${bin}`);
     const scope = `${registry.host}/pki`;
     const withLog = edited(keydataPolicy, scope, (r) => (r.rekorPublicKeyData = b64(rekor.publicKeyPem)));
