@@ -64,6 +64,37 @@ if [ ! -x "$SID_TOOLS/usr/bin/cosign" ] || [ ! -x "$SID_TOOLS/usr/bin/notation" 
   for d in "$A"/debs/*.deb; do dpkg -x "$d" "$SID_TOOLS"; done
 fi
 
+# skopeo 1.22 (containers/image 5.39, current upstream; trixie's 1.18 has 5.34.2) from Debian unstable,
+# next to 1.18 in the same chroot: sid's binary as /usr/bin/skopeo-1.22 and the one library
+# trixie lacks (libgpgme45) in the chroot's lib dirs; glibc, sqlite, libassuan and containers-common
+# are trixie's. Downloaded with the /opt/sid-tools trick (no sid in any sources list).
+SKOPEO_NEW=skopeo-1.22
+if ! chroot "$SKOPEO_ROOTFS" "$SKOPEO_NEW" --version >/dev/null 2>&1 || [ ! -s "$SKOPEO_ROOTFS/usr/share/doc/$SKOPEO_NEW.built-using" ]; then
+  A=/var/tmp/apt-sid
+  mkdir -p "$A/lists" "$A/cache/archives/partial" "$A/skopeo-debs"
+  echo 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main' > "$A/sources.list"
+  O=(-o "Dir::Etc::sourcelist=$A/sources.list" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$A/lists" -o "Dir::Cache=$A/cache")
+  apt-get "${O[@]}" update -qq
+  rm -rf "$A/skopeo-debs" "$A/skopeo-root" && mkdir -p "$A/skopeo-debs" "$A/skopeo-root"
+  (cd "$A/skopeo-debs" && apt-get "${O[@]}" download skopeo libgpgme45 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
+  [ -f "$(ls "$A"/skopeo-debs/skopeo_*.deb 2>/dev/null | head -1)" ] && [ -f "$(ls "$A"/skopeo-debs/libgpgme45_*.deb 2>/dev/null | head -1)" ] || { echo "apt-get download of skopeo/libgpgme45 from Debian unstable failed" >&2; exit 1; }
+  v=$(dpkg-deb -f "$A"/skopeo-debs/skopeo_*.deb Version)
+  case "$v" in
+    1.22.*) ;;
+    *) echo "Debian unstable now has skopeo $v, not 1.22: install it under its own name (SKOPEO_NEW here, SKOPEO_NEW in test/helpers/verifiers.ts)" >&2; exit 1 ;;
+  esac
+  for d in "$A"/skopeo-debs/*.deb; do dpkg -x "$d" "$A/skopeo-root"; done
+  cp -a "$A/skopeo-root/usr/lib/." "$SKOPEO_ROOTFS/usr/lib/"
+  # what it was built from (containers/image's version, for the tests' report), next to the binary
+  dpkg-deb -f "$A"/skopeo-debs/skopeo_*.deb Static-Built-Using > "$SKOPEO_ROOTFS/usr/share/doc/$SKOPEO_NEW.built-using"
+  install -m 0755 "$A/skopeo-root/usr/bin/skopeo" "$SKOPEO_ROOTFS/usr/bin/$SKOPEO_NEW"
+  if ! chroot "$SKOPEO_ROOTFS" "$SKOPEO_NEW" --version | grep -q '^skopeo version 1\.22\.'; then
+    echo "$SKOPEO_NEW does not run in $SKOPEO_ROOTFS:" >&2
+    chroot "$SKOPEO_ROOTFS" "$SKOPEO_NEW" --version >&2 || true
+    exit 1
+  fi
+fi
+
 # wrk (C, bookworm) for the bench's webhook peak: it leaves the shared cores to the receiver
 if ! command -v wrk >/dev/null 2>&1; then
   apt_update

@@ -143,7 +143,7 @@ export function requireLegacy(r: PolicyRule, verifier: string, why: string): voi
  * key with a certificate: its entries name the certificate (what cosign >= 3.0.3 requires:
  * transparency/entries.ts), and under `keyData` + a Rekor key containers/image compares the entry
  * with the key (signature/policy_eval_sigstore.go: VerifyRekorSET with the re-marshalled key),
- * refusing every such signature; its `pki` trust (5.35+) takes no Rekor key at all.
+ * refusing every such signature; its `pki` trust (5.34.1+) takes no Rekor key at all.
  */
 export function containersChecksLog(r: PolicyRule, key: PolicyKey): boolean {
   return Boolean(r.rekor?.publicKeyPem) && !key.certificate;
@@ -155,7 +155,7 @@ export function containersLogNote(r: PolicyRule, verifier: string, withLog: stri
     .filter((k) => r.rekor?.publicKeyPem && !containersChecksLog(r, k))
     .map(
       (k) =>
-        `${verifier}: ${ruleLabel(r)}: key ${k.name} has a certificate, so its Rekor entries name the certificate (as cosign >= 3.0.3 requires) and containers/image's ${withLog} would refuse them: ${where} checks the key without the log (the pki trust of containers/image 5.35+ cannot check the log either)`,
+        `${verifier}: ${ruleLabel(r)}: key ${k.name} has a certificate, so its Rekor entries name the certificate (as cosign >= 3.0.3 requires) and containers/image's ${withLog} would refuse them: ${where} checks the key without the log (the pki trust of containers/image 5.34.1+ cannot check the log either)`,
     );
 }
 
