@@ -73,7 +73,7 @@ export const ruleSchema = z
     identity: z.enum(['tag', 'repository']).default('tag'),
     /** Manifests pushed without a tag (multi-arch children are signed with their index anyway). */
     untagged: z.enum(['ignore', 'sign']).default('ignore'),
-    /** Storage formats to write: legacy .sig and sigstore bundle v0.3 referrer (the default: both). See docs/formats.md. */
+    /** Storage formats to write: legacy .sig and sigstore bundle v0.3 referrer (the default: both), Notary Project signatures (notation). See docs/formats.md. */
     formats: signatureFormatsSchema.optional(),
     /** Log each signature to this Rekor v1 (public or self-hosted); see src/signing/rule-options.ts. */
     rekor: rekorRuleSchema.optional(),
