@@ -24,6 +24,7 @@ import { runProcess } from '../helpers/proc.js';
 import { emptyTrustedRoot } from '../helpers/rekor.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { REDIS_URL, startSignet, type RunningSignet } from '../helpers/signet.js';
+import { verifyContainers } from '../helpers/verifiers.js';
 import { startTsa, type TsaStandIn } from '../helpers/tsa.js';
 
 const NOTATION = process.env.NOTATION_BIN ?? '/opt/sid-tools/usr/bin/notation';
@@ -266,6 +267,13 @@ describe('formats side by side: [legacy, bundle, notation]', () => {
     const v = await verify('mixed/app:v1');
     expect(v.code).toBe(0);
     expect(v.report.manifests[0]!.signatures.map((s) => s.format).sort()).toEqual(['bundle', 'legacy', 'notation']);
+    // containers/image (CRI-O) reads the .sig under the exported policy (a config with the mixed
+    // rule only: --for containers refuses rules it cannot read, the notation-only ones)
+    const mixedCfg = file('containers.yaml');
+    writeFileSync(mixedCfg, `registries: [{ host: "${H}", insecure: true }]\nkeys:\n  - { name: n, provider: file, path: n.pem, certificate: n.crt, chain: n-chain.pem }\nrules:\n  - { match: "${H}/mixed/**", keys: [n], formats: [legacy, bundle, notation] }\n`);
+    expect(await main(['policy', 'export', '--for', 'containers', '--out', file('trust', 'containers'), '-c', mixedCfg], () => undefined, () => undefined)).toBe(0);
+    const c = await verifyContainers(undefined as never, `${H}/mixed/app@${img.digest}`, file('trust'));
+    expect(c.accepted, c.detail).toBe(true);
   }, 180_000);
 });
 
