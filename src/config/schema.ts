@@ -7,6 +7,7 @@ import { keyConfigSchema } from '../kms/providers.js';
 import { credentialsSchema } from '../registry/credentials/index.js';
 import { annotationsSchema, rekorRuleSchema, signatureFormatsSchema } from '../signing/rule-options.js';
 import { timestampRuleSchema } from '../transparency/timestamp-config.js';
+import { requireSchema } from './conditions.js';
 import { webhookAdapters } from '../webhooks/adapters/index.js';
 import type { integrationConfig } from '../webhooks/integration-config.js';
 
@@ -87,6 +88,10 @@ export const ruleSchema = z
     pusherFrom: z.enum(['authenticated', 'any']).optional(),
     /** Payload annotations (cosign sign -a), templates over ${registry} ${repository} ${tag} ${digest} ${pusher}. */
     annotations: annotationsSchema.optional(),
+    /** Conditions a push must meet before it is signed (src/config/conditions.ts). */
+    require: requireSchema.optional(),
+    /** Also attach a signed record of the decision: an in-toto SLSA verification summary, as a sigstore bundle referrer. */
+    attest: z.boolean().optional(),
   })
   .strict();
 
