@@ -51,6 +51,8 @@ export type ErrorCode =
   | 'LOCK_TIMEOUT'
   | 'SIGNATURE_WRITE_REJECTED'
   | 'SIGNATURE_READBACK_FAILED'
+  /** The registry refused a manifest because a blob it names is missing (MANIFEST_BLOB_UNKNOWN): uploaded again on the retry. */
+  | 'SIGNATURE_BLOB_MISSING'
   /** The .sig would exceed a limit cosign or the registry applies (1,000 layers, 4 MiB manifest): not written, not retried. */
   | 'SIGNATURE_LIMIT_EXCEEDED'
   | 'WEBHOOK_UNAUTHORIZED'
@@ -99,6 +101,7 @@ export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   LOCK_TIMEOUT: true,
   SIGNATURE_WRITE_REJECTED: false,
   SIGNATURE_READBACK_FAILED: true,
+  SIGNATURE_BLOB_MISSING: true,
   SIGNATURE_LIMIT_EXCEEDED: false,
   WEBHOOK_UNAUTHORIZED: false,
   WEBHOOK_MALFORMED: false,

@@ -158,6 +158,13 @@ export class RegistryClient {
       body,
       ok: [201, 200, 202, 400, 403, 405, 409, 412],
     });
+    if (r.status === 400 && /BLOB_UNKNOWN/.test(r.body.subarray(0, 4096).toString('utf8'))) {
+      // a blob taken as present (this.present) may have been garbage-collected since: ask again next time
+      for (const k of [...this.present.keys()]) if (k.startsWith(`${repository}@`)) this.present.delete(k);
+      throw new SignetError('SIGNATURE_BLOB_MISSING', `registry ${this.host} refused PUT ${repository}:${reference}: a blob it names is missing (HTTP 400${errorDetail(r.body)}); the retry uploads it again`, {
+        status: r.status,
+      });
+    }
     if (r.status >= 400) {
       throw new SignetError(
         'SIGNATURE_WRITE_REJECTED',

@@ -1,12 +1,15 @@
 /**
  * signet's registry client against a real docker-registry: concurrent uploads of the same blob to
  * the same repository go up once (distribution answers 500 to a HEAD of a blob whose link another
- * request is writing), and every caller gets the digest once the registry serves the blob.
+ * request is writing), and every caller gets the digest once the registry serves the blob. Blobs
+ * it uploaded are remembered (the shared empty config of referrers costs no HEAD each time) and
+ * forgotten when the registry says a manifest names a missing one (garbage collected meanwhile).
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registrySchema } from '../../src/config/schema.js';
 import { RegistryClient } from '../../src/registry/client.js';
+import { startMaliciousRegistry, type MaliciousRegistry } from '../helpers/malicious-registry.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 
 let registry: RunningRegistry;
@@ -57,5 +60,48 @@ describe('RegistryClient.uploadBlob', () => {
     // the failed upload is not kept: the next call asks the registry again
     await expect(client.uploadBlob('team/app', blob)).rejects.toThrow(/unreachable/);
     expect(seen).toEqual(['HEAD blob network', 'HEAD blob network']);
+  });
+});
+
+describe('blobs taken as present', () => {
+  let own: RunningRegistry;
+  let reg: MaliciousRegistry;
+  let proxied: RegistryClient;
+  const OCI = 'application/vnd.oci.image.manifest.v1+json';
+  beforeAll(async () => {
+    own = await startRegistry(); // the file's registry was stopped by the test above
+    reg = await startMaliciousRegistry({ upstream: own.host });
+    proxied = new RegistryClient(registrySchema.parse({ host: reg.host, insecure: true }));
+  });
+  afterAll(async () => {
+    await proxied?.close();
+    await reg?.stop();
+    await own?.stop();
+  });
+
+  it('a refused manifest naming a missing blob: SIGNATURE_BLOB_MISSING (retryable), and the blob is asked for again', async () => {
+    const blob = Buffer.from('{}');
+    await proxied.uploadBlob('team/app', blob);
+    reg.requests.length = 0;
+    await proxied.uploadBlob('team/app', blob);
+    expect(reg.requests).toEqual([]); // remembered: no request
+
+    reg.tricks.push({
+      match: (req) => req.method === 'PUT' && (req.url ?? '').includes('/manifests/'),
+      times: 1,
+      kind: 'answer',
+      status: 400,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ errors: [{ code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown to registry' }] }),
+    });
+    const err = await proxied.putManifest('team/app', 'v1', Buffer.from('{"schemaVersion":2}'), OCI).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'SIGNATURE_BLOB_MISSING', retryable: true });
+
+    reg.requests.length = 0;
+    await proxied.uploadBlob('team/app', blob);
+    expect(reg.requests.some((r) => r.startsWith('HEAD '))).toBe(true); // forgotten: asked again
   });
 });
