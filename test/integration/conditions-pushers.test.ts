@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backfill } from '../../src/backfill/backfill.js';
 import { cosignVerify } from '../helpers/cosign.js';
 import { getManifest, pushImage, sigTag } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
@@ -167,5 +168,19 @@ describe('require.pushers on Harbor and distribution payloads, on a real registr
     body.events[0].actor = {};
     const res = await post('dist', body, 'application/vnd.docker.distribution.events.v1+json');
     await skipped(res, 'team-a/svc', 'v3', img.digest, /has none its integration vouches for/);
+  });
+
+  it('backfill knows no pusher: the rule is reported not required with the reason, nothing queued', async () => {
+    const queued: unknown[] = [];
+    const rt = signet.runtime;
+    const report = await backfill(
+      { repo: 'team-a/svc' },
+      { registries: rt.registries, rules: rt.rules, keys: rt.keys, enqueue: async (job) => (queued.push(job), 'job') },
+    );
+    expect(report.errors).toEqual([]);
+    expect(queued).toEqual([]);
+    expect(report.toSign).toEqual([]);
+    // v2 and v3 were never signed; v1 was, but backfill cannot tell who pushed any of them
+    expect(report.notRequired).toEqual({ 'rule 0: rule requires a pusher (require.pushers) and this push has none its integration vouches for': 3 });
   });
 });
