@@ -76,7 +76,7 @@ export function crossCheck(config: Config): { problems: ConfigProblem[]; warning
       problems.push({ path: ['rules', i, 'match'], message: `invalid glob: ${(err as Error).message}` });
     }
   });
-  pusherReach(config, problems);
+  pusherReach(config, problems, warnings);
   if (config.rules.length === 0) {
     warnings.push({ path: ['rules'], message: 'no rules: nothing will be signed' });
   }
@@ -92,11 +92,22 @@ export function crossCheck(config: Config): { problems: ConfigProblem[]; warning
  * JFrog without `registryHost` whatever host the payload writes, so every registry. A rule
  * "covers" the configured registries (host or alias) its match's host part matches.
  */
-function pusherReach(config: Config, problems: ConfigProblem[]): void {
+function pusherReach(config: Config, problems: ConfigProblem[], warnings: ConfigProblem[]): void {
   const silent = config.integrations.map((integ, i) => ({ integ, i })).filter(({ integ }) => !kindReportsPusher(integ.kind));
-  if (silent.length === 0) return;
+  const open = config.integrations.filter((integ) => integ.insecure && kindReportsPusher(integ.kind));
   config.rules.forEach((rule, i) => {
     if (!rule.require?.pushers) return;
+    // an unauthenticated integration vouches for nobody (src/config/rules.ts pusherPolicy)
+    for (const integ of open) {
+      warnings.push({
+        path: ['rules', i, 'require', 'pushers'],
+        message:
+          rule.pusherFrom === 'any'
+            ? `rule ${i} has require.pushers and pusherFrom: any: integration "${integ.name}" accepts unauthenticated webhooks, so anyone who reaches it can name an allowed pusher`
+            : `integration "${integ.name}" accepts unauthenticated webhooks: its pushes never meet rule ${i}'s require.pushers`,
+      });
+    }
+    if (silent.length === 0) return;
     const hostGlob = rule.match.split('/')[0] ?? '';
     let covers: (h: string) => boolean;
     try {

@@ -66,4 +66,15 @@ describe('config check: pusher conditions need integrations that report a pusher
     const problems = problemsOf(base(harbor, '  - match: "127.0.0.1:5000/**"\n    keys: [dev]\n    require: { pushers: { allow: [] } }\n'));
     expect(problems.map((p) => p.path)).toEqual(['rules.0.require.pushers.allow']);
   });
+
+  it('an insecure integration that reports a pusher: a warning (its pushes never meet the rule; with pusherFrom: any, anyone can name a pusher)', () => {
+    const open = `  - { name: o, kind: harbor, insecure: true }\n`;
+    const w = (rules: string) =>
+      parseConfigText(base(harbor + open, rules), 'signet.yaml', {}).warnings.filter((x) => x.path.join('.') === 'rules.0.require.pushers').map((x) => x.message);
+    expect(w(pushersRule('127.0.0.1:5000/**'))).toEqual(['integration "o" accepts unauthenticated webhooks: its pushes never meet rule 0\'s require.pushers']);
+    expect(w(pushersRule('127.0.0.1:5000/**') + '    pusherFrom: any\n')).toEqual([
+      'rule 0 has require.pushers and pusherFrom: any: integration "o" accepts unauthenticated webhooks, so anyone who reaches it can name an allowed pusher',
+    ]);
+    expect(w('  - match: "127.0.0.1:5000/**"\n    keys: [dev]\n')).toEqual([]);
+  });
 });
