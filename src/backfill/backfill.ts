@@ -211,7 +211,8 @@ export async function backfill(opts: BackfillOptions, deps: BackfillDeps): Promi
             if (!m) return skip('tag removed while backfilling');
             const shape = imageShape(m);
             if (shape.kind === 'skip') return skip(shape.reason);
-            const decision = decideRule(deps.rules, host, repository, tag);
+            // no pusher is known to backfill: a rule with pusher conditions is not met (reported, not queued)
+            const decision = decideRule(deps.rules, host, repository, tag, { push: {} });
             if ('skip' in decision) return skip(decision.skip);
             const req = planSigning(decision, { host, repository, tag, digest: m.digest }, deps.keys);
             // several tags of one digest under `identity: repository` need one signature per key

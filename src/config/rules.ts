@@ -48,7 +48,8 @@ export type PusherVerdict = { pusher?: string; refused?: string };
  * name anyone), nor does an event whose integration is not configured (any more). A rule with
  * `pusherFrom: any` takes the pusher from every integration. A push without a vouched pusher is
  * signed without it: annotations naming `${pusher}` are left out, as for a webhook that names
- * no pusher. (A future per-rule `require.pushers` applies to the vouched pusher only.)
+ * no pusher. A rule's `require.pushers` sees the vouched pusher only (src/config/conditions.ts):
+ * the receiver and the worker both ask this policy before `decideRule`, so they decide alike.
  */
 export function pusherPolicy(config: Pick<Config, 'integrations' | 'rules'>): (
   event: { integration: string; pusher?: string },

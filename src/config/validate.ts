@@ -1,6 +1,7 @@
 /** Checks across sections that zod's per-field schema cannot express. */
 import picomatch from 'picomatch';
-import type { Config } from './schema.js';
+import { kindReportsPusher } from './conditions.js';
+import type { Config, IntegrationConfig } from './schema.js';
 import { adapterFor } from '../webhooks/adapters/index.js';
 
 export interface ConfigProblem {
@@ -75,10 +76,88 @@ export function crossCheck(config: Config): { problems: ConfigProblem[]; warning
       problems.push({ path: ['rules', i, 'match'], message: `invalid glob: ${(err as Error).message}` });
     }
   });
+  pusherReach(config, problems, warnings);
   if (config.rules.length === 0) {
     warnings.push({ path: ['rules'], message: 'no rules: nothing will be signed' });
   }
   return { problems, warnings };
+}
+
+/**
+ * A rule with `require.pushers` that an integration whose payload names no pusher can deliver
+ * pushes for: those pushes could never be signed. Integrations are not bound to registries in
+ * the config, so "can deliver" is decided from what the kind's adapter can name as the host:
+ * ECR only <account>.dkr.ecr.<region>.amazonaws.com[.cn]; Alibaba ACR its `registryHost`; JFrog
+ * its `registryHost` (and the subdomain and port forms of it) when set; Quay, ACR, GAR and a
+ * JFrog without `registryHost` whatever host the payload writes, so every registry. A rule
+ * "covers" the configured registries (host or alias) its match's host part matches.
+ */
+function pusherReach(config: Config, problems: ConfigProblem[], warnings: ConfigProblem[]): void {
+  const silent = config.integrations.map((integ, i) => ({ integ, i })).filter(({ integ }) => !kindReportsPusher(integ.kind));
+  const open = config.integrations.filter((integ) => integ.insecure && kindReportsPusher(integ.kind));
+  config.rules.forEach((rule, i) => {
+    if (!rule.require?.pushers) return;
+    // an unauthenticated integration vouches for nobody (src/config/rules.ts pusherPolicy)
+    for (const integ of open) {
+      warnings.push({
+        path: ['rules', i, 'require', 'pushers'],
+        message:
+          rule.pusherFrom === 'any'
+            ? `rule ${i} has require.pushers and pusherFrom: any: integration "${integ.name}" accepts unauthenticated webhooks, so anyone who reaches it can name an allowed pusher`
+            : `integration "${integ.name}" accepts unauthenticated webhooks: its pushes never meet rule ${i}'s require.pushers`,
+      });
+    }
+    if (silent.length === 0) return;
+    const hostGlob = rule.match.split('/')[0] ?? '';
+    let covers: (h: string) => boolean;
+    try {
+      covers = picomatch(hostGlob, { dot: true });
+    } catch {
+      return; // reported as an invalid glob above
+    }
+    const hosts = config.registries.flatMap((r) => [r.host, ...r.aliases]).filter((h) => covers(h));
+    for (const { integ } of silent) {
+      const reach = hostsOf(integ);
+      const hit = hosts.find((h) => reach(h));
+      if (hit === undefined) continue;
+      problems.push({
+        path: ['rules', i, 'require', 'pushers'],
+        message: `rule ${i} has require.pushers but is reached through integration "${integ.name}" (kind ${integ.kind}) whose payload carries no pusher: its pushes to ${hit} could never be signed (see docs/conditions.md)`,
+      });
+    }
+  });
+}
+
+const ECR_HOST = /^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?$/;
+
+/** The registry hosts an integration's events can name. */
+function hostsOf(integ: IntegrationConfig): (host: string) => boolean {
+  const cfg = integ as IntegrationConfig & { registryHost?: string; access?: string };
+  switch (integ.kind) {
+    case 'ecr':
+      return (h) => ECR_HOST.test(h);
+    case 'alibaba-acr': {
+      const rh = cfg.registryHost;
+      if (!rh) return () => true;
+      const re = new RegExp(`^${rh.split('{region}').map(escapeRe).join('[a-z0-9-]+')}$`, 'i');
+      return (h) => re.test(h);
+    }
+    case 'jfrog': {
+      const rh = cfg.registryHost?.toLowerCase();
+      if (!rh) return () => true;
+      const bare = rh.replace(/:[0-9]+$/, '');
+      return (h) => {
+        const l = h.toLowerCase();
+        return l === rh || l.endsWith(`.${rh}`) || l.replace(/:[0-9]+$/, '') === bare;
+      };
+    }
+    default:
+      return () => true;
+  }
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 function duplicates(values: readonly string[], report: (index: number, value: string) => void): void {

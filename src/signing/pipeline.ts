@@ -28,6 +28,7 @@ export interface SignTarget {
   repository: string;
   tag?: string;
   digest?: string;
+  /** The pusher the push's integration vouches for (src/config/rules.ts pusherPolicy); rule conditions are checked against it. */
   pusher?: string;
   /** A retried job: always read what is there before signing, whatever the history says. */
   retry?: boolean;
@@ -97,7 +98,7 @@ export class SigningPipeline {
     }
     if (target.tag !== undefined && !isValidTag(target.tag)) throw new SignetError('INVALID_REFERENCE', 'invalid tag');
     if (target.digest !== undefined && !isValidDigest(target.digest)) throw new SignetError('INVALID_REFERENCE', 'invalid digest');
-    const decided = decideRule(rules, host, target.repository, target.tag);
+    const decided = decideRule(rules, host, target.repository, target.tag, { push: { pusher: target.pusher } });
     if ('skip' in decided) return { status: 'skipped', reason: decided.skip };
 
     const client = known.client;

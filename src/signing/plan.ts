@@ -4,14 +4,16 @@
  * pipeline (what to write), `signet verify` and `signet backfill` (what must be there), and the
  * status records. What the formats write and read, and what verifiers check, all follow from it.
  *
- * - `decideRule`: the first rule whose `match` covers host/repository, and its tag filters
- *   (`untagged`, `tags.include/exclude`); signature and attachment tags are never signed.
+ * - `decideRule`: the first rule whose `match` covers host/repository, its tag filters
+ *   (`untagged`, `tags.include/exclude`) and, for a push, its conditions (`require`,
+ *   src/config/conditions.ts); signature and attachment tags are never signed.
  * - `planSigning`: for a decided rule and the pushed manifest, the docker-reference the legacy
  *   payload names (see ARCHITECTURE.md "Identity"; undefined = any reference of the repository,
  *   for `signet verify IMAGE@DIGEST` under `identity: tag`), the payload annotations expanded for
  *   this push, the keys (values carrying their certificates) and the formats, default
  *   `[legacy, bundle]`.
  */
+import { conditionSkip, type PushFacts } from '../config/conditions.js';
 import type { RuleMatcher } from '../config/rules.js';
 import type { RuleConfig } from '../config/schema.js';
 import { SignetError } from '../errors.js';
@@ -30,19 +32,33 @@ export type FormatName = (typeof FORMAT_NAMES)[number];
  */
 export const DEFAULT_FORMATS: readonly FormatName[] = ['legacy', 'bundle'];
 
-export type RuleDecision = { rule: RuleConfig; index: number } | { skip: string; index?: number };
+/** `condition`: the skip comes from the rule's `require` (a decision worth recording), not from its match or tag filters. */
+export type RuleDecision = { rule: RuleConfig; index: number } | { skip: string; index?: number; condition?: true };
 
-/**
- * The rule for a push of host/repository[:tag], or why none applies. `byDigest` (a look at a
- * digest with no tag known, `signet verify IMAGE@DIGEST`): the tag filters cannot apply.
- */
-export function decideRule(rules: RuleMatcher, host: string, repository: string, tag: string | undefined, opts: { byDigest?: boolean } = {}): RuleDecision {
+export interface DecideOptions {
+  /** A look at a digest with no tag known (`signet verify IMAGE@DIGEST`): the tag filters cannot apply. */
+  byDigest?: boolean;
+  /**
+   * The push being decided: the rule's conditions are checked against it (a pusher only when its
+   * integration vouches for it). The receiver, the pipeline (queue worker and `signet sign`) and
+   * backfill pass it (`{}` when no pusher is known: a rule with pusher conditions is then not
+   * met); without it the conditions are not looked at (`signet verify` of what is there).
+   */
+  push?: PushFacts;
+}
+
+/** The rule for a push of host/repository[:tag], or why none applies (or why it is not signed). */
+export function decideRule(rules: RuleMatcher, host: string, repository: string, tag: string | undefined, opts: DecideOptions = {}): RuleDecision {
   if (tag !== undefined && isAttachmentTag(tag)) return { skip: 'signature or attachment tag (written by a signer)' };
   const found = rules.find(host, repository);
   if (!found) return { skip: `no rule matches ${host}/${repository}` };
   if (!(tag === undefined && opts.byDigest)) {
     const why = rules.skipReason(found.rule, tag);
     if (why) return { skip: why, index: found.index };
+  }
+  if (opts.push) {
+    const unmet = conditionSkip(found.rule.require, opts.push);
+    if (unmet) return { skip: `rule ${found.index}: ${unmet}`, index: found.index, condition: true };
   }
   return found;
 }

@@ -16,13 +16,14 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
 import { decideRule } from '../signing/plan.js';
-import type { RuleMatcher } from '../config/rules.js';
+import { pusherPolicy, type RuleMatcher } from '../config/rules.js';
 import type { Config, IntegrationConfig } from '../config/schema.js';
 import { describeError, isSignetError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { SignJobData, SignQueue } from '../queue/sign-queue.js';
 import type { RegistryDirectory } from '../registry/directory.js';
+import type { StatusStore, StatusUpdate } from '../status/store.js';
 import { formatReference, isAttachmentTag, isValidDigest, isValidRepository, isValidTag } from '../registry/reference.js';
 import { adapterFor } from './adapters/index.js';
 import { sharedSecretCheck } from './auth.js';
@@ -39,6 +40,8 @@ export interface HookDeps {
   queue: Pick<SignQueue, 'enqueueMany'>;
   metrics: Metrics;
   logger: Logger;
+  /** Where a push a rule's conditions skip is recorded as skipped(reason) (the receiver's ReceiverDeps carries it). */
+  status?: Pick<StatusStore, 'record'> | undefined;
 }
 
 /** Handles one POST /hooks/<integration>; answers on `res` and never throws. */
@@ -95,6 +98,8 @@ export function createHookHandler(deps: HookDeps): HookHandler {
   // name, references admit() checked), never a credential: it skips pino's redaction pass (a copy
   // of the logged object and a walk of every redaction path, about 15 % of the CPU at peak).
   const pushLog = logger.child({}, { redact: [] });
+  // the pusher a rule's conditions see: only one the event's integration vouches for (as the worker decides)
+  const pusherOf = pusherPolicy(config);
 
   /** A failed authentication: 401 within the integration's failure budget, else 429 and the connection closed. */
   function unauthorized(req: IncomingMessage, res: ServerResponse, endpoint: Endpoint): void {
@@ -213,13 +218,20 @@ export function createHookHandler(deps: HookDeps): HookHandler {
     const receivedAt = new Date().toISOString();
     const jobs: SignJobData[] = [];
     const refs: string[] = [];
+    const skips: StatusUpdate[] = [];
     for (const e of parsed.events) {
       const ref = formatReference(e);
-      const verdict = admit(e, deps);
+      const verdict = admit(e, deps, (registry) => pusherOf({ integration: name, ...(e.pusher !== undefined ? { pusher: e.pusher } : {}) }, registry, e.repository).pusher);
       if ('drop' in verdict) {
         ignored.push({ reason: verdict.drop, ref });
         count(name, verdict.refused ? 'refused' : 'ignored');
         if (verdict.refused) logger.warn({ requestId, integration: name, host: e.host }, `push refused: ${verdict.drop}`);
+        if (verdict.skipped) {
+          // a rule's condition said no: a decision kept in status (as the worker keeps its skips)
+          const s = verdict.skipped;
+          skips.push({ state: 'skipped', repository: `${s.registry}/${e.repository}`, ...(e.digest ? { digest: e.digest } : {}), ...(e.tag ? { tag: e.tag } : {}), rule: s.rule, reason: verdict.drop, requestId });
+          pushLog.info({ requestId, integration: name, ref }, `push not signed: ${verdict.drop}`);
+        }
         continue;
       }
       // Object.assign, not a spread: events come in many shapes, and spreading them was 10x slower
@@ -227,6 +239,14 @@ export function createHookHandler(deps: HookDeps): HookHandler {
       refs.push(ref);
     }
     if (ignored.length && logger.isLevelEnabled('debug')) logger.debug({ requestId, integration: name, ignored }, 'events not queued');
+    if (skips.length && deps.status) {
+      try {
+        await deps.status.record(skips);
+      } catch (err) {
+        // the answer still names the reason; only the record is missing
+        logger.warn({ requestId, integration: name, err: describeError(err) }, 'could not record status');
+      }
+    }
 
     let ids: string[];
     try {
@@ -274,14 +294,19 @@ function headerId(req: IncomingMessage): string | undefined {
  * The configured registry an event's job goes to, or why it is not queued (`refused` marks a
  * security matter: a host not configured, a name that could escape a registry URL).
  */
-function admit(e: AdapterEvent, deps: HookDeps): { registry: string } | { drop: string; refused?: boolean } {
+function admit(
+  e: AdapterEvent,
+  deps: HookDeps,
+  vouchedPusher: (registry: string) => string | undefined,
+): { registry: string } | { drop: string; refused?: boolean; skipped?: { registry: string; rule: number } } {
   if (e.tag && isAttachmentTag(e.tag)) return { drop: 'signature or attachment tag (written by a signer)' };
   const known = deps.registries.resolve(e.host);
   if (!known) return { drop: `registry host ${e.host} is not in registries (not contacted)`, refused: true };
   if (!isValidRepository(e.repository)) return { drop: 'invalid repository name', refused: true };
   if (e.tag !== undefined && !isValidTag(e.tag)) return { drop: 'invalid tag', refused: true };
   if (e.digest !== undefined && !isValidDigest(e.digest)) return { drop: 'invalid digest', refused: true };
-  const decided = decideRule(deps.rules, known.config.host, e.repository, e.tag);
-  if ('skip' in decided) return { drop: decided.skip };
+  const host = known.config.host;
+  const decided = decideRule(deps.rules, host, e.repository, e.tag, { push: { pusher: vouchedPusher(host) } });
+  if ('skip' in decided) return { drop: decided.skip, ...(decided.condition && decided.index !== undefined ? { skipped: { registry: host, rule: decided.index } } : {}) };
   return { registry: known.config.host };
 }
