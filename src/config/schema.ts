@@ -83,7 +83,8 @@ export const ruleSchema = z
     /**
      * Whose word `${pusher}` takes: `authenticated` (default) only an integration that
      * authenticates its sender (not `insecure: true`), since a sender writes any pusher it likes;
-     * `any` also an unauthenticated one (closed networks). See src/config/rules.ts pusherPolicy.
+     * `any` also an unauthenticated one (closed networks). The same pusher is the one
+     * `require.pushers` conditions are checked against. See src/config/rules.ts pusherPolicy.
      */
     pusherFrom: z.enum(['authenticated', 'any']).optional(),
     /** Payload annotations (cosign sign -a), templates over ${registry} ${repository} ${tag} ${digest} ${pusher}. */
