@@ -16,7 +16,9 @@ import { cosign } from '../helpers/cosign-formats.js';
 import { MT, pushImage, RegistryClient } from '../helpers/images.js';
 import { emptyTrustedRoot } from '../helpers/rekor.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import { startSignet, type RunningSignet } from '../helpers/signet.js';
+import { REDIS_URL, startSignet, type RunningSignet } from '../helpers/signet.js';
+import { main } from '../../src/cli.js';
+import type { VerifyReport } from '../../src/verify/verify.js';
 
 const VSA = 'https://slsa.dev/verification_summary/v1';
 
@@ -79,16 +81,15 @@ beforeAll(async () => {
   writeFileSync(file('no-tlog-root.json'), emptyTrustedRoot());
   registry = await startRegistry();
   H = registry.host;
-  signet = await startSignet(
-    `registries: [{ host: "${H}", insecure: true }]
+  const yaml = `registries: [{ host: "${H}", insecure: true }]
 keys:
   - { name: a, provider: file, path: a.pem }
 rules:
   - { match: "${H}/attested/**", keys: [a], attest: true }
   - { match: "${H}/**", keys: [a] }
-`,
-    { baseDir: tmp.dir, roles: { receiver: false, worker: true } },
-  );
+`;
+  signet = await startSignet(yaml, { baseDir: tmp.dir, roles: { receiver: false, worker: true } });
+  writeFileSync(file('signet.yaml'), `redis: { url: "${REDIS_URL}", prefix: ${signet.prefix} }\n${yaml}`);
 }, 120_000);
 
 afterAll(async () => {
@@ -156,6 +157,14 @@ describe('attest: true — a SLSA verification summary next to the signatures', 
     expect(sig25.ok, sig25.stderr).toBe(true);
     const sig31 = await cosignVerify(ref, file('a.pub'), [], { bin: COSIGN3_BIN() });
     expect(sig31.ok, sig31.stderr).toBe(true);
+    // and `signet verify` finds the image signed in both formats (the attestation is no signature)
+    const out: string[] = [];
+    const code = await main(['verify', '--json', `${H}/attested/app:v1`, '-c', file('signet.yaml')], (l) => out.push(l), () => undefined);
+    const report = JSON.parse(out.join('\n')) as VerifyReport;
+    expect(code).toBe(0);
+    expect(report.manifests[0]!.missing).toEqual([]);
+    const satisfied = report.manifests[0]!.signatures.filter((x) => x.satisfies).map((x) => x.format);
+    expect(satisfied.sort()).toEqual(['bundle', 'legacy']);
   }, 180_000);
 
   it('a rule without attest writes no attestation', async () => {
