@@ -13,8 +13,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COSIGN3_BIN, cosignVerify, runCosign, tempDir } from '../helpers/cosign.js';
 import { cosign } from '../helpers/cosign-formats.js';
-import { MT, pushImage, RegistryClient } from '../helpers/images.js';
-import { emptyTrustedRoot } from '../helpers/rekor.js';
+import { MT, pushImage, pushIndex, RegistryClient } from '../helpers/images.js';
+import { emptyTrustedRoot, startRekor, type RekorStandIn } from '../helpers/rekor.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { REDIS_URL, startSignet, type RunningSignet } from '../helpers/signet.js';
 import { main } from '../../src/cli.js';
@@ -23,6 +23,7 @@ import type { VerifyReport } from '../../src/verify/verify.js';
 const VSA = 'https://slsa.dev/verification_summary/v1';
 
 let registry: RunningRegistry;
+let rekor: RekorStandIn;
 let signet: RunningSignet;
 let tmp: { dir: string; remove: () => void };
 let H: string;
@@ -79,6 +80,8 @@ beforeAll(async () => {
   writeKey('a');
   writeKey('other');
   writeFileSync(file('no-tlog-root.json'), emptyTrustedRoot());
+  rekor = await startRekor();
+  writeFileSync(file('trusted-root.json'), rekor.trustedRoot());
   registry = await startRegistry();
   H = registry.host;
   const yaml = `registries: [{ host: "${H}", insecure: true }]
@@ -86,6 +89,7 @@ keys:
   - { name: a, provider: file, path: a.pem }
 rules:
   - { match: "${H}/attested/**", keys: [a], attest: true }
+  - { match: "${H}/logged/**", keys: [a], attest: true, rekor: { url: "${rekor.url}", publicKey: ${JSON.stringify(rekor.publicKeyPem)} } }
   - { match: "${H}/**", keys: [a] }
 `;
   signet = await startSignet(yaml, { baseDir: tmp.dir, roles: { receiver: false, worker: true } });
@@ -95,6 +99,7 @@ rules:
 afterAll(async () => {
   await signet?.stop();
   await registry?.stop();
+  await rekor?.stop();
   tmp?.remove();
 });
 
@@ -165,6 +170,32 @@ describe('attest: true — a SLSA verification summary next to the signatures', 
     expect(report.manifests[0]!.missing).toEqual([]);
     const satisfied = report.manifests[0]!.signatures.filter((x) => x.satisfies).map((x) => x.format);
     expect(satisfied.sort()).toEqual(['bundle', 'legacy']);
+  }, 180_000);
+
+  it('with rekor: each manifest of an index gets a VSA logged as a dsse entry; cosign 2.5 checks the entry against the trusted root; a re-delivery logs nothing new', async () => {
+    const idx = await pushIndex(registry, 'logged/multi', 'v1', ['linux/amd64', 'linux/arm64']);
+    const size = rekor.size();
+    const r = await signet.runtime.pipeline.sign({ host: H, repository: 'logged/multi', tag: 'v1', pusher: 'ci-bot' });
+    expect(r.status).toBe('signed');
+    if (r.status !== 'signed') return;
+    const all = [idx.digest, ...idx.children];
+    expect(r.attestations!.map((a) => a.digest)).toEqual(all);
+    expect(r.attestations!.every((a) => a.outcome === 'signed' && a.tlog?.status === 'logged')).toBe(true);
+    // legacy + bundle + attestation per manifest, each logged
+    expect(rekor.size()).toBe(size + 3 * all.length);
+    for (const d of [idx.digest, idx.children[1]!]) {
+      const ok = await cosign(['verify-attestation', '--new-bundle-format', `--trusted-root=${file('trusted-root.json')}`, `--key=${file('a.pub')}`, `--type=${VSA}`, '--allow-http-registry', `${H}/logged/multi@${d}`]);
+      expect(ok.ok, ok.stderr).toBe(true);
+    }
+    // the log is checked: without it (a trusted root with no logs) cosign refuses
+    const noLog = await cosign(['verify-attestation', '--new-bundle-format', `--trusted-root=${file('no-tlog-root.json')}`, `--key=${file('a.pub')}`, `--type=${VSA}`, '--allow-http-registry', `${H}/logged/multi@${idx.digest}`]);
+    expect(noLog.ok).toBe(false);
+    const st = await statementOf('logged/multi', r.attestations![0]!.referrer!);
+    expect(st.predicate['urn:signet:push']).toMatchObject({ repository: 'logged/multi', tag: 'v1', digest: idx.digest, pusher: 'ci-bot' });
+
+    const again = await signet.runtime.pipeline.sign({ host: H, repository: 'logged/multi', tag: 'v1', pusher: 'ci-bot' });
+    expect((again as { attestations: { outcome: string }[] }).attestations.map((a) => a.outcome)).toEqual(all.map(() => 'present'));
+    expect(rekor.size()).toBe(size + 3 * all.length);
   }, 180_000);
 
   it('a rule without attest writes no attestation', async () => {
