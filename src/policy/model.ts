@@ -39,6 +39,8 @@ export interface PolicyRule {
   formats?: FormatName[];
   /** The RFC 3161 timestamp authority the rule stamps signatures with: its URL and chain (PEM, leaf first, root last). */
   timestamp?: PolicyTimestamp;
+  /** rule.attest: each signed image also carries a SLSA verification summary (https://slsa.dev/verification_summary/v1) by each key, as a sigstore bundle referrer. */
+  attest?: boolean;
 }
 
 export interface PolicyTimestamp {

@@ -231,6 +231,8 @@ export interface WantedClaim {
   annotations?: Readonly<Record<string, string>>;
   /** the manifest bytes: needed only to verify a messageSignature bundle (signed over them) */
   manifest?: Buffer;
+  /** the statement's predicateType (default cosign's sign predicate; an attestation names its own, e.g. the SLSA VSA) */
+  predicateType?: string;
 }
 
 export interface BundleSigner {
@@ -299,7 +301,8 @@ export async function checkBundle(bundle: SigstoreBundle, want: WantedClaim, sig
     if (c.payloadType !== INTOTO_PAYLOAD_TYPE) return no(`payload type ${short(c.payloadType)} is not in-toto`);
     const claim = imageClaim(bundle);
     if (!claim || claim.kind !== 'statement') return no('payload is not an in-toto statement');
-    if (claim.predicateType !== COSIGN_SIGN_PREDICATE) return no(`predicate type ${short(claim.predicateType)} is not ${COSIGN_SIGN_PREDICATE}`);
+    const predicateType = want.predicateType ?? COSIGN_SIGN_PREDICATE;
+    if (claim.predicateType !== predicateType) return no(`predicate type ${short(claim.predicateType)} is not ${predicateType}`);
     const subject = claim.subjects.find((s) => s.digests.includes(want.digest));
     if (!subject) return no(`statement does not name ${want.digest}`);
     for (const [k, v] of Object.entries(want.annotations ?? {})) {

@@ -6,6 +6,7 @@
  */
 import { SignetError } from '../errors.js';
 import type { RuleMatcher } from '../config/rules.js';
+import { attests, writeAttestations, type AttestationResult } from '../formats/attestation/index.js';
 import { FORMATS, formatsFor } from '../formats/index.js';
 import type { SignResult, Subject, WriteContext } from '../formats/types.js';
 import type { SigningKey } from '../kms/signing-key.js';
@@ -54,6 +55,8 @@ export type SignReport =
       annotations?: Record<string, string>;
       /** One entry per (manifest, key, format). */
       signatures: (SignResult & { digest: string })[];
+      /** Rules with `attest: true`: one SLSA verification summary per (manifest, key), after the signatures. */
+      attestations?: (AttestationResult & { digest: string })[];
     };
 
 export interface PipelineDeps {
@@ -118,13 +121,14 @@ export class SigningPipeline {
     const subjects = [...served.values()];
     const digests = [...served.keys()];
 
-    const plan = planSigning(decided, { host, repository: target.repository, tag: target.tag, digest: manifest.digest, pusher: target.pusher }, this.deps.keys);
+    const plan = planSigning(decided, { host, repository: target.repository, tag: target.tag, digest: manifest.digest, pusher: target.pusher, decidedAt: new Date() }, this.deps.keys);
     const witnesses = this.witnessesFor(plan);
     const signers = plan.keys.map((k) => new Signer(k, witnesses));
     const formats = formatsFor(plan.formats);
     const allKeys = [...this.deps.keys.values()];
 
     const signatures: (SignResult & { digest: string })[] = [];
+    const attestations: (AttestationResult & { digest: string })[] = [];
     await Promise.all(
       subjects.map(async (subject) => {
         // with a witness the formats read what is there first anyway, so the history is not asked
@@ -147,8 +151,11 @@ export class SigningPipeline {
           const results = await format.write(ctx, plan, subject);
           signatures.push(...results.map((r) => ({ ...r, digest: subject.digest })));
         }
+        // the signed decision, once the signatures are there (same keys, same Signer chain)
+        if (attests(plan)) attestations.push(...(await writeAttestations(ctx, plan, subject)).map((r) => ({ ...r, digest: subject.digest })));
       }),
     );
+    attestations.sort((a, b) => digests.indexOf(a.digest) - digests.indexOf(b.digest) || plan.keys.findIndex((k) => k.name === a.key) - plan.keys.findIndex((k) => k.name === b.key));
     const order = Object.keys(FORMATS);
     signatures.sort((a, b) => digests.indexOf(a.digest) - digests.indexOf(b.digest) || order.indexOf(a.format) - order.indexOf(b.format));
     return {
@@ -159,6 +166,7 @@ export class SigningPipeline {
       formats: plan.formats,
       ...(plan.annotations ? { annotations: plan.annotations } : {}),
       signatures,
+      ...(attests(plan) ? { attestations } : {}),
     };
   }
 

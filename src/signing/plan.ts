@@ -19,6 +19,7 @@ import type { RuleConfig } from '../config/schema.js';
 import { SignetError } from '../errors.js';
 import type { SigningKey } from '../kms/signing-key.js';
 import { isAttachmentTag } from '../registry/reference.js';
+import type { ScanSummary } from '../formats/attestation/statement.js';
 import { expandAnnotations } from './annotations.js';
 
 /** The storage formats, by the name rules use (src/formats/index.ts maps each to its module; the config schema takes this list). */
@@ -79,6 +80,12 @@ export interface SigningPlan {
   /** The rule's keys, in rule order. */
   keys: SigningKey[];
   formats: FormatName[];
+  /** Who pushed, as the registry reported it (absent when its payload carries none): the attestation records it. */
+  pusher?: string | undefined;
+  /** When signet decided to sign (the attestation's timeVerified); absent: when the statement is built. */
+  decidedAt?: Date | undefined;
+  /** The scan that passed the rule's gate (the attestation records it); absent until the scan gate exists. */
+  scan?: ScanSummary | undefined;
 }
 
 export interface PlanInput {
@@ -87,6 +94,10 @@ export interface PlanInput {
   tag?: string | undefined;
   digest: string;
   pusher?: string | undefined;
+  /** When signet decided to sign (default: now, when the plan is made). */
+  decidedAt?: Date | undefined;
+  /** The scan summary that passed the rule's gate (src/formats/attestation/statement.ts ScanSummary). */
+  scan?: ScanSummary | undefined;
   /** No tag known and any identity of the repository accepted (verify by digest). */
   byDigest?: boolean | undefined;
 }
@@ -110,6 +121,9 @@ export function planSigning(decided: { rule: RuleConfig; index: number }, input:
       return k;
     }),
     formats: formatsOf(rule),
+    ...(input.pusher !== undefined ? { pusher: input.pusher } : {}),
+    decidedAt: input.decidedAt ?? new Date(),
+    ...(input.scan ? { scan: input.scan } : {}),
   };
 }
 

@@ -34,7 +34,7 @@ function rekorKeyOf(pem: string): KeyObject {
 
 export async function bundleMeets(
   b: SigstoreBundle,
-  want: { digest: string; annotations?: Readonly<Record<string, string>> | undefined },
+  want: { digest: string; annotations?: Readonly<Record<string, string>> | undefined; predicateType?: string | undefined },
   key: SigningKey,
   need: BundleNeeds,
 ): Promise<BundleVerdict> {
@@ -42,7 +42,7 @@ export async function bundleMeets(
   const signedDigest = claimedDigest(b);
   const r = await checkBundle(
     b,
-    { digest: want.digest, ...(want.annotations ? { annotations: want.annotations } : {}) },
+    { digest: want.digest, ...(want.annotations ? { annotations: want.annotations } : {}), ...(want.predicateType ? { predicateType: want.predicateType } : {}) },
     { publicKey: key.publicKey, ...(key.certificate ? { certificatePem: key.certificate.certificate } : {}) },
     {
       ...(need.tlog && need.rekorKey ? { rekorKeys: [rekorKeyOf(need.rekorKey)] } : {}),

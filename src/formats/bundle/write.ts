@@ -53,6 +53,10 @@ export interface BundleRequest {
   statement: Buffer;
   /** The annotations the statement's subject carries (what a present bundle must carry too). */
   annotations?: Readonly<Record<string, string>> | undefined;
+  /** The statement's predicateType (default cosign's sign predicate; src/formats/attestation writes the SLSA VSA). */
+  predicateType?: string | undefined;
+  /** What else a present bundle's verified statement must say (e.g. an attestation's decision), beyond subject and predicate type. */
+  sameClaim?: ((statement: Buffer) => boolean) | undefined;
 }
 
 export interface BundleAttachOptions {
@@ -189,6 +193,7 @@ async function planBundle(req: BundleRequest, listing: Listing, read: (digest: s
   }
   plan.bundle = buildBundle({ statement: req.statement, signature, publicKeyPem: key.publicKeyPem, certificatePem: key.certificate?.certificate, tlogEntries, timestamps });
   plan.annotations = referrerAnnotations(req.statement, key.publicKeyPem);
+  if (req.predicateType) plan.annotations[BUNDLE_PREDICATE_ANNOTATION] = req.predicateType;
   plan.manifest = referrerManifest(plan.bundle, subject, plan.annotations);
   plan.result.referrer = sha256Digest(plan.manifest);
   return plan;
@@ -213,13 +218,14 @@ async function findPresent(
   for (const d of descriptors) {
     if (!mayHoldBundle(d)) continue;
     const a = d.annotations ?? {};
-    if (a[BUNDLE_PREDICATE_ANNOTATION] !== undefined && a[BUNDLE_PREDICATE_ANNOTATION] !== COSIGN_SIGN_PREDICATE) continue;
+    const predicateType = p.req.predicateType ?? COSIGN_SIGN_PREDICATE;
+    if (a[BUNDLE_PREDICATE_ANNOTATION] !== undefined && a[BUNDLE_PREDICATE_ANNOTATION] !== predicateType) continue;
     if (a[KEY_ANNOTATION] !== undefined && a[KEY_ANNOTATION] !== p.keyId) continue;
     if (++candidates > MAX_BUNDLE_CANDIDATES) break;
     const b = await read(d.digest);
     if (!b) continue;
-    const v = await bundleMeets(b, { digest: subject.digest, annotations: p.req.annotations }, p.req.signer.key, needs);
-    if (v.signedBy && v.ok) return d.digest;
+    const v = await bundleMeets(b, { digest: subject.digest, annotations: p.req.annotations, predicateType }, p.req.signer.key, needs);
+    if (v.signedBy && v.ok && (!p.req.sameClaim || (b.content.kind === 'dsse' && p.req.sameClaim(b.content.payload)))) return d.digest;
   }
   return undefined;
 }

@@ -7,11 +7,17 @@
  * too, one attestor per key whose `certificates.cert` is the root of the key's chain: Kyverno's
  * Notary verifier (pkg/notary/notary.go) puts cert + certChain into one `ca:kyverno` trust store
  * under a strict policy trusting identity `*`, i.e. any certificate issued under that root.
+ * A rule with `attest: true` gets a `type: SigstoreBundle` entry with one `attestations` check:
+ * type https://slsa.dev/verification_summary/v1, one attestor per key (every key's VSA required),
+ * conditions verificationResult == PASSED and verifier.id == signet's (src/formats/attestation).
+ * SigstoreBundle because signet stores the attestation only as a bundle referrer (no `.att` tag,
+ * which type Cosign would read).
  * Schema: test/fixtures/policy-schemas/kyverno.io_clusterpolicies.yaml.
  */
 import { PolicyExportError, chainRoot, isPublicRekor, k8sName, keysSubset, normalizePem, rekorNotes, rekorUrl, ruleLabel, writesLegacy, type ExportResult, type PolicyInput, type PolicyRule, type VerifierExporter } from '../model.js';
 import { mayOverlap, toKyverno } from '../patterns.js';
 import { writesNotation } from './notation.js';
+import { SIGNET_VERIFIER_ID, VSA_PREDICATE } from '../../formats/attestation/statement.js';
 
 /** The rule's images carry cosign signatures (.sig tags or sigstore bundles): formats absent (legacy), legacy or bundle. */
 const writesSigstore = (r: PolicyRule): boolean => !r.formats || r.formats.includes('legacy') || r.formats.includes('bundle');
@@ -88,6 +94,31 @@ export const kyvernoExporter: VerifierExporter = {
       if (writesSigstore(rule)) {
         // Cosign reads the legacy .sig tag; a rule writing only bundles needs SigstoreBundle (referrers).
         verifyImages.push({ type: writesLegacy(rule) ? 'Cosign' : 'SigstoreBundle', ...common, attestors: rule.keys.map((k) => attestor(rule, k)) });
+      }
+      if (rule.attest) {
+        verifyImages.push({
+          type: 'SigstoreBundle',
+          ...common,
+          attestations: [
+            {
+              type: VSA_PREDICATE,
+              attestors: rule.keys.map((k) => attestor(rule, k)),
+              conditions: [
+                {
+                  all: [
+                    { key: '{{ verificationResult }}', operator: 'Equals', value: 'PASSED' },
+                    { key: '{{ verifier.id }}', operator: 'Equals', value: SIGNET_VERIFIER_ID },
+                  ],
+                },
+              ],
+            },
+          ],
+        });
+        if (url && !isPublicRekor(url)) {
+          notes.push(
+            `kyverno: ${ruleLabel(rule)}: the attestation check (type SigstoreBundle) verifies the log against the trusted_root.json of Kyverno's own TUF repository, not the attestor's rekor block: Kyverno refuses the attestations until that TUF repository lists Rekor ${url}`,
+          );
+        }
       }
       if (writesNotation(rule)) {
         verifyImages.push({ type: 'Notary', ...common, attestors: rule.keys.map((k) => notaryAttestor(rule, k)) });

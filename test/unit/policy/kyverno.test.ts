@@ -32,3 +32,33 @@ describe('kyverno: private Rekor on the SigstoreBundle path', () => {
     expect(r.notes.join('\n')).not.toMatch(/TUF/);
   });
 });
+
+describe('kyverno: rules with attest get an attestation check', () => {
+  it('a SigstoreBundle entry checking the VSA by every key, PASSED by signet; validates against the CRD; rules without attest have none', () => {
+    const k2: PolicyKey = { name: 'sec', pem: ecPem() };
+    const r = kyvernoExporter.export({ rules: [rule(0, { formats: ['legacy', 'bundle'], keys: [key, k2], attest: true }), rule(1, { formats: ['legacy', 'bundle'] })] });
+    expect(checkKubernetesObject(r.documents[0]!.content)).toEqual([]);
+    const rules = (r.documents[0]!.content as any).spec.rules;
+    const [sig, att] = rules[0].verifyImages;
+    expect(sig.type).toBe('Cosign');
+    expect(sig.attestations).toBeUndefined();
+    expect(att).toMatchObject({ type: 'SigstoreBundle', imageReferences: sig.imageReferences, required: true, verifyDigest: true });
+    expect(att.attestors).toBeUndefined();
+    expect(att.attestations).toHaveLength(1);
+    const a = att.attestations[0];
+    expect(a.type).toBe('https://slsa.dev/verification_summary/v1');
+    expect(a.attestors.map((x: any) => x.entries[0].keys.publicKeys)).toEqual([key.pem, k2.pem]);
+    expect(a.attestors[0].entries[0].keys.rekor).toEqual({ ignoreTlog: true });
+    expect(a.conditions).toEqual([
+      { all: [{ key: '{{ verificationResult }}', operator: 'Equals', value: 'PASSED' }, { key: '{{ verifier.id }}', operator: 'Equals', value: 'urn:signet:verifier' }] },
+    ]);
+    expect(rules[1].verifyImages).toHaveLength(1);
+    expect(rules[1].verifyImages[0].attestations).toBeUndefined();
+  });
+
+  it('a private Rekor: a note that the attestation check reads Kyverno\'s TUF trusted root', () => {
+    const r = kyvernoExporter.export({ rules: [rule(0, { formats: ['legacy', 'bundle'], rekor, attest: true })] });
+    expect(checkKubernetesObject(r.documents[0]!.content)).toEqual([]);
+    expect(r.notes.join('\n')).toMatch(/rules\[0\].*attestation check \(type SigstoreBundle\).*Rekor https:\/\/rekor\.internal\.example/);
+  });
+});
