@@ -10,6 +10,7 @@ import { planWitnesses, type SigningPlan } from '../../signing/plan.js';
 import type { BundleNeeds } from './check.js';
 import type { FormatReading, ReadContext, StoredSignature, Subject } from '../types.js';
 import { bundleMeets } from './check.js';
+import { BUNDLE_PREDICATE_ANNOTATION, COSIGN_SIGN_PREDICATE } from '../../signing/bundle.js';
 import { listReferrers, mayHoldBundle, readBundle, type Checked } from './referrers.js';
 
 /** Bundle referrers read and checked per manifest (each costs two GETs). */
@@ -17,7 +18,8 @@ const MAX_READ = 32;
 
 export async function readBundles(ctx: ReadContext, plan: SigningPlan, subject: Subject): Promise<FormatReading> {
   const listing = await listReferrers(ctx.client, ctx.repository, subject.digest);
-  const candidates = listing.descriptors.filter(mayHoldBundle);
+  // a referrer whose predicate annotation names another predicate (an attestation) is not a signature
+  const candidates = listing.descriptors.filter((d) => mayHoldBundle(d) && [undefined, COSIGN_SIGN_PREDICATE].includes(d.annotations?.[BUNDLE_PREDICATE_ANNOTATION]));
   const read = candidates.slice(0, MAX_READ);
   const bundles: { digest: string; bundle: Checked }[] = await Promise.all(read.map(async (d) => ({ digest: d.digest, bundle: await readBundle(ctx.client, ctx.repository, d.digest) })));
   const ordered = [...plan.keys, ...ctx.keys.filter((k) => !plan.keys.includes(k))];
