@@ -22,39 +22,8 @@
 import { createPublicKey, verify as verifySignature, type KeyObject } from 'node:crypto';
 import { SignetError } from '../errors.js';
 import { derEcdsaToRaw, rawEcdsaToDer } from './ecdsa.js';
+import { NULL, bits, bool, octets, oid, seq, set, tlv } from '../util/der.js';
 import type { SigningKey } from './signing-key.js';
-
-// ---- minimal DER ----
-
-function len(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-const tlv = (tag: number, content: Buffer): Buffer => Buffer.concat([Buffer.from([tag]), len(content.length), content]);
-const seq = (...items: Buffer[]) => tlv(0x30, Buffer.concat(items));
-const set = (...items: Buffer[]) => tlv(0x31, Buffer.concat(items));
-const octets = (b: Buffer) => tlv(0x04, b);
-const bits = (b: Buffer, unused = 0) => tlv(0x03, Buffer.concat([Buffer.from([unused]), b]));
-const bool = (v: boolean) => tlv(0x01, Buffer.from([v ? 0xff : 0]));
-const NULL = Buffer.from([0x05, 0x00]);
-
-function oid(s: string): Buffer {
-  const parts = s.split('.').map(Number);
-  const out: number[] = [parts[0]! * 40 + parts[1]!];
-  for (const p of parts.slice(2)) {
-    const stack: number[] = [];
-    let v = p;
-    do {
-      stack.unshift(v & 0x7f);
-      v = Math.floor(v / 128);
-    } while (v > 0);
-    for (let i = 0; i < stack.length - 1; i++) stack[i]! |= 0x80;
-    out.push(...stack);
-  }
-  return tlv(0x06, Buffer.from(out));
-}
 
 const OID = {
   extensionRequest: '1.2.840.113549.1.9.14',

@@ -37,6 +37,7 @@ import { createHash, randomBytes, X509Certificate as NodeX509 } from 'node:crypt
 import { ASN1Obj, RFC3161Timestamp, X509Certificate } from '@sigstore/core';
 import type { Dispatcher } from 'undici';
 import { ServiceClient, textDetail, type ServiceReply } from '../edge/service-client.js';
+import { bigint, tlv } from '../util/der.js';
 import { SignetError } from '../errors.js';
 import { upstreamText } from '../log.js';
 
@@ -103,24 +104,6 @@ const FAIL_INFO: Record<number, string> = {
 
 // ---- the request ------------------------------------------------------------------------------
 
-function derLength(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-function tlv(tag: number, content: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([tag]), derLength(content.length), content]);
-}
-function derInteger(n: bigint): Buffer {
-  if (n < 0n) throw new RangeError('negative INTEGER');
-  let hex = n.toString(16);
-  if (hex.length % 2) hex = `0${hex}`;
-  let b = Buffer.from(hex, 'hex');
-  if (b[0]! & 0x80) b = Buffer.concat([Buffer.from([0]), b]);
-  return tlv(0x02, b);
-}
-
 /**
  * DER TimeStampReq (RFC 3161 §2.4.1): SEQUENCE { version 1, messageImprint { sha256 (NULL
  * parameters, as openssl ts and Go's timestamp package write them), hash }, nonce, certReq }.
@@ -129,7 +112,7 @@ export function encodeTimestampRequest(req: { sha256: Buffer; nonce: bigint; cer
   if (req.sha256.length !== 32) throw new RangeError('sha256 must be 32 bytes');
   const algorithm = tlv(0x30, Buffer.concat([tlv(0x06, Buffer.from('608648016503040201', 'hex')), Buffer.from([0x05, 0x00])]));
   const imprint = tlv(0x30, Buffer.concat([algorithm, tlv(0x04, req.sha256)]));
-  const parts = [derInteger(1n), imprint, derInteger(req.nonce)];
+  const parts = [bigint(1n), imprint, bigint(req.nonce)];
   // certReq is DEFAULT FALSE: DER leaves a default value out
   if (req.certReq ?? true) parts.push(Buffer.from([0x01, 0x01, 0xff]));
   return tlv(0x30, Buffer.concat(parts));

@@ -5,6 +5,9 @@
  */
 import { createHash, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 
+import { bits, bool, explicit, int, octets, oid, seq, set, tlv } from '../../src/util/der.js';
+
+const utf8 = (s: string) => tlv(0x0c, Buffer.from(s, 'utf8'));
 const OID = {
   cn: '2.5.4.3',
   o: '2.5.4.10',
@@ -21,43 +24,6 @@ const OID = {
 };
 export const EKU = { codeSigning: OID.codeSigning, serverAuth: OID.serverAuth };
 
-function len(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v >>= 8) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-function tlv(tag: number, content: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([tag]), len(content.length), content]);
-}
-const seq = (...items: Buffer[]) => tlv(0x30, Buffer.concat(items));
-const set = (...items: Buffer[]) => tlv(0x31, Buffer.concat(items));
-const octets = (b: Buffer) => tlv(0x04, b);
-const bits = (b: Buffer, unused = 0) => tlv(0x03, Buffer.concat([Buffer.from([unused]), b]));
-const utf8 = (s: string) => tlv(0x0c, Buffer.from(s, 'utf8'));
-const bool = (v: boolean) => tlv(0x01, Buffer.from([v ? 0xff : 0]));
-const explicit = (n: number, inner: Buffer) => tlv(0xa0 + n, inner);
-function int(b: Buffer): Buffer {
-  let v = b;
-  while (v.length > 1 && v[0] === 0 && (v[1]! & 0x80) === 0) v = v.subarray(1);
-  if (v[0]! & 0x80) v = Buffer.concat([Buffer.from([0]), v]);
-  return tlv(0x02, v);
-}
-function oid(s: string): Buffer {
-  const parts = s.split('.').map(Number);
-  const out: number[] = [parts[0]! * 40 + parts[1]!];
-  for (const p of parts.slice(2)) {
-    const stack: number[] = [];
-    let v = p;
-    do {
-      stack.unshift(v & 0x7f);
-      v = Math.floor(v / 128);
-    } while (v > 0);
-    for (let i = 0; i < stack.length - 1; i++) stack[i]! |= 0x80;
-    out.push(...stack);
-  }
-  return tlv(0x06, Buffer.from(out));
-}
 function time(d: Date): Buffer {
   const p = (n: number) => String(n).padStart(2, '0');
   const y = d.getUTCFullYear();
