@@ -19,7 +19,6 @@
  * bundle without a tlog entry does not count: a new, logged bundle is added next to it.
  */
 import type { RegistryClient } from '../../registry/client.js';
-import { OCI_MANIFEST } from '../../registry/media-types.js';
 import { bundleTlogEntry, checkDsseBody, proposedDsse } from '../../transparency/entries.js';
 import { sha256Digest } from '../../util/digest.js';
 import type { SignResult, Subject, WriteContext } from '../types.js';
@@ -28,7 +27,6 @@ import {
   BUNDLE_V03,
   buildBundle,
   COSIGN_SIGN_PREDICATE,
-  EMPTY_CONFIG,
   envelopeJson,
   INTOTO_PAYLOAD_TYPE,
   KEY_ANNOTATION,
@@ -42,7 +40,7 @@ import type { DigestLock } from '../../signing/lock.js';
 import { type IndexDescriptor } from '../../signing/registry-ops.js';
 import { bundleMeets, type BundleNeeds } from './check.js';
 import { needsOf } from './read.js';
-import { listReferrers, publishReferrers, referrersLockKey, type Listing } from '../referrers/index.js';
+import { listReferrers, pushReferrers, referrersLockKey, type Listing } from '../referrers/index.js';
 import { mayHoldBundle, readBundle, type Checked } from './referrers.js';
 import type { SigningPlan } from '../../signing/plan.js';
 import type { Signer } from '../../signing/signer.js';
@@ -130,21 +128,9 @@ export async function attachBundles(
     const todo = work.filter((p) => !p.done);
     if (todo.length === 0) return plans.map((p) => p.result);
 
-    await client.uploadBlob(repository, EMPTY_CONFIG);
-    for (const p of todo) {
-      await client.uploadBlob(repository, p.bundle!, true); // a fresh signature: never there yet
-      await client.putManifest(repository, sha256Digest(p.manifest!), p.manifest!, OCI_MANIFEST);
-    }
-    const added = todo.map((p) => ({
-      mediaType: OCI_MANIFEST,
-      digest: sha256Digest(p.manifest!),
-      size: p.manifest!.length,
-      artifactType: BUNDLE_V03,
-      annotations: p.annotations!,
-    }));
-
     // the listing read under the lock is the read of the fallback index's read-modify-write
-    await publishReferrers(client, repository, subject.digest, now, added, { apiReadbackMs: opts.apiReadbackMs, what: 'bundle' });
+    const items = todo.map((p) => ({ layer: p.bundle!, manifest: p.manifest!, annotations: p.annotations! }));
+    await pushReferrers(client, repository, subject.digest, now, BUNDLE_V03, items, { apiReadbackMs: opts.apiReadbackMs, what: 'bundle' });
     return plans.map((p) => p.result);
   });
 }

@@ -28,7 +28,7 @@ import type { Signer } from '../../signing/signer.js';
 import { sha256Digest } from '../../util/digest.js';
 import type { IndexDescriptor } from '../../signing/registry-ops.js';
 import type { SignResult, Subject, WriteContext } from '../types.js';
-import { listReferrers, publishReferrers, referrersLockKey, type AddedReferrer } from '../referrers/index.js';
+import { listReferrers, pushReferrers, referrersLockKey } from '../referrers/index.js';
 import { notationMeets, type NotationNeeds } from './check.js';
 import {
   algFor,
@@ -101,19 +101,9 @@ export async function writeNotation(ctx: WriteContext, plan: SigningPlan, subjec
     }
     const todo = work.filter((j) => !j.done);
     if (todo.length === 0) return jobs.map((j) => j.result);
-    await client.uploadBlob(repository, EMPTY_CONFIG);
-    for (const j of todo) {
-      await client.uploadBlob(repository, j.envelope!, true); // a fresh signature (its signing time and signature are new)
-      await client.putManifest(repository, sha256Digest(j.manifest!), j.manifest!, OCI_MANIFEST);
-    }
-    const added: AddedReferrer[] = todo.map((j) => ({
-      mediaType: OCI_MANIFEST,
-      digest: sha256Digest(j.manifest!),
-      size: j.manifest!.length,
-      artifactType: NOTATION_SIGNATURE,
-      annotations: j.annotations!,
-    }));
-    await publishReferrers(client, repository, subject.digest, now, added, { apiReadbackMs: opts.apiReadbackMs, what: 'Notation signature' });
+    // a fresh signature each (its signing time and signature are new)
+    const items = todo.map((j) => ({ layer: j.envelope!, manifest: j.manifest!, annotations: j.annotations! }));
+    await pushReferrers(client, repository, subject.digest, now, NOTATION_SIGNATURE, items, { apiReadbackMs: opts.apiReadbackMs, what: 'Notation signature' });
     return jobs.map((j) => j.result);
   });
 }

@@ -9,9 +9,10 @@
  */
 import { SignetError } from '../../errors.js';
 import type { RegistryClient } from '../../registry/client.js';
-import { OCI_INDEX } from '../../registry/media-types.js';
+import { OCI_INDEX, OCI_MANIFEST } from '../../registry/media-types.js';
 import type { ReferrersIndex } from '../../registry/schemas.js';
-import { appendToIndex, referrersTag, type Descriptor } from '../../signing/bundle.js';
+import { appendToIndex, EMPTY_CONFIG, referrersTag, type Descriptor } from '../../signing/bundle.js';
+import { sha256Digest } from '../../util/digest.js';
 import { listReferrersApi, referrersIndex, type IndexDescriptor } from '../../signing/registry-ops.js';
 
 export interface Listing {
@@ -50,6 +51,29 @@ export function fallbackIndex(client: RegistryClient, repository: string, digest
  * with the API, wait until it lists them; without, add them to the fallback index (the listing's
  * read is the read of this read-modify-write) and read it back. `what` names the referrers in errors.
  */
+/**
+ * Push new referrers and list them: the shared empty config, each referrer's one layer (fresh
+ * content: uploaded without a HEAD) and its manifest by digest, then `publishReferrers`. Called
+ * under the referrers lock, with the listing read under it.
+ */
+export async function pushReferrers(
+  client: RegistryClient,
+  repository: string,
+  digest: string,
+  now: Listing,
+  artifactType: string,
+  items: readonly { layer: Buffer; manifest: Buffer; annotations: Record<string, string> }[],
+  opts: { apiReadbackMs?: number | undefined; what?: string } = {},
+): Promise<void> {
+  await client.uploadBlob(repository, EMPTY_CONFIG);
+  for (const it of items) {
+    await client.uploadBlob(repository, it.layer, true); // a fresh signature: never there yet
+    await client.putManifest(repository, sha256Digest(it.manifest), it.manifest, OCI_MANIFEST);
+  }
+  const added = items.map((it) => ({ mediaType: OCI_MANIFEST, digest: sha256Digest(it.manifest), size: it.manifest.length, artifactType, annotations: it.annotations }));
+  await publishReferrers(client, repository, digest, now, added, opts);
+}
+
 export async function publishReferrers(
   client: RegistryClient,
   repository: string,
