@@ -20,6 +20,7 @@ import { RegistryDirectory } from './registry/directory.js';
 import { checkRuleKeys } from './formats/index.js';
 import { DigestLock } from './signing/lock.js';
 import { SigningPipeline } from './signing/pipeline.js';
+import { RedisSignatures } from './signing/shared-signatures.js';
 import { StatusStore } from './status/store.js';
 import { TimestampAuthorities } from './transparency/timestamp-trust.js';
 
@@ -63,7 +64,8 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
   const lock = new DigestLock(lockRedis, config.redis.prefix);
   const status = new StatusStore(lockRedis, config.redis.prefix, Math.round(config.status.retentionDays * 86400));
   const timestamps = new TimestampAuthorities(config.rules, baseDir);
-  const pipeline = new SigningPipeline({ registries, rules, keys, lock, history: status, metrics, timestamps });
+  const signatures = new RedisSignatures(lockRedis, config.redis.prefix); // a retry in another worker reuses the signature
+  const pipeline = new SigningPipeline({ registries, rules, keys, lock, history: status, metrics, timestamps, signatures });
   return {
     config,
     baseDir,

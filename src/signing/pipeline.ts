@@ -18,8 +18,9 @@
  * digest at that moment; a shared record of signatures would still need the same exclusion to
  * stop two workers from both calling the key, and would trust bytes from Redis. Different
  * digests still sign in parallel; KMS and Rekor round trips now hold the signing lock of their
- * own digest only. The per-key memo (signature-memo.ts) still saves the key call on a retry in
- * the same process.
+ * own digest only. A job retried in another process after its signature was made (a .sig PUT
+ * that failed) reuses that signature through Redis (shared-signatures.ts; Rekor then answers 409
+ * with the same entry); in the same process the per-key memo (signature-memo.ts) does.
  */
 import { SignetError } from '../errors.js';
 import type { RuleMatcher } from '../config/rules.js';
@@ -39,6 +40,7 @@ import type { SignatureLimitMetrics } from './carry.js';
 import { signingLockName, type DigestLock, type LockHeld } from './lock.js';
 import { decideRule, planSigning, type FormatName, type SigningPlan } from './plan.js';
 import type { RekorRuleConfig } from './rule-options.js';
+import type { SharedSignatures } from './shared-signatures.js';
 import { Signer, type Witnesses } from './signer.js';
 
 export interface SignTarget {
@@ -87,6 +89,8 @@ export interface PipelineDeps {
   metrics?: SignatureLimitMetrics;
   /** The rules' timestamp authorities (clients for writing, chains for checking present signatures). */
   timestamps?: TimestampAuthorities;
+  /** Signatures other workers made recently (a retry elsewhere reuses them: shared-signatures.ts). */
+  signatures?: SharedSignatures;
 }
 
 const MAX_CHILDREN = 256;
@@ -146,7 +150,7 @@ export class SigningPipeline {
 
     const plan = planSigning(decided, { host, repository: target.repository, tag: target.tag, digest: manifest.digest, pusher: target.pusher, decidedAt: new Date() }, this.deps.keys);
     const witnesses = this.witnessesFor(plan);
-    const signers = plan.keys.map((k) => new Signer(k, witnesses));
+    const signers = plan.keys.map((k) => new Signer(k, witnesses, this.deps.signatures));
     const formats = formatsFor(plan.formats);
     const allKeys = [...this.deps.keys.values()];
 

@@ -6,14 +6,23 @@
  * each digest pushed under three tags at once. Every image ends with exactly one signature per
  * key and format, the key backend is called once per signature written (signet_key_sign_seconds
  * count, summed over the runtimes) and Rekor holds one entry per signature.
+ * Then a job that fails after signing (the .sig PUT refused with 503) and is retried by another
+ * runtime: the retry reuses the signature through Redis (src/signing/shared-signatures.ts), so
+ * still one key call, and Rekor answers 409 with the one entry.
  */
+import { Writable } from 'node:stream';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfigText } from '../../src/config/load.js';
+import { createLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics.js';
+import { createRuntime, type Runtime } from '../../src/runtime.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { getManifest, pushImage, sigTag, tagExisting } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { startRekor, type RekorStandIn } from '../helpers/rekor.js';
-import { deletePrefix, keySignCalls, pendingJobs, startSignet, tempKeyDir, uniquePrefix, waitFor, type KeyDir, type RunningSignet } from '../helpers/signet.js';
+import { deletePrefix, keySignCalls, pendingJobs, REDIS_URL, startSignet, tempKeyDir, uniquePrefix, waitFor, type KeyDir, type RunningSignet } from '../helpers/signet.js';
 
 const SECRET = 'signing-once-secret-0123456789';
 const IMAGES = 12;
@@ -24,6 +33,8 @@ let registry: RunningRegistry;
 let rekor: RekorStandIn;
 let fanout: Server;
 let tmp: KeyDir;
+let proxy: FaultProxy;
+const runtimes: Runtime[] = [];
 const signets: RunningSignet[] = [];
 const prefix = uniquePrefix();
 
@@ -78,12 +89,15 @@ rules:
     rekor: { url: "${rekor.url}", publicKey: ${JSON.stringify(rekor.publicKeyPem)} }
 `;
   for (let i = 0; i < WORKERS; i++) signets.push(await startSignet(yaml, { baseDir: tmp.dir, prefix }));
+  proxy = await startFaultProxy(registry.host);
 }, 90_000);
 
 afterAll(async () => {
   for (const s of signets) await s.service.stop();
   for (const s of signets) await s.runtime.close().catch(() => undefined);
+  for (const rt of runtimes) await rt.close();
   await deletePrefix(prefix);
+  await proxy?.close();
   await new Promise((r) => fanout?.close(r));
   await registry?.stop();
   await rekor?.stop();
@@ -127,5 +141,50 @@ describe('one signing per digest, key and payload across workers', () => {
       expect(referrers.status).toBe(200);
       expect(JSON.parse(referrers.body.toString()).manifests).toHaveLength(1);
     }
+  });
+});
+
+/** A runtime without receiver or worker (like a worker process's), signing through the fault proxy. */
+async function proxiedRuntime(): Promise<Runtime> {
+  const loaded = parseConfigText(
+    `redis: { url: "${REDIS_URL}", prefix: ${prefix} }
+registries: [{ host: "${proxy.host}", insecure: true, timeoutMs: 2000 }]
+keys: [{ name: k, provider: file, path: k.pem }]
+rules: [{ match: "${proxy.host}/**", keys: [k], identity: repository, formats: [legacy], rekor: { url: "${rekor.url}", publicKey: ${JSON.stringify(rekor.publicKeyPem)} } }]
+`,
+    'c.yaml',
+  );
+  const rt = await createRuntime({ ...loaded, baseDir: tmp.dir }, { logger: createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }) }), metrics: new Metrics() });
+  runtimes.push(rt);
+  return rt;
+}
+
+async function signCalls(rt: Runtime): Promise<number> {
+  const m = await rt.metrics.registry.getSingleMetric('signet_key_sign_seconds')?.get();
+  return (m?.values ?? []).filter((v) => (v as { metricName?: string }).metricName === 'signet_key_sign_seconds_count').reduce((n, v) => n + v.value, 0);
+}
+
+describe('a job retried by another worker after its signature was made', () => {
+  it('reuses the signature (no second key call) and the Rekor entry (409): one signature, one entry', async () => {
+    const [a, b] = [await proxiedRuntime(), await proxiedRuntime()];
+    const repo = 'retry/app';
+    const img = await pushImage(registry, repo, 'v1');
+    const entriesBefore = rekor.size();
+    const target = { host: proxy.host, repository: repo, tag: 'v1' };
+    // the first worker signs and logs, then the registry refuses its .sig PUT
+    proxy.faults.push({ times: Infinity, status: 503, match: (r) => r.method === 'PUT' && (r.url ?? '').includes(`/${repo}/manifests/sha256-`) });
+    await expect(a.pipeline.sign(target)).rejects.toMatchObject({ code: 'REGISTRY_UNAVAILABLE' });
+    proxy.faults.length = 0;
+    expect(await signCalls(a)).toBe(1);
+    expect(rekor.size() - entriesBefore).toBe(1);
+    // the retry runs in the other worker (its own key object and memo)
+    const report = await b.pipeline.sign({ ...target, retry: true });
+    expect(report.status).toBe('signed');
+    const sig = report.status === 'signed' ? report.signatures[0]! : undefined;
+    expect(sig).toMatchObject({ key: 'k', outcome: 'signed', tlog: { status: 'existing' } });
+    expect(await signCalls(b)).toBe(0);
+    expect(rekor.size() - entriesBefore).toBe(1);
+    const stored = await getManifest(registry, repo, sigTag(img.digest));
+    expect(JSON.parse(stored.body.toString()).layers).toHaveLength(1);
   });
 });
