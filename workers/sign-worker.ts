@@ -146,8 +146,8 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
     },
   );
   worker.on('failed', (job, err) => {
-    // The processor logged and counted its own failures; this is for the others (a job stalled
-    // more than maxStalledCount times, say), once the job is finished.
+    // The processor logged and counted its own failures; this is for any thrown outside its
+    // try (the registry slots guard, say), once the job is finished for good.
     if (!job || (err as { signetLogged?: boolean }).signetLogged || !job.finishedOn) return;
     const { event, registry, requestId } = job.data;
     metrics.jobs.inc({ outcome: 'failed' });
