@@ -20,10 +20,11 @@ import { RegistryDirectory } from './registry/directory.js';
 import { checkRuleKeys } from './formats/index.js';
 import { DigestLock } from './signing/lock.js';
 import { SigningPipeline } from './signing/pipeline.js';
+import { RedisSignatures } from './signing/shared-signatures.js';
 import { StatusStore } from './status/store.js';
 import { TimestampAuthorities } from './transparency/timestamp-trust.js';
 
-import { createSignWorker } from '../workers/sign-worker.js';
+import { closeSignWorker, createSignWorker } from '../workers/sign-worker.js';
 import { instrumentRegistries } from './health/instrument.js';
 import { startWorkerHttp } from './health/worker-http.js';
 
@@ -63,7 +64,8 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
   const lock = new DigestLock(lockRedis, config.redis.prefix);
   const status = new StatusStore(lockRedis, config.redis.prefix, Math.round(config.status.retentionDays * 86400));
   const timestamps = new TimestampAuthorities(config.rules, baseDir);
-  const pipeline = new SigningPipeline({ registries, rules, keys, lock, history: status, metrics, timestamps });
+  const signatures = new RedisSignatures(lockRedis, config.redis.prefix); // a retry in another worker reuses the signature
+  const pipeline = new SigningPipeline({ registries, rules, keys, lock, history: status, metrics, timestamps, signatures });
   return {
     config,
     baseDir,
@@ -117,22 +119,8 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
     const worker = createSignWorker({ config, connection, pipeline: rt.pipeline, metrics: rt.metrics, logger, status: rt.status });
     await worker.waitUntilReady();
     service.worker = worker;
-    closers.push(async () => {
-      // Stop taking jobs and let the ones in flight finish; past the timeout, leave them to
-      // stalled-job recovery (another worker runs them again) rather than hang forever.
-      logger.info('worker stopping: no new jobs, finishing in-flight ones');
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([
-        worker.close().then(() => false),
-        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), config.worker.shutdownTimeoutMs))),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) {
-        logger.warn({ timeoutMs: config.worker.shutdownTimeoutMs }, 'in-flight jobs did not finish in time; they will be run again by a worker');
-        await worker.close(true);
-      }
-      connection.disconnect();
-    });
+    // no new jobs, in-flight ones get worker.shutdownTimeoutMs, then disconnect whatever Redis's state
+    closers.push(() => closeSignWorker(worker, { connection, timeoutMs: config.worker.shutdownTimeoutMs, logger }));
     logger.info({ concurrency: config.worker.concurrency }, 'worker started');
   }
 

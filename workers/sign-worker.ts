@@ -1,7 +1,11 @@
 /**
  * The BullMQ processor for the "sign" queue: runs the signing pipeline for each queued push.
  * Retryable failures (registry 5xx/429, lock busy) are retried with backoff; the rest fail the
- * job at once with "CODE: reason", kept for `signet jobs failed`.
+ * job at once with "CODE: reason", kept for `signet jobs failed`. A job's last attempt counts
+ * `signet_jobs_total{outcome="failed"}` and logs "sign failed after N attempts" at error level
+ * with the image ref, request id, job id and code (earlier attempts: `retry`, "will retry").
+ * Redis errors of the worker itself (a read-only replica, a master gone) pause it and are logged
+ * once per state change (redis-outage.ts).
  */
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -15,6 +19,7 @@ import { RegistryJobSlots } from '../src/registry/job-slots.js';
 import { BACKOFF_STRATEGY, releaseDedup, retryDelay, SIGN_QUEUE, type SignJobData } from '../src/queue/sign-queue.js';
 import type { SignReport, SigningPipeline } from '../src/signing/pipeline.js';
 import type { StatusStore, StatusUpdate } from '../src/status/store.js';
+import { RedisOutage, stopSignWorker, writeProbe } from './redis-outage.js';
 
 export interface SignWorkerDeps {
   config: Config;
@@ -105,19 +110,23 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
         const reason = redactText(describeError(err));
         const code = isSignetError(err) ? err.code : 'INTERNAL';
         const message = reason.slice(code.length + 2);
-        const final = (isSignetError(err) && !err.retryable) || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-        await record([{ ...pushed, state: final ? 'failed' : 'pending', code, reason: final ? message : `will retry: ${message}` }]);
         // Unknown errors (a Redis hiccup inside the lock, say) are retried too; only what signet
         // knows cannot succeed later fails the job at once.
-        if (!isSignetError(err) || err.retryable) {
+        const retryable = !isSignetError(err) || err.retryable;
+        const attempts = job.opts.attempts ?? 1;
+        const attempt = job.attemptsMade + 1;
+        const final = !retryable || attempt >= attempts;
+        await record([{ ...pushed, state: final ? 'failed' : 'pending', code, reason: final ? message : `will retry: ${message}` }]);
+        if (!final) {
           metrics.jobs.inc({ outcome: 'retry' });
-          logger.warn({ ...ctx, attempt: job.attemptsMade + 1, err: reason }, 'sign failed, will retry');
+          logger.warn({ ...ctx, attempt, attempts, code, err: reason }, 'sign failed, will retry');
           // The job's failure reason is "CODE: message" like every other failure.
-          throw Object.assign(new Error(reason), { retryAfterSeconds: isSignetError(err) ? err.retryAfterSeconds : undefined });
+          throw logged(Object.assign(new Error(reason), { retryAfterSeconds: isSignetError(err) ? err.retryAfterSeconds : undefined }));
         }
+        // The job ends here (its retries used up, or nothing to retry): what alerting counts.
         metrics.jobs.inc({ outcome: 'failed' });
-        logger.error({ ...ctx, err: reason }, 'sign failed');
-        throw new UnrecoverableError(reason);
+        logger.error({ ...ctx, attempt, attempts, code, err: reason }, retryable ? `sign failed after ${attempt} attempts` : 'sign failed');
+        throw logged(new UnrecoverableError(reason));
       }
     }),
     {
@@ -137,10 +146,34 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
     },
   );
   worker.on('failed', (job, err) => {
-    if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
-      logger.error({ job: job.id, err: redactText(err.message) }, 'job failed after all attempts');
-    }
+    // The processor logged and counted its own failures; this is for any thrown outside its
+    // try (the registry slots guard, say), once the job is finished for good.
+    if (!job || (err as { signetLogged?: boolean }).signetLogged || !job.finishedOn) return;
+    const { event, registry, requestId } = job.data;
+    metrics.jobs.inc({ outcome: 'failed' });
+    logger.error(
+      { requestId, job: job.id, ref: `${registry}/${event.repository}${event.tag ? `:${event.tag}` : ''}`, attempts: job.attemptsMade, err: redactText(err.message) },
+      'sign job failed',
+    );
   });
-  worker.on('error', (err) => logger.error({ err: redactText(err.message) }, 'worker error'));
+  // Redis refusing writes or gone: pause, probe with backoff, one line per state change (redis-outage.ts)
+  const outage = new RedisOutage({ worker, probe: writeProbe(deps.connection, `${config.redis.prefix}:probe`), logger });
+  outages.set(worker, outage);
+  worker.on('error', (err) => outage.onError(err));
   return worker;
+}
+
+const outages = new WeakMap<Worker, RedisOutage>();
+
+/**
+ * Stop a worker made by createSignWorker: no new jobs, the ones in flight get `timeoutMs`, then
+ * its connections are dropped whatever Redis's state (see redis-outage.ts stopSignWorker).
+ */
+export function closeSignWorker(worker: Worker, opts: { connection: Redis; timeoutMs: number; logger: Logger }): Promise<void> {
+  return stopSignWorker({ worker, outage: outages.get(worker), ...opts });
+}
+
+/** Marks an error the processor has logged and counted (the 'failed' listener skips it). */
+function logged<E extends Error>(err: E): E {
+  return Object.assign(err, { signetLogged: true });
 }

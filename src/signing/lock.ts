@@ -1,12 +1,32 @@
 /**
- * A per-digest mutex in Redis (SET NX PX + compare-and-delete), so two workers never
- * read-modify-write the same .sig manifest at once (cosign#2432). The lease is renewed while held.
+ * A per-name mutex in Redis (an acquire script + compare-and-delete), renewed while held. Two
+ * kinds of names take it:
+ *
+ * - storage locks (the legacy writer's .sig, the referrers index): two workers never
+ *   read-modify-write the same manifest at once (cosign#2432);
+ * - the signing lock (`signingLockName`: one per repository and manifest digest, taken by the
+ *   pipeline around all of a digest's formats): one worker at a time decides what a digest is
+ *   missing and signs it, so the key call and the Rekor entry happen once across processes
+ *   (see pipeline.ts). It is released with a short "recently held" mark (`markMs`), which the
+ *   next holder is told about: a digest signed a moment ago by another worker is not "new",
+ *   even if that worker's status record has not landed yet.
+ *
+ * The acquire script treats a key holding the mark ("~") as free. All key strings are built in
+ * `keyOf`, here and nowhere else.
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { SignetError } from '../errors.js';
 
-const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+/** Take the lock if free (absent or only marked); returns 0 (was absent), 1 (was marked: held recently) or nil (held). */
+const ACQUIRE = `local v = redis.call('get', KEYS[1])
+if v and string.sub(v, 1, 1) ~= '~' then return nil end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if v then return 1 else return 0 end`;
+/** Release when ours: delete, or leave the "held recently" mark for ARGV[2] ms. */
+const RELEASE = `if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+if tonumber(ARGV[2]) > 0 then return redis.call('set', KEYS[1], '~', 'PX', ARGV[2]) and 1 or 0 end
+return redis.call('del', KEYS[1])`;
 const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 
 export interface LockOptions {
@@ -14,12 +34,26 @@ export interface LockOptions {
   leaseMs?: number;
   /** How long to wait for the lock before giving up (retryable). */
   waitMs?: number;
+  /** On release, keep a "held recently" mark for this long (0: delete the key). */
+  markMs?: number;
+}
+
+/** What the holder learns when it gets the lock. */
+export interface LockHeld {
+  /** Someone else held it while we waited, or released it within their `markMs`. */
+  recent: boolean;
 }
 
 type LockRedis = Redis & {
-  signetLockRelease(key: string, token: string): Promise<number>;
+  signetLockAcquire(key: string, token: string, leaseMs: string): Promise<number | null>;
+  signetLockRelease(key: string, token: string, markMs: string): Promise<number>;
   signetLockRenew(key: string, token: string, leaseMs: string): Promise<number>;
 };
+
+/** The signing lock's name for one manifest in one repository (`host/repository`). */
+export function signingLockName(repository: string, digest: string): string {
+  return `sign:${repository}@${digest}`;
+}
 
 export class DigestLock {
   private readonly redis: LockRedis;
@@ -28,26 +62,35 @@ export class DigestLock {
     redis: Redis,
     private readonly prefix: string,
   ) {
-    // EVALSHA: the scripts' text is sent once per connection, not with every release
-    if (!('signetLockRelease' in redis)) {
+    // EVALSHA: the scripts' text is sent once per connection, not with every call
+    if (!('signetLockAcquire' in redis)) {
+      redis.defineCommand('signetLockAcquire', { lua: ACQUIRE, numberOfKeys: 1 });
       redis.defineCommand('signetLockRelease', { lua: RELEASE, numberOfKeys: 1 });
       redis.defineCommand('signetLockRenew', { lua: RENEW, numberOfKeys: 1 });
     }
     this.redis = redis as LockRedis;
   }
 
-  async withLock<T>(name: string, fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
+  /** The Redis key of a lock name: the one place key strings are made. */
+  private keyOf(name: string): string {
+    return `${this.prefix}:lock:${name}`;
+  }
+
+  async withLock<T>(name: string, fn: (held: LockHeld) => Promise<T>, opts: LockOptions = {}): Promise<T> {
     const leaseMs = opts.leaseMs ?? 30_000;
     const waitMs = opts.waitMs ?? 60_000;
-    const key = `${this.prefix}:lock:${name}`;
+    const key = this.keyOf(name);
     const token = randomBytes(16).toString('hex');
     const deadline = Date.now() + waitMs;
     let delay = 5;
+    let waited = false;
+    let got: number | null;
     for (;;) {
-      const ok = await this.redis.set(key, token, 'PX', leaseMs, 'NX').catch((err: Error) => {
+      got = await this.redis.signetLockAcquire(key, token, String(leaseMs)).catch((err: Error) => {
         throw new SignetError('REDIS_UNAVAILABLE', `cannot take the signature lock: ${err.message}`, { cause: err });
       });
-      if (ok === 'OK') break;
+      if (got !== null) break;
+      waited = true;
       if (Date.now() > deadline) {
         throw new SignetError('LOCK_TIMEOUT', `waited ${waitMs} ms for the signature lock on ${name}`);
       }
@@ -59,10 +102,10 @@ export class DigestLock {
     }, Math.max(50, Math.floor(leaseMs / 3)));
     timer.unref();
     try {
-      return await fn();
+      return await fn({ recent: waited || got === 1 });
     } finally {
       clearInterval(timer);
-      await this.redis.signetLockRelease(key, token).catch(() => undefined);
+      await this.redis.signetLockRelease(key, token, String(opts.markMs ?? 0)).catch(() => undefined);
     }
   }
 }

@@ -3,6 +3,24 @@
  * registry serves -> every manifest to sign (an index and its children) -> each of the plan's
  * formats writes what is missing, signing through the Signer chain (key -> Rekor / timestamp).
  * Used by the queue worker and by `signet sign` alike.
+ *
+ * Signing once across worker processes: each manifest's formats run under the signing lock of
+ * (repository, digest) (lock.ts `signingLockName`), so one worker at a time reads what is there,
+ * calls the key and logs to Rekor; a second job for the same digest (the same digest pushed
+ * under two tags with `identity: repository`: the same payload) waits, then finds the first
+ * one's signatures present and signs nothing. Measured before, 300 images under two tags with
+ * 2 workers: 147 extra key calls and 147 extra Rekor entries, because the key call and the
+ * upload happened before the storage lock (the legacy .sig lock, the referrers lock, which
+ * still only guard the read-modify-write) and the signature memo is per process.
+ * Why a lock rather than sharing signatures through Redis: the formats decide what is missing
+ * (a present signature, an upgrade, a Rekor entry naming the certificate) by reading the
+ * registry, and that read only settles the question when no other worker is signing the same
+ * digest at that moment; a shared record of signatures would still need the same exclusion to
+ * stop two workers from both calling the key, and would trust bytes from Redis. Different
+ * digests still sign in parallel; KMS and Rekor round trips now hold the signing lock of their
+ * own digest only. A job retried in another process after its signature was made (a .sig PUT
+ * that failed) reuses that signature through Redis (shared-signatures.ts; Rekor then answers 409
+ * with the same entry); in the same process the per-key memo (signature-memo.ts) does.
  */
 import { SignetError } from '../errors.js';
 import type { RuleMatcher } from '../config/rules.js';
@@ -19,9 +37,10 @@ import { RekorClient } from '../transparency/rekor.js';
 import type { TimestampAuthorities } from '../transparency/timestamp-trust.js';
 import { Semaphore } from '../util/semaphore.js';
 import type { SignatureLimitMetrics } from './carry.js';
-import type { DigestLock } from './lock.js';
+import { signingLockName, type DigestLock, type LockHeld } from './lock.js';
 import { decideRule, planSigning, type FormatName, type SigningPlan } from './plan.js';
 import type { RekorRuleConfig } from './rule-options.js';
+import type { SharedSignatures } from './shared-signatures.js';
 import { Signer, type Witnesses } from './signer.js';
 
 export interface SignTarget {
@@ -70,9 +89,17 @@ export interface PipelineDeps {
   metrics?: SignatureLimitMetrics;
   /** The rules' timestamp authorities (clients for writing, chains for checking present signatures). */
   timestamps?: TimestampAuthorities;
+  /** Signatures other workers made recently (a retry elsewhere reuses them: shared-signatures.ts). */
+  signatures?: SharedSignatures;
 }
 
 const MAX_CHILDREN = 256;
+/**
+ * How long a released signing lock tells the next holder "signed a moment ago": longer than a
+ * worker takes from releasing it to recording the digest's status (milliseconds, or a Redis
+ * blip); after that the status store answers.
+ */
+const SIGNED_MARK_MS = 5 * 60_000;
 /** Index children read at once (each is a manifest of up to 4 MiB). */
 const CHILD_READS = 8;
 
@@ -123,37 +150,47 @@ export class SigningPipeline {
 
     const plan = planSigning(decided, { host, repository: target.repository, tag: target.tag, digest: manifest.digest, pusher: target.pusher, decidedAt: new Date() }, this.deps.keys);
     const witnesses = this.witnessesFor(plan);
-    const signers = plan.keys.map((k) => new Signer(k, witnesses));
+    const signers = plan.keys.map((k) => new Signer(k, witnesses, this.deps.signatures));
     const formats = formatsFor(plan.formats);
     const allKeys = [...this.deps.keys.values()];
 
     const signatures: (SignResult & { digest: string })[] = [];
     const attestations: (AttestationResult & { digest: string })[] = [];
+    const repository = `${host}/${target.repository}`;
     await Promise.all(
-      subjects.map(async (subject) => {
-        // with a witness the formats read what is there first anyway, so the history is not asked
-        const witnessed = Boolean(witnesses.tlog || witnesses.timestamp);
-        const expectNew = !target.retry && !witnessed && this.deps.history ? !(await this.deps.history.hasRecord(`${host}/${target.repository}`, subject.digest)) : false;
-        const ctx: WriteContext = {
-          client,
-          repository: target.repository,
-          keys: allKeys,
-          timestamps: this.deps.timestamps,
-          lock: this.deps.lock,
-          signers,
-          expectNew,
-          verifyWrite: known.config.verifyWrites,
-          metrics: this.deps.metrics,
-        };
-        // in map order (legacy first, then the bundle): a verifier that finds a bundle referrer
-        // and stops there (cosign v3's auto-detect) then sees a digest whose .sig is already complete
-        for (const format of formats) {
-          const results = await format.write(ctx, plan, subject);
-          signatures.push(...results.map((r) => ({ ...r, digest: subject.digest })));
-        }
-        // the signed decision, once the signatures are there (same keys, same Signer chain)
-        if (attests(plan)) attestations.push(...(await writeAttestations(ctx, plan, subject)).map((r) => ({ ...r, digest: subject.digest })));
-      }),
+      subjects.map((subject) =>
+        // One worker at a time per (repository, digest) decides what is missing and signs it:
+        // the key call and the Rekor entry happen once across processes (see the file comment).
+        this.deps.lock.withLock(
+          signingLockName(repository, subject.digest),
+          async (held?: LockHeld) => {
+            // with a witness the formats read what is there first anyway, so the history is not asked;
+            // nor when another worker held this lock a moment ago (its status record may not be written yet)
+            const witnessed = Boolean(witnesses.tlog || witnesses.timestamp);
+            const expectNew = !target.retry && !witnessed && !held?.recent && this.deps.history ? !(await this.deps.history.hasRecord(repository, subject.digest)) : false;
+            const ctx: WriteContext = {
+              client,
+              repository: target.repository,
+              keys: allKeys,
+              timestamps: this.deps.timestamps,
+              lock: this.deps.lock,
+              signers,
+              expectNew,
+              verifyWrite: known.config.verifyWrites,
+              metrics: this.deps.metrics,
+            };
+            // in map order (legacy first, then the bundle): a verifier that finds a bundle referrer
+            // and stops there (cosign v3's auto-detect) then sees a digest whose .sig is already complete
+            for (const format of formats) {
+              const results = await format.write(ctx, plan, subject);
+              signatures.push(...results.map((r) => ({ ...r, digest: subject.digest })));
+            }
+            // the signed decision, once the signatures are there (same keys, same Signer chain)
+            if (attests(plan)) attestations.push(...(await writeAttestations(ctx, plan, subject)).map((r) => ({ ...r, digest: subject.digest })));
+          },
+          { markMs: SIGNED_MARK_MS },
+        ),
+      ),
     );
     attestations.sort((a, b) => digests.indexOf(a.digest) - digests.indexOf(b.digest) || plan.keys.findIndex((k) => k.name === a.key) - plan.keys.findIndex((k) => k.name === b.key));
     const order = Object.keys(FORMATS);

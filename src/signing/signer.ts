@@ -5,11 +5,16 @@
  * tlog.ts) and an RFC 3161 timestamp over the signature bytes. The formats decide what is
  * signed (a simple-signing payload, a DSSE envelope) and where the results are stored; they
  * call the chain and never a key backend, Rekor or a TSA directly.
+ *
+ * A signature another worker process made for the same key and payload within 30 minutes (a
+ * job retried elsewhere after its .sig PUT failed) is reused from Redis (shared-signatures.ts),
+ * so the retry costs no key call and Rekor answers 409 with the entry already made.
  */
 import { describeError, SignetError } from '../errors.js';
 import type { SigningKey } from '../kms/signing-key.js';
 import type { SignOptions } from '../kms/types.js';
 import type { RekorLogEntry } from '../transparency/rekor.js';
+import type { SharedSignatures } from './shared-signatures.js';
 import { logToRekor, type TlogPolicy, type TlogStatus } from './tlog.js';
 
 /** An RFC 3161 timestamp authority (transparency/timestamp.ts). */
@@ -51,11 +56,21 @@ export class Signer {
   constructor(
     readonly key: SigningKey,
     readonly witnesses: Witnesses = {},
+    /** Signatures other worker processes made recently (shared-signatures.ts); none: this process only. */
+    private readonly shared?: SharedSignatures | undefined,
   ) {}
 
-  /** The key's signature over `payload` (the format's bytes: a payload, a DSSE PAE). */
-  sign(payload: Buffer, opts?: SignOptions): Promise<Buffer> {
-    return this.key.sign(payload, opts);
+  /**
+   * The key's signature over `payload` (the format's bytes: a payload, a DSSE PAE): one another
+   * worker made recently for the same key and payload (verified), else the key's (its memo, else
+   * its backend), kept for the others.
+   */
+  async sign(payload: Buffer, opts?: SignOptions): Promise<Buffer> {
+    const found = await this.shared?.find(this.key, payload, opts);
+    if (found) return found;
+    const signature = await this.key.sign(payload, opts);
+    await this.shared?.keep(this.key, payload, opts, signature);
+    return signature;
   }
 
   /**
