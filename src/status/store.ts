@@ -199,12 +199,19 @@ export class StatusStore {
   /** Every entry for a digest, and the tag-level entry when a tag is given. */
   async get(repository: string, digest: string | undefined, tag: string | undefined): Promise<StatusEntry[]> {
     const out: StatusEntry[] = [];
-    if (digest) out.push(...Object.values(await this.redis.hgetall(this.hashKey(repository, digest, undefined))).map((v) => JSON.parse(v) as StatusEntry));
     // a push-level entry kept under its tag is only relevant when it names this digest (or none)
+    let tagEntry: StatusEntry | undefined;
     if (tag) {
       const t = await this.redis.hget(this.hashKey(repository, undefined, tag), '-');
       const entry = t ? (JSON.parse(t) as StatusEntry) : undefined;
-      if (entry && (!digest || !entry.digest || entry.digest === digest)) out.push(entry);
+      if (entry && (!digest || !entry.digest || entry.digest === digest)) out.push((tagEntry = entry));
+    }
+    if (digest) {
+      for (const [field, v] of Object.entries(await this.redis.hgetall(this.hashKey(repository, digest, undefined)))) {
+        // the digest's push-level entry (a copy of a tag push's, or a digest-only push's) when the tag's is not read
+        if (field === '-' && tagEntry) continue;
+        out.push(JSON.parse(v) as StatusEntry);
+      }
     }
     return sortEntries(out);
   }
