@@ -304,8 +304,8 @@ async function statusOf(ref: string, configPath: string, explicit: boolean, json
     if (st.statuses.length === 0) out('  no signing recorded');
     for (const e of st.statuses) {
       const who = e.key ? `key ${e.key}${e.digest && e.digest !== st.image.digest ? ` (${e.digest.slice(0, 19)})` : ''}` : `push${e.tag && !st.image.tag ? ` :${e.tag}` : ''}`;
-      const formats = e.formats?.length ? ` [${e.formats.join(', ')}]` : '';
-      out(`  ${who}: ${e.state}${e.code ? ` ${e.code}` : ''}${formats}${e.reason ? ` (${e.reason})` : ''}  ${e.updatedAt}`);
+      const formats = e.formats?.length ? ` formats: ${e.formats.join(', ')}` : '';
+      out(`  ${who}: ${e.state}${e.code ? ` ${e.code}` : ''}${e.reason ? ` (${e.reason})` : ''}${formats}  ${e.updatedAt}`);
     }
     if (st.resolution) out(`  registry: ${st.resolution.code}: ${redactText(st.resolution.error)} (the tag could not be resolved; shown: what Redis holds)`);
     return 0;

@@ -102,7 +102,7 @@ export function statusPageRouter(deps: StatusPageDeps): express.Router {
     const data: PageData = {
       generatedAt: new Date().toISOString(),
       token: token!,
-      ...(retried ? { notice: { kind: 'ok' as const, text: `Job ${retried} queued again with a fresh set of attempts.` } } : {}),
+      ...(retried ? { notice: { kind: 'ok' as const, text: `Job ${retried} queued again.` } } : {}),
       ...(missing ? { notice: { kind: 'error' as const, text: `No failed job ${missing} (already retried or removed).` } } : {}),
       ...(redisFailures.length ? { redisDown: settledError(redisFailures[0]!.reason) } : {}),
       query,
