@@ -55,7 +55,8 @@ body{font:14px/1.4 system-ui,sans-serif;margin:1.5rem;color:#1d1d1f;background:#
 h1{font-size:1.4rem;margin:0 0 .2rem}h2{font-size:1.1rem;margin:1.6rem 0 .5rem}
 .meta{color:#666;font-size:12px}
 table{border-collapse:collapse;background:#fff;width:100%;max-width:100%}
-th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top;overflow-wrap:break-word}
+td.state,td.rule,th.num{white-space:nowrap}td.image{width:30%}td.when{white-space:nowrap;font-size:12px}
 th{background:#f0f0f0;font-weight:600}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 code,.mono{font-family:ui-monospace,monospace;font-size:12px;overflow-wrap:anywhere;word-break:break-all}
@@ -75,10 +76,11 @@ nav.pages{display:flex;gap:1rem;align-items:center;margin:.5rem 0;flex-wrap:wrap
 button{cursor:pointer}
 @media (max-width:900px){
 body{margin:.8rem}
-table.rows,table.rows tbody,table.rows tr,table.rows td{display:block;width:100%}
+table.rows,table.rows tbody{display:block;width:100%}
 table.rows thead{display:none}
-table.rows tr{border:1px solid #ccc;border-radius:4px;margin:0 0 .6rem;background:#fff}
-table.rows td{border:0;border-bottom:1px solid #eee}
+table.rows tr{display:grid;grid-template-columns:repeat(auto-fill,minmax(11rem,1fr));border:1px solid #ccc;border-radius:4px;margin:0 0 .6rem;background:#fff;padding:.2rem}
+table.rows td{display:block;border:0;padding:.2rem .4rem;min-width:0;width:auto;white-space:normal}table.rows td.num{text-align:left}
+table.rows td.image,table.rows td.detail,table.rows td.reason,table.rows td.wide{grid-column:1/-1}
 table.rows td::before{content:attr(data-label);display:block;font:600 11px system-ui,sans-serif;color:#555;text-transform:uppercase}
 table.rows td:empty{display:none}
 }
@@ -173,7 +175,7 @@ function keyList(r: ImageRow): string {
 function imageRow(r: ImageRow): string {
   const detail = [r.code, r.reason].filter(Boolean).join(': ') + (r.manifests > 1 ? ` (${r.manifests} manifests)` : '');
   return `<tr data-state="${esc(r.state)}" data-repository="${esc(r.repository)}" data-image="${esc(imageName(r))}">
-<td data-label="updated">${esc(r.updatedAt)}</td>
+<td data-label="updated" class="when">${esc(r.updatedAt)}</td>
 <td data-label="state" class="state state-${esc(r.state)}">${esc(r.state)}</td>
 <td data-label="image" class="mono image">${esc(imageName(r))}</td>
 <td data-label="rule" class="num rule">${esc(r.rule ?? '')}</td>
@@ -215,7 +217,7 @@ function failedSection(f: PageData['failed'], token: string): string {
     .map(
       (j) => `<tr data-job="${esc(j.id)}">
 <td data-label="job" class="mono">${esc(j.id)}</td>
-<td data-label="image" class="mono">${esc(j.ref)}</td>
+<td data-label="image" class="mono wide">${esc(j.ref)}</td>
 <td data-label="rule" class="num rule">${esc(j.rule?.index ?? '')}</td>
 <td data-label="keys" class="keys-cell">${esc(j.rule?.keys.join(', ') ?? '')}</td>
 <td data-label="reason" class="reason">${esc(j.reason)}</td>

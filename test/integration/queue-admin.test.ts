@@ -4,7 +4,7 @@
  * set of the configured attempts, each retry after the backoff (the worker's backoff strategy is
  * asked again for attempts 1 and 2), instead of the single attempt BullMQ's `retryJobs` leaves.
  */
-import { Worker, type Job } from 'bullmq';
+import { Worker, type Job, type MinimalJob } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config/schema.js';
@@ -49,7 +49,7 @@ beforeAll(async () => {
       prefix,
       concurrency: 4,
       settings: {
-        backoffStrategy: (attemptsMade: number, type?: string, _err?: Error, job?: Job) => {
+        backoffStrategy: (attemptsMade: number, type?: string, _err?: Error, job?: MinimalJob) => {
           if (type !== BACKOFF_STRATEGY) return 0;
           if (job?.id) backoffs.set(job.id, [...(backoffs.get(job.id) ?? []), attemptsMade]);
           return 20;
