@@ -7,7 +7,8 @@
 import type { StatusEntry } from '../status/store.js';
 
 export type RowState = 'pending' | 'signed' | 'skipped' | 'failed' | 'other';
-export const ROW_STATES: readonly RowState[] = ['signed', 'failed', 'skipped', 'pending'];
+/** The states the filter offers (pending entries are not on the recent list). */
+export const ROW_STATES: readonly RowState[] = ['signed', 'failed', 'skipped'];
 
 export interface KeyCell {
   name: string;
