@@ -319,7 +319,13 @@ function admit(
   if (e.digest !== undefined && !isValidDigest(e.digest)) return { drop: 'invalid digest', refused: true };
   const host = known.config.host;
   const decided = decideRule(deps.rules, host, e.repository, e.tag, { push: { pusher: vouchedPusher(host) } });
-  // every skip decideRule makes here is a decision about this push (signature tags were dropped above)
-  if ('skip' in decided) return { drop: decided.skip, skipped: { registry: host, ...(decided.index !== undefined ? { rule: decided.index } : {}) } };
+  // A skip is kept in status when it is a decision about a push someone may ask about: a rule's
+  // conditions, or a tag a tag filter or no rule excludes. Untagged manifests (an index's
+  // platform manifests, referrers such as signet's own bundles) are not: they would be a record
+  // or more per real push, and the tagged push's row answers for them.
+  if ('skip' in decided) {
+    const kept = decided.condition || e.tag !== undefined;
+    return { drop: decided.skip, ...(kept ? { skipped: { registry: host, ...(decided.index !== undefined ? { rule: decided.index } : {}) } } : {}) };
+  }
   return { registry: known.config.host };
 }

@@ -78,13 +78,13 @@ const cli = async (...args: string[]) => {
   return { code, text: lines.join('\n') };
 };
 /** A distribution notification for one manifest push, posted to the receiver. */
-const hook = async (repository: string, tag: string, digest: string) => {
+const hook = async (repository: string, tag: string | undefined, digest: string) => {
   const body = {
     events: [
       {
         id: `ev-${repository}-${tag}`,
         action: 'push',
-        target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 1, repository, tag, url: `http://${proxy.host}/v2/${repository}/manifests/${digest}` },
+        target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 1, repository, ...(tag ? { tag } : {}), url: `http://${proxy.host}/v2/${repository}/manifests/${digest}` },
         request: { host: proxy.host, method: 'PUT' },
         actor: { name: 'ci' },
       },
@@ -257,5 +257,11 @@ rules: [{ match: "${proxy.host}/team/**", keys: [a, b] }]
     // nothing was queued for either
     expect(filtered.json.queued).toEqual([]);
     expect(unruled.json.queued).toEqual([]);
+    // an untagged manifest (a platform manifest, a referrer) is dropped without a record or an info line
+    const child = `sha256:${'cd'.repeat(32)}`;
+    const untagged = await hook('team/multi', undefined, child);
+    expect(untagged.json.ignored[0].reason).toMatch(/^untagged manifest/);
+    expect(await signet.runtime.status.get(`${proxy.host}/team/multi`, child, undefined)).toEqual([]);
+    expect(signet.logs.filter((l) => l.requestId === untagged.json.requestId && String(l.msg).startsWith('push not signed'))).toEqual([]);
   });
 });
