@@ -33,11 +33,11 @@ export function isRedisUnavailable(err: unknown): boolean {
 }
 
 /**
- * The error as people should see it: a Redis outage becomes REDIS_UNAVAILABLE ("<what>: Redis is
+ * The error as people should see it: a Redis outage becomes REDIS_UNAVAILABLE ("[<what>: ]Redis is
  * unavailable (<ioredis's words>)"); anything else is returned as it was.
  */
-export function asRedisUnavailable(err: unknown, what = 'Redis'): unknown {
+export function asRedisUnavailable(err: unknown, what?: string): unknown {
   if (isSignetError(err) || !isRedisUnavailable(err)) return err;
   const detail = (err as Error).message.slice(0, 160);
-  return new SignetError('REDIS_UNAVAILABLE', `${what}: Redis is unavailable (${detail})`, { cause: err });
+  return new SignetError('REDIS_UNAVAILABLE', `${what ? `${what}: ` : ''}Redis is unavailable (${detail})`, { cause: err });
 }

@@ -170,7 +170,9 @@ function single(v: unknown): string | undefined {
 }
 
 function settled<T>(r: PromiseSettledResult<unknown>): T | { error: string } {
-  return r.status === 'fulfilled' ? (r.value as T) : { error: settledError(r.reason) };
+  if (r.status === 'fulfilled') return r.value as T;
+  // the headline says why; each section only that it is affected
+  return { error: isRedisUnavailable(r.reason) ? 'REDIS_UNAVAILABLE (see above)' : settledError(r.reason) };
 }
 
 /** "CODE: message" of a failed read, a Redis outage as REDIS_UNAVAILABLE. */

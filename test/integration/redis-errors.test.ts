@@ -6,9 +6,10 @@
  * 500), and the CLI's status and jobs verbs exit 1 with REDIS_UNAVAILABLE. The mapping itself is
  * checked on the errors a real ioredis client raises against the dead port.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.js';
 import { isSignetError } from '../../src/errors.js';
@@ -102,6 +103,25 @@ describe('Redis unavailable at the edges', () => {
       expect(html).toContain('<div class="headline" role="alert" id="headline"><h2>Redis unavailable</h2><p>REDIS_UNAVAILABLE: ');
       expect(html).not.toMatch(/INTERNAL/);
       expect(page.headers.get('content-security-policy')).toMatch(/default-src 'none'/);
+      // as a browser shows it (test-artifacts/status-page-redis-down.png)
+      const profile = path.join(tmp.dir, 'chromium-profile');
+      mkdirSync(profile, { recursive: true });
+      const browser = await chromium.launchPersistentContext(profile, {
+        executablePath: process.env.CHROMIUM_BIN ?? '/usr/bin/chromium',
+        headless: true,
+        viewport: { width: 1000, height: 700 },
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      });
+      try {
+        const tab = browser.pages()[0] ?? (await browser.newPage());
+        expect((await tab.goto(`${signet.url}/ui?token=${PAGE_TOKEN}`))!.status()).toBe(503);
+        expect(await tab.textContent('#headline h2')).toBe('Redis unavailable');
+        const artifacts = path.resolve(import.meta.dirname, '../../test-artifacts');
+        mkdirSync(artifacts, { recursive: true });
+        await tab.screenshot({ path: path.join(artifacts, 'status-page-redis-down.png') });
+      } finally {
+        await browser.close();
+      }
 
       for (const args of [['status', `${HOST}/team/app@${digest}`], ['jobs', 'failed']]) {
         const out: string[] = [];
