@@ -33,6 +33,7 @@ import { compileRules } from './config/rules.js';
 import { RegistryDirectory } from './registry/directory.js';
 import { StatusStore } from './status/store.js';
 import { checkRedis, createRedis } from './queue/connection.js';
+import { asRedisUnavailable } from './queue/redis-errors.js';
 
 const USAGE = `usage: signet [--config FILE] <command>
 
@@ -288,7 +289,12 @@ async function statusOf(ref: string, configPath: string, explicit: boolean, json
   const redis = createRedis(config.redis.url, 'lock');
   const registries = new RegistryDirectory(config.registries, { baseDir: loaded.baseDir });
   try {
-    const st = await imageStatus(ref, { registries, rules: compileRules(config.rules), status: new StatusStore(redis, config.redis.prefix, Math.round(config.status.retentionDays * 86400)) });
+    // Redis first: a tag is resolved in the registry only when signet's records lead to no digest
+    const st = await imageStatus(ref, { registries, rules: compileRules(config.rules), status: new StatusStore(redis, config.redis.prefix, Math.round(config.status.retentionDays * 86400)) }).catch(
+      (e: unknown) => {
+        throw asRedisUnavailable(e, 'cannot read signing status');
+      },
+    );
     if (json) {
       out(JSON.stringify(st, null, 2));
       return 0;
@@ -297,9 +303,11 @@ async function statusOf(ref: string, configPath: string, explicit: boolean, json
     out(st.rule && 'none' in st.rule ? `  rule: none (${st.rule.none})` : `  rule ${st.rule?.index}: keys ${st.rule?.keys.join(', ')}`);
     if (st.statuses.length === 0) out('  no signing recorded');
     for (const e of st.statuses) {
-      const who = e.key ? `key ${e.key}${e.digest && e.digest !== st.image.digest ? ` (${e.digest.slice(0, 19)})` : ''}` : 'push';
-      out(`  ${who}: ${e.state}${e.code ? ` ${e.code}` : ''}${e.reason ? ` (${e.reason})` : ''}  ${e.updatedAt}`);
+      const who = e.key ? `key ${e.key}${e.digest && e.digest !== st.image.digest ? ` (${e.digest.slice(0, 19)})` : ''}` : `push${e.tag && !st.image.tag ? ` :${e.tag}` : ''}`;
+      const formats = e.formats?.length ? ` formats: ${e.formats.join(', ')}` : '';
+      out(`  ${who}: ${e.state}${e.code ? ` ${e.code}` : ''}${e.reason ? ` (${e.reason})` : ''}${formats}  ${e.updatedAt}`);
     }
+    if (st.resolution) out(`  registry: ${st.resolution.code}: ${redactText(st.resolution.error)} (the tag could not be resolved; shown: what Redis holds)`);
     return 0;
   } finally {
     await registries.close();
@@ -333,6 +341,8 @@ async function jobs(rest: string[], configPath: string, explicit: boolean, flags
     }
     out(`job ${id} queued again`);
     return 0;
+  } catch (e) {
+    throw asRedisUnavailable(e, `jobs ${sub}`);
   } finally {
     await admin.close();
     connection.disconnect();

@@ -84,6 +84,8 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
               rule: report.rule,
               key: s.key,
               state: 'signed',
+              formats: [s.format ?? 'legacy'], // one update per format: the store unites them and counts each
+              ...(s.outcome === 'present' ? { present: true } : {}),
               reason: s.outcome === 'present' ? 'signature already present' : `signed as ${report.identity}`,
               requestId,
             })),

@@ -1,13 +1,18 @@
 /**
  * GET /api/v1/images/{ref}/status: the signing status of an image, by tag or digest, like ECR's
- * DescribeImageSigningStatus. A tag is resolved in the registry only when a rule covers its
- * repository (signet reads those repositories anyway); for any other repository the answer comes
- * from signet's own records, so the API is no oracle on what else the registry credentials can
- * see. Every Redis read is bounded (REDIS_UNAVAILABLE after 2 s), and so is the registry lookup
+ * DescribeImageSigningStatus. signet's own records in Redis are read first: the tag's push-level
+ * entry and every entry of the digest (given, or named by the tag's entry). Only when they lead
+ * to no digest is a tag resolved in the registry, and only when a rule covers its repository
+ * (signet reads those repositories anyway; for any other the answer comes from the records alone,
+ * so the API is no oracle on what else the registry credentials can see). When that resolution
+ * fails and Redis holds something (a failed push, say, with the same wrong credentials), the
+ * answer is what Redis holds plus `resolution: {code, error}`; with nothing recorded it is the
+ * error. Every Redis read is bounded (REDIS_UNAVAILABLE after 2 s), and so is the registry lookup
  * (REGISTRY_UNAVAILABLE after 10 s).
  */
 import type { RuleMatcher } from '../config/rules.js';
-import { isSignetError, SignetError, type ErrorCode } from '../errors.js';
+import { describeError, isSignetError, SignetError, type ErrorCode } from '../errors.js';
+import { asRedisUnavailable } from '../queue/redis-errors.js';
 import type { RegistryDirectory } from '../registry/directory.js';
 import { parseReference } from '../registry/reference.js';
 import type { StatusEntry, StatusStore } from '../status/store.js';
@@ -18,6 +23,8 @@ export interface ImageStatus {
   rule?: { index: number; keys: string[] } | { none: string };
   /** One entry per (digest, rule, key), plus the push-level entry. */
   statuses: StatusEntry[];
+  /** The tag could not be resolved in the registry (the statuses are what Redis holds). */
+  resolution?: { code: ErrorCode; error: string };
 }
 
 /** How long a status read may wait for Redis. */
@@ -27,38 +34,49 @@ export const REGISTRY_DEADLINE_MS = 10_000;
 
 export async function imageStatus(
   ref: string,
-  deps: { registries: RegistryDirectory; rules: RuleMatcher; status: StatusStore },
+  deps: { registries: RegistryDirectory; rules: RuleMatcher; status: Pick<StatusStore, 'lookup'> },
 ): Promise<ImageStatus> {
   const r = parseReference(ref);
   const known = deps.registries.resolve(r.host);
   if (!known) throw new SignetError('REGISTRY_NOT_CONFIGURED', `registry ${r.host} is not in registries`);
   const host = known.config.host;
   const found = deps.rules.find(host, r.repository);
-  let digest = r.digest;
+  const repository = `${host}/${r.repository}`;
+  const read = (digest: string | undefined, tag: string | undefined) =>
+    withDeadline(
+      deps.status.lookup(repository, digest, tag).catch((err: unknown) => {
+        const e = asRedisUnavailable(err, 'cannot read signing status');
+        throw isSignetError(e) ? e : new SignetError('REDIS_UNAVAILABLE', `cannot read signing status from Redis (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+      }),
+      REDIS_DEADLINE_MS,
+      () => new SignetError('REDIS_UNAVAILABLE', `Redis did not answer within ${REDIS_DEADLINE_MS} ms`),
+    );
+  let { digest, entries: statuses } = await read(r.digest, r.tag);
+  let resolution: ImageStatus['resolution'];
   if (!digest && r.tag && found) {
     const tag = r.tag;
-    digest = await withDeadline(
-      (async () => {
-        const head = await known.client.headManifest(r.repository, tag);
-        return head?.digest ?? (head ? (await known.client.getManifest(r.repository, tag))?.digest : undefined);
-      })(),
-      REGISTRY_DEADLINE_MS,
-      () => new SignetError('REGISTRY_UNAVAILABLE', `${host} did not resolve ${r.repository}:${tag} within ${REGISTRY_DEADLINE_MS} ms`),
-    );
-    if (!digest) throw new SignetError('MANIFEST_NOT_FOUND', `${host}/${r.repository}:${r.tag} is not in the registry`);
+    try {
+      digest = await withDeadline(
+        (async () => {
+          const head = await known.client.headManifest(r.repository, tag);
+          return head?.digest ?? (head ? (await known.client.getManifest(r.repository, tag))?.digest : undefined);
+        })(),
+        REGISTRY_DEADLINE_MS,
+        () => new SignetError('REGISTRY_UNAVAILABLE', `${host} did not resolve ${r.repository}:${tag} within ${REGISTRY_DEADLINE_MS} ms`),
+      );
+      if (!digest) throw new SignetError('MANIFEST_NOT_FOUND', `${host}/${r.repository}:${r.tag} is not in the registry`);
+    } catch (err) {
+      if (statuses.length === 0) throw err;
+      const code: ErrorCode = isSignetError(err) ? err.code : 'INTERNAL';
+      resolution = { code, error: isSignetError(err) ? err.message : describeError(err).replace(/^INTERNAL: /, '') };
+    }
+    if (digest) statuses = (await read(digest, tag)).entries;
   }
-  const repository = `${host}/${r.repository}`;
-  const statuses = await withDeadline(
-    deps.status.get(repository, digest, r.tag).catch((err: unknown) => {
-      throw new SignetError('REDIS_UNAVAILABLE', `cannot read signing status from Redis (${err instanceof Error ? err.message : String(err)})`, { cause: err });
-    }),
-    REDIS_DEADLINE_MS,
-    () => new SignetError('REDIS_UNAVAILABLE', `Redis did not answer within ${REDIS_DEADLINE_MS} ms`),
-  );
   return {
     image: { reference: ref, repository, ...(r.tag ? { tag: r.tag } : {}), ...(digest ? { digest } : {}) },
     rule: found ? { index: found.index, keys: found.rule.keys } : { none: `no rule matches ${repository}` },
     statuses,
+    ...(resolution ? { resolution } : {}),
   };
 }
 
@@ -76,7 +94,8 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
 };
 
 /** The answer for an error: its HTTP status and `{error, code}` (a bug is `INTERNAL` with no detail). */
-export function errorAnswer(err: unknown): { status: number; body: { error: string; code: ErrorCode } } {
+export function errorAnswer(given: unknown): { status: number; body: { error: string; code: ErrorCode } } {
+  const err = asRedisUnavailable(given);
   if (!isSignetError(err)) return { status: 500, body: { error: 'internal error', code: 'INTERNAL' } };
   const status = HTTP_STATUS[err.code] ?? (err.code === 'INTERNAL' ? 500 : err.retryable ? 503 : 502);
   return { status, body: { error: err.message, code: err.code } };

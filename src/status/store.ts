@@ -5,7 +5,10 @@
  *
  * Keys: `<prefix>:status:<host>/<repo>@<digest>` is a hash `<rule>/<key>` -> entry. A push that
  * failed or was skipped before its digest was known is kept under `<prefix>:status:<host>/<repo>:<tag>`
- * with the field `-`. `<prefix>:status:recent` lists the latest entries for the status page.
+ * with the field `-`; a push-level entry that names both its tag and its digest is also kept in the
+ * digest's hash under `-`. `<prefix>:status:recent` lists the latest entries for the status page.
+ * `<prefix>:status:signatures` counts signatures recorded per (key, format, outcome) by every
+ * worker (the status page's "Signatures by key" in a split deployment).
  */
 import type { Redis } from 'ioredis';
 
@@ -23,6 +26,10 @@ export interface StatusUpdate {
   reason?: string;
   requestId?: string;
   jobId?: string;
+  /** A per-key signed entry: the formats written or found (legacy, bundle, notation). Updates of one (digest, rule/key) in one record call are merged (formats united). */
+  formats?: string[];
+  /** A per-key signed entry whose signature was already there (not written now); counted as `present`. */
+  present?: boolean;
 }
 
 export interface StatusEntry extends StatusUpdate {
@@ -64,9 +71,24 @@ if n > 0 and redis.call('hexists', KEYS[1], '-') == 1 then n = n - 1 end
 return n
 `;
 
+/** Adds to the signature counters: KEYS[1] the counter hash, ARGV (field, increment) pairs. */
+const COUNT_SCRIPT = `
+for i = 1, #ARGV, 2 do redis.call('hincrby', KEYS[1], ARGV[i], tonumber(ARGV[i + 1])) end
+return 1
+`;
+
+/** Signatures recorded per (key, format, outcome), by every worker (the status page reads them from Redis, not from one process's counters). */
+export interface SignatureCount {
+  key: string;
+  format: string;
+  outcome: 'signed' | 'present';
+  count: number;
+}
+
 type StatusRedis = Redis & {
   signetStatusRecord(...args: (string | number)[]): Promise<number>;
   signetStatusKeyEntries(key: string): Promise<number>;
+  signetStatusCount(...args: (string | number)[]): Promise<number>;
 };
 
 export class StatusStore {
@@ -82,6 +104,7 @@ export class StatusStore {
       redis.defineCommand('signetStatusRecord', { lua: RECORD_SCRIPT });
       redis.defineCommand('signetStatusKeyEntries', { lua: HAS_KEY_ENTRY_SCRIPT, numberOfKeys: 1 });
     }
+    if (!('signetStatusCount' in redis)) redis.defineCommand('signetStatusCount', { lua: COUNT_SCRIPT, numberOfKeys: 1 });
     this.redis = redis as StatusRedis;
   }
 
@@ -90,8 +113,10 @@ export class StatusStore {
   }
 
   /** Records several updates in one round trip; keeps createdAt of existing entries. */
-  async record(updates: readonly StatusUpdate[], now = new Date()): Promise<void> {
-    if (updates.length === 0) return;
+  async record(given: readonly StatusUpdate[], now = new Date()): Promise<void> {
+    if (given.length === 0) return;
+    const counted = this.countSigned(given);
+    const updates = mergeFormats(given);
     const iso = now.toISOString();
     const keys: string[] = [];
     const args: string[] = [String(this.retentionSeconds)];
@@ -101,9 +126,69 @@ export class StatusStore {
       keys.push(u.key ? this.hashKey(u.repository, u.digest, undefined) : this.hashKey(u.repository, u.tag ? undefined : u.digest, u.tag));
       const entry: StatusEntry = { ...stripUndefined(u), createdAt: iso, updatedAt: iso };
       args.push(u.key ? `${u.rule ?? '-'}/${u.key}` : '-', JSON.stringify(entry), u.state === 'pending' ? '0' : '1');
+      // a push-level entry of a tag that names its digest is kept with the digest too (not listed
+      // twice), so `signet status host/repo@digest` finds a failure or skip of a tag push
+      if (!u.key && u.tag && u.digest) {
+        keys.push(this.hashKey(u.repository, u.digest, undefined));
+        args.push('-', JSON.stringify(entry), '0');
+      }
     }
     keys.push(`${this.prefix}:status:recent`);
-    await this.redis.signetStatusRecord(keys.length, ...keys, ...args);
+    await Promise.all([this.redis.signetStatusRecord(keys.length, ...keys, ...args), counted]);
+  }
+
+  /** Counts the signed per-key entries that name their format (one update per signature). */
+  private countSigned(updates: readonly StatusUpdate[]): Promise<unknown> | undefined {
+    const incs = new Map<string, number>();
+    for (const u of updates) {
+      if (u.state !== 'signed' || !u.key || !u.formats) continue;
+      for (const f of u.formats) {
+        const field = `${u.key}\t${f}\t${u.present ? 'present' : 'signed'}`;
+        incs.set(field, (incs.get(field) ?? 0) + 1);
+      }
+    }
+    if (incs.size === 0) return undefined;
+    return this.redis.signetStatusCount(this.countKey(), ...[...incs].flatMap(([f, n]) => [f, n]));
+  }
+
+  private countKey(): string {
+    return `${this.prefix}:status:signatures`;
+  }
+
+  /** Signatures recorded per (key, format, outcome) by every worker sharing this Redis. */
+  async signatureCounts(): Promise<SignatureCount[]> {
+    const all = await this.redis.hgetall(this.countKey());
+    return Object.entries(all).map(([field, n]) => {
+      const [key = '', format = '', outcome] = field.split('\t');
+      return { key, format, outcome: outcome === 'present' ? 'present' : 'signed', count: Number(n) };
+    });
+  }
+
+  /**
+   * What signet recorded for an image, without asking the registry: the tag's push-level entry
+   * (when a tag is given), then every entry of the digest (the one given, else the one the tag's
+   * entry names). `digest` is the digest the records lead to, if any.
+   */
+  async lookup(repository: string, digest: string | undefined, tag: string | undefined): Promise<{ digest?: string; entries: StatusEntry[] }> {
+    const out: StatusEntry[] = [];
+    let tagEntry: StatusEntry | undefined;
+    if (tag) {
+      const t = await this.redis.hget(this.hashKey(repository, undefined, tag), '-');
+      tagEntry = t ? (JSON.parse(t) as StatusEntry) : undefined;
+      // a tag's entry about another digest than the one asked for is not this image's
+      if (tagEntry && digest && tagEntry.digest && tagEntry.digest !== digest) tagEntry = undefined;
+      if (tagEntry) out.push(tagEntry);
+    }
+    const d = digest ?? tagEntry?.digest;
+    if (d) {
+      const all = await this.redis.hgetall(this.hashKey(repository, d, undefined));
+      for (const [field, v] of Object.entries(all)) {
+        // the digest's push-level entry may be another tag's push: the asked tag's own entry wins
+        if (field === '-' && tagEntry) continue;
+        out.push(JSON.parse(v) as StatusEntry);
+      }
+    }
+    return { ...(d ? { digest: d } : {}), entries: sortEntries(out) };
   }
 
   /** Has a signature by any key been recorded for this digest (signed here, or found present)? */
@@ -114,20 +199,52 @@ export class StatusStore {
   /** Every entry for a digest, and the tag-level entry when a tag is given. */
   async get(repository: string, digest: string | undefined, tag: string | undefined): Promise<StatusEntry[]> {
     const out: StatusEntry[] = [];
-    if (digest) out.push(...Object.values(await this.redis.hgetall(this.hashKey(repository, digest, undefined))).map((v) => JSON.parse(v) as StatusEntry));
     // a push-level entry kept under its tag is only relevant when it names this digest (or none)
+    let tagEntry: StatusEntry | undefined;
     if (tag) {
       const t = await this.redis.hget(this.hashKey(repository, undefined, tag), '-');
       const entry = t ? (JSON.parse(t) as StatusEntry) : undefined;
-      if (entry && (!digest || !entry.digest || entry.digest === digest)) out.push(entry);
+      if (entry && (!digest || !entry.digest || entry.digest === digest)) out.push((tagEntry = entry));
     }
-    return out.sort((a, b) => (a.rule ?? -1) - (b.rule ?? -1) || (a.key ?? '').localeCompare(b.key ?? '') || a.updatedAt.localeCompare(b.updatedAt));
+    if (digest) {
+      for (const [field, v] of Object.entries(await this.redis.hgetall(this.hashKey(repository, digest, undefined)))) {
+        // the digest's push-level entry (a copy of a tag push's, or a digest-only push's) when the tag's is not read
+        if (field === '-' && tagEntry) continue;
+        out.push(JSON.parse(v) as StatusEntry);
+      }
+    }
+    return sortEntries(out);
   }
 
   /** The latest finished entries, newest first. */
   async recent(limit = 100): Promise<StatusEntry[]> {
     return (await this.redis.lrange(`${this.prefix}:status:recent`, 0, limit - 1)).map((v) => JSON.parse(v) as StatusEntry);
   }
+}
+
+function sortEntries(out: StatusEntry[]): StatusEntry[] {
+  return out.sort((a, b) => (a.rule ?? -1) - (b.rule ?? -1) || (a.key ?? '').localeCompare(b.key ?? '') || a.updatedAt.localeCompare(b.updatedAt));
+}
+
+/** One update per (repository, digest, rule/key) with formats: the formats of all, `present` only when every one was. */
+function mergeFormats(updates: readonly StatusUpdate[]): StatusUpdate[] {
+  if (!updates.some((u) => u.formats)) return [...updates];
+  const out: StatusUpdate[] = [];
+  const at = new Map<string, number>();
+  for (const u of updates) {
+    const id = u.key && u.formats ? `${u.repository}@${u.digest ?? ''}#${u.rule ?? '-'}/${u.key}` : undefined;
+    const i = id === undefined ? undefined : at.get(id);
+    if (i === undefined) {
+      if (id !== undefined) at.set(id, out.length);
+      out.push(u);
+      continue;
+    }
+    const prev = out[i]!;
+    const formats = [...new Set([...(prev.formats ?? []), ...(u.formats ?? [])])];
+    const { present: _p, ...rest } = u;
+    out[i] = { ...rest, formats, ...(prev.present && u.present ? { present: true } : {}) };
+  }
+  return out;
 }
 
 function stripUndefined<T extends object>(o: T): T {

@@ -1,33 +1,45 @@
 /**
- * The status page: GET /ui (recent signings, failures with their reasons and a retry button,
- * queue depth, webhook events per integration, signatures per key) and
- * POST /ui/jobs/:id/retry. Both need `server.statusPageToken`: on GET as `?token=` or
+ * The status page: GET /ui (recent images, one row per push: state, rule, keys with their
+ * formats, why not signed; search by image, filter by state, pages, auto-refresh; the image a
+ * search names looked up in Redis; failures with their reasons, rule, keys and a retry button;
+ * queue depth; webhook events per integration; signatures per key, counted in Redis by every
+ * worker) and POST /ui/jobs/:id/retry. Both need `server.statusPageToken`: on GET as `?token=` or
  * `Authorization: Bearer`, on POST in the form body (`token=`) or `Authorization: Bearer`, never
  * from a cookie or the query string, so another site cannot make a browser retry jobs (CSRF).
- * Without a configured token the receiver does not mount the page at all (404).
+ * Without a configured token the receiver does not mount the page at all (404). While Redis is
+ * away the page still renders (503) with the headline "Redis unavailable".
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type Request, type Response } from 'express';
+import type { RuleMatcher } from '../config/rules.js';
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { FailedJob, QueueAdmin } from '../queue/admin.js';
-import type { StatusEntry, StatusStore } from '../status/store.js';
-import { renderMessage, renderPage, STYLE_HASH, type CounterRow, type PageData } from './render.js';
+import { asRedisUnavailable, isRedisUnavailable } from '../queue/redis-errors.js';
+import { parseReference } from '../registry/reference.js';
+import type { SignatureCount, StatusEntry, StatusStore } from '../status/store.js';
+import { REFRESH_CHOICES, renderMessage, renderPage, STYLE_HASH, type CounterRow, type PageData, type PageQuery } from './render.js';
+import { imageRows, ROW_STATES, selectRows, type RowState } from './rows.js';
 
 export interface StatusPageDeps {
   token: string;
   admin: Pick<QueueAdmin, 'failed' | 'retry' | 'counts'>;
-  status: Pick<StatusStore, 'recent'>;
+  status: Pick<StatusStore, 'recent' | 'lookup' | 'signatureCounts'>;
+  /** The rules, for the rule and keys of a failed or skipped push (what it was to be signed with). */
+  rules?: RuleMatcher | undefined;
   metrics: Metrics;
   logger: Logger;
   integrations: string[];
   keys: string[];
-  /** Rows shown per list; default 50. */
+  /** Rows shown per page (and failed jobs listed); default 50. */
   limit?: number;
   /** Per data source; default 2000 ms (a page never hangs on Redis). */
   timeoutMs?: number;
 }
+
+/** Status entries read for the image list (the whole recent list the store keeps). */
+const RECENT_READ = 500;
 
 const HEADERS: Record<string, string> = {
   'content-security-policy': `default-src 'none'; style-src ${STYLE_HASH}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
@@ -46,6 +58,11 @@ export function statusPageRouter(deps: StatusPageDeps): express.Router {
     typeof given === 'string' && given.length > 0 && timingSafeEqual(createHash('sha256').update(given).digest(), expected);
   const limit = deps.limit ?? 50;
   const timeoutMs = deps.timeoutMs ?? 2000;
+  const ruleOf = (repository: string) => {
+    const slash = repository.indexOf('/');
+    const found = slash > 0 ? deps.rules?.find(repository.slice(0, slash), repository.slice(slash + 1)) : undefined;
+    return found ? { index: found.index, keys: found.rule.keys } : undefined;
+  };
 
   const refuse = (req: Request, res: Response) => {
     deps.logger.warn({ remote: req.ip, path: req.path }, 'status page: bad or missing token');
@@ -55,29 +72,56 @@ export function statusPageRouter(deps: StatusPageDeps): express.Router {
   router.get('/', async (req: Request, res: Response) => {
     const token = bearer(req) ?? single(req.query['token']);
     if (!matches(token)) return refuse(req, res);
-    const [queue, failed, recent, events, signatures] = await Promise.allSettled([
+    const query = pageQuery(req.query);
+    const target = referenceIn(query.q);
+    const [queue, failed, recent, signatures, events, found] = await Promise.allSettled([
       withTimeout(deps.admin.counts(), timeoutMs),
       withTimeout(deps.admin.failed(limit), timeoutMs),
-      withTimeout(deps.status.recent(limit), timeoutMs),
+      withTimeout(deps.status.recent(RECENT_READ), timeoutMs),
+      withTimeout(deps.status.signatureCounts(), timeoutMs),
       deps.metrics.webhookEvents.get(),
-      deps.metrics.signatures.get(),
+      target ? withTimeout(deps.status.lookup(target.repository, target.digest, target.tag), timeoutMs) : Promise.resolve(undefined),
     ]);
+    const redisFailures = [queue, failed, recent, signatures, found].filter((r): r is PromiseRejectedResult => r.status === 'rejected' && isRedisUnavailable(r.reason));
     const retried = single(req.query['retried']);
     const missing = single(req.query['missing']);
+    const images = settled<StatusEntry[]>(recent);
+    const failedJobs = settled<FailedJob[]>(failed);
+    let lookup: PageData['lookup'];
+    if (target) {
+      const rule = ruleOf(target.repository);
+      lookup =
+        found.status === 'fulfilled'
+          ? {
+              reference: query.q.trim(),
+              rows: imageRows(found.value?.entries ?? [], ruleOf),
+              rule: rule ? `rule ${rule.index}: keys ${rule.keys.join(', ')}` : `no rule matches ${target.repository}`,
+            }
+          : { reference: query.q.trim(), error: settledError(found.reason) };
+    }
     const data: PageData = {
       generatedAt: new Date().toISOString(),
       token: token!,
       ...(retried ? { notice: { kind: 'ok' as const, text: `Job ${retried} queued again.` } } : {}),
       ...(missing ? { notice: { kind: 'error' as const, text: `No failed job ${missing} (already retried or removed).` } } : {}),
+      ...(redisFailures.length ? { redisDown: settledError(redisFailures[0]!.reason) } : {}),
+      query,
       queue: settled<Record<string, number>>(queue),
-      failed: settled<FailedJob[]>(failed),
-      recent: settled<StatusEntry[]>(recent),
+      failed: Array.isArray(failedJobs) ? failedJobs.map((j) => ({ ...j, rule: j.registry && j.repository ? ruleOf(`${j.registry}/${j.repository}`) : undefined })) : failedJobs,
+      images: Array.isArray(images)
+        ? selectRows(
+            // a search naming one image lists that image's pushes; any other text is matched in the image names
+            imageRows(images, ruleOf).filter((r) => !target || (r.repository === target.repository && (!target.tag || r.tag === target.tag) && (!target.digest || r.digest === target.digest))),
+            { q: target ? undefined : query.q, state: query.state, page: query.page, pageSize: limit },
+          )
+        : images,
+      ...(lookup ? { lookup } : {}),
       integrations: deps.integrations,
       keys: deps.keys,
       webhookEvents: events.status === 'fulfilled' ? (events.value.values as CounterRow[]) : [],
-      signatures: signatures.status === 'fulfilled' ? (signatures.value.values as CounterRow[]) : [],
+      signatures: settled<SignatureCount[]>(signatures),
     };
-    res.status(200).set(HEADERS).type('html').send(renderPage(data));
+    res.status(redisFailures.length ? 503 : 200).set(HEADERS).type('html').send(renderPage(data));
   });
 
   router.post('/jobs/:id/retry', express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 10 }), async (req: Request, res: Response) => {
@@ -94,8 +138,9 @@ export function statusPageRouter(deps: StatusPageDeps): express.Router {
     try {
       ok = await withTimeout(deps.admin.retry(id), timeoutMs);
     } catch (err) {
-      deps.logger.error({ job: id, err: describeError(err) }, 'status page: retry failed');
-      res.status(503).set(HEADERS).json({ error: 'queue unavailable, try again' });
+      const e = asRedisUnavailable(err, 'retry');
+      deps.logger.error({ job: id, err: describeError(e) }, 'status page: retry failed');
+      res.status(503).set(HEADERS).json({ error: 'queue unavailable, try again', ...(isRedisUnavailable(e) ? { code: 'REDIS_UNAVAILABLE' } : {}) });
       return;
     }
     deps.logger.info({ job: id, retried: ok, remote: req.ip }, ok ? 'status page: failed job queued again' : 'status page: no failed job to retry');
@@ -125,7 +170,40 @@ function single(v: unknown): string | undefined {
 }
 
 function settled<T>(r: PromiseSettledResult<unknown>): T | { error: string } {
-  return r.status === 'fulfilled' ? (r.value as T) : { error: describeError(r.reason).replace(/^INTERNAL: /, '').slice(0, 200) };
+  if (r.status === 'fulfilled') return r.value as T;
+  // the headline says why; each section only that it is affected
+  return { error: isRedisUnavailable(r.reason) ? 'REDIS_UNAVAILABLE (see above)' : settledError(r.reason) };
+}
+
+/** "CODE: message" of a failed read, a Redis outage as REDIS_UNAVAILABLE. */
+function settledError(reason: unknown): string {
+  return describeError(asRedisUnavailable(reason)).replace(/^INTERNAL: /, '').slice(0, 240);
+}
+
+/** The page's query: search text, state filter, page, auto-refresh (anything else ignored). */
+function pageQuery(q: Request['query']): PageQuery {
+  const state = single(q['state']);
+  const page = Number(single(q['page']) ?? '1');
+  const refresh = Number(single(q['refresh']) ?? '0');
+  return {
+    q: (single(q['q']) ?? '').slice(0, 300),
+    ...(state && (ROW_STATES as readonly string[]).includes(state) ? { state: state as RowState } : {}),
+    page: Number.isInteger(page) && page > 0 && page < 1e6 ? page : 1,
+    ...((REFRESH_CHOICES as readonly number[]).includes(refresh) ? { refresh } : {}),
+  };
+}
+
+/** A search that names one image (host/repo:tag or host/repo@digest): where its records are. */
+function referenceIn(q: string): { repository: string; tag?: string; digest?: string } | undefined {
+  const text = q.trim();
+  if (!text.includes('/') || !/[:@]/.test(text.slice(text.indexOf('/')))) return undefined;
+  try {
+    const r = parseReference(text);
+    if (!r.tag && !r.digest) return undefined;
+    return { repository: `${r.host}/${r.repository}`, ...(r.tag ? { tag: r.tag } : {}), ...(r.digest ? { digest: r.digest } : {}) };
+  } catch {
+    return undefined;
+  }
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -19,6 +19,7 @@ import { decideRule } from '../signing/plan.js';
 import { pusherPolicy, type RuleMatcher } from '../config/rules.js';
 import type { Config, IntegrationConfig } from '../config/schema.js';
 import { describeError, isSignetError } from '../errors.js';
+import { asRedisUnavailable } from '../queue/redis-errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { SignJobData, SignQueue } from '../queue/sign-queue.js';
@@ -40,7 +41,7 @@ export interface HookDeps {
   queue: Pick<SignQueue, 'enqueueMany'>;
   metrics: Metrics;
   logger: Logger;
-  /** Where a push a rule's conditions skip is recorded as skipped(reason) (the receiver's ReceiverDeps carries it). */
+  /** Where a push not signed by decision (a rule's tag filter or conditions, or no rule matching) is recorded as skipped(reason) (the receiver's ReceiverDeps carries it). */
   status?: Pick<StatusStore, 'record'> | undefined;
 }
 
@@ -227,9 +228,18 @@ export function createHookHandler(deps: HookDeps): HookHandler {
         count(name, verdict.refused ? 'refused' : 'ignored');
         if (verdict.refused) logger.warn({ requestId, integration: name, host: e.host }, `push refused: ${verdict.drop}`);
         if (verdict.skipped) {
-          // a rule's condition said no: a decision kept in status (as the worker keeps its skips)
+          // not signed by decision (a rule's tag filter or condition, or no rule): kept in status
+          // as skipped(reason), as the worker keeps its skips; one record and one line per push
           const s = verdict.skipped;
-          skips.push({ state: 'skipped', repository: `${s.registry}/${e.repository}`, ...(e.digest ? { digest: e.digest } : {}), ...(e.tag ? { tag: e.tag } : {}), rule: s.rule, reason: verdict.drop, requestId });
+          skips.push({
+            state: 'skipped',
+            repository: `${s.registry}/${e.repository}`,
+            ...(e.digest ? { digest: e.digest } : {}),
+            ...(e.tag ? { tag: e.tag } : {}),
+            ...(s.rule !== undefined ? { rule: s.rule } : {}),
+            reason: verdict.drop,
+            requestId,
+          });
           pushLog.info({ requestId, integration: name, ref }, `push not signed: ${verdict.drop}`);
         }
         continue;
@@ -239,23 +249,25 @@ export function createHookHandler(deps: HookDeps): HookHandler {
       refs.push(ref);
     }
     if (ignored.length && logger.isLevelEnabled('debug')) logger.debug({ requestId, integration: name, ignored }, 'events not queued');
-    if (skips.length && deps.status) {
-      try {
-        await deps.status.record(skips);
-      } catch (err) {
-        // the answer still names the reason; only the record is missing
-        logger.warn({ requestId, integration: name, err: describeError(err) }, 'could not record status');
-      }
-    }
-
+    // the skip records and the jobs go to Redis together (one round trip each, not one after the other)
+    const recorded =
+      skips.length && deps.status
+        ? deps.status.record(skips).catch((err: unknown) => {
+            // the answer still names the reason; only the record is missing
+            logger.warn({ requestId, integration: name, err: describeError(asRedisUnavailable(err, 'status record')) }, 'could not record status');
+          })
+        : undefined;
     let ids: string[];
     try {
       ids = jobs.length ? await deps.queue.enqueueMany(jobs) : [];
     } catch (err) {
+      await recorded;
       count(name, 'unavailable', jobs.length);
-      logger.error({ requestId, integration: name, err: describeError(err) }, 'queue unavailable: answering 503 so the registry retries');
+      const e = asRedisUnavailable(err, 'queue');
+      logger.error({ requestId, integration: name, err: describeError(e) }, 'queue unavailable: answering 503 so the registry retries');
       return sendJson(res, 503, { error: 'queue unavailable, retry later' }, { 'retry-after': '5' });
     }
+    await recorded;
     count(name, 'queued', ids.length);
     if (refs.length) pushLog.info({ requestId, integration: name, queued: refs }, 'push queued');
     sendJson(res, refs.length ? 202 : 200, { requestId, queued: refs.map((ref, i) => ({ ref, job: ids[i]! })), ignored });
@@ -298,7 +310,7 @@ function admit(
   e: AdapterEvent,
   deps: HookDeps,
   vouchedPusher: (registry: string) => string | undefined,
-): { registry: string } | { drop: string; refused?: boolean; skipped?: { registry: string; rule: number } } {
+): { registry: string } | { drop: string; refused?: boolean; skipped?: { registry: string; rule?: number } } {
   if (e.tag && isAttachmentTag(e.tag)) return { drop: 'signature or attachment tag (written by a signer)' };
   const known = deps.registries.resolve(e.host);
   if (!known) return { drop: `registry host ${e.host} is not in registries (not contacted)`, refused: true };
@@ -307,6 +319,13 @@ function admit(
   if (e.digest !== undefined && !isValidDigest(e.digest)) return { drop: 'invalid digest', refused: true };
   const host = known.config.host;
   const decided = decideRule(deps.rules, host, e.repository, e.tag, { push: { pusher: vouchedPusher(host) } });
-  if ('skip' in decided) return { drop: decided.skip, ...(decided.condition && decided.index !== undefined ? { skipped: { registry: host, rule: decided.index } } : {}) };
+  // A skip is kept in status when it is a decision about a push someone may ask about: a rule's
+  // conditions, or a tag a tag filter or no rule excludes. Untagged manifests (an index's
+  // platform manifests, referrers such as signet's own bundles) are not: they would be a record
+  // or more per real push, and the tagged push's row answers for them.
+  if ('skip' in decided) {
+    const kept = decided.condition || e.tag !== undefined;
+    return { drop: decided.skip, ...(kept ? { skipped: { registry: host, ...(decided.index !== undefined ? { rule: decided.index } : {}) } } : {}) };
+  }
   return { registry: known.config.host };
 }

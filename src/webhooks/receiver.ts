@@ -57,6 +57,7 @@ function createApp(deps: ReceiverDeps): express.Express {
         token: config.server.statusPageToken,
         admin: deps.admin,
         status: deps.status,
+        rules: deps.rules,
         metrics,
         logger,
         integrations: config.integrations.map((i) => i.name),
