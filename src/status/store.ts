@@ -23,6 +23,8 @@ export interface StatusUpdate {
   reason?: string;
   requestId?: string;
   jobId?: string;
+  /** The scan behind a scan gate's decision (require.scan): worst severity, findings per severity, scanner. */
+  scan?: { severity: string; counts: Record<string, number>; scanner?: string };
 }
 
 export interface StatusEntry extends StatusUpdate {

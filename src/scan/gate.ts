@@ -1,0 +1,244 @@
+/**
+ * The scan gate (rules[].require.scan): a push to a gated rule is signed only once the
+ * registry's scanner reported a finished scan that passes (src/config/conditions.ts scanVerdict).
+ * Every Redis access of the gate is here.
+ *
+ * One hash per pushed digest, `<prefix>:scanwait:{<host>/<repo>@<digest>}` (one key, single-key
+ * scripts only, so it can live on any Redis Cluster slot; the braces make the reference its
+ * hash tag), kept for the status retention:
+ * - `scan`, `scanAt`: the latest scan seen (a webhook of an authenticated integration, or the
+ *   artifact API), and when it ended; an older scan delivered late does not replace a newer one;
+ * - `push`: the last push of that digest to a gated rule (its queued job's data), so a scan
+ *   event can have it decided (again);
+ * - `waiting`: present while that push waits for its scan (its deadline, epoch ms);
+ * - `decided`: the last decision (outcome and the scan it was made on), so a decision repeated
+ *   for the same scan (a re-delivered event, the waiting job waking at its deadline) is counted
+ *   once in signet_scan_gate_total, and a later scan that blocks an image signed earlier says so.
+ *
+ * The worker side (`check`, through the pipeline): the stored scan, else the registry's artifact
+ * API (a scan that ended before the push event arrived, backfill, `signet sign`), else the push
+ * is recorded as waiting and the job is put back in the queue until the deadline (receivedAt +
+ * waitSeconds; a BullMQ delayed job, so it survives restarts). At the deadline without a scan:
+ * failed(SCAN_TIMEOUT). The receiver side (`onScan`): the scan is stored (only when its
+ * integration authenticates its sender: an unauthenticated one could forge a clean scan, so
+ * its event only makes signet ask the API) and the remembered push is handed back to be queued.
+ */
+import { hash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { countsText, scanFinished, scanVerdict, worstSeverity, type ScanConditions, type ScanReport } from '../config/conditions.js';
+import type { RegistryConfig } from '../config/schema.js';
+import { SignetError } from '../errors.js';
+import type { ScanSummary } from '../formats/attestation/statement.js';
+import type { SignJobData } from '../queue/sign-queue.js';
+import { createHarborApi, type HarborApi } from './harbor.js';
+
+/** What a status entry records of the scan behind a decision (src/status/store.ts StatusUpdate.scan). */
+export interface ScanCounts {
+  severity: string;
+  counts: Record<string, number>;
+  scanner?: string | undefined;
+}
+
+export type GateDecision =
+  | { outcome: 'passed'; summary: ScanSummary; scan: ScanCounts }
+  | { outcome: 'blocked'; reason: string; scan: ScanCounts }
+  | { outcome: 'waiting'; until: number; reason: string };
+
+export interface GateInput {
+  cond: ScanConditions;
+  ruleIndex: number;
+  /** The configured registry host, the repository, the pushed manifest. */
+  host: string;
+  repository: string;
+  digest: string;
+  /** The queued push (remembered, so that the scan's arrival has it decided). */
+  push: SignJobData;
+}
+
+/** Outcomes as signet_scan_gate_total counts them. */
+export type GateOutcome = 'passed' | 'blocked' | 'failed' | 'timeout';
+
+/** KEYS[1] the record; ARGV: push JSON, deadline, ttl. A stored final scan wins; else the push waits. */
+const WAIT_SCRIPT = `
+local scan = redis.call('hget', KEYS[1], 'scan')
+if scan then return scan end
+redis.call('hset', KEYS[1], 'push', ARGV[1], 'waiting', ARGV[2])
+redis.call('expire', KEYS[1], tonumber(ARGV[3]))
+return false
+`;
+
+/** KEYS[1]; ARGV: scan JSON ('' for none), its end time ('' unknown), ttl. Returns the remembered push (and ends its wait). */
+const SCAN_SCRIPT = `
+if ARGV[1] ~= '' then
+  local at = redis.call('hget', KEYS[1], 'scanAt')
+  if not (at and ARGV[2] ~= '' and at > ARGV[2]) then
+    redis.call('hset', KEYS[1], 'scan', ARGV[1], 'scanAt', ARGV[2])
+  end
+end
+local push = redis.call('hget', KEYS[1], 'push')
+redis.call('hdel', KEYS[1], 'waiting')
+if redis.call('exists', KEYS[1]) == 1 then redis.call('expire', KEYS[1], tonumber(ARGV[3])) end
+return push
+`;
+
+/** KEYS[1]; ARGV: decision, push JSON ('' keep), ttl. Records the decision, ends the wait; returns the previous decision. */
+const DECIDE_SCRIPT = `
+local prev = redis.call('hget', KEYS[1], 'decided')
+redis.call('hset', KEYS[1], 'decided', ARGV[1])
+if ARGV[2] ~= '' then redis.call('hset', KEYS[1], 'push', ARGV[2]) end
+redis.call('hdel', KEYS[1], 'waiting')
+redis.call('expire', KEYS[1], tonumber(ARGV[3]))
+return prev
+`;
+
+type GateRedis = Redis & {
+  signetScanWait(key: string, push: string, deadline: string, ttl: string): Promise<string | null>;
+  signetScanStore(key: string, scan: string, at: string, ttl: string): Promise<string | null>;
+  signetScanDecide(key: string, decision: string, push: string, ttl: string): Promise<string | null>;
+};
+
+export interface ScanGateOptions {
+  redis: Redis;
+  prefix: string;
+  /** How long a record is kept (the status retention). */
+  ttlSeconds: number;
+  registries: readonly RegistryConfig[];
+  baseDir?: string | undefined;
+  /** Counts each new decision (signet_scan_gate_total). */
+  onDecision?: ((outcome: GateOutcome) => void) | undefined;
+  /** The artifact API of a registry (tests); default: Harbor's (src/scan/harbor.ts). */
+  apiFor?: ((cfg: RegistryConfig) => HarborApi) | undefined;
+  now?: () => number;
+}
+
+export class ScanGate {
+  private readonly redis: GateRedis;
+  private readonly apis = new Map<string, HarborApi>();
+  private readonly now: () => number;
+
+  constructor(private readonly opts: ScanGateOptions) {
+    const r = opts.redis;
+    if (!('signetScanWait' in r)) {
+      r.defineCommand('signetScanWait', { lua: WAIT_SCRIPT, numberOfKeys: 1 });
+      r.defineCommand('signetScanStore', { lua: SCAN_SCRIPT, numberOfKeys: 1 });
+      r.defineCommand('signetScanDecide', { lua: DECIDE_SCRIPT, numberOfKeys: 1 });
+    }
+    this.redis = r as GateRedis;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** The record of one pushed digest (one key per digest; the braces are its Redis Cluster hash tag). */
+  key(host: string, repository: string, digest: string): string {
+    return `${this.opts.prefix}:scanwait:{${host}/${repository}@${digest}}`;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.apis.values()];
+    this.apis.clear();
+    await Promise.allSettled(all.map((a) => a.close()));
+  }
+
+  /**
+   * The gate's decision for a push: passed (with the summary the attestation records), blocked
+   * (skipped with the counts), or waiting until its deadline. A failed or stopped scan throws
+   * SCAN_FAILED, a deadline passed without a scan SCAN_TIMEOUT (neither is retried).
+   */
+  async check(input: GateInput): Promise<GateDecision> {
+    const key = this.key(input.host, input.repository, input.digest);
+    const ttl = String(this.opts.ttlSeconds);
+    const pushJson = JSON.stringify(input.push);
+    let report = parseStored(await this.redis.hget(key, 'scan'));
+    if (!report) {
+      // nothing from a webhook: the scan may have ended before the push event came (or this is backfill)
+      report = await this.api(input.host).scanOf(input.repository, input.digest);
+      if (report && scanFinished(report)) await this.redis.signetScanStore(key, JSON.stringify(report), report.completedAt ?? '', ttl);
+      else report = undefined;
+    }
+    if (!report) {
+      const deadline = deadlineOf(input, this.now());
+      if (this.now() >= deadline) {
+        await this.decided(key, `timeout|${deadline}`, pushJson, 'timeout');
+        throw new SignetError('SCAN_TIMEOUT', `no scan of ${input.digest.slice(0, 19)} within require.scan.waitSeconds (${input.cond.waitSeconds} s) of the push`);
+      }
+      const raced = parseStored(await this.redis.signetScanWait(key, pushJson, String(deadline), ttl));
+      if (!raced) return { outcome: 'waiting', until: deadline, reason: `waiting for the registry's scan (require.scan) until ${new Date(deadline).toISOString()}` };
+      report = raced;
+    }
+    return this.decide(key, input, report, pushJson);
+  }
+
+  /**
+   * A scan event from the registry: the scan is stored when `trusted` (an authenticated
+   * integration; undefined report: a failed scan without overview is still stored as failed),
+   * and the push remembered for this digest, if any, is returned to be queued (decided again).
+   */
+  async onScan(host: string, repository: string, digest: string, report: ScanReport | undefined, trusted: boolean): Promise<SignJobData | undefined> {
+    const scan = trusted && report && scanFinished(report) ? JSON.stringify(report) : '';
+    const push = await this.redis.signetScanStore(this.key(host, repository, digest), scan, scan ? (report!.completedAt ?? '') : '', String(this.opts.ttlSeconds));
+    if (!push) return undefined;
+    try {
+      return JSON.parse(push) as SignJobData;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async decide(key: string, input: GateInput, report: ScanReport, pushJson: string): Promise<GateDecision> {
+    const verdict = scanVerdict(input.cond, report);
+    const scan: ScanCounts = { severity: verdict.outcome === 'failed' ? report.severity || 'None' : verdict.severity, counts: { ...report.counts }, ...(report.scanner ? { scanner: report.scanner.name } : {}) };
+    const which = report.reportId ?? report.completedAt ?? hash('sha256', JSON.stringify(report), 'hex').slice(0, 16);
+    const prev = await this.decided(key, `${verdict.outcome}|${which}`, pushJson, verdict.outcome);
+    // a later scan that no longer passes: recorded, and the signatures of the earlier pass stay
+    const after = prev?.startsWith('passed|') && verdict.outcome !== 'passed' ? '; signatures written after an earlier passing scan stay (signet deletes no signature)' : '';
+    if (verdict.outcome === 'failed') throw new SignetError('SCAN_FAILED', `${verdict.reason}${after}`);
+    if (verdict.outcome === 'blocked') return { outcome: 'blocked', reason: `${verdict.reason}${after}`, scan };
+    const summary: ScanSummary = {
+      scanner: report.scanner?.name ?? 'unknown',
+      ...(report.scanner?.version ? { scannerVersion: report.scanner.version } : {}),
+      ...(report.completedAt ? { completedAt: report.completedAt } : {}),
+      maxSeverity: input.cond.maxSeverity,
+      severity: worstSeverity(report),
+      counts: { ...report.counts },
+    };
+    return { outcome: 'passed', summary, scan };
+  }
+
+  /** Records a decision; counts it when it is new for this scan. Returns the previous one. */
+  private async decided(key: string, decision: string, pushJson: string, outcome: GateOutcome): Promise<string | null> {
+    const prev = await this.redis.signetScanDecide(key, decision, pushJson, String(this.opts.ttlSeconds));
+    if (prev !== decision) this.opts.onDecision?.(outcome);
+    return prev;
+  }
+
+  private api(host: string): HarborApi {
+    let a = this.apis.get(host);
+    if (!a) {
+      const cfg = this.opts.registries.find((r) => r.host === host);
+      if (!cfg) throw new SignetError('REGISTRY_NOT_CONFIGURED', `registry ${host} is not in registries`);
+      a = this.opts.apiFor ? this.opts.apiFor(cfg) : createHarborApi(cfg, { baseDir: this.opts.baseDir ?? '.' });
+      this.apis.set(host, a);
+    }
+    return a;
+  }
+}
+
+/** When a push stops waiting: its acceptance (the job's receivedAt; now when unknown) plus waitSeconds. */
+function deadlineOf(input: GateInput, now: number): number {
+  const at = Date.parse(input.push.event.receivedAt);
+  return (Number.isFinite(at) ? at : now) + input.cond.waitSeconds * 1000;
+}
+
+function parseStored(json: string | null | undefined): ScanReport | undefined {
+  if (!json) return undefined;
+  try {
+    const r = JSON.parse(json) as ScanReport;
+    return r && typeof r.status === 'string' && r.counts && typeof r.counts === 'object' ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** One line for a reason or a log: "Critical:1 High:2 (Trivy)". */
+export function scanText(s: ScanCounts): string {
+  return `${countsText(s.counts) || 'no findings'}${s.scanner ? ` (${s.scanner})` : ''}`;
+}
