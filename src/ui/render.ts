@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { FailedJob } from '../queue/admin.js';
 import type { StatusEntry } from '../status/store.js';
+import { countsText } from '../config/conditions.js';
 
 export interface CounterRow {
   labels: Record<string, string>;
@@ -130,7 +131,9 @@ function recentSection(r: PageData['recent']): string {
     .map((e) => {
       const state = STATES.has(e.state) ? e.state : 'other';
       const image = `${e.repository}${e.tag ? `:${e.tag}` : ''}${e.digest ? `@${e.digest}` : ''}`;
-      const detail = [e.code, e.reason].filter(Boolean).join(': ');
+      // a scan gate's decision shows the findings it was made on (require.scan)
+      const scan = e.scan ? `scan ${e.scan.severity}: ${countsText(e.scan.counts) || 'no findings'}${e.scan.scanner ? ` (${e.scan.scanner})` : ''}` : '';
+      const detail = [[e.code, e.reason].filter(Boolean).join(': '), scan].filter(Boolean).join('; ');
       return `<tr data-state="${esc(state)}" data-repository="${esc(e.repository)}">
 <td>${esc(e.updatedAt)}</td>
 <td class="state state-${esc(state)}">${esc(e.state)}</td>

@@ -17,6 +17,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backfill } from '../../src/backfill/backfill.js';
 import { COSIGN3_BIN, cosignVerify, runCosign } from '../helpers/cosign.js';
 import { cosign } from '../helpers/cosign-formats.js';
 import { getManifest, MT, pushImage, RegistryClient, sigTag } from '../helpers/images.js';
@@ -26,6 +27,7 @@ import { GENERIC_VULN_REPORT, nativeReportSummary, startHarborApi, type HarborAp
 import { startSignet, tempKeyDir, waitFor, type KeyDir, type RunningSignet } from '../helpers/signet.js';
 
 const SECRET = 'conditions-scan-secret-0123456789';
+const PAGE_TOKEN = 'conditions-scan-page-token-0123456789';
 const USER = 'robot$prod+signet';
 const PASS = 'harbor-robot-secret-42';
 const VSA = 'https://slsa.dev/verification_summary/v1';
@@ -45,6 +47,7 @@ beforeAll(async () => {
   H = registry.host;
   signet = await startSignet(
     `
+server: { statusPageToken: "${PAGE_TOKEN}" }
 registries:
   - host: ${H}
     insecure: true
@@ -155,7 +158,10 @@ describe('require.scan on Harbor payloads, on a real registry', () => {
     // the same scan event again (Harbor retries a delivery): decided again, nothing new written or counted
     const again = await post(scanEvent);
     expect(again.status).toBe(202);
-    await waitFor('re-decided', async () => (await pushEntry('prod/app', 'v1', img.digest))?.requestId === again.json.requestId);
+    await waitFor('re-decided', async () => {
+      const e = await pushEntry('prod/app', 'v1', img.digest);
+      return e?.requestId === again.json.requestId && e.state === 'signed';
+    });
     const sigs = (await signet.runtime.status.get(`${H}/prod/app`, img.digest, 'v1')).filter((e) => e.key);
     expect(sigs.length).toBeGreaterThan(0);
     expect(sigs.every((s) => s.state === 'signed' && s.reason === 'signature already present')).toBe(true);
@@ -180,6 +186,12 @@ describe('require.scan on Harbor payloads, on a real registry', () => {
     expect(entry.scan).toEqual({ severity: 'Critical', counts: { Critical: 2, High: 1 }, scanner: 'Trivy' });
     expect(await hasSig('prod/bad', img.digest)).toBe(false);
     expect(await gateCount('blocked')).toBe(blocked + 1);
+    // the status page shows the decision with the counts
+    const page = await (await fetch(`${signet.url}/ui`, { headers: { authorization: `Bearer ${PAGE_TOKEN}` } })).text();
+    expect(page).toContain('rule 2: scan found Critical:2 High:1: Critical is above require.scan.maxSeverity High; scan Critical: Critical:2 High:1 (Trivy)');
+    // and /metrics the outcome
+    const metrics = await (await fetch(`${signet.url}/metrics`)).text();
+    expect(metrics).toMatch(/^signet_scan_gate_total\{outcome="blocked"\} [1-9]/m);
   }, 60_000);
 
   it('a scan by another scanner than the rule names is not the scan it asks for: skipped', async () => {
@@ -260,6 +272,22 @@ describe('require.scan on Harbor payloads, on a real registry', () => {
     // the recorded scan decides the push when it comes: signed without waiting
     expect((await post(harborPush('prod/none', 'v1', img.digest))).status).toBe(202);
     await waitState('prod/none', 'v1', img.digest, 'signed');
+  }, 60_000);
+
+  it('backfill queues a gated image like any other; the worker reads its scan from the API and decides', async () => {
+    const ok = await pushImage(registry, 'prod/backfilled', 'v1');
+    const bad = await pushImage(registry, 'prod/backfilled', 'v2', { variant: 'bad' });
+    api.scans.set(`prod/backfilled@${ok.digest}`, { counts: { Low: 2 } });
+    api.scans.set(`prod/backfilled@${bad.digest}`, { counts: { Critical: 1 } });
+    const rt = signet.runtime;
+    const report = await backfill({ repo: 'prod/backfilled' }, { registries: rt.registries, rules: rt.rules, keys: rt.keys, enqueue: (job) => signet.service.queue!.enqueue(job) });
+    expect(report.errors).toEqual([]);
+    expect(report.toSign.map((m) => m.tag)).toEqual(['v1', 'v2']);
+    const signed = await waitState('prod/backfilled', 'v1', ok.digest, 'signed');
+    expect(signed.scan).toMatchObject({ counts: { Low: 2 } });
+    const skipped = await waitState('prod/backfilled', 'v2', bad.digest, 'skipped');
+    expect(skipped.reason).toBe('rule 2: scan found Critical:1: Critical is above require.scan.maxSeverity High');
+    expect(await hasSig('prod/backfilled', bad.digest)).toBe(false);
   }, 60_000);
 
   it('attest: the VSA of a gated image carries the scan that passed; cosign 2.5 and 3.1 verify it', async () => {
