@@ -160,7 +160,7 @@ describe('require.scan on Harbor payloads, on a real registry', () => {
     expect(again.status).toBe(202);
     await waitFor('re-decided', async () => {
       const e = await pushEntry('prod/app', 'v1', img.digest);
-      return e?.requestId === again.json.requestId && e.state === 'signed';
+      return e?.requestId === again.json.requestId && e?.state === 'signed';
     });
     const sigs = (await signet.runtime.status.get(`${H}/prod/app`, img.digest, 'v1')).filter((e) => e.key);
     expect(sigs.length).toBeGreaterThan(0);
