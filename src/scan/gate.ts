@@ -8,8 +8,8 @@
  * hash tag), kept for the status retention:
  * - `scan`, `scanAt`: the latest scan seen (a webhook of an authenticated integration, or the
  *   artifact API), and when it ended; an older scan delivered late does not replace a newer one;
- * - `push`: the last push of that digest to a gated rule (its queued job's data), so a scan
- *   event can have it decided (again);
+ * - `push:<tag>`: the last push of that digest under each tag (`push:` without one) to a gated
+ *   rule (its queued job's data), so a scan event can have each decided (again);
  * - `waiting`: present while that push waits for its scan (its deadline, epoch ms);
  * - `decided`: the last decision (outcome and the scan it was made on), so a decision repeated
  *   for the same scan (a re-delivered event, the waiting job waking at its deadline) is counted
@@ -58,16 +58,16 @@ export interface GateInput {
 /** Outcomes as signet_scan_gate_total counts them. */
 export type GateOutcome = 'passed' | 'blocked' | 'failed' | 'timeout';
 
-/** KEYS[1] the record; ARGV: push JSON, deadline, ttl. A stored final scan wins; else the push waits. */
+/** KEYS[1] the record; ARGV: push field, push JSON, deadline, ttl. A stored final scan wins; else the push waits. */
 const WAIT_SCRIPT = `
 local scan = redis.call('hget', KEYS[1], 'scan')
 if scan then return scan end
-redis.call('hset', KEYS[1], 'push', ARGV[1], 'waiting', ARGV[2])
-redis.call('expire', KEYS[1], tonumber(ARGV[3]))
+redis.call('hset', KEYS[1], ARGV[1], ARGV[2], 'waiting', ARGV[3])
+redis.call('expire', KEYS[1], tonumber(ARGV[4]))
 return false
 `;
 
-/** KEYS[1]; ARGV: scan JSON ('' for none), its end time ('' unknown), ttl. Returns the remembered push (and ends its wait). */
+/** KEYS[1]; ARGV: scan JSON ('' for none), its end time ('' unknown), ttl. Returns the remembered pushes (and ends their wait). */
 const SCAN_SCRIPT = `
 if ARGV[1] ~= '' then
   local at = redis.call('hget', KEYS[1], 'scanAt')
@@ -75,26 +75,29 @@ if ARGV[1] ~= '' then
     redis.call('hset', KEYS[1], 'scan', ARGV[1], 'scanAt', ARGV[2])
   end
 end
-local push = redis.call('hget', KEYS[1], 'push')
+local all = redis.call('hgetall', KEYS[1])
+local pushes = {}
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 5) == 'push:' then table.insert(pushes, all[i + 1]) end
+end
 redis.call('hdel', KEYS[1], 'waiting')
 if redis.call('exists', KEYS[1]) == 1 then redis.call('expire', KEYS[1], tonumber(ARGV[3])) end
-return push
+return pushes
 `;
 
-/** KEYS[1]; ARGV: decision, push JSON ('' keep), ttl. Records the decision, ends the wait; returns the previous decision. */
+/** KEYS[1]; ARGV: decision, push field, push JSON, ttl. Records the decision and the push, ends the wait; returns the previous decision. */
 const DECIDE_SCRIPT = `
 local prev = redis.call('hget', KEYS[1], 'decided')
-redis.call('hset', KEYS[1], 'decided', ARGV[1])
-if ARGV[2] ~= '' then redis.call('hset', KEYS[1], 'push', ARGV[2]) end
+redis.call('hset', KEYS[1], 'decided', ARGV[1], ARGV[2], ARGV[3])
 redis.call('hdel', KEYS[1], 'waiting')
-redis.call('expire', KEYS[1], tonumber(ARGV[3]))
+redis.call('expire', KEYS[1], tonumber(ARGV[4]))
 return prev
 `;
 
 type GateRedis = Redis & {
-  signetScanWait(key: string, push: string, deadline: string, ttl: string): Promise<string | null>;
-  signetScanStore(key: string, scan: string, at: string, ttl: string): Promise<string | null>;
-  signetScanDecide(key: string, decision: string, push: string, ttl: string): Promise<string | null>;
+  signetScanWait(key: string, field: string, push: string, deadline: string, ttl: string): Promise<string | null>;
+  signetScanStore(key: string, scan: string, at: string, ttl: string): Promise<string[]>;
+  signetScanDecide(key: string, decision: string, field: string, push: string, ttl: string): Promise<string | null>;
 };
 
 export interface ScanGateOptions {
@@ -146,7 +149,7 @@ export class ScanGate {
   async check(input: GateInput): Promise<GateDecision> {
     const key = this.key(input.host, input.repository, input.digest);
     const ttl = String(this.opts.ttlSeconds);
-    const pushJson = JSON.stringify(input.push);
+    const push = { field: `push:${input.push.event.tag ?? ''}`, json: JSON.stringify(input.push) };
     let report = parseStored(await this.redis.hget(key, 'scan'));
     if (!report) {
       // nothing from a webhook: the scan may have ended before the push event came (or this is backfill)
@@ -157,37 +160,40 @@ export class ScanGate {
     if (!report) {
       const deadline = deadlineOf(input, this.now());
       if (this.now() >= deadline) {
-        await this.decided(key, `timeout|${deadline}`, pushJson, 'timeout');
+        await this.decided(key, `timeout|${deadline}`, push, 'timeout');
         throw new SignetError('SCAN_TIMEOUT', `no scan of ${input.digest.slice(0, 19)} within require.scan.waitSeconds (${input.cond.waitSeconds} s) of the push`);
       }
-      const raced = parseStored(await this.redis.signetScanWait(key, pushJson, String(deadline), ttl));
+      const raced = parseStored(await this.redis.signetScanWait(key, push.field, push.json, String(deadline), ttl));
       if (!raced) return { outcome: 'waiting', until: deadline, reason: `waiting for the registry's scan (require.scan) until ${new Date(deadline).toISOString()}` };
       report = raced;
     }
-    return this.decide(key, input, report, pushJson);
+    return this.decide(key, input, report, push);
   }
 
   /**
    * A scan event from the registry: the scan is stored when `trusted` (an authenticated
    * integration; undefined report: a failed scan without overview is still stored as failed),
-   * and the push remembered for this digest, if any, is returned to be queued (decided again).
+   * and the pushes remembered for this digest (one per tag) are returned to be queued (decided again).
    */
-  async onScan(host: string, repository: string, digest: string, report: ScanReport | undefined, trusted: boolean): Promise<SignJobData | undefined> {
+  async onScan(host: string, repository: string, digest: string, report: ScanReport | undefined, trusted: boolean): Promise<SignJobData[]> {
     const scan = trusted && report && scanFinished(report) ? JSON.stringify(report) : '';
-    const push = await this.redis.signetScanStore(this.key(host, repository, digest), scan, scan ? (report!.completedAt ?? '') : '', String(this.opts.ttlSeconds));
-    if (!push) return undefined;
-    try {
-      return JSON.parse(push) as SignJobData;
-    } catch {
-      return undefined;
+    const pushes = await this.redis.signetScanStore(this.key(host, repository, digest), scan, scan ? (report!.completedAt ?? '') : '', String(this.opts.ttlSeconds));
+    const out: SignJobData[] = [];
+    for (const p of pushes ?? []) {
+      try {
+        out.push(JSON.parse(p) as SignJobData);
+      } catch {
+        // a record signet did not write: nothing to queue
+      }
     }
+    return out.sort((a, b) => (a.event.tag ?? '').localeCompare(b.event.tag ?? ''));
   }
 
-  private async decide(key: string, input: GateInput, report: ScanReport, pushJson: string): Promise<GateDecision> {
+  private async decide(key: string, input: GateInput, report: ScanReport, push: { field: string; json: string }): Promise<GateDecision> {
     const verdict = scanVerdict(input.cond, report);
     const scan: ScanCounts = { severity: verdict.outcome === 'failed' ? report.severity || 'None' : verdict.severity, counts: { ...report.counts }, ...(report.scanner ? { scanner: report.scanner.name } : {}) };
     const which = report.reportId ?? report.completedAt ?? hash('sha256', JSON.stringify(report), 'hex').slice(0, 16);
-    const prev = await this.decided(key, `${verdict.outcome}|${which}`, pushJson, verdict.outcome);
+    const prev = await this.decided(key, `${verdict.outcome}|${which}`, push, verdict.outcome);
     // a later scan that no longer passes: recorded, and the signatures of the earlier pass stay
     const after = prev?.startsWith('passed|') && verdict.outcome !== 'passed' ? '; signatures written after an earlier passing scan stay (signet deletes no signature)' : '';
     if (verdict.outcome === 'failed') throw new SignetError('SCAN_FAILED', `${verdict.reason}${after}`);
@@ -204,8 +210,8 @@ export class ScanGate {
   }
 
   /** Records a decision; counts it when it is new for this scan. Returns the previous one. */
-  private async decided(key: string, decision: string, pushJson: string, outcome: GateOutcome): Promise<string | null> {
-    const prev = await this.redis.signetScanDecide(key, decision, pushJson, String(this.opts.ttlSeconds));
+  private async decided(key: string, decision: string, push: { field: string; json: string }, outcome: GateOutcome): Promise<string | null> {
+    const prev = await this.redis.signetScanDecide(key, decision, push.field, push.json, String(this.opts.ttlSeconds));
     if (prev !== decision) this.opts.onDecision?.(outcome);
     return prev;
   }

@@ -326,9 +326,9 @@ async function scanEvents(
     else {
       const host = known.config.host;
       // an unauthenticated sender's scan is not taken: it only makes the worker ask the registry's API
-      const push = await deps.scanGate.onScan(host, s.repository, s.digest, s.report, !integration.insecure);
-      if (!push) drop(`scan result recorded (${s.report.status}); no push of this digest waits for it`);
-      else {
+      const pushes = await deps.scanGate.onScan(host, s.repository, s.digest, s.report, !integration.insecure);
+      if (pushes.length === 0) drop(`scan result recorded (${s.report.status}); no push of this digest waits for it`);
+      for (const push of pushes) {
         ctx.jobs.push({ ...push, event: { ...push.event, digest: s.digest }, requestId: ctx.requestId });
         ctx.refs.push(formatReference({ host: push.event.host, repository: push.event.repository, ...(push.event.tag ? { tag: push.event.tag } : {}), digest: s.digest }));
       }

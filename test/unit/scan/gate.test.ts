@@ -56,7 +56,7 @@ describe('ScanGate', () => {
     const key = `${prefix}:scanwait:{${HOST}/p/app@${d}}`;
     expect(gate.key(HOST, 'p/app', d)).toBe(key);
     const rec = await redis.hgetall(key);
-    expect(JSON.parse(rec['push']!)).toEqual(push('p/app', d));
+    expect(JSON.parse(rec['push:v1']!)).toEqual(push('p/app', d));
     expect(rec['waiting']).toBe(String(now + 60_000));
     expect(await redis.ttl(key)).toBeGreaterThan(3000);
   });
@@ -65,7 +65,7 @@ describe('ScanGate', () => {
     const d = dig(2);
     await gate.check(input('p/app', d));
     const back = await gate.onScan(HOST, 'p/app', d, report({ High: 1, Low: 2 }, { severity: 'High', reportId: 'r2', completedAt: '2026-12-06T02:00:30Z' }), true);
-    expect(back).toEqual(push('p/app', d));
+    expect(back).toEqual([push('p/app', d)]);
     expect(await redis.hget(gate.key(HOST, 'p/app', d), 'waiting')).toBeNull();
     const before = counted.length;
     const r = await gate.check(input('p/app', d));
@@ -78,16 +78,25 @@ describe('ScanGate', () => {
     expect(counted.slice(before)).toEqual(['passed']);
   });
 
+  it('the same digest pushed under two tags: both pushes come back with the scan', async () => {
+    const d = dig(11);
+    const latest = push('p/app', d);
+    latest.event.tag = 'latest';
+    await gate.check(input('p/app', d));
+    await gate.check(input('p/app', d, cond, latest));
+    expect(await gate.onScan(HOST, 'p/app', d, report({}), true)).toEqual([latest, push('p/app', d)]);
+  });
+
   it('a scan event with no push remembered returns nothing, and its scan decides the push when it comes', async () => {
     const d = dig(3);
-    expect(await gate.onScan(HOST, 'p/app', d, report({ Critical: 1 }), true)).toBeUndefined();
+    expect(await gate.onScan(HOST, 'p/app', d, report({ Critical: 1 }), true)).toEqual([]);
     expect(await gate.check(input('p/app', d))).toMatchObject({ outcome: 'blocked', reason: 'scan found Critical:1: Critical is above require.scan.maxSeverity High', scan: { severity: 'Critical' } });
   });
 
   it("an unauthenticated sender's scan is not stored: the push comes back, the API decides", async () => {
     const d = dig(4);
     await gate.check(input('p/app', d));
-    expect(await gate.onScan(HOST, 'p/app', d, report({}), false)).toEqual(push('p/app', d));
+    expect(await gate.onScan(HOST, 'p/app', d, report({}), false)).toEqual([push('p/app', d)]);
     expect(await redis.hget(gate.key(HOST, 'p/app', d), 'scan')).toBeNull();
     api.scans.set(`p/app@${d}`, { counts: { Critical: 2 } });
     expect(await gate.check(input('p/app', d))).toMatchObject({ outcome: 'blocked', scan: { counts: { Critical: 2 } } });
@@ -132,7 +141,7 @@ describe('ScanGate', () => {
     const d = dig(10);
     await gate.onScan(HOST, 'p/app', d, report({ Low: 1 }, { completedAt: '2026-12-06T02:00:00Z', reportId: 'a' }), true);
     expect(await gate.check(input('p/app', d))).toMatchObject({ outcome: 'passed' });
-    expect(await gate.onScan(HOST, 'p/app', d, report({ Critical: 1 }, { completedAt: '2026-12-06T03:00:00Z', reportId: 'b' }), true)).toEqual(push('p/app', d));
+    expect(await gate.onScan(HOST, 'p/app', d, report({ Critical: 1 }, { completedAt: '2026-12-06T03:00:00Z', reportId: 'b' }), true)).toEqual([push('p/app', d)]);
     const r = await gate.check(input('p/app', d));
     expect(r).toMatchObject({ outcome: 'blocked', reason: 'scan found Critical:1: Critical is above require.scan.maxSeverity High; signatures written after an earlier passing scan stay (signet deletes no signature)' });
   });
