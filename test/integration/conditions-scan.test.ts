@@ -24,7 +24,7 @@ import { getManifest, MT, pushImage, RegistryClient, sigTag } from '../helpers/i
 import { emptyTrustedRoot } from '../helpers/rekor.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { GENERIC_VULN_REPORT, nativeReportSummary, startHarborApi, type HarborApiStandIn, type StandInScan } from '../helpers/standins/harbor-api.js';
-import { startSignet, tempKeyDir, waitFor, type KeyDir, type RunningSignet } from '../helpers/signet.js';
+import { deletePrefix, REDIS_URL, startSignet, tempKeyDir, uniquePrefix, waitFor, type KeyDir, type RunningSignet } from '../helpers/signet.js';
 
 const SECRET = 'conditions-scan-secret-0123456789';
 const PAGE_TOKEN = 'conditions-scan-page-token-0123456789';
@@ -308,4 +308,59 @@ describe('require.scan on Harbor payloads, on a real registry', () => {
     const idx = await new RegistryClient(registry).request('GET', `/v2/prod/attested/app/manifests/${img.digest.replace(':', '-')}`, { headers: { Accept: MT.ociIndex } });
     expect(idx.status).toBe(200);
   }, 180_000);
+});
+
+describe('require.scan across a restart of signet', () => {
+  it('the waiting records and the delayed job are in Redis: a new signet decides the scan event, and times out the other push', async () => {
+    const prefix = uniquePrefix();
+    const yaml = `
+registries:
+  - host: ${H}
+    insecure: true
+    aliases: ["harbor.example.com"]
+    credentials: { username: "${USER}", password: "${PASS}" }
+    harborApi: "${api.url}"
+integrations:
+  - { name: harbor, kind: harbor, secret: "${SECRET}" }
+keys:
+  - { name: k, provider: file, path: k.pem }
+rules:
+  - match: "${H}/restart/**"
+    keys: [k]
+    require: { scan: { maxSeverity: High, waitSeconds: 4 } }
+`;
+    // redisUrl given: stop() leaves the prefix's keys in Redis (deleted at the end)
+    const first = await startSignet(yaml, { baseDir: keys.dir, prefix, redisUrl: REDIS_URL });
+    let second: RunningSignet | undefined;
+    try {
+      const scanned = await pushImage(registry, 'restart/app', 'v1');
+      const forgotten = await pushImage(registry, 'restart/app', 'v2', { variant: 'forgotten' });
+      for (const img of [scanned, forgotten]) api.scans.set(`restart/app@${img.digest}`, undefined);
+      const post1 = (body: unknown, to: RunningSignet) =>
+        fetch(`${to.url}/hooks/harbor`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET}` }, body: JSON.stringify(body) });
+      expect((await post1(harborPush('restart/app', 'v1', scanned.digest), first)).status).toBe(202);
+      expect((await post1(harborPush('restart/app', 'v2', forgotten.digest), first)).status).toBe(202);
+      const entryIn = async (sg: RunningSignet, tag: string, digest: string) => (await sg.runtime.status.get(`${H}/restart/app`, digest, tag)).find((e) => !e.key);
+      for (const [tag, img] of [['v1', scanned], ['v2', forgotten]] as const) {
+        await waitFor(`${tag} waiting`, async () => (await entryIn(first, tag, img.digest))?.state === 'pending' && /waiting for the registry's scan/.test((await entryIn(first, tag, img.digest))?.reason ?? ''));
+      }
+      await first.stop();
+
+      second = await startSignet(yaml, { baseDir: keys.dir, prefix, redisUrl: REDIS_URL });
+      const res = await post1(harborScan('SCANNING_COMPLETED', 'restart/app', 'v1', scanned.digest, { counts: { Low: 1 } }), second);
+      expect(res.status).toBe(202);
+      const s2 = second;
+      await waitFor('v1 signed by the new signet', async () => (await entryIn(s2, 'v1', scanned.digest))?.state === 'signed');
+      expect(await hasSig('restart/app', scanned.digest)).toBe(true);
+      const timedOut = await waitFor('v2 timed out in the new signet', async () => {
+        const e = await entryIn(s2, 'v2', forgotten.digest);
+        return e?.state === 'failed' ? e : undefined;
+      });
+      expect(timedOut.code).toBe('SCAN_TIMEOUT');
+      expect(await hasSig('restart/app', forgotten.digest)).toBe(false);
+    } finally {
+      await second?.stop();
+      await deletePrefix(prefix);
+    }
+  }, 90_000);
 });
