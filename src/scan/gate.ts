@@ -13,7 +13,8 @@
  * - `waiting`: present while that push waits for its scan (its deadline, epoch ms);
  * - `decided`: the last decision (outcome and the scan it was made on), so a decision repeated
  *   for the same scan (a re-delivered event, the waiting job waking at its deadline) is counted
- *   once in signet_scan_gate_total, and a later scan that blocks an image signed earlier says so.
+ *   once in signet_scan_gate_total; `passed`: a scan passed once, so a later scan that blocks
+ *   an image signed earlier says its signatures stay.
  *
  * The worker side (`check`, through the pipeline): the stored scan, else the registry's artifact
  * API (a scan that ended before the push event arrived, backfill, `signet sign`), else the push
@@ -85,19 +86,24 @@ if redis.call('exists', KEYS[1]) == 1 then redis.call('expire', KEYS[1], tonumbe
 return pushes
 `;
 
-/** KEYS[1]; ARGV: decision, push field, push JSON, ttl. Records the decision and the push, ends the wait; returns the previous decision. */
+/**
+ * KEYS[1]; ARGV: decision, push field, push JSON, ttl. Records the decision and the push, ends
+ * the wait; returns {previous decision or '', '1' when a scan of this digest passed before}.
+ */
 const DECIDE_SCRIPT = `
-local prev = redis.call('hget', KEYS[1], 'decided')
+local prev = redis.call('hget', KEYS[1], 'decided') or ''
+local passed = redis.call('hget', KEYS[1], 'passed') or ''
 redis.call('hset', KEYS[1], 'decided', ARGV[1], ARGV[2], ARGV[3])
+if string.sub(ARGV[1], 1, 7) == 'passed|' then redis.call('hset', KEYS[1], 'passed', '1') end
 redis.call('hdel', KEYS[1], 'waiting')
 redis.call('expire', KEYS[1], tonumber(ARGV[4]))
-return prev
+return {prev, passed}
 `;
 
 type GateRedis = Redis & {
   signetScanWait(key: string, field: string, push: string, deadline: string, ttl: string): Promise<string | null>;
   signetScanStore(key: string, scan: string, at: string, ttl: string): Promise<string[]>;
-  signetScanDecide(key: string, decision: string, field: string, push: string, ttl: string): Promise<string | null>;
+  signetScanDecide(key: string, decision: string, field: string, push: string, ttl: string): Promise<[string, string]>;
 };
 
 export interface ScanGateOptions {
@@ -193,9 +199,9 @@ export class ScanGate {
     const verdict = scanVerdict(input.cond, report);
     const scan: ScanCounts = { severity: verdict.outcome === 'failed' ? report.severity || 'None' : verdict.severity, counts: { ...report.counts }, ...(report.scanner ? { scanner: report.scanner.name } : {}) };
     const which = report.reportId ?? report.completedAt ?? hash('sha256', JSON.stringify(report), 'hex').slice(0, 16);
-    const prev = await this.decided(key, `${verdict.outcome}|${which}`, push, verdict.outcome);
+    const passedBefore = await this.decided(key, `${verdict.outcome}|${which}`, push, verdict.outcome);
     // a later scan that no longer passes: recorded, and the signatures of the earlier pass stay
-    const after = prev?.startsWith('passed|') && verdict.outcome !== 'passed' ? '; signatures written after an earlier passing scan stay (signet deletes no signature)' : '';
+    const after = passedBefore && verdict.outcome !== 'passed' ? '; signatures written after an earlier passing scan stay (signet deletes no signature)' : '';
     if (verdict.outcome === 'failed') throw new SignetError('SCAN_FAILED', `${verdict.reason}${after}`);
     if (verdict.outcome === 'blocked') return { outcome: 'blocked', reason: `${verdict.reason}${after}`, scan };
     const summary: ScanSummary = {
@@ -209,11 +215,11 @@ export class ScanGate {
     return { outcome: 'passed', summary, scan };
   }
 
-  /** Records a decision; counts it when it is new for this scan. Returns the previous one. */
-  private async decided(key: string, decision: string, push: { field: string; json: string }, outcome: GateOutcome): Promise<string | null> {
-    const prev = await this.redis.signetScanDecide(key, decision, push.field, push.json, String(this.opts.ttlSeconds));
+  /** Records a decision; counts it when it is new for this scan. Returns whether an earlier scan of this digest passed. */
+  private async decided(key: string, decision: string, push: { field: string; json: string }, outcome: GateOutcome): Promise<boolean> {
+    const [prev, passed] = await this.redis.signetScanDecide(key, decision, push.field, push.json, String(this.opts.ttlSeconds));
     if (prev !== decision) this.opts.onDecision?.(outcome);
-    return prev;
+    return passed === '1';
   }
 
   private api(host: string): HarborApi {
