@@ -201,7 +201,7 @@ export class ScanGate {
     const which = report.reportId ?? report.completedAt ?? hash('sha256', JSON.stringify(report), 'hex').slice(0, 16);
     const passedBefore = await this.decided(key, `${verdict.outcome}|${which}`, push, verdict.outcome);
     // a later scan that no longer passes: recorded, and the signatures of the earlier pass stay
-    const after = passedBefore && verdict.outcome !== 'passed' ? '; signatures written after an earlier passing scan stay (signet deletes no signature)' : '';
+    const after = passedBefore && verdict.outcome !== 'passed' ? '; any signature written after an earlier passing scan stays (signet deletes no signature)' : '';
     if (verdict.outcome === 'failed') throw new SignetError('SCAN_FAILED', `${verdict.reason}${after}`);
     if (verdict.outcome === 'blocked') return { outcome: 'blocked', reason: `${verdict.reason}${after}`, scan };
     const summary: ScanSummary = {

@@ -143,7 +143,7 @@ describe('ScanGate', () => {
     expect(await gate.check(input('p/app', d))).toMatchObject({ outcome: 'passed' });
     expect(await gate.onScan(HOST, 'p/app', d, report({ Critical: 1 }, { completedAt: '2026-12-06T03:00:00Z', reportId: 'b' }), true)).toEqual([push('p/app', d)]);
     const r = await gate.check(input('p/app', d));
-    expect(r).toMatchObject({ outcome: 'blocked', reason: 'scan found Critical:1: Critical is above require.scan.maxSeverity High; signatures written after an earlier passing scan stay (signet deletes no signature)' });
+    expect(r).toMatchObject({ outcome: 'blocked', reason: 'scan found Critical:1: Critical is above require.scan.maxSeverity High; any signature written after an earlier passing scan stays (signet deletes no signature)' });
     // decided again on the same scan (a re-delivery): the same reason
     expect(await gate.check(input('p/app', d))).toEqual(r);
   });
