@@ -18,9 +18,9 @@
  *
  * The worker side (`check`, through the pipeline): the stored scan, else the registry's artifact
  * API (a scan that ended before the push event arrived, backfill, `signet sign`), else the push
- * is recorded as waiting and the job is put back in the queue until the deadline (receivedAt +
- * waitSeconds; a BullMQ delayed job, so it survives restarts). At the deadline without a scan:
- * failed(SCAN_TIMEOUT). The receiver side (`onScan`): the scan is stored (only when its
+ * is recorded as waiting and the job is put back in the queue (a BullMQ delayed job, so it
+ * survives restarts) until the deadline (receivedAt + waitSeconds), waking every `pollMs` before
+ * it to ask the API again. At the deadline without a scan: failed(SCAN_TIMEOUT). The receiver side (`onScan`): the scan is stored (only when its
  * integration authenticates its sender: an unauthenticated one could forge a clean scan, so
  * its event only makes signet ask the API) and the remembered push is handed back to be queued.
  */
@@ -43,6 +43,7 @@ export interface ScanCounts {
 export type GateDecision =
   | { outcome: 'passed'; summary: ScanSummary; scan: ScanCounts }
   | { outcome: 'blocked'; reason: string; scan: ScanCounts }
+  /** `until`: when to look again (the deadline, or the next poll of the registry's API before it). */
   | { outcome: 'waiting'; until: number; reason: string };
 
 export interface GateInput {
@@ -117,6 +118,12 @@ export interface ScanGateOptions {
   onDecision?: ((outcome: GateOutcome) => void) | undefined;
   /** The artifact API of a registry (tests); default: Harbor's (src/scan/harbor.ts). */
   apiFor?: ((cfg: RegistryConfig) => HarborApi) | undefined;
+  /**
+   * A waiting push looks at the registry's API again this often (default 60 s) before its
+   * deadline: a scan webhook may be lost, and Harbor scans an image index child by child (its
+   * scan events name the children; the API answers the index's merged overview).
+   */
+  pollMs?: number | undefined;
   now?: () => number;
 }
 
@@ -170,7 +177,10 @@ export class ScanGate {
         throw new SignetError('SCAN_TIMEOUT', `no scan of ${input.digest.slice(0, 19)} within require.scan.waitSeconds (${input.cond.waitSeconds} s) of the push`);
       }
       const raced = parseStored(await this.redis.signetScanWait(key, push.field, push.json, String(deadline), ttl));
-      if (!raced) return { outcome: 'waiting', until: deadline, reason: `waiting for the registry's scan (require.scan) until ${new Date(deadline).toISOString()}` };
+      if (!raced) {
+        const until = Math.min(deadline, this.now() + (this.opts.pollMs ?? 60_000));
+        return { outcome: 'waiting', until, reason: `waiting for the registry's scan (require.scan) until ${new Date(deadline).toISOString()}` };
+      }
       report = raced;
     }
     return this.decide(key, input, report, push);

@@ -61,6 +61,19 @@ describe('ScanGate', () => {
     expect(await redis.ttl(key)).toBeGreaterThan(3000);
   });
 
+  it('a long wait wakes every pollMs to ask the API again; the scan found there decides', async () => {
+    const polling = new ScanGate({ redis, prefix, ttlSeconds: 3600, registries: [registrySchema.parse({ host: HOST, credentials: { username: 'u', password: 'p' }, harborApi: api.url })], pollMs: 5000, now: () => now });
+    try {
+      const d = dig(12);
+      expect(await polling.check(input('p/app', d))).toMatchObject({ outcome: 'waiting', until: now + 5000 });
+      // an index: Harbor's scan events named its children; its API answers the merged overview
+      api.scans.set(`p/app@${d}`, { counts: { Medium: 1 } });
+      expect(await polling.check(input('p/app', d))).toMatchObject({ outcome: 'passed', scan: { counts: { Medium: 1 } } });
+    } finally {
+      await polling.close();
+    }
+  });
+
   it('a scan event hands the waiting push back and ends the wait; the next check passes; the same decision is counted once', async () => {
     const d = dig(2);
     await gate.check(input('p/app', d));
