@@ -77,7 +77,7 @@ export function crossCheck(config: Config): { problems: ConfigProblem[]; warning
     }
   });
   pusherReach(config, problems, warnings);
-  scanReach(config, problems);
+  scanReach(config, problems, warnings);
   if (config.rules.length === 0) {
     warnings.push({ path: ['rules'], message: 'no rules: nothing will be signed' });
   }
@@ -135,11 +135,18 @@ function pusherReach(config: Config, problems: ConfigProblem[], warnings: Config
  * never comes and end every such push as failed(SCAN_TIMEOUT): a config error, found as for
  * pushers (which registries the integration can name, which the rule covers).
  */
-function scanReach(config: Config, problems: ConfigProblem[]): void {
+function scanReach(config: Config, problems: ConfigProblem[], warnings: ConfigProblem[]): void {
   const silent = config.integrations.filter((integ) => !kindReportsScans(integ.kind));
-  if (silent.length === 0) return;
+  const open = config.integrations.filter((integ) => integ.insecure && kindReportsScans(integ.kind));
   config.rules.forEach((rule, i) => {
     if (!rule.require?.scan) return;
+    // an unauthenticated sender could post a clean scan: its scan events only make signet ask the API
+    for (const integ of open) {
+      warnings.push({
+        path: ['rules', i, 'require', 'scan'],
+        message: `integration "${integ.name}" accepts unauthenticated webhooks: its scan results are not taken for rule ${i}, signet asks the registry's scan API instead`,
+      });
+    }
     let covers: (h: string) => boolean;
     try {
       covers = picomatch(rule.match.split('/')[0] ?? '', { dot: true });

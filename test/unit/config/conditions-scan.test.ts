@@ -106,6 +106,13 @@ describe('config check: require.scan needs integrations that report scans', () =
       message: expect.stringContaining('(kind distribution): it sends no scan results and has no scan API signet reads'),
     });
   });
+  it('an insecure harbor integration: a warning (its scan results are not taken, the API is asked)', () => {
+    const loaded = parseConfigText(configWith('  - { name: open, kind: harbor, insecure: true }'), 'signet.yaml', {});
+    expect(loaded.warnings.map((w) => ({ path: w.path.map(String).join('.'), message: w.message }))).toContainEqual({
+      path: 'rules.0.require.scan',
+      message: 'integration "open" accepts unauthenticated webhooks: its scan results are not taken for rule 0, signet asks the registry\'s scan API instead',
+    });
+  });
   it('an integration that cannot reach the rule\'s registry is no problem (ECR hosts only)', () => {
     expect(problemsOf(configWith(`  - { name: e, kind: ecr, secret: ${SECRET} }`))).toEqual([]);
   });
