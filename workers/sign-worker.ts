@@ -65,8 +65,8 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
         });
         if (report.status === 'waiting') {
           // the scan gate waits for the registry's scan: the job sleeps in the queue (a delayed
-          // job in Redis: it survives restarts) until the deadline, or until the scan event
-          // queues the push again; no attempt is used
+          // job in Redis: it survives restarts) until its next look at the registry's API or its
+          // deadline; a scan event queues the push again meanwhile; no attempt is used
           await record([{ ...pushed, digest: report.digest, state: 'pending', rule: report.rule, reason: report.reason }]);
           logger.info({ ...ctx, digest: report.digest, until: new Date(report.until).toISOString() }, 'waiting for scan');
           await job.moveToDelayed(Math.max(report.until, Date.now() + 1000), job.token);
