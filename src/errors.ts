@@ -61,7 +61,13 @@ export type ErrorCode =
   | 'API_UNAUTHORIZED'
   /** No such HTTP API route, or the API is off (no server.apiToken). */
   | 'API_NOT_FOUND'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  /** The registry's scanner reported the scan of a gated image (require.scan) as failed or stopped: not signed, not retried. */
+  | 'SCAN_FAILED'
+  /** No scan of a gated image (require.scan) within the rule's waitSeconds: not signed, not retried. */
+  | 'SCAN_TIMEOUT'
+  /** The registry's scan API (Harbor /api/v2.0) is unreachable, timed out, throttled us or answered 5xx: retried. */
+  | 'SCAN_API_UNAVAILABLE';
 
 /**
  * Which codes the job queue retries: the one place that decides it (not each throw site). True
@@ -108,6 +114,9 @@ export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   API_UNAUTHORIZED: false,
   API_NOT_FOUND: false,
   INTERNAL: false,
+  SCAN_FAILED: false,
+  SCAN_TIMEOUT: false,
+  SCAN_API_UNAVAILABLE: true,
 };
 
 export class SignetError extends Error {

@@ -89,6 +89,12 @@ export class Metrics {
     labelNames: ['registry'] as const,
     registers: [this.registry],
   });
+  readonly scanGate = new Counter({
+    name: 'signet_scan_gate_total',
+    help: 'Scan gate (rules[].require.scan) decisions, by outcome (passed, blocked, failed, timeout); a decision repeated for the same scan is counted once',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
   /** Where the queue depth gauge reads its counts on each scrape (set by the receiver's runtime). */
   queueDepthSource: (() => Promise<Record<string, number>>) | undefined;
   readonly queueDepth = new Gauge({

@@ -22,6 +22,7 @@ import { DigestLock } from './signing/lock.js';
 import { SigningPipeline } from './signing/pipeline.js';
 import { RedisSignatures } from './signing/shared-signatures.js';
 import { StatusStore } from './status/store.js';
+import { ScanGate } from './scan/gate.js';
 import { TimestampAuthorities } from './transparency/timestamp-trust.js';
 
 import { closeSignWorker, createSignWorker } from '../workers/sign-worker.js';
@@ -39,6 +40,8 @@ export interface Runtime {
   lockRedis: Redis;
   pipeline: SigningPipeline;
   status: StatusStore;
+  /** The scan gate, when a rule has require.scan. */
+  scanGate: ScanGate | undefined;
   close(): Promise<void>;
 }
 
@@ -65,7 +68,11 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
   const status = new StatusStore(lockRedis, config.redis.prefix, Math.round(config.status.retentionDays * 86400));
   const timestamps = new TimestampAuthorities(config.rules, baseDir);
   const signatures = new RedisSignatures(lockRedis, config.redis.prefix); // a retry in another worker reuses the signature
-  const pipeline = new SigningPipeline({ registries, rules, keys, lock, history: status, metrics, timestamps, signatures });
+  // rules with require.scan: records in Redis, Harbor's artifact API per registry (src/scan/gate.ts)
+  const scanGate = config.rules.some((r) => r.require?.scan)
+    ? new ScanGate({ redis: lockRedis, prefix: config.redis.prefix, ttlSeconds: Math.round(config.status.retentionDays * 86400), registries: config.registries, baseDir, onDecision: (outcome) => metrics.scanGate.inc({ outcome }) })
+    : undefined;
+  const pipeline = new SigningPipeline({ registries, rules, keys, lock, history: status, metrics, timestamps, signatures, ...(scanGate ? { scanGate } : {}) });
   return {
     config,
     baseDir,
@@ -77,8 +84,10 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
     lockRedis,
     pipeline,
     status,
+    scanGate,
     async close() {
       await pipeline.close();
+      await scanGate?.close();
       await timestamps.close();
       await registries.close();
       await Promise.allSettled([...keys.values()].map((k) => k.close()));
@@ -140,7 +149,7 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
     const readiness = new Readiness({ redis: producer, keys: new Map([...rt.keys].map(([n, k]) => [n, k.backend])), registries: rt.registries });
     // the HTTP API and the status page read status records on the fail-fast connection: 503, not a hang, while Redis is away
     const status = new StatusStore(producer, config.redis.prefix, Math.round(config.status.retentionDays * 86400));
-    const receiver = createReceiver({ config, registries: rt.registries, rules: rt.rules, queue, metrics: rt.metrics, logger, status, readiness, admin });
+    const receiver = createReceiver({ config, registries: rt.registries, rules: rt.rules, queue, metrics: rt.metrics, logger, status, readiness, admin, scanGate: rt.scanGate });
     const server = createReceiverServer(receiver, config.server, rt.metrics);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

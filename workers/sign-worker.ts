@@ -7,7 +7,7 @@
  * Redis errors of the worker itself (a read-only replica, a master gone) pause it and are logged
  * once per state change (redis-outage.ts).
  */
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { pusherPolicy } from '../src/config/rules.js';
 import type { Config } from '../src/config/schema.js';
@@ -38,7 +38,7 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
   const slots = new RegistryJobSlots(config, { onParked: (registry) => metrics.jobsDeferred.inc({ registry }) });
   const worker = new Worker<SignJobData, SignReport>(
     SIGN_QUEUE,
-    slots.guard(async (job: Job<SignJobData, SignReport>) => {
+    slots.guard(async (job: Job<SignJobData, SignReport>): Promise<SignReport> => {
       const { event, registry, requestId } = job.data;
       // the job's context goes on each line it logs (a child logger per job costs more than it saves)
       const ctx = { requestId, job: job.id, ref: `${registry}/${event.repository}${event.tag ? `:${event.tag}` : ''}` };
@@ -66,7 +66,17 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
           ...(event.digest ? { digest: event.digest } : {}),
           ...(pusher ? { pusher } : {}),
           retry: job.attemptsMade > 0,
+          job: job.data,
         });
+        if (report.status === 'waiting') {
+          // the scan gate waits for the registry's scan: the job sleeps in the queue (a delayed
+          // job in Redis: it survives restarts) until its next look at the registry's API or its
+          // deadline; a scan event queues the push again meanwhile; no attempt is used
+          await record([{ ...pushed, digest: report.digest, state: 'pending', rule: report.rule, reason: report.reason }]);
+          logger.info({ ...ctx, digest: report.digest, until: new Date(report.until).toISOString() }, 'waiting for scan');
+          await job.moveToDelayed(Math.max(report.until, Date.now() + 1000), job.token);
+          throw new DelayedError();
+        }
         if (report.status === 'signed') {
           // The signatures are in the registry: count them before the status write, so that
           // /metrics (and the status page) never lag behind the status store's "signed".
@@ -76,7 +86,7 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
           }
           metrics.jobs.inc({ outcome: 'signed' });
           await record([
-            { ...pushed, digest: report.digest, state: 'signed', rule: report.rule },
+            { ...pushed, digest: report.digest, state: 'signed', rule: report.rule, ...(report.scan ? { scan: report.scan } : {}) },
             ...report.signatures.map((s): StatusUpdate => ({
               repository: pushed.repository,
               digest: s.digest,
@@ -104,11 +114,12 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
           }
         } else {
           metrics.jobs.inc({ outcome: 'skipped' });
-          await record([{ ...pushed, ...(report.digest ? { digest: report.digest } : {}), state: 'skipped', reason: report.reason }]);
+          await record([{ ...pushed, ...(report.digest ? { digest: report.digest } : {}), state: 'skipped', reason: report.reason, ...(report.rule !== undefined ? { rule: report.rule } : {}), ...(report.scan ? { scan: report.scan } : {}) }]);
           logger.info({ ...ctx, reason: report.reason }, 'not signed');
         }
         return report;
       } catch (err) {
+        if (err instanceof DelayedError) throw err;
         const reason = redactText(describeError(err));
         const code = isSignetError(err) ? err.code : 'INTERNAL';
         const message = reason.slice(code.length + 2);

@@ -8,6 +8,7 @@ import { credentialsSchema } from '../registry/credentials/index.js';
 import { annotationsSchema, rekorRuleSchema, signatureFormatsSchema } from '../signing/rule-options.js';
 import { timestampRuleSchema } from '../transparency/timestamp-config.js';
 import { requireSchema } from './conditions.js';
+import { serviceUrlSchema } from '../edge/service-client.js';
 import { webhookAdapters } from '../webhooks/adapters/index.js';
 import type { integrationConfig } from '../webhooks/integration-config.js';
 
@@ -50,6 +51,12 @@ export const registrySchema = z
      * they hold a per-digest lock. See docs/reliability.md.
      */
     verifyWrites: z.boolean().default(false),
+    /**
+     * Harbor's base URL, for the scan gate's artifact API (`<harborApi>/api/v2.0/...`): only
+     * read for rules with `require.scan`. Default: the registry's own scheme and host, where
+     * Harbor serves its API. See docs/conditions.md.
+     */
+    harborApi: serviceUrlSchema('https://harbor.example.com').optional(),
   })
   .strict();
 

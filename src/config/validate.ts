@@ -1,6 +1,6 @@
 /** Checks across sections that zod's per-field schema cannot express. */
 import picomatch from 'picomatch';
-import { kindReportsPusher } from './conditions.js';
+import { kindReportsPusher, kindReportsScans } from './conditions.js';
 import type { Config, IntegrationConfig } from './schema.js';
 import { adapterFor } from '../webhooks/adapters/index.js';
 
@@ -77,6 +77,7 @@ export function crossCheck(config: Config): { problems: ConfigProblem[]; warning
     }
   });
   pusherReach(config, problems, warnings);
+  scanReach(config, problems, warnings);
   if (config.rules.length === 0) {
     warnings.push({ path: ['rules'], message: 'no rules: nothing will be signed' });
   }
@@ -123,6 +124,43 @@ function pusherReach(config: Config, problems: ConfigProblem[], warnings: Config
       problems.push({
         path: ['rules', i, 'require', 'pushers'],
         message: `rule ${i} has require.pushers but is reached through integration "${integ.name}" (kind ${integ.kind}) whose payload carries no pusher: its pushes to ${hit} could never be signed (see docs/conditions.md)`,
+      });
+    }
+  });
+}
+
+/**
+ * A rule with `require.scan` that an integration of a kind without scan events can deliver
+ * pushes for (src/config/conditions.ts SCAN_REPORTERS: Harbor only) would wait for a scan that
+ * never comes and end every such push as failed(SCAN_TIMEOUT): a config error, found as for
+ * pushers (which registries the integration can name, which the rule covers).
+ */
+function scanReach(config: Config, problems: ConfigProblem[], warnings: ConfigProblem[]): void {
+  const silent = config.integrations.filter((integ) => !kindReportsScans(integ.kind));
+  const open = config.integrations.filter((integ) => integ.insecure && kindReportsScans(integ.kind));
+  config.rules.forEach((rule, i) => {
+    if (!rule.require?.scan) return;
+    // an unauthenticated sender could post a clean scan: its scan events only make signet ask the API
+    for (const integ of open) {
+      warnings.push({
+        path: ['rules', i, 'require', 'scan'],
+        message: `integration "${integ.name}" accepts unauthenticated webhooks: its scan results are not taken for rule ${i}, signet asks the registry's scan API instead`,
+      });
+    }
+    let covers: (h: string) => boolean;
+    try {
+      covers = picomatch(rule.match.split('/')[0] ?? '', { dot: true });
+    } catch {
+      return; // reported as an invalid glob above
+    }
+    const hosts = config.registries.flatMap((r) => [r.host, ...r.aliases]).filter((h) => covers(h));
+    for (const integ of silent) {
+      const hit = hosts.find((h) => hostsOf(integ)(h));
+      if (hit === undefined) continue;
+      const why = integ.kind === 'quay' ? "Quay notifies vulnerability_found only when something is found, never a clean scan" : 'it sends no scan results and has no scan API signet reads';
+      problems.push({
+        path: ['rules', i, 'require', 'scan'],
+        message: `rule ${i} has require.scan but is reached through integration "${integ.name}" (kind ${integ.kind}): ${why}, so its pushes to ${hit} could never pass the gate (see docs/conditions.md)`,
       });
     }
   });

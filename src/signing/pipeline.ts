@@ -42,6 +42,9 @@ import { decideRule, planSigning, type FormatName, type SigningPlan } from './pl
 import type { RekorRuleConfig } from './rule-options.js';
 import type { SharedSignatures } from './shared-signatures.js';
 import { Signer, type Witnesses } from './signer.js';
+import type { ScanSummary } from '../formats/attestation/statement.js';
+import type { SignJobData } from '../queue/sign-queue.js';
+import type { ScanCounts, ScanGate } from '../scan/gate.js';
 
 export interface SignTarget {
   host: string;
@@ -52,6 +55,8 @@ export interface SignTarget {
   pusher?: string;
   /** A retried job: always read what is there before signing, whatever the history says. */
   retry?: boolean;
+  /** The queued push this runs for: a scan gate (require.scan) remembers it, to decide it when the scan arrives. */
+  job?: SignJobData;
 }
 
 /** What signet remembers of a digest (the status store): with no record, a signature is most likely new. */
@@ -61,7 +66,9 @@ export interface SigningHistory {
 }
 
 export type SignReport =
-  | { status: 'skipped'; reason: string; digest?: string }
+  | { status: 'skipped'; reason: string; digest?: string; rule?: number; scan?: ScanCounts }
+  /** A scan gate (require.scan) waits for the registry's scan of `digest` until `until` (epoch ms); nothing written yet. */
+  | { status: 'waiting'; reason: string; digest: string; rule: number; until: number }
   | {
       status: 'signed';
       /** The pushed manifest (index or image). */
@@ -76,6 +83,8 @@ export type SignReport =
       signatures: (SignResult & { digest: string })[];
       /** Rules with `attest: true`: one SLSA verification summary per (manifest, key), after the signatures. */
       attestations?: (AttestationResult & { digest: string })[];
+      /** Rules with require.scan: the scan that passed the gate. */
+      scan?: ScanCounts;
     };
 
 export interface PipelineDeps {
@@ -91,6 +100,8 @@ export interface PipelineDeps {
   timestamps?: TimestampAuthorities;
   /** Signatures other workers made recently (a retry elsewhere reuses them: shared-signatures.ts). */
   signatures?: SharedSignatures;
+  /** Decides rules with require.scan (src/scan/gate.ts); without it such a rule signs nothing (skipped). */
+  scanGate?: Pick<ScanGate, 'check'>;
 }
 
 const MAX_CHILDREN = 256;
@@ -142,13 +153,29 @@ export class SigningPipeline {
       throw new SignetError('UNSUPPORTED_MEDIA_TYPE', `cannot sign manifest of type "${manifest.mediaType}"`);
     }
 
+    // the scan gate: the registry's scan of the pushed manifest decides (or the push waits for it)
+    let scanned: { summary: ScanSummary; scan: ScanCounts } | undefined;
+    const scanCond = decided.rule.require?.scan;
+    if (scanCond) {
+      if (!this.deps.scanGate) return { status: 'skipped', reason: `rule ${decided.index}: require.scan cannot be checked here (no scan gate)`, digest: manifest.digest, rule: decided.index };
+      const job: SignJobData = target.job ?? {
+        event: { integration: 'cli', host, repository: target.repository, ...(target.tag ? { tag: target.tag } : {}), digest: manifest.digest, receivedAt: new Date().toISOString() },
+        registry: host,
+        requestId: 'cli',
+      };
+      const gate = await this.deps.scanGate.check({ cond: scanCond, ruleIndex: decided.index, host, repository: target.repository, digest: manifest.digest, push: job });
+      if (gate.outcome === 'waiting') return { status: 'waiting', reason: `rule ${decided.index}: ${gate.reason}`, digest: manifest.digest, rule: decided.index, until: gate.until };
+      if (gate.outcome === 'blocked') return { status: 'skipped', reason: `rule ${decided.index}: ${gate.reason}`, digest: manifest.digest, rule: decided.index, scan: gate.scan };
+      scanned = { summary: gate.summary, scan: gate.scan };
+    }
+
     // every manifest signed, as the registry serves it (an index's children read and hash-checked too)
     const served = new Map<string, Subject>([[manifest.digest, { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.body.length }]]);
     if (INDEX_TYPES.has(manifest.mediaType)) for (const c of await this.children(client, target.repository, manifest.document as ImageIndex)) served.set(c.digest, c);
     const subjects = [...served.values()];
     const digests = [...served.keys()];
 
-    const plan = planSigning(decided, { host, repository: target.repository, tag: target.tag, digest: manifest.digest, pusher: target.pusher, decidedAt: new Date() }, this.deps.keys);
+    const plan = planSigning(decided, { host, repository: target.repository, tag: target.tag, digest: manifest.digest, pusher: target.pusher, decidedAt: new Date(), scan: scanned?.summary }, this.deps.keys);
     const witnesses = this.witnessesFor(plan);
     const signers = plan.keys.map((k) => new Signer(k, witnesses, this.deps.signatures));
     const formats = formatsFor(plan.formats);
@@ -204,6 +231,7 @@ export class SigningPipeline {
       ...(plan.annotations ? { annotations: plan.annotations } : {}),
       signatures,
       ...(attests(plan) ? { attestations } : {}),
+      ...(scanned ? { scan: scanned.scan } : {}),
     };
   }
 

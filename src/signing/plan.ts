@@ -84,7 +84,7 @@ export interface SigningPlan {
   pusher?: string | undefined;
   /** When signet decided to sign (the attestation's timeVerified); absent: when the statement is built. */
   decidedAt?: Date | undefined;
-  /** The scan that passed the rule's gate (the attestation records it); absent until the scan gate exists. */
+  /** The scan that passed the rule's gate (require.scan, src/scan/gate.ts; the attestation records it). */
   scan?: ScanSummary | undefined;
 }
 

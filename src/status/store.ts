@@ -30,6 +30,8 @@ export interface StatusUpdate {
   formats?: string[];
   /** A per-key signed entry whose signature was already there (not written now); counted as `present`. */
   present?: boolean;
+  /** The scan behind a scan gate's decision (require.scan): worst severity, findings per severity, scanner. */
+  scan?: { severity: string; counts: Record<string, number>; scanner?: string };
 }
 
 export interface StatusEntry extends StatusUpdate {

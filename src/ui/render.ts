@@ -173,7 +173,7 @@ function keyList(r: ImageRow): string {
 }
 
 function imageRow(r: ImageRow): string {
-  const detail = [r.code, r.reason].filter(Boolean).join(': ') + (r.manifests > 1 ? ` (${r.manifests} manifests)` : '');
+  const detail = [[r.code, r.reason].filter(Boolean).join(': '), r.scan].filter(Boolean).join('; ') + (r.manifests > 1 ? ` (${r.manifests} manifests)` : '');
   return `<tr data-state="${esc(r.state)}" data-repository="${esc(r.repository)}" data-image="${esc(imageName(r))}">
 <td data-label="updated" class="when">${esc(r.updatedAt)}</td>
 <td data-label="state" class="state state-${esc(r.state)}">${esc(r.state)}</td>

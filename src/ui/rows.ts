@@ -4,6 +4,7 @@
  * signed), then searched, filtered by state and paged. Pure functions over the entries; the page
  * (render.ts) only draws them.
  */
+import { countsText } from '../config/conditions.js';
 import type { StatusEntry } from '../status/store.js';
 
 export type RowState = 'pending' | 'signed' | 'skipped' | 'failed' | 'other';
@@ -32,6 +33,8 @@ export interface ImageRow {
   manifests: number;
   code?: string;
   reason?: string;
+  /** The scan a scan gate decided on (require.scan): worst severity, findings, scanner. */
+  scan?: string;
   requestId?: string;
   updatedAt: string;
 }
@@ -79,6 +82,8 @@ function toRow(id: string, g: StatusEntry[], ruleOf?: RuleOf): ImageRow {
   const digest = push?.digest ?? perKey.find((e) => e.digest)?.digest;
   const tag = first.tag ?? g.find((e) => e.tag)?.tag;
   const requestId = g.find((e) => e.requestId)?.requestId;
+  const scanned = g.find((e) => e.scan)?.scan;
+  const scan = scanned ? `scan ${scanned.severity}: ${countsText(scanned.counts) || 'no findings'}${scanned.scanner ? ` (${scanned.scanner})` : ''}` : undefined;
   return {
     id,
     repository: first.repository,
@@ -91,6 +96,7 @@ function toRow(id: string, g: StatusEntry[], ruleOf?: RuleOf): ImageRow {
     manifests: digests.size,
     ...(detailFrom?.code ? { code: detailFrom.code } : {}),
     ...(detailFrom?.reason ? { reason: detailFrom.reason } : {}),
+    ...(scan ? { scan } : {}),
     ...(requestId ? { requestId } : {}),
     updatedAt: g.reduce((t, e) => (e.updatedAt > t ? e.updatedAt : t), first.updatedAt),
   };

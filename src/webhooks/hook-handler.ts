@@ -25,6 +25,7 @@ import type { Metrics } from '../metrics.js';
 import type { SignJobData, SignQueue } from '../queue/sign-queue.js';
 import type { RegistryDirectory } from '../registry/directory.js';
 import type { StatusStore, StatusUpdate } from '../status/store.js';
+import type { ScanGate } from '../scan/gate.js';
 import { formatReference, isAttachmentTag, isValidDigest, isValidRepository, isValidTag } from '../registry/reference.js';
 import { adapterFor } from './adapters/index.js';
 import { sharedSecretCheck } from './auth.js';
@@ -32,7 +33,7 @@ import { BodyError, declaredLength, readBody, refuse, sendJson, type BodyLimits 
 import { PreAuthSlots } from './preauth.js';
 import { TokenBucket } from './rate-limit.js';
 import { Rejections } from './rejections.js';
-import type { AdapterEvent, AdapterResult, Authentication, IgnoredItem, RequestHead, WebhookAdapter } from './types.js';
+import type { AdapterEvent, AdapterResult, Authentication, IgnoredItem, RequestHead, ScanEvent, WebhookAdapter } from './types.js';
 
 export interface HookDeps {
   config: Config;
@@ -43,6 +44,8 @@ export interface HookDeps {
   logger: Logger;
   /** Where a push not signed by decision (a rule's tag filter or conditions, or no rule matching) is recorded as skipped(reason) (the receiver's ReceiverDeps carries it). */
   status?: Pick<StatusStore, 'record'> | undefined;
+  /** The scan gate: a registry's scan event is stored there and the push waiting for it queued again (src/scan/gate.ts). */
+  scanGate?: Pick<ScanGate, 'onScan'> | undefined;
 }
 
 /** Handles one POST /hooks/<integration>; answers on `res` and never throws. */
@@ -248,6 +251,15 @@ export function createHookHandler(deps: HookDeps): HookHandler {
       jobs.push({ event: Object.assign({ integration: name, receivedAt }, e), registry: verdict.registry, requestId });
       refs.push(ref);
     }
+    if (parsed.scans?.length) {
+      try {
+        await scanEvents(parsed.scans, { deps, integration, requestId, jobs, refs, ignored, count: (outcome) => count(name, outcome) });
+      } catch (err) {
+        count(name, 'unavailable', parsed.scans.length);
+        logger.error({ requestId, integration: name, err: describeError(err) }, 'scan gate unavailable: answering 503 so the registry retries');
+        return sendJson(res, 503, { error: 'scan gate unavailable, retry later' }, { 'retry-after': '5' });
+      }
+    }
     if (ignored.length && logger.isLevelEnabled('debug')) logger.debug({ requestId, integration: name, ignored }, 'events not queued');
     // the skip records and the jobs go to Redis together (one round trip each, not one after the other)
     const recorded =
@@ -300,6 +312,40 @@ function queryOf(url = ''): Record<string, unknown> {
 function headerId(req: IncomingMessage): string | undefined {
   const v = req.headers['x-request-id'];
   return typeof v === 'string' && /^[A-Za-z0-9._-]{1,100}$/.test(v) ? v : undefined;
+}
+
+/**
+ * A registry's scan results: each is stored with the scan gate (when a rule with require.scan
+ * covers the image), and the push of that digest signet remembers, waiting for it or decided on
+ * an earlier scan, is queued to be decided on this one (the worker asks the gate again).
+ */
+async function scanEvents(
+  scans: readonly ScanEvent[],
+  ctx: { deps: HookDeps; integration: IntegrationConfig; requestId: string; jobs: SignJobData[]; refs: string[]; ignored: IgnoredItem[]; count: (outcome: string) => void },
+): Promise<void> {
+  const { deps, integration } = ctx;
+  for (const s of scans) {
+    const ref = `${s.host}/${s.repository}@${s.digest}`;
+    const drop = (reason: string, outcome = 'ignored') => {
+      ctx.ignored.push({ reason, ref });
+      ctx.count(outcome);
+    };
+    const known = deps.registries.resolve(s.host);
+    if (!known) drop(`registry host ${s.host} is not in registries (not contacted)`, 'refused');
+    else if (!isValidRepository(s.repository) || !isValidDigest(s.digest)) drop('invalid repository name or digest', 'refused');
+    else if (!deps.rules.find(known.config.host, s.repository)?.rule.require?.scan) drop('scan result for an image no rule with require.scan covers');
+    else if (!deps.scanGate) drop('scan result not used: this process has no scan gate');
+    else {
+      const host = known.config.host;
+      // an unauthenticated sender's scan is not taken: it only makes the worker ask the registry's API
+      const pushes = await deps.scanGate.onScan(host, s.repository, s.digest, s.report, !integration.insecure);
+      if (pushes.length === 0) drop(`scan result recorded (${s.report.status}); no push of this digest waits for it`);
+      for (const push of pushes) {
+        ctx.jobs.push({ ...push, event: { ...push.event, digest: s.digest }, requestId: ctx.requestId });
+        ctx.refs.push(formatReference({ host: push.event.host, repository: push.event.repository, ...(push.event.tag ? { tag: push.event.tag } : {}), digest: s.digest }));
+      }
+    }
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { z } from 'zod';
 import type { IntegrationBase } from './integration-config.js';
+import type { ScanReport } from '../config/conditions.js';
 
 /** One image push, normalized from whatever a registry sent. The payload's digest is a hint only. */
 export interface PushEvent {
@@ -27,9 +28,24 @@ export interface IgnoredItem {
   ref?: string;
 }
 
+/**
+ * A finished vulnerability scan of one manifest, as a registry reported it (Harbor's scan
+ * events): the scan gate (src/scan/gate.ts) stores it and has the push waiting for it decided.
+ */
+export interface ScanEvent {
+  host: string;
+  repository: string;
+  digest: string;
+  tag?: string;
+  /** The report as read from the payload (src/scan/harbor.ts reportFromOverview). */
+  report: ScanReport;
+}
+
 export interface AdapterResult {
   events: AdapterEvent[];
   ignored: IgnoredItem[];
+  /** Scan results (kinds that report scans: src/config/conditions.ts SCAN_REPORTERS). */
+  scans?: ScanEvent[];
 }
 
 export interface AdapterContext<C extends IntegrationBase = IntegrationBase> {

@@ -345,7 +345,14 @@ export async function tagExisting(
   opts: { auth?: Credentials; client?: RegistryClient } = {},
 ): Promise<string> {
   const client = clientFor(reg, opts);
-  const m = await getManifest(reg, repo, digest, { client });
+  // distribution 2.8's filesystem driver rewrites a manifest's blob on every PUT of it, not
+  // atomically: a GET racing a PUT of the same manifest under another tag can answer 500. Tagging
+  // one digest under several tags at once is what some tests do on purpose, so retry that.
+  let m = await getManifest(reg, repo, digest, { client });
+  for (let i = 0; i < 5 && m.status >= 500; i++) {
+    await new Promise((r) => setTimeout(r, 50 * (i + 1)));
+    m = await getManifest(reg, repo, digest, { client });
+  }
   if (m.status !== 200) throw new RegistryHttpError('GET', `${reg.url}/v2/${repo}/manifests/${digest}`, m.status, m.body.toString());
   return client.putManifest(repo, tag, m.body, m.contentType ?? MT.ociManifest);
 }

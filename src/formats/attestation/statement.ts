@@ -40,8 +40,8 @@ export const SCAN_FIELD = 'urn:signet:scan';
 export const SIGNET_LEVEL = 'SIGNET_RULE_PASSED';
 
 /**
- * What a passed scan gate records (the hook for rules[].require.scan; not produced yet). Counts
- * by severity as the scanner reports them (Harbor's scan_overview summary: Critical, High, ...).
+ * What a passed scan gate (rules[].require.scan, src/scan/gate.ts) records. Counts by severity
+ * as the scanner reports them (Harbor's scan_overview summary: Critical, High, ...).
  */
 export interface ScanSummary {
   /** The scanner, e.g. "Trivy" (Harbor scan_overview scanner.name), with its version when known. */

@@ -3,6 +3,10 @@
  * The body is the event data only: {repository, namespace, name, docker_url, homepage,
  * updated_tags[]}; no event name, no digest, no auth header (put ?token=<secret> in the URL).
  * One event per updated tag, tag only: the worker resolves each tag from the registry.
+ * `vulnerability_found` (notificationevent.py VulnerabilityFoundEvent: {tags, image,
+ * vulnerability: {id, priority, ...}}) is sent only when the security scanner finds something at
+ * or above the notification's level, never for a clean scan: a scan gate (require.scan) cannot
+ * pass on Quay's notifications, so it is ignored with that reason (docs/conditions.md).
  * Source: quay/quay notifications/__init__.py (build_repository_event_data),
  * notifications/notificationevent.py, endpoints/v2/manifest.py (repo_push with updated_tags).
  */
@@ -21,6 +25,7 @@ export const quayPayloadSchema = z
     // v2 pushes send one tag; legacy v1 pushes may send several; a 2013-era format used {tag: imageId}
     updated_tags: z.union([z.array(z.string()).max(1000), z.record(z.string(), z.unknown())]).optional(),
     pruned_image_count: z.unknown().optional(),
+    vulnerability: z.unknown().optional(),
   })
   .loose();
 
@@ -34,6 +39,9 @@ export const quayAdapter: WebhookAdapter<z.infer<typeof config>> = {
     const p = parseOrThrow(quayPayloadSchema, body, 'quay');
     const repository = p.repository ?? (p.namespace && p.name ? `${p.namespace}/${p.name}` : undefined);
     const ref = repository ? { ref: repository } : {};
+    if (p.updated_tags === undefined && p.vulnerability !== undefined) {
+      return { events: [], ignored: [{ reason: 'Quay vulnerability_found: not a push (and no scan gate can pass on it: Quay sends no event for a clean scan)', ...ref }] };
+    }
     if (p.updated_tags === undefined) {
       // build_*, vulnerability_found, repo_mirror_*, repo_image_expiry, quota_*: not pushes
       return { events: [], ignored: [{ reason: 'not a repo_push notification (no updated_tags)', ...ref }] };

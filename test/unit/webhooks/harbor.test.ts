@@ -16,9 +16,8 @@ describe('harbor adapter', () => {
       { host: 'harbor.example.com', repository: 'team-a/app/api', digest: A, pusher: 'robot$ci+pusher' },
     ]);
   });
-  it('pull and scan events are ignored; an empty operator is no pusher', () => {
+  it('pull events are ignored; an empty operator is no pusher', () => {
     expect(a.parse(fixture('harbor-pull_artifact.json'), ctx).ignored[0]!.reason).toBe('event type "PULL_ARTIFACT" is not an artifact push');
-    expect(a.parse(fixture('harbor-scanning_completed.json'), ctx).ignored[0]!.reason).toBe('event type "SCANNING_COMPLETED" is not an artifact push');
     const p = fixture('harbor-push_artifact.json');
     p.operator = '';
     expect(a.parse(p, ctx).events[0]!.pusher).toBeUndefined();

@@ -22,9 +22,11 @@ describe('quay adapter', () => {
     ]);
   });
   it('build, vulnerability and test notifications are ignored with a reason', () => {
-    for (const f of ['quay-build_success.json', 'quay-vulnerability_found.json']) {
-      expect(a.parse(fixture(f), ctx)).toEqual({ events: [], ignored: [{ reason: 'not a repo_push notification (no updated_tags)', ref: 'myorg/api' }] });
-    }
+    expect(a.parse(fixture('quay-build_success.json'), ctx)).toEqual({ events: [], ignored: [{ reason: 'not a repo_push notification (no updated_tags)', ref: 'myorg/api' }] });
+    expect(a.parse(fixture('quay-vulnerability_found.json'), ctx)).toEqual({
+      events: [],
+      ignored: [{ reason: 'Quay vulnerability_found: not a push (and no scan gate can pass on it: Quay sends no event for a clean scan)', ref: 'myorg/api' }],
+    });
     expect(a.parse(fixture('quay-test-notification.json'), ctx).ignored[0]!.reason).toBe('Quay test notification');
   });
   it('refuses what is not a Quay body', () => {
