@@ -139,7 +139,12 @@ async function keyResolver(source: string): Promise<JWTVerifyGetKey> {
     const url = source.trim();
     let getKey = remote.get(url);
     if (!getKey) {
-      getKey = createRemoteJWKSet(new URL(url), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 600_000, [customFetch]: cappedFetch(JWKS_BODY_LIMIT) });
+      getKey = createRemoteJWKSet(new URL(url), {
+        timeoutDuration: 5000,
+        cooldownDuration: 30_000,
+        cacheMaxAge: 600_000,
+        [customFetch]: cappedFetch(JWKS_BODY_LIMIT),
+      });
       remote.set(url, getKey);
     }
     return getKey;
@@ -185,4 +190,3 @@ export function parseKeys(text: string): JSONWebKeySet {
   if (keys.length === 0) throw new Error('no keys found');
   return { keys };
 }
-

@@ -17,9 +17,7 @@ import type { AdapterResult, IgnoredItem, WebhookAdapter } from '../types.js';
 import { headerAuth, headerValue, parseOrThrow, refOf, sharedSecretAuth, splitImageRef } from './common.js';
 import { garJwtSchema, verifyPushJwt } from './gar-jwt.js';
 
-const messageData = z
-  .object({ action: z.string(), digest: z.string().optional(), tag: z.string().optional() })
-  .loose();
+const messageData = z.object({ action: z.string(), digest: z.string().optional(), tag: z.string().optional() }).loose();
 
 const pushEnvelope = z
   .object({

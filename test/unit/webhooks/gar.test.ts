@@ -17,10 +17,13 @@ const A = 'sha256:48e6aed16ede5afb3855adb6aeb7c33ab69aeb08edf580c6fe28ab0b6278fc
 const HOST = 'us-west1-docker.pkg.dev';
 const a = webhookAdapters.gar;
 const ctx = { integration: a.configSchema.parse({ name: 'g', kind: 'gar', secret: SECRET }), headers: {} };
-const wrap = (data: unknown, id = '1') => ({ message: { data: Buffer.from(JSON.stringify(data)).toString('base64'), messageId: id }, subscription: 'projects/p/subscriptions/s' });
+const wrap = (data: unknown, id = '1') => ({
+  message: { data: Buffer.from(JSON.stringify(data)).toString('base64'), messageId: id },
+  subscription: 'projects/p/subscriptions/s',
+});
 
 describe('gar config', () => {
-  it('jwt.keys: a JWKS URL (https; http to loopback only), an absolute path or inline keys that parse; default Google\'s JWKS', () => {
+  it("jwt.keys: a JWKS URL (https; http to loopback only), an absolute path or inline keys that parse; default Google's JWKS", () => {
     const cfg = (keys: string) => a.configSchema.safeParse({ name: 'g', kind: 'gar', jwt: { audience: 'https://x/hooks/g', keys } });
     expect(cfg('/etc/signet/google-certs.json').success).toBe(true);
     expect(cfg('https://keys.example.com/certs').success).toBe(true);
@@ -48,7 +51,11 @@ describe('gar adapter', () => {
     expect(a.parse(fixture('gar-pubsub-push-untagged.json'), ctx).events).toEqual([
       { host: HOST, repository: 'my-project/my-repo/api', digest: A, eventId: '12571637251234568' },
     ]);
-    expect(a.parse(fixture('gar-pubsub-push-gcr.json'), ctx).events[0]).toMatchObject({ host: 'gcr.io', repository: 'my-project/tools/builder', tag: '2025.08' });
+    expect(a.parse(fixture('gar-pubsub-push-gcr.json'), ctx).events[0]).toMatchObject({
+      host: 'gcr.io',
+      repository: 'my-project/tools/builder',
+      tag: '2025.08',
+    });
   });
   it('an unwrapped subscription (payload unwrapping) sends the data itself', () => {
     expect(a.parse(fixture('gar-insert-unwrapped.json'), { ...ctx, headers: { 'x-goog-pubsub-message-id': '42' } }).events).toEqual([
@@ -57,8 +64,12 @@ describe('gar adapter', () => {
   });
   it('DELETE, undecodable data and mismatched references are ignored (answered 2xx so Pub/Sub stops redelivering)', () => {
     expect(a.parse(fixture('gar-pubsub-delete.json'), ctx).ignored).toEqual([{ reason: 'action "DELETE" is not a push', ref: 'my-project/my-repo/api:old' }]);
-    expect(a.parse({ message: { data: '!!!not-base64', messageId: '1' } }, ctx).ignored[0]!.reason).toBe('message data is not an Artifact Registry notification');
-    expect(a.parse(wrap({ action: 'INSERT', digest: `${HOST}/p/r/a@${D}`, tag: `${HOST}/p/r/b:v1` }), ctx).ignored[0]!.reason).toBe('digest and tag name different images');
+    expect(a.parse({ message: { data: '!!!not-base64', messageId: '1' } }, ctx).ignored[0]!.reason).toBe(
+      'message data is not an Artifact Registry notification',
+    );
+    expect(a.parse(wrap({ action: 'INSERT', digest: `${HOST}/p/r/a@${D}`, tag: `${HOST}/p/r/b:v1` }), ctx).ignored[0]!.reason).toBe(
+      'digest and tag name different images',
+    );
     expect(() => a.parse({ subscription: 'x' }, ctx)).toThrow(/not a gar webhook payload/);
   });
 });
@@ -127,7 +138,7 @@ describe('gar through the receiver', () => {
     expect(r.queued.at(-1)).toMatchObject({ host: HOST, repository: 'my-project/my-repo/api', tag: 'v1.2.3', eventId: '12571637251234567' });
     expect((await post('gar-pem', jwt(google.privateKey, good()))).status).toBe(202);
   });
-  it('keys from a JWKS URL (Google\'s oauth2/v3/certs, here on loopback): fetched once, then cached', async () => {
+  it("keys from a JWKS URL (Google's oauth2/v3/certs, here on loopback): fetched once, then cached", async () => {
     expect((await post('gar-url', jwt(google.privateKey, good()))).status).toBe(202);
     expect((await post('gar-url', jwt(google.privateKey, good()))).status).toBe(202);
     expect((await post('gar-url', jwt(attacker.privateKey, good()))).status).toBe(401);
@@ -186,7 +197,9 @@ integrations:
   - name: gar
     kind: gar
 `;
-    expect(() => parseConfigText(`${base}    jwt: { audience: "https://signet.example.com/hooks/gar", keys: "/etc/signet/google-certs.json" }\n`, 'x.yaml', {})).not.toThrow();
+    expect(() =>
+      parseConfigText(`${base}    jwt: { audience: "https://signet.example.com/hooks/gar", keys: "/etc/signet/google-certs.json" }\n`, 'x.yaml', {}),
+    ).not.toThrow();
     let problems: string[] = [];
     try {
       parseConfigText(base, 'x.yaml', {});
