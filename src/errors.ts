@@ -61,7 +61,9 @@ export type ErrorCode =
   | 'API_UNAUTHORIZED'
   /** No such HTTP API route, or the API is off (no server.apiToken). */
   | 'API_NOT_FOUND'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  /** The directory for generated keys (the embedded default's ./keys) cannot be created or written by this user. */
+  | 'KEY_DIR_NOT_WRITABLE';
 
 /**
  * Which codes the job queue retries: the one place that decides it (not each throw site). True
@@ -108,6 +110,7 @@ export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   API_UNAUTHORIZED: false,
   API_NOT_FOUND: false,
   INTERNAL: false,
+  KEY_DIR_NOT_WRITABLE: false,
 };
 
 export class SignetError extends Error {
