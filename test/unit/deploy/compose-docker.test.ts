@@ -28,6 +28,8 @@ describe('deploy/Dockerfile and docker-compose.yml', () => {
       expect(major, f).toBe(24);
     }
     expect((JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node).toBe('>=24');
+    // and the suite itself runs on it (.ci/run puts Node 24 first on PATH; tests spawn process.execPath)
+    expect(Number(process.versions.node.split('.')[0]), `tests run on Node ${process.versions.node}`).toBeGreaterThanOrEqual(24);
     expect(read('.ci/run')).toMatch(/NODE_VERSION="\$\{SIGNET_CI_NODE_VERSION:-24\.\d+\.\d+\}"/);
     // the embedded default listens on every interface of the container; /app/keys belongs to the user that writes it
     expect(lines).toContain('ENV NODE_ENV=production SIGNET_CONFIG=/etc/signet/signet.yaml SIGNET_HOST=0.0.0.0');
