@@ -67,7 +67,9 @@ export type ErrorCode =
   /** No scan of a gated image (require.scan) within the rule's waitSeconds: not signed, not retried. */
   | 'SCAN_TIMEOUT'
   /** The registry's scan API (Harbor /api/v2.0) is unreachable, timed out, throttled us or answered 5xx: retried. */
-  | 'SCAN_API_UNAVAILABLE';
+  | 'SCAN_API_UNAVAILABLE'
+  /** The directory for generated keys (the embedded default's ./keys) cannot be created or written by this user. */
+  | 'KEY_DIR_NOT_WRITABLE';
 
 /**
  * Which codes the job queue retries: the one place that decides it (not each throw site). True
@@ -117,6 +119,7 @@ export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   SCAN_FAILED: false,
   SCAN_TIMEOUT: false,
   SCAN_API_UNAVAILABLE: true,
+  KEY_DIR_NOT_WRITABLE: false,
 };
 
 export class SignetError extends Error {

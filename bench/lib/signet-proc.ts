@@ -4,7 +4,7 @@
  * --cpu-prof, its JSON log parsed line by line (or written to a file when the log volume would
  * make the bench itself the bottleneck).
  */
-import { type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { killChild, LineRing, spawnTracked } from '../../test/helpers/proc.js';

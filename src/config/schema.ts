@@ -108,7 +108,8 @@ export const configSchema = z
     server: z
       .object({
         port: int().pipe(z.number().min(0).max(65535)).default(8080),
-        host: z.string().default('0.0.0.0'),
+        /** Listen address: loopback by default; 0.0.0.0 (or ::) to listen on every interface. */
+        host: z.string().default('127.0.0.1'),
         /** Largest webhook body accepted, in bytes. */
         bodyLimitBytes: z.number().int().min(1024).default(1024 * 1024),
         /** A webhook body must have arrived whole this many ms after its headers; else 408 and the connection is closed. */
