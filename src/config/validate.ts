@@ -10,9 +10,36 @@ export interface ConfigProblem {
   message: string;
 }
 
-export function crossCheck(config: Config): { problems: ConfigProblem[]; warnings: ConfigProblem[] } {
+type Section = 'registries' | 'integrations' | 'keys' | 'rules';
+
+/** What crossCheck is run on: the whole config, or (after schema errors) the entries that parsed. */
+export type CheckedSections = Pick<Config, Section>;
+
+export interface CrossCheckOptions {
+  /**
+   * Each entry's index in the file, per section, when `config` holds only the entries that
+   * parsed (an entry with a schema error is left out): paths and messages are given in file
+   * indexes. Default: the identity.
+   */
+  index?: Partial<Record<Section, readonly number[]>>;
+  /** Key names and registry hosts of entries that did not parse: not reported as missing. */
+  unparsed?: { keyNames?: readonly string[]; hosts?: readonly string[] };
+}
+
+export function crossCheck(config: CheckedSections, opts: CrossCheckOptions = {}): { problems: ConfigProblem[]; warnings: ConfigProblem[] } {
+  const { problems, warnings } = crossCheckSections(config, opts);
+  const at = (p: ConfigProblem): ConfigProblem => {
+    const [section, i] = p.path;
+    const map = opts.index?.[section as Section];
+    return map && typeof i === 'number' ? { ...p, path: [section!, map[i] ?? i, ...p.path.slice(2)] } : p;
+  };
+  return { problems: problems.map(at), warnings: warnings.map(at) };
+}
+
+function crossCheckSections(config: CheckedSections, opts: CrossCheckOptions): { problems: ConfigProblem[]; warnings: ConfigProblem[] } {
   const problems: ConfigProblem[] = [];
   const warnings: ConfigProblem[] = [];
+  const ruleNo = (i: number): number => opts.index?.rules?.[i] ?? i;
 
   duplicates(config.registries.map((r) => r.host), (i, v) =>
     problems.push({ path: ['registries', i, 'host'], message: `registry ${v} is listed twice` }),
@@ -45,8 +72,8 @@ export function crossCheck(config: Config): { problems: ConfigProblem[]; warning
     }
   });
 
-  const keyNames = new Set(config.keys.map((k) => k.name));
-  const hosts = new Set(config.registries.flatMap((r) => [r.host, ...r.aliases]));
+  const keyNames = new Set([...config.keys.map((k) => k.name), ...(opts.unparsed?.keyNames ?? [])]);
+  const hosts = new Set([...config.registries.flatMap((r) => [r.host, ...r.aliases]), ...(opts.unparsed?.hosts ?? [])]);
   config.rules.forEach((rule, i) => {
     rule.keys.forEach((k, j) => {
       if (!keyNames.has(k)) problems.push({ path: ['rules', i, 'keys', j], message: `no key named "${k}" in keys` });
@@ -76,8 +103,8 @@ export function crossCheck(config: Config): { problems: ConfigProblem[]; warning
       problems.push({ path: ['rules', i, 'match'], message: `invalid glob: ${(err as Error).message}` });
     }
   });
-  pusherReach(config, problems, warnings);
-  if (config.rules.length === 0) {
+  pusherReach(config, problems, warnings, ruleNo);
+  if (config.rules.length === 0 && !opts.index?.rules) {
     warnings.push({ path: ['rules'], message: 'no rules: nothing will be signed' });
   }
   return { problems, warnings };
@@ -92,7 +119,7 @@ export function crossCheck(config: Config): { problems: ConfigProblem[]; warning
  * JFrog without `registryHost` whatever host the payload writes, so every registry. A rule
  * "covers" the configured registries (host or alias) its match's host part matches.
  */
-function pusherReach(config: Config, problems: ConfigProblem[], warnings: ConfigProblem[]): void {
+function pusherReach(config: CheckedSections, problems: ConfigProblem[], warnings: ConfigProblem[], ruleNo: (i: number) => number): void {
   const silent = config.integrations.map((integ, i) => ({ integ, i })).filter(({ integ }) => !kindReportsPusher(integ.kind));
   const open = config.integrations.filter((integ) => integ.insecure && kindReportsPusher(integ.kind));
   config.rules.forEach((rule, i) => {
@@ -103,8 +130,8 @@ function pusherReach(config: Config, problems: ConfigProblem[], warnings: Config
         path: ['rules', i, 'require', 'pushers'],
         message:
           rule.pusherFrom === 'any'
-            ? `rule ${i} has require.pushers and pusherFrom: any: integration "${integ.name}" accepts unauthenticated webhooks, so anyone who reaches it can name an allowed pusher`
-            : `integration "${integ.name}" accepts unauthenticated webhooks: its pushes never meet rule ${i}'s require.pushers`,
+            ? `rule ${ruleNo(i)} has require.pushers and pusherFrom: any: integration "${integ.name}" accepts unauthenticated webhooks, so anyone who reaches it can name an allowed pusher`
+            : `integration "${integ.name}" accepts unauthenticated webhooks: its pushes never meet rule ${ruleNo(i)}'s require.pushers`,
       });
     }
     if (silent.length === 0) return;
@@ -122,7 +149,7 @@ function pusherReach(config: Config, problems: ConfigProblem[], warnings: Config
       if (hit === undefined) continue;
       problems.push({
         path: ['rules', i, 'require', 'pushers'],
-        message: `rule ${i} has require.pushers but is reached through integration "${integ.name}" (kind ${integ.kind}) whose payload carries no pusher: its pushes to ${hit} could never be signed (see docs/conditions.md)`,
+        message: `rule ${ruleNo(i)} has require.pushers but is reached through integration "${integ.name}" (kind ${integ.kind}) whose payload carries no pusher: its pushes to ${hit} could never be signed (see docs/conditions.md)`,
       });
     }
   });
