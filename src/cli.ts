@@ -185,7 +185,13 @@ async function runService(command: 'start' | 'serve' | 'worker', configPath: str
   const logger = createLogger();
   logger.info({ config: loaded.source }, `signet ${command}`);
   const rt = await createRuntime(loaded, { logger });
-  const service = await startService(rt, { receiver: command !== 'worker', worker: command !== 'serve' });
+  const service = await startService(rt, { receiver: command !== 'worker', worker: command !== 'serve' }, { configFile: loaded.source });
+  // SIGHUP: re-read the config; a bad file keeps the old one (src/config/reload.ts logs why)
+  const onHup = () => {
+    logger.info({ signal: 'SIGHUP', config: loaded.source }, 'reloading the config');
+    service.reload().catch((e) => logger.error({ err: describeError(e) }, 'config reload failed'));
+  };
+  process.on('SIGHUP', onHup);
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -195,6 +201,7 @@ async function runService(command: 'start' | 'serve' | 'worker', configPath: str
         return;
       }
       stopping = true;
+      process.off('SIGHUP', onHup);
       logger.info({ signal }, 'stopping: finishing in-flight jobs');
       service.stop().then(resolve, (e) => {
         logger.error({ err: describeError(e) }, 'error while stopping');
