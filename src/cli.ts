@@ -20,7 +20,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { prepareDefaultConfig } from './config/defaults.js';
 import { ConfigError, loadConfigFile, formatPath, formatProblems, type LoadedConfig } from './config/load.js';
-import { describeError, isSignetError } from './errors.js';
+import { describeError, isSignetError, SignetError } from './errors.js';
 import { createSigningKeys } from './kms/providers.js';
 import { createLogger, redactText } from './log.js';
 import { parseReference } from './registry/reference.js';
@@ -259,7 +259,7 @@ async function keysCsr(
 ): Promise<number> {
   const loaded = await load(configPath, explicit, true);
   const wanted = loaded.config.keys.filter((k) => k.name === name);
-  if (wanted.length === 0) throw usage(`no key named "${name}"`);
+  if (wanted.length === 0) throw noSuchKey(name, loaded);
   const { createCsr } = await import('./kms/csr.js');
   const keys = await createSigningKeys(wanted, { baseDir: loaded.baseDir });
   try {
@@ -275,10 +275,16 @@ async function keysCsr(
   }
 }
 
+/** A key name the config does not have: the names it does have (not a usage error: the command was right). */
+function noSuchKey(name: string, loaded: LoadedConfig): SignetError {
+  const names = loaded.config.keys.map((k) => k.name);
+  return new SignetError('KEY_NOT_FOUND', `no key named "${name}" in ${loaded.source}; configured keys: ${names.join(', ')}`);
+}
+
 async function keysExport(configPath: string, explicit: boolean, name: string | undefined, out: Out): Promise<number> {
   const loaded = await load(configPath, explicit, true);
   const wanted = name ? loaded.config.keys.filter((k) => k.name === name) : loaded.config.keys;
-  if (name && wanted.length === 0) throw usage(`no key named "${name}"`);
+  if (name && wanted.length === 0) throw noSuchKey(name, loaded);
   const keys = await createSigningKeys(wanted, { baseDir: loaded.baseDir });
   for (const k of wanted) {
     if (!name) out(`# key ${k.name}`);

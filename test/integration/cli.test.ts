@@ -73,6 +73,10 @@ rules: [{ match: "127.0.0.1:5000/**", keys: [k] }]
     expect(unset.stderr).toContain('integrations[0].secret: environment variable HOOK_SECRET is not set');
     const exported = await signet(['keys', 'export', 'k', '-c', 'good.yaml'], { cwd: tmp.dir, env: { HOOK_SECRET: 'x'.repeat(20) } });
     expect(exported.stdout).toMatch(/^-----BEGIN PUBLIC KEY-----\n[\s\S]+-----END PUBLIC KEY-----\n$/);
+    // a name the config does not have: the names it has, not the usage text
+    const nosuch = await signet(['keys', 'export', 'nosuch', '-c', 'good.yaml'], { cwd: tmp.dir, env: { HOOK_SECRET: 'x'.repeat(20) } });
+    expect(nosuch.code).toBe(1);
+    expect(nosuch.stderr.trim()).toBe(`signet: KEY_NOT_FOUND: no key named "nosuch" in ${path.join(tmp.dir, 'good.yaml')}; configured keys: k`);
   });
 });
 
