@@ -36,7 +36,7 @@ function writeKey(name: string): void {
   writeFileSync(pub[name]!, publicKey.export({ type: 'spki', format: 'pem' }));
 }
 
-const config = (password: string, keys: string[], rules: string[]) => `
+const config = (password: string, keys: string[], rules: string[], extra = '') => `${extra}
 server: { port: ${port}, host: 127.0.0.1 }
 redis: { url: "${REDIS_URL}", prefix: ${prefix} }
 registries:
@@ -45,7 +45,7 @@ registries:
     credentials: { username: ci, password: "${password}" }
 integrations:
   - { name: local, kind: distribution, secret: "${SECRET}" }
-keys:
+${extra ? `  - { name: extra, kind: distribution, secret: "${SECRET}-extra" }\n` : ''}keys:
 ${keys.map((k) => `  - { name: ${k}, provider: file, path: ${k}.pem }\n`).join('')}rules:
 ${rules.map((r) => `  - ${r}\n`).join('')}`;
 
@@ -97,11 +97,22 @@ describe('SIGHUP', () => {
     expect(before.body.checks.registries[registry.host]!.error).toMatch(/^REGISTRY_AUTH_FAILED: registry .* refused signet's credentials/);
     expect(JSON.stringify(before.body)).not.toContain('wrong-password');
 
-    writeFileSync(file(), config(auth.password, ['old', 'new'], [`{ match: "${registry.host}/team/**", keys: [old] }`, `{ match: "${registry.host}/fresh/**", keys: [new] }`]));
+    const hook = (name: string, secret: string) => fetch(`http://127.0.0.1:${port}/hooks/${name}`, { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' }, body: '{"events":[]}' });
+    expect((await hook('extra', `${SECRET}-extra`)).status).toBe(404);
+
+    // fixed password, a new key and rule, a new integration; a worker setting that needs a restart
+    writeFileSync(
+      file(),
+      config(auth.password, ['old', 'new'], [`{ match: "${registry.host}/team/**", keys: [old] }`, `{ match: "${registry.host}/fresh/**", keys: [new] }`], 'worker: { concurrency: 3 }'),
+    );
     child!.kill('SIGHUP');
     await waitFor('reloaded', () => logs().some((l) => l.msg === 'config reloaded: rules, registries, credentials, keys and webhook secrets in force'), 20_000);
     expect(await metric('ok')).toBe(1);
+    expect(logs().find((l) => Array.isArray(l.restartNeeded))?.restartNeeded).toEqual(['worker.concurrency']);
     expect((await readyz()).status).toBe(200);
+    // the new integration's webhook secret is in force
+    expect((await hook('extra', 'not-the-secret-0123456789')).status).toBe(401);
+    expect((await hook('extra', `${SECRET}-extra`)).status).toBe(200);
 
     const img = await pushImage(registry, 'fresh/app', 'v1', { auth });
     await waitFor('signature under the new rule', () => signatureOf('fresh/app', img.digest), 30_000, 200);
