@@ -127,7 +127,8 @@ export function analyzeConfigText(text: string, file: string, env: NodeJS.Proces
     for (const issue of parsed.error.issues) {
       const at = issue.path.map((s) => (typeof s === 'symbol' ? String(s) : s));
       const key = formatPath(at);
-      const expected = issue.code === 'invalid_type' ? issue.expected : undefined;
+      // a nested schema that re-reports its issues as custom ones (registry credentials) keeps zod's message
+      const expected = issue.code === 'invalid_type' ? issue.expected : /expected (number|boolean), received string/.exec(issue.message)?.[1];
       if ((expected !== 'number' && expected !== 'boolean') || !expanded.has(key) || reported.has(key)) continue;
       const current = getAt(value, at);
       if (typeof current !== 'string') continue;

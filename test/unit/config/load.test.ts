@@ -185,3 +185,27 @@ describe('annotation templates', () => {
     expect(() => parseConfigText(good.replace('prefix: signet', 'prefix: "${tag}"'), 'x.yaml', env)).toThrow(/environment variable tag is not set/);
   });
 });
+
+describe('${VAR} in number fields of keys and registry credentials', () => {
+  const text = `
+registries:
+  - host: 123456789012.dkr.ecr.us-east-1.amazonaws.com
+    credentials: { ecr: { timeoutMs: "\${T}" } }
+keys:
+  - { name: a, provider: awskms, keyId: "alias/x", region: us-east-1, timeoutMs: "\${T}" }
+  - { name: b, provider: vault, address: "https://vault.example", key: k, keyVersion: "\${V}", token: "\${TOKEN}" }
+`;
+  it('are numbers after substitution, wherever the schema sits', () => {
+    const { config } = parseConfigText(text, 'x.yaml', { T: '5000', V: '2', TOKEN: 'hvs.x' });
+    expect(config.registries[0]!.credentials).toMatchObject({ ecr: { timeoutMs: 5000 } });
+    expect(config.keys[0]).toMatchObject({ timeoutMs: 5000 });
+    expect(config.keys[1]).toMatchObject({ keyVersion: 2 });
+  });
+
+  it('name the field when the variable is not a number', () => {
+    expect(problemsOf(text, { T: 'soon', V: '2', TOKEN: 'hvs.x' })).toEqual([
+      { path: 'registries.0.credentials.ecr.timeoutMs', line: 4, message: 'expected a number, the environment gave "soon"' },
+      { path: 'keys.0.timeoutMs', line: 6, message: 'expected a number, the environment gave "soon"' },
+    ]);
+  });
+});
