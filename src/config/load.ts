@@ -10,6 +10,7 @@ import { keyConfigSchema, type KeyConfig } from '../kms/providers.js';
 import { SignetError } from '../errors.js';
 import { coerceExpanded, expandEnv, type EnvProblem } from './env.js';
 import { configSchema, integrationSchema, registrySchema, ruleSchema, type Config, type IntegrationConfig, type RegistryConfig, type RuleConfig } from './schema.js';
+import { suggestField } from './suggest.js';
 import { crossCheck, type ConfigProblem } from './validate.js';
 
 export interface LocatedProblem extends ConfigProblem {
@@ -163,9 +164,14 @@ export function analyzeConfigText(text: string, file: string, env: NodeJS.Proces
   for (const issue of parsed.error.issues) {
     const at = issue.path.map((s) => (typeof s === 'symbol' ? String(s) : s));
     if (reported.has(formatPath(at))) continue;
-    if (issue.code === 'unrecognized_keys') {
+    // (a nested schema that re-reports its issues, registry credentials, turns this one into a custom issue with zod's message)
+    const unknown = issue.code === 'unrecognized_keys' ? issue.keys : /^Unrecognized keys?: /.test(issue.message) ? [...issue.message.matchAll(/"([^"]+)"/g)].map((m) => m[1]!) : [];
+    if (unknown.length) {
       // one problem per unknown field, on the field's own line
-      for (const k of issue.keys) problems.push({ path: [...at, k], message: `unknown field "${k}"`, ...keyLineOf(doc, lineCounter, at, k) });
+      for (const k of unknown) {
+        const near = suggestField(configSchema, at, k);
+        problems.push({ path: [...at, k], message: `unknown field "${k}"${near ? ` (did you mean "${near}"?)` : ''}`, ...keyLineOf(doc, lineCounter, at, k) });
+      }
       continue;
     }
     problems.push(locate({ path: at, message: issue.message }));
