@@ -5,7 +5,7 @@
  * fixed (password, a new key, a new rule) and SIGHUP sent: /readyz is ready, and the next push
  * is signed by the new key under the new rule. Then a broken file and SIGHUP: the log names the
  * problem with its line, signet_config_reload_total{outcome="invalid"} counts it, and the old
- * config keeps signing.
+ * config keeps signing; so does a file whose key cannot be opened (outcome="failed").
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
@@ -130,6 +130,12 @@ describe('SIGHUP', () => {
     expect(problems).toMatch(/signet\.yaml:7 {2}registries\[0\]\.timeoutMS: unknown field "timeoutMS"/);
     expect(problems).toMatch(/rules\[0\]\.keys\[0\]: no key named "new"/);
     expect(await metric('invalid')).toBe(1);
+    // a file that passes its check but names a key that cannot be opened: outcome="failed", nothing changes either
+    writeFileSync(file(), config(auth.password, ['old', 'new'], [`{ match: "${registry.host}/fresh/**", keys: [new] }`]).replace('path: new.pem', 'path: gone.pem'));
+    child!.kill('SIGHUP');
+    const failed = await waitFor('failed', () => logs().find((l) => l.outcome === 'failed'), 20_000);
+    expect((failed.problems as string[]).join('\n')).toMatch(/KEY_INVALID: key "new".*gone\.pem/);
+    expect(await metric('failed')).toBe(1);
     // the old config (new key, fresh rule) still signs
     const img = await pushImage(registry, 'fresh/app', 'v2', { auth });
     await waitFor('signature with the config still in force', () => signatureOf('fresh/app', img.digest), 30_000, 200);
