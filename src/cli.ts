@@ -5,7 +5,7 @@
  *   signet serve            receiver only
  *   signet worker           worker only
  *   signet sign IMAGE_REF   sign one image now through the same pipeline (no webhook)
- *   signet config check     validate the config, report every problem with its YAML path
+ *   signet config check [--offline]  validate the config, open keys, try registry credentials; every problem with its YAML path and line
  *   signet keys export [NAME]  print each key's public key (SPKI PEM)
  *   signet keys csr NAME --subject DN [--san TYPE:VALUE]... [--out FILE]  a PKCS#10 request signed by the key (src/kms/csr.ts)
  *   signet policy export --for VERIFIER  verifier policies from the rules and public keys (src/policy/)
@@ -15,14 +15,12 @@
  * Config: --config FILE, else $SIGNET_CONFIG, else ./signet.yaml; `start|serve|worker` fall back
  * to the embedded default when none of these exists.
  */
-import { checkRuleKeys } from './formats/index.js';
-import { TimestampAuthorities } from './transparency/timestamp-trust.js';
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { prepareDefaultConfig } from './config/defaults.js';
-import { ConfigError, loadConfigFile, formatProblems, type LoadedConfig } from './config/load.js';
-import { describeError, isSignetError } from './errors.js';
+import { ConfigError, loadConfigFile, formatPath, formatProblems, type LoadedConfig } from './config/load.js';
+import { describeError, isSignetError, SignetError } from './errors.js';
 import { createSigningKeys } from './kms/providers.js';
 import { createLogger, redactText } from './log.js';
 import { parseReference } from './registry/reference.js';
@@ -43,7 +41,9 @@ commands:
   worker                run the signing worker only; --http-port N (or worker.httpPort)
                         serves /healthz and /metrics
   sign IMAGE_REF        sign one image now (host/repo:tag or host/repo@sha256:...)
-  config check          validate the config and list every problem with its YAML path
+  config check          validate the config, open its keys and log in to its registries;
+                        lists every problem with its YAML path and line (--offline: no
+                        registry requests)
   keys export [NAME]    print the public key (SPKI PEM) of each configured key
   keys csr NAME --subject "CN=...,O=...,ST=...,C=..."
                         print a certificate signing request (PEM) for a code-signing
@@ -88,6 +88,7 @@ export async function main(argv: string[], out: Out = (l) => process.stdout.writ
         concurrency: { type: 'string' },
         'http-port': { type: 'string' },
         subject: { type: 'string' },
+        offline: { type: 'boolean' },
         san: { type: 'string', multiple: true },
       },
     });
@@ -113,8 +114,8 @@ export async function main(argv: string[], out: Out = (l) => process.stdout.writ
         if (rest.length !== 1) throw usage('sign takes one IMAGE_REF');
         return await signOne(rest[0]!, configPath, out);
       case 'config':
-        if (rest[0] !== 'check' || rest.length !== 1) throw usage('did you mean "signet config check"?');
-        return await configCheck(configPath, Boolean(explicit), out, err);
+        if (rest[0] !== 'check' || rest.length !== 1) throw usage('did you mean "signet config check [--offline]"?');
+        return await configCheck(configPath, Boolean(explicit), Boolean(parsed.values.offline), out, err);
       case 'keys':
         if (rest[0] === 'csr') {
           if (rest.length !== 2) throw usage('keys csr takes one key NAME: signet keys csr NAME --subject DN');
@@ -185,7 +186,13 @@ async function runService(command: 'start' | 'serve' | 'worker', configPath: str
   const logger = createLogger();
   logger.info({ config: loaded.source }, `signet ${command}`);
   const rt = await createRuntime(loaded, { logger });
-  const service = await startService(rt, { receiver: command !== 'worker', worker: command !== 'serve' });
+  const service = await startService(rt, { receiver: command !== 'worker', worker: command !== 'serve' }, { configFile: loaded.source });
+  // SIGHUP: re-read the config; a bad file keeps the old one (src/config/reload.ts logs why)
+  const onHup = () => {
+    logger.info({ signal: 'SIGHUP', config: loaded.source }, 'reloading the config');
+    service.reload().catch((e) => logger.error({ err: describeError(e) }, 'config reload failed'));
+  };
+  process.on('SIGHUP', onHup);
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
@@ -195,6 +202,7 @@ async function runService(command: 'start' | 'serve' | 'worker', configPath: str
         return;
       }
       stopping = true;
+      process.off('SIGHUP', onHup);
       logger.info({ signal }, 'stopping: finishing in-flight jobs');
       service.stop().then(resolve, (e) => {
         logger.error({ err: describeError(e) }, 'error while stopping');
@@ -221,25 +229,24 @@ async function signOne(ref: string, configPath: string, out: Out): Promise<numbe
   }
 }
 
-async function configCheck(configPath: string, explicit: boolean, out: Out, err: Out): Promise<number> {
+async function configCheck(configPath: string, explicit: boolean, offline: boolean, out: Out, err: Out): Promise<number> {
   if (!existsSync(configPath) && !explicit) {
     err(`signet: no config file at ${configPath}; "signet start" would use the embedded default`);
     return 1;
   }
-  const loaded = await loadConfigFile(configPath);
-  const c = loaded.config;
-  for (const w of loaded.warnings) err(`warning: ${loaded.source}${w.line ? `:${w.line}` : ''} ${w.path.join('.')}: ${w.message}`);
-  // Keys are opened too: a wrong path or password is a config problem.
-  new TimestampAuthorities(c.rules, loaded.baseDir); // each rule's TSA chain read and checked
-  const checked = await createSigningKeys(c.keys, { baseDir: loaded.baseDir });
-  try {
-    await checkRuleKeys(c.rules, checked);
-  } finally {
-    await Promise.allSettled([...checked.values()].map((k) => k.close()));
+  // one run reports everything: schema, cross references, keys, timestamp chains, registry credentials
+  const { checkConfigFile } = await import('./config/check.js');
+  const report = await checkConfigFile(configPath, { offline });
+  for (const w of report.warnings) err(`warning: ${configPath}${w.line ? `:${w.line}` : ''}  ${formatPath(w.path)}: ${w.message}`);
+  if (report.problems.length) {
+    err(`signet: config ${configPath} has ${report.problems.length} problem(s):\n${formatProblems(configPath, report.problems)}`);
+    return 1;
   }
+  const c = report.analysis.config!;
   out(
-    `${loaded.source}: ok (${c.registries.length} registr${c.registries.length === 1 ? 'y' : 'ies'}, ${c.integrations.length} integration(s), ${c.keys.length} key(s), ${c.rules.length} rule(s))`,
+    `${configPath}: ok (${c.registries.length} registr${c.registries.length === 1 ? 'y' : 'ies'}, ${c.integrations.length} integration(s), ${c.keys.length} key(s), ${c.rules.length} rule(s))`,
   );
+  out(offline ? 'registry credentials: not checked (--offline)' : `registry credentials: taken by ${report.registriesChecked.join(', ')}`);
   return 0;
 }
 
@@ -253,7 +260,7 @@ async function keysCsr(
 ): Promise<number> {
   const loaded = await load(configPath, explicit, true);
   const wanted = loaded.config.keys.filter((k) => k.name === name);
-  if (wanted.length === 0) throw usage(`no key named "${name}"`);
+  if (wanted.length === 0) throw noSuchKey(name, loaded);
   const { createCsr } = await import('./kms/csr.js');
   const keys = await createSigningKeys(wanted, { baseDir: loaded.baseDir });
   try {
@@ -269,10 +276,16 @@ async function keysCsr(
   }
 }
 
+/** A key name the config does not have: the names it does have (not a usage error: the command was right). */
+function noSuchKey(name: string, loaded: LoadedConfig): SignetError {
+  const names = loaded.config.keys.map((k) => k.name);
+  return new SignetError('KEY_NOT_FOUND', `no key named "${name}" in ${loaded.source}; configured keys: ${names.join(', ')}`);
+}
+
 async function keysExport(configPath: string, explicit: boolean, name: string | undefined, out: Out): Promise<number> {
   const loaded = await load(configPath, explicit, true);
   const wanted = name ? loaded.config.keys.filter((k) => k.name === name) : loaded.config.keys;
-  if (name && wanted.length === 0) throw usage(`no key named "${name}"`);
+  if (name && wanted.length === 0) throw noSuchKey(name, loaded);
   const keys = await createSigningKeys(wanted, { baseDir: loaded.baseDir });
   for (const k of wanted) {
     if (!name) out(`# key ${k.name}`);

@@ -95,6 +95,12 @@ export class Metrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  readonly configReloads = new Counter({
+    name: 'signet_config_reload_total',
+    help: 'Config reloads (SIGHUP) by outcome: ok, invalid (the file failed its check: the old config stays), failed (keys or registries could not be set up: the old config stays)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
   /** Where the queue depth gauge reads its counts on each scrape (set by the receiver's runtime). */
   queueDepthSource: (() => Promise<Record<string, number>>) | undefined;
   readonly queueDepth = new Gauge({

@@ -126,8 +126,19 @@ export async function backfill(opts: BackfillOptions, deps: BackfillDeps): Promi
     if (!r) throw new SignetError('REGISTRY_NOT_CONFIGURED', `registry ${opts.registry} is not in registries`);
     targets = [r];
   }
-  const repoGlob = opts.repo ? picomatch(opts.repo, { dot: true }) : undefined;
-  const literalRepo = opts.repo && !picomatch.scan(opts.repo).isGlob && isValidRepository(opts.repo) ? opts.repo : undefined;
+  // `--repo host/name`: that registry only (a configured host or alias as the first segment)
+  let repo = opts.repo;
+  const slash = repo?.indexOf('/') ?? -1;
+  const named = repo && slash > 0 ? deps.registries.resolve(repo.slice(0, slash)) : undefined;
+  if (repo && named) {
+    if (opts.registry && !targets.includes(named)) {
+      throw new SignetError('REGISTRY_NOT_CONFIGURED', `--repo ${repo} names registry ${repo.slice(0, slash)}, not --registry ${opts.registry}`);
+    }
+    targets = [named];
+    repo = repo.slice(slash + 1);
+  }
+  const repoGlob = repo ? picomatch(repo, { dot: true }) : undefined;
+  const literalRepo = repo && !picomatch.scan(repo).isGlob && isValidRepository(repo) ? repo : undefined;
 
   const report: BackfillReport = {
     dryRun,
@@ -169,25 +180,30 @@ export async function backfill(opts: BackfillOptions, deps: BackfillDeps): Promi
   const walkRegistry = async (known: KnownRegistry) => {
     const host = known.config.host;
     let repos: string[];
+    let listed: string[] | undefined;
     try {
-      repos = literalRepo ? [literalRepo] : await sem.run(() => known.client.listRepositories(pageSize, limitsFor({ host })));
+      if (literalRepo) {
+        // one repository by name: it counts in a registry only where it exists (has tags)
+        listed = await sem.run(() => known.client.listTags(literalRepo, pageSize, limitsFor({ host, repository: literalRepo })));
+        repos = listed.length ? [literalRepo] : [];
+      } else repos = await sem.run(() => known.client.listRepositories(pageSize, limitsFor({ host })));
     } catch (err) {
-      fail({ host }, err);
+      fail(literalRepo ? { host, repository: literalRepo } : { host }, err);
       return;
     }
     repos = repos.filter((r) => !repoGlob || repoGlob(r) || repoGlob(`${host}/${r}`));
     report.repositories += repos.length;
     const withRule = repos.filter((r) => deps.rules.find(host, r));
     report.repositoriesWithoutRule += repos.length - withRule.length;
-    await Promise.all(withRule.map((repository) => walkRepository(known, repository)));
+    await Promise.all(withRule.map((repository) => walkRepository(known, repository, listed)));
   };
 
-  const walkRepository = async (known: KnownRegistry, repository: string) => {
+  const walkRepository = async (known: KnownRegistry, repository: string, listed?: string[]) => {
     const host = known.config.host;
     const client = known.client;
     let tags: string[];
     try {
-      tags = await sem.run(() => client.listTags(repository, pageSize, limitsFor({ host, repository })));
+      tags = listed ?? (await sem.run(() => client.listTags(repository, pageSize, limitsFor({ host, repository }))));
     } catch (err) {
       fail({ host, repository }, err);
       return;
@@ -244,6 +260,7 @@ export async function backfill(opts: BackfillOptions, deps: BackfillDeps): Promi
             const missing = await missingSignatures(ctx, req, shape.manifests);
             if (missing.length === 0) {
               report.complete += group.length;
+              for (let i = 0; i < group.length; i++) tick();
               return;
             }
             const found: MissingImage = { host, repository, tag, tags: group, digest: shape.digest, rule: req.ruleIndex, identity: req.identity!, missing };
@@ -254,11 +271,13 @@ export async function backfill(opts: BackfillOptions, deps: BackfillDeps): Promi
                 requestId: `backfill-${started.toString(36)}`,
               });
             }
+            // counted with its tags, so that progress never shows more to sign than tags checked
             report.toSign.push(found);
+            for (let i = 0; i < group.length; i++) tick();
             deps.onMissing?.(found);
           })
-          .catch((err) => fail({ host, repository, tag }, err))
-          .finally(() => {
+          .catch((err) => {
+            fail({ host, repository, tag }, err);
             for (let i = 0; i < group.length; i++) tick();
           });
       }),

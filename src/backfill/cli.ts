@@ -1,8 +1,9 @@
 /**
  * `signet backfill [--registry HOST] [--repo GLOB] [--dry-run] [--concurrency N] [--json]`.
- * Images to sign are listed on stdout as they are found (all at the end with --json), progress
- * and errors go to stderr. Exit 0 when every repository and tag could be looked at, 1 when some
- * could not (the rest is still done).
+ * Images to sign are listed on stdout at the end, sorted by host/repository:tag (or as one JSON
+ * report with --json); progress and errors go to stderr as they come. Exit 0 when every
+ * repository and tag could be looked at, 1 when some could not (the rest is still done) or when
+ * --repo matches no repository.
  */
 import { TimestampAuthorities } from '../transparency/timestamp-trust.js';
 import type { LoadedConfig } from '../config/load.js';
@@ -49,14 +50,16 @@ export async function backfillCommand(loaded: LoadedConfig, flags: BackfillFlags
         timestamps: new TimestampAuthorities(config.rules, baseDir),
         ...(queue ? { enqueue: (d) => queue.enqueue(d) } : {}),
         progress: err,
-        onMissing: (m) => {
-          if (!flags.json) out(formatMissing(m, dryRun));
-        },
         onError: (e) => err(`backfill: error ${e.host}${e.repository ? `/${e.repository}` : ''}${e.tag ? `:${e.tag}` : ''}: ${e.error}`),
       },
     );
     if (flags.json) out(JSON.stringify(report, null, 2));
+    else for (const m of report.toSign) out(formatMissing(m, dryRun)); // sorted by backfill()
     err(formatSummary(report));
+    if (flags.repo && report.repositories === 0) {
+      err(`backfill: --repo ${flags.repo} matches no repository in ${report.registries.join(', ')}`);
+      return 1;
+    }
     return report.errors.length ? 1 : 0;
   } finally {
     await registries.close();

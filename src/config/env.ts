@@ -28,15 +28,36 @@ export function expandEnv(
   problems: EnvProblem[],
   path: (string | number)[] = [],
   root: unknown = value,
+  /** Filled with the paths of the values a variable was put into (see load.ts: numbers and booleans from `${VAR}`). */
+  substituted?: (string | number)[][],
 ): unknown {
-  if (typeof value === 'string') return expandString(value, env, problems, path, root);
-  if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, env, problems, [...path, i], root));
+  if (typeof value === 'string') {
+    const out = expandString(value, env, problems, path, root);
+    if (substituted && out !== value && !isAnnotationTemplate(path)) substituted.push(path);
+    return out;
+  }
+  if (Array.isArray(value)) return value.map((v, i) => expandEnv(v, env, problems, [...path, i], root, substituted));
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = expandEnv(v, env, problems, [...path, k], root);
+    for (const [k, v] of Object.entries(value)) out[k] = expandEnv(v, env, problems, [...path, k], root, substituted);
     return out;
   }
   return value;
+}
+
+/**
+ * A number or boolean field given as `${VAR}`: YAML read a string, the schema wants a number
+ * (or a boolean). The expanded text is taken as one when it is one (`8080`, `-1.5`, `true`),
+ * else the problem says what it expanded to.
+ */
+export function coerceExpanded(text: string, expected: 'number' | 'boolean'): { value: number | boolean } | { problem: string } {
+  const t = text.trim();
+  if (expected === 'boolean') {
+    if (t === 'true' || t === 'false') return { value: t === 'true' };
+    return { problem: `expected true or false, the environment gave "${t.slice(0, 40)}"` };
+  }
+  if (/^-?(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$/.test(t)) return { value: Number(t) };
+  return { problem: `expected a number, the environment gave "${t.slice(0, 40)}"` };
 }
 
 function isAnnotationTemplate(path: readonly (string | number)[]): boolean {

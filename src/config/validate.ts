@@ -10,9 +10,36 @@ export interface ConfigProblem {
   message: string;
 }
 
-export function crossCheck(config: Config): { problems: ConfigProblem[]; warnings: ConfigProblem[] } {
+type Section = 'registries' | 'integrations' | 'keys' | 'rules';
+
+/** What crossCheck is run on: the whole config, or (after schema errors) the entries that parsed. */
+export type CheckedSections = Pick<Config, Section>;
+
+export interface CrossCheckOptions {
+  /**
+   * Each entry's index in the file, per section, when `config` holds only the entries that
+   * parsed (an entry with a schema error is left out): paths and messages are given in file
+   * indexes. Default: the identity.
+   */
+  index?: Partial<Record<Section, readonly number[]>>;
+  /** Key names and registry hosts of entries that did not parse: not reported as missing. */
+  unparsed?: { keyNames?: readonly string[]; hosts?: readonly string[] };
+}
+
+export function crossCheck(config: CheckedSections, opts: CrossCheckOptions = {}): { problems: ConfigProblem[]; warnings: ConfigProblem[] } {
+  const { problems, warnings } = crossCheckSections(config, opts);
+  const at = (p: ConfigProblem): ConfigProblem => {
+    const [section, i] = p.path;
+    const map = opts.index?.[section as Section];
+    return map && typeof i === 'number' ? { ...p, path: [section!, map[i] ?? i, ...p.path.slice(2)] } : p;
+  };
+  return { problems: problems.map(at), warnings: warnings.map(at) };
+}
+
+function crossCheckSections(config: CheckedSections, opts: CrossCheckOptions): { problems: ConfigProblem[]; warnings: ConfigProblem[] } {
   const problems: ConfigProblem[] = [];
   const warnings: ConfigProblem[] = [];
+  const ruleNo = (i: number): number => opts.index?.rules?.[i] ?? i;
 
   duplicates(config.registries.map((r) => r.host), (i, v) =>
     problems.push({ path: ['registries', i, 'host'], message: `registry ${v} is listed twice` }),
@@ -45,8 +72,8 @@ export function crossCheck(config: Config): { problems: ConfigProblem[]; warning
     }
   });
 
-  const keyNames = new Set(config.keys.map((k) => k.name));
-  const hosts = new Set(config.registries.flatMap((r) => [r.host, ...r.aliases]));
+  const keyNames = new Set([...config.keys.map((k) => k.name), ...(opts.unparsed?.keyNames ?? [])]);
+  const hosts = new Set([...config.registries.flatMap((r) => [r.host, ...r.aliases]), ...(opts.unparsed?.hosts ?? [])]);
   config.rules.forEach((rule, i) => {
     rule.keys.forEach((k, j) => {
       if (!keyNames.has(k)) problems.push({ path: ['rules', i, 'keys', j], message: `no key named "${k}" in keys` });
@@ -76,9 +103,9 @@ export function crossCheck(config: Config): { problems: ConfigProblem[]; warning
       problems.push({ path: ['rules', i, 'match'], message: `invalid glob: ${(err as Error).message}` });
     }
   });
-  pusherReach(config, problems, warnings);
-  scanReach(config, problems, warnings);
-  if (config.rules.length === 0) {
+  pusherReach(config, problems, warnings, ruleNo);
+  scanReach(config, problems, warnings, ruleNo);
+  if (config.rules.length === 0 && !opts.index?.rules) {
     warnings.push({ path: ['rules'], message: 'no rules: nothing will be signed' });
   }
   return { problems, warnings };
@@ -93,7 +120,7 @@ export function crossCheck(config: Config): { problems: ConfigProblem[]; warning
  * JFrog without `registryHost` whatever host the payload writes, so every registry. A rule
  * "covers" the configured registries (host or alias) its match's host part matches.
  */
-function pusherReach(config: Config, problems: ConfigProblem[], warnings: ConfigProblem[]): void {
+function pusherReach(config: CheckedSections, problems: ConfigProblem[], warnings: ConfigProblem[], ruleNo: (i: number) => number): void {
   const silent = config.integrations.map((integ, i) => ({ integ, i })).filter(({ integ }) => !kindReportsPusher(integ.kind));
   const open = config.integrations.filter((integ) => integ.insecure && kindReportsPusher(integ.kind));
   config.rules.forEach((rule, i) => {
@@ -104,8 +131,8 @@ function pusherReach(config: Config, problems: ConfigProblem[], warnings: Config
         path: ['rules', i, 'require', 'pushers'],
         message:
           rule.pusherFrom === 'any'
-            ? `rule ${i} has require.pushers and pusherFrom: any: integration "${integ.name}" accepts unauthenticated webhooks, so anyone who reaches it can name an allowed pusher`
-            : `integration "${integ.name}" accepts unauthenticated webhooks: its pushes never meet rule ${i}'s require.pushers`,
+            ? `rule ${ruleNo(i)} has require.pushers and pusherFrom: any: integration "${integ.name}" accepts unauthenticated webhooks, so anyone who reaches it can name an allowed pusher`
+            : `integration "${integ.name}" accepts unauthenticated webhooks: its pushes never meet rule ${ruleNo(i)}'s require.pushers`,
       });
     }
     if (silent.length === 0) return;
@@ -123,7 +150,7 @@ function pusherReach(config: Config, problems: ConfigProblem[], warnings: Config
       if (hit === undefined) continue;
       problems.push({
         path: ['rules', i, 'require', 'pushers'],
-        message: `rule ${i} has require.pushers but is reached through integration "${integ.name}" (kind ${integ.kind}) whose payload carries no pusher: its pushes to ${hit} could never be signed (see docs/conditions.md)`,
+        message: `rule ${ruleNo(i)} has require.pushers but is reached through integration "${integ.name}" (kind ${integ.kind}) whose payload carries no pusher: its pushes to ${hit} could never be signed (see docs/conditions.md)`,
       });
     }
   });
@@ -135,7 +162,7 @@ function pusherReach(config: Config, problems: ConfigProblem[], warnings: Config
  * never comes and end every such push as failed(SCAN_TIMEOUT): a config error, found as for
  * pushers (which registries the integration can name, which the rule covers).
  */
-function scanReach(config: Config, problems: ConfigProblem[], warnings: ConfigProblem[]): void {
+function scanReach(config: CheckedSections, problems: ConfigProblem[], warnings: ConfigProblem[], ruleNo: (i: number) => number): void {
   const silent = config.integrations.filter((integ) => !kindReportsScans(integ.kind));
   const open = config.integrations.filter((integ) => integ.insecure && kindReportsScans(integ.kind));
   config.rules.forEach((rule, i) => {
@@ -144,7 +171,7 @@ function scanReach(config: Config, problems: ConfigProblem[], warnings: ConfigPr
     for (const integ of open) {
       warnings.push({
         path: ['rules', i, 'require', 'scan'],
-        message: `integration "${integ.name}" accepts unauthenticated webhooks: its scan results are not taken for rule ${i}, signet asks the registry's scan API instead`,
+        message: `integration "${integ.name}" accepts unauthenticated webhooks: its scan results are not taken for rule ${ruleNo(i)}, signet asks the registry's scan API instead`,
       });
     }
     let covers: (h: string) => boolean;
@@ -160,7 +187,7 @@ function scanReach(config: Config, problems: ConfigProblem[], warnings: ConfigPr
       const why = integ.kind === 'quay' ? "Quay notifies vulnerability_found only when something is found, never a clean scan" : 'it sends no scan results and has no scan API signet reads';
       problems.push({
         path: ['rules', i, 'require', 'scan'],
-        message: `rule ${i} has require.scan but is reached through integration "${integ.name}" (kind ${integ.kind}): ${why}, so its pushes to ${hit} could never pass the gate (see docs/conditions.md)`,
+        message: `rule ${ruleNo(i)} has require.scan but is reached through integration "${integ.name}" (kind ${integ.kind}): ${why}, so its pushes to ${hit} could never pass the gate (see docs/conditions.md)`,
       });
     }
   });

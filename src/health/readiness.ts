@@ -39,6 +39,8 @@ export interface ReadinessDeps {
   redis: Pick<Redis, 'ping' | 'status'>;
   keys: ReadonlyMap<string, Pick<KeyProvider, 'publicKeyPem'>>;
   registries: Pick<RegistryDirectory, 'all'>;
+  /** Whether each registry takes signet's credentials (src/health/registry-check.ts: cached, re-checked every 60 s). */
+  access?: { verify(host: string): Promise<void> };
   /** Per-check timeout; default 2000 ms. */
   timeoutMs?: number;
 }
@@ -71,7 +73,11 @@ export class Readiness {
         [...this.deps.keys].map(async ([name, k]) => [name, await timed(ms, async () => (await k.publicKeyPem(), {}))] as const),
       ),
       Promise.all(
-        this.deps.registries.all.map(async (r) => [r.config.host, await timed(ms, async () => ({ status: await r.client.ping(ms) }))] as const),
+        this.deps.registries.all.map(async (r) => [r.config.host, await timed(ms, async () => {
+          const status = await r.client.ping(ms);
+          await this.deps.access?.verify(r.config.host); // wrong credentials: REGISTRY_AUTH_FAILED
+          return { status };
+        })] as const),
       ),
     ]);
     const down = [

@@ -83,7 +83,8 @@ export function policyInput(
       keys.push({ name, pem: k.publicKeyPem, ...(cert ? { certificate: cert.certificate } : {}), ...(chain?.length ? { chain } : {}), ...(identity ? { identity } : {}) });
     }
     const ts = rule.timestamp && opts.timestamps ? { timestamp: { url: rule.timestamp.url, chainPem: opts.timestamps.chainOf(rule.timestamp).pem } } : {};
-    rules.push({ index, match: rule.match, keys, identity: rule.identity, ...signingOptions(rule), ...ts, ...(rule.attest ? { attest: true } : {}) });
+    const tags = rule.tags?.include || rule.tags?.exclude ? { tags: { ...(rule.tags.include ? { include: rule.tags.include } : {}), ...(rule.tags.exclude ? { exclude: rule.tags.exclude } : {}) } } : {};
+    rules.push({ index, match: rule.match, keys, identity: rule.identity, ...signingOptions(rule), ...ts, ...tags, ...(rule.attest ? { attest: true } : {}) });
   }
   for (const ns of opts.namespaces ?? []) {
     if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) throw new PolicyExportError(`--namespace "${ns}" is not a valid Kubernetes namespace name`);

@@ -39,6 +39,8 @@ export interface PolicyRule {
   formats?: FormatName[];
   /** The RFC 3161 timestamp authority the rule stamps signatures with: its URL and chain (PEM, leaf first, root last). */
   timestamp?: PolicyTimestamp;
+  /** rule.tags: signet signs only pushes whose tag matches include (when given) and not exclude (picomatch globs over the tag). */
+  tags?: { include?: string[]; exclude?: string[] };
   /** rule.attest: each signed image also carries a SLSA verification summary (https://slsa.dev/verification_summary/v1) by each key, as a sigstore bundle referrer. */
   attest?: boolean;
 }
@@ -126,6 +128,19 @@ export function keysSubset(a: readonly PolicyKey[], b: readonly PolicyKey[]): bo
 }
 
 export const ruleLabel = (r: PolicyRule): string => `rules[${r.index}] (${r.match})`;
+
+/** The rule's tag filter in words, e.g. `tags.include [v*], tags.exclude [*-dev]`. */
+export const tagFilterLabel = (r: PolicyRule): string =>
+  [r.tags?.include ? `tags.include [${r.tags.include.join(', ')}]` : '', r.tags?.exclude ? `tags.exclude [${r.tags.exclude.join(', ')}]` : ''].filter(Boolean).join(', ');
+
+/**
+ * The note for a verifier that matches repositories, not tags: it requires a signature on every
+ * tag of the rule's repositories, and signet signs only the tags the filter lets through.
+ */
+export function tagFilterNote(r: PolicyRule, verifier: string): string | undefined {
+  if (!r.tags?.include && !r.tags?.exclude) return undefined;
+  return `${verifier}: ${ruleLabel(r)} signs only some tags (${tagFilterLabel(r)}), but ${verifier} matches repositories, not tags: it requires a signature on every tag there, so images with the other tags are refused`;
+}
 
 /** The rule writes a format cosign reads (the legacy `.sig` or a sigstore bundle), not only Notary Project signatures. */
 export const writesSigstore = (r: PolicyRule): boolean => !r.formats || r.formats.includes('legacy') || r.formats.includes('bundle');

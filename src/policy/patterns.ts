@@ -332,3 +332,87 @@ export function toScopes(glob: string): { scopes: Scope[]; notes: string[] } {
   const covered = (inner: string, outer: string) => outer === '' || inner.startsWith(`${outer}/`);
   return { scopes: list.filter((s) => !list.some((o) => o !== s && covered(s.scope, o.scope))), notes: uniq(notes) };
 }
+
+/** A rule's tag filter (rules[].tags): picomatch globs over the tag. */
+export interface TagFilter {
+  include?: string[];
+  exclude?: string[];
+}
+
+/** Tag globs as plain `*`/`?` patterns (braces expanded); undefined when one uses more (classes, extglobs). */
+function tagPatterns(globs: readonly string[]): string[] | undefined {
+  const out: string[] = [];
+  for (const g of globs) {
+    let alts: string[];
+    try {
+      alts = expandBraces(g);
+    } catch {
+      return undefined;
+    }
+    for (const a of alts) {
+      if (UNSUPPORTED.test(a) || a.includes('/')) return undefined;
+      out.push(a.replace(/\*+/g, '*'));
+    }
+  }
+  return uniq(out);
+}
+
+/** Splits rendered image patterns into (repository part, how it ends): `R:*` / `R@*` pairs, or one `R*` that already swallows the tag. */
+function byRepository(patterns: readonly string[]): { tagged: string[]; digests: string[] } {
+  const tagged: string[] = [];
+  const digests: string[] = [];
+  for (const p of patterns) {
+    if (p.endsWith(':*')) tagged.push(p.slice(0, -2));
+    else if (p.endsWith('@*')) digests.push(p);
+    else {
+      tagged.push(p); // ends with * or **: `R*:tag` still names every repository R* did
+      digests.push(`${p}@*`);
+    }
+  }
+  return { tagged, digests };
+}
+
+/**
+ * Kyverno: the tag filter in imageReferences (`R:<include>`) and skipImageReferences
+ * (`R:<exclude>`). References by digest (`R@*`) stay required: the verifier cannot know their
+ * tag (fail closed). A glob Kyverno's wildcards cannot spell leaves that side unfiltered, with a note.
+ */
+export function kyvernoTags(rendered: Pick<Rendered, 'patterns'>, tags: TagFilter | undefined): { patterns: string[]; skip: string[]; notes: string[] } {
+  if (!tags?.include && !tags?.exclude) return { patterns: [...rendered.patterns], skip: [], notes: [] };
+  const notes: string[] = [];
+  const { tagged, digests } = byRepository(rendered.patterns);
+  let patterns = [...rendered.patterns];
+  const include = tags.include && tagPatterns(tags.include);
+  if (tags.include && !include) notes.push(`tags.include [${tags.include.join(', ')}] uses more than *, ? and {a,b}: not expressed, every tag is required`);
+  if (include) patterns = uniq([...tagged.flatMap((r) => include.map((t) => `${r}:${t}`)), ...digests]);
+  const exclude = tags.exclude && tagPatterns(tags.exclude);
+  if (tags.exclude && !exclude) notes.push(`tags.exclude [${tags.exclude.join(', ')}] uses more than *, ? and {a,b}: not expressed, those tags are required too`);
+  const skip = exclude ? uniq(tagged.flatMap((r) => exclude.map((t) => `${r}:${t}`))) : [];
+  notes.push('images referenced by digest alone are still required to be signed (the tag they were pushed with is unknown to the verifier)');
+  return { patterns, skip, notes };
+}
+
+/**
+ * policy-controller: tags.include as `glob: R:<include>` (its globs have no `?`: widened to `*`);
+ * tags.exclude cannot be written (no negative globs), so it is a note. Digest references stay required.
+ */
+export function policyControllerTags(rendered: Pick<Rendered, 'patterns'>, tags: TagFilter | undefined): { patterns: string[]; notes: string[] } {
+  if (!tags?.include && !tags?.exclude) return { patterns: [...rendered.patterns], notes: [] };
+  const notes: string[] = [];
+  let patterns = [...rendered.patterns];
+  if (tags.include) {
+    const include = tagPatterns(tags.include);
+    if (!include || include.some((t) => !/^[a-zA-Z0-9\-_.*?]+$/.test(t))) {
+      notes.push(`tags.include [${tags.include.join(', ')}] cannot be written as a policy-controller glob: not expressed, every tag is required`);
+    } else {
+      if (include.some((t) => t.includes('?'))) notes.push(`tags.include [${tags.include.join(', ')}]: policy-controller globs have no "?", "*" is used (more tags are required)`);
+      const { tagged, digests } = byRepository(rendered.patterns);
+      patterns = uniq([...tagged.flatMap((r) => include.map((t) => `${r}:${t.replace(/\?/g, '*')}`)), ...digests]);
+      notes.push('images referenced by digest alone are still required to be signed (the tag they were pushed with is unknown to the verifier)');
+    }
+  }
+  if (tags.exclude) {
+    notes.push(`tags.exclude [${tags.exclude.join(', ')}] cannot be written (policy-controller globs have no exclusion): images with those tags are required to be signed too, and signet does not sign them, so pods using them are refused`);
+  }
+  return { patterns, notes };
+}

@@ -92,6 +92,19 @@ export class RegistryClient {
   }
 
   /**
+   * Whether the registry takes signet's credentials: an authenticated `GET /v2/` (answering its
+   * challenge: Basic, or a token exchange without scope), and with `repository` a pull,push token
+   * for it and `GET /v2/<repository>/tags/list` (404, a repository not pushed yet, is fine).
+   * Throws REGISTRY_AUTH_FAILED (refused), REGISTRY_DENIED (403) or REGISTRY_UNAVAILABLE.
+   */
+  async checkAccess(repository?: string): Promise<void> {
+    await this.call({ method: 'GET', path: '/v2/', repository: '', push: false, scope: '', ok: [200] });
+    if (repository === undefined) return;
+    checkRepo(repository);
+    await this.call({ method: 'GET', path: `/v2/${repository}/tags/list`, repository, push: true, ok: [200, 404] });
+  }
+
+  /**
    * One request through the registry's transport: auth, host pinning, deadline, capped body,
    * 429/5xx -> retryable errors. Statuses in `c.ok` are returned; others throw. Public for format
    * modules (bundles, referrers) that need requests this class has no method for.

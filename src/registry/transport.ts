@@ -159,7 +159,7 @@ export class RegistryTransport {
           r = await this.send(c, auth);
         }
         if (r.status === 401) {
-          throw new SignetError('REGISTRY_AUTH_FAILED', `registry ${this.host} refused signet's credentials for ${c.repository} (HTTP 401)`, { status: 401 });
+          throw new SignetError('REGISTRY_AUTH_FAILED', `registry ${this.host} refused signet's credentials for ${c.repository || `${c.method} ${c.path}`} (HTTP 401)`, { status: 401 });
         }
         this.tokens.challenge = challenge;
       }
@@ -219,13 +219,14 @@ export class RegistryTransport {
     if (creds && 'identityToken' in creds) {
       // Docker's identitytoken: an OAuth2 refresh token, POSTed to the token service
       method = 'POST';
-      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'signet', scope });
+      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'signet' });
+      if (scope) form.set('scope', scope); // none for GET /v2/ (RegistryClient.checkAccess)
       if (service) form.set('service', service);
       body = Buffer.from(form.toString());
       headers['content-type'] = 'application/x-www-form-urlencoded';
     } else {
       if (service) url.searchParams.set('service', service);
-      url.searchParams.set('scope', scope);
+      if (scope) url.searchParams.set('scope', scope);
       if (creds && 'username' in creds && 'password' in creds) headers['authorization'] = basicHeader(creds.username, creds.password);
     }
     const what = 'token request';

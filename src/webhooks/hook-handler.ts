@@ -206,6 +206,8 @@ export function createHookHandler(deps: HookDeps): HookHandler {
       payload = JSON.parse(body.toString('utf8'));
     } catch {
       count(name, 'malformed');
+      // never the body (nor the parser's message, which quotes it): its size only
+      logger.warn({ requestId, integration: name, bytes: body.length }, 'webhook body is not valid JSON: answered 400');
       return sendJson(res, 400, { error: 'body is not valid JSON' });
     }
     let parsed: AdapterResult;

@@ -6,6 +6,7 @@
  * integration authenticated by `jwt` alone can be tested).
  */
 import type { Server } from 'node:http';
+import { Writable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { compileRules } from '../../src/config/rules.js';
 import { configSchema } from '../../src/config/schema.js';
@@ -22,6 +23,8 @@ export interface ReceiverHarness {
   metrics: Metrics;
   /** Events the receiver enqueued, in order. */
   queued: PushEvent[];
+  /** The receiver's log lines at warn and above, parsed. */
+  logs: Record<string, unknown>[];
   post(integration: string, body: unknown, opts?: { headers?: Record<string, string>; query?: string; raw?: boolean }): Promise<{ status: number; json: any }>;
   /** signet_webhook_events_total for (integration, outcome). */
   count(integration: string, outcome: string): Promise<number>;
@@ -56,7 +59,14 @@ export async function startReceiver(opts: {
   };
   const metrics = new Metrics();
   const registries = new RegistryDirectory(config.registries);
-  const receiver = createReceiver({ config, registries, rules: compileRules(config.rules), queue, metrics, logger: createLogger({ level: 'silent' }) });
+  const logs: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      for (const line of String(chunk).split('\n')) if (line.trim()) logs.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  const receiver = createReceiver({ config, registries, rules: compileRules(config.rules), queue, metrics, logger: createLogger({ level: 'warn', destination: sink }) });
   const server: Server = createReceiverServer(receiver, config.server, metrics);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -64,6 +74,7 @@ export async function startReceiver(opts: {
     url,
     metrics,
     queued,
+    logs,
     async post(integration, body, o = {}) {
       const res = await fetch(`${url}/hooks/${integration}${o.query ?? ''}`, {
         method: 'POST',

@@ -174,6 +174,62 @@ describe('signet backfill', () => {
     expect(err.at(-1)).toMatch(/3 to sign \(nothing queued\), 1 not required, 1 error$/);
   });
 
+  it('progress never shows more to sign than tags checked; text output is sorted; --repo that matches nothing exits 1 saying so', async () => {
+    const { backfill } = await import('../../src/backfill/backfill.js');
+    const { TimestampAuthorities } = await import('../../src/transparency/timestamp-trust.js');
+    const rt = signet.runtime;
+    const lines: string[] = [];
+    const report = await backfill(
+      { dryRun: true, concurrency: 3, progressEvery: 1 },
+      { registries: rt.registries, rules: rt.rules, keys: rt.keys, timestamps: new TimestampAuthorities(rt.config.rules, tmp.dir), progress: (l) => lines.push(l) },
+    );
+    expect(report.toSign).toHaveLength(3);
+    expect(lines.length).toBeGreaterThanOrEqual(6);
+    for (const l of lines) {
+      const m = /^backfill: (\d+)\/(\d+) tags, (\d+) to sign/.exec(l)!;
+      expect(Number(m[3]), l).toBeLessThanOrEqual(Number(m[1]));
+    }
+
+    const text = await run('backfill', '--dry-run');
+    const refs = text.out.map((l) => /^would sign (\S+)@/.exec(l)![1]!);
+    expect(refs).toEqual([`${H}/one/unsigned:v1`, `${H}/repo/half:v1`, `${H}/two/multi:v1`]);
+    expect(refs).toEqual([...refs].sort());
+
+    const none = await run('backfill', '--dry-run', '--repo', 'nosuch/**');
+    expect(none.code).toBe(1);
+    expect(none.out).toEqual([]);
+    expect(none.err.at(-1)).toBe(`backfill: --repo nosuch/** matches no repository in ${H}`);
+    expect((await run('backfill', '--dry-run', '--repo', 'no/such')).code).toBe(1);
+  });
+
+  it('--repo NAME counts only registries that hold it; --repo HOST/NAME walks that registry only', async () => {
+    const other = await startRegistry();
+    try {
+      await pushImage(other, 'elsewhere/app', 'v1');
+      const two = path.join(tmp.dir, 'two-registries.yaml');
+      writeFileSync(two, `registries: [{ host: "${H}", insecure: true }, { host: "${other.host}", insecure: true }]\n${rulesYaml()}  - { match: "${other.host}/**", keys: [a] }\n`);
+      const go = async (...args: string[]) => {
+        const out: string[] = [];
+        const err: string[] = [];
+        const code = await main(['backfill', '--dry-run', '--json', '-c', two, ...args], (l) => out.push(l), (l) => err.push(l));
+        return { code, report: JSON.parse(out.join('\n')) as BackfillReport, err };
+      };
+      const plain = await go('--repo', 'two/multi');
+      expect(plain.code).toBe(0);
+      expect(plain.report).toMatchObject({ registries: [H, other.host], repositories: 1, errors: [] });
+      expect(plain.report.toSign.map((m) => `${m.host}/${m.repository}`)).toEqual([`${H}/two/multi`]);
+      const qualified = await go('--repo', `${other.host}/elsewhere/**`);
+      expect(qualified.report).toMatchObject({ registries: [other.host], repositories: 1 });
+      expect(qualified.report.toSign.map((m) => `${m.host}/${m.repository}:${m.tag}`)).toEqual([`${other.host}/elsewhere/app:v1`]);
+      // in the other registry only: nothing matches there
+      const wrongHost = await go('--repo', `${other.host}/two/multi`);
+      expect(wrongHost.code).toBe(1);
+      expect(wrongHost.err.at(-1)).toBe(`backfill: --repo ${other.host}/two/multi matches no repository in ${other.host}`);
+    } finally {
+      await other.stop();
+    }
+  }, 60_000);
+
   it('queues them; the worker signs them; then signet verify and cosign verify agree and a second run finds nothing', async () => {
     const r = await run('backfill');
     expect(r.code).toBe(0);

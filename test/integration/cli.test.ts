@@ -47,7 +47,10 @@ rules:
     for (const expected of ['bad.yaml:1  server.port', 'bad.yaml:3  registries[0].host', 'bad.yaml:5  integrations[0].kind']) {
       expect(r.stderr).toContain(expected);
     }
-    expect(r.stderr).toMatch(/3 problem/);
+    // one run: the schema, the rule's missing key and the key file that cannot be opened
+    expect(r.stderr).toContain('bad.yaml:7  keys[0]: KEY_INVALID: key "k": file not found');
+    expect(r.stderr).toContain('bad.yaml:9  rules[0].keys[0]: no key named "nokey"');
+    expect(r.stderr).toMatch(/6 problem/);
   });
 
   it('accepts a good config and opens its keys', async () => {
@@ -61,7 +64,7 @@ keys: [{ name: k, provider: file, path: k.pem }]
 rules: [{ match: "127.0.0.1:5000/**", keys: [k] }]
 `,
     );
-    const ok = await signet(['config', 'check'], { cwd: tmp.dir, env: { SIGNET_CONFIG: 'good.yaml', HOOK_SECRET: 'x'.repeat(20) } });
+    const ok = await signet(['config', 'check', '--offline'], { cwd: tmp.dir, env: { SIGNET_CONFIG: 'good.yaml', HOOK_SECRET: 'x'.repeat(20) } });
     expect(ok.stderr).toBe('');
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/good.yaml: ok \(1 registry, 1 integration\(s\), 1 key\(s\), 1 rule\(s\)\)/);
@@ -70,6 +73,10 @@ rules: [{ match: "127.0.0.1:5000/**", keys: [k] }]
     expect(unset.stderr).toContain('integrations[0].secret: environment variable HOOK_SECRET is not set');
     const exported = await signet(['keys', 'export', 'k', '-c', 'good.yaml'], { cwd: tmp.dir, env: { HOOK_SECRET: 'x'.repeat(20) } });
     expect(exported.stdout).toMatch(/^-----BEGIN PUBLIC KEY-----\n[\s\S]+-----END PUBLIC KEY-----\n$/);
+    // a name the config does not have: the names it has, not the usage text
+    const nosuch = await signet(['keys', 'export', 'nosuch', '-c', 'good.yaml'], { cwd: tmp.dir, env: { HOOK_SECRET: 'x'.repeat(20) } });
+    expect(nosuch.code).toBe(1);
+    expect(nosuch.stderr.trim()).toBe(`signet: KEY_NOT_FOUND: no key named "nosuch" in ${path.join(tmp.dir, 'good.yaml')}; configured keys: k`);
   });
 });
 

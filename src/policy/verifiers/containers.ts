@@ -14,7 +14,7 @@
  * the pki checks: containers/image signature/pki_cert.go verifyPKI, policy_config_sigstore.go.
  */
 import { X509Certificate } from 'node:crypto';
-import { containersChecksLog, containersLogNote, pemBase64, ruleLabel, type ExportResult, type PolicyInput, type PolicyKey, type PolicyRule, type VerifierExporter } from '../model.js';
+import { containersChecksLog, containersLogNote, pemBase64, ruleLabel, type ExportResult, type PolicyInput, type PolicyKey, type PolicyRule, type VerifierExporter, tagFilterNote } from '../model.js';
 import { scopedRules } from './scopes.js';
 
 /** The file older containers/image (< 5.34.1, no `pki`) installs as policy.json. */
@@ -95,6 +95,8 @@ export const containersExporter: VerifierExporter = {
     for (const s of scoped) {
       const first = !noted.has(s.rule.index);
       noted.add(s.rule.index);
+      const tagNote = first ? tagFilterNote(s.rule, 'containers') : undefined;
+      if (tagNote) notes.push(tagNote);
       if (first && s.rule.rekor && !s.rule.rekor.publicKeyPem) {
         notes.push(`containers: ${s.rule.match}: Rekor is on but no Rekor public key is known, so policy.json does not check the log`);
       }

@@ -5,7 +5,7 @@
  * namespace with two CosignKeys refuses every pod (pkg/webhook/pod_webhook.go).
  * Schema: test/fixtures/policy-schemas/kubeservice.cn_cosignkeys.yaml.
  */
-import { k8sName, normalizePem, requireLegacy, type ExportResult, type PolicyInput, type VerifierExporter } from '../model.js';
+import { k8sName, normalizePem, requireLegacy, type ExportResult, type PolicyInput, type VerifierExporter, tagFilterNote } from '../model.js';
 
 export const cosignWebhookExporter: VerifierExporter = {
   id: 'cosign-webhook',
@@ -22,6 +22,10 @@ export const cosignWebhookExporter: VerifierExporter = {
     ];
     if (input.rules.some((r) => r.keys.length > 1)) notes.push('cosign-webhook: cannot require two signatures: rules with several keys are checked as "any key"');
     if (input.rules.some((r) => r.rekor)) notes.push('cosign-webhook: it never checks the transparency log');
+    for (const r of input.rules) {
+      const tagNote = tagFilterNote(r, 'cosign-webhook');
+      if (tagNote) notes.push(tagNote);
+    }
     const namespaces = input.namespaces?.length ? input.namespaces : ['default'];
     return {
       notes,

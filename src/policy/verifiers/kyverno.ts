@@ -2,7 +2,9 @@
  * Kyverno ClusterPolicy (kyverno.io/v1) with one `verifyImages` rule per signet rule and ONE
  * ATTESTOR PER KEY: Kyverno requires every attestor set to pass, so a two-key rule becomes a
  * dual-signature policy. Images an earlier signet rule owns (first match wins) are skipped with
- * `skipImageReferences` when that rule's pattern is exact.
+ * `skipImageReferences` when that rule's pattern is exact. A rule's `tags` filter is written as
+ * tag globs: `R:<include>` in imageReferences, `R:<exclude>` in skipImageReferences (references
+ * by digest alone stay required: their tag is unknown).
  * A rule that writes Notary Project signatures (formats: notation) gets a `type: Notary` entry
  * too, one attestor per key whose `certificates.cert` is the root of the key's chain: Kyverno's
  * Notary verifier (pkg/notary/notary.go) puts cert + certChain into one `ca:kyverno` trust store
@@ -15,7 +17,7 @@
  * Schema: test/fixtures/policy-schemas/kyverno.io_clusterpolicies.yaml.
  */
 import { PolicyExportError, chainRoot, isPublicRekor, k8sName, keysSubset, normalizePem, rekorNotes, rekorUrl, ruleLabel, writesLegacy, type ExportResult, type PolicyInput, type PolicyRule, type VerifierExporter } from '../model.js';
-import { mayOverlap, toKyverno } from '../patterns.js';
+import { kyvernoTags, mayOverlap, toKyverno } from '../patterns.js';
 import { writesNotation } from './notation.js';
 import { SIGNET_VERIFIER_ID, VSA_PREDICATE } from '../../formats/attestation/statement.js';
 
@@ -61,7 +63,10 @@ export const kyvernoExporter: VerifierExporter = {
     const rendered = input.rules.map((r) => ({ rule: r, r: toKyverno(r.match) }));
     const rules = rendered.map(({ rule, r }, i) => {
       for (const n of r.notes) notes.push(`kyverno: ${ruleLabel(rule)}: ${n}`);
-      const skip: string[] = [];
+      // the rule's tag filter: required tags in imageReferences, excluded ones in skipImageReferences
+      const tagged = kyvernoTags(r, rule.tags);
+      for (const n of tagged.notes) notes.push(`kyverno: ${ruleLabel(rule)}: ${n}`);
+      const skip: string[] = [...tagged.skip];
       for (const earlier of rendered.slice(0, i)) {
         if (!mayOverlap(earlier.rule.match, rule.match)) continue;
         if (earlier.r.exact) skip.push(...earlier.r.patterns);
@@ -83,7 +88,7 @@ export const kyvernoExporter: VerifierExporter = {
         notes.push(`kyverno: ${ruleLabel(rule)}: Rekor ${url} is not the public instance and its public key is not configured (rule.rekor.publicKey): Kyverno cannot check its entries`);
       }
       const common = {
-        imageReferences: r.patterns,
+        imageReferences: tagged.patterns,
         ...(skip.length ? { skipImageReferences: [...new Set(skip)] } : {}),
         failureAction: 'Enforce',
         mutateDigest: true,

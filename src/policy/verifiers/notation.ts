@@ -23,7 +23,7 @@
  * Spec: notaryproject/specifications specs/trust-store-trust-policy.md.
  */
 import { createHash, X509Certificate } from 'node:crypto';
-import { PolicyExportError, chainRoot, ruleLabel, type ExportResult, type PolicyDocument, type PolicyInput, type PolicyKey, type PolicyRule, type VerifierExporter } from '../model.js';
+import { PolicyExportError, chainRoot, ruleLabel, type ExportResult, type PolicyDocument, type PolicyInput, type PolicyKey, type PolicyRule, type VerifierExporter, tagFilterNote } from '../model.js';
 import { expandBraces, mayOverlap, parseAlternative } from '../patterns.js';
 
 /** The rule's images carry Notary Project signatures. */
@@ -144,6 +144,8 @@ export const notationExporter: VerifierExporter = {
 
     for (const rule of rules) {
       const label = ruleLabel(rule);
+      const tagNote = tagFilterNote(rule, 'notation');
+      if (tagNote) notes.push(tagNote);
       const ruleStores: TrustStore[] = [];
       for (const k of rule.keys) {
         if (!k.certificate || !k.chain?.length) {

@@ -7,7 +7,7 @@
  * (use-sigstore-attachments) itself.
  * Schemas: test/fixtures/policy-schemas/config.openshift.io_{clusterimagepolicies,imagepolicies}.crd.yaml.
  */
-import { containersChecksLog, containersLogNote, k8sName, pemBase64, ruleLabel, type ExportResult, type PolicyInput, type VerifierExporter } from '../model.js';
+import { containersChecksLog, containersLogNote, k8sName, pemBase64, ruleLabel, type ExportResult, type PolicyInput, type VerifierExporter, tagFilterNote } from '../model.js';
 import { scopedRules } from './scopes.js';
 
 export const openshiftExporter: VerifierExporter = {
@@ -31,6 +31,8 @@ export const openshiftExporter: VerifierExporter = {
     for (const { rule, scopes } of [...byRule.values()].sort((a, b) => a.rule.index - b.rule.index)) {
       if (rule.rekor && !rule.rekor.publicKeyPem) notes.push(`openshift: ${ruleLabel(rule)}: Rekor is on but no Rekor public key is known, so the log is not checked`);
       notes.push(...containersLogNote(rule, 'openshift', 'keyData + rekorKeyData', 'the policy'));
+      const tagNote = tagFilterNote(rule, 'openshift');
+      if (tagNote) notes.push(tagNote);
       for (const key of rule.keys) {
         const name = k8sName(prefix, 'rule', rule.index, key.name);
         const spec = {

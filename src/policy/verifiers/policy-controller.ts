@@ -46,7 +46,7 @@ import {
   type RekorLog,
   type VerifierExporter,
 } from '../model.js';
-import { mayOverlap, toPolicyController } from '../patterns.js';
+import { mayOverlap, policyControllerTags, toPolicyController } from '../patterns.js';
 
 /** A TrustRoot certificateAuthority for a key's chain; none when admission would refuse it (its root has no O or CN). */
 function certificateAuthority(chain: readonly string[]): Record<string, unknown> | undefined {
@@ -157,6 +157,9 @@ export const policyControllerExporter: VerifierExporter = {
       const tsaRoot = rule.timestamp && (trustRoot && timestampAuthorities([rule]).length ? trustRoot : tsaRoots.get(rule.timestamp.chainPem));
       const r = toPolicyController(rule.match);
       for (const n of r.notes) notes.push(`policy-controller: ${ruleLabel(rule)}: ${n}`);
+      // tags.include as `R:<tag glob>` images; tags.exclude has no spelling there (a note)
+      const tagged = policyControllerTags(r, rule.tags);
+      for (const n of tagged.notes) notes.push(`policy-controller: ${ruleLabel(rule)}: ${n}`);
       for (const earlier of input.rules.slice(0, i)) {
         if (mayOverlap(earlier.match, rule.match) && !keysSubset(rule.keys, earlier.keys)) {
           notes.push(
@@ -184,7 +187,7 @@ export const policyControllerExporter: VerifierExporter = {
             apiVersion: 'policy.sigstore.dev/v1beta1',
             kind: 'ClusterImagePolicy',
             metadata: { name },
-            spec: { mode: 'enforce', images: r.patterns.map((glob) => ({ glob })), authorities: [authority] },
+            spec: { mode: 'enforce', images: tagged.patterns.map((glob) => ({ glob })), authorities: [authority] },
           },
         });
       }

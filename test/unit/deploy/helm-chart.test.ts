@@ -186,6 +186,12 @@ describe('Helm chart deploy/helm/signet', () => {
     expect(loaded.config.server.port).toBe(8080);
     // the config's checksum rolls the pods when it changes
     expect(receiver.spec.template.metadata.annotations['checksum/config']).toMatch(/^[0-9a-f]{64}$/);
+    // and so does a change of the Secret the chart creates (its variables are read at start)
+    const sum = (o: { objects: any[] }, name: string) => find(o.objects, 'Deployment', name).spec.template.metadata.annotations['checksum/secret'];
+    expect(receiver.spec.template.metadata.annotations['checksum/secret']).toMatch(/^[0-9a-f]{64}$/);
+    const changed = render({ secret: { create: true, env: { SIGNET_HOOK_SECRET: 'another-long-random-secret', REGISTRY_PASSWORD: 'x' } } });
+    expect(sum(changed, 'signet-receiver')).not.toBe(receiver.spec.template.metadata.annotations['checksum/secret']);
+    expect(sum(changed, 'signet-worker')).toBe(sum(changed, 'signet-receiver'));
     expect(notes).toMatch(/http:\/\/signet\.signet\.svc:80\/hooks/);
   });
 

@@ -133,3 +133,15 @@ describe('--for containers', () => {
     expect(new X509Certificate(withCert.certificate!).subjectAltName).toBe('email:signer@example.com');
   });
 });
+
+describe('a rule with a tag filter, for verifiers that match repositories only', () => {
+  it('containers and openshift say that every tag is required there (no silent drop)', () => {
+    const rule: PolicyRule = { index: 0, match: 'reg.example/team/**', keys: [{ name: 'k', pem: ecPem() }], identity: 'tag', tags: { exclude: ['latest'] } };
+    for (const [id, exporter] of [['containers', containersExporter], ['openshift', openshiftExporter]] as const) {
+      const notes = exporter.export({ rules: [rule] }).notes.join('\n');
+      expect(notes).toContain(`${id}: rules[0] (reg.example/team/**) signs only some tags (tags.exclude [latest]), but ${id} matches repositories, not tags`);
+    }
+    const plain = containersExporter.export({ rules: [{ ...rule, tags: undefined } as PolicyRule] }).notes.join('\n');
+    expect(plain).not.toContain('signs only some tags');
+  });
+});

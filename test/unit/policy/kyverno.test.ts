@@ -62,3 +62,20 @@ describe('kyverno: rules with attest get an attestation check', () => {
     expect(r.notes.join('\n')).toMatch(/rules\[0\].*attestation check \(type SigstoreBundle\).*Rekor https:\/\/rekor\.internal\.example/);
   });
 });
+
+describe('kyverno: a rule with tags.include/exclude', () => {
+  it('requires only the tags signet signs (imageReferences R:<include>, skipImageReferences R:<exclude>), digests still; validates against the CRD', async () => {
+    const { policyInput } = await import('../../../src/policy/index.js');
+    const input = policyInput(
+      { rules: [{ match: 'reg.example/team/**', keys: ['k'], tags: { include: ['v*'], exclude: ['*-dev'] }, identity: 'tag', untagged: 'ignore' }] as any },
+      new Map([['k', { publicKeyPem: key.pem, certificate: undefined }]]),
+    );
+    expect(input.rules[0]!.tags).toEqual({ include: ['v*'], exclude: ['*-dev'] });
+    const r = kyvernoExporter.export(input);
+    expect(checkKubernetesObject(r.documents[0]!.content)).toEqual([]);
+    const v = (r.documents[0]!.content as any).spec.rules[0].verifyImages[0];
+    expect(v.imageReferences).toEqual(['reg.example/team:v*', 'reg.example/team/*:v*', 'reg.example/team@*', 'reg.example/team/*@*']);
+    expect(v.skipImageReferences).toEqual(['reg.example/team:*-dev', 'reg.example/team/*:*-dev']);
+    expect(r.notes.join('\n')).toMatch(/referenced by digest alone are still required/);
+  });
+});

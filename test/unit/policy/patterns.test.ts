@@ -6,7 +6,7 @@
  */
 import picomatch from 'picomatch';
 import { describe, expect, it } from 'vitest';
-import { expandBraces, mayOverlap, PatternError, toKyverno, toPolicyController, toScopes } from '../../../src/policy/patterns.js';
+import { expandBraces, kyvernoTags, mayOverlap, PatternError, policyControllerTags, toKyverno, toPolicyController, toScopes } from '../../../src/policy/patterns.js';
 
 /** go-wildcard v1: `*` any run (also "/"), `?` one character. */
 function kyvernoMatch(pattern: string, image: string): boolean {
@@ -130,5 +130,63 @@ describe('mayOverlap', () => {
     expect(mayOverlap('h.io/app', 'h.io/app2')).toBe(false);
     expect(mayOverlap('h.io/team-a/special/**', 'h.io/team-a/**')).toBe(true);
     expect(mayOverlap('h.io/**/x', 'h.io/a/*')).toBe(true);
+  });
+});
+
+describe('tag filters (rules[].tags) in verifier patterns', () => {
+  const tags = ['v1', 'v1.2', 'v2-dev', 'latest', 'release-1', 'release-10', 'dev', 'x'];
+  const filters = [
+    { include: ['v*'], exclude: ['*-dev'] },
+    { exclude: ['latest'] },
+    { include: ['{v,release-}?'] },
+    { include: ['release-?', 'v*'] },
+  ];
+  for (const glob of ['h.io/team-a/**', 'h.io/a', 'h.io/a/*', 'h.io/{a,b}/**']) {
+    for (const filter of filters) {
+      it(`${glob} ${JSON.stringify(filter)}`, () => {
+        const inRule = picomatch(glob, { dot: true });
+        const include = filter.include ? picomatch(filter.include, { dot: true }) : () => true;
+        const exclude = filter.exclude ? picomatch(filter.exclude, { dot: true }) : () => false;
+        const base = toKyverno(glob);
+        const k = kyvernoTags(base, filter);
+        const p = policyControllerTags(toPolicyController(glob), filter);
+        for (const repo of repos) {
+          const kyvernoRequires = (ref: string) => k.patterns.some((x) => kyvernoMatch(x, ref)) && !k.skip.some((x) => kyvernoMatch(x, ref));
+          const pcRequires = (ref: string) => p.patterns.some((x) => policyControllerMatch(x, ref));
+          for (const tag of tags) {
+            const signs = inRule(repo) && include(tag) && !exclude(tag);
+            const ref = `${repo}:${tag}`;
+            // what signet signs is always required (fail closed) ...
+            if (signs) {
+              expect(kyvernoRequires(ref), `kyverno must require ${ref}`).toBe(true);
+              expect(pcRequires(ref), `policy-controller must require ${ref}`).toBe(true);
+            } else if (base.exact) {
+              // ... and Kyverno, whose wildcards spell these filters, requires nothing more
+              expect(kyvernoRequires(ref), `kyverno must not require ${ref}: signet does not sign it`).toBe(false);
+            }
+            // policy-controller narrows by tags.include (it has no exclusion; its globs have no "?", widened to "*")
+            if (inRule(repo) && !include(tag) && !filter.include?.some((g) => g.includes('?'))) expect(pcRequires(ref), `policy-controller must not require ${ref}`).toBe(false);
+          }
+          // a reference by digest alone: its tag is unknown, so it stays required
+          if (inRule(repo)) {
+            expect(kyvernoRequires(`${repo}@${DIGEST}`)).toBe(true);
+            expect(pcRequires(`${repo}@${DIGEST}`)).toBe(true);
+          }
+        }
+        if (filter.exclude) expect(p.notes.join('\n')).toMatch(/tags\.exclude .* cannot be written/);
+        if (filter.include?.some((g) => g.includes('?'))) expect(p.notes.join('\n')).toMatch(/no "\?", "\*" is used/);
+      });
+    }
+  }
+
+  it('no filter: the patterns as they were; a glob the verifiers cannot spell is left unfiltered with a note', () => {
+    expect(kyvernoTags(toKyverno('h.io/a/**'), undefined)).toEqual({ patterns: toKyverno('h.io/a/**').patterns, skip: [], notes: [] });
+    const odd = kyvernoTags(toKyverno('h.io/a/**'), { include: ['v[0-9]*'] });
+    expect(odd.patterns).toEqual(toKyverno('h.io/a/**').patterns);
+    expect(odd.notes[0]).toMatch(/not expressed, every tag is required/);
+    expect(kyvernoTags(toKyverno('h.io/team-a/**'), { include: ['v*'], exclude: ['*-dev'] })).toMatchObject({
+      patterns: ['h.io/team-a:v*', 'h.io/team-a/*:v*', 'h.io/team-a@*', 'h.io/team-a/*@*'],
+      skip: ['h.io/team-a:*-dev', 'h.io/team-a/*:*-dev'],
+    });
   });
 });

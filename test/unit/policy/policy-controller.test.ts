@@ -164,3 +164,13 @@ describe('policy-controller and a rule with an RFC 3161 timestamp authority', ()
     expect(r.notesText).not.toMatch(/refuses a TrustRoot/);
   });
 });
+
+describe('policy-controller: a rule with tags.include/exclude', () => {
+  it('images narrowed to R:<include>; tags.exclude has no spelling there: a note; validates against the CRD', () => {
+    const r = policyControllerExporter.export({ rules: [rule(0, [key('k')], { tags: { include: ['v*'], exclude: ['*-dev'] } })] });
+    const cip = r.documents.find((d) => (d.content as any).kind === 'ClusterImagePolicy')!;
+    expect(checkKubernetesObject(cip.content)).toEqual([]);
+    expect((cip.content as any).spec.images).toEqual([{ glob: 'reg.example/r0:v*' }, { glob: 'reg.example/r0/**:v*' }, { glob: 'reg.example/r0@*' }, { glob: 'reg.example/r0/**@*' }]);
+    expect(r.notes.join('\n')).toMatch(/rules\[0\] \(reg\.example\/r0\/\*\*\): tags\.exclude \[\*-dev\] cannot be written/);
+  });
+});

@@ -152,3 +152,21 @@ describe('a kind that signs the body (github)', () => {
     expect(wrong.status).toBe(401);
   });
 });
+
+describe('malformed JSON', () => {
+  let r: ReceiverHarness;
+  beforeAll(async () => {
+    r = await startReceiver({ registries: [{ host: 'registry.example.com' }], integrations: [{ name: 'dist', kind: 'distribution', secret: SECRET }] });
+  });
+  afterAll(() => r.close());
+
+  it('is answered 400 and logged at warn with the request id and integration, never the body', async () => {
+    const body = '{"events": [ "secret-looking-body-text" ';
+    const res = await r.post('dist', body, { raw: true, headers: { authorization: `Bearer ${SECRET}`, 'x-request-id': 'req-malformed-1' } });
+    expect(res.status).toBe(400);
+    const line = r.logs.find((l) => l.msg === 'webhook body is not valid JSON: answered 400');
+    expect(line).toMatchObject({ level: 40, requestId: 'req-malformed-1', integration: 'dist', bytes: body.length });
+    expect(JSON.stringify(r.logs)).not.toContain('secret-looking-body-text');
+    expect(await r.count('dist', 'malformed')).toBe(1);
+  });
+});
