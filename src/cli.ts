@@ -193,7 +193,7 @@ async function runService(command: 'start' | 'serve' | 'worker', configPath: str
     service.reload().catch((e) => logger.error({ err: describeError(e) }, 'config reload failed'));
   };
   process.on('SIGHUP', onHup);
-  await new Promise<void>((resolve) => {
+  const code = await new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
       // One shutdown, whatever arrives (Ctrl-C to the process group and a SIGTERM, say).
@@ -204,16 +204,31 @@ async function runService(command: 'start' | 'serve' | 'worker', configPath: str
       stopping = true;
       process.off('SIGHUP', onHup);
       logger.info({ signal }, 'stopping: finishing in-flight jobs');
-      service.stop().then(resolve, (e) => {
-        logger.error({ err: describeError(e) }, 'error while stopping');
-        resolve();
-      });
+      // The worker gives in-flight jobs worker.shutdownTimeoutMs; whatever else hangs (a Redis
+      // that is gone, an upstream that never answers) gets 10 s more, then the process exits 1.
+      const graceMs = rt.config.worker.shutdownTimeoutMs + 10_000;
+      const deadline = setTimeout(() => {
+        logger.error({ graceMs }, 'shutdown did not finish in time; exiting');
+        resolve(1);
+      }, graceMs);
+      deadline.unref();
+      service.stop().then(
+        () => {
+          clearTimeout(deadline);
+          resolve(0);
+        },
+        (e) => {
+          clearTimeout(deadline);
+          logger.error({ err: describeError(e) }, 'error while stopping');
+          resolve(0);
+        },
+      );
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
   logger.flush?.();
-  return 0;
+  return code;
 }
 
 async function signOne(ref: string, configPath: string, out: Out): Promise<number> {

@@ -33,11 +33,11 @@ interface Running {
   text: () => string;
 }
 
-function startWorker(redisUrl: string, name: string): Running {
+function startWorker(redisUrl: string, name: string, command: 'worker' | 'start' = 'worker', port = 0): Running {
   const file = path.join(tmp.dir, `${name}.yaml`);
   writeFileSync(
     file,
-    `redis: { url: "${redisUrl}", prefix: ${name} }
+    `${command === 'start' ? `server: { port: ${port}, host: 127.0.0.1 }\n` : ''}redis: { url: "${redisUrl}", prefix: ${name} }
 worker: { concurrency: 4, backoffMs: 100, shutdownTimeoutMs: ${SHUTDOWN_MS} }
 registries: [{ host: "127.0.0.1:9", insecure: true }]
 keys: [{ name: k, provider: file, path: k.pem }]
@@ -45,7 +45,7 @@ rules: [{ match: "127.0.0.1:9/**", keys: [k] }]
 `,
   );
   let out = '';
-  const cmd = signetArgv(['worker', '-c', file]);
+  const cmd = signetArgv([command, '-c', file]);
   const child = spawn(cmd.bin, cmd.args, { cwd: tmp.dir, env: { ...process.env, SIGNET_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -164,5 +164,19 @@ describe('worker whose Redis master is gone', () => {
     expect(await waitExit(w.child, SHUTDOWN_MS + 15_000), w.text()).toBe(true);
     expect(w.child.exitCode).toBe(0);
     expect(w.text()).toMatch(/in-flight jobs did not finish in time/);
+  });
+});
+
+describe('signet start (receiver and worker) whose Redis master is gone', () => {
+  it('SIGTERM ends the process: the worker within worker.shutdownTimeoutMs, the rest within 10 s more (src/cli.ts)', async () => {
+    const master = await startRedis();
+    const w = startWorker(master.url, 'gone-start', 'start', await freePort());
+    await waitFor('worker started', () => w.lines().some((l) => l.msg === 'worker started'), 60_000);
+    await kill(master);
+    await waitFor('the outage line', () => w.lines().some((l) => /^redis unavailable/.test(l.msg ?? '')), 30_000);
+    w.child.kill('SIGTERM');
+    // the bound is shutdownTimeoutMs + the CLI's 10 s grace + slack for a loaded machine
+    expect(await waitExit(w.child, SHUTDOWN_MS + 25_000), w.text()).toBe(true);
+    expect([0, 1]).toContain(w.child.exitCode);
   });
 });
