@@ -61,7 +61,11 @@ export type ErrorCode =
   | 'API_UNAUTHORIZED'
   /** No such HTTP API route, or the API is off (no server.apiToken). */
   | 'API_NOT_FOUND'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  /** Redis is set up to lose data signet relies on (maxmemory-policy other than noeviction), or is a different topology than configured: refused at startup. */
+  | 'REDIS_MISCONFIGURED'
+  /** Not every replica the acknowledgement policy (redis.ack) asks for confirmed the job in time: the webhook is answered 503. */
+  | 'REDIS_NOT_REPLICATED';
 
 /**
  * Which codes the job queue retries: the one place that decides it (not each throw site). True
@@ -108,6 +112,8 @@ export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   API_UNAUTHORIZED: false,
   API_NOT_FOUND: false,
   INTERNAL: false,
+  REDIS_MISCONFIGURED: false,
+  REDIS_NOT_REPLICATED: true,
 };
 
 export class SignetError extends Error {

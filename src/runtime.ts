@@ -14,7 +14,9 @@ import { createSigningKeys } from './kms/providers.js';
 import type { SigningKey } from './kms/signing-key.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
-import { checkRedis, createRedis } from './queue/connection.js';
+import { Acknowledger } from './queue/ack.js';
+import { checkRedis, createRedis, describeRedis, type RedisClient } from './queue/connection.js';
+import { RedisHealth } from './queue/redis-health.js';
 import { SignQueue } from './queue/sign-queue.js';
 import { RegistryDirectory } from './registry/directory.js';
 import { checkRuleKeys } from './formats/index.js';
@@ -35,7 +37,9 @@ export interface Runtime {
   registries: RegistryDirectory;
   rules: RuleMatcher;
   keys: Map<string, SigningKey>;
-  lockRedis: Redis;
+  lockRedis: RedisClient;
+  /** Eviction policy, persistence and lost-data checks (src/queue/redis-health.ts). */
+  redisHealth: RedisHealth;
   pipeline: SigningPipeline;
   status: StatusStore;
   close(): Promise<void>;
@@ -45,8 +49,24 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
   const { config, baseDir } = loaded;
   const logger = opts.logger ?? createLogger();
   for (const w of loaded.warnings) logger.warn({ path: w.path.join('.'), line: w.line }, w.message);
-  await checkRedis(config.redis.url);
+  await checkRedis(config.redis, 5000, baseDir);
   const metrics = opts.metrics ?? new Metrics({ defaultMetrics: true });
+  // its own fail-fast connection: /readyz and the marker watch never wait behind jobs' commands
+  const healthRedis = createRedis(config.redis, 'producer', baseDir);
+  const redisHealth = new RedisHealth(healthRedis, {
+    prefix: config.redis.prefix,
+    logger,
+    onDataLoss: () => metrics.redisDataLoss.inc(),
+    embedded: loaded.source === '(embedded default)',
+  });
+  try {
+    await redisHealth.startup();
+  } catch (err) {
+    healthRedis.disconnect();
+    throw err;
+  }
+  redisHealth.watch();
+  logger.info({ redis: describeRedis(config.redis), prefix: config.redis.prefix }, 'redis checked');
   const keys = await createSigningKeys(config.keys, { baseDir }, {
     observe: (key, outcome, seconds) => metrics.keySignSeconds.observe({ key, outcome }, seconds), // signet_key_sign_seconds
   });
@@ -59,7 +79,7 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
   const registries = new RegistryDirectory(config.registries, { baseDir });
   instrumentRegistries(registries, metrics); // signet_registry_errors_total
   const rules = compileRules(config.rules);
-  const lockRedis = createRedis(config.redis.url, 'lock');
+  const lockRedis = createRedis(config.redis, 'lock', baseDir);
   const lock = new DigestLock(lockRedis, config.redis.prefix);
   const status = new StatusStore(lockRedis, config.redis.prefix, Math.round(config.status.retentionDays * 86400));
   const timestamps = new TimestampAuthorities(config.rules, baseDir);
@@ -73,6 +93,7 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
     rules,
     keys,
     lockRedis,
+    redisHealth,
     pipeline,
     status,
     async close() {
@@ -81,6 +102,8 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
       await registries.close();
       await Promise.allSettled([...keys.values()].map((k) => k.close()));
       lockRedis.disconnect();
+      redisHealth.close();
+      healthRedis.disconnect();
     },
   };
 }
@@ -113,8 +136,9 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
       });
       logger.info({ port: http.port, paths: ['/healthz', '/metrics'] }, 'worker metrics listening');
     }
-    const connection = createRedis(config.redis.url, 'worker');
-    const worker = createSignWorker({ config, connection, pipeline: rt.pipeline, metrics: rt.metrics, logger, status: rt.status });
+    const connection = createRedis(config.redis, 'worker', rt.baseDir);
+    // workers/sign-worker.ts types its connection as Redis; BullMQ takes a Cluster the same way
+    const worker = createSignWorker({ config, connection: connection as Redis, pipeline: rt.pipeline, metrics: rt.metrics, logger, status: rt.status });
     await worker.waitUntilReady();
     service.worker = worker;
     closers.push(async () => {
@@ -137,8 +161,13 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
   }
 
   if (roles.receiver) {
-    const producer = createRedis(config.redis.url, 'producer');
-    const queue = new SignQueue(producer, config.redis.prefix, config.worker);
+    const producer = createRedis(config.redis, 'producer', rt.baseDir);
+    // 202 only once the master and redis.ack.replicas replicas have the jobs (src/queue/ack.ts)
+    const ack = new Acknowledger(producer, config.redis.prefix, config.redis.ack, {
+      onAccepted: (r) => rt.redisHealth.noteAccepted(r.total, r.added),
+      onRefused: () => rt.metrics.redisAckRefused.inc(),
+    });
+    const queue = new SignQueue(producer, config.redis.prefix, config.worker, ack);
     // the web stack (express, adapters, status page) is loaded only by processes that serve
     const [{ createReceiver }, { createReceiverServer }, { Readiness }, { QueueAdmin }] = await Promise.all([
       import('./webhooks/receiver.js'),
@@ -149,7 +178,7 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
     // status page, queue depth gauge and readiness use the fail-fast producer connection
     const admin = new QueueAdmin(producer, config.redis.prefix);
     rt.metrics.queueDepthSource = () => admin.counts();
-    const readiness = new Readiness({ redis: producer, keys: new Map([...rt.keys].map(([n, k]) => [n, k.backend])), registries: rt.registries });
+    const readiness = new Readiness({ redis: producer, redisHealth: rt.redisHealth, keys: new Map([...rt.keys].map(([n, k]) => [n, k.backend])), registries: rt.registries });
     // the HTTP API and the status page read status records on the fail-fast connection: 503, not a hang, while Redis is away
     const status = new StatusStore(producer, config.redis.prefix, Math.round(config.status.retentionDays * 86400));
     const receiver = createReceiver({ config, registries: rt.registries, rules: rt.rules, queue, metrics: rt.metrics, logger, status, readiness, admin });
@@ -164,6 +193,7 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
       rt.metrics.queueDepthSource = undefined;
       await admin.close();
       await queue.close();
+      ack.close();
       producer.disconnect();
       throw new SignetError('CONFIG_INVALID', `cannot listen on ${config.server.host}:${config.server.port} (${err.code ?? err.message}); set server.port`);
     });
@@ -176,6 +206,7 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
       rt.metrics.queueDepthSource = undefined;
       await admin.close();
       await queue.close();
+      ack.close();
       producer.disconnect();
     });
     logger.info({ port: service.port, hooks: config.integrations.map((i) => `/hooks/${i.name}`) }, 'receiver listening');

@@ -2,7 +2,7 @@
  * Dead letters: list failed sign jobs with their reasons, and put them back in the queue.
  */
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import { SIGN_QUEUE, type SignJobData } from './sign-queue.js';
 
 export interface FailedJob {
@@ -16,7 +16,7 @@ export interface FailedJob {
 
 export class QueueAdmin {
   private readonly queue: Queue<SignJobData>;
-  constructor(connection: Redis, prefix: string) {
+  constructor(connection: RedisClient, prefix: string) {
     this.queue = new Queue<SignJobData>(SIGN_QUEUE, { connection, prefix });
   }
 

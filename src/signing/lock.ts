@@ -1,9 +1,12 @@
 /**
  * A per-digest mutex in Redis (SET NX PX + compare-and-delete), so two workers never
  * read-modify-write the same .sig manifest at once (cosign#2432). The lease is renewed while held.
+ * Keys are `<prefix>:lock:<name>` with the prefix's hash-tag braces dropped, so that on Redis
+ * Cluster each lock hashes by its own name (the locks spread over the slots).
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { ownKeyPrefix } from '../config/redis.js';
 import { SignetError } from '../errors.js';
 
 const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
@@ -16,7 +19,7 @@ export interface LockOptions {
   waitMs?: number;
 }
 
-type LockRedis = Redis & {
+type LockRedis = Pick<Redis, 'set' | 'defineCommand'> & {
   signetLockRelease(key: string, token: string): Promise<number>;
   signetLockRenew(key: string, token: string, leaseMs: string): Promise<number>;
 };
@@ -24,10 +27,10 @@ type LockRedis = Redis & {
 export class DigestLock {
   private readonly redis: LockRedis;
 
-  constructor(
-    redis: Redis,
-    private readonly prefix: string,
-  ) {
+  private readonly prefix: string;
+
+  constructor(redis: Pick<Redis, 'set' | 'defineCommand'>, prefix: string) {
+    this.prefix = ownKeyPrefix(prefix);
     // EVALSHA: the scripts' text is sent once per connection, not with every release
     if (!('signetLockRelease' in redis)) {
       redis.defineCommand('signetLockRelease', { lua: RELEASE, numberOfKeys: 1 });
