@@ -9,8 +9,8 @@
  * sent on the connection that wrote them (WAIT counts that connection's writes), after their
  * writes were answered. On Cluster that is the connection to the master of the queue's slot.
  *
- * `replicas: auto` waits for one replica when the master has had a connected replica in the
- * last AUTO_MEMORY_MS (INFO replication, refreshed every REFRESH_MS), else for none: while a
+ * `replicas: auto` waits for one replica when the master has had an online replica (connected
+ * and in sync) in the last AUTO_MEMORY_MS (INFO replication, refreshed every REFRESH_MS), else for none: while a
  * replica is being promoted the old master already shows none connected, and must not then
  * acknowledge alone. A master that has had no replica at all (a single node; a newly promoted
  * master whose old master is still down) acknowledges alone: no failover can lose what it has
@@ -92,11 +92,12 @@ export class Acknowledger {
       wanted > 0 ? (node.call('WAIT', wanted, this.policy.timeoutMs) as Promise<number>) : Promise.resolve(0),
     ]);
     const result = { total, added: n };
-    this.hooks.onAccepted?.(result);
     if (acked < wanted) {
+      // not acknowledged: the counter's increment may be lost with the jobs, it proves nothing
       this.hooks.onRefused?.();
       throw new SignetError('REDIS_NOT_REPLICATED', `${acked} of ${wanted} Redis replica${wanted === 1 ? '' : 's'} confirmed the job within ${this.policy.timeoutMs} ms (redis.ack)`);
     }
+    this.hooks.onAccepted?.(result);
     return result;
   }
 
@@ -121,7 +122,8 @@ export class Acknowledger {
         const info = await node.info('replication');
         const replid = /^master_replid:(\S+)/m.exec(info)?.[1] ?? this.slotNodeKey ?? 'node';
         this.currentReplid = replid;
-        if (/^role:master/m.test(info) && Number(/^connected_slaves:(\d+)/m.exec(info)?.[1] ?? 0) > 0) this.replicaSeen.set(replid, Date.now());
+        // only replicas in sync count: one still loading the master's snapshot acknowledges nothing
+        if (/^role:master/m.test(info) && /^slave\d+:.*state=online/m.test(info)) this.replicaSeen.set(replid, Date.now());
       } finally {
         this.refreshing = undefined;
       }

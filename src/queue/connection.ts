@@ -94,8 +94,9 @@ export function createRedis(given: RedisConfig | string, role: RedisRole, baseDi
       sentinels: s.sentinels.map(hostPort),
       name: s.masterName,
       role: 'master',
-      // subscribe to +switch-master: reconnect to the new master as soon as the sentinels announce it
-      failoverDetector: true,
+      // ioredis' own failoverDetector ends a connection for good when the switch is announced while
+      // it is reconnecting (its connect() is cancelled, status 'end'); SentinelWatch does the same job
+      failoverDetector: false,
       sentinelRetryStrategy: role === 'check' ? () => null : (n) => Math.min(n * 200, 2000),
       ...(s.sentinelUsername ? { sentinelUsername: s.sentinelUsername } : {}),
       ...(s.sentinelPassword ? { sentinelPassword: s.sentinelPassword } : {}),
@@ -106,7 +107,72 @@ export function createRedis(given: RedisConfig | string, role: RedisRole, baseDi
     client = new Redis(cfg.url!, { ...opts, ...auth, ...(tls ? { tls } : {}) });
   }
   client.on('error', () => undefined); // surfaced where commands fail; avoid unhandled 'error' events
+  if (cfg.sentinel && role !== 'check') watchSentinels(cfg, client as Redis, baseDir);
   return client;
+}
+
+/**
+ * Follows a Sentinel failover within moments: subscribed to +switch-master on every sentinel,
+ * it makes each connected client of that master reconnect (and so ask the sentinels for the new
+ * master) when the switch is announced. Clients still connecting are left alone: they ask the
+ * sentinels anyway. One watch per master, closed with its last client. (Writes that reach the
+ * old master before the switch are refused by the WAIT acknowledgement, or fail READONLY and
+ * reconnect, so this only shortens the time to recover.)
+ */
+const watches = new Map<string, { clients: Set<Redis>; subscribers: Redis[] }>();
+
+function watchSentinels(cfg: RedisConfig, client: Redis, baseDir: string): void {
+  const s = cfg.sentinel!;
+  const id = `${s.masterName}@${s.sentinels.join(',')}`;
+  let watch = watches.get(id);
+  if (!watch) {
+    const tls = tlsOptions(s.tls, baseDir);
+    const clients = new Set<Redis>();
+    const subscribers = s.sentinels.map((addr) => {
+      const sub = new Redis({
+        ...hostPort(addr),
+        ...(s.sentinelUsername ? { username: s.sentinelUsername } : {}),
+        ...(s.sentinelPassword ? { password: s.sentinelPassword } : {}),
+        ...(tls ? { tls } : {}),
+        retryStrategy: (n) => Math.min(n * 500, 5000),
+        maxRetriesPerRequest: null,
+      });
+      sub.on('error', () => undefined);
+      sub.subscribe('+switch-master').catch(() => undefined);
+      sub.on('message', (_channel: string, message: string) => {
+        if (message.split(' ')[0] !== s.masterName) return;
+        for (const c of clients) if (c.status === 'ready') c.disconnect(true);
+      });
+      return sub;
+    });
+    watch = { clients, subscribers };
+    watches.set(id, watch);
+  }
+  const w = watch;
+  w.clients.add(client);
+  client.once('end', () => {
+    w.clients.delete(client);
+    if (w.clients.size === 0 && watches.get(id) === w) {
+      watches.delete(id);
+      for (const sub of w.subscribers) sub.disconnect();
+    }
+  });
+}
+
+/** Resolves once the client is connected (a fail-fast connection refuses commands before); rejects after `ms`. */
+export function whenReady(client: RedisClient, ms = 10_000): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady);
+      reject(new SignetError('REDIS_UNAVAILABLE', `Redis not ready within ${ms} ms (${client.status})`));
+    }, ms);
+    const onReady = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    client.once('ready', onReady);
+  });
 }
 
 /** Where signet's Redis is, for messages (no password). */

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { SignetError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { isCluster, type RedisClient } from './connection.js';
+import { isCluster, whenReady, type RedisClient } from './connection.js';
 
 export type Persistence = 'aof' | 'rdb' | 'aof+rdb' | 'off' | 'unknown';
 
@@ -67,6 +67,7 @@ export class RedisHealth {
 
   /** Startup: refuses an evicting Redis, warns about persistence, reads (or writes) the marker. */
   async startup(): Promise<NodeFindings[]> {
+    await whenReady(this.client);
     const findings = await this.inspect();
     const problems = policyProblems(findings);
     if (problems.length) throw new SignetError('REDIS_MISCONFIGURED', problems.join('; '));
