@@ -121,6 +121,7 @@ export interface Service {
 export async function startService(rt: Runtime, roles: { receiver: boolean; worker: boolean }): Promise<Service> {
   const { config, logger } = rt;
   const service: Service = { stop: async () => undefined };
+  rt.redisHealth.reportStartup(); // persistence off: a warning for the processes whose jobs it would lose
   const closers: (() => Promise<void>)[] = [];
 
   if (roles.worker) {

@@ -177,7 +177,7 @@ export function whenReady(client: RedisClient, ms = 10_000): Promise<void> {
 
 /** Where signet's Redis is, for messages (no password). */
 export function describeRedis(cfg: RedisConfig): string {
-  if (cfg.cluster) return `Redis Cluster via ${cfg.cluster.nodes.join(', ')}`;
+  if (cfg.cluster) return `Cluster nodes ${cfg.cluster.nodes.join(', ')}`;
   if (cfg.sentinel) return `Sentinel master "${cfg.sentinel.masterName}" via ${cfg.sentinel.sentinels.join(', ')}`;
   return safeUrl(cfg.url ?? 'redis://127.0.0.1:6379');
 }
@@ -222,7 +222,7 @@ export async function checkRedis(cfg: RedisConfig, timeoutMs = 5000, baseDir = p
     const reason = e.code && e.code !== 'TIMEOUT' ? e.code : (e.message ?? String(err));
     throw new SignetError(
       'REDIS_UNAVAILABLE',
-      `cannot reach ${where} (${reason}); start one with "redis-server --daemonize yes" (or "docker run -d -p 6379:6379 redis:7") or set redis in the config`,
+      `cannot reach Redis at ${where} (${reason}); start one with "redis-server --daemonize yes" (or "docker run -d -p 6379:6379 redis:7") or set redis in the config`,
       { cause: err },
     );
   } finally {

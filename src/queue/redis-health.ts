@@ -55,6 +55,7 @@ export class RedisHealth {
   private maxAccepted = 0;
   private lost: DataLoss | undefined;
   private watcher: NodeJS.Timeout | undefined;
+  private findings: NodeFindings[] = [];
 
   constructor(
     private readonly client: RedisClient,
@@ -65,19 +66,27 @@ export class RedisHealth {
     return `${this.opts.prefix}:instance`;
   }
 
-  /** Startup: refuses an evicting Redis, warns about persistence, reads (or writes) the marker. */
+  /** Startup: refuses an evicting Redis, reads (or writes) the marker. */
   async startup(): Promise<NodeFindings[]> {
     await whenReady(this.client);
-    const findings = await this.inspect();
+    const findings = (this.findings = await this.inspect());
     const problems = policyProblems(findings);
     if (problems.length) throw new SignetError('REDIS_MISCONFIGURED', problems.join('; '));
-    for (const w of persistenceWarnings(findings)) {
+    await this.checkMarker();
+    return findings;
+  }
+
+  /**
+   * Logs what startup found that may lose data without stopping signet: persistence off (a
+   * warning; info only in the embedded default), a policy that cannot be read. Called by the
+   * processes that queue or run jobs (not by one-shot commands such as `signet sign`).
+   */
+  reportStartup(): void {
+    for (const w of persistenceWarnings(this.findings)) {
       if (this.opts.embedded) this.opts.logger.info(w);
       else this.opts.logger.warn(w);
     }
-    for (const f of findings) if (!f.policy) this.opts.logger.warn({ node: f.node }, 'cannot read maxmemory-policy (CONFIG GET and INFO refused): make sure it is noeviction');
-    await this.checkMarker();
-    return findings;
+    for (const f of this.findings) if (!f.policy) this.opts.logger.warn({ node: f.node }, 'cannot read maxmemory-policy (CONFIG GET and INFO refused): make sure it is noeviction');
   }
 
   /** /readyz: the eviction policy again (someone may change it), persistence, the marker. */
