@@ -75,7 +75,8 @@ export function redisNode(port: number, dir: string, args: string[], conf?: stri
   return self;
 }
 
-const DATA = ['--appendonly', 'yes', '--appendfsync', 'always', '--save', ''];
+/** AOF on; DEBUG allowed from loopback (tests make a replica lag with DEBUG SLEEP). */
+const DATA = ['--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--enable-debug-command', 'local'];
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
   const deadline = Date.now() + ms;
