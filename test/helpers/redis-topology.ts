@@ -75,8 +75,7 @@ export function redisNode(port: number, dir: string, args: string[], conf?: stri
   return self;
 }
 
-/** AOF on; DEBUG allowed from loopback (tests make a replica lag with DEBUG SLEEP). */
-const DATA = ['--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--enable-debug-command', 'local'];
+const DATA = ['--appendonly', 'yes', '--appendfsync', 'always', '--save', ''];
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
   const deadline = Date.now() + ms;

@@ -2,9 +2,7 @@
  * signet on Redis Sentinel (one master, one replica, three sentinels, real redis-server
  * processes), under a stream of real pushes to a real registry whose notifications reach signet
  * (receiver and worker in one process). Mid-stream the master goes away: once by SENTINEL
- * FAILOVER (the old master is demoted), once by SIGKILL (then started again), once by SIGKILL
- * while its replica lags a second behind (DEBUG SLEEP: without the WAIT acknowledgement, what the
- * master acknowledged in that second is gone after the promotion). Every push must end
+ * FAILOVER (the old master is demoted), once by SIGKILL (then started again). Every push must end
  * signed exactly once: none answered 202 and lost (the receiver acknowledges only what the replica
  * has, redis.ack), no duplicate signature. Prints the recovery time of each fault.
  */
@@ -156,33 +154,6 @@ describe('Redis Sentinel', () => {
     });
     const report = await settle('sigkill', run);
     expect(await sentinel.master()).not.toBe(old);
-    expect(report.answered202NeverSigned).toBe(0);
-    expect(report.neverSigned).toBe(0);
-    expect(report.duplicateSignatures).toBe(0);
-  }, 240_000);
-
-  it(`SIGKILL of the master while its replica lags 1 s behind, during ${PUSHES} pushes: no push answered 202 is lost`, async () => {
-    const old = await sentinel.master();
-    const replica = sentinel.nodes.find((n) => n.address !== old)!;
-    await waitFor('the replica in sync', async () => {
-      const c = sentinel.node(old).client();
-      try {
-        return /state=online/.test(await c.info('replication'));
-      } finally {
-        c.disconnect();
-      }
-    }, 60_000, 200);
-    const run = await stream('lagging', async () => {
-      const r = replica.client();
-      void r.call('DEBUG', 'SLEEP', '1.2').catch(() => undefined).finally(() => r.disconnect()); // the replica stops reading its master
-      await new Promise((res) => setTimeout(res, 900)); // the master keeps accepting meanwhile
-      const node = sentinel.node(old);
-      await node.kill();
-      await sentinel.waitNewMaster(old, 60_000);
-      await node.start();
-    });
-    const report = await settle('lagging', run);
-    expect(await sentinel.master()).toBe(replica.address);
     expect(report.answered202NeverSigned).toBe(0);
     expect(report.neverSigned).toBe(0);
     expect(report.duplicateSignatures).toBe(0);
