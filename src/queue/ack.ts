@@ -38,6 +38,8 @@ export interface AckResult {
 export class Acknowledger {
   private batch: { count: number; promise: Promise<AckResult> } | undefined;
   private slotNodeKey: string | undefined;
+  /** The queue's slot on Cluster (asked once). */
+  private slot: number | undefined;
   private replicaSeen = new Map<string, number>();
   private currentReplid: string | undefined;
   private refresher: NodeJS.Timeout | undefined;
@@ -106,7 +108,7 @@ export class Acknowledger {
     const c = this.client;
     if (!isCluster(c)) return c;
     if (c.status !== 'ready') throw new SignetError('REDIS_UNAVAILABLE', `Redis Cluster not ready (${c.status})`);
-    const slot = Number(await c.cluster('KEYSLOT', this.counterKey));
+    const slot = (this.slot ??= Number(await c.cluster('KEYSLOT', this.counterKey)));
     const key = c.slots[slot]?.[0];
     const node = key ? c.nodes('master').find((m) => `${m.options.host}:${m.options.port}` === key) : undefined;
     if (!node) throw new SignetError('REDIS_UNAVAILABLE', `no Redis Cluster master known for slot ${slot}`);
