@@ -67,13 +67,21 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
   }
   redisHealth.watch();
   logger.info({ redis: describeRedis(config.redis), prefix: config.redis.prefix }, 'redis checked');
+  const dropHealth = () => {
+    redisHealth.close();
+    healthRedis.disconnect();
+  };
   const keys = await createSigningKeys(config.keys, { baseDir }, {
     observe: (key, outcome, seconds) => metrics.keySignSeconds.observe({ key, outcome }, seconds), // signet_key_sign_seconds
+  }).catch((err: unknown) => {
+    dropHealth();
+    throw err;
   });
   try {
     await checkRuleKeys(config.rules, keys); // an RSA key that cannot pad as its rule's formats need
   } catch (err) {
     await Promise.allSettled([...keys.values()].map((k) => k.close()));
+    dropHealth();
     throw err;
   }
   const registries = new RegistryDirectory(config.registries, { baseDir });
@@ -102,8 +110,7 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
       await registries.close();
       await Promise.allSettled([...keys.values()].map((k) => k.close()));
       lockRedis.disconnect();
-      redisHealth.close();
-      healthRedis.disconnect();
+      dropHealth();
     },
   };
 }

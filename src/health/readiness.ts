@@ -3,8 +3,8 @@
  * receiver's fail-fast connection, then what would lose data (src/queue/redis-health.ts: an
  * evicting maxmemory-policy makes Redis "down"; persistence off is a warning; a Redis that lost
  * its data is reported under checks.redis.dataLoss without making signet unready, since new
- * pushes are safe again and the lost ones need `signet backfill`). Keys: `publicKeyPem()` (providers cache it, so this is cheap
- * once the backend has answered). Registries: `GET /v2/` without credentials, where any HTTP
+ * pushes are safe again and the lost ones need `signet backfill`). Keys: `publicKeyPem()`
+ * (providers cache it, so this is cheap once the backend has answered). Registries: `GET /v2/` without credentials, where any HTTP
  * answer, 401 included, means up; refused connections, TLS failures and timeouts mean down.
  * All checks run at once, each bounded by a short timeout; concurrent probes share one run.
  * (`GET /healthz` stays a liveness check that touches nothing.)
