@@ -313,8 +313,8 @@ async function keysExport(configPath: string, explicit: boolean, name: string | 
 async function statusOf(ref: string, configPath: string, explicit: boolean, json: boolean, out: Out): Promise<number> {
   const loaded = await load(configPath, explicit, true);
   const { config } = loaded;
-  await checkRedis(config.redis.url);
-  const redis = createRedis(config.redis.url, 'lock');
+  await checkRedis(config.redis, 5000, loaded.baseDir);
+  const redis = createRedis(config.redis, 'lock', loaded.baseDir);
   const registries = new RegistryDirectory(config.registries, { baseDir: loaded.baseDir });
   try {
     // Redis first: a tag is resolved in the registry only when signet's records lead to no digest
@@ -348,8 +348,8 @@ async function jobs(rest: string[], configPath: string, explicit: boolean, flags
   if (extra.length || (sub !== 'failed' && sub !== 'retry')) throw usage('jobs takes "failed" or "retry ID|--all"');
   if (sub === 'retry' && Boolean(id) === flags.all) throw usage('jobs retry takes one job ID or --all');
   const loaded = await load(configPath, explicit, true);
-  await checkRedis(loaded.config.redis.url);
-  const connection = createRedis(loaded.config.redis.url, 'worker');
+  await checkRedis(loaded.config.redis, 5000, loaded.baseDir);
+  const connection = createRedis(loaded.config.redis, 'worker', loaded.baseDir);
   const admin = new QueueAdmin(connection, loaded.config.redis.prefix);
   try {
     if (sub === 'failed') {

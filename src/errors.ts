@@ -69,7 +69,11 @@ export type ErrorCode =
   /** The registry's scan API (Harbor /api/v2.0) is unreachable, timed out, throttled us or answered 5xx: retried. */
   | 'SCAN_API_UNAVAILABLE'
   /** The directory for generated keys (the embedded default's ./keys) cannot be created or written by this user. */
-  | 'KEY_DIR_NOT_WRITABLE';
+  | 'KEY_DIR_NOT_WRITABLE'
+  /** Redis is set up to lose data signet relies on (maxmemory-policy other than noeviction), or is a different topology than configured: refused at startup. */
+  | 'REDIS_MISCONFIGURED'
+  /** Not every replica the acknowledgement policy (redis.ack) asks for confirmed the job in time: the webhook is answered 503. */
+  | 'REDIS_NOT_REPLICATED';
 
 /**
  * Which codes the job queue retries: the one place that decides it (not each throw site). True
@@ -120,6 +124,8 @@ export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   SCAN_TIMEOUT: false,
   SCAN_API_UNAVAILABLE: true,
   KEY_DIR_NOT_WRITABLE: false,
+  REDIS_MISCONFIGURED: false,
+  REDIS_NOT_REPLICATED: true,
 };
 
 export class SignetError extends Error {

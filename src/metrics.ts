@@ -101,6 +101,16 @@ export class Metrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
+  readonly redisDataLoss = new Counter({
+    name: 'signet_redis_data_loss_detected_total',
+    help: 'Times this process found that Redis lost its data (marker key gone, accepted-jobs counter went back): run `signet backfill`',
+    registers: [this.registry],
+  });
+  readonly redisAckRefused = new Counter({
+    name: 'signet_redis_ack_refused_total',
+    help: 'Webhook batches answered 503 because fewer Redis replicas than redis.ack.replicas confirmed their jobs in time',
+    registers: [this.registry],
+  });
   /** Where the queue depth gauge reads its counts on each scrape (set by the receiver's runtime). */
   queueDepthSource: (() => Promise<Record<string, number>>) | undefined;
   readonly queueDepth = new Gauge({

@@ -14,7 +14,9 @@ import { createSigningKeys } from './kms/providers.js';
 import type { SigningKey } from './kms/signing-key.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
-import { checkRedis, createRedis } from './queue/connection.js';
+import { Acknowledger } from './queue/ack.js';
+import { checkRedis, createRedis, describeRedis, type RedisClient } from './queue/connection.js';
+import { RedisHealth } from './queue/redis-health.js';
 import { SignQueue } from './queue/sign-queue.js';
 import { RegistryDirectory } from './registry/directory.js';
 import { checkRuleKeys } from './formats/index.js';
@@ -41,7 +43,9 @@ export interface Runtime {
   registries: RegistryDirectory;
   rules: RuleMatcher;
   keys: Map<string, SigningKey>;
-  lockRedis: Redis;
+  lockRedis: RedisClient;
+  /** Eviction policy, persistence and lost-data checks (src/queue/redis-health.ts). */
+  redisHealth: RedisHealth;
   pipeline: SigningPipeline;
   status: StatusStore;
   /** The scan gate, when a rule has require.scan (rebuilt on reload). */
@@ -70,7 +74,7 @@ interface SigningPieces {
 interface SharedParts {
   lock: DigestLock;
   status: StatusStore;
-  lockRedis: Redis;
+  lockRedis: RedisClient;
   signatures: SharedSignatures;
 }
 
@@ -111,9 +115,29 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
   const { config, baseDir } = loaded;
   const logger = opts.logger ?? createLogger();
   for (const w of loaded.warnings) logger.warn({ path: w.path.join('.'), line: w.line }, w.message);
-  await checkRedis(config.redis.url);
+  await checkRedis(config.redis, 5000, baseDir);
   const metrics = opts.metrics ?? new Metrics({ defaultMetrics: true });
-  const lockRedis = createRedis(config.redis.url, 'lock');
+  // its own fail-fast connection: /readyz and the marker watch never wait behind jobs' commands
+  const healthRedis = createRedis(config.redis, 'producer', baseDir);
+  const redisHealth = new RedisHealth(healthRedis, {
+    prefix: config.redis.prefix,
+    logger,
+    onDataLoss: () => metrics.redisDataLoss.inc(),
+    embedded: loaded.source === '(embedded default)',
+  });
+  try {
+    await redisHealth.startup();
+  } catch (err) {
+    healthRedis.disconnect();
+    throw err;
+  }
+  redisHealth.watch();
+  logger.info({ redis: describeRedis(config.redis), prefix: config.redis.prefix }, 'redis checked');
+  const dropHealth = () => {
+    redisHealth.close();
+    healthRedis.disconnect();
+  };
+  const lockRedis = createRedis(config.redis, 'lock', baseDir);
   const lock = new DigestLock(lockRedis, config.redis.prefix);
   const status = new StatusStore(lockRedis, config.redis.prefix, Math.round(config.status.retentionDays * 86400));
   const shared: SharedParts = { lock, status, lockRedis, signatures: new RedisSignatures(lockRedis, config.redis.prefix) }; // a retry in another worker reuses the signature
@@ -122,6 +146,7 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
     pieces = await buildPieces(config, baseDir, metrics, shared);
   } catch (err) {
     lockRedis.disconnect();
+    dropHealth();
     throw err;
   }
   const rt: Runtime = {
@@ -135,6 +160,7 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
     lockRedis,
     pipeline: pieces.pipeline,
     scanGate: pieces.scanGate,
+    redisHealth,
     status,
     async swap(next) {
       const fresh = await buildPieces(next, baseDir, metrics, shared);
@@ -146,6 +172,7 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
     async close() {
       await closePieces(pieces);
       lockRedis.disconnect();
+      dropHealth();
     },
   };
   return rt;
@@ -180,6 +207,7 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
       return run;
     },
   };
+  rt.redisHealth.reportStartup(); // persistence off: a warning for the processes whose jobs it would lose
 
   if (roles.worker) {
     if (!roles.receiver && config.worker.httpPort !== undefined) {
@@ -194,8 +222,9 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
       });
       logger.info({ port: http.port, paths: ['/healthz', '/metrics'] }, 'worker metrics listening');
     }
-    const connection = createRedis(config.redis.url, 'worker');
-    const newWorker = () => createSignWorker({ config: rt.config, connection, pipeline: rt.pipeline, metrics: rt.metrics, logger, status: rt.status });
+    const connection = createRedis(config.redis, 'worker', rt.baseDir);
+    // workers/sign-worker.ts types its connection as Redis; BullMQ takes a Cluster the same way
+    const newWorker = () => createSignWorker({ config: rt.config, connection: connection as Redis, pipeline: rt.pipeline, metrics: rt.metrics, logger, status: rt.status });
     let worker = newWorker();
     await worker.waitUntilReady();
     service.worker = worker;
@@ -208,13 +237,18 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
       await old.close();
     });
     // no new jobs, in-flight ones get worker.shutdownTimeoutMs, then disconnect whatever Redis's state
-    closers.push(() => closeSignWorker(worker, { connection, timeoutMs: config.worker.shutdownTimeoutMs, logger }));
+    closers.push(() => closeSignWorker(worker, { connection: connection as Redis, timeoutMs: config.worker.shutdownTimeoutMs, logger }));
     logger.info({ concurrency: config.worker.concurrency }, 'worker started');
   }
 
   if (roles.receiver) {
-    const producer = createRedis(config.redis.url, 'producer');
-    const queue = new SignQueue(producer, config.redis.prefix, config.worker);
+    const producer = createRedis(config.redis, 'producer', rt.baseDir);
+    // 202 only once the master and redis.ack.replicas replicas have the jobs (src/queue/ack.ts)
+    const ack = new Acknowledger(producer, config.redis.prefix, config.redis.ack, {
+      onAccepted: (r) => rt.redisHealth.noteAccepted(r.total, r.added),
+      onRefused: () => rt.metrics.redisAckRefused.inc(),
+    });
+    const queue = new SignQueue(producer, config.redis.prefix, config.worker, ack);
     // the web stack (express, adapters, status page) is loaded only by processes that serve
     const [{ createReceiver }, { createReceiverServer }, { Readiness }, { QueueAdmin }] = await Promise.all([
       import('./webhooks/receiver.js'),
@@ -230,7 +264,7 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
     // built again on each reload, from the pieces then in force (webhook secrets, rules, registries, keys)
     const newReceiver = () => {
       const access = new RegistryAccessCheck(() => ({ registries: rt.registries.all, rules: rt.config.rules })); // wrong credentials: not ready
-      const readiness = new Readiness({ redis: producer, keys: new Map([...rt.keys].map(([n, k]) => [n, k.backend])), registries: rt.registries, access });
+      const readiness = new Readiness({ redis: producer, redisHealth: rt.redisHealth, keys: new Map([...rt.keys].map(([n, k]) => [n, k.backend])), registries: rt.registries, access });
       return createReceiver({ config: rt.config, registries: rt.registries, rules: rt.rules, queue, metrics: rt.metrics, logger, status, readiness, admin, scanGate: rt.scanGate });
     };
     let receiver = newReceiver();
@@ -248,6 +282,7 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
       rt.metrics.queueDepthSource = undefined;
       await admin.close();
       await queue.close();
+      ack.close();
       producer.disconnect();
       throw new SignetError('CONFIG_INVALID', `cannot listen on ${config.server.host}:${config.server.port} (${err.code ?? err.message}); set server.port`);
     });
@@ -260,6 +295,7 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
       rt.metrics.queueDepthSource = undefined;
       await admin.close();
       await queue.close();
+      ack.close();
       producer.disconnect();
     });
     logger.info({ port: service.port, hooks: config.integrations.map((i) => `/hooks/${i.name}`) }, 'receiver listening');

@@ -9,7 +9,7 @@ import { TimestampAuthorities } from '../transparency/timestamp-trust.js';
 import type { LoadedConfig } from '../config/load.js';
 import { compileRules } from '../config/rules.js';
 import { createSigningKeys } from '../kms/providers.js';
-import { checkRedis, createRedis } from '../queue/connection.js';
+import { checkRedis, createRedis, type RedisClient } from '../queue/connection.js';
 import { SignQueue } from '../queue/sign-queue.js';
 import { RegistryDirectory } from '../registry/directory.js';
 import { backfill, formatMissing, formatSummary } from './backfill.js';
@@ -32,11 +32,11 @@ export async function backfillCommand(loaded: LoadedConfig, flags: BackfillFlags
   const { config, baseDir } = loaded;
   const dryRun = Boolean(flags['dry-run']);
   let queue: SignQueue | undefined;
-  let producer: ReturnType<typeof createRedis> | undefined;
+  let producer: RedisClient | undefined;
   if (!dryRun) {
-    await checkRedis(config.redis.url);
-    producer = createRedis(config.redis.url, 'producer');
-    queue = new SignQueue(producer, config.redis.prefix, config.worker);
+    await checkRedis(config.redis, 5000, baseDir);
+    const p = (producer = createRedis(config.redis, 'producer', baseDir));
+    queue = new SignQueue(p, config.redis.prefix, config.worker);
   }
   const keys = await createSigningKeys(config.keys, { baseDir });
   const registries = new RegistryDirectory(config.registries, { baseDir });

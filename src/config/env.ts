@@ -5,7 +5,7 @@
  *
  * Two places are different:
  * - Secret fields (isSecretField: webhook secrets, registry and KMS credentials, key passwords and
- *   PINs, the status page token): a default never supplies the value. `${VAR:-x}` with VAR unset
+ *   PINs, the status page token, Redis passwords): a default never supplies the value. `${VAR:-x}` with VAR unset
  *   or empty is a config problem there, so that a forgotten variable cannot sign on with a
  *   secret written in the config (or in an example copied from the docs).
  * - Annotation values (`rules[].annotations`): templates over the push (`${tag}`, `${pusher}`...,
@@ -66,6 +66,8 @@ function isAnnotationTemplate(path: readonly (string | number)[]): boolean {
 
 /** Credential field names under `registries[].credentials` (any depth) and `keys[]` (any depth). */
 const REGISTRY_SECRETS = new Set(['password', 'token', 'clientSecret', 'secretAccessKey', 'sessionToken']);
+/** `redis.password`, `redis.sentinel.sentinelPassword`. */
+const REDIS_SECRETS = new Set(['password', 'sentinelPassword']);
 const KEY_SECRETS = new Set(['password', 'pin', 'token', 'secretId', 'secretAccessKey', 'sessionToken', 'accessKeySecret', 'securityToken', 'clientSecret']);
 
 /**
@@ -78,6 +80,7 @@ export function isSecretField(path: readonly (string | number)[], root: unknown)
   const last = path[path.length - 1];
   if (typeof last !== 'string') return false;
   if (section === 'server') return path.length === 2 && last === 'statusPageToken';
+  if (section === 'redis') return REDIS_SECRETS.has(last);
   if (section === 'integrations') return path.length === 3 && last === 'secret';
   if (section === 'registries') return path[2] === 'credentials' && REGISTRY_SECRETS.has(last);
   if (section === 'keys' && KEY_SECRETS.has(last)) {

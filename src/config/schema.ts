@@ -9,6 +9,7 @@ import { annotationsSchema, rekorRuleSchema, signatureFormatsSchema } from '../s
 import { timestampRuleSchema } from '../transparency/timestamp-config.js';
 import { requireSchema } from './conditions.js';
 import { serviceUrlSchema } from '../edge/service-client.js';
+import { redisSchema } from './redis.js';
 import { webhookAdapters } from '../webhooks/adapters/index.js';
 import type { integrationConfig } from '../webhooks/integration-config.js';
 
@@ -151,13 +152,8 @@ export const configSchema = z
       .strict()
       .refine((s) => s.headersTimeoutMs <= s.requestTimeoutMs, { message: 'headersTimeoutMs must not exceed requestTimeoutMs', path: ['headersTimeoutMs'] })
       .prefault({}),
-    redis: z
-      .object({
-        url: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').default('redis://127.0.0.1:6379'),
-        prefix: z.string().regex(/^[A-Za-z0-9_-]+$/).default('signet'),
-      })
-      .strict()
-      .default({ url: 'redis://127.0.0.1:6379', prefix: 'signet' }),
+    /** Single node, Sentinel or Cluster; see src/config/redis.ts. */
+    redis: redisSchema.prefault({}),
     worker: z
       .object({
         /** Jobs one worker process runs at once (I/O bound: registry and KMS round trips). */

@@ -1,13 +1,16 @@
 /**
  * GET /readyz: ready only when Redis, every key and every registry answer. Redis: PING on the
- * receiver's fail-fast connection. Keys: `publicKeyPem()` (providers cache it, so this is cheap
- * once the backend has answered). Registries: `GET /v2/` without credentials, where any HTTP
+ * receiver's fail-fast connection, then what would lose data (src/queue/redis-health.ts: an
+ * evicting maxmemory-policy makes Redis "down"; persistence off is a warning; a Redis that lost
+ * its data is reported under checks.redis.dataLoss without making signet unready, since new
+ * pushes are safe again and the lost ones need `signet backfill`). Keys: `publicKeyPem()`
+ * (providers cache it, so this is cheap once the backend has answered). Registries: `GET /v2/` without credentials, where any HTTP
  * answer, 401 included, means up; refused connections, TLS failures and timeouts mean down.
  * All checks run at once, each bounded by a short timeout; concurrent probes share one run.
  * (`GET /healthz` stays a liveness check that touches nothing.)
  */
 import type { Request, Response } from 'express';
-import type { Redis } from 'ioredis';
+import type { DataLoss, RedisHealth } from '../queue/redis-health.js';
 import { isSignetError } from '../errors.js';
 import type { KeyProvider } from '../kms/types.js';
 import { redactText } from '../log.js';
@@ -21,6 +24,10 @@ export interface CheckResult {
   status?: number;
   /** Why it is down. */
   error?: string;
+  /** Redis: what could lose data without making it down (persistence off). */
+  warnings?: string[];
+  /** Redis: it lost its data while signet ran (run `signet backfill`). */
+  dataLoss?: DataLoss;
 }
 
 export interface ReadinessReport {
@@ -36,7 +43,9 @@ export interface ReadinessReport {
 
 export interface ReadinessDeps {
   /** A connection that fails fast while Redis is away (the receiver's producer connection). */
-  redis: Pick<Redis, 'ping' | 'status'>;
+  redis: { ping(): Promise<string>; readonly status: string };
+  /** Eviction policy, persistence, lost data (src/queue/redis-health.ts). */
+  redisHealth?: Pick<RedisHealth, 'check'>;
   keys: ReadonlyMap<string, Pick<KeyProvider, 'publicKeyPem'>>;
   registries: Pick<RegistryDirectory, 'all'>;
   /** Whether each registry takes signet's credentials (src/health/registry-check.ts: cached, re-checked every 60 s). */
@@ -67,7 +76,10 @@ export class Readiness {
         if (redis.status !== 'ready') throw new Error(`not connected (${redis.status})`);
         const pong = await redis.ping();
         if (pong !== 'PONG') throw new Error(`PING answered ${String(pong).slice(0, 50)}`);
-        return {};
+        if (!this.deps.redisHealth) return {};
+        const h = await this.deps.redisHealth.check();
+        if (h.problems.length) throw new Error(`REDIS_MISCONFIGURED: ${h.problems.join('; ')}`);
+        return { ...(h.warnings.length ? { warnings: h.warnings } : {}), ...(h.dataLoss ? { dataLoss: h.dataLoss } : {}) };
       }),
       Promise.all(
         [...this.deps.keys].map(async ([name, k]) => [name, await timed(ms, async () => (await k.publicKeyPem(), {}))] as const),
@@ -101,7 +113,7 @@ export function readinessHandler(readiness: Readiness) {
   };
 }
 
-async function timed(timeoutMs: number, fn: () => Promise<{ status?: number }>): Promise<CheckResult> {
+async function timed(timeoutMs: number, fn: () => Promise<Omit<CheckResult, 'ok' | 'ms'>>): Promise<CheckResult> {
   const start = performance.now();
   let timer: NodeJS.Timeout | undefined;
   try {

@@ -6,7 +6,7 @@
  * `resetAttemptsMade` and `resetAttemptsStarted` (BullMQ's reprocessJob script: HDEL atm, ats).
  */
 import { Queue, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.js';
 import { SIGN_QUEUE, type SignJobData } from './sign-queue.js';
 
 export interface FailedJob {
@@ -26,7 +26,7 @@ const RETRY_PAGE = 200;
 
 export class QueueAdmin {
   private readonly queue: Queue<SignJobData>;
-  constructor(connection: Redis, prefix: string) {
+  constructor(connection: RedisClient, prefix: string) {
     this.queue = new Queue<SignJobData>(SIGN_QUEUE, { connection, prefix });
   }
 

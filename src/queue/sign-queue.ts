@@ -1,10 +1,13 @@
 /**
  * The "sign" queue: job shape, enqueue with dedup, retry policy. The receiver answers 2xx only
- * after `enqueueMany` resolved, i.e. after Redis has every job of the request.
+ * after `enqueueMany` resolved, i.e. after Redis has every job of the request and, with an
+ * Acknowledger (redis.ack), after the replicas it asks for have them too (src/queue/ack.ts).
  */
 import { hash } from 'node:crypto';
 import { Job, Queue, type JobJson, type JobsOptions, type RedisJobOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Acknowledger } from './ack.js';
+import type { RedisClient } from './connection.js';
 import type { Config } from '../config/schema.js';
 import type { PushEvent } from '../webhooks/types.js';
 
@@ -46,9 +49,10 @@ export class SignQueue {
   private corked = false;
   private client: Awaited<Queue['client']> | undefined;
   constructor(
-    private readonly connection: Redis,
+    private readonly connection: RedisClient,
     prefix: string,
     workerCfg: Config['worker'],
+    private readonly ack?: Acknowledger,
   ) {
     this.queue = new Queue<SignJobData>(SIGN_QUEUE, { connection, prefix });
     // what Job's constructor makes of queue.add's options: attempts defaulted, backoff normalised
@@ -68,8 +72,9 @@ export class SignQueue {
    */
   async enqueueMany(list: readonly SignJobData[]): Promise<string[]> {
     this.corkUntilTurnEnds();
-    if (list.length === 1) return this.add(list[0]!).then((id) => [id]);
-    return Promise.all(list.map((data) => this.add(data)));
+    const ids = list.length === 1 ? [await this.add(list[0]!)] : await Promise.all(list.map((data) => this.add(data)));
+    if (this.ack && ids.length) await this.ack.acknowledge(ids.length);
+    return ids;
   }
 
   /**
@@ -109,7 +114,7 @@ export class SignQueue {
    * webhooks per second at peak.)
    */
   private corkUntilTurnEnds(): void {
-    const socket = this.connection.stream;
+    const socket = (this.connection as Redis).stream; // a Cluster has one per node: not corked
     if (this.corked || !socket?.writable) return;
     this.corked = true;
     socket.cork();

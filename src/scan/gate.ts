@@ -25,7 +25,8 @@
  * its event only makes signet ask the API) and the remembered push is handed back to be queued.
  */
 import { hash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { ownKeyPrefix } from '../config/redis.js';
 import { countsText, scanFinished, scanVerdict, worstSeverity, type ScanConditions, type ScanReport } from '../config/conditions.js';
 import type { RegistryConfig } from '../config/schema.js';
 import { SignetError } from '../errors.js';
@@ -101,14 +102,14 @@ redis.call('expire', KEYS[1], tonumber(ARGV[4]))
 return {prev, passed}
 `;
 
-type GateRedis = Redis & {
+type GateRedis = (Redis | Cluster) & {
   signetScanWait(key: string, field: string, push: string, deadline: string, ttl: string): Promise<string | null>;
   signetScanStore(key: string, scan: string, at: string, ttl: string): Promise<string[]>;
   signetScanDecide(key: string, decision: string, field: string, push: string, ttl: string): Promise<[string, string]>;
 };
 
 export interface ScanGateOptions {
-  redis: Redis;
+  redis: Redis | Cluster;
   prefix: string;
   /** How long a record is kept (the status retention). */
   ttlSeconds: number;
@@ -145,7 +146,7 @@ export class ScanGate {
 
   /** The record of one pushed digest (one key per digest; the braces are its Redis Cluster hash tag). */
   key(host: string, repository: string, digest: string): string {
-    return `${this.opts.prefix}:scanwait:{${host}/${repository}@${digest}}`;
+    return `${ownKeyPrefix(this.opts.prefix)}:scanwait:{${host}/${repository}@${digest}}`;
   }
 
   async close(): Promise<void> {

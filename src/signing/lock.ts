@@ -13,9 +13,13 @@
  *
  * The acquire script treats a key holding the mark ("~") as free. All key strings are built in
  * `keyOf`, here and nowhere else.
+ *
+ * Keys are `<prefix>:lock:<name>` with the prefix's hash-tag braces dropped, so that on Redis
+ * Cluster each lock hashes by its own name (the locks spread over the slots).
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { ownKeyPrefix } from '../config/redis.js';
 import { SignetError } from '../errors.js';
 
 /** Take the lock if free (absent or only marked); returns 0 (was absent), 1 (was marked: held recently) or nil (held). */
@@ -44,7 +48,7 @@ export interface LockHeld {
   recent: boolean;
 }
 
-type LockRedis = Redis & {
+type LockRedis = Pick<Redis, 'defineCommand'> & {
   signetLockAcquire(key: string, token: string, leaseMs: string): Promise<number | null>;
   signetLockRelease(key: string, token: string, markMs: string): Promise<number>;
   signetLockRenew(key: string, token: string, leaseMs: string): Promise<number>;
@@ -58,10 +62,10 @@ export function signingLockName(repository: string, digest: string): string {
 export class DigestLock {
   private readonly redis: LockRedis;
 
-  constructor(
-    redis: Redis,
-    private readonly prefix: string,
-  ) {
+  private readonly prefix: string;
+
+  constructor(redis: Pick<Redis, 'defineCommand'>, prefix: string) {
+    this.prefix = ownKeyPrefix(prefix);
     // EVALSHA: the scripts' text is sent once per connection, not with every call
     if (!('signetLockAcquire' in redis)) {
       redis.defineCommand('signetLockAcquire', { lua: ACQUIRE, numberOfKeys: 1 });

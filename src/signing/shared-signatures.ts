@@ -15,7 +15,8 @@
  * payload's sha256.
  */
 import { constants, createHash, verify } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { ownKeyPrefix } from '../config/redis.js';
 import type { SigningKey } from '../kms/signing-key.js';
 import type { SignOptions } from '../kms/types.js';
 
@@ -30,7 +31,7 @@ const TTL_MS = 30 * 60_000;
 
 export class RedisSignatures implements SharedSignatures {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: Redis | Cluster,
     private readonly prefix: string,
     private readonly ttlMs = TTL_MS,
   ) {}
@@ -39,7 +40,7 @@ export class RedisSignatures implements SharedSignatures {
   private keyOf(key: SigningKey, payload: Buffer, opts: SignOptions | undefined): string {
     const payloadHex = createHash('sha256').update(payload).digest('hex');
     const keyHex = key.keyId.slice('sha256:'.length);
-    return `${this.prefix}:signature:${keyHex}:${payloadHex}${opts?.rsaPadding === 'pss' ? ':pss' : ''}`;
+    return `${ownKeyPrefix(this.prefix)}:signature:${keyHex}:${payloadHex}${opts?.rsaPadding === 'pss' ? ':pss' : ''}`;
   }
 
   async find(key: SigningKey, payload: Buffer, opts?: SignOptions): Promise<Buffer | undefined> {

@@ -9,8 +9,13 @@
  * digest's hash under `-`. `<prefix>:status:recent` lists the latest entries for the status page.
  * `<prefix>:status:signatures` counts signatures recorded per (key, format, outcome) by every
  * worker (the status page's "Signatures by key" in a split deployment).
+ * The prefix is the configured one without hash-tag braces: on Redis Cluster each record hashes by
+ * its own name (host/repo@digest), so records spread over the slots; a record's entries then go in
+ * one script call per hash, and the recent list (one key, one slot) is written after them. The
+ * signature counts are one hash (one slot).
  */
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { ownKeyPrefix } from '../config/redis.js';
 
 export type SigningState = 'pending' | 'signed' | 'skipped' | 'failed';
 
@@ -66,6 +71,27 @@ redis.call('expire', recent, ttl)
 return 1
 `;
 
+/**
+ * Cluster: one hash at a time (KEYS[1]); ARGV as RECORD_SCRIPT's. Returns the JSON of the entries
+ * that go on the recent list, with the createdAt they were stored with.
+ */
+const RECORD_ONE_SCRIPT = `
+local ttl = tonumber(ARGV[1])
+local listed = {}
+for i = 2, #ARGV, 3 do
+  local field, json = ARGV[i], ARGV[i + 1]
+  local prev = redis.call('hget', KEYS[1], field)
+  if prev then
+    local created = string.match(prev, '"createdAt":"([^"]*)"')
+    if created then json = (string.gsub(json, '"createdAt":"[^"]*"', '"createdAt":"' .. created .. '"', 1)) end
+  end
+  redis.call('hset', KEYS[1], field, json)
+  if ARGV[i + 2] == '1' then listed[#listed + 1] = json end
+end
+redis.call('expire', KEYS[1], ttl)
+return listed
+`;
+
 /** Does a digest's hash hold an entry per key (fields other than the push-level "-")? */
 const HAS_KEY_ENTRY_SCRIPT = `
 local n = redis.call('hlen', KEYS[1])
@@ -87,23 +113,29 @@ export interface SignatureCount {
   count: number;
 }
 
-type StatusRedis = Redis & {
+type StatusRedis = (Redis | Cluster) & {
   signetStatusRecord(...args: (string | number)[]): Promise<number>;
+  signetStatusRecordOne(key: string, ...args: string[]): Promise<string[]>;
   signetStatusKeyEntries(key: string): Promise<number>;
   signetStatusCount(...args: (string | number)[]): Promise<number>;
 };
 
 export class StatusStore {
   private readonly redis: StatusRedis;
+  private readonly prefix: string;
+  private readonly cluster: boolean;
 
   constructor(
-    redis: Redis,
-    private readonly prefix: string,
+    redis: Redis | Cluster,
+    prefix: string,
     private readonly retentionSeconds: number,
   ) {
+    this.prefix = ownKeyPrefix(prefix);
+    this.cluster = (redis as Cluster).isCluster === true;
     // EVALSHA with the script loaded on first use (ioredis falls back to EVAL once per connection)
     if (!('signetStatusRecord' in redis)) {
       redis.defineCommand('signetStatusRecord', { lua: RECORD_SCRIPT });
+      redis.defineCommand('signetStatusRecordOne', { lua: RECORD_ONE_SCRIPT, numberOfKeys: 1 });
       redis.defineCommand('signetStatusKeyEntries', { lua: HAS_KEY_ENTRY_SCRIPT, numberOfKeys: 1 });
     }
     if (!('signetStatusCount' in redis)) redis.defineCommand('signetStatusCount', { lua: COUNT_SCRIPT, numberOfKeys: 1 });
@@ -135,9 +167,24 @@ export class StatusStore {
         args.push('-', JSON.stringify(entry), '0');
       }
     }
-    keys.push(`${this.prefix}:status:recent`);
-    await Promise.all([this.redis.signetStatusRecord(keys.length, ...keys, ...args), counted]);
+    const recent = `${this.prefix}:status:recent`;
+    if (!this.cluster) {
+      keys.push(recent);
+      await Promise.all([this.redis.signetStatusRecord(keys.length, ...keys, ...args), counted]);
+      return;
+    }
+    // Cluster: the hashes are in different slots; one call per hash, in parallel, then the recent list
+    const byKey = new Map<string, string[]>();
+    keys.forEach((k, i) => {
+      const list = byKey.get(k) ?? [];
+      if (!byKey.has(k)) byKey.set(k, list);
+      list.push(...args.slice(1 + 3 * i, 4 + 3 * i));
+    });
+    const listed = (await Promise.all([...byKey].map(([k, a]) => this.redis.signetStatusRecordOne(k, args[0]!, ...a)))).flat();
+    if (listed.length) await this.redis.multi().lpush(recent, ...listed).ltrim(recent, 0, RECENT_MAX - 1).expire(recent, this.retentionSeconds).exec();
+    await counted;
   }
+
 
   /** Counts the signed per-key entries that name their format (one update per signature). */
   private countSigned(updates: readonly StatusUpdate[]): Promise<unknown> | undefined {

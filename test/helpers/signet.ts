@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { parseConfigText } from '../../src/config/load.js';
+import { redisSchema } from '../../src/config/redis.js';
 import { createLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { createRuntime, startService, type Runtime, type Service } from '../../src/runtime.js';
@@ -53,12 +54,24 @@ export function uniquePrefix(): string {
 
 export async function startSignet(
   yaml: string,
-  opts: { baseDir: string; env?: NodeJS.ProcessEnv; roles?: { receiver: boolean; worker: boolean }; prefix?: string; port?: number; redisUrl?: string } = { baseDir: '.' },
+  opts: {
+    baseDir: string;
+    env?: NodeJS.ProcessEnv;
+    roles?: { receiver: boolean; worker: boolean };
+    prefix?: string;
+    port?: number;
+    redisUrl?: string;
+    /** A whole `redis:` section (Sentinel, Cluster, ack), parsed as the config would; the prefix is still the test's. */
+    redis?: Record<string, unknown>;
+  } = { baseDir: '.' },
 ): Promise<RunningSignet> {
   const prefix = opts.prefix ?? uniquePrefix();
   const loaded = parseConfigText(yaml, 'test.yaml', { SIGNET_TEST_PREFIX: prefix, SIGNET_TEST_PORT: String(opts.port ?? 0), ...process.env, ...opts.env });
-  loaded.config.redis.prefix = prefix;
-  loaded.config.redis.url = opts.redisUrl ?? REDIS_URL;
+  if (opts.redis) loaded.config.redis = redisSchema.parse({ ...opts.redis, prefix });
+  else {
+    loaded.config.redis.prefix = prefix;
+    loaded.config.redis.url = opts.redisUrl ?? REDIS_URL;
+  }
   loaded.config.server.port = opts.port ?? 0;
   loaded.config.server.host = '127.0.0.1';
   const logs: Record<string, any>[] = [];
@@ -83,7 +96,7 @@ export async function startSignet(
     logs,
     async stop() {
       await service.stop();
-      if (!opts.redisUrl) await deletePrefix(prefix);
+      if (!opts.redisUrl && !opts.redis) await deletePrefix(prefix);
     },
   };
 }

@@ -1,0 +1,139 @@
+/**
+ * "Acknowledge only what survives a failover": after the jobs of a webhook are in the master,
+ * WAIT until `redis.ack.replicas` replicas have them too (Redis replicates asynchronously, so a
+ * master that dies or is demoted right after answering loses what it had not sent on). Also
+ * counts accepted jobs in Redis (`<prefix>:accepted`), a counter that only grows: reading back a
+ * smaller total than this process saw before means Redis lost data (RedisHealth reports it).
+ *
+ * The jobs of every request answered during one event-loop turn share one INCRBY and one WAIT,
+ * sent on the connection that wrote them (WAIT counts that connection's writes), after their
+ * writes were answered. On Cluster that is the connection to the master of the queue's slot.
+ *
+ * `replicas: auto` waits for one replica when the master has had an online replica (connected
+ * and in sync) in the last AUTO_MEMORY_MS (INFO replication, refreshed every REFRESH_MS), else for none: while a
+ * replica is being promoted the old master already shows none connected, and must not then
+ * acknowledge alone. A master that has had no replica at all (a single node; a newly promoted
+ * master whose old master is still down) acknowledges alone: no failover can lose what it has
+ * then, only a crash without persistence (see RedisHealth).
+ */
+import type { Redis } from 'ioredis';
+import { SignetError } from '../errors.js';
+import { isCluster, type RedisClient } from './connection.js';
+
+const REFRESH_MS = 1000;
+const AUTO_MEMORY_MS = 10_000;
+
+export interface AckPolicy {
+  replicas: 'auto' | number;
+  timeoutMs: number;
+}
+
+export interface AckResult {
+  /** The counter after this batch. */
+  total: number;
+  /** Jobs in this batch. */
+  added: number;
+}
+
+export class Acknowledger {
+  private batch: { count: number; promise: Promise<AckResult> } | undefined;
+  private slotNodeKey: string | undefined;
+  /** The queue's slot on Cluster (asked once). */
+  private slot: number | undefined;
+  private replicaSeen = new Map<string, number>();
+  private currentReplid: string | undefined;
+  private refresher: NodeJS.Timeout | undefined;
+  private refreshing: Promise<void> | undefined;
+
+  constructor(
+    private readonly client: RedisClient,
+    /** The queue's prefix (hash-tagged on Cluster): the counter shares the queue's slot. */
+    private readonly prefix: string,
+    private readonly policy: AckPolicy,
+    private readonly hooks: { onAccepted?: (r: AckResult) => void; onRefused?: () => void } = {},
+  ) {
+    if (policy.replicas === 'auto') {
+      this.refresher = setInterval(() => void this.refresh().catch(() => undefined), REFRESH_MS);
+      this.refresher.unref();
+      void this.refresh().catch(() => undefined);
+    }
+  }
+
+  get counterKey(): string {
+    return `${this.prefix}:accepted`;
+  }
+
+  /** Resolves once `n` jobs already answered by Redis are acknowledged; rejects (REDIS_NOT_REPLICATED, or the Redis error) otherwise. */
+  acknowledge(n: number): Promise<AckResult> {
+    if (!this.batch) {
+      const b: { count: number; promise: Promise<AckResult> } = { count: 0, promise: undefined as unknown as Promise<AckResult> };
+      b.promise = new Promise<void>((r) => setImmediate(r)).then(() => {
+        if (this.batch === b) this.batch = undefined;
+        return this.flush(b.count);
+      });
+      this.batch = b;
+    }
+    this.batch.count += n;
+    return this.batch.promise;
+  }
+
+  /** Replicas to wait for now. */
+  async replicasWanted(): Promise<number> {
+    if (this.policy.replicas !== 'auto') return this.policy.replicas;
+    if (!this.currentReplid) await this.refresh();
+    const seen = this.currentReplid ? this.replicaSeen.get(this.currentReplid) : undefined;
+    return seen !== undefined && Date.now() - seen <= AUTO_MEMORY_MS ? 1 : 0;
+  }
+
+  private async flush(n: number): Promise<AckResult> {
+    const node = await this.node();
+    const wanted = await this.replicasWanted();
+    // sent back to back on one connection: the WAIT covers the INCRBY and every write before it
+    const [total, acked] = await Promise.all([
+      node.incrby(this.counterKey, n),
+      wanted > 0 ? (node.call('WAIT', wanted, this.policy.timeoutMs) as Promise<number>) : Promise.resolve(0),
+    ]);
+    const result = { total, added: n };
+    if (acked < wanted) {
+      // not acknowledged: the counter's increment may be lost with the jobs, it proves nothing
+      this.hooks.onRefused?.();
+      throw new SignetError('REDIS_NOT_REPLICATED', `${acked} of ${wanted} Redis replica${wanted === 1 ? '' : 's'} confirmed the job within ${this.policy.timeoutMs} ms (redis.ack)`);
+    }
+    this.hooks.onAccepted?.(result);
+    return result;
+  }
+
+  /** The connection the queue's writes go over: the client itself, or on Cluster the master of the queue's slot. */
+  private async node(): Promise<Redis> {
+    const c = this.client;
+    if (!isCluster(c)) return c;
+    if (c.status !== 'ready') throw new SignetError('REDIS_UNAVAILABLE', `Redis Cluster not ready (${c.status})`);
+    const slot = (this.slot ??= Number(await c.cluster('KEYSLOT', this.counterKey)));
+    const key = c.slots[slot]?.[0];
+    const node = key ? c.nodes('master').find((m) => `${m.options.host}:${m.options.port}` === key) : undefined;
+    if (!node) throw new SignetError('REDIS_UNAVAILABLE', `no Redis Cluster master known for slot ${slot}`);
+    this.slotNodeKey = key;
+    return node;
+  }
+
+  /** Reads INFO replication of the master the queue writes to: its replication id, and whether a replica is connected. */
+  private refresh(): Promise<void> {
+    this.refreshing ??= (async () => {
+      try {
+        const node = await this.node();
+        const info = await node.info('replication');
+        const replid = /^master_replid:(\S+)/m.exec(info)?.[1] ?? this.slotNodeKey ?? 'node';
+        this.currentReplid = replid;
+        // only replicas in sync count: one still loading the master's snapshot acknowledges nothing
+        if (/^role:master/m.test(info) && /^slave\d+:.*state=online/m.test(info)) this.replicaSeen.set(replid, Date.now());
+      } finally {
+        this.refreshing = undefined;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  close(): void {
+    clearInterval(this.refresher);
+  }
+}

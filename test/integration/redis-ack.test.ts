@@ -1,0 +1,133 @@
+/**
+ * What `redis.ack` buys, shown on a failover that loses data: a master and a replica (real
+ * redis-servers) whose replication link goes through a loopback TCP relay the test can stall, so
+ * the replica falls behind for real (nothing reaches its socket). Two receivers on that master,
+ * one with `ack.replicas: 0`, one with `auto`, get the same webhooks while the link is stalled;
+ * then the master is SIGKILLed and the replica promoted (REPLICAOF NO ONE, as Sentinel does).
+ * Without WAIT, every push answered 202 meanwhile is gone from the new master; with it, those
+ * webhooks were answered 503 (so the registry sends them again) and no acknowledged job is missing.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/ports.js';
+import { redisNode, type RedisNode } from '../helpers/redis-topology.js';
+import { startSignet, tempKeyDir, type KeyDir, type RunningSignet } from '../helpers/signet.js';
+
+const SECRET = 'ack-secret-0123456789abcdef';
+const root = mkdtempSync(path.join(tmpdir(), 'signet-ack-e2e-'));
+const fixture = JSON.parse(readFileSync(new URL('../fixtures/webhooks/distribution-push.json', import.meta.url), 'utf8'));
+let master: RedisNode;
+let replica: RedisNode;
+let relay: { server: Server; port: number; stall(): void; sockets: Socket[] };
+let tmp: KeyDir;
+const signets: RunningSignet[] = [];
+
+/** A TCP relay replica -> master; stall() stops passing the master's bytes on (the replica hears nothing more). */
+async function startRelay(target: number): Promise<typeof relay> {
+  const port = await freePort();
+  const sockets: Socket[] = [];
+  let stalled = false;
+  const server = createServer((down) => {
+    const up = connect(target, '127.0.0.1');
+    sockets.push(down, up);
+    down.on('data', (d) => up.write(d));
+    up.on('data', (d) => {
+      if (!stalled) down.write(d);
+    });
+    for (const s of [down, up]) s.on('error', () => undefined);
+    down.on('close', () => up.destroy());
+    up.on('close', () => down.destroy());
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return { server, port, sockets, stall: () => void (stalled = true) };
+}
+
+beforeAll(async () => {
+  tmp = tempKeyDir();
+  const m = await freePort();
+  master = redisNode(m, path.join(root, 'm'), ['--appendonly', 'yes', '--save', '']);
+  await master.start();
+  relay = await startRelay(m);
+  const r = await freePort();
+  replica = redisNode(r, path.join(root, 'r'), ['--appendonly', 'yes', '--save', '', '--replicaof', '127.0.0.1', String(relay.port)]);
+  await replica.start();
+  const c = master.client();
+  for (let i = 0; i < 100 && !/state=online/.test(await c.info('replication')); i++) await new Promise((res) => setTimeout(res, 100));
+  c.disconnect();
+  const yaml = `
+registries: [{ host: registry.example.com }]
+integrations: [{ name: dist, kind: distribution, secret: "${SECRET}" }]
+keys: [{ name: k, provider: file, path: k.pem }]
+rules: [{ match: "registry.example.com/**", keys: [k] }]
+`;
+  for (const replicas of [0, 'auto']) {
+    signets.push(
+      await startSignet(yaml, { baseDir: tmp.dir, roles: { receiver: true, worker: false }, redis: { url: `redis://127.0.0.1:${m}`, ack: { replicas, timeoutMs: 300 } } }),
+    );
+  }
+}, 60_000);
+
+afterAll(async () => {
+  for (const s of signets) await s.stop().catch(() => undefined);
+  for (const s of relay?.sockets ?? []) s.destroy();
+  relay?.server.close();
+  await master?.kill();
+  await replica?.kill();
+  tmp?.remove();
+  rmSync(root, { recursive: true, force: true });
+});
+
+function push(s: RunningSignet, i: number) {
+  const body = structuredClone(fixture);
+  body.events[0].id = `ack-${s.prefix}-${i}`;
+  body.events[0].target.tag = `v${i}`;
+  body.events[0].target.digest = `sha256:${i.toString(16).padStart(64, 'a')}`;
+  return fetch(`${s.url}/hooks/dist`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET}` }, body: JSON.stringify(body) });
+}
+
+describe('redis.ack on a failover that loses data', () => {
+  it('replicas: 0 acknowledges jobs the promoted replica never got; auto answers 503 instead and loses no acknowledged job', async () => {
+    // both receivers work while the replica keeps up
+    for (const s of signets) expect((await push(s, 0)).status).toBe(202);
+    relay.stall();
+    const acked = new Map<RunningSignet, string[]>(signets.map((s) => [s, []]));
+    const refused = new Map<RunningSignet, number>(signets.map((s) => [s, 0]));
+    for (const s of signets) {
+      for (let i = 1; i <= 10; i++) {
+        const res = await push(s, i);
+        if (res.status === 202) acked.get(s)!.push(...((await res.json()) as { queued: { job: string }[] }).queued.map((q) => q.job));
+        else {
+          expect(res.status).toBe(503);
+          expect(res.headers.get('retry-after')).toBeTruthy();
+          refused.set(s, refused.get(s)! + 1);
+        }
+      }
+    }
+    await master.kill();
+    const r = replica.client();
+    try {
+      await r.call('REPLICAOF', 'NO', 'ONE');
+      const lost = async (s: RunningSignet) => {
+        let n = 0;
+        for (const id of acked.get(s)!) if (!(await r.exists(`${s.prefix}:sign:${id}`))) n++;
+        return n;
+      };
+      const [noAck, auto] = signets as [RunningSignet, RunningSignet];
+      const report = {
+        'replicas: 0': { answered202: acked.get(noAck)!.length, lostAfterFailover: await lost(noAck), answered503: refused.get(noAck) },
+        'replicas: auto': { answered202: acked.get(auto)!.length, lostAfterFailover: await lost(auto), answered503: refused.get(auto) },
+      };
+      process.stdout.write(`\nredis-ack failover with a stalled replica: ${JSON.stringify(report)}\n`);
+      expect(report['replicas: 0'].answered202).toBe(10);
+      expect(report['replicas: 0'].lostAfterFailover).toBe(10);
+      expect(report['replicas: auto'].lostAfterFailover).toBe(0);
+      expect(report['replicas: auto'].answered503).toBe(10);
+      expect(auto.logs.some((l) => /REDIS_NOT_REPLICATED/.test(String(l.err)))).toBe(true);
+    } finally {
+      r.disconnect();
+    }
+  }, 60_000);
+});

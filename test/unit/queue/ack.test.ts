@@ -1,0 +1,133 @@
+/**
+ * The WAIT acknowledgement (src/queue/ack.ts) on a real master and replica: with the replica in
+ * sync, jobs are acknowledged once it has them; with it gone, `auto` keeps asking for it for a
+ * while (a replica being promoted looks exactly like that) and the enqueue is refused
+ * (REDIS_NOT_REPLICATED, the receiver's 503); more replicas asked than exist: refused; a node with
+ * no replica and `auto`: the master alone. Also: connection checks that name the topology.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisSchema } from '../../../src/config/redis.js';
+import { Acknowledger } from '../../../src/queue/ack.js';
+import { checkRedis, createRedis, whenReady } from '../../../src/queue/connection.js';
+import { SignQueue, type SignJobData } from '../../../src/queue/sign-queue.js';
+import { freePort } from '../../helpers/ports.js';
+import { redisNode, type RedisNode } from '../../helpers/redis-topology.js';
+import { uniquePrefix } from '../../helpers/signet.js';
+
+const root = mkdtempSync(path.join(tmpdir(), 'signet-ack-'));
+let master: RedisNode;
+let replica: RedisNode;
+let alone: RedisNode;
+const workerCfg = { concurrency: 1, attempts: 3, backoffMs: 100, keepFailed: 10, keepCompleted: 10, lockDurationMs: 30000, stalledIntervalMs: 30000, shutdownTimeoutMs: 1000 };
+
+beforeAll(async () => {
+  const [m, r, a] = [await freePort(), await freePort(), await freePort()];
+  master = redisNode(m, path.join(root, 'm'), ['--appendonly', 'yes', '--save', '']);
+  replica = redisNode(r, path.join(root, 'r'), ['--appendonly', 'yes', '--save', '', '--replicaof', '127.0.0.1', String(m)]);
+  alone = redisNode(a, path.join(root, 'a'), ['--appendonly', 'yes', '--save', '']);
+  for (const n of [master, replica, alone]) await n.start();
+  const c = master.client();
+  for (let i = 0; i < 100 && !/state=online/.test(await c.info('replication')); i++) await new Promise((res) => setTimeout(res, 100));
+  c.disconnect();
+});
+afterAll(async () => {
+  for (const n of [master, replica, alone]) await n?.kill();
+  rmSync(root, { recursive: true, force: true });
+});
+
+function job(tag: string): SignJobData {
+  return { registry: 'reg.example', requestId: `req-${tag}`, event: { integration: 'local', host: 'reg.example', repository: 'team/app', tag, receivedAt: new Date().toISOString() } } as SignJobData;
+}
+
+describe('redis.ack', () => {
+  it('auto with a replica in sync: the jobs are acknowledged once the replica has them', async () => {
+    const producer = createRedis(`redis://127.0.0.1:${master.port}`, 'producer');
+    const prefix = uniquePrefix();
+    const accepted: number[] = [];
+    const ack = new Acknowledger(producer, prefix, { replicas: 'auto', timeoutMs: 1000 }, { onAccepted: (r) => accepted.push(r.total) });
+    const queue = new SignQueue(producer, prefix, workerCfg, ack);
+    try {
+      await whenReady(producer);
+      expect(await ack.replicasWanted()).toBe(1);
+      const ids = await queue.enqueueMany([job('a'), job('b')]);
+      const r = replica.client();
+      expect(await r.exists(`${prefix}:sign:${ids[0]}`, `${prefix}:sign:${ids[1]}`)).toBe(2);
+      r.disconnect();
+      expect(accepted).toEqual([2]);
+    } finally {
+      await queue.close();
+      ack.close();
+      producer.disconnect();
+    }
+  });
+
+  it('replicas: 2 with one replica: refused (REDIS_NOT_REPLICATED); replicas: 0: the master alone', async () => {
+    const producer = createRedis(`redis://127.0.0.1:${master.port}`, 'producer');
+    const prefix = uniquePrefix();
+    const two = new SignQueue(producer, prefix, workerCfg, new Acknowledger(producer, prefix, { replicas: 2, timeoutMs: 200 }));
+    const none = new SignQueue(producer, prefix, workerCfg, new Acknowledger(producer, prefix, { replicas: 0, timeoutMs: 200 }));
+    try {
+      await expect(two.enqueueMany([job('c')])).rejects.toMatchObject({ code: 'REDIS_NOT_REPLICATED', message: expect.stringContaining('1 of 2 Redis replicas') });
+      expect(await none.enqueueMany([job('d')])).toHaveLength(1);
+    } finally {
+      await two.close();
+      await none.close();
+      producer.disconnect();
+    }
+  });
+
+  it('a node that never had a replica, auto: the master alone', async () => {
+    const producer = createRedis(`redis://127.0.0.1:${alone.port}`, 'producer');
+    const prefix = uniquePrefix();
+    const ack = new Acknowledger(producer, prefix, { replicas: 'auto', timeoutMs: 200 });
+    const queue = new SignQueue(producer, prefix, workerCfg, ack);
+    try {
+      expect(await queue.enqueueMany([job('e')])).toHaveLength(1);
+      expect(await ack.replicasWanted()).toBe(0);
+    } finally {
+      await queue.close();
+      ack.close();
+      producer.disconnect();
+    }
+  });
+
+  it('auto, the replica gone: refused while the master had it moments ago (as when it is being promoted)', async () => {
+    const producer = createRedis(`redis://127.0.0.1:${master.port}`, 'producer');
+    const prefix = uniquePrefix();
+    const ack = new Acknowledger(producer, prefix, { replicas: 'auto', timeoutMs: 200 });
+    const queue = new SignQueue(producer, prefix, workerCfg, ack);
+    try {
+      await whenReady(producer);
+      expect(await ack.replicasWanted()).toBe(1);
+      await replica.kill();
+      await expect(queue.enqueueMany([job('f')])).rejects.toMatchObject({ code: 'REDIS_NOT_REPLICATED' });
+    } finally {
+      await queue.close();
+      ack.close();
+      producer.disconnect();
+      await replica.start();
+    }
+  });
+});
+
+describe('checkRedis names the topology', () => {
+  it('a Sentinel port given as redis.url: REDIS_MISCONFIGURED pointing at redis.sentinel', async () => {
+    const port = await freePort();
+    const s = redisNode(port, path.join(root, 's'), ['--sentinel'], `sentinel monitor m 127.0.0.1 ${master.port} 1\n`);
+    await s.start();
+    try {
+      await expect(checkRedis(redisSchema.parse({ url: `redis://127.0.0.1:${port}` }))).rejects.toMatchObject({ code: 'REDIS_MISCONFIGURED', message: expect.stringContaining('redis.sentinel') });
+    } finally {
+      await s.kill();
+    }
+  });
+
+  it('sentinels that do not answer: REDIS_UNAVAILABLE within the timeout, not a silent hang', async () => {
+    const dead = await freePort();
+    const cfg = redisSchema.parse({ sentinel: { masterName: 'm', sentinels: [`127.0.0.1:${dead}`] } });
+    await expect(checkRedis(cfg, 2000)).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE', message: expect.stringContaining('Sentinel master "m"') });
+  });
+});
