@@ -230,7 +230,14 @@ async function rate() {
   const due = sorted(fromDue);
   const sent = sorted(fromSent);
   const ok = Object.entries(statuses).reduce((a, [s, c]) => a + (s >= 200 && s < 300 ? c : 0), 0);
-  const stat = (a) => ({ p50: r2(pct(a, 50)), p90: r2(pct(a, 90)), p99: r2(pct(a, 99)), p99_9: r2(pct(a, 99.9)), max: r2(a[a.length - 1] ?? NaN), mean: r2(a.reduce((x, y) => x + y, 0) / (a.length || 1)) });
+  const stat = (a) => ({
+    p50: r2(pct(a, 50)),
+    p90: r2(pct(a, 90)),
+    p99: r2(pct(a, 99)),
+    p99_9: r2(pct(a, 99.9)),
+    max: r2(a[a.length - 1] ?? NaN),
+    mean: r2(a.reduce((x, y) => x + y, 0) / (a.length || 1)),
+  });
   process.stdout.write(
     `${JSON.stringify({
       mode: 'rate',

@@ -80,9 +80,9 @@ import { startRegistry, type RunningRegistry } from '../test/helpers/registry.js
 import { deletePrefix, formatCpu, loadAverage, log, machineInfo, pool, REDIS_URL, redisPid, ROOT, round, SetupError, sleep } from './lib/common.js';
 import { Oci } from './lib/oci.js';
 import { summarizeProfile, type ProfileSummary } from './lib/profile.js';
-import { type ImageRef } from './lib/webhook.js';
-import { KEY_PASSWORD, Phase, Options, parseOptions } from './lib/options.js';
-import { Ctx, pin, build, startStandin, Deployment, deploy, verifySample, keepProfile } from './lib/deploy.js';
+import type { ImageRef } from './lib/webhook.js';
+import { KEY_PASSWORD, type Phase, type Options, parseOptions } from './lib/options.js';
+import { type Ctx, pin, build, startStandin, type Deployment, deploy, verifySample, keepProfile } from './lib/deploy.js';
 import { floorRun, phaseFloor } from './phases/floor.js';
 import { warmUp, signingRun } from './phases/signing.js';
 import { phaseLatency } from './phases/latency.js';
@@ -112,7 +112,9 @@ async function main(): Promise<number> {
   const machine = machineInfo();
   const started = new Date().toISOString();
   log(`signet bench${opts.quick ? ' (quick)' : ''}: phases ${[...opts.phases].join(',')}`);
-  log(`machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, registry ${machine.registry}, cosign ${machine.cosign}, redis ${machine.redis}, load average ${machine.loadavgAtStart}`);
+  log(
+    `machine: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, registry ${machine.registry}, cosign ${machine.cosign}, redis ${machine.redis}, load average ${machine.loadavgAtStart}`,
+  );
   const dir = mkdtempSync(path.join(tmpdir(), 'signet-bench-'));
   const ctx: Partial<Ctx> & { prefixes: string[]; deployments: Set<Deployment>; extraRegistries: Set<RunningRegistry>; problems: string[] } = {
     opts,
@@ -134,7 +136,9 @@ async function main(): Promise<number> {
       for (const r of [...ctx.extraRegistries]) await r.stop().catch(() => undefined);
       let removed = 0;
       for (const p of ctx.prefixes) removed += await deletePrefix(p).catch(() => 0);
-      log(`cleanup: signet processes, registries, the KMS stand-in and ${dir} removed; ${removed} Redis key(s) under ${ctx.prefixes.length} prefix(es) deleted`);
+      log(
+        `cleanup: signet processes, registries, the KMS stand-in and ${dir} removed; ${removed} Redis key(s) under ${ctx.prefixes.length} prefix(es) deleted`,
+      );
       rmSync(dir, { recursive: true, force: true });
     })());
   let signals = 0;
@@ -148,11 +152,14 @@ async function main(): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', onSignal);
-  const watchdog = setTimeout(() => {
-    log(`\ntimeout: the run exceeded ${opts.timeoutS} s; cleaning up`);
-    aborted = true;
-    void cleanup().finally(() => process.exit(2));
-  }, opts.timeoutS * 1000 + 30_000);
+  const watchdog = setTimeout(
+    () => {
+      log(`\ntimeout: the run exceeded ${opts.timeoutS} s; cleaning up`);
+      aborted = true;
+      void cleanup().finally(() => process.exit(2));
+    },
+    opts.timeoutS * 1000 + 30_000,
+  );
   watchdog.unref();
 
   const result: Record<string, any> = { date: started, machine, options: { ...opts, phases: [...opts.phases], out: path.relative(ROOT, opts.out) } };
@@ -215,14 +222,18 @@ async function main(): Promise<number> {
     const splitDeploy = (name: string, cpuProf = false) =>
       deploy(c, name, { mode: 'split', registries: [c.r1], keys: ['cosign'], rules: [{ match: `${H}/bench/**`, keys: ['cosign'] }], cpuProf });
     if (has('throughput') && !c.stopped()) {
-      log(`throughput: ${opts.images} pre-pushed images, one distribution event per image POSTed to signet serve (${opts.postConcurrency} in flight), signet worker signs (concurrency ${opts.workerConcurrency}); load ${loadAverage()}`);
+      log(
+        `throughput: ${opts.images} pre-pushed images, one distribution event per image POSTed to signet serve (${opts.postConcurrency} in flight), signet worker signs (concurrency ${opts.workerConcurrency}); load ${loadAverage()}`,
+      );
       tpDep = await splitDeploy('tp', opts.cpuProf);
       await warmUp(c, tpDep, sets['warmtp']);
       await sleep(500);
       const tp: Record<string, any> = await signingRun(c, tpDep, sets['tp']!, 'throughput');
       tp.verify = await verifySample(H, sets['tp']!, c.key.pubPath, 2);
       result.throughput = tp;
-      log(`  => ${tp.imagesPerSecond} images/s (steady ${tp.steadyImagesPerSecond}), ${tp.signed}/${tp.images} signed, RSS max receiver ${tp.rssMB.receiverMax} MB / worker ${tp.rssMB.workerMax} MB; CPU ${formatCpu(tp.cpu)}`);
+      log(
+        `  => ${tp.imagesPerSecond} images/s (steady ${tp.steadyImagesPerSecond}), ${tp.signed}/${tp.images} signed, RSS max receiver ${tp.rssMB.receiverMax} MB / worker ${tp.rssMB.workerMax} MB; CPU ${formatCpu(tp.cpu)}`,
+      );
       log(`  worker's wait on the registry: ${waitsText(tp.registryWaits, opts.workerConcurrency)}`);
       if (opts.cpuProf) {
         await tpDep.stop();
@@ -246,7 +257,13 @@ async function main(): Promise<number> {
     if (has('kms') && !c.stopped()) {
       log(`kms: ${opts.kmsImages} pre-pushed images, awskms key on the stand-in answering each Sign after ${opts.kmsDelayMs} ms; load ${loadAverage()}`);
       await c.standin!.setDelay(opts.kmsDelayMs);
-      const dep = await deploy(c, 'kms', { mode: 'split', registries: [c.r1], keys: ['kms'], rules: [{ match: `${H}/bench/**`, keys: ['kms'] }], cpuProf: opts.cpuProf });
+      const dep = await deploy(c, 'kms', {
+        mode: 'split',
+        registries: [c.r1],
+        keys: ['kms'],
+        rules: [{ match: `${H}/bench/**`, keys: ['kms'] }],
+        cpuProf: opts.cpuProf,
+      });
       try {
         await warmUp(c, dep, sets['warmkms']);
         await sleep(500);
@@ -267,7 +284,9 @@ async function main(): Promise<number> {
         };
         k.verify = await verifySample(H, sets['kms']!, c.standin!.pubPath, 2);
         result.kms = k;
-        log(`  => ${k.imagesPerSecond} images/s (steady ${k.steadyImagesPerSecond}), ${signCalls} Sign calls for ${written} signatures; CPU ${formatCpu(k.cpu)}`);
+        log(
+          `  => ${k.imagesPerSecond} images/s (steady ${k.steadyImagesPerSecond}), ${signCalls} Sign calls for ${written} signatures; CPU ${formatCpu(k.cpu)}`,
+        );
         log(`  worker's wait on the registry: ${waitsText(k.registryWaits, opts.workerConcurrency)}`);
       } finally {
         await dep.stop();
@@ -294,7 +313,9 @@ async function main(): Promise<number> {
       if (has('soak') && opts.soakSeconds > 0 && !c.stopped()) {
         result.soak = await phaseSoak(c, tpDep, opts.soakRate ?? halfPeak);
         const s = result.soak.rssMB;
-        log(`  => RSS receiver ${s.receiver.start}/${s.receiver.middle}/${s.receiver.end} MB, worker ${s.worker.start}/${s.worker.middle}/${s.worker.end} MB (start/middle/end)`);
+        log(
+          `  => RSS receiver ${s.receiver.start}/${s.receiver.middle}/${s.receiver.end} MB, worker ${s.worker.start}/${s.worker.middle}/${s.worker.end} MB (start/middle/end)`,
+        );
       }
     }
     await tpDep?.stop();
@@ -312,7 +333,9 @@ async function main(): Promise<number> {
     if (has('e2e') && !c.stopped()) {
       result.e2e = await phaseE2e(c);
       const e = result.e2e;
-      log(`  => ${e.imagesPerSecond} images/s, push-to-signed p50 ${e.pushToSignedMs.p50} / p99 ${e.pushToSignedMs.p99} ms (push->queued p50 ${e.pushToQueuedMs.p50} ms)`);
+      log(
+        `  => ${e.imagesPerSecond} images/s, push-to-signed p50 ${e.pushToSignedMs.p50} / p99 ${e.pushToSignedMs.p99} ms (push->queued p50 ${e.pushToQueuedMs.p50} ms)`,
+      );
     }
 
     // ---- cosign --------------------------------------------------------------------------------
@@ -329,7 +352,9 @@ async function main(): Promise<number> {
     printTable(rows);
     if (result.cpuProfile) {
       for (const [name, p] of Object.entries(result.cpuProfile as Record<string, ProfileSummary & { file?: string }>)) {
-        log(`cpu profile of ${name} (${round(p.totalMs / 1000, 1)} s${p.window ? ` (${p.window})` : ''}, idle ${p.idlePct}%, busy ${round(p.busyMs / 1000, 2)} s; shares of the busy time, natives charged to their JS caller):`);
+        log(
+          `cpu profile of ${name} (${round(p.totalMs / 1000, 1)} s${p.window ? ` (${p.window})` : ''}, idle ${p.idlePct}%, busy ${round(p.busyMs / 1000, 2)} s; shares of the busy time, natives charged to their JS caller):`,
+        );
         for (const l of p.byPackage) log(`  ${l}`);
         log('  inclusive, by the deepest signet file on the stack (else the outermost package):');
         for (const l of p.byComponent) log(`    ${l}`);
@@ -352,7 +377,8 @@ async function main(): Promise<number> {
   } catch (e) {
     if (aborted) return 130;
     log(`bench error: ${(e as Error).stack ?? String(e)}`);
-    for (const d of ctx.deployments) for (const p of d.procs) log(`--- signet ${p.name} stderr ---\n${p.stderr.text()}\n--- stdout (tail) ---\n${p.stdoutTail.text()}`);
+    for (const d of ctx.deployments)
+      for (const p of d.procs) log(`--- signet ${p.name} stderr ---\n${p.stderr.text()}\n--- stdout (tail) ---\n${p.stdoutTail.text()}`);
     if (ctx.r1) log(`--- registry log ---\n${ctx.r1.logs()}`);
     return 2;
   } finally {

@@ -17,7 +17,16 @@ import { createRedis } from '../src/queue/connection.js';
 import { freePort } from '../test/helpers/ports.js';
 
 const N = Number(process.argv[2] ?? 1000);
-const workerCfg = { concurrency: 32, attempts: 10, backoffMs: 2000, keepFailed: 10000, keepCompleted: 1_000_000, lockDurationMs: 30000, stalledIntervalMs: 30000, shutdownTimeoutMs: 1000 };
+const workerCfg = {
+  concurrency: 32,
+  attempts: 10,
+  backoffMs: 2000,
+  keepFailed: 10000,
+  keepCompleted: 1_000_000,
+  lockDurationMs: 30000,
+  stalledIntervalMs: 30000,
+  shutdownTimeoutMs: 1000,
+};
 
 const port = await freePort();
 const dir = mkdtempSync(path.join(tmpdir(), 'signet-mem-'));
@@ -34,7 +43,19 @@ for (;;) {
 const used = async () => Number(/^used_memory:(\d+)/m.exec(await admin.info('memory'))![1]);
 const digest = (i: number) => `sha256:${i.toString(16).padStart(64, '0')}`;
 const job = (i: number): SignJobData =>
-  ({ registry: 'registry.example.com', requestId: `0f8e7c1a-${String(i).padStart(4, '0')}-4c7e-9d2b-5e6f7a8b9c0d`, event: { integration: 'distribution', host: 'registry.example.com', repository: `team-${i % 20}/service-${i}`, tag: 'v1.2.3', digest: digest(i), receivedAt: new Date().toISOString(), pusher: 'ci-bot' } }) as SignJobData;
+  ({
+    registry: 'registry.example.com',
+    requestId: `0f8e7c1a-${String(i).padStart(4, '0')}-4c7e-9d2b-5e6f7a8b9c0d`,
+    event: {
+      integration: 'distribution',
+      host: 'registry.example.com',
+      repository: `team-${i % 20}/service-${i}`,
+      tag: 'v1.2.3',
+      digest: digest(i),
+      receivedAt: new Date().toISOString(),
+      pusher: 'ci-bot',
+    },
+  }) as SignJobData;
 
 try {
   const producer = createRedis(`redis://127.0.0.1:${port}`, 'producer');
@@ -45,7 +66,17 @@ try {
   const waiting = (await used()) - base;
 
   // complete them all (a worker that returns a report like the pipeline's), kept as history
-  const worker = new Worker('sign', async (j) => ({ status: 'signed', digest: j.data.event.digest, rule: 0, identity: 'tag', signatures: [{ key: 'prod', digest: j.data.event.digest, format: 'legacy', outcome: 'signed' }] }), { connection: createRedis(`redis://127.0.0.1:${port}`, 'worker'), prefix: 'signet', concurrency: 32 });
+  const worker = new Worker(
+    'sign',
+    async (j) => ({
+      status: 'signed',
+      digest: j.data.event.digest,
+      rule: 0,
+      identity: 'tag',
+      signatures: [{ key: 'prod', digest: j.data.event.digest, format: 'legacy', outcome: 'signed' }],
+    }),
+    { connection: createRedis(`redis://127.0.0.1:${port}`, 'worker'), prefix: 'signet', concurrency: 32 },
+  );
   const q = new Queue('sign', { connection: admin, prefix: 'signet' });
   while ((await q.getCompletedCount()) < N) await new Promise((r) => setTimeout(r, 200));
   await worker.close();
@@ -63,7 +94,17 @@ try {
   }
   const records = (await used()) - before;
   const kb = (b: number) => `${(b / N / 1024).toFixed(2)} KB`;
-  console.log(JSON.stringify({ images: N, waitingJobBytes: waiting, perWaitingJob: kb(waiting), completedJobBytes: completed, perCompletedJob: kb(completed), statusBytes: records, perImageStatus: kb(records) }));
+  console.log(
+    JSON.stringify({
+      images: N,
+      waitingJobBytes: waiting,
+      perWaitingJob: kb(waiting),
+      completedJobBytes: completed,
+      perCompletedJob: kb(completed),
+      statusBytes: records,
+      perImageStatus: kb(records),
+    }),
+  );
   await q.close();
   await queue.close();
   producer.disconnect();

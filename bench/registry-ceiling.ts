@@ -102,8 +102,12 @@ async function main(): Promise<void> {
     const allMs = Date.now() - t0;
     const lag = images.map((i) => (manifestEventAt.get(i.repo) ?? NaN) - i.doneAt).sort((a, b) => a - b);
     const pushCpu = cpuSeconds(reg.pid) - cpu0;
-    console.log(`registry ${reg.url}: ${N} pushes, ${C} at once, stub answers after ${STUB_DELAY} ms${values['notify-filter'] ? ', blob and pull events filtered' : ''}`);
-    console.log(`  pushes/s                     ${((1000 * N) / pushMs).toFixed(1)}  (registry CPU ${((1000 * pushCpu) / N).toFixed(1)} ms per image push incl. notifications)`);
+    console.log(
+      `registry ${reg.url}: ${N} pushes, ${C} at once, stub answers after ${STUB_DELAY} ms${values['notify-filter'] ? ', blob and pull events filtered' : ''}`,
+    );
+    console.log(
+      `  pushes/s                     ${((1000 * N) / pushMs).toFixed(1)}  (registry CPU ${((1000 * pushCpu) / N).toFixed(1)} ms per image push incl. notifications)`,
+    );
     console.log(`  events delivered             ${events} in ${posts} POSTs over ${connections} TCP connections`);
     console.log(`  events/s (push start -> last manifest event) ${((1000 * events) / allMs).toFixed(1)}`);
     console.log(`  push -> manifest event lag   p50 ${lag[Math.floor(N / 2)]} ms, p99 ${lag[Math.floor(N * 0.99)]} ms`);
@@ -134,8 +138,15 @@ async function main(): Promise<void> {
       [
         'POST+PUT payload blob',
         async (r, d) => {
-          const payload = Buffer.from(JSON.stringify({ critical: { identity: { 'docker-reference': r }, image: { 'docker-manifest-digest': d }, type: 'cosign container image signature' }, optional: null }));
-          const config = Buffer.from(JSON.stringify({ architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [sha256(payload)] }, n: randomBytes(4).toString('hex') }));
+          const payload = Buffer.from(
+            JSON.stringify({
+              critical: { identity: { 'docker-reference': r }, image: { 'docker-manifest-digest': d }, type: 'cosign container image signature' },
+              optional: null,
+            }),
+          );
+          const config = Buffer.from(
+            JSON.stringify({ architecture: '', os: '', rootfs: { type: 'layers', diff_ids: [sha256(payload)] }, n: randomBytes(4).toString('hex') }),
+          );
           blobs.set(r, { payload, config });
           await upload(r, payload);
         },
@@ -150,7 +161,14 @@ async function main(): Promise<void> {
               schemaVersion: 2,
               mediaType: OCI,
               config: { mediaType: 'application/vnd.oci.image.config.v1+json', size: config.length, digest: sha256(config) },
-              layers: [{ mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', size: payload.length, digest: sha256(payload), annotations: { 'dev.cosignproject.cosign/signature': 'MEUCIQ==' } }],
+              layers: [
+                {
+                  mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json',
+                  size: payload.length,
+                  digest: sha256(payload),
+                  annotations: { 'dev.cosignproject.cosign/signature': 'MEUCIQ==' },
+                },
+              ],
             }),
           );
           const put = await call('PUT', `/v2/${r}/manifests/${sigTag(d)}`, m, { 'content-type': OCI });
@@ -170,7 +188,9 @@ async function main(): Promise<void> {
       const cpu = cpuSeconds(reg.pid) - c0;
       totalMs += ms;
       totalCpu += cpu;
-      console.log(`  ${name.padEnd(26)} ${String(ms).padStart(6)} ms  ${((1000 * N) / ms).toFixed(0).padStart(5)}/s  registry CPU ${((1000 * cpu) / N).toFixed(2)} ms/op`);
+      console.log(
+        `  ${name.padEnd(26)} ${String(ms).padStart(6)} ms  ${((1000 * N) / ms).toFixed(0).padStart(5)}/s  registry CPU ${((1000 * cpu) / N).toFixed(2)} ms/op`,
+      );
     }
     console.log(`  => ${((1000 * N) / totalMs).toFixed(1)} signature writes/s, registry CPU ${((1000 * totalCpu) / N).toFixed(1)} ms per signature write`);
   } finally {

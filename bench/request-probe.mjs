@@ -101,7 +101,8 @@ if (file) {
       k.count++;
       k.totalMs = Math.round((k.totalMs + e.duration) * 100) / 100;
       k.maxMs = Math.max(k.maxMs, Math.round(e.duration * 100) / 100);
-      if (e.duration >= 10 && gc.long.length < 2000) gc.long.push({ t: Math.round(performance.timeOrigin + e.startTime), kind, ms: Math.round(e.duration * 100) / 100 });
+      if (e.duration >= 10 && gc.long.length < 2000)
+        gc.long.push({ t: Math.round(performance.timeOrigin + e.startTime), kind, ms: Math.round(e.duration * 100) / 100 });
     }
     dirty = true;
   }).observe({ entryTypes: ['gc'] });

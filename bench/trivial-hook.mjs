@@ -9,7 +9,11 @@ const server = http.createServer((req, res) => {
   let size = 0;
   req.on('data', (d) => (size += d.length));
   req.on('end', () => {
-    const text = JSON.stringify({ requestId: 'trivial', queued: [{ ref: `received ${size} bytes`, job: '0123456789abcdef0123456789abcdef01234567' }], ignored: [] });
+    const text = JSON.stringify({
+      requestId: 'trivial',
+      queued: [{ ref: `received ${size} bytes`, job: '0123456789abcdef0123456789abcdef01234567' }],
+      ignored: [],
+    });
     res.writeHead(202, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
     res.end(text);
   });

@@ -67,7 +67,11 @@ options:
 
 type Out = (line: string) => void;
 
-export async function main(argv: string[], out: Out = (l) => process.stdout.write(`${l}\n`), err: Out = (l) => process.stderr.write(`${l}\n`)): Promise<number> {
+export async function main(
+  argv: string[],
+  out: Out = (l) => process.stdout.write(`${l}\n`),
+  err: Out = (l) => process.stderr.write(`${l}\n`),
+): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -120,7 +124,14 @@ export async function main(argv: string[], out: Out = (l) => process.stdout.writ
         if (rest[0] === 'csr') {
           if (rest.length !== 2) throw usage('keys csr takes one key NAME: signet keys csr NAME --subject DN');
           if (!parsed.values.subject) throw usage('keys csr needs --subject "CN=...,O=...,ST=...,C=..."');
-          return await keysCsr(configPath, Boolean(explicit), rest[1]!, { subject: parsed.values.subject, sans: parsed.values.san ?? [], out: parsed.values.out }, out, err);
+          return await keysCsr(
+            configPath,
+            Boolean(explicit),
+            rest[1]!,
+            { subject: parsed.values.subject, sans: parsed.values.san ?? [], out: parsed.values.out },
+            out,
+            err,
+          );
         }
         if (rest[0] !== 'export' || rest.length > 2) throw usage('did you mean "signet keys export [NAME]" or "signet keys csr NAME --subject DN"?');
         return await keysExport(configPath, Boolean(explicit), rest[1], out);
@@ -161,7 +172,7 @@ export async function main(argv: string[], out: Out = (l) => process.stdout.writ
       err(`signet: config ${e.file} has ${e.problems.length} problem(s):\n${formatProblems(e.file, e.problems)}`);
       return 1;
     }
-    err(`signet: ${redactText(isSignetError(e) ? describeError(e) : (e as Error).message ?? String(e))}`);
+    err(`signet: ${redactText(isSignetError(e) ? describeError(e) : ((e as Error).message ?? String(e)))}`);
     return 1;
   }
 }
@@ -318,11 +329,13 @@ async function statusOf(ref: string, configPath: string, explicit: boolean, json
   const registries = new RegistryDirectory(config.registries, { baseDir: loaded.baseDir });
   try {
     // Redis first: a tag is resolved in the registry only when signet's records lead to no digest
-    const st = await imageStatus(ref, { registries, rules: compileRules(config.rules), status: new StatusStore(redis, config.redis.prefix, Math.round(config.status.retentionDays * 86400)) }).catch(
-      (e: unknown) => {
-        throw asRedisUnavailable(e, 'cannot read signing status');
-      },
-    );
+    const st = await imageStatus(ref, {
+      registries,
+      rules: compileRules(config.rules),
+      status: new StatusStore(redis, config.redis.prefix, Math.round(config.status.retentionDays * 86400)),
+    }).catch((e: unknown) => {
+      throw asRedisUnavailable(e, 'cannot read signing status');
+    });
     if (json) {
       out(JSON.stringify(st, null, 2));
       return 0;
@@ -331,7 +344,9 @@ async function statusOf(ref: string, configPath: string, explicit: boolean, json
     out(st.rule && 'none' in st.rule ? `  rule: none (${st.rule.none})` : `  rule ${st.rule?.index}: keys ${st.rule?.keys.join(', ')}`);
     if (st.statuses.length === 0) out('  no signing recorded');
     for (const e of st.statuses) {
-      const who = e.key ? `key ${e.key}${e.digest && e.digest !== st.image.digest ? ` (${e.digest.slice(0, 19)})` : ''}` : `push${e.tag && !st.image.tag ? ` :${e.tag}` : ''}`;
+      const who = e.key
+        ? `key ${e.key}${e.digest && e.digest !== st.image.digest ? ` (${e.digest.slice(0, 19)})` : ''}`
+        : `push${e.tag && !st.image.tag ? ` :${e.tag}` : ''}`;
       const formats = e.formats?.length ? ` formats: ${e.formats.join(', ')}` : '';
       out(`  ${who}: ${e.state}${e.code ? ` ${e.code}` : ''}${e.reason ? ` (${e.reason})` : ''}${formats}  ${e.updatedAt}`);
     }

@@ -136,11 +136,7 @@ export class SignetError extends Error {
   /** Seconds the upstream asked us to wait (Retry-After), when it said so. */
   readonly retryAfterSeconds?: number;
 
-  constructor(
-    code: ErrorCode,
-    message: string,
-    opts: { cause?: unknown; status?: number; retryAfterSeconds?: number } = {},
-  ) {
+  constructor(code: ErrorCode, message: string, opts: { cause?: unknown; status?: number; retryAfterSeconds?: number } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'SignetError';
     this.code = code;

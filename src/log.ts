@@ -70,7 +70,10 @@ const SECRET_NAMES = [
 const PATTERNS: readonly [RegExp, string][] = [
   [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi, '$1 [redacted]'],
   // a value ends at whitespace, a separator or a quote; percent-escapes are part of it
-  [new RegExp(`(\\b(?:${SECRET_NAMES})(?:%3D|["']?\\s*[=:]\\s*["']?))(?!(?:Bearer|Basic)\\s|\\[redacted)(?:%[0-9A-Fa-f]{2}|[^\\s&"',;}%])+`, 'gi'), '$1[redacted]'],
+  [
+    new RegExp(`(\\b(?:${SECRET_NAMES})(?:%3D|["']?\\s*[=:]\\s*["']?))(?!(?:Bearer|Basic)\\s|\\[redacted)(?:%[0-9A-Fa-f]{2}|[^\\s&"',;}%])+`, 'gi'),
+    '$1[redacted]',
+  ],
   [/eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*/g, '[redacted-jwt]'],
   // Google OAuth2 access tokens, Vault service/batch/recovery tokens, Vault legacy tokens
   [/\bya29\.[A-Za-z0-9._-]+/g, '[redacted-token]'],

@@ -80,9 +80,13 @@ interface SharedParts {
 
 async function buildPieces(config: Config, baseDir: string, metrics: Metrics, shared: SharedParts): Promise<SigningPieces> {
   const { lock, status, lockRedis, signatures } = shared;
-  const keys = await createSigningKeys(config.keys, { baseDir }, {
-    observe: (key, outcome, seconds) => metrics.keySignSeconds.observe({ key, outcome }, seconds), // signet_key_sign_seconds
-  });
+  const keys = await createSigningKeys(
+    config.keys,
+    { baseDir },
+    {
+      observe: (key, outcome, seconds) => metrics.keySignSeconds.observe({ key, outcome }, seconds), // signet_key_sign_seconds
+    },
+  );
   let registries: RegistryDirectory | undefined;
   try {
     await checkRuleKeys(config.rules, keys); // an RSA key that cannot pad as its rule's formats need
@@ -92,9 +96,26 @@ async function buildPieces(config: Config, baseDir: string, metrics: Metrics, sh
     const rules = compileRules(config.rules);
     // rules with require.scan: records in Redis, Harbor's artifact API per registry (src/scan/gate.ts)
     const scanGate = config.rules.some((r) => r.require?.scan)
-      ? new ScanGate({ redis: lockRedis, prefix: config.redis.prefix, ttlSeconds: Math.round(config.status.retentionDays * 86400), registries: config.registries, baseDir, onDecision: (outcome) => metrics.scanGate.inc({ outcome }) })
+      ? new ScanGate({
+          redis: lockRedis,
+          prefix: config.redis.prefix,
+          ttlSeconds: Math.round(config.status.retentionDays * 86400),
+          registries: config.registries,
+          baseDir,
+          onDecision: (outcome) => metrics.scanGate.inc({ outcome }),
+        })
       : undefined;
-    const pipeline = new SigningPipeline({ registries, rules, keys, lock, history: status, metrics, timestamps, signatures, ...(scanGate ? { scanGate } : {}) });
+    const pipeline = new SigningPipeline({
+      registries,
+      rules,
+      keys,
+      lock,
+      history: status,
+      metrics,
+      timestamps,
+      signatures,
+      ...(scanGate ? { scanGate } : {}),
+    });
     return { keys, registries, rules, timestamps, pipeline, scanGate };
   } catch (err) {
     await registries?.close();
@@ -166,7 +187,14 @@ export async function createRuntime(loaded: LoadedConfig, opts: { logger?: Logge
       const fresh = await buildPieces(next, baseDir, metrics, shared);
       const old = pieces;
       pieces = fresh;
-      Object.assign(rt, { config: next, registries: fresh.registries, rules: fresh.rules, keys: fresh.keys, pipeline: fresh.pipeline, scanGate: fresh.scanGate });
+      Object.assign(rt, {
+        config: next,
+        registries: fresh.registries,
+        rules: fresh.rules,
+        keys: fresh.keys,
+        pipeline: fresh.pipeline,
+        scanGate: fresh.scanGate,
+      });
       return () => closePieces(old);
     },
     async close() {
@@ -202,7 +230,9 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
   const service: Service = {
     stop: async () => undefined,
     reload: () => {
-      const run = reloads.then(() => reloadConfig(rt, opts.configFile ?? '(embedded default)', () => Promise.all(moveOver.map((m) => m())).then(() => undefined)));
+      const run = reloads.then(() =>
+        reloadConfig(rt, opts.configFile ?? '(embedded default)', () => Promise.all(moveOver.map((m) => m())).then(() => undefined)),
+      );
       reloads = run.catch(() => undefined);
       return run;
     },
@@ -212,7 +242,10 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
   if (roles.worker) {
     if (!roles.receiver && config.worker.httpPort !== undefined) {
       const http = await startWorkerHttp(rt.metrics, config.server.host, config.worker.httpPort).catch((err: NodeJS.ErrnoException) => {
-        throw new SignetError('CONFIG_INVALID', `cannot listen on ${config.server.host}:${config.worker.httpPort} (${err.code ?? err.message}); set worker.httpPort`);
+        throw new SignetError(
+          'CONFIG_INVALID',
+          `cannot listen on ${config.server.host}:${config.worker.httpPort} (${err.code ?? err.message}); set worker.httpPort`,
+        );
       });
       service.server = http.server;
       service.port = http.port;
@@ -224,7 +257,8 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
     }
     const connection = createRedis(config.redis, 'worker', rt.baseDir);
     // workers/sign-worker.ts types its connection as Redis; BullMQ takes a Cluster the same way
-    const newWorker = () => createSignWorker({ config: rt.config, connection: connection as Redis, pipeline: rt.pipeline, metrics: rt.metrics, logger, status: rt.status });
+    const newWorker = () =>
+      createSignWorker({ config: rt.config, connection: connection as Redis, pipeline: rt.pipeline, metrics: rt.metrics, logger, status: rt.status });
     let worker = newWorker();
     await worker.waitUntilReady();
     service.worker = worker;
@@ -264,8 +298,25 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
     // built again on each reload, from the pieces then in force (webhook secrets, rules, registries, keys)
     const newReceiver = () => {
       const access = new RegistryAccessCheck(() => ({ registries: rt.registries.all, rules: rt.config.rules })); // wrong credentials: not ready
-      const readiness = new Readiness({ redis: producer, redisHealth: rt.redisHealth, keys: new Map([...rt.keys].map(([n, k]) => [n, k.backend])), registries: rt.registries, access });
-      return createReceiver({ config: rt.config, registries: rt.registries, rules: rt.rules, queue, metrics: rt.metrics, logger, status, readiness, admin, scanGate: rt.scanGate });
+      const readiness = new Readiness({
+        redis: producer,
+        redisHealth: rt.redisHealth,
+        keys: new Map([...rt.keys].map(([n, k]) => [n, k.backend])),
+        registries: rt.registries,
+        access,
+      });
+      return createReceiver({
+        config: rt.config,
+        registries: rt.registries,
+        rules: rt.rules,
+        queue,
+        metrics: rt.metrics,
+        logger,
+        status,
+        readiness,
+        admin,
+        scanGate: rt.scanGate,
+      });
     };
     let receiver = newReceiver();
     moveOver.push(async () => {

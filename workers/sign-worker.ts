@@ -100,7 +100,9 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
               requestId,
             })),
           ]);
-          logger.info({ ...ctx,
+          logger.info(
+            {
+              ...ctx,
               digest: report.digest,
               signatures: report.signatures.map(
                 (s) => `${s.digest.slice(0, 19)} ${s.key} ${s.format ?? 'legacy'} ${s.outcome}${s.tlog ? ` tlog:${s.tlog.status}` : ''}`,
@@ -110,11 +112,23 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
           );
           const noEntry = report.signatures.filter((s) => s.tlog?.status === 'unavailable');
           if (noEntry.length) {
-            logger.warn({ ...ctx, keys: [...new Set(noEntry.map((s) => s.key))] }, 'written without a Rekor entry (rekor.required: false); it is added the next time this digest is signed');
+            logger.warn(
+              { ...ctx, keys: [...new Set(noEntry.map((s) => s.key))] },
+              'written without a Rekor entry (rekor.required: false); it is added the next time this digest is signed',
+            );
           }
         } else {
           metrics.jobs.inc({ outcome: 'skipped' });
-          await record([{ ...pushed, ...(report.digest ? { digest: report.digest } : {}), state: 'skipped', reason: report.reason, ...(report.rule !== undefined ? { rule: report.rule } : {}), ...(report.scan ? { scan: report.scan } : {}) }]);
+          await record([
+            {
+              ...pushed,
+              ...(report.digest ? { digest: report.digest } : {}),
+              state: 'skipped',
+              reason: report.reason,
+              ...(report.rule !== undefined ? { rule: report.rule } : {}),
+              ...(report.scan ? { scan: report.scan } : {}),
+            },
+          ]);
           logger.info({ ...ctx, reason: report.reason }, 'not signed');
         }
         return report;
@@ -165,7 +179,13 @@ export function createSignWorker(deps: SignWorkerDeps): Worker<SignJobData, Sign
     const { event, registry, requestId } = job.data;
     metrics.jobs.inc({ outcome: 'failed' });
     logger.error(
-      { requestId, job: job.id, ref: `${registry}/${event.repository}${event.tag ? `:${event.tag}` : ''}`, attempts: job.attemptsMade, err: redactText(err.message) },
+      {
+        requestId,
+        job: job.id,
+        ref: `${registry}/${event.repository}${event.tag ? `:${event.tag}` : ''}`,
+        attempts: job.attemptsMade,
+        err: redactText(err.message),
+      },
       'sign job failed',
     );
   });

@@ -1,17 +1,17 @@
 /** The run context and what every phase deploys: the KMS stand-in, signet deployments (receiver + worker processes on their own Redis prefix), waiting for signatures, and checking them. See bench/bench.ts for the whole picture. */
 import { randomBytes } from 'node:crypto';
-import { type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { cosignVerify } from '../../test/helpers/cosign.js';
 import { freePort } from '../../test/helpers/ports.js';
 import { killChild, runProcess, spawnTracked } from '../../test/helpers/proc.js';
-import { type RunningRegistry } from '../../test/helpers/registry.js';
+import type { RunningRegistry } from '../../test/helpers/registry.js';
 import { log, pool, REDIS_URL, ROOT, SetupError, sleep } from './common.js';
-import { Oci } from './oci.js';
+import type { Oci } from './oci.js';
 import { startSignet, type SignetProc } from './signet-proc.js';
-import { type ImageRef } from './webhook.js';
-import { HOOK_SECRET, KEY_PASSWORD, Options } from './options.js';
+import type { ImageRef } from './webhook.js';
+import { HOOK_SECRET, KEY_PASSWORD, type Options } from './options.js';
 // ---------------------------------------------------------------------------------------------
 // the run's shared state
 
@@ -262,7 +262,10 @@ export async function checkSignatures(oci: Oci, imgs: readonly ImageRef[]): Prom
 }
 
 export async function verifySample(host: string, imgs: readonly ImageRef[], pubPath: string, k = 2): Promise<{ ref: string; ok: boolean; detail?: string }[]> {
-  const pick = [...new Set([0, imgs.length - 1, Math.floor(imgs.length / 2)])].slice(0, k).map((i) => imgs[i]).filter((x): x is ImageRef => !!x);
+  const pick = [...new Set([0, imgs.length - 1, Math.floor(imgs.length / 2)])]
+    .slice(0, k)
+    .map((i) => imgs[i])
+    .filter((x): x is ImageRef => !!x);
   const out: { ref: string; ok: boolean; detail?: string }[] = [];
   for (const i of pick) {
     const ref = `${host}/${i.repo}@${i.digest}`;

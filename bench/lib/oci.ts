@@ -13,7 +13,12 @@ import { simpleSigningPayload } from '../../src/signing/payload.js';
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
 const OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip';
-const ACCEPT = [OCI_MANIFEST, 'application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.v2+json', 'application/vnd.docker.distribution.manifest.list.v2+json'].join(', ');
+const ACCEPT = [
+  OCI_MANIFEST,
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+].join(', ');
 
 export const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 export const sigTag = (digest: string): string => `${digest.replace(':', '-')}.sig`;
@@ -48,7 +53,11 @@ export class Oci {
     this.counts[`${method} ${kind}`] = (this.counts[`${method} ${kind}`] ?? 0) + 1;
     const r = await request(pathOrUrl.startsWith('http') ? pathOrUrl : `${this.url}${pathOrUrl}`, {
       method: method as 'GET',
-      headers: { 'user-agent': 'signet-bench', ...headers, ...(body ? { 'content-length': String(body.length) } : method === 'POST' || method === 'PUT' ? { 'content-length': '0' } : {}) },
+      headers: {
+        'user-agent': 'signet-bench',
+        ...headers,
+        ...(body ? { 'content-length': String(body.length) } : method === 'POST' || method === 'PUT' ? { 'content-length': '0' } : {}),
+      },
       ...(body ? { body } : {}),
       dispatcher: this.agent,
     });

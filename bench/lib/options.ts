@@ -10,7 +10,6 @@ export const KEY_PASSWORD = `bench-pw-${randomBytes(6).toString('hex')}`;
 export const PHASES = ['floor', 'throughput', 'latency', 'soak', 'ack', 'kms', 'cost', 'e2e', 'cosign'] as const;
 export type Phase = (typeof PHASES)[number];
 
-
 // ---------------------------------------------------------------------------------------------
 // options
 
@@ -53,9 +52,30 @@ export function latencyPush(v: string | undefined): 'cheap' | 'full' {
 
 export function parseOptions(argv: string[]): Options {
   const names = [
-    'phases', 'images', 'post-concurrency', 'warmup', 'kms-images', 'kms-delay', 'rate', 'latency-seconds', 'latency-push', 'soak', 'soak-rate', 'ack-seconds',
-    'ack-rate', 'ack-connections', 'floor-writes', 'floor-levels', 'e2e-images', 'concurrency', 'cosign-images',
-    'worker-concurrency', 'registry-concurrency', 'grace', 'timeout', 'out',
+    'phases',
+    'images',
+    'post-concurrency',
+    'warmup',
+    'kms-images',
+    'kms-delay',
+    'rate',
+    'latency-seconds',
+    'latency-push',
+    'soak',
+    'soak-rate',
+    'ack-seconds',
+    'ack-rate',
+    'ack-connections',
+    'floor-writes',
+    'floor-levels',
+    'e2e-images',
+    'concurrency',
+    'cosign-images',
+    'worker-concurrency',
+    'registry-concurrency',
+    'grace',
+    'timeout',
+    'out',
   ] as const;
   const flags = ['quick', 'notify-filter', 'pin', 'cpu-prof', 'no-build'] as const;
   const { values } = parseArgs({
@@ -86,13 +106,18 @@ export function parseOptions(argv: string[]): Options {
     const s = str(name);
     if (s === undefined) return def;
     const n = Number(s);
-    if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min) throw new SetupError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min} (got "${s}")`);
+    if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min)
+      throw new SetupError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min} (got "${s}")`);
     return n;
   };
   const quick = bool('quick');
   const q = <T>(full: T, small: T): T => (quick ? small : full);
-  const phaseList = (str('phases') ?? PHASES.join(',')).split(',').map((p) => p.trim()).filter(Boolean);
-  for (const p of phaseList) if (!(PHASES as readonly string[]).includes(p)) throw new SetupError(`--phases: unknown phase "${p}" (phases: ${PHASES.join(', ')})`);
+  const phaseList = (str('phases') ?? PHASES.join(','))
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  for (const p of phaseList)
+    if (!(PHASES as readonly string[]).includes(p)) throw new SetupError(`--phases: unknown phase "${p}" (phases: ${PHASES.join(', ')})`);
   const levels = (str('floor-levels') ?? '4,8,16,32,64').split(',').map(Number);
   if (levels.some((l) => !Number.isInteger(l) || l < 1)) throw new SetupError('--floor-levels must be a comma list of integers >= 1');
   const soakSeconds = num('soak', q(600, 60), 0)!;

@@ -141,7 +141,10 @@ export function summarizeProfile(file: string, window?: { fromUs: number; toUs: 
     topFunctions: top(byFn, 20),
     byComponent: top(byComp, 16),
     byPackagePct: Object.fromEntries(
-      [...byPkg.entries()].filter(([k]) => k !== '(idle)').sort((a, b) => b[1] - a[1]).map(([k, h]) => [k, round((100 * h) / (busy || 1))]),
+      [...byPkg.entries()]
+        .filter(([k]) => k !== '(idle)')
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, h]) => [k, round((100 * h) / (busy || 1))]),
     ),
   };
 }

@@ -1,6 +1,6 @@
 /** The results table (terminal and markdown) and the correctness checks behind the exit code. See bench/bench.ts for the whole picture. */
-import { log, machineInfo, round } from './common.js';
-import { Options } from './options.js';
+import { log, type machineInfo, round } from './common.js';
+import type { Options } from './options.js';
 // ---------------------------------------------------------------------------------------------
 // report
 
@@ -48,14 +48,18 @@ export const pct = (a: number, b: number): number => round((100 * a) / b);
  * What the worker's jobs waited on the registry (the request probe): requests in flight, the
  * waits per image against each job's time in its slot, and the mean wait by request kind.
  */
-export function waitsText(w: { meanMsByKind: Record<string, number>; msPerImage: number; inFlightMedian: number; inFlightMax: number; jobSlotMsPerImage: number }, slots: number | undefined): string {
-  const kinds = Object.entries(w.meanMsByKind).map(([k, v]) => `${k} ${v}`).join(', ');
+export function waitsText(
+  w: { meanMsByKind: Record<string, number>; msPerImage: number; inFlightMedian: number; inFlightMax: number; jobSlotMsPerImage: number },
+  slots: number | undefined,
+): string {
+  const kinds = Object.entries(w.meanMsByKind)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
   return (
     `${w.inFlightMedian} requests in flight (median; max ${w.inFlightMax}${slots ? `, ${slots} job slots` : ''}); ` +
     `${w.msPerImage} ms of each job's ${w.jobSlotMsPerImage} ms in its slot (${pct(w.msPerImage, w.jobSlotMsPerImage)} %) waiting for registry responses; mean ms per request: ${kinds}`
   );
 }
-
 
 export function correctness(r: Record<string, any>): string[] {
   const f: string[] = [];
@@ -68,10 +72,13 @@ export function correctness(r: Record<string, any>): string[] {
     if (p.errorCount) f.push(`${name}: ${p.errorCount} push/POST error(s)`);
     for (const v of p.verify ?? p.cosignVerify ?? []) if (!v.ok) f.push(`${name}: cosign verify failed for ${v.ref}: ${v.detail}`);
   }
-  if (r.soak && (r.soak.signatureCheck.lost || r.soak.signatureCheck.moreThanOne)) f.push(`soak: ${r.soak.signatureCheck.lost} lost, ${r.soak.signatureCheck.moreThanOne} with >1 signature (sample)`);
-  if (r.kms && r.kms.standin.signCalls !== r.kms.standin.signaturesWritten) f.push(`kms: ${r.kms.standin.signCalls} Sign calls for ${r.kms.standin.signaturesWritten} signatures`);
+  if (r.soak && (r.soak.signatureCheck.lost || r.soak.signatureCheck.moreThanOne))
+    f.push(`soak: ${r.soak.signatureCheck.lost} lost, ${r.soak.signatureCheck.moreThanOne} with >1 signature (sample)`);
+  if (r.kms && r.kms.standin.signCalls !== r.kms.standin.signaturesWritten)
+    f.push(`kms: ${r.kms.standin.signCalls} Sign calls for ${r.kms.standin.signaturesWritten} signatures`);
   if (r.cosign?.errors?.length) f.push(`cosign: ${r.cosign.errors.length} cosign sign failure(s)`);
-  if (r.ack && Number.isFinite(r.ack.jobsWaiting) && r.ack.jobsWaiting < r.ack.eventsAcceptedMeasured) f.push(`ack: ${r.ack.eventsAcceptedMeasured} events acknowledged but ${r.ack.jobsWaiting} jobs in Redis`);
+  if (r.ack && Number.isFinite(r.ack.jobsWaiting) && r.ack.jobsWaiting < r.ack.eventsAcceptedMeasured)
+    f.push(`ack: ${r.ack.eventsAcceptedMeasured} events acknowledged but ${r.ack.jobsWaiting} jobs in Redis`);
   return f;
 }
 
@@ -83,17 +90,30 @@ export function buildRows(r: Record<string, any>, opts: Options): Row[] {
   add('Machine', 'CPU / cores', `${M.cpu}, ${M.cores} cores`);
   add('Machine', 'node / registry / cosign / redis', `${M.node} / ${M.registry} / ${M.cosign} / ${M.redis}`);
   add('Machine', 'load average (1/5/15 min)', `start ${M.loadavgAtStart}, end ${r.loadavgAtEnd ?? '?'}`);
-  if (opts.pin) add('Machine', '--pin', 'registries on CPU 0; signet, the stand-in, the load generators and the bench on CPU 1; Redis and other sessions float');
+  if (opts.pin)
+    add('Machine', '--pin', 'registries on CPU 0; signet, the stand-in, the load generators and the bench on CPU 1; Redis and other sessions float');
 
   const floor = r.floor;
   const floorRate: number | undefined = floor ? Math.max(floor.best.perSecond, floor.after?.perSecond ?? 0) : undefined;
   const cosignRate: number | undefined = r.cosign?.imagesPerSecond;
   const T = 'Throughput';
   if (floor) {
-    add(T, 'registry floor: raw signature writes/s', `${floorRate} (best concurrency ${floor.best.concurrency}: ${floor.best.perSecond} before, ${floor.after?.perSecond ?? '-'} after the signet run; registry CPU ${floor.best.registryCpuMsPerWrite} ms/write; load ${floor.loadavg})`);
-    add(T, "  signet's request sequence replayed raw", `${floor.signetSequence.perSecond}/s (7 requests, registry CPU ${floor.signetSequence.registryCpuMsPerWrite} ms/signature) = ${pct(floor.signetSequence.perSecond, floorRate!)} % of the floor`);
+    add(
+      T,
+      'registry floor: raw signature writes/s',
+      `${floorRate} (best concurrency ${floor.best.concurrency}: ${floor.best.perSecond} before, ${floor.after?.perSecond ?? '-'} after the signet run; registry CPU ${floor.best.registryCpuMsPerWrite} ms/write; load ${floor.loadavg})`,
+    );
+    add(
+      T,
+      "  signet's request sequence replayed raw",
+      `${floor.signetSequence.perSecond}/s (7 requests, registry CPU ${floor.signetSequence.registryCpuMsPerWrite} ms/signature) = ${pct(floor.signetSequence.perSecond, floorRate!)} % of the floor`,
+    );
     if (floor.signetSequenceVerify) {
-      add(T, '  same with verifyWrites (read-back)', `${floor.signetSequenceVerify.perSecond}/s (8 requests, registry CPU ${floor.signetSequenceVerify.registryCpuMsPerWrite} ms/signature) = ${pct(floor.signetSequenceVerify.perSecond, floorRate!)} % of the floor`);
+      add(
+        T,
+        '  same with verifyWrites (read-back)',
+        `${floor.signetSequenceVerify.perSecond}/s (8 requests, registry CPU ${floor.signetSequenceVerify.registryCpuMsPerWrite} ms/signature) = ${pct(floor.signetSequenceVerify.perSecond, floorRate!)} % of the floor`,
+      );
     }
   }
   if (r.throughput) {
@@ -107,19 +127,48 @@ export function buildRows(r: Record<string, any>, opts: Options): Row[] {
     );
     if (floorRate) add(T, '  ratio to the floor', `${pct(t.imagesPerSecond, floorRate)} % (steady ${pct(t.steadyImagesPerSecond, floorRate)} %)`);
     if (cosignRate) add(T, '  ratio to the cosign loop', `${round(t.imagesPerSecond / cosignRate, 1)}x`);
-    add(T, '  CPU ms per image', Object.entries(t.cpuMsPerImage as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(', '));
-    add(T, '  registry requests per signature', `${t.registryRequests.perSignature} (${Object.entries(t.registryRequests.byKind as Record<string, number>).map(([k, v]) => `${k} ${round(v / t.signed, 2)}`).join(', ')})`);
+    add(
+      T,
+      '  CPU ms per image',
+      Object.entries(t.cpuMsPerImage as Record<string, number>)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', '),
+    );
+    add(
+      T,
+      '  registry requests per signature',
+      `${t.registryRequests.perSignature} (${Object.entries(t.registryRequests.byKind as Record<string, number>)
+        .map(([k, v]) => `${k} ${round(v / t.signed, 2)}`)
+        .join(', ')})`,
+    );
     if (t.registryWaits) add(T, "  worker's wait on the registry", waitsText(t.registryWaits, r.options?.workerConcurrency));
   }
-  if (r.cosign) add(T, 'cosign sign --key loop (sequential)', `${r.cosign.imagesPerSecond} images/s (p50 ${r.cosign.perImageMs.p50} ms per image, ${r.cosign.signed}/${r.cosign.images})`);
+  if (r.cosign)
+    add(
+      T,
+      'cosign sign --key loop (sequential)',
+      `${r.cosign.imagesPerSecond} images/s (p50 ${r.cosign.perImageMs.p50} ms per image, ${r.cosign.signed}/${r.cosign.images})`,
+    );
 
   const K = 'Slow key backend (AWS KMS stand-in)';
   if (r.kms) {
     const k = r.kms;
-    add(K, `signet, awskms key, +${k.standin.delayMs} ms per Sign`, `${k.imagesPerSecond} images/s (steady ${k.steadyImagesPerSecond}; ${k.signed}/${k.images}, load ${k.loadavg})`, '>= 80 % of floor', floorRate ? k.imagesPerSecond >= 0.8 * floorRate : undefined);
+    add(
+      K,
+      `signet, awskms key, +${k.standin.delayMs} ms per Sign`,
+      `${k.imagesPerSecond} images/s (steady ${k.steadyImagesPerSecond}; ${k.signed}/${k.images}, load ${k.loadavg})`,
+      '>= 80 % of floor',
+      floorRate ? k.imagesPerSecond >= 0.8 * floorRate : undefined,
+    );
     if (floorRate) add(K, '  ratio to the floor', `${pct(k.imagesPerSecond, floorRate)} % (steady ${pct(k.steadyImagesPerSecond, floorRate)} %)`);
     if (k.registryWaits) add(K, "  worker's wait on the registry", waitsText(k.registryWaits, r.options?.workerConcurrency));
-    add(K, '  Sign calls per signature (counted in the stand-in)', `${k.standin.signCallsPerSignature} (${k.standin.signCalls} Sign for ${k.standin.signaturesWritten} signatures; GetPublicKey ${k.standin.getPublicKeyAtStartup} at startup)`, 'exactly 1', k.standin.signCalls === k.standin.signaturesWritten);
+    add(
+      K,
+      '  Sign calls per signature (counted in the stand-in)',
+      `${k.standin.signCallsPerSignature} (${k.standin.signCalls} Sign for ${k.standin.signaturesWritten} signatures; GetPublicKey ${k.standin.getPublicKeyAtStartup} at startup)`,
+      'exactly 1',
+      k.standin.signCalls === k.standin.signaturesWritten,
+    );
   }
 
   const L = 'Latency';
@@ -161,10 +210,31 @@ export function buildRows(r: Record<string, any>, opts: Options): Row[] {
     }
     const gen = r.ack.peakGenerator ?? 'autocannon';
     const genCpu = (x: { cpu?: { cpuSeconds: Record<string, number>; wallSeconds: number } }, name = gen): string =>
-      x.cpu ? `, ${name} CPU ${round((100 * (x.cpu.cpuSeconds['load generator'] ?? 0)) / x.cpu.wallSeconds)} % of a core, serve ${round((100 * (x.cpu.cpuSeconds['serve'] ?? 0)) / x.cpu.wallSeconds)} %` : '';
-    if (a.peak) add(L, 'webhook peak, 1 event per request', `${round(a.peak.eventsPerSecond)} events/s accepted (${gen}, ${opts.ackConnections} connections: p50 ${a.peak.latencyMs.p50} / p99 ${a.peak.latencyMs.p99} ms, non-2xx ${a.peak.non2xx}${genCpu(a.peak)})`, '>= 5,000 events/s', a.peak.eventsPerSecond >= 5000);
-    if (a.peakAutocannon) add(L, '  the same with autocannon as the generator', `${round(a.peakAutocannon.eventsPerSecond)} events/s accepted (p50 ${a.peakAutocannon.latencyMs.p50} / p99 ${a.peakAutocannon.latencyMs.p99} ms, non-2xx ${a.peakAutocannon.non2xx}${genCpu(a.peakAutocannon, 'autocannon')})`);
-    if (a.peakBatch10) add(L, 'webhook peak, 10 events per request', `${round(a.peakBatch10.eventsPerSecond)} events/s accepted (${round(a.peakBatch10.requestsPerSecond)} req/s, p99 ${a.peakBatch10.latencyMs.p99} ms)`, '>= 5,000 events/s', a.peakBatch10.eventsPerSecond >= 5000);
+      x.cpu
+        ? `, ${name} CPU ${round((100 * (x.cpu.cpuSeconds['load generator'] ?? 0)) / x.cpu.wallSeconds)} % of a core, serve ${round((100 * (x.cpu.cpuSeconds['serve'] ?? 0)) / x.cpu.wallSeconds)} %`
+        : '';
+    if (a.peak)
+      add(
+        L,
+        'webhook peak, 1 event per request',
+        `${round(a.peak.eventsPerSecond)} events/s accepted (${gen}, ${opts.ackConnections} connections: p50 ${a.peak.latencyMs.p50} / p99 ${a.peak.latencyMs.p99} ms, non-2xx ${a.peak.non2xx}${genCpu(a.peak)})`,
+        '>= 5,000 events/s',
+        a.peak.eventsPerSecond >= 5000,
+      );
+    if (a.peakAutocannon)
+      add(
+        L,
+        '  the same with autocannon as the generator',
+        `${round(a.peakAutocannon.eventsPerSecond)} events/s accepted (p50 ${a.peakAutocannon.latencyMs.p50} / p99 ${a.peakAutocannon.latencyMs.p99} ms, non-2xx ${a.peakAutocannon.non2xx}${genCpu(a.peakAutocannon, 'autocannon')})`,
+      );
+    if (a.peakBatch10)
+      add(
+        L,
+        'webhook peak, 10 events per request',
+        `${round(a.peakBatch10.eventsPerSecond)} events/s accepted (${round(a.peakBatch10.requestsPerSecond)} req/s, p99 ${a.peakBatch10.latencyMs.p99} ms)`,
+        '>= 5,000 events/s',
+        a.peakBatch10.eventsPerSecond >= 5000,
+      );
     add(L, '  events acknowledged / jobs in Redis', `${r.ack.eventsAcceptedMeasured} / ${r.ack.jobsWaiting} (incl. warm-up)`);
   }
 
@@ -186,7 +256,8 @@ export function buildRows(r: Record<string, any>, opts: Options): Row[] {
     const target = s.seconds >= 300 ? 'no growth' : 'no growth (judged on >= 300 s)';
     add(Mm, `soak ${s.seconds} s at ${s.rate}/s: receiver start/mid/end`, fmt(s.rssMB.receiver), target, grow(s.rssMB.receiver));
     add(Mm, 'soak: worker start/mid/end', fmt(s.rssMB.worker), target, grow(s.rssMB.worker));
-    const heap = (x: any) => (x?.heap ? `heapUsed ${x.heap.usedStart} / ${x.heap.usedMiddle} / ${x.heap.usedEnd} MB (heapTotal ${x.heap.totalStart} -> ${x.heap.totalEnd})` : '-');
+    const heap = (x: any) =>
+      x?.heap ? `heapUsed ${x.heap.usedStart} / ${x.heap.usedMiddle} / ${x.heap.usedEnd} MB (heapTotal ${x.heap.totalStart} -> ${x.heap.totalEnd})` : '-';
     add(Mm, '  soak V8 heap: receiver', heap(s.runtime?.receiver));
     add(Mm, '  soak V8 heap: worker', heap(s.runtime?.worker));
     add(Mm, '  soak signed / push-to-signed', `${s.signed}/${s.pushes}, p50 ${s.pushToSignedMs.p50} / p99 ${s.pushToSignedMs.p99} ms (load ${s.loadavg})`);
@@ -197,11 +268,21 @@ export function buildRows(r: Record<string, any>, opts: Options): Row[] {
     for (const key of ['cosign', 'kms']) {
       const c = r.cost[key];
       if (!c) continue;
-      add(C, `${key === 'kms' ? 'awskms' : 'file'} key: key-backend calls`, `${c.keyBackendCallsPerSignature} (signet_key_sign_seconds_count)${key === 'kms' ? `, ${c.standinSignCallsPerSignature} Sign in the stand-in` : ''}`, 'exactly 1', c.keyBackendCallsPerSignature === 1 && (key !== 'kms' || c.standinSignCallsPerSignature === 1));
+      add(
+        C,
+        `${key === 'kms' ? 'awskms' : 'file'} key: key-backend calls`,
+        `${c.keyBackendCallsPerSignature} (signet_key_sign_seconds_count)${key === 'kms' ? `, ${c.standinSignCallsPerSignature} Sign in the stand-in` : ''}`,
+        'exactly 1',
+        c.keyBackendCallsPerSignature === 1 && (key !== 'kms' || c.standinSignCallsPerSignature === 1),
+      );
       add(
         C,
         `${key === 'kms' ? 'awskms' : 'file'} key: registry requests`,
-        `${c.registryRequestsPerSignature} from signet_registry_requests_total (${Object.entries(c.registryRequestsByKind ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}); the probe counted ${c.probeRequestsPerSignature}; errors metric: ${JSON.stringify(c.registryErrorsPerSignature)}${c.identicalForEveryImage ? '' : '; NOT the same for every image'}`,
+        `${c.registryRequestsPerSignature} from signet_registry_requests_total (${Object.entries(c.registryRequestsByKind ?? {})
+          .map(([k, v]) => `${k} ${v}`)
+          .join(
+            ', ',
+          )}); the probe counted ${c.probeRequestsPerSignature}; errors metric: ${JSON.stringify(c.registryErrorsPerSignature)}${c.identicalForEveryImage ? '' : '; NOT the same for every image'}`,
         '<= 7',
         c.registryRequestsPerSignature <= 7,
       );
@@ -212,8 +293,16 @@ export function buildRows(r: Record<string, any>, opts: Options): Row[] {
   const E = 'End to end through registry notifications (what users see)';
   if (r.e2e) {
     const e = r.e2e;
-    add(E, 'signet start, registry notifications', `${e.imagesPerSecond} images/s (${e.signed}/${e.images}, ${opts.concurrency} pushes at once, load ${e.loadavg})`);
-    add(E, '  push-to-signed p50 / p99', `${e.pushToSignedMs.p50} / ${e.pushToSignedMs.p99} ms (push->queued ${e.pushToQueuedMs.p50} / ${e.pushToQueuedMs.p99}, queued->signed ${e.queuedToSignedMs.p50} / ${e.queuedToSignedMs.p99})`);
+    add(
+      E,
+      'signet start, registry notifications',
+      `${e.imagesPerSecond} images/s (${e.signed}/${e.images}, ${opts.concurrency} pushes at once, load ${e.loadavg})`,
+    );
+    add(
+      E,
+      '  push-to-signed p50 / p99',
+      `${e.pushToSignedMs.p50} / ${e.pushToSignedMs.p99} ms (push->queued ${e.pushToQueuedMs.p50} / ${e.pushToQueuedMs.p99}, queued->signed ${e.queuedToSignedMs.p50} / ${e.queuedToSignedMs.p99})`,
+    );
     add(E, '  RSS, requests per signature', `max ${e.rssMB.max} MB (idle ${e.rssMB.idle}); ${e.registryRequestsPerSignature} registry requests per signature`);
   }
   return rows;

@@ -184,7 +184,9 @@ export function startSignet(o: StartSignetOptions): SignetProc {
       let last = '';
       while (Date.now() < deadline) {
         if (s.exited()) {
-          throw new SetupError(`signet ${o.mode} (${o.name}) exited during start-up (code ${child.exitCode}, signal ${child.signalCode}):\n${s.stderr.text()}\n${s.stdoutTail.text()}`);
+          throw new SetupError(
+            `signet ${o.mode} (${o.name}) exited during start-up (code ${child.exitCode}, signal ${child.signalCode}):\n${s.stderr.text()}\n${s.stdoutTail.text()}`,
+          );
         }
         if (o.mode === 'worker') {
           if (workerStarted || (o.logFile && existsSync(o.logFile) && readFileSync(o.logFile, 'utf8').includes('"worker started"'))) return;

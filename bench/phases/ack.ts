@@ -6,7 +6,7 @@ import { killChild, runProcess, spawnTracked } from '../../test/helpers/proc.js'
 import { CpuMeter, deletePrefix, formatCpu, loadAverage, log, mb, REDIS_URL, ROOT, round, RssSampler, SetupError, sleep } from '../lib/common.js';
 import { monotonicUs, summarizeProfile } from '../lib/profile.js';
 import { HOOK_SECRET } from '../lib/options.js';
-import { Ctx, deploy, keepProfile } from '../lib/deploy.js';
+import { type Ctx, deploy, keepProfile } from '../lib/deploy.js';
 // ---------------------------------------------------------------------------------------------
 // phase: webhook acknowledgement (signet serve alone, load generators in child processes)
 
@@ -16,9 +16,15 @@ export function wrkPath(): string | undefined {
   return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : undefined;
 }
 
-export async function ackLoad(ctx: Ctx, url: string, o: { mode: 'rate' | 'peak'; connections: number; duration: number; rate?: number; eventsPerRequest: number; tagPrefix: string; wrk?: string }) {
+export async function ackLoad(
+  ctx: Ctx,
+  url: string,
+  o: { mode: 'rate' | 'peak'; connections: number; duration: number; rate?: number; eventsPerRequest: number; tagPrefix: string; wrk?: string },
+) {
   const args = JSON.stringify({ url, secret: HOOK_SECRET, host: ctx.r1.host, ...o });
-  const cmd: [string, string[]] = ctx.opts.pin ? ['taskset', ['-c', '1', process.execPath, path.join(ROOT, 'bench/ack-load.mjs'), args]] : [process.execPath, [path.join(ROOT, 'bench/ack-load.mjs'), args]];
+  const cmd: [string, string[]] = ctx.opts.pin
+    ? ['taskset', ['-c', '1', process.execPath, path.join(ROOT, 'bench/ack-load.mjs'), args]]
+    : [process.execPath, [path.join(ROOT, 'bench/ack-load.mjs'), args]];
   const r = await runProcess(cmd[0], cmd[1], { cwd: ROOT, timeoutMs: (o.duration + 60) * 1000 });
   const line = r.stdout.trim().split('\n').pop() ?? '';
   try {
@@ -86,7 +92,14 @@ export async function harnessFloor(ctx: Ctx, duration: number) {
       child.once('exit', (code) => reject(new SetupError(`bench/trivial-hook.mjs exited (${code})`)));
     });
     const loadavg = loadAverage();
-    const r = await ackLoad(ctx, `http://127.0.0.1:${port}/hooks/local`, { mode: 'rate', connections: 64, duration, rate: ctx.opts.ackRate, eventsPerRequest: 1, tagPrefix: 'trivial' });
+    const r = await ackLoad(ctx, `http://127.0.0.1:${port}/hooks/local`, {
+      mode: 'rate',
+      connections: 64,
+      duration,
+      rate: ctx.opts.ackRate,
+      eventsPerRequest: 1,
+      tagPrefix: 'trivial',
+    });
     return { ...r, loadavg };
   } finally {
     await killChild(child);
@@ -94,7 +107,9 @@ export async function harnessFloor(ctx: Ctx, duration: number) {
 }
 
 export async function phaseAck(ctx: Ctx) {
-  log(`ack: signet serve alone (no worker: jobs stay queued); load from a child process (open loop on raw sockets at a fixed rate; wrk, else autocannon, at peak); load ${loadAverage()}`);
+  log(
+    `ack: signet serve alone (no worker: jobs stay queued); load from a child process (open loop on raw sockets at a fixed rate; wrk, else autocannon, at peak); load ${loadAverage()}`,
+  );
   const dep = await deploy(ctx, 'ack', {
     mode: 'serve',
     registries: [ctx.r1],
@@ -114,7 +129,9 @@ export async function phaseAck(ctx: Ctx) {
     // warm-up: the receiver's first few thousand requests run cold code
     const warm = await ackLoad(ctx, dep.hookUrl, { mode: 'rate', connections: 16, duration: 4, rate: 500, eventsPerRequest: 1, tagPrefix: 'warm' });
     const floor = await harnessFloor(ctx, D);
-    log(`  harness floor (the same generator against a node:http server that only answers 202): p50 ${floor.latencyMs.p50} / p99 ${floor.latencyMs.p99} / max ${floor.latencyMs.max} ms at ${round(floor.requestsPerSecond)} req/s`);
+    log(
+      `  harness floor (the same generator against a node:http server that only answers 202): p50 ${floor.latencyMs.p50} / p99 ${floor.latencyMs.p99} / max ${floor.latencyMs.max} ms at ${round(floor.requestsPerSecond)} req/s`,
+    );
     const wrk = wrkPath();
     type Plan = [string, { mode: 'rate' | 'peak'; connections: number; rate?: number; eventsPerRequest: number; wrk?: string }];
     const plan: Plan[] = [

@@ -1,9 +1,9 @@
 /** Phase cosign: the baseline, a sequential `cosign sign --key` loop. See bench/bench.ts for the whole picture. */
 import { cosignSign } from '../../test/helpers/cosign.js';
 import { loadAverage, log, round, stats } from '../lib/common.js';
-import { type ImageRef } from '../lib/webhook.js';
+import type { ImageRef } from '../lib/webhook.js';
 import { KEY_PASSWORD } from '../lib/options.js';
-import { Ctx, checkSignatures } from '../lib/deploy.js';
+import { type Ctx, checkSignatures } from '../lib/deploy.js';
 // ---------------------------------------------------------------------------------------------
 // phase: the cosign loop
 
@@ -25,5 +25,13 @@ export async function phaseCosign(ctx: Ctx, imgs: readonly ImageRef[]) {
   }
   const seconds = (Date.now() - t0) / 1000;
   const sig = await checkSignatures(ctx.oci, imgs);
-  return { images: imgs.length, signed: ms.length, imagesPerSecond: round(ms.length / seconds, 2), perImageMs: stats(ms), errors, loadavg, lost: sig.lost.length };
+  return {
+    images: imgs.length,
+    signed: ms.length,
+    imagesPerSecond: round(ms.length / seconds, 2),
+    perImageMs: stats(ms),
+    errors,
+    loadavg,
+    lost: sig.lost.length,
+  };
 }

@@ -2,7 +2,7 @@
 import { diffCounts, log, metricBy, metricSum, sleep } from '../lib/common.js';
 import { HookPoster, type ImageRef } from '../lib/webhook.js';
 import { HOOK_SECRET } from '../lib/options.js';
-import { Ctx, refOf, deploy, waitSigned, requestsOf, total } from '../lib/deploy.js';
+import { type Ctx, refOf, deploy, waitSigned, requestsOf, total } from '../lib/deploy.js';
 // ---------------------------------------------------------------------------------------------
 // phase: cost per signature (signet start, /metrics + probe + stand-in counts)
 
@@ -22,8 +22,18 @@ export async function phaseCost(ctx: Ctx, fileImgs: readonly ImageRef[], kmsImgs
   const poster = new HookPoster(dep.hookUrl, HOOK_SECRET, 1);
   try {
     const out: Record<string, unknown> = {};
-    for (const [key, imgs] of [['cosign', fileImgs], ['kms', kmsImgs]] as const) {
-      const per: { keyCalls: number; standinSign: number; requests: Record<string, number>; metricRequests: Record<string, number>; registryErrors: Record<string, number>; signatures: number }[] = [];
+    for (const [key, imgs] of [
+      ['cosign', fileImgs],
+      ['kms', kmsImgs],
+    ] as const) {
+      const per: {
+        keyCalls: number;
+        standinSign: number;
+        requests: Record<string, number>;
+        metricRequests: Record<string, number>;
+        registryErrors: Record<string, number>;
+        signatures: number;
+      }[] = [];
       for (const img of imgs) {
         if (ctx.stopped()) break;
         const m0 = await dep.receiver.metrics();
@@ -42,16 +52,30 @@ export async function phaseCost(ctx: Ctx, fileImgs: readonly ImageRef[], kmsImgs
           standinSign: s1 - s0,
           requests: diffCounts(p1, p0),
           metricRequests: diffCounts(
-            metricBy(m1.filter((x) => x.labels['registry'] === H), 'signet_registry_requests_total', ['method', 'kind']),
-            metricBy(m0.filter((x) => x.labels['registry'] === H), 'signet_registry_requests_total', ['method', 'kind']),
+            metricBy(
+              m1.filter((x) => x.labels['registry'] === H),
+              'signet_registry_requests_total',
+              ['method', 'kind'],
+            ),
+            metricBy(
+              m0.filter((x) => x.labels['registry'] === H),
+              'signet_registry_requests_total',
+              ['method', 'kind'],
+            ),
           ),
-          registryErrors: diffCounts(metricBy(m1, 'signet_registry_errors_total', ['method', 'status']), metricBy(m0, 'signet_registry_errors_total', ['method', 'status'])),
+          registryErrors: diffCounts(
+            metricBy(m1, 'signet_registry_errors_total', ['method', 'status']),
+            metricBy(m0, 'signet_registry_errors_total', ['method', 'status']),
+          ),
           signatures: d('signet_signatures_total', { key, outcome: 'signed' }),
         });
       }
       const first = per[0];
       const same = per.every(
-        (p) => JSON.stringify(p.requests) === JSON.stringify(first?.requests) && JSON.stringify(p.metricRequests) === JSON.stringify(first?.metricRequests) && p.keyCalls === first?.keyCalls,
+        (p) =>
+          JSON.stringify(p.requests) === JSON.stringify(first?.requests) &&
+          JSON.stringify(p.metricRequests) === JSON.stringify(first?.metricRequests) &&
+          p.keyCalls === first?.keyCalls,
       );
       out[key] = {
         images: per.length,

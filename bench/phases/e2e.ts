@@ -4,15 +4,17 @@ import { freePort } from '../../test/helpers/ports.js';
 import { startRegistry } from '../../test/helpers/registry.js';
 import { CpuMeter, diffCounts, loadAverage, log, mb, metricBy, pool, round, RssSampler, sleep, stats } from '../lib/common.js';
 import { Oci } from '../lib/oci.js';
-import { type ImageRef } from '../lib/webhook.js';
+import type { ImageRef } from '../lib/webhook.js';
 import { HOOK_SECRET } from '../lib/options.js';
-import { Ctx, refOf, pin, Deployment, deploy, waitSigned, checkSignatures, verifySample, requestsOf, total } from '../lib/deploy.js';
+import { type Ctx, refOf, pin, type Deployment, deploy, waitSigned, checkSignatures, verifySample, requestsOf, total } from '../lib/deploy.js';
 // ---------------------------------------------------------------------------------------------
 // phase: end to end through the registry's own notifications
 
 export async function phaseE2e(ctx: Ctx) {
   const N = ctx.opts.e2eImages;
-  log(`e2e: ${N} pushes (${ctx.opts.concurrency} at once) to a registry whose notifications go to signet start${ctx.opts.notifyFilter ? ' (blob and pull events filtered)' : ''}; load ${loadAverage()}`);
+  log(
+    `e2e: ${N} pushes (${ctx.opts.concurrency} at once) to a registry whose notifications go to signet start${ctx.opts.notifyFilter ? ' (blob and pull events filtered)' : ''}; load ${loadAverage()}`,
+  );
   const port = await freePort();
   const r2 = await startRegistry({
     notifyUrl: `http://127.0.0.1:${port}/hooks/local`,
@@ -50,7 +52,12 @@ export async function phaseE2e(ctx: Ctx) {
       () => ctx.stopped(),
     );
     const pushesDone = Date.now();
-    await waitSigned(ctx, s, pushed.map((p) => refOf(p.img)), 'e2e');
+    await waitSigned(
+      ctx,
+      s,
+      pushed.map((p) => refOf(p.img)),
+      'e2e',
+    );
     const cpuUsed = cpu.stop();
     rss.stop();
     await sleep(300);
@@ -69,8 +76,16 @@ export async function phaseE2e(ctx: Ctx) {
       last = Math.max(last, t);
     }
     const requests = diffCounts(requestsOf(s.probe(), r2.host), requestsOf(probe0, r2.host));
-    const sig = await checkSignatures(oci2, pushed.map((p) => p.img));
-    const verify = await verifySample(r2.host, pushed.map((p) => p.img), ctx.key.pubPath, 3);
+    const sig = await checkSignatures(
+      oci2,
+      pushed.map((p) => p.img),
+    );
+    const verify = await verifySample(
+      r2.host,
+      pushed.map((p) => p.img),
+      ctx.key.pubPath,
+      3,
+    );
     const m = await s.metrics();
     return {
       images: N,

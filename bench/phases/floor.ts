@@ -1,8 +1,8 @@
 /** Phase floor: the registry's own floor (raw signature writes at each concurrency) and signet's request sequence replayed raw. See bench/bench.ts for the whole picture. */
 import { randomBytes } from 'node:crypto';
 import { cpuSeconds, loadAverage, log, pool, round } from '../lib/common.js';
-import { type ImageRef } from '../lib/webhook.js';
-import { Ctx } from '../lib/deploy.js';
+import type { ImageRef } from '../lib/webhook.js';
+import type { Ctx } from '../lib/deploy.js';
 // ---------------------------------------------------------------------------------------------
 // phase: the registry's floor
 
@@ -14,7 +14,14 @@ export interface FloorRun {
   registryCpuMsPerWrite: number;
 }
 
-export async function floorRun(ctx: Ctx, concurrency: number, writes: number, label: string, kind: 'write' | 'signet-sequence' | 'signet-verify' = 'write', imgs?: readonly ImageRef[]): Promise<FloorRun> {
+export async function floorRun(
+  ctx: Ctx,
+  concurrency: number,
+  writes: number,
+  label: string,
+  kind: 'write' | 'signet-sequence' | 'signet-verify' = 'write',
+  imgs?: readonly ImageRef[],
+): Promise<FloorRun> {
   const H = ctx.r1.host;
   const items = Array.from({ length: writes }, (_, i) => i);
   const c0 = cpuSeconds(ctx.r1.pid);
@@ -40,7 +47,9 @@ export async function floorRun(ctx: Ctx, concurrency: number, writes: number, la
 }
 
 export async function phaseFloor(ctx: Ctx, seqImgs: readonly ImageRef[], seqVerifyImgs: readonly ImageRef[]) {
-  log(`floor: raw signature writes (POST+PUT payload, POST+PUT config, PUT .sig), ${ctx.opts.floorWrites} per level, levels ${ctx.opts.floorLevels.join(',')}; load ${loadAverage()}`);
+  log(
+    `floor: raw signature writes (POST+PUT payload, POST+PUT config, PUT .sig), ${ctx.opts.floorWrites} per level, levels ${ctx.opts.floorLevels.join(',')}; load ${loadAverage()}`,
+  );
   const loadavg = loadAverage();
   await floorRun(ctx, 8, 30, 'warmup');
   const levels: FloorRun[] = [];
@@ -53,7 +62,11 @@ export async function phaseFloor(ctx: Ctx, seqImgs: readonly ImageRef[], seqVeri
   const best = levels.reduce((a, b) => (b.perSecond > a.perSecond ? b : a), levels[0]!);
   const seq = await floorRun(ctx, best.concurrency, seqImgs.length, 'seq', 'signet-sequence', seqImgs);
   const seqVerify = await floorRun(ctx, best.concurrency, seqVerifyImgs.length, 'seqv', 'signet-verify', seqVerifyImgs);
-  log(`  best: ${best.perSecond} writes/s at concurrency ${best.concurrency}; signet's 7-request sequence replayed raw: ${seq.perSecond}/s (registry CPU ${seq.registryCpuMsPerWrite} ms/signature)`);
-  log(`  the same with the read-back of registries[].verifyWrites (8 requests): ${seqVerify.perSecond}/s (registry CPU ${seqVerify.registryCpuMsPerWrite} ms/signature)`);
+  log(
+    `  best: ${best.perSecond} writes/s at concurrency ${best.concurrency}; signet's 7-request sequence replayed raw: ${seq.perSecond}/s (registry CPU ${seq.registryCpuMsPerWrite} ms/signature)`,
+  );
+  log(
+    `  the same with the read-back of registries[].verifyWrites (8 requests): ${seqVerify.perSecond}/s (registry CPU ${seqVerify.registryCpuMsPerWrite} ms/signature)`,
+  );
   return { loadavg, levels, best, signetSequence: seq, signetSequenceVerify: seqVerify };
 }

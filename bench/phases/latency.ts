@@ -4,7 +4,7 @@ import { pushImage } from '../../test/helpers/images.js';
 import { CpuMeter, loadAverage, log, paced, round, stats } from '../lib/common.js';
 import { HookPoster, type ImageRef } from '../lib/webhook.js';
 import { HOOK_SECRET } from '../lib/options.js';
-import { Ctx, refOf, Deployment, waitSigned, checkSignatures } from '../lib/deploy.js';
+import { type Ctx, refOf, type Deployment, waitSigned, checkSignatures } from '../lib/deploy.js';
 // ---------------------------------------------------------------------------------------------
 // phase: latency at half the peak rate, with live pushes
 
@@ -43,7 +43,12 @@ export async function phaseLatency(ctx: Ctx, dep: Deployment, rate: number) {
       },
       () => ctx.stopped(),
     );
-    await waitSigned(ctx, worker, pushed.map((p) => refOf(p.img)), 'latency');
+    await waitSigned(
+      ctx,
+      worker,
+      pushed.map((p) => refOf(p.img)),
+      'latency',
+    );
     const cpuUsed = cpu.stop();
     const lat: number[] = [];
     const postToSigned: number[] = [];
@@ -55,7 +60,10 @@ export async function phaseLatency(ctx: Ctx, dep: Deployment, rate: number) {
     }
     const first = Math.min(...pushed.map((p) => p.startedAt));
     const lastDone = Math.max(...pushed.map((p) => p.doneAt));
-    const sig = await checkSignatures(ctx.oci, pushed.map((p) => p.img));
+    const sig = await checkSignatures(
+      ctx.oci,
+      pushed.map((p) => p.img),
+    );
     return {
       rate,
       push: full ? 'full (test-kit pushImage)' : 'cheap (2 blob mounts + manifest PUT)',

@@ -4,7 +4,7 @@ import { monotonicUs } from '../lib/profile.js';
 import { waitsBetween } from '../lib/signet-proc.js';
 import { HookPoster, type ImageRef } from '../lib/webhook.js';
 import { HOOK_SECRET } from '../lib/options.js';
-import { Ctx, refOf, Deployment, waitSigned, checkSignatures, requestsOf, total } from '../lib/deploy.js';
+import { type Ctx, refOf, type Deployment, waitSigned, checkSignatures, requestsOf, total } from '../lib/deploy.js';
 // ---------------------------------------------------------------------------------------------
 // phase: throughput (and the kms phase, which is the same with another key)
 
@@ -48,7 +48,13 @@ export async function warmUp(ctx: Ctx, dep: Deployment, imgs: readonly ImageRef[
 
 export async function signingRun(ctx: Ctx, dep: Deployment, imgs: readonly ImageRef[], label: string) {
   const worker = dep.worker!;
-  const pids = () => ({ serve: dep.receiver.pid, worker: worker.pid, registry: ctx.r1.pid, redis: ctx.redisPid, ...(ctx.standin && label === 'kms' ? { 'kms stand-in': ctx.standin.pid } : {}) });
+  const pids = () => ({
+    serve: dep.receiver.pid,
+    worker: worker.pid,
+    registry: ctx.r1.pid,
+    redis: ctx.redisPid,
+    ...(ctx.standin && label === 'kms' ? { 'kms stand-in': ctx.standin.pid } : {}),
+  });
   const rss = new RssSampler({ receiver: dep.receiver.pid, worker: worker.pid }, 250).start();
   const idle = { receiver: rss.last('receiver'), worker: rss.last('worker') };
   const probe0 = worker.probe();
@@ -69,7 +75,10 @@ export async function signingRun(ctx: Ctx, dep: Deployment, imgs: readonly Image
   await sleep(1300); // the probe's per-second event-loop entry and its 250 ms flush
   const requests = diffCounts(requestsOf(worker.probe(), ctx.r1.host), requestsOf(probe0, ctx.r1.host));
   const waits = waitsBetween(worker.waits(), waits0, `http://${ctx.r1.host}`, refs.length);
-  const times = refs.map((r) => worker.signed.get(r)).filter((t): t is number => t !== undefined).sort((a, b) => a - b);
+  const times = refs
+    .map((r) => worker.signed.get(r))
+    .filter((t): t is number => t !== undefined)
+    .sort((a, b) => a - b);
   const n = times.length;
   const last = times[n - 1] ?? NaN;
   const seconds = (last - t0) / 1000;

@@ -3,14 +3,16 @@ import { randomBytes } from 'node:crypto';
 import { CpuMeter, loadAverage, log, mb, metricSum, paced, round, RssSampler, sleep, stats } from '../lib/common.js';
 import { HookPoster, type ImageRef } from '../lib/webhook.js';
 import { HOOK_SECRET } from '../lib/options.js';
-import { Ctx, refOf, Deployment, waitSigned, checkSignatures } from '../lib/deploy.js';
+import { type Ctx, refOf, type Deployment, waitSigned, checkSignatures } from '../lib/deploy.js';
 // ---------------------------------------------------------------------------------------------
 // phase: memory soak
 
 export async function phaseSoak(ctx: Ctx, dep: Deployment, rate: number) {
   const seconds = ctx.opts.soakSeconds;
   const count = Math.round(rate * seconds);
-  log(`soak: ${seconds} s of steady pushes at ${rate} images/s (${count} images; cheap pushes: 2 blob mounts + manifest PUT, each in its own repository); load ${loadAverage()}`);
+  log(
+    `soak: ${seconds} s of steady pushes at ${rate} images/s (${count} images; cheap pushes: 2 blob mounts + manifest PUT, each in its own repository); load ${loadAverage()}`,
+  );
   const worker = dep.worker!;
   const loadavg = loadAverage();
   const rss = new RssSampler({ receiver: dep.receiver.pid, worker: worker.pid }, 1000).start();
@@ -32,7 +34,9 @@ export async function phaseSoak(ctx: Ctx, dep: Deployment, rate: number) {
   await sampleHeap();
   const progress = setInterval(() => {
     const signed = pushed.reduce((a, p) => a + (worker.signed.has(refOf(p.img)) ? 1 : 0), 0);
-    log(`  soak ${Math.round((Date.now() - t0) / 1000)} s: pushed ${pushed.length}, signed ${signed}, RSS receiver ${mb(rss.last('receiver'))} MB, worker ${mb(rss.last('worker'))} MB, load ${loadAverage()}`);
+    log(
+      `  soak ${Math.round((Date.now() - t0) / 1000)} s: pushed ${pushed.length}, signed ${signed}, RSS receiver ${mb(rss.last('receiver'))} MB, worker ${mb(rss.last('worker'))} MB, load ${loadAverage()}`,
+    );
     void sampleHeap();
   }, 30_000);
   try {
@@ -55,7 +59,12 @@ export async function phaseSoak(ctx: Ctx, dep: Deployment, rate: number) {
       () => ctx.stopped(),
     );
     const pushEnd = Date.now();
-    await waitSigned(ctx, worker, pushed.map((p) => refOf(p.img)), 'soak');
+    await waitSigned(
+      ctx,
+      worker,
+      pushed.map((p) => refOf(p.img)),
+      'soak',
+    );
     await sleep(1300);
     const runtime = { receiver: dep.receiver.runtimeStats(t0, pushEnd), worker: worker.runtimeStats(t0, pushEnd) };
     await sampleHeap();
@@ -81,7 +90,10 @@ export async function phaseSoak(ctx: Ctx, dep: Deployment, rate: number) {
     }
     // read back a sample of the signatures (all of them would be a registry load of its own)
     const sample = pushed.length <= 600 ? pushed : pushed.filter((_, i) => i % Math.ceil(pushed.length / 600) === 0);
-    const sig = await checkSignatures(ctx.oci, sample.map((p) => p.img));
+    const sig = await checkSignatures(
+      ctx.oci,
+      sample.map((p) => p.img),
+    );
     const dup = pushed.filter((p) => (worker.signedCount.get(refOf(p.img)) ?? 0) > 1).length;
     return {
       seconds,

@@ -46,7 +46,9 @@ export async function imageStatus(
     withDeadline(
       deps.status.lookup(repository, digest, tag).catch((err: unknown) => {
         const e = asRedisUnavailable(err, 'cannot read signing status');
-        throw isSignetError(e) ? e : new SignetError('REDIS_UNAVAILABLE', `cannot read signing status from Redis (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+        throw isSignetError(e)
+          ? e
+          : new SignetError('REDIS_UNAVAILABLE', `cannot read signing status from Redis (${err instanceof Error ? err.message : String(err)})`, { cause: err });
       }),
       REDIS_DEADLINE_MS,
       () => new SignetError('REDIS_UNAVAILABLE', `Redis did not answer within ${REDIS_DEADLINE_MS} ms`),

@@ -53,7 +53,12 @@ export const scanSchema = z
     /** A glob the scanner's name must match (Harbor scan_overview scanner.name, e.g. "Trivy"); any when absent. */
     scanner: z.string().min(1).optional(),
     /** How long a push waits for its scan before it ends as failed(SCAN_TIMEOUT). */
-    waitSeconds: z.number().int().min(1).max(7 * 86400).default(900),
+    waitSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(7 * 86400)
+      .default(900),
   })
   .strict();
 
@@ -113,9 +118,7 @@ export function worstSeverity(r: Pick<ScanReport, 'severity' | 'counts'>): strin
 }
 
 export type ScanVerdict =
-  | { outcome: 'passed'; severity: string }
-  | { outcome: 'blocked'; severity: string; reason: string }
-  | { outcome: 'failed'; reason: string };
+  { outcome: 'passed'; severity: string } | { outcome: 'blocked'; severity: string; reason: string } | { outcome: 'failed'; reason: string };
 
 const scannerMatchers = new WeakMap<ScanConditions, (s: string) => boolean>();
 
@@ -135,11 +138,19 @@ export function scanVerdict(cond: ScanConditions, report: ScanReport): ScanVerdi
     if (!m) scannerMatchers.set(cond, (m = picomatch(cond.scanner, { dot: true })));
     const name = report.scanner?.name;
     if (!name || !m(name)) {
-      return { outcome: 'blocked', severity, reason: `scanned by ${name ? `"${clip(name)}"` : 'an unnamed scanner'}, not by require.scan.scanner "${cond.scanner}"` };
+      return {
+        outcome: 'blocked',
+        severity,
+        reason: `scanned by ${name ? `"${clip(name)}"` : 'an unnamed scanner'}, not by require.scan.scanner "${cond.scanner}"`,
+      };
     }
   }
   if (severityRank(severity) > severityRank(cond.maxSeverity)) {
-    return { outcome: 'blocked', severity, reason: `scan found ${countsText(report.counts) || clip(severity)}: ${clip(severity)} is above require.scan.maxSeverity ${cond.maxSeverity}` };
+    return {
+      outcome: 'blocked',
+      severity,
+      reason: `scan found ${countsText(report.counts) || clip(severity)}: ${clip(severity)} is above require.scan.maxSeverity ${cond.maxSeverity}`,
+    };
   }
   return { outcome: 'passed', severity };
 }

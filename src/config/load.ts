@@ -9,7 +9,16 @@ import type { z } from 'zod';
 import { keyConfigSchema, type KeyConfig } from '../kms/providers.js';
 import { SignetError } from '../errors.js';
 import { coerceExpanded, expandEnv, type EnvProblem } from './env.js';
-import { configSchema, integrationSchema, registrySchema, ruleSchema, type Config, type IntegrationConfig, type RegistryConfig, type RuleConfig } from './schema.js';
+import {
+  configSchema,
+  integrationSchema,
+  registrySchema,
+  ruleSchema,
+  type Config,
+  type IntegrationConfig,
+  type RegistryConfig,
+  type RuleConfig,
+} from './schema.js';
 import { suggestField } from './suggest.js';
 import { crossCheck, type ConfigProblem } from './validate.js';
 
@@ -47,9 +56,7 @@ export function formatPath(p: readonly (string | number | symbol)[]): string {
 }
 
 export function formatProblems(file: string, problems: readonly LocatedProblem[]): string {
-  return problems
-    .map((p) => `  ${file}${p.line ? `:${p.line}` : ''}  ${formatPath(p.path)}: ${p.message}`)
-    .join('\n');
+  return problems.map((p) => `  ${file}${p.line ? `:${p.line}` : ''}  ${formatPath(p.path)}: ${p.message}`).join('\n');
 }
 
 export async function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
@@ -165,7 +172,12 @@ export function analyzeConfigText(text: string, file: string, env: NodeJS.Proces
     const at = issue.path.map((s) => (typeof s === 'symbol' ? String(s) : s));
     if (reported.has(formatPath(at))) continue;
     // (a nested schema that re-reports its issues, registry credentials, turns this one into a custom issue with zod's message)
-    const unknown = issue.code === 'unrecognized_keys' ? issue.keys : /^Unrecognized keys?: /.test(issue.message) ? [...issue.message.matchAll(/"([^"]+)"/g)].map((m) => m[1]!) : [];
+    const unknown =
+      issue.code === 'unrecognized_keys'
+        ? issue.keys
+        : /^Unrecognized keys?: /.test(issue.message)
+          ? [...issue.message.matchAll(/"([^"]+)"/g)].map((m) => m[1]!)
+          : [];
     if (unknown.length) {
       // one problem per unknown field, on the field's own line
       for (const k of unknown) {
@@ -227,7 +239,10 @@ export function analyzeConfigText(text: string, file: string, env: NodeJS.Proces
 
 /** File order; problems without a line (none so far) first. Stable: same line keeps check order. */
 export function sortByLine<T extends { line?: number }>(ps: T[]): T[] {
-  return ps.map((p, i) => ({ p, i })).sort((a, b) => (a.p.line ?? 0) - (b.p.line ?? 0) || a.i - b.i).map((x) => x.p);
+  return ps
+    .map((p, i) => ({ p, i }))
+    .sort((a, b) => (a.p.line ?? 0) - (b.p.line ?? 0) || a.i - b.i)
+    .map((x) => x.p);
 }
 
 function getAt(root: unknown, p: readonly (string | number)[]): unknown {

@@ -42,7 +42,13 @@ export async function reloadConfig(rt: Runtime, file: string, moveOver: () => Pr
     next = loaded.config;
     for (const w of loaded.warnings) logger.warn({ path: formatPath(w.path), line: w.line }, w.message);
   } catch (err) {
-    if (err instanceof ConfigError) return refuse('invalid', formatProblems(file, err.problems).split('\n').map((l) => l.trim()));
+    if (err instanceof ConfigError)
+      return refuse(
+        'invalid',
+        formatProblems(file, err.problems)
+          .split('\n')
+          .map((l) => l.trim()),
+      );
     return refuse('invalid', [isSignetError(err) ? `${err.code}: ${err.message}` : describeError(err)]);
   }
   const restartNeeded = RESTART_SECTIONS.flatMap((s) => changedFields(s, rt.config[s], next[s]));

@@ -51,11 +51,9 @@ export type PusherVerdict = { pusher?: string; refused?: string };
  * no pusher. A rule's `require.pushers` sees the vouched pusher only (src/config/conditions.ts):
  * the receiver and the worker both ask this policy before `decideRule`, so they decide alike.
  */
-export function pusherPolicy(config: Pick<Config, 'integrations' | 'rules'>): (
-  event: { integration: string; pusher?: string },
-  registry: string,
-  repository: string,
-) => PusherVerdict {
+export function pusherPolicy(
+  config: Pick<Config, 'integrations' | 'rules'>,
+): (event: { integration: string; pusher?: string }, registry: string, repository: string) => PusherVerdict {
   const rules = compileRules(config.rules);
   const vouches = new Map(config.integrations.map((i) => [i.name, !i.insecure]));
   return (event, registry, repository) => {

@@ -14,12 +14,19 @@ import { webhookAdapters } from '../webhooks/adapters/index.js';
 import type { integrationConfig } from '../webhooks/integration-config.js';
 
 const hostPattern = /^[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9a-fA-F:]+\](:[0-9]{1,5})?$/;
-const host = z
-  .string()
-  .regex(hostPattern, 'must be a registry host such as registry.example.com or 127.0.0.1:5000 (no scheme, no path)');
+const host = z.string().regex(hostPattern, 'must be a registry host such as registry.example.com or 127.0.0.1:5000 (no scheme, no path)');
 
 /** An integer, also given as a string (so `${VAR}` expansions work for numbers). */
-const int = () => z.union([z.number().int(), z.string().regex(/^[0-9]+$/, 'must be a whole number').transform(Number)]).pipe(z.number().int());
+const int = () =>
+  z
+    .union([
+      z.number().int(),
+      z
+        .string()
+        .regex(/^[0-9]+$/, 'must be a whole number')
+        .transform(Number),
+    ])
+    .pipe(z.number().int());
 
 /** {username, password} | {token} | {dockerConfig} | {ecr} | {acr} | {gar}: see src/registry/credentials/. */
 const credentials = credentialsSchema;
@@ -112,7 +119,11 @@ export const configSchema = z
         /** Listen address: loopback by default; 0.0.0.0 (or ::) to listen on every interface. */
         host: z.string().default('127.0.0.1'),
         /** Largest webhook body accepted, in bytes. */
-        bodyLimitBytes: z.number().int().min(1024).default(1024 * 1024),
+        bodyLimitBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .default(1024 * 1024),
         /** A webhook body must have arrived whole this many ms after its headers; else 408 and the connection is closed. */
         bodyTimeoutMs: z.number().int().min(100).default(10_000),
         /** From its first second on, a body must arrive at this average rate at least (bytes/s; 0: no minimum); else 408. */

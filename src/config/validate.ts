@@ -41,8 +41,9 @@ function crossCheckSections(config: CheckedSections, opts: CrossCheckOptions): {
   const warnings: ConfigProblem[] = [];
   const ruleNo = (i: number): number => opts.index?.rules?.[i] ?? i;
 
-  duplicates(config.registries.map((r) => r.host), (i, v) =>
-    problems.push({ path: ['registries', i, 'host'], message: `registry ${v} is listed twice` }),
+  duplicates(
+    config.registries.map((r) => r.host),
+    (i, v) => problems.push({ path: ['registries', i, 'host'], message: `registry ${v} is listed twice` }),
   );
   const allHosts = new Map<string, number>();
   config.registries.forEach((r, i) => {
@@ -53,11 +54,13 @@ function crossCheckSections(config: CheckedSections, opts: CrossCheckOptions): {
       allHosts.set(alias, i);
     }
   });
-  duplicates(config.integrations.map((x) => x.name), (i, v) =>
-    problems.push({ path: ['integrations', i, 'name'], message: `integration name "${v}" is used twice` }),
+  duplicates(
+    config.integrations.map((x) => x.name),
+    (i, v) => problems.push({ path: ['integrations', i, 'name'], message: `integration name "${v}" is used twice` }),
   );
-  duplicates(config.keys.map((k) => k.name), (i, v) =>
-    problems.push({ path: ['keys', i, 'name'], message: `key name "${v}" is used twice` }),
+  duplicates(
+    config.keys.map((k) => k.name),
+    (i, v) => problems.push({ path: ['keys', i, 'name'], message: `key name "${v}" is used twice` }),
   );
 
   config.integrations.forEach((integ, i) => {
@@ -184,7 +187,10 @@ function scanReach(config: CheckedSections, problems: ConfigProblem[], warnings:
     for (const integ of silent) {
       const hit = hosts.find((h) => hostsOf(integ)(h));
       if (hit === undefined) continue;
-      const why = integ.kind === 'quay' ? "Quay notifies vulnerability_found only when something is found, never a clean scan" : 'it sends no scan results and has no scan API signet reads';
+      const why =
+        integ.kind === 'quay'
+          ? 'Quay notifies vulnerability_found only when something is found, never a clean scan'
+          : 'it sends no scan results and has no scan API signet reads';
       problems.push({
         path: ['rules', i, 'require', 'scan'],
         message: `rule ${ruleNo(i)} has require.scan but is reached through integration "${integ.name}" (kind ${integ.kind}): ${why}, so its pushes to ${hit} could never pass the gate (see docs/conditions.md)`,

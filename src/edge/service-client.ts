@@ -82,7 +82,11 @@ export class ServiceClient {
   }
 
   /** One request; 429 and 5xx throw the service's unavailable code (with Retry-After), other statuses are the caller's to judge. */
-  async send(url: URL, init: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: Buffer | undefined }, what = `${init.method} ${url.pathname}`): Promise<ServiceReply> {
+  async send(
+    url: URL,
+    init: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: Buffer | undefined },
+    what = `${init.method} ${url.pathname}`,
+  ): Promise<ServiceReply> {
     const { name } = this.opts;
     let res: Dispatcher.ResponseData;
     try {
@@ -103,7 +107,9 @@ export class ServiceClient {
       data = await readCapped(res.body, this.opts.maxBodyBytes, res.headers['content-length']);
     } catch (err) {
       if (err instanceof BodyTooLargeError) {
-        throw new SignetError(this.opts.rejected, `${name}: ${what} answered more than ${this.opts.maxBodyBytes} bytes (HTTP ${res.statusCode})`, { status: res.statusCode });
+        throw new SignetError(this.opts.rejected, `${name}: ${what} answered more than ${this.opts.maxBodyBytes} bytes (HTTP ${res.statusCode})`, {
+          status: res.statusCode,
+        });
       }
       throw this.unreachable(what, err);
     }

@@ -31,7 +31,10 @@ export function formatsFor(names: readonly FormatName[]): SignatureFormat[] {
 export async function checkRuleKeys(rules: readonly Pick<RuleConfig, 'keys' | 'formats'>[], keys: ReadonlyMap<string, SigningKey>): Promise<void> {
   for (const rule of rules) {
     const needed = [...new Set(formatsFor(formatsOf(rule)).map((f) => f.rsaPadding))];
-    await checkPaddings(rule.keys.flatMap((n) => keys.get(n) ?? []), needed);
+    await checkPaddings(
+      rule.keys.flatMap((n) => keys.get(n) ?? []),
+      needed,
+    );
   }
 }
 

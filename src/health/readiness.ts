@@ -81,15 +81,19 @@ export class Readiness {
         if (h.problems.length) throw new Error(`REDIS_MISCONFIGURED: ${h.problems.join('; ')}`);
         return { ...(h.warnings.length ? { warnings: h.warnings } : {}), ...(h.dataLoss ? { dataLoss: h.dataLoss } : {}) };
       }),
+      Promise.all([...this.deps.keys].map(async ([name, k]) => [name, await timed(ms, async () => (await k.publicKeyPem(), {}))] as const)),
       Promise.all(
-        [...this.deps.keys].map(async ([name, k]) => [name, await timed(ms, async () => (await k.publicKeyPem(), {}))] as const),
-      ),
-      Promise.all(
-        this.deps.registries.all.map(async (r) => [r.config.host, await timed(ms, async () => {
-          const status = await r.client.ping(ms);
-          await this.deps.access?.verify(r.config.host); // wrong credentials: REGISTRY_AUTH_FAILED
-          return { status };
-        })] as const),
+        this.deps.registries.all.map(
+          async (r) =>
+            [
+              r.config.host,
+              await timed(ms, async () => {
+                const status = await r.client.ping(ms);
+                await this.deps.access?.verify(r.config.host); // wrong credentials: REGISTRY_AUTH_FAILED
+                return { status };
+              }),
+            ] as const,
+        ),
       ),
     ]);
     const down = [
@@ -109,7 +113,10 @@ export class Readiness {
 export function readinessHandler(readiness: Readiness) {
   return async (_req: Request, res: Response): Promise<void> => {
     const report = await readiness.check();
-    res.status(report.down.length ? 503 : 200).set('cache-control', 'no-store').json(report);
+    res
+      .status(report.down.length ? 503 : 200)
+      .set('cache-control', 'no-store')
+      .json(report);
   };
 }
 

@@ -82,17 +82,19 @@ export class RegistryAccessCheck {
     const stale = !e || this.now() - e.at >= this.intervalMs;
     if (stale && !e?.inflight) {
       const entry: Entry = e ?? { at: 0, error: undefined };
-      entry.inflight = checkRegistryAccess(registry, rules).then(
-        () => {
-          entry.error = undefined;
-        },
-        (err: unknown) => {
-          entry.error = err;
-        },
-      ).finally(() => {
-        entry.at = this.now();
-        entry.inflight = undefined;
-      });
+      entry.inflight = checkRegistryAccess(registry, rules)
+        .then(
+          () => {
+            entry.error = undefined;
+          },
+          (err: unknown) => {
+            entry.error = err;
+          },
+        )
+        .finally(() => {
+          entry.at = this.now();
+          entry.inflight = undefined;
+        });
       if (!e) this.results.set(host, (e = entry));
     }
     if (e!.at === 0 && e!.inflight) await e!.inflight; // never checked yet: wait for the first result

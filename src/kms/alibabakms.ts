@@ -71,7 +71,11 @@ export const alibabaKmsKeySchema = z
   .strict()
   .superRefine((cfg, ctx) => {
     if ((cfg.accessKeyId === undefined) !== (cfg.accessKeySecret === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'give accessKeyId and accessKeySecret together (or neither, for the default credential chain)', path: [cfg.accessKeyId === undefined ? 'accessKeyId' : 'accessKeySecret'] });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'give accessKeyId and accessKeySecret together (or neither, for the default credential chain)',
+        path: [cfg.accessKeyId === undefined ? 'accessKeyId' : 'accessKeySecret'],
+      });
     }
     if (cfg.securityToken !== undefined && cfg.accessKeyId === undefined) {
       ctx.addIssue({ code: 'custom', message: 'securityToken needs accessKeyId and accessKeySecret (STS credentials)', path: ['securityToken'] });
@@ -143,7 +147,10 @@ export interface AlibabaKmsApi {
 }
 
 /** Endpoint and protocol from `endpoint` (scheme optional) or the region. */
-export function alibabaEndpoint(cfg: Pick<AlibabaKmsKeyConfig, 'endpoint' | 'regionId'>, env: NodeJS.ProcessEnv = process.env): { endpoint: string; protocol: 'http' | 'https' } {
+export function alibabaEndpoint(
+  cfg: Pick<AlibabaKmsKeyConfig, 'endpoint' | 'regionId'>,
+  env: NodeJS.ProcessEnv = process.env,
+): { endpoint: string; protocol: 'http' | 'https' } {
   if (cfg.endpoint) {
     const m = /^(https?):\/\/([^/?#\s]+)\/?$/i.exec(cfg.endpoint);
     if (m) return { endpoint: m[2]!, protocol: m[1]!.toLowerCase() as 'http' | 'https' };
@@ -203,7 +210,7 @@ export async function createAlibabaKmsApi(cfg: AlibabaKmsKeyConfig): Promise<Ali
 
 const ID_RE = /^[A-Za-z0-9_-]+$/;
 const REF_FORMAT =
-  'expected alibabakms://REGION_OR_ENDPOINT/KEY_ID[/versions/VERSION_ID] or alibabakms://REGION_OR_ENDPOINT/alias/NAME[/versions/VERSION_ID] (signet\'s own format; REGION e.g. cn-hangzhou, ENDPOINT e.g. kms.cn-hangzhou.aliyuncs.com)';
+  "expected alibabakms://REGION_OR_ENDPOINT/KEY_ID[/versions/VERSION_ID] or alibabakms://REGION_OR_ENDPOINT/alias/NAME[/versions/VERSION_ID] (signet's own format; REGION e.g. cn-hangzhou, ENDPOINT e.g. kms.cn-hangzhou.aliyuncs.com)";
 
 export function parseAlibabaKmsRef(ref: string): Record<string, string> | undefined {
   if (!/^alibabakms:/i.test(ref)) return undefined;
@@ -318,7 +325,9 @@ export function classifyAlibabaKmsError(err: unknown, what: string, fallback: Er
     return new SignetError('KEY_DISABLED', `${what}: key is not enabled ${tail}`, opts);
   }
   if (
-    /^Forbidden|^InvalidAccessKeyId|^SignatureDoesNotMatch|^IncompleteSignature|^InvalidSecurityToken|NoPermission|^Unauthorized|^AccessDenied|^InvalidTimeStamp|^SignatureNonceUsed/i.test(code) ||
+    /^Forbidden|^InvalidAccessKeyId|^SignatureDoesNotMatch|^IncompleteSignature|^InvalidSecurityToken|NoPermission|^Unauthorized|^AccessDenied|^InvalidTimeStamp|^SignatureNonceUsed/i.test(
+      code,
+    ) ||
     status === 401 ||
     status === 403
   ) {
@@ -408,7 +417,10 @@ export async function createAlibabaKmsKeyProvider(cfg: AlibabaKmsKeyConfig, deps
     }
     if (versions.length === 0) throw new SignetError('KEY_NOT_FOUND', `${what}: the key has no versions`);
     if (versions.length > 1) {
-      throw new SignetError('KEY_INVALID', `${what}: the key has ${versions.length} versions and no primary version; set keys[].keyVersionId (one of ${versions.slice(0, 5).join(', ')})`);
+      throw new SignetError(
+        'KEY_INVALID',
+        `${what}: the key has ${versions.length} versions and no primary version; set keys[].keyVersionId (one of ${versions.slice(0, 5).join(', ')})`,
+      );
     }
     keyVersionId = versions[0]!;
   }

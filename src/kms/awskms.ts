@@ -190,7 +190,18 @@ const DENIED = new Set([
 ]);
 const NOT_FOUND = new Set(['NotFoundException', 'ResourceNotFoundException']);
 const DISABLED = new Set(['DisabledException', 'KMSInvalidStateException']);
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ECONNABORTED',
+  'UND_ERR_SOCKET',
+]);
 
 /** An upstream message made safe for logs: one line, bounded, no access key ids or tokens. */
 function safeMessage(msg: string | undefined): string {

@@ -50,7 +50,10 @@ export const azureKvKeySchema = z
     vaultUrl: z.string().url(),
     keyName: z.string().regex(/^[0-9A-Za-z-]{1,127}$/, 'Key Vault key names are 1-127 letters, digits and dashes'),
     /** Pin a version (32 hex chars in Azure). Default: the current version at startup, pinned. */
-    keyVersion: z.string().regex(/^[0-9A-Za-z]{1,64}$/, 'must be a key version id').optional(),
+    keyVersion: z
+      .string()
+      .regex(/^[0-9A-Za-z]{1,64}$/, 'must be a key version id')
+      .optional(),
     tenantId: z.string().min(1).optional(),
     /** With clientSecret: a service principal. Alone: the user-assigned managed/workload identity to use. */
     clientId: z.string().min(1).optional(),
@@ -134,7 +137,11 @@ interface AzureErrorShape {
 }
 
 /** Turn an SDK/identity/transport error into a classified SignetError. Never includes credentials. */
-export function classifyAzureError(err: unknown, cfg: Pick<AzureKvKeyConfig, 'name' | 'vaultUrl' | 'keyName'> & { clientSecret?: string }, op: Op): SignetError {
+export function classifyAzureError(
+  err: unknown,
+  cfg: Pick<AzureKvKeyConfig, 'name' | 'vaultUrl' | 'keyName'> & { clientSecret?: string },
+  op: Op,
+): SignetError {
   if (err instanceof SignetError) return err;
   const e = (err ?? {}) as AzureErrorShape;
   const who = `key "${cfg.name}" (azurekv ${cfg.vaultUrl.replace(/\/$/, '')}/keys/${cfg.keyName})`;
@@ -168,7 +175,7 @@ export function classifyAzureError(err: unknown, cfg: Pick<AzureKvKeyConfig, 'na
       String(e.message ?? '').split(/\r?\n/)[0],
     );
   }
-  if (name === 'AbortError' || name === 'TimeoutError' || /aborted|timed? ?out/i.test(String(e.message ?? '')) && typeof e.statusCode !== 'number') {
+  if (name === 'AbortError' || name === 'TimeoutError' || (/aborted|timed? ?out/i.test(String(e.message ?? '')) && typeof e.statusCode !== 'number')) {
     return make('KEY_UNAVAILABLE', 'no answer from Key Vault in time');
   }
 
@@ -291,7 +298,10 @@ export async function createAzureKvKeyProvider(cfg: AzureKvKeyConfig, ctx: KeyPr
   const what = describeJwk(jwk);
   const ops = key.keyOperations ?? jwk?.keyOps;
   if (!ops || !ops.includes('sign')) {
-    throw new SignetError('KEY_UNSUPPORTED', `${whoV} is ${what} whose key_ops (${ops?.join(', ') || 'none'}) do not allow sign; create it with --ops sign verify`);
+    throw new SignetError(
+      'KEY_UNSUPPORTED',
+      `${whoV} is ${what} whose key_ops (${ops?.join(', ') || 'none'}) do not allow sign; create it with --ops sign verify`,
+    );
   }
   let publicKey: KeyObject;
   let algorithm: KeyAlgorithm;
@@ -304,10 +314,12 @@ export async function createAzureKvKeyProvider(cfg: AzureKvKeyConfig, ctx: KeyPr
       throw new SignetError('KEY_INVALID', `${whoV}: unusable RSA public key in the JWK`, { cause: err });
     }
     keyBits = publicKey.asymmetricKeyDetails?.modulusLength ?? 0;
-    if (!RSA_BITS.includes(keyBits)) throw new SignetError('KEY_UNSUPPORTED', `${whoV} is ${what}: RSA keys must have 2048 bits (3072 and 4096 are also accepted)`);
+    if (!RSA_BITS.includes(keyBits))
+      throw new SignetError('KEY_UNSUPPORTED', `${whoV} is ${what}: RSA keys must have 2048 bits (3072 and 4096 are also accepted)`);
     algorithm = 'rsa-2048';
   } else if (kty === 'EC' || kty === 'EC-HSM') {
-    if (jwk?.crv !== 'P-256') throw new SignetError('KEY_UNSUPPORTED', `${whoV} is ${what}: only the P-256 curve is supported (cosign verifies ES256 as ECDSA P-256 with SHA-256)`);
+    if (jwk?.crv !== 'P-256')
+      throw new SignetError('KEY_UNSUPPORTED', `${whoV} is ${what}: only the P-256 curve is supported (cosign verifies ES256 as ECDSA P-256 with SHA-256)`);
     try {
       publicKey = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x: bytes(jwk.x), y: bytes(jwk.y) } as NodeJwk, format: 'jwk' });
     } catch (err) {
@@ -364,7 +376,10 @@ export async function createAzureKvKeyProvider(cfg: AzureKvKeyConfig, ctx: KeyPr
       }
       if (pss) {
         if (!verifyPssDigest(publicKey, digest, signature)) {
-          throw new SignetError('KEY_SIGN_FAILED', `${whoV}: the PS256 signature from Key Vault does not verify with the key's public key (RSASSA-PSS, salt 32)`);
+          throw new SignetError(
+            'KEY_SIGN_FAILED',
+            `${whoV}: the PS256 signature from Key Vault does not verify with the key's public key (RSASSA-PSS, salt 32)`,
+          );
         }
       } else if (payload && createHash('sha256').update(payload).digest().equals(digest) && !verify('sha256', payload, publicKey, signature)) {
         throw new SignetError('KEY_SIGN_FAILED', `${whoV}: the signature from Key Vault does not verify with the key's public key`);

@@ -11,14 +11,7 @@
  * The key is scrypt(password, salt, N, r, p) -> 32 bytes; cosign only accepts the parameter sets
  * N = 32768 / 65536 / 131072 with r = 8, p = 1. The password may be empty.
  */
-import {
-  createPrivateKey,
-  randomBytes,
-  scrypt,
-  scryptSync,
-  type KeyObject,
-  type ScryptOptions,
-} from 'node:crypto';
+import { createPrivateKey, randomBytes, scrypt, scryptSync, type KeyObject, type ScryptOptions } from 'node:crypto';
 import nacl from 'tweetnacl';
 import { z } from 'zod';
 import { SignetError } from '../errors.js';
@@ -104,9 +97,7 @@ function parseEnvelope(pem: string): ParsedEnvelope {
 
 function checkParams(N: number, r: number, p: number): void {
   if (!(COSIGN_SCRYPT_N as readonly number[]).includes(N) || r !== SCRYPT_R || p !== SCRYPT_P) {
-    throw invalid(
-      `unsupported scrypt parameters N=${N} r=${r} p=${p} (cosign accepts N=32768, 65536 or 131072 with r=8, p=1)`,
-    );
+    throw invalid(`unsupported scrypt parameters N=${N} r=${r} p=${p} (cosign accepts N=32768, 65536 or 131072 with r=8, p=1)`);
   }
 }
 
@@ -145,9 +136,7 @@ export function decryptCosignKey(pem: string, password: string): KeyObject {
 export async function decryptCosignKeyAsync(pem: string, password: string): Promise<KeyObject> {
   const env = parseEnvelope(pem);
   const key = await new Promise<Buffer>((resolve, reject) => {
-    scrypt(Buffer.from(password, 'utf8'), env.salt, KEY_LEN, scryptOptions(env.N), (err, derived) =>
-      err ? reject(err) : resolve(derived),
-    );
+    scrypt(Buffer.from(password, 'utf8'), env.salt, KEY_LEN, scryptOptions(env.N), (err, derived) => (err ? reject(err) : resolve(derived)));
   });
   return openBox(env, key);
 }

@@ -161,7 +161,11 @@ export async function createCsr(key: Pick<SigningKey, 'name' | 'publicKey' | 'si
   let signature = await key.sign(info);
   if (type === 'ec') signature = ecdsaDer(signature, key);
   const ok = verifySignature('sha256', info, { key: key.publicKey, ...(type === 'ec' ? { dsaEncoding: 'der' as const } : {}) }, signature);
-  if (!ok) throw new SignetError('KEY_SIGN_FAILED', `key "${key.name}": the backend's signature over the certificate request does not verify with the key's public key`);
+  if (!ok)
+    throw new SignetError(
+      'KEY_SIGN_FAILED',
+      `key "${key.name}": the backend's signature over the certificate request does not verify with the key's public key`,
+    );
   const alg = type === 'rsa' ? seq(oid(OID.sha256WithRSA), NULL) : seq(oid(OID.ecdsaWithSha256));
   const der = seq(info, alg, bits(signature));
   const b64 = der.toString('base64').replace(/.{1,64}/g, '$&\n');

@@ -227,10 +227,7 @@ export function createP256DigestSigner(key: KeyObject): (digest: Buffer) => Buff
   ecdh.setPrivateKey(toBytes(d, 32));
   const expected = createPublicKey(key).export({ format: 'jwk' });
   const pt = ecdh.getPublicKey(null, 'uncompressed');
-  if (
-    pt.subarray(1, 33).toString('base64url') !== expected.x ||
-    pt.subarray(33).toString('base64url') !== expected.y
-  ) {
+  if (pt.subarray(1, 33).toString('base64url') !== expected.x || pt.subarray(33).toString('base64url') !== expected.y) {
     throw new SignetError('KEY_INVALID', 'P-256 private scalar does not match the public key');
   }
   return (digest: Buffer) => rawEcdsaToDer(signP256DigestRaw(d, digest));

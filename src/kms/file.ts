@@ -86,10 +86,7 @@ async function loadPrivateKey(cfg: FileKeyConfig, file: string, text: string): P
   if (isCosignEncryptedKey(text)) {
     const password = cfg.password ?? process.env.COSIGN_PASSWORD;
     if (password === undefined) {
-      throw new SignetError(
-        'KEY_PASSWORD',
-        `${prefix}: cosign encrypted key needs a password (set keys[].password or COSIGN_PASSWORD)`,
-      );
+      throw new SignetError('KEY_PASSWORD', `${prefix}: cosign encrypted key needs a password (set keys[].password or COSIGN_PASSWORD)`);
     }
     try {
       return await decryptCosignKeyAsync(text, password);
@@ -147,8 +144,7 @@ function checkSupported(name: string, key: KeyObject): { algorithm: KeyAlgorithm
 
 function makeSigner(key: KeyObject, algorithm: KeyAlgorithm): (digest: Buffer) => Buffer {
   if (algorithm === 'ecdsa-p256') return createP256DigestSigner(key);
-  return (digest) =>
-    privateEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, Buffer.concat([SHA256_DIGEST_INFO, digest]));
+  return (digest) => privateEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, Buffer.concat([SHA256_DIGEST_INFO, digest]));
 }
 
 /**
@@ -182,10 +178,7 @@ async function readKeyFile(name: string, file: string): Promise<string> {
   }
 }
 
-export async function createFileKeyProvider(
-  cfg: FileKeyConfig,
-  ctx: { baseDir: string },
-): Promise<FileKeyProvider> {
+export async function createFileKeyProvider(cfg: FileKeyConfig, ctx: { baseDir: string }): Promise<FileKeyProvider> {
   const file = path.resolve(ctx.baseDir, cfg.path);
   const text = await readKeyFile(cfg.name, file);
 

@@ -251,16 +251,14 @@ function apiError(e: ErrorShape): { grpcCode: number; text: string; retryAfterSe
   const parsed = parseShape(String(e.message ?? ''), restErrorSchema);
   const body = parsed.ok ? parsed.value : {};
   const named = body.error?.status;
-  const grpcCode =
-    typeof named === 'string' && Object.hasOwn(GRPC_STATUS, named) ? GRPC_STATUS[named as keyof typeof GRPC_STATUS] : grpcFromHttp(httpStatus);
+  const grpcCode = typeof named === 'string' && Object.hasOwn(GRPC_STATUS, named) ? GRPC_STATUS[named as keyof typeof GRPC_STATUS] : grpcFromHttp(httpStatus);
   let ra: number | undefined;
   for (const d of body.error?.details ?? []) {
     const m = typeof d?.retryDelay === 'string' ? /^(\d+(?:\.\d+)?)s$/.exec(d.retryDelay) : null;
     if (m) ra = waitSeconds(Number(m[1]));
   }
   const headers = e.response?.headers;
-  const headerValue =
-    headers instanceof Headers ? headers.get('retry-after') : (headers as Record<string, unknown> | undefined)?.['retry-after'];
+  const headerValue = headers instanceof Headers ? headers.get('retry-after') : (headers as Record<string, unknown> | undefined)?.['retry-after'];
   ra ??= parseRetryAfter(typeof headerValue === 'string' ? headerValue : undefined);
   return { grpcCode, text: body.error?.message ?? `HTTP ${httpStatus}`, ...(ra !== undefined ? { retryAfterSeconds: ra } : {}) };
 }
@@ -358,8 +356,7 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
   const client = new kms.KeyManagementServiceClient(buildClientOptions(cfg, ctx, gax.grpc));
   const timeoutMs = Math.round(cfg.timeoutSeconds * 1000);
   const callOptions = { retry: null, timeout: timeoutMs };
-  const timeout = (op: Op) =>
-    new SignetError('KEY_UNAVAILABLE', `${who}: ${op} failed: no answer from Cloud KMS within ${cfg.timeoutSeconds}s`);
+  const timeout = (op: Op) => new SignetError('KEY_UNAVAILABLE', `${who}: ${op} failed: no answer from Cloud KMS within ${cfg.timeoutSeconds}s`);
 
   try {
     // ---- startup: the public key and the version's algorithm, once
@@ -372,7 +369,10 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
     const pem = pub.pem ?? '';
     const pemCrc = toNumber(pub.pemCrc32c?.value);
     if (pemCrc === undefined || pemCrc !== crc32c(pem)) {
-      throw new SignetError('KEY_UNAVAILABLE', `${who}: GetPublicKey response failed its integrity check (pemCrc32c ${pemCrc === undefined ? 'missing' : 'mismatch'}); retry`);
+      throw new SignetError(
+        'KEY_UNAVAILABLE',
+        `${who}: GetPublicKey response failed its integrity check (pemCrc32c ${pemCrc === undefined ? 'missing' : 'mismatch'}); retry`,
+      );
     }
     if (pub.name && pub.name !== versionName) {
       throw new SignetError('KEY_INVALID', `${who}: GetPublicKey answered for a different key version (${upstreamText(pub.name)})`);
@@ -444,7 +444,10 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
         // PSS is checked always (a public-key operation over the digest), with the salt pinned to 32.
         if (pss) {
           if (!verifyPssDigest(publicKey, digest, signature)) {
-            throw new SignetError('KEY_SIGN_FAILED', `${who}: the signature from Cloud KMS does not verify as RSASSA-PSS (SHA-256, 32-byte salt) with the key's public key`);
+            throw new SignetError(
+              'KEY_SIGN_FAILED',
+              `${who}: the signature from Cloud KMS does not verify as RSASSA-PSS (SHA-256, 32-byte salt) with the key's public key`,
+            );
           }
           return signature;
         }
@@ -471,7 +474,10 @@ export async function createGcpKmsKeyProvider(cfg: GcpKmsKeyConfig, ctx: KeyProv
  */
 export function parseGcpKmsRef(ref: string): Record<string, unknown> | undefined {
   if (!ref.startsWith('gcpkms://')) return undefined;
-  const m = /^gcpkms:\/\/(projects\/[^/\s?#]+\/locations\/[^/\s?#]+\/keyRings\/[^/\s?#]+\/cryptoKeys\/[^/\s?#]+)(?:\/(?:cryptoKeyVersions|versions)\/([^/\s?#]+))?$/.exec(ref);
+  const m =
+    /^gcpkms:\/\/(projects\/[^/\s?#]+\/locations\/[^/\s?#]+\/keyRings\/[^/\s?#]+\/cryptoKeys\/[^/\s?#]+)(?:\/(?:cryptoKeyVersions|versions)\/([^/\s?#]+))?$/.exec(
+      ref,
+    );
   if (!m) throw new Error(`expected gcpkms://${VERSION_FORMAT}`);
   if (!m[2]) {
     throw new Error(

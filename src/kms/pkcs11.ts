@@ -135,4 +135,3 @@ export const pkcs11Provider = defineKeyProvider({
   create: (cfg: Pkcs11KeyConfig) => createPkcs11KeyProvider(cfg),
   parseRef: parsePkcs11Ref,
 });
-

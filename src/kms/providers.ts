@@ -64,9 +64,7 @@ function resolveRef(value: unknown, ctx: z.core.$RefinementCtx): unknown {
  * its chain (PEM text or a file relative to the config), checked at startup (src/signing/certificate.ts)
  * and written into the dev.sigstore.cosign/certificate and /chain annotations.
  */
-const commonKeyFieldsSchema = z
-  .object({ certificate: z.string().min(1).optional(), chain: z.string().min(1).optional() })
-  .strict();
+const commonKeyFieldsSchema = z.object({ certificate: z.string().min(1).optional(), chain: z.string().min(1).optional() }).strict();
 export type KeyCommonFields = z.infer<typeof commonKeyFieldsSchema>;
 const COMMON_KEY_FIELDS = ['certificate', 'chain'];
 

@@ -176,7 +176,13 @@ export async function createVaultKeyProvider(cfg: VaultKeyConfig, ctx: KeyProvid
   const signPath = `/v1/${mount}/sign/${encodeURIComponent(cfg.key)}`;
 
   /** One request with the current token; an AppRole token that Vault refuses is replaced once. */
-  async function authed(method: 'GET' | 'POST', apiPath: string, what: string, body?: unknown, read?: Parameters<VaultHttp['call']>[5]): Promise<VaultResponse> {
+  async function authed(
+    method: 'GET' | 'POST',
+    apiPath: string,
+    what: string,
+    body?: unknown,
+    read?: Parameters<VaultHttp['call']>[5],
+  ): Promise<VaultResponse> {
     const res = await http.call(method, apiPath, what, await auth.token(), body, read);
     if (res.status === 403 && auth.kind === 'approle' && !auth.fresh(5000)) {
       auth.invalidate(); // revoked or expired early: log in again, once
@@ -225,13 +231,13 @@ export async function createVaultKeyProvider(cfg: VaultKeyConfig, ctx: KeyProvid
       const checked = checkShape(res.body, signSchema);
       const m = checked.ok ? SIG_PATTERN.exec(checked.value.data.signature) : null;
       if (!m) {
-        throw new SignetError('KEY_SIGN_FAILED', `key "${cfg.name}": Vault sign answer for ${keyLabel} has no vault:vN: signature${checked.ok ? '' : ` (${checked.why})`}`);
-      }
-      if (Number(m[1]) !== info.version) {
         throw new SignetError(
           'KEY_SIGN_FAILED',
-          `key "${cfg.name}": Vault signed with version ${m[1]} of ${keyLabel}, expected version ${info.version}`,
+          `key "${cfg.name}": Vault sign answer for ${keyLabel} has no vault:vN: signature${checked.ok ? '' : ` (${checked.why})`}`,
         );
+      }
+      if (Number(m[1]) !== info.version) {
+        throw new SignetError('KEY_SIGN_FAILED', `key "${cfg.name}": Vault signed with version ${m[1]} of ${keyLabel}, expected version ${info.version}`);
       }
       const sig = Buffer.from(m[2]!, 'base64');
       if (!checkSignature(info, digest, sig, payload, pss)) {

@@ -34,7 +34,10 @@ export async function policyExport(loaded: LoadedConfig, flags: PolicyExportFlag
     { baseDir: loaded.baseDir },
   );
   try {
-    const input = policyInput(loaded.config, keys, { namespaces: flags.namespace ?? [], timestamps: new TimestampAuthorities(loaded.config.rules, loaded.baseDir) });
+    const input = policyInput(loaded.config, keys, {
+      namespaces: flags.namespace ?? [],
+      timestamps: new TimestampAuthorities(loaded.config.rules, loaded.baseDir),
+    });
     if (input.rules.length === 0) throw new PolicyExportError(`${loaded.source} has no rules: there is nothing for a verifier to check`);
     const results = runExporters(verifiers, input);
     for (const r of results.values()) for (const n of r.notes) err(`note: ${n}`);

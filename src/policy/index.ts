@@ -24,7 +24,15 @@ import { policyControllerExporter } from './verifiers/policy-controller.js';
 export { PolicyExportError } from './model.js';
 export type { ExportResult, PolicyDocument, PolicyInput, PolicyKey, PolicyRule, VerifierExporter } from './model.js';
 
-export const verifierExporters: readonly VerifierExporter[] = [kyvernoExporter, policyControllerExporter, openshiftExporter, containersExporter, cosignWebhookExporter, cosignExporter, notationExporter];
+export const verifierExporters: readonly VerifierExporter[] = [
+  kyvernoExporter,
+  policyControllerExporter,
+  openshiftExporter,
+  containersExporter,
+  cosignWebhookExporter,
+  cosignExporter,
+  notationExporter,
+];
 const byId = new Map(verifierExporters.map((v) => [v.id, v]));
 
 export const verifierIds = (): string[] => verifierExporters.map((v) => v.id);
@@ -33,7 +41,10 @@ export const verifierIds = (): string[] => verifierExporters.map((v) => v.id);
 export function resolveVerifiers(spec: string | undefined): VerifierExporter[] {
   const valid = `${verifierIds().join(', ')} (or all, or a comma-separated list)`;
   if (!spec) throw new PolicyExportError(`--for is required: one of ${valid}`);
-  const ids = spec.split(',').map((s) => s.trim()).filter(Boolean);
+  const ids = spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (ids.length === 1 && ids[0] === 'all') return [...verifierExporters];
   const unknown = ids.filter((id) => !byId.has(id));
   if (unknown.length || ids.length === 0) throw new PolicyExportError(`unknown verifier "${unknown.join(', ') || spec}" for --for: use ${valid}`);
@@ -80,10 +91,19 @@ export function policyInput(
       const cert = k.certificate;
       const chain = cert?.chain?.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g);
       const identity = cert && certificateIdentity(cert.certificate);
-      keys.push({ name, pem: k.publicKeyPem, ...(cert ? { certificate: cert.certificate } : {}), ...(chain?.length ? { chain } : {}), ...(identity ? { identity } : {}) });
+      keys.push({
+        name,
+        pem: k.publicKeyPem,
+        ...(cert ? { certificate: cert.certificate } : {}),
+        ...(chain?.length ? { chain } : {}),
+        ...(identity ? { identity } : {}),
+      });
     }
     const ts = rule.timestamp && opts.timestamps ? { timestamp: { url: rule.timestamp.url, chainPem: opts.timestamps.chainOf(rule.timestamp).pem } } : {};
-    const tags = rule.tags?.include || rule.tags?.exclude ? { tags: { ...(rule.tags.include ? { include: rule.tags.include } : {}), ...(rule.tags.exclude ? { exclude: rule.tags.exclude } : {}) } } : {};
+    const tags =
+      rule.tags?.include || rule.tags?.exclude
+        ? { tags: { ...(rule.tags.include ? { include: rule.tags.include } : {}), ...(rule.tags.exclude ? { exclude: rule.tags.exclude } : {}) } }
+        : {};
     rules.push({ index, match: rule.match, keys, identity: rule.identity, ...signingOptions(rule), ...ts, ...tags, ...(rule.attest ? { attest: true } : {}) });
   }
   for (const ns of opts.namespaces ?? []) {
@@ -134,7 +154,11 @@ export function serializeStream(docs: readonly PolicyDocument[], format: OutputF
   if (format === 'json') {
     if (docs.length === 1 && docs[0]!.text === undefined) return serialize(docs[0]!, 'json');
     if (docs.every(isK8sObject)) return `${JSON.stringify({ apiVersion: 'v1', kind: 'List', items: docs.map((d) => d.content) }, null, 2)}\n`;
-    return `${JSON.stringify(docs.map((d) => (d.text === undefined ? d.content : { file: d.file, text: d.text })), null, 2)}\n`;
+    return `${JSON.stringify(
+      docs.map((d) => (d.text === undefined ? d.content : { file: d.file, text: d.text })),
+      null,
+      2,
+    )}\n`;
   }
   // a text file (README, PEM) goes into the YAML stream as one string (a literal block)
   return docs.map((d) => `---\n# file: ${fileName(d, 'yaml')}\n${d.text === undefined ? serialize(d, 'yaml') : stringify(d.text, { lineWidth: 0 })}`).join('');

@@ -131,7 +131,9 @@ export const ruleLabel = (r: PolicyRule): string => `rules[${r.index}] (${r.matc
 
 /** The rule's tag filter in words, e.g. `tags.include [v*], tags.exclude [*-dev]`. */
 export const tagFilterLabel = (r: PolicyRule): string =>
-  [r.tags?.include ? `tags.include [${r.tags.include.join(', ')}]` : '', r.tags?.exclude ? `tags.exclude [${r.tags.exclude.join(', ')}]` : ''].filter(Boolean).join(', ');
+  [r.tags?.include ? `tags.include [${r.tags.include.join(', ')}]` : '', r.tags?.exclude ? `tags.exclude [${r.tags.exclude.join(', ')}]` : '']
+    .filter(Boolean)
+    .join(', ');
 
 /**
  * The note for a verifier that matches repositories, not tags: it requires a signature on every
@@ -151,7 +153,9 @@ export const writesLegacy = (r: PolicyRule): boolean => !r.formats || r.formats.
 /** For verifiers that read only the legacy `.sig` format. */
 export function requireLegacy(r: PolicyRule, verifier: string, why: string): void {
   if (!writesLegacy(r)) {
-    throw new PolicyExportError(`${verifier}: ${ruleLabel(r)} writes no legacy .sig (formats: ${(r.formats ?? []).join(', ')}), and ${verifier} reads only that (bundles ${why}); add legacy to the rule's formats`);
+    throw new PolicyExportError(
+      `${verifier}: ${ruleLabel(r)} writes no legacy .sig (formats: ${(r.formats ?? []).join(', ')}), and ${verifier} reads only that (bundles ${why}); add legacy to the rule's formats`,
+    );
   }
 }
 
@@ -181,7 +185,9 @@ export function rekorNotes(r: PolicyRule, verifier: string): string[] {
   if (!r.rekor) return [];
   const notes: string[] = [];
   if (r.rekor.required === false) {
-    notes.push(`${verifier}: ${ruleLabel(r)} has rekor.required false: a signature written while Rekor was down has no entry, and this policy refuses it until signet logs it`);
+    notes.push(
+      `${verifier}: ${ruleLabel(r)} has rekor.required false: a signature written while Rekor was down has no entry, and this policy refuses it until signet logs it`,
+    );
   }
   return notes;
 }
@@ -227,8 +233,10 @@ export function rekorKey(log: RekorLog): { der: Buffer; keyDetails: string } {
     throw new PolicyExportError(`Rekor ${log.url}: not a public key PEM: ${(e as Error).message}`);
   }
   const d = key.asymmetricKeyDetails;
-  const curve = key.asymmetricKeyType === 'ec' ? { prime256v1: 'P256_SHA_256', secp384r1: 'P384_SHA_384', secp521r1: 'P521_SHA_512' }[d?.namedCurve ?? ''] : undefined;
-  if (!curve) throw new PolicyExportError(`a Rekor public key must be ECDSA P-256, P-384 or P-521 (got ${key.asymmetricKeyType} ${d?.namedCurve ?? ''})`.trimEnd());
+  const curve =
+    key.asymmetricKeyType === 'ec' ? { prime256v1: 'P256_SHA_256', secp384r1: 'P384_SHA_384', secp521r1: 'P521_SHA_512' }[d?.namedCurve ?? ''] : undefined;
+  if (!curve)
+    throw new PolicyExportError(`a Rekor public key must be ECDSA P-256, P-384 or P-521 (got ${key.asymmetricKeyType} ${d?.namedCurve ?? ''})`.trimEnd());
   return { der: key.export({ type: 'spki', format: 'der' }), keyDetails: `PKIX_ECDSA_${curve}` };
 }
 
@@ -245,7 +253,11 @@ export function keyChains(rules: readonly PolicyRule[]): string[][] {
 /** The root (last) certificate of a chain, with its subject's O and CN. */
 export function chainRoot(chain: readonly string[]): { root: X509Certificate; organization?: string; commonName?: string } {
   const root = new X509Certificate(chain[chain.length - 1]!);
-  const field = (name: string) => root.subject.split('\n').find((l) => l.startsWith(`${name}=`))?.slice(name.length + 1);
+  const field = (name: string) =>
+    root.subject
+      .split('\n')
+      .find((l) => l.startsWith(`${name}=`))
+      ?.slice(name.length + 1);
   return { root, ...(field('O') ? { organization: field('O')! } : {}), ...(field('CN') ? { commonName: field('CN')! } : {}) };
 }
 

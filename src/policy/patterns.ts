@@ -386,7 +386,8 @@ export function kyvernoTags(rendered: Pick<Rendered, 'patterns'>, tags: TagFilte
   if (tags.include && !include) notes.push(`tags.include [${tags.include.join(', ')}] uses more than *, ? and {a,b}: not expressed, every tag is required`);
   if (include) patterns = uniq([...tagged.flatMap((r) => include.map((t) => `${r}:${t}`)), ...digests]);
   const exclude = tags.exclude && tagPatterns(tags.exclude);
-  if (tags.exclude && !exclude) notes.push(`tags.exclude [${tags.exclude.join(', ')}] uses more than *, ? and {a,b}: not expressed, those tags are required too`);
+  if (tags.exclude && !exclude)
+    notes.push(`tags.exclude [${tags.exclude.join(', ')}] uses more than *, ? and {a,b}: not expressed, those tags are required too`);
   const skip = exclude ? uniq(tagged.flatMap((r) => exclude.map((t) => `${r}:${t}`))) : [];
   notes.push('images referenced by digest alone are still required to be signed (the tag they were pushed with is unknown to the verifier)');
   return { patterns, skip, notes };
@@ -405,14 +406,17 @@ export function policyControllerTags(rendered: Pick<Rendered, 'patterns'>, tags:
     if (!include || include.some((t) => !/^[a-zA-Z0-9\-_.*?]+$/.test(t))) {
       notes.push(`tags.include [${tags.include.join(', ')}] cannot be written as a policy-controller glob: not expressed, every tag is required`);
     } else {
-      if (include.some((t) => t.includes('?'))) notes.push(`tags.include [${tags.include.join(', ')}]: policy-controller globs have no "?", "*" is used (more tags are required)`);
+      if (include.some((t) => t.includes('?')))
+        notes.push(`tags.include [${tags.include.join(', ')}]: policy-controller globs have no "?", "*" is used (more tags are required)`);
       const { tagged, digests } = byRepository(rendered.patterns);
       patterns = uniq([...tagged.flatMap((r) => include.map((t) => `${r}:${t.replace(/\?/g, '*')}`)), ...digests]);
       notes.push('images referenced by digest alone are still required to be signed (the tag they were pushed with is unknown to the verifier)');
     }
   }
   if (tags.exclude) {
-    notes.push(`tags.exclude [${tags.exclude.join(', ')}] cannot be written (policy-controller globs have no exclusion): images with those tags are required to be signed too, and signet does not sign them, so pods using them are refused`);
+    notes.push(
+      `tags.exclude [${tags.exclude.join(', ')}] cannot be written (policy-controller globs have no exclusion): images with those tags are required to be signed too, and signet does not sign them, so pods using them are refused`,
+    );
   }
   return { patterns, notes };
 }

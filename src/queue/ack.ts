@@ -97,7 +97,10 @@ export class Acknowledger {
     if (acked < wanted) {
       // not acknowledged: the counter's increment may be lost with the jobs, it proves nothing
       this.hooks.onRefused?.();
-      throw new SignetError('REDIS_NOT_REPLICATED', `${acked} of ${wanted} Redis replica${wanted === 1 ? '' : 's'} confirmed the job within ${this.policy.timeoutMs} ms (redis.ack)`);
+      throw new SignetError(
+        'REDIS_NOT_REPLICATED',
+        `${acked} of ${wanted} Redis replica${wanted === 1 ? '' : 's'} confirmed the job within ${this.policy.timeoutMs} ms (redis.ack)`,
+      );
     }
     this.hooks.onAccepted?.(result);
     return result;

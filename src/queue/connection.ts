@@ -211,14 +211,20 @@ export async function checkRedis(cfg: RedisConfig, timeoutMs = 5000, baseDir = p
     ]);
     const topology = redisTopology(cfg);
     if (/^redis_mode:sentinel/m.test(info)) {
-      throw new SignetError('REDIS_MISCONFIGURED', `${where} is a Redis Sentinel, not a data node: configure redis.sentinel { masterName, sentinels } instead of redis.url`);
+      throw new SignetError(
+        'REDIS_MISCONFIGURED',
+        `${where} is a Redis Sentinel, not a data node: configure redis.sentinel { masterName, sentinels } instead of redis.url`,
+      );
     }
     if (topology === 'single' && /^cluster_enabled:1/m.test(info)) {
       throw new SignetError('REDIS_MISCONFIGURED', `${where} is a Redis Cluster node: configure redis.cluster { nodes } instead of redis.url`);
     }
   } catch (err) {
     if (err instanceof SignetError) throw err;
-    const e = (err as { code?: string }).code === 'TIMEOUT' ? (err as { code?: string; message?: string }) : (lastError ?? (err as { code?: string; message?: string }));
+    const e =
+      (err as { code?: string }).code === 'TIMEOUT'
+        ? (err as { code?: string; message?: string })
+        : (lastError ?? (err as { code?: string; message?: string }));
     const reason = e.code && e.code !== 'TIMEOUT' ? e.code : (e.message ?? String(err));
     throw new SignetError(
       'REDIS_UNAVAILABLE',

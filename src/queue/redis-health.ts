@@ -86,7 +86,8 @@ export class RedisHealth {
       if (this.opts.embedded) this.opts.logger.info(w);
       else this.opts.logger.warn(w);
     }
-    for (const f of this.findings) if (!f.policy) this.opts.logger.warn({ node: f.node }, 'cannot read maxmemory-policy (CONFIG GET and INFO refused): make sure it is noeviction');
+    for (const f of this.findings)
+      if (!f.policy) this.opts.logger.warn({ node: f.node }, 'cannot read maxmemory-policy (CONFIG GET and INFO refused): make sure it is noeviction');
   }
 
   /** /readyz: the eviction policy again (someone may change it), persistence, the marker. */
@@ -123,9 +124,14 @@ export class RedisHealth {
   private async checkMarker(): Promise<void> {
     const fresh = `${randomBytes(8).toString('hex')} ${new Date().toISOString()}`;
     // one round trip: keep the existing marker (or write ours), read what is there
-    const [, [, current]] = ((await this.client.multi().set(this.markerKey, fresh, 'NX').get(this.markerKey).exec()) ?? [[], []]) as [unknown, [unknown, string | null]];
+    const [, [, current]] = ((await this.client.multi().set(this.markerKey, fresh, 'NX').get(this.markerKey).exec()) ?? [[], []]) as [
+      unknown,
+      [unknown, string | null],
+    ];
     if (this.marker !== undefined && current !== this.marker) {
-      this.detect(current === fresh ? `its marker key ${this.markerKey} was gone` : `its marker key ${this.markerKey} was written again by another signet process`);
+      this.detect(
+        current === fresh ? `its marker key ${this.markerKey} was gone` : `its marker key ${this.markerKey} was written again by another signet process`,
+      );
     }
     if (current) this.marker = current;
   }
@@ -153,7 +159,10 @@ export class RedisHealth {
 function policyProblems(findings: readonly NodeFindings[]): string[] {
   return findings
     .filter((f) => f.policy !== undefined && f.policy !== 'noeviction')
-    .map((f) => `Redis ${f.node} has maxmemory-policy ${f.policy}: it evicts queued jobs when memory runs short; set maxmemory-policy noeviction (BullMQ requires it)`);
+    .map(
+      (f) =>
+        `Redis ${f.node} has maxmemory-policy ${f.policy}: it evicts queued jobs when memory runs short; set maxmemory-policy noeviction (BullMQ requires it)`,
+    );
 }
 
 function persistenceWarnings(findings: readonly NodeFindings[]): string[] {

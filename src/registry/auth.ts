@@ -69,10 +69,7 @@ export function checkRealm(realm: string, allowedHosts: readonly string[], insec
     throw new SignetError('REGISTRY_PROTOCOL', `registry sent an invalid token realm "${realm.slice(0, 200)}"`);
   }
   if (!allowedHosts.includes(url.host)) {
-    throw new SignetError(
-      'REGISTRY_NOT_CONFIGURED',
-      `token realm host ${url.host} is not this registry; add it to registries[].authHosts to allow it`,
-    );
+    throw new SignetError('REGISTRY_NOT_CONFIGURED', `token realm host ${url.host} is not this registry; add it to registries[].authHosts to allow it`);
   }
   if (url.protocol !== 'https:' && !(insecure && url.protocol === 'http:')) {
     throw new SignetError('REGISTRY_PROTOCOL', `token realm ${url.host} must use https (or set insecure: true)`);

@@ -174,9 +174,13 @@ export class RegistryClient {
     if (r.status === 400 && /BLOB_UNKNOWN/.test(r.body.subarray(0, 4096).toString('utf8'))) {
       // a blob taken as present (this.present) may have been garbage-collected since: ask again next time
       for (const k of [...this.present.keys()]) if (k.startsWith(`${repository}@`)) this.present.delete(k);
-      throw new SignetError('SIGNATURE_BLOB_MISSING', `registry ${this.host} refused PUT ${repository}:${reference}: a blob it names is missing (HTTP 400${errorDetail(r.body)}); the retry uploads it again`, {
-        status: r.status,
-      });
+      throw new SignetError(
+        'SIGNATURE_BLOB_MISSING',
+        `registry ${this.host} refused PUT ${repository}:${reference}: a blob it names is missing (HTTP 400${errorDetail(r.body)}); the retry uploads it again`,
+        {
+          status: r.status,
+        },
+      );
     }
     if (r.status >= 400) {
       throw new SignetError(
@@ -209,7 +213,7 @@ export class RegistryClient {
     const out: string[] = [];
     const seen = new Set<string>();
     let pages = 0;
-    for (let path: string | undefined = first; path && !seen.has(path); ) {
+    for (let path: string | undefined = first; path && !seen.has(path);) {
       if (pages >= limits.maxPages || out.length >= limits.maxNames) {
         const why = `registry ${this.host}: ${field === 'tags' ? `tags of ${on.repository}` : 'catalog'} listing stopped after ${pages} pages and ${out.length} names (limits: ${limits.maxPages} pages, ${limits.maxNames} names)`;
         if (!limits.onTruncated) throw new SignetError('REGISTRY_PROTOCOL', why);

@@ -23,9 +23,7 @@ export const descriptorSchema = z.looseObject({
   urls: z.array(z.string()).optional(),
   annotations: stringMap.optional(),
   artifactType: z.string().optional(),
-  platform: z
-    .looseObject({ os: z.string(), architecture: z.string(), variant: z.string().optional(), 'os.version': z.string().optional() })
-    .optional(),
+  platform: z.looseObject({ os: z.string(), architecture: z.string(), variant: z.string().optional(), 'os.version': z.string().optional() }).optional(),
 });
 
 /** An image manifest (OCI or Docker schema 2). */

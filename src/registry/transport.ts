@@ -159,7 +159,11 @@ export class RegistryTransport {
           r = await this.send(c, auth);
         }
         if (r.status === 401) {
-          throw new SignetError('REGISTRY_AUTH_FAILED', `registry ${this.host} refused signet's credentials for ${c.repository || `${c.method} ${c.path}`} (HTTP 401)`, { status: 401 });
+          throw new SignetError(
+            'REGISTRY_AUTH_FAILED',
+            `registry ${this.host} refused signet's credentials for ${c.repository || `${c.method} ${c.path}`} (HTTP 401)`,
+            { status: 401 },
+          );
         }
         this.tokens.challenge = challenge;
       }
@@ -248,7 +252,13 @@ export class RegistryTransport {
     const headers: Record<string, string> = { 'user-agent': 'signet', ...c.headers };
     if (auth) headers['authorization'] = auth;
     if (c.body) headers['content-length'] = String(c.body.length);
-    return this.fetch(`${this.base}${c.path}`, { method: c.method, headers, ...(c.body ? { body: c.body } : {}) }, `${c.method} ${c.path}`, requestKind(c.path), c.maxBytes);
+    return this.fetch(
+      `${this.base}${c.path}`,
+      { method: c.method, headers, ...(c.body ? { body: c.body } : {}) },
+      `${c.method} ${c.path}`,
+      requestKind(c.path),
+      c.maxBytes,
+    );
   }
 
   /**
@@ -285,7 +295,12 @@ export class RegistryTransport {
       if (!(err instanceof BodyTooLargeError)) throw fail(err);
       // an error body is only read for its message: a large one is no reason to fail differently
       if (!success) body = Buffer.alloc(0);
-      else throw new SignetError('REGISTRY_PROTOCOL', `registry ${this.host}: ${what} answered a body larger than ${describeBytes(limit)}, the limit for ${kind === 'other' ? 'JSON answers' : `${kind} answers`}`, { status, cause: err });
+      else
+        throw new SignetError(
+          'REGISTRY_PROTOCOL',
+          `registry ${this.host}: ${what} answered a body larger than ${describeBytes(limit)}, the limit for ${kind === 'other' ? 'JSON answers' : `${kind} answers`}`,
+          { status, cause: err },
+        );
     }
     return { status, headers: res.headers, body };
   }
@@ -299,7 +314,9 @@ export class RegistryTransport {
     if (r.status === 404) {
       throw new SignetError('MANIFEST_NOT_FOUND', `registry ${this.host}: ${c.method} ${c.path} not found`, { status: 404 });
     }
-    throw new SignetError('REGISTRY_PROTOCOL', `registry ${this.host}: ${c.method} ${c.path} answered HTTP ${r.status}${errorDetail(r.body)}`, { status: r.status });
+    throw new SignetError('REGISTRY_PROTOCOL', `registry ${this.host}: ${c.method} ${c.path} answered HTTP ${r.status}${errorDetail(r.body)}`, {
+      status: r.status,
+    });
   }
 }
 

@@ -175,7 +175,10 @@ export class ScanGate {
       const deadline = deadlineOf(input, this.now());
       if (this.now() >= deadline) {
         await this.decided(key, `timeout|${deadline}`, push, 'timeout');
-        throw new SignetError('SCAN_TIMEOUT', `no scan of ${input.digest.slice(0, 19)} within require.scan.waitSeconds (${input.cond.waitSeconds} s) of the push`);
+        throw new SignetError(
+          'SCAN_TIMEOUT',
+          `no scan of ${input.digest.slice(0, 19)} within require.scan.waitSeconds (${input.cond.waitSeconds} s) of the push`,
+        );
       }
       const raced = parseStored(await this.redis.signetScanWait(key, push.field, push.json, String(deadline), ttl));
       if (!raced) {
@@ -194,7 +197,12 @@ export class ScanGate {
    */
   async onScan(host: string, repository: string, digest: string, report: ScanReport | undefined, trusted: boolean): Promise<SignJobData[]> {
     const scan = trusted && report && scanFinished(report) ? JSON.stringify(report) : '';
-    const pushes = await this.redis.signetScanStore(this.key(host, repository, digest), scan, scan ? (report!.completedAt ?? '') : '', String(this.opts.ttlSeconds));
+    const pushes = await this.redis.signetScanStore(
+      this.key(host, repository, digest),
+      scan,
+      scan ? (report!.completedAt ?? '') : '',
+      String(this.opts.ttlSeconds),
+    );
     const out: SignJobData[] = [];
     for (const p of pushes ?? []) {
       try {
@@ -208,11 +216,16 @@ export class ScanGate {
 
   private async decide(key: string, input: GateInput, report: ScanReport, push: { field: string; json: string }): Promise<GateDecision> {
     const verdict = scanVerdict(input.cond, report);
-    const scan: ScanCounts = { severity: verdict.outcome === 'failed' ? report.severity || 'None' : verdict.severity, counts: { ...report.counts }, ...(report.scanner ? { scanner: report.scanner.name } : {}) };
+    const scan: ScanCounts = {
+      severity: verdict.outcome === 'failed' ? report.severity || 'None' : verdict.severity,
+      counts: { ...report.counts },
+      ...(report.scanner ? { scanner: report.scanner.name } : {}),
+    };
     const which = report.reportId ?? report.completedAt ?? hash('sha256', JSON.stringify(report), 'hex').slice(0, 16);
     const passedBefore = await this.decided(key, `${verdict.outcome}|${which}`, push, verdict.outcome);
     // a later scan that no longer passes: recorded, and the signatures of the earlier pass stay
-    const after = passedBefore && verdict.outcome !== 'passed' ? '; any signature written after an earlier passing scan stays (signet deletes no signature)' : '';
+    const after =
+      passedBefore && verdict.outcome !== 'passed' ? '; any signature written after an earlier passing scan stays (signet deletes no signature)' : '';
     if (verdict.outcome === 'failed') throw new SignetError('SCAN_FAILED', `${verdict.reason}${after}`);
     if (verdict.outcome === 'blocked') return { outcome: 'blocked', reason: `${verdict.reason}${after}`, scan };
     const summary: ScanSummary = {

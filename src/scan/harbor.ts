@@ -72,7 +72,15 @@ export function reportFromOverview(overview: unknown): ScanReport | undefined {
     counts,
     ...(num(sum?.['total']) !== undefined ? { total: num(sum?.['total']) } : {}),
     ...(num(sum?.['fixable']) !== undefined ? { fixable: num(sum?.['fixable']) } : {}),
-    ...(name ? { scanner: { name, ...(str(sc?.['vendor']) ? { vendor: str(sc?.['vendor']) } : {}), ...(str(sc?.['version']) ? { version: str(sc?.['version']) } : {}) } } : {}),
+    ...(name
+      ? {
+          scanner: {
+            name,
+            ...(str(sc?.['vendor']) ? { vendor: str(sc?.['vendor']) } : {}),
+            ...(str(sc?.['version']) ? { version: str(sc?.['version']) } : {}),
+          },
+        }
+      : {}),
     ...(str(s['report_id']) ? { reportId: str(s['report_id']) } : {}),
     // Go's zero time ("0001-01-01T00:00:00Z") is what an unset end time marshals to
     ...(endTime && !endTime.startsWith('0001-') ? { completedAt: endTime } : {}),
@@ -97,7 +105,10 @@ export function harborBase(cfg: Pick<RegistryConfig, 'host' | 'insecure'> & { ha
  * pull access to the project: the same account signet pushes signatures with). Bearer-token
  * and cloud credentials are not accepted by Harbor's API: with those, the call is refused.
  */
-export function createHarborApi(cfg: RegistryConfig & { harborApi?: string | undefined }, opts: { baseDir?: string; credentials?: CredentialSource } = {}): HarborApi {
+export function createHarborApi(
+  cfg: RegistryConfig & { harborApi?: string | undefined },
+  opts: { baseDir?: string; credentials?: CredentialSource } = {},
+): HarborApi {
   const base = harborBase(cfg);
   const ca = cfg.caFile ? readFileSync(path.resolve(opts.baseDir ?? '.', cfg.caFile)) : undefined;
   const dispatcher = new Agent({
@@ -138,14 +149,23 @@ export function createHarborApi(cfg: RegistryConfig & { harborApi?: string | und
         `${base}/api/v2.0/projects/${encodeURIComponent(project)}/repositories/${encodeURIComponent(encodeURIComponent(name))}/artifacts/${encodeURIComponent(digest)}?with_scan_overview=true&with_tag=false`,
       );
       const reply = await service.withRetry(async () =>
-        service.send(url, { method: 'GET', headers: { accept: 'application/json', 'x-accept-vulnerabilities': REPORT_TYPES.join(', '), ...(await authorization()) } }, `GET artifact ${project}/${name}@${digest.slice(0, 19)}`),
+        service.send(
+          url,
+          { method: 'GET', headers: { accept: 'application/json', 'x-accept-vulnerabilities': REPORT_TYPES.join(', '), ...(await authorization()) } },
+          `GET artifact ${project}/${name}@${digest.slice(0, 19)}`,
+        ),
       );
       if (reply.status === 404) return undefined;
       if (reply.status === 401 || reply.status === 403) {
         if (reply.status === 401) credentials?.invalidate();
-        throw new SignetError('REGISTRY_AUTH_FAILED', `harbor ${base}: the scan API refused signet's credentials (HTTP ${reply.status})`, { status: reply.status });
+        throw new SignetError('REGISTRY_AUTH_FAILED', `harbor ${base}: the scan API refused signet's credentials (HTTP ${reply.status})`, {
+          status: reply.status,
+        });
       }
-      if (reply.status !== 200) throw new SignetError('REGISTRY_PROTOCOL', `harbor ${base}: GET artifact answered HTTP ${reply.status}${service.detail(reply.body)}`, { status: reply.status });
+      if (reply.status !== 200)
+        throw new SignetError('REGISTRY_PROTOCOL', `harbor ${base}: GET artifact answered HTTP ${reply.status}${service.detail(reply.body)}`, {
+          status: reply.status,
+        });
       let doc: unknown;
       try {
         doc = JSON.parse(reply.body.toString('utf8'));

@@ -28,7 +28,8 @@ export function checkAnnotationTemplates(annotations: Readonly<Record<string, st
   const problems: { key: string; message: string }[] = [];
   for (const [k, v] of Object.entries(annotations)) {
     if (!KEY_RE.test(k)) problems.push({ key: k, message: `annotation key "${k.slice(0, 80)}" must be letters, digits and . _ - / : (at most 253)` });
-    if (RESERVED_KEYS.has(k)) problems.push({ key: k, message: `annotation key "${k}" is reserved: containers/image requires optional.timestamp to be an integer` });
+    if (RESERVED_KEYS.has(k))
+      problems.push({ key: k, message: `annotation key "${k}" is reserved: containers/image requires optional.timestamp to be an integer` });
     for (const m of v.matchAll(PLACEHOLDER)) {
       if (m[0] === '$${') continue;
       const field = m[1]!;
@@ -49,10 +50,7 @@ export function checkAnnotationTemplates(annotations: Readonly<Record<string, st
 }
 
 /** Expand the templates for one push; annotations naming a missing field are omitted. */
-export function expandAnnotations(
-  templates: Readonly<Record<string, string>> | undefined,
-  values: AnnotationValues,
-): Record<string, string> | undefined {
+export function expandAnnotations(templates: Readonly<Record<string, string>> | undefined, values: AnnotationValues): Record<string, string> | undefined {
   if (!templates) return undefined;
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(templates)) {

@@ -145,7 +145,12 @@ export function parseSigstoreBundle(bytes: Buffer): SigstoreBundle | undefined {
     };
   } else if (b.messageSignature && !b.dsseEnvelope) {
     const m = b.messageSignature;
-    content = { kind: 'messageSignature', digestAlgorithm: m.messageDigest?.algorithm ?? 'HASH_ALGORITHM_UNSPECIFIED', digest: m.messageDigest?.digest, signature: m.signature };
+    content = {
+      kind: 'messageSignature',
+      digestAlgorithm: m.messageDigest?.algorithm ?? 'HASH_ALGORITHM_UNSPECIFIED',
+      digest: m.messageDigest?.digest,
+      signature: m.signature,
+    };
   } else {
     return undefined;
   }
@@ -190,8 +195,7 @@ export interface StatementSubject {
 }
 
 export type ImageClaim =
-  | { kind: 'statement'; statementType: string; predicateType: string; subjects: StatementSubject[] }
-  | { kind: 'messageDigest'; digest: string };
+  { kind: 'statement'; statementType: string; predicateType: string; subjects: StatementSubject[] } | { kind: 'messageDigest'; digest: string };
 
 /**
  * What the bundle claims about which image: the in-toto statement's subjects and predicate type
@@ -321,7 +325,8 @@ export async function checkBundle(bundle: SigstoreBundle, want: WantedClaim, sig
     if (want.annotations && Object.keys(want.annotations).length) return no('a message signature carries no annotations');
     if (!want.manifest) return no('message signature: the manifest is needed to verify it');
     const [alg] = want.digest.split(':');
-    if (alg !== 'sha256' || createHash('sha256').update(want.manifest).digest('hex') !== c.digest!.toString('hex')) return no('manifest does not match the message digest');
+    if (alg !== 'sha256' || createHash('sha256').update(want.manifest).digest('hex') !== c.digest!.toString('hex'))
+      return no('manifest does not match the message digest');
     signature = c.signature;
     if (!(await verifyAsync(hash, want.manifest, signer.publicKey, signature))) return no('signature does not verify with the key');
     bodyCheck = (e) => checkHashedRekordBody(e, c.digest!.toString('hex'), signature, verifierPem);
@@ -385,7 +390,13 @@ export async function checkBundle(bundle: SigstoreBundle, want: WantedClaim, sig
     }
   }
   if (opts.requireTimestamp && timestamps === 0) {
-    return no(!opts.verifyTimestamp ? 'a timestamp is required but no timestamp verifier is configured' : bundle.rfc3161Timestamps.length ? 'no timestamp verifies' : 'no timestamp');
+    return no(
+      !opts.verifyTimestamp
+        ? 'a timestamp is required but no timestamp verifier is configured'
+        : bundle.rfc3161Timestamps.length
+          ? 'no timestamp verifies'
+          : 'no timestamp',
+    );
   }
 
   // 5. a certificate must have been valid when the signature was observed
@@ -445,8 +456,14 @@ function short(s: string): string {
 
 // ---- inclusion proofs (RFC 6962 / RFC 9162 2.1.3.2) and Rekor v1 checkpoints -------------------
 
-const leafHash = (body: Buffer) => createHash('sha256').update(Buffer.concat([Buffer.from([0]), body])).digest();
-const nodeHash = (l: Buffer, r: Buffer) => createHash('sha256').update(Buffer.concat([Buffer.from([1]), l, r])).digest();
+const leafHash = (body: Buffer) =>
+  createHash('sha256')
+    .update(Buffer.concat([Buffer.from([0]), body]))
+    .digest();
+const nodeHash = (l: Buffer, r: Buffer) =>
+  createHash('sha256')
+    .update(Buffer.concat([Buffer.from([1]), l, r]))
+    .digest();
 
 /** The root an audit path leads to, or undefined when the path cannot belong to a tree of this size. */
 export function rootFromInclusionProof(index: number, treeSize: number, leaf: Buffer, hashes: readonly Buffer[]): Buffer | undefined {

@@ -62,7 +62,14 @@ const int64 = z
 const HASH_ALGORITHMS = ['HASH_ALGORITHM_UNSPECIFIED', 'SHA2_256', 'SHA2_384', 'SHA2_512', 'SHA3_256', 'SHA3_384'] as const;
 export type HashAlgorithm = (typeof HASH_ALGORITHMS)[number];
 const hashAlgorithm = z
-  .union([z.enum(HASH_ALGORITHMS), z.number().int().min(0).max(HASH_ALGORITHMS.length - 1)])
+  .union([
+    z.enum(HASH_ALGORITHMS),
+    z
+      .number()
+      .int()
+      .min(0)
+      .max(HASH_ALGORITHMS.length - 1),
+  ])
   .transform((v): HashAlgorithm => (typeof v === 'number' ? HASH_ALGORITHMS[v]! : v));
 
 const x509Certificate = z.looseObject({ rawBytes: nonEmptyBytes });
@@ -95,14 +102,22 @@ export const bundleJsonSchema = z.looseObject({
     certificate: x509Certificate.optional(),
     tlogEntries: z.array(tlogEntrySchema).max(MAX_TLOG_ENTRIES).default([]),
     timestampVerificationData: z
-      .looseObject({ rfc3161Timestamps: z.array(z.looseObject({ signedTimestamp: nonEmptyBytes })).max(MAX_TIMESTAMPS).default([]) })
+      .looseObject({
+        rfc3161Timestamps: z
+          .array(z.looseObject({ signedTimestamp: nonEmptyBytes }))
+          .max(MAX_TIMESTAMPS)
+          .default([]),
+      })
       .optional(),
   }),
   dsseEnvelope: z
     .looseObject({
       payload: nonEmptyBytes,
       payloadType: z.string().min(1).max(200),
-      signatures: z.array(z.looseObject({ sig: nonEmptyBytes, keyid: z.string().max(1024).optional() })).min(1).max(MAX_DSSE_SIGNATURES),
+      signatures: z
+        .array(z.looseObject({ sig: nonEmptyBytes, keyid: z.string().max(1024).optional() }))
+        .min(1)
+        .max(MAX_DSSE_SIGNATURES),
     })
     .optional(),
   messageSignature: z

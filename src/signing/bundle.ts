@@ -44,9 +44,7 @@ export function signStatement(digest: string, annotations?: Readonly<Record<stri
   const [alg, hex] = digest.split(':');
   const subject: Record<string, unknown> = { digest: { [alg!]: hex } };
   if (annotations && Object.keys(annotations).length) subject['annotations'] = sortKeys(annotations);
-  return Buffer.from(
-    JSON.stringify({ _type: INTOTO_STATEMENT_V1, subject: [subject], predicateType: COSIGN_SIGN_PREDICATE, predicate: {} }),
-  );
+  return Buffer.from(JSON.stringify({ _type: INTOTO_STATEMENT_V1, subject: [subject], predicateType: COSIGN_SIGN_PREDICATE, predicate: {} }));
 }
 
 /** DSSE pre-authentication encoding: "DSSEv1 <len(type)> <type> <len(body)> <body>". */
@@ -80,7 +78,13 @@ export function buildBundle(opts: {
 }): Buffer {
   const verificationMaterial: Record<string, unknown> = opts.certificatePem
     ? { certificate: { rawBytes: new X509Certificate(opts.certificatePem).raw.toString('base64') } }
-    : { publicKey: { hint: createHash('sha256').update(createPublicKey(opts.publicKeyPem).export({ type: 'spki', format: 'der' })).digest('base64') } };
+    : {
+        publicKey: {
+          hint: createHash('sha256')
+            .update(createPublicKey(opts.publicKeyPem).export({ type: 'spki', format: 'der' }))
+            .digest('base64'),
+        },
+      };
   if (opts.tlogEntries?.length) verificationMaterial['tlogEntries'] = opts.tlogEntries;
   if (opts.timestamps?.length) {
     verificationMaterial['timestampVerificationData'] = { rfc3161Timestamps: opts.timestamps.map((t) => ({ signedTimestamp: t.toString('base64') })) };
@@ -132,7 +136,10 @@ export function referrersTag(digest: string): string {
  * Add descriptors to a fallback-tag index (`existing`: the tag's manifest, checked as a referrers
  * index) or a new one, skipping digests already listed. Whatever else the index holds is kept.
  */
-export function appendToIndex(existing: ReferrersIndex | undefined, add: readonly (Descriptor & { artifactType: string; annotations: Record<string, string> })[]): {
+export function appendToIndex(
+  existing: ReferrersIndex | undefined,
+  add: readonly (Descriptor & { artifactType: string; annotations: Record<string, string> })[],
+): {
   body: Buffer;
   changed: boolean;
 } {

@@ -27,7 +27,15 @@ import { SignetError } from '../errors.js';
 import type { SigningKey } from '../kms/signing-key.js';
 import type { Metrics } from '../metrics.js';
 import { COSIGN_SIMPLE_SIGNING } from '../registry/media-types.js';
-import { buildSignatureManifest, SIGNATURE_ANNOTATION, COSIGN_MAX_LAYERS, COSIGN_MAX_PAYLOAD_BYTES, MAX_MANIFEST_BYTES, type SignatureLayer, type SignatureManifest } from './legacy-sig.js';
+import {
+  buildSignatureManifest,
+  SIGNATURE_ANNOTATION,
+  COSIGN_MAX_LAYERS,
+  COSIGN_MAX_PAYLOAD_BYTES,
+  MAX_MANIFEST_BYTES,
+  type SignatureLayer,
+  type SignatureManifest,
+} from './legacy-sig.js';
 
 /**
  * Does `layer` hold a signature by `key` over exactly `payload` (digest, and the size cosign
@@ -137,7 +145,12 @@ export function checkSignatureLimits(where: string, layers: readonly SignatureLa
   }
   const built = buildSignatureManifest(layers);
   if (built.manifest.length > MAX_MANIFEST_BYTES) {
-    throw limitExceeded('manifest_bytes', where, `the .sig manifest would be ${built.manifest.length} bytes and registries take at most ${MAX_MANIFEST_BYTES}`, metrics);
+    throw limitExceeded(
+      'manifest_bytes',
+      where,
+      `the .sig manifest would be ${built.manifest.length} bytes and registries take at most ${MAX_MANIFEST_BYTES}`,
+      metrics,
+    );
   }
   return built;
 }

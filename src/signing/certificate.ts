@@ -74,7 +74,9 @@ export function loadKeyCertificate(
     checkValidity(c, what, now, fail);
     if (!c.ca) fail(`${what} is not a CA certificate`);
     if (!child.checkIssued(c) || !child.verify(c.publicKey)) {
-      fail(`${what} did not issue ${i === 0 ? 'the certificate' : `chain certificate ${i}`}: the chain must start with the leaf's issuer and end with the root`);
+      fail(
+        `${what} did not issue ${i === 0 ? 'the certificate' : `chain certificate ${i}`}: the chain must start with the leaf's issuer and end with the root`,
+      );
     }
     child = c;
   }

@@ -101,9 +101,12 @@ export class DigestLock {
       await new Promise((r) => setTimeout(r, delay + Math.random() * delay));
       delay = Math.min(delay * 2, 200);
     }
-    const timer = setInterval(() => {
-      this.redis.signetLockRenew(key, token, String(leaseMs)).catch(() => undefined);
-    }, Math.max(50, Math.floor(leaseMs / 3)));
+    const timer = setInterval(
+      () => {
+        this.redis.signetLockRenew(key, token, String(leaseMs)).catch(() => undefined);
+      },
+      Math.max(50, Math.floor(leaseMs / 3)),
+    );
     timer.unref();
     try {
       return await fn({ recent: waited || got === 1 });

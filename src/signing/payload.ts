@@ -5,11 +5,7 @@ import { jsonOrUndefined, simpleSigningSchema } from './schemas.js';
  * compact JSON, keys in Go struct order, `"optional":null` without annotations, sorted
  * annotation keys, no trailing newline (sigstore/sigstore pkg/signature/payload/payload.go).
  */
-export function simpleSigningPayload(
-  dockerReference: string,
-  manifestDigest: string,
-  annotations?: Readonly<Record<string, string>>,
-): Buffer {
+export function simpleSigningPayload(dockerReference: string, manifestDigest: string, annotations?: Readonly<Record<string, string>>): Buffer {
   let optional: Record<string, string> | null = null;
   if (annotations && Object.keys(annotations).length > 0) {
     optional = {};

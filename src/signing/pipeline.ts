@@ -157,25 +157,52 @@ export class SigningPipeline {
     let scanned: { summary: ScanSummary; scan: ScanCounts } | undefined;
     const scanCond = decided.rule.require?.scan;
     if (scanCond) {
-      if (!this.deps.scanGate) return { status: 'skipped', reason: `rule ${decided.index}: require.scan cannot be checked here (no scan gate)`, digest: manifest.digest, rule: decided.index };
+      if (!this.deps.scanGate)
+        return {
+          status: 'skipped',
+          reason: `rule ${decided.index}: require.scan cannot be checked here (no scan gate)`,
+          digest: manifest.digest,
+          rule: decided.index,
+        };
       const job: SignJobData = target.job ?? {
-        event: { integration: 'cli', host, repository: target.repository, ...(target.tag ? { tag: target.tag } : {}), digest: manifest.digest, receivedAt: new Date().toISOString() },
+        event: {
+          integration: 'cli',
+          host,
+          repository: target.repository,
+          ...(target.tag ? { tag: target.tag } : {}),
+          digest: manifest.digest,
+          receivedAt: new Date().toISOString(),
+        },
         registry: host,
         requestId: 'cli',
       };
-      const gate = await this.deps.scanGate.check({ cond: scanCond, ruleIndex: decided.index, host, repository: target.repository, digest: manifest.digest, push: job });
-      if (gate.outcome === 'waiting') return { status: 'waiting', reason: `rule ${decided.index}: ${gate.reason}`, digest: manifest.digest, rule: decided.index, until: gate.until };
-      if (gate.outcome === 'blocked') return { status: 'skipped', reason: `rule ${decided.index}: ${gate.reason}`, digest: manifest.digest, rule: decided.index, scan: gate.scan };
+      const gate = await this.deps.scanGate.check({
+        cond: scanCond,
+        ruleIndex: decided.index,
+        host,
+        repository: target.repository,
+        digest: manifest.digest,
+        push: job,
+      });
+      if (gate.outcome === 'waiting')
+        return { status: 'waiting', reason: `rule ${decided.index}: ${gate.reason}`, digest: manifest.digest, rule: decided.index, until: gate.until };
+      if (gate.outcome === 'blocked')
+        return { status: 'skipped', reason: `rule ${decided.index}: ${gate.reason}`, digest: manifest.digest, rule: decided.index, scan: gate.scan };
       scanned = { summary: gate.summary, scan: gate.scan };
     }
 
     // every manifest signed, as the registry serves it (an index's children read and hash-checked too)
     const served = new Map<string, Subject>([[manifest.digest, { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.body.length }]]);
-    if (INDEX_TYPES.has(manifest.mediaType)) for (const c of await this.children(client, target.repository, manifest.document as ImageIndex)) served.set(c.digest, c);
+    if (INDEX_TYPES.has(manifest.mediaType))
+      for (const c of await this.children(client, target.repository, manifest.document as ImageIndex)) served.set(c.digest, c);
     const subjects = [...served.values()];
     const digests = [...served.keys()];
 
-    const plan = planSigning(decided, { host, repository: target.repository, tag: target.tag, digest: manifest.digest, pusher: target.pusher, decidedAt: new Date(), scan: scanned?.summary }, this.deps.keys);
+    const plan = planSigning(
+      decided,
+      { host, repository: target.repository, tag: target.tag, digest: manifest.digest, pusher: target.pusher, decidedAt: new Date(), scan: scanned?.summary },
+      this.deps.keys,
+    );
     const witnesses = this.witnessesFor(plan);
     const signers = plan.keys.map((k) => new Signer(k, witnesses, this.deps.signatures));
     const formats = formatsFor(plan.formats);
@@ -194,7 +221,8 @@ export class SigningPipeline {
             // with a witness the formats read what is there first anyway, so the history is not asked;
             // nor when another worker held this lock a moment ago (its status record may not be written yet)
             const witnessed = Boolean(witnesses.tlog || witnesses.timestamp);
-            const expectNew = !target.retry && !witnessed && !held?.recent && this.deps.history ? !(await this.deps.history.hasRecord(repository, subject.digest)) : false;
+            const expectNew =
+              !target.retry && !witnessed && !held?.recent && this.deps.history ? !(await this.deps.history.hasRecord(repository, subject.digest)) : false;
             const ctx: WriteContext = {
               client,
               repository: target.repository,
@@ -219,7 +247,10 @@ export class SigningPipeline {
         ),
       ),
     );
-    attestations.sort((a, b) => digests.indexOf(a.digest) - digests.indexOf(b.digest) || plan.keys.findIndex((k) => k.name === a.key) - plan.keys.findIndex((k) => k.name === b.key));
+    attestations.sort(
+      (a, b) =>
+        digests.indexOf(a.digest) - digests.indexOf(b.digest) || plan.keys.findIndex((k) => k.name === a.key) - plan.keys.findIndex((k) => k.name === b.key),
+    );
     const order = Object.keys(FORMATS);
     signatures.sort((a, b) => digests.indexOf(a.digest) - digests.indexOf(b.digest) || order.indexOf(a.format) - order.indexOf(b.format));
     return {
@@ -268,7 +299,10 @@ export class SigningPipeline {
     const m = await soon(() => client.getManifest(t.repository, ref));
     if (!m) {
       // A tag may not be visible yet when the webhook comes first (retried); a digest that is gone stays gone.
-      throw new SignetError(t.digest ? 'MANIFEST_NOT_FOUND' : 'TAG_NOT_FOUND', `${client.host}/${t.repository}${t.digest ? '@' : ':'}${ref} is not in the registry`);
+      throw new SignetError(
+        t.digest ? 'MANIFEST_NOT_FOUND' : 'TAG_NOT_FOUND',
+        `${client.host}/${t.repository}${t.digest ? '@' : ':'}${ref} is not in the registry`,
+      );
     }
     return m;
   }

@@ -60,7 +60,8 @@ export function verifies(key: SigningKey, payload: Buffer, signature: Buffer, op
   try {
     const pk = key.publicKey;
     if (pk.asymmetricKeyType === 'ed25519') return verify(null, payload, pk, signature);
-    if (opts?.rsaPadding === 'pss') return verify('sha256', payload, { key: pk, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_AUTO }, signature);
+    if (opts?.rsaPadding === 'pss')
+      return verify('sha256', payload, { key: pk, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_AUTO }, signature);
     return verify('sha256', payload, pk, signature);
   } catch {
     return false;

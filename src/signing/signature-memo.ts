@@ -72,4 +72,3 @@ export class SignatureMemo {
     return pending;
   }
 }
-

@@ -181,10 +181,15 @@ export class StatusStore {
       list.push(...args.slice(1 + 3 * i, 4 + 3 * i));
     });
     const listed = (await Promise.all([...byKey].map(([k, a]) => this.redis.signetStatusRecordOne(k, args[0]!, ...a)))).flat();
-    if (listed.length) await this.redis.multi().lpush(recent, ...listed).ltrim(recent, 0, RECENT_MAX - 1).expire(recent, this.retentionSeconds).exec();
+    if (listed.length)
+      await this.redis
+        .multi()
+        .lpush(recent, ...listed)
+        .ltrim(recent, 0, RECENT_MAX - 1)
+        .expire(recent, this.retentionSeconds)
+        .exec();
     await counted;
   }
-
 
   /** Counts the signed per-key entries that name their format (one update per signature). */
   private countSigned(updates: readonly StatusUpdate[]): Promise<unknown> | undefined {

@@ -75,13 +75,15 @@ const logEntrySchema = z.object({
   integratedTime: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
   logIndex: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   logID: z.string().regex(/^[0-9a-f]{64}$/, 'not 64 hex digits'),
-  verification: z.object(
-    {
-      signedEntryTimestamp: base64.min(1, 'empty').optional(),
-      inclusionProof: z.unknown().optional(),
-    },
-    'not an object',
-  ).optional(),
+  verification: z
+    .object(
+      {
+        signedEntryTimestamp: base64.min(1, 'empty').optional(),
+        inclusionProof: z.unknown().optional(),
+      },
+      'not an object',
+    )
+    .optional(),
 });
 
 /** The inclusion proof, when Rekor sent a usable one (bundleTlogEntry refuses an entry without). */
@@ -244,7 +246,6 @@ export class RekorClient {
     return new SignetError('REKOR_REJECTED', `rekor ${this.url}: ${what} answered HTTP ${r.status}${detail(r.body)}`, { status: r.status });
   }
 
-
   /** One HTTP exchange; throws retryable errors for 429/5xx/network/timeouts, returns the rest. */
   private async send(method: 'GET' | 'POST', path: string, body?: Buffer): Promise<Reply> {
     const url = new URL(`${this.base.origin}${path}`);
@@ -273,14 +274,13 @@ export function rekorPublicKey(pem: string): KeyObject {
 
 /** Rekor's logID: hex sha256 of the DER SubjectPublicKeyInfo. */
 export function logIdOf(key: KeyObject): string {
-  return createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex');
+  return createHash('sha256')
+    .update(key.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 }
 
 /** The SET check cosign (VerifySET) and containers/image (VerifyRekorSET) make. */
-export function verifySET(
-  e: Pick<RekorLogEntry, 'body' | 'integratedTime' | 'logIndex' | 'logID' | 'signedEntryTimestamp'>,
-  key: KeyObject,
-): boolean {
+export function verifySET(e: Pick<RekorLogEntry, 'body' | 'integratedTime' | 'logIndex' | 'logID' | 'signedEntryTimestamp'>, key: KeyObject): boolean {
   const signed = canonicalize({ body: e.body, integratedTime: e.integratedTime, logIndex: e.logIndex, logID: e.logID });
   try {
     return verifySignature('sha256', Buffer.from(signed), key, Buffer.from(e.signedEntryTimestamp, 'base64'));
@@ -299,4 +299,3 @@ function detail(body: Buffer): string {
   const j = parseShape(body, errorSchema);
   return j.ok && j.value.message ? `: ${upstreamText(j.value.message)}` : '';
 }
-

@@ -70,7 +70,10 @@ export function loadTimestampChain(value: string, baseDir: string, opts: { now?:
   const now = opts.now ?? new Date();
   const x = new X509Certificate(leaf);
   if (new Date(x.validTo) < now) {
-    throw new SignetError('CONFIG_INVALID', `${what}: the TSA certificate expired on ${new Date(x.validTo).toISOString()}; every new timestamp would be refused`);
+    throw new SignetError(
+      'CONFIG_INVALID',
+      `${what}: the TSA certificate expired on ${new Date(x.validTo).toISOString()}; every new timestamp would be refused`,
+    );
   }
   return chain;
 }

@@ -178,7 +178,9 @@ export function parseTimestampChain(pem: string, what = 'timestamp certificateCh
     const parent = certs[i + 1]!;
     if (!parent.ca) bad(`certificate ${i + 2} (${oneLine(parent.subject)}) is not a CA`);
     if (!child.checkIssued(parent) || !child.verify(parent.publicKey)) {
-      bad(`certificate ${i + 1} (${oneLine(child.subject)}) is not issued by certificate ${i + 2} (${oneLine(parent.subject)}); list the leaf first and the root last`);
+      bad(
+        `certificate ${i + 1} (${oneLine(child.subject)}) is not issued by certificate ${i + 2} (${oneLine(parent.subject)}); list the leaf first and the root last`,
+      );
     }
   }
   const root = certs[certs.length - 1]!;
@@ -216,7 +218,12 @@ export function verifyTimestamp(
   chain: string | TimestampChain | readonly Buffer[],
   opts: VerifyTimestampOptions = {},
 ): { genTime: Date } {
-  const c = typeof chain === 'string' ? parseTimestampChain(chain) : Array.isArray(chain) ? parseTimestampChain((chain as Buffer[]).map(toPem).join('')) : (chain as TimestampChain);
+  const c =
+    typeof chain === 'string'
+      ? parseTimestampChain(chain)
+      : Array.isArray(chain)
+        ? parseTimestampChain((chain as Buffer[]).map(toPem).join(''))
+        : (chain as TimestampChain);
   const bad = (why: string): never => {
     throw new SignetError('TIMESTAMP_REJECTED', `timestamp: ${why}`);
   };
@@ -280,7 +287,8 @@ function generalizedTime(obj: ASN1Obj | undefined): Date {
   const [, y, mo, d, h, mi, sec, frac] = m;
   const ms = frac ? Math.floor(Number(`0.${frac}`) * 1000) : 0;
   const t = new Date(Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(sec), ms));
-  if (Number.isNaN(t.getTime()) || t.getUTCDate() !== Number(d) || t.getUTCHours() !== Number(h)) throw new SignetError('TIMESTAMP_REJECTED', 'timestamp: unreadable genTime');
+  if (Number.isNaN(t.getTime()) || t.getUTCDate() !== Number(d) || t.getUTCHours() !== Number(h))
+    throw new SignetError('TIMESTAMP_REJECTED', 'timestamp: unreadable genTime');
   return t;
 }
 
@@ -337,7 +345,10 @@ function checkEmbeddedSigner(ts: RFC3161Timestamp, leaf: X509Certificate): void 
     if (!c.tag.isUniversal() || c.tag.number !== 0x10) continue; // other CertificateChoices
     const x = new X509Certificate(c);
     if (x.issuer.equals(leaf.issuer) && x.serialNumber.equals(leaf.serialNumber) && !x.equals(leaf)) {
-      throw new SignetError('TIMESTAMP_REJECTED', 'timestamp: the certificate embedded in the token is not the configured TSA certificate (same issuer and serial, other certificate)');
+      throw new SignetError(
+        'TIMESTAMP_REJECTED',
+        'timestamp: the certificate embedded in the token is not the configured TSA certificate (same issuer and serial, other certificate)',
+      );
     }
   }
 }
@@ -371,7 +382,8 @@ function checkEssSigningCertificate(ts: RFC3161Timestamp, leafDer: Buffer): void
     }
   } else certHash = first.subs[0]!.value;
   if (!hashName) bad('ESS signing-certificate uses an unknown hash algorithm');
-  if (!createHash(hashName).update(leafDer).digest().equals(certHash)) bad('the ESS signing-certificate attribute names a certificate other than the configured TSA certificate');
+  if (!createHash(hashName).update(leafDer).digest().equals(certHash))
+    bad('the ESS signing-certificate attribute names a certificate other than the configured TSA certificate');
 }
 
 // ---- the formats ------------------------------------------------------------------------------
@@ -395,7 +407,11 @@ export function legacyRfc3161Annotation(ts: Pick<SignedTimestamp, 'response'>): 
  */
 export function trustedRootTimestampAuthority(chain: TimestampChain, url: string): Record<string, unknown> {
   const root = new NodeX509(chain.certificates[chain.certificates.length - 1]!);
-  const field = (name: string) => root.subject.split('\n').find((l) => l.startsWith(`${name}=`))?.slice(name.length + 1);
+  const field = (name: string) =>
+    root.subject
+      .split('\n')
+      .find((l) => l.startsWith(`${name}=`))
+      ?.slice(name.length + 1);
   const organization = field('O');
   const commonName = field('CN');
   const start = new Date(new NodeX509(chain.certificates[0]!).validFrom).toISOString().replace(/\.000Z$/, 'Z');
@@ -466,27 +482,36 @@ export class TimestampClient {
       const why = r.status >= 300 && r.status < 400 ? ' (redirects are not followed)' : textDetail(r.body);
       throw new SignetError('TIMESTAMP_REJECTED', `timestamp authority ${this.url} answered HTTP ${r.status}${why}`, { status: r.status });
     }
-    const type = String(header(r.headers['content-type']) ?? '').split(';')[0]!.trim().toLowerCase();
+    const type = String(header(r.headers['content-type']) ?? '')
+      .split(';')[0]!
+      .trim()
+      .toLowerCase();
     if (!REPLY_TYPES.has(type)) {
-      throw new SignetError('TIMESTAMP_REJECTED', `timestamp authority ${this.url} answered ${type ? `"${upstreamText(type, { max: 80 })}"` : 'no content type'}, not application/timestamp-reply`);
+      throw new SignetError(
+        'TIMESTAMP_REJECTED',
+        `timestamp authority ${this.url} answered ${type ? `"${upstreamText(type, { max: 80 })}"` : 'no content type'}, not application/timestamp-reply`,
+      );
     }
     try {
       const { genTime } = verifyTimestamp(r.body, data, this.chain, { nonce, requireSha256: true });
       return { response: r.body, genTime };
     } catch (err) {
-      if (err instanceof SignetError) throw new SignetError(err.code, `timestamp authority ${this.url}: ${err.message.replace(/^timestamp: /, '')}`, { cause: err });
+      if (err instanceof SignetError)
+        throw new SignetError(err.code, `timestamp authority ${this.url}: ${err.message.replace(/^timestamp: /, '')}`, { cause: err });
       throw err;
     }
   }
 
-
   /** One HTTP exchange; throws retryable errors for 429/5xx/network/timeouts, returns the rest. */
   private send(body: Buffer): Promise<Reply> {
-    return this.http.send(this.target, { method: 'POST', headers: { 'content-type': 'application/timestamp-query', accept: 'application/timestamp-reply' }, body }, 'POST');
+    return this.http.send(
+      this.target,
+      { method: 'POST', headers: { 'content-type': 'application/timestamp-query', accept: 'application/timestamp-reply' }, body },
+      'POST',
+    );
   }
 }
 
 function header(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
-

@@ -166,9 +166,19 @@ const HEAD = `<thead><tr><th>updated</th><th>state</th><th>image</th><th class="
 
 function keyList(r: ImageRow): string {
   if (r.keys.length === 0) return '';
-  const label: Record<string, string> = { signed: 'signed', present: 'already signed', missing: 'not signed', failed: 'failed', skipped: 'skipped', pending: 'pending' };
+  const label: Record<string, string> = {
+    signed: 'signed',
+    present: 'already signed',
+    missing: 'not signed',
+    failed: 'failed',
+    skipped: 'skipped',
+    pending: 'pending',
+  };
   return `<ul class="keys">${r.keys
-    .map((k) => `<li class="k-${esc(k.state)}" data-key="${esc(k.name)}" data-key-state="${esc(k.state)}">${esc(k.name)}: ${esc(label[k.state] ?? k.state)}${k.formats.length ? ` (${esc(k.formats.join(', '))})` : ''}</li>`)
+    .map(
+      (k) =>
+        `<li class="k-${esc(k.state)}" data-key="${esc(k.name)}" data-key-state="${esc(k.state)}">${esc(k.name)}: ${esc(label[k.state] ?? k.state)}${k.formats.length ? ` (${esc(k.formats.join(', '))})` : ''}</li>`,
+    )
     .join('')}</ul>`;
 }
 
@@ -236,9 +246,19 @@ ${rows}
 </tbody></table><p class="meta">Retry puts the job back with a fresh set of attempts (worker.attempts, with backoff).</p></section>`;
 }
 
-function counterTable(id: string, title: string, first: string, cols: readonly string[], rows: Map<string, Record<string, number | string>>, note: string): string {
+function counterTable(
+  id: string,
+  title: string,
+  first: string,
+  cols: readonly string[],
+  rows: Map<string, Record<string, number | string>>,
+  note: string,
+): string {
   const body = [...rows]
-    .map(([name, r]) => `<tr data-${esc(first)}="${esc(name)}"><td data-label="${esc(first)}">${esc(name)}</td>${cols.map((c) => `<td class="num" data-label="${esc(c)}" data-outcome="${esc(c)}">${esc(r[c] ?? 0)}</td>`).join('')}</tr>`)
+    .map(
+      ([name, r]) =>
+        `<tr data-${esc(first)}="${esc(name)}"><td data-label="${esc(first)}">${esc(name)}</td>${cols.map((c) => `<td class="num" data-label="${esc(c)}" data-outcome="${esc(c)}">${esc(r[c] ?? 0)}</td>`).join('')}</tr>`,
+    )
     .join('\n');
   return `<section id="${esc(id)}"><h2>${esc(title)}</h2>
 <table class="rows"><thead><tr><th>${esc(first)}</th>${cols.map((c) => `<th class="num">${esc(c)}</th>`).join('')}</tr></thead>
@@ -257,7 +277,14 @@ function integrationSection(integrations: string[], values: CounterRow[]): strin
     r[col] = (r[col] ?? 0) + v.value;
     rows.set(name, r);
   }
-  return counterTable('integrations', 'Webhook events by integration', 'integration', WEBHOOK_OUTCOMES, rows, 'Counted by this receiver process since it started (signet_webhook_events_total).');
+  return counterTable(
+    'integrations',
+    'Webhook events by integration',
+    'integration',
+    WEBHOOK_OUTCOMES,
+    rows,
+    'Counted by this receiver process since it started (signet_webhook_events_total).',
+  );
 }
 
 function signatureSection(keys: string[], counts: PageData['signatures']): string {
@@ -273,5 +300,12 @@ function signatureSection(keys: string[], counts: PageData['signatures']): strin
     perFormat.set(c.key, f);
   }
   for (const [k, r] of rows) r['formats'] = [...(perFormat.get(k) ?? [])].map(([f, n]) => `${f} ${n}`).join(', ');
-  return counterTable('signatures', 'Signatures by key', 'key', ['signed', 'present', 'formats'], rows, 'Recorded in Redis by every worker (one per manifest, key and format): written now (signed) or found already there (present).');
+  return counterTable(
+    'signatures',
+    'Signatures by key',
+    'key',
+    ['signed', 'present', 'formats'],
+    rows,
+    'Recorded in Redis by every worker (one per manifest, key and format): written now (signed) or found already there (present).',
+  );
 }

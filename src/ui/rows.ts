@@ -69,7 +69,11 @@ function toRow(id: string, g: StatusEntry[], ruleOf?: RuleOf): ImageRow {
   const digests = new Set<string>();
   for (const e of perKey) {
     if (e.digest) digests.add(e.digest);
-    const cell = keys.get(e.key!) ?? { name: e.key!, state: e.state === 'signed' ? (e.present ? 'present' : 'signed') : (e.state as KeyCell['state']), formats: [] };
+    const cell = keys.get(e.key!) ?? {
+      name: e.key!,
+      state: e.state === 'signed' ? (e.present ? 'present' : 'signed') : (e.state as KeyCell['state']),
+      formats: [],
+    };
     if (e.state === 'signed' && !e.present) cell.state = 'signed';
     cell.formats = [...new Set([...cell.formats, ...(e.formats ?? [])])];
     keys.set(e.key!, cell);
@@ -83,7 +87,9 @@ function toRow(id: string, g: StatusEntry[], ruleOf?: RuleOf): ImageRow {
   const tag = first.tag ?? g.find((e) => e.tag)?.tag;
   const requestId = g.find((e) => e.requestId)?.requestId;
   const scanned = g.find((e) => e.scan)?.scan;
-  const scan = scanned ? `scan ${scanned.severity}: ${countsText(scanned.counts) || 'no findings'}${scanned.scanner ? ` (${scanned.scanner})` : ''}` : undefined;
+  const scan = scanned
+    ? `scan ${scanned.severity}: ${countsText(scanned.counts) || 'no findings'}${scanned.scanner ? ` (${scanned.scanner})` : ''}`
+    : undefined;
   return {
     id,
     repository: first.repository,

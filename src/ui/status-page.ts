@@ -66,7 +66,12 @@ export function statusPageRouter(deps: StatusPageDeps): express.Router {
 
   const refuse = (req: Request, res: Response) => {
     deps.logger.warn({ remote: req.ip, path: req.path }, 'status page: bad or missing token');
-    res.status(401).set(HEADERS).set('www-authenticate', 'Bearer realm="signet status page"').type('html').send(renderMessage('401 unauthorized', 'A valid status page token is required.'));
+    res
+      .status(401)
+      .set(HEADERS)
+      .set('www-authenticate', 'Bearer realm="signet status page"')
+      .type('html')
+      .send(renderMessage('401 unauthorized', 'A valid status page token is required.'));
   };
 
   router.get('/', async (req: Request, res: Response) => {
@@ -82,7 +87,9 @@ export function statusPageRouter(deps: StatusPageDeps): express.Router {
       deps.metrics.webhookEvents.get(),
       target ? withTimeout(deps.status.lookup(target.repository, target.digest, target.tag), timeoutMs) : Promise.resolve(undefined),
     ]);
-    const redisFailures = [queue, failed, recent, signatures, found].filter((r): r is PromiseRejectedResult => r.status === 'rejected' && isRedisUnavailable(r.reason));
+    const redisFailures = [queue, failed, recent, signatures, found].filter(
+      (r): r is PromiseRejectedResult => r.status === 'rejected' && isRedisUnavailable(r.reason),
+    );
     const retried = single(req.query['retried']);
     const missing = single(req.query['missing']);
     const images = settled<StatusEntry[]>(recent);
@@ -107,11 +114,15 @@ export function statusPageRouter(deps: StatusPageDeps): express.Router {
       ...(redisFailures.length ? { redisDown: settledError(redisFailures[0]!.reason) } : {}),
       query,
       queue: settled<Record<string, number>>(queue),
-      failed: Array.isArray(failedJobs) ? failedJobs.map((j) => ({ ...j, rule: j.registry && j.repository ? ruleOf(`${j.registry}/${j.repository}`) : undefined })) : failedJobs,
+      failed: Array.isArray(failedJobs)
+        ? failedJobs.map((j) => ({ ...j, rule: j.registry && j.repository ? ruleOf(`${j.registry}/${j.repository}`) : undefined }))
+        : failedJobs,
       images: Array.isArray(images)
         ? selectRows(
             // a search naming one image lists that image's pushes; any other text is matched in the image names
-            imageRows(images, ruleOf).filter((r) => !target || (r.repository === target.repository && (!target.tag || r.tag === target.tag) && (!target.digest || r.digest === target.digest))),
+            imageRows(images, ruleOf).filter(
+              (r) => !target || (r.repository === target.repository && (!target.tag || r.tag === target.tag) && (!target.digest || r.digest === target.digest)),
+            ),
             { q: target ? undefined : query.q, state: query.state, page: query.page, pageSize: limit },
           )
         : images,
@@ -121,7 +132,11 @@ export function statusPageRouter(deps: StatusPageDeps): express.Router {
       webhookEvents: events.status === 'fulfilled' ? (events.value.values as CounterRow[]) : [],
       signatures: settled<SignatureCount[]>(signatures),
     };
-    res.status(redisFailures.length ? 503 : 200).set(HEADERS).type('html').send(renderPage(data));
+    res
+      .status(redisFailures.length ? 503 : 200)
+      .set(HEADERS)
+      .type('html')
+      .send(renderPage(data));
   });
 
   router.post('/jobs/:id/retry', express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 10 }), async (req: Request, res: Response) => {
@@ -140,7 +155,10 @@ export function statusPageRouter(deps: StatusPageDeps): express.Router {
     } catch (err) {
       const e = asRedisUnavailable(err, 'retry');
       deps.logger.error({ job: id, err: describeError(e) }, 'status page: retry failed');
-      res.status(503).set(HEADERS).json({ error: 'queue unavailable, try again', ...(isRedisUnavailable(e) ? { code: 'REDIS_UNAVAILABLE' } : {}) });
+      res
+        .status(503)
+        .set(HEADERS)
+        .json({ error: 'queue unavailable, try again', ...(isRedisUnavailable(e) ? { code: 'REDIS_UNAVAILABLE' } : {}) });
       return;
     }
     deps.logger.info({ job: id, retried: ok, remote: req.ip }, ok ? 'status page: failed job queued again' : 'status page: no failed job to retry');
@@ -149,13 +167,19 @@ export function statusPageRouter(deps: StatusPageDeps): express.Router {
       res.redirect(303, `/ui?token=${encodeURIComponent(token!)}&${ok ? 'retried' : 'missing'}=${encodeURIComponent(id)}`);
       return;
     }
-    res.status(ok ? 200 : 404).set(HEADERS).json(ok ? { retried: id } : { error: `no failed job ${id}` });
+    res
+      .status(ok ? 200 : 404)
+      .set(HEADERS)
+      .json(ok ? { retried: id } : { error: `no failed job ${id}` });
   });
 
   // body parser errors (too large, malformed) are answered here, not by the webhook error handler
   router.use((err: { status?: number }, _req: Request, res: Response, _next: express.NextFunction) => {
     const status = err.status && err.status >= 400 && err.status < 500 ? err.status : 500;
-    res.status(status).set(HEADERS).json({ error: status === 413 ? 'body too large' : 'bad request' });
+    res
+      .status(status)
+      .set(HEADERS)
+      .json({ error: status === 413 ? 'body too large' : 'bad request' });
   });
   return router;
 }
@@ -177,7 +201,9 @@ function settled<T>(r: PromiseSettledResult<unknown>): T | { error: string } {
 
 /** "CODE: message" of a failed read, a Redis outage as REDIS_UNAVAILABLE. */
 function settledError(reason: unknown): string {
-  return describeError(asRedisUnavailable(reason)).replace(/^INTERNAL: /, '').slice(0, 240);
+  return describeError(asRedisUnavailable(reason))
+    .replace(/^INTERNAL: /, '')
+    .slice(0, 240);
 }
 
 /** The page's query: search text, state filter, page, auto-refresh (anything else ignored). */
@@ -209,7 +235,10 @@ function referenceIn(q: string): { repository: string; tag?: string; digest?: st
 async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer from Redis within ${ms} ms`)), ms)))]);
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer from Redis within ${ms} ms`)), ms))),
+    ]);
   } finally {
     clearTimeout(timer);
   }

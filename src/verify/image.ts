@@ -20,8 +20,7 @@ export interface SignedManifest {
 }
 
 export type ImageShape =
-  | { kind: 'signable'; digest: string; mediaType: string; manifests: SignedManifest[] }
-  | { kind: 'skip'; digest: string; reason: string };
+  { kind: 'signable'; digest: string; mediaType: string; manifests: SignedManifest[] } | { kind: 'skip'; digest: string; reason: string };
 
 /**
  * What the pipeline would sign for this manifest (as the registry client read it: `document`

@@ -56,7 +56,8 @@ export async function verifyImage(ref: string, deps: VerifyDeps): Promise<Verify
   const image = { reference: ref, host, repository: r.repository, ...(r.tag ? { tag: r.tag } : {}), digest: m.digest, mediaType: m.mediaType };
 
   const decided = decideRule(deps.rules, host, r.repository, r.tag, { byDigest: !r.tag });
-  if ('skip' in decided) return { image, rule: { none: decided.skip, ...(decided.index !== undefined ? { index: decided.index } : {}) }, ok: true, manifests: [] };
+  if ('skip' in decided)
+    return { image, rule: { none: decided.skip, ...(decided.index !== undefined ? { index: decided.index } : {}) }, ok: true, manifests: [] };
   const shape = imageShape(m);
   if (shape.kind === 'skip') return { image, rule: { none: shape.reason }, ok: true, manifests: [] };
 
@@ -80,7 +81,14 @@ export async function verifyImage(ref: string, deps: VerifyDeps): Promise<Verify
 
   return {
     image,
-    rule: { index: plan.ruleIndex, match: plan.rule.match, keys: [...plan.rule.keys], formats: plan.formats, identity: plan.rule.identity, expectedIdentity: plan.identity ?? null },
+    rule: {
+      index: plan.ruleIndex,
+      match: plan.rule.match,
+      keys: [...plan.rule.keys],
+      formats: plan.formats,
+      identity: plan.rule.identity,
+      expectedIdentity: plan.identity ?? null,
+    },
     ok: manifests.every((x) => x.missing.length === 0),
     manifests,
   };
@@ -108,7 +116,13 @@ export function formatVerifyReport(rep: VerifyReport): string[] {
     else if (x.signatures.length === 0 && x.missing.length === 0) lines.push('    no signatures');
     for (const s of x.signatures) {
       const status = s.satisfies ? 'ok' : s.key ? 'valid' : 'unknown';
-      const detail = s.satisfies ? 'required by the rule' : s.requiredKey ? `required key, but ${s.note}` : s.key ? 'key not required by the rule' : (s.note ?? '');
+      const detail = s.satisfies
+        ? 'required by the rule'
+        : s.requiredKey
+          ? `required key, but ${s.note}`
+          : s.key
+            ? 'key not required by the rule'
+            : (s.note ?? '');
       const what = s.dockerReference ?? s.ref;
       lines.push(`    ${status.padEnd(8)}${s.format.padEnd(fw)}  ${(s.key ?? '-').padEnd(width)}  ${what}  (${detail})`);
     }

@@ -89,10 +89,18 @@ export function createHookHandler(deps: HookDeps): HookHandler {
     config.integrations.map((i) => {
       const adapter = adapterFor(i.kind)!;
       const auth: Authentication = adapter.authentication?.(i) ?? { phase: 'headers', verify: sharedSecretCheck(i.secret, i.insecure) };
-      return [i.name, { name: i.name, integration: i, adapter, auth, bucket: new TokenBucket(i.rateLimit), failures: new TokenBucket(server.authFailureRateLimit) }];
+      return [
+        i.name,
+        { name: i.name, integration: i, adapter, auth, bucket: new TokenBucket(i.rateLimit), failures: new TokenBucket(server.authFailureRateLimit) },
+      ];
     }),
   );
-  const limits = (drain: boolean): BodyLimits => ({ limit: server.bodyLimitBytes, timeoutMs: server.bodyTimeoutMs, minBytesPerSecond: server.minBodyBytesPerSecond, drain });
+  const limits = (drain: boolean): BodyLimits => ({
+    limit: server.bodyLimitBytes,
+    timeoutMs: server.bodyTimeoutMs,
+    minBytesPerSecond: server.minBodyBytesPerSecond,
+    drain,
+  });
   const authenticated = limits(true);
   const preAuth = limits(false);
   const slots = new PreAuthSlots(server.maxPreAuthBodies, metrics.webhookPreAuthBodies);
@@ -227,7 +235,11 @@ export function createHookHandler(deps: HookDeps): HookHandler {
     const skips: StatusUpdate[] = [];
     for (const e of parsed.events) {
       const ref = formatReference(e);
-      const verdict = admit(e, deps, (registry) => pusherOf({ integration: name, ...(e.pusher !== undefined ? { pusher: e.pusher } : {}) }, registry, e.repository).pusher);
+      const verdict = admit(
+        e,
+        deps,
+        (registry) => pusherOf({ integration: name, ...(e.pusher !== undefined ? { pusher: e.pusher } : {}) }, registry, e.repository).pusher,
+      );
       if ('drop' in verdict) {
         ignored.push({ reason: verdict.drop, ref });
         count(name, verdict.refused ? 'refused' : 'ignored');
@@ -323,7 +335,15 @@ function headerId(req: IncomingMessage): string | undefined {
  */
 async function scanEvents(
   scans: readonly ScanEvent[],
-  ctx: { deps: HookDeps; integration: IntegrationConfig; requestId: string; jobs: SignJobData[]; refs: string[]; ignored: IgnoredItem[]; count: (outcome: string) => void },
+  ctx: {
+    deps: HookDeps;
+    integration: IntegrationConfig;
+    requestId: string;
+    jobs: SignJobData[];
+    refs: string[];
+    ignored: IgnoredItem[];
+    count: (outcome: string) => void;
+  },
 ): Promise<void> {
   const { deps, integration } = ctx;
   for (const s of scans) {
@@ -344,7 +364,9 @@ async function scanEvents(
       if (pushes.length === 0) drop(`scan result recorded (${s.report.status}); no push of this digest waits for it`);
       for (const push of pushes) {
         ctx.jobs.push({ ...push, event: { ...push.event, digest: s.digest }, requestId: ctx.requestId });
-        ctx.refs.push(formatReference({ host: push.event.host, repository: push.event.repository, ...(push.event.tag ? { tag: push.event.tag } : {}), digest: s.digest }));
+        ctx.refs.push(
+          formatReference({ host: push.event.host, repository: push.event.repository, ...(push.event.tag ? { tag: push.event.tag } : {}), digest: s.digest }),
+        );
       }
     }
   }

@@ -5,9 +5,7 @@
 import { z } from 'zod';
 
 export const integrationBaseShape = {
-  name: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9-_]{0,62}$/, 'lowercase letters, digits, - and _ (it becomes the URL /hooks/<name>)'),
+  name: z.string().regex(/^[a-z0-9][a-z0-9-_]{0,62}$/, 'lowercase letters, digits, - and _ (it becomes the URL /hooks/<name>)'),
   /** Shared secret the registry presents (Authorization: Bearer <secret>, or ?token=<secret>). */
   secret: z.string().min(16, 'use at least 16 characters').optional(),
   /** Accept unauthenticated calls. Only for closed networks; a warning is logged at startup. */
@@ -30,7 +28,10 @@ function baseWith<K extends string>(kind: K) {
   return baseObject.extend({ kind: z.literal(kind) }).strict();
 }
 function baseWithExtra<K extends string, E extends z.ZodRawShape>(kind: K, extra: E) {
-  return baseObject.extend({ kind: z.literal(kind) }).extend(extra).strict();
+  return baseObject
+    .extend({ kind: z.literal(kind) })
+    .extend(extra)
+    .strict();
 }
 
 /** What every integration config has, whatever its kind. */

@@ -66,17 +66,20 @@ export function verifyNoTlog(ref: string, keyPath: string, extra: string[] = [])
  * given; `env` e.g. SIGSTORE_REKOR_PUBLIC_KEY to check the log).
  */
 export function verifyCertChain(ref: string, chainPath: string, identity: string, extra: string[] = [], env: Record<string, string> = {}): Promise<CosignRun> {
-  return cosign([
-    'verify',
-    `--certificate-chain=${chainPath}`,
-    `--certificate-identity=${identity}`,
-    '--certificate-oidc-issuer-regexp=.*',
-    '--insecure-ignore-sct=true',
-    '--allow-http-registry',
-    '--output=json',
-    ...extra,
-    ref,
-  ], env);
+  return cosign(
+    [
+      'verify',
+      `--certificate-chain=${chainPath}`,
+      `--certificate-identity=${identity}`,
+      '--certificate-oidc-issuer-regexp=.*',
+      '--insecure-ignore-sct=true',
+      '--allow-http-registry',
+      '--output=json',
+      ...extra,
+      ref,
+    ],
+    env,
+  );
 }
 
 /**
@@ -92,16 +95,19 @@ export function verifyBundle(
   // the network, unless SIGSTORE_ROOT_FILE names a local file); the bundle check itself then
   // uses the CAs of the trusted root.
   const env: Record<string, string> = opts.caFile ? { SIGSTORE_ROOT_FILE: opts.caFile } : {};
-  return cosign([
-    'verify-attestation',
-    '--new-bundle-format',
-    `--trusted-root=${opts.trustedRoot}`,
-    ...(opts.key ? [`--key=${opts.key}`] : []),
-    ...(opts.identity ? [`--certificate-identity=${opts.identity}`, '--certificate-oidc-issuer-regexp=.*', '--insecure-ignore-sct=true'] : []),
-    ...(opts.ignoreTlog ? ['--insecure-ignore-tlog=true'] : []),
-    '--type=https://sigstore.dev/cosign/sign/v1',
-    '--allow-http-registry',
-    ...(opts.extra ?? []),
-    ref,
-  ], env);
+  return cosign(
+    [
+      'verify-attestation',
+      '--new-bundle-format',
+      `--trusted-root=${opts.trustedRoot}`,
+      ...(opts.key ? [`--key=${opts.key}`] : []),
+      ...(opts.identity ? [`--certificate-identity=${opts.identity}`, '--certificate-oidc-issuer-regexp=.*', '--insecure-ignore-sct=true'] : []),
+      ...(opts.ignoreTlog ? ['--insecure-ignore-tlog=true'] : []),
+      '--type=https://sigstore.dev/cosign/sign/v1',
+      '--allow-http-registry',
+      ...(opts.extra ?? []),
+      ref,
+    ],
+    env,
+  );
 }

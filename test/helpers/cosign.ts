@@ -32,10 +32,7 @@ export const COSIGN3_BIN = (): string => process.env.COSIGN3_BIN ?? '/opt/sid-to
  * may rely on them for clean-up).
  */
 /** cosign (2.5 by default; `bin: COSIGN3_BIN()` for 3.1) in a private sandbox: own HOME and TUF_ROOT, no network but loopback. */
-export async function runCosign(
-  args: string[],
-  opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number; bin?: string },
-): Promise<RunResult> {
+export async function runCosign(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number; bin?: string }): Promise<RunResult> {
   const dir = mkdtempSync(join(tmpdir(), 'signet-cosign-'));
   try {
     mkdirSync(join(dir, 'home', '.docker'), { recursive: true });
@@ -120,12 +117,7 @@ function parsePayloads(stdout: string): any[] {
  * `cosign verify --key <pub> --insecure-ignore-tlog=true --allow-http-registry <ref>`.
  * ok is true only on exit code 0.
  */
-export async function cosignVerify(
-  ref: string,
-  pubKeyPath: string,
-  extraArgs: string[] = [],
-  opts: CosignRegistryOptions = {},
-): Promise<CosignVerifyResult> {
+export async function cosignVerify(ref: string, pubKeyPath: string, extraArgs: string[] = [], opts: CosignRegistryOptions = {}): Promise<CosignVerifyResult> {
   const args = ['verify', `--key=${pubKeyPath}`, '--insecure-ignore-tlog=true', ...registryArgs(opts), '--output=json', ...extraArgs, ref];
   const r = await runCosign(args, opts);
   return {
@@ -168,10 +160,7 @@ export async function cosignSign(
 /**
  * `cosign generate-key-pair` in `dir` (cosign.key, encrypted with `password`, and cosign.pub).
  */
-export async function cosignGenerateKeyPair(
-  dir: string,
-  password: string,
-): Promise<{ keyPath: string; pubPath: string }> {
+export async function cosignGenerateKeyPair(dir: string, password: string): Promise<{ keyPath: string; pubPath: string }> {
   const args = ['generate-key-pair'];
   const r = await runCosign(args, { env: { COSIGN_PASSWORD: password }, cwd: dir });
   if (r.code !== 0 || r.timedOut) throw new CosignError(args, r);

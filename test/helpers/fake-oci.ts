@@ -69,9 +69,20 @@ export async function startFakeOci(): Promise<FakeOci> {
         const manifests = [];
         for (const [key, v] of state.manifests) {
           if (!key.startsWith(`${repo}@`)) continue;
-          const doc = JSON.parse(v.body.toString()) as { subject?: { digest?: string }; artifactType?: string; config?: { mediaType?: string }; annotations?: Record<string, string> };
+          const doc = JSON.parse(v.body.toString()) as {
+            subject?: { digest?: string };
+            artifactType?: string;
+            config?: { mediaType?: string };
+            annotations?: Record<string, string>;
+          };
           if (doc.subject?.digest !== subject) continue;
-          manifests.push({ mediaType: v.mediaType, digest: key.slice(repo!.length + 1), size: v.body.length, artifactType: doc.artifactType ?? doc.config?.mediaType, annotations: doc.annotations });
+          manifests.push({
+            mediaType: v.mediaType,
+            digest: key.slice(repo!.length + 1),
+            size: v.body.length,
+            artifactType: doc.artifactType ?? doc.config?.mediaType,
+            annotations: doc.annotations,
+          });
         }
         return send(200, JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }), {
           'content-type': 'application/vnd.oci.image.index.v1+json',

@@ -71,16 +71,13 @@ export async function startFaultProxy(target: string /* 127.0.0.1:PORT */): Prom
   const forward = (req: IncomingMessage, res: ServerResponse) => {
     proxy.forwarded++;
     const [host, port] = target.split(':');
-    const upstream = httpRequest(
-      { host, port: Number(port), method: req.method, path: req.url, headers: { ...req.headers, host: proxy.host } },
-      (up) => {
-        const headers = { ...up.headers };
-        // keep Location pointing at the proxy so uploads go through it too
-        if (typeof headers.location === 'string') headers.location = headers.location.replace(`//${target}`, `//${proxy.host}`);
-        res.writeHead(up.statusCode ?? 502, headers);
-        up.pipe(res);
-      },
-    );
+    const upstream = httpRequest({ host, port: Number(port), method: req.method, path: req.url, headers: { ...req.headers, host: proxy.host } }, (up) => {
+      const headers = { ...up.headers };
+      // keep Location pointing at the proxy so uploads go through it too
+      if (typeof headers.location === 'string') headers.location = headers.location.replace(`//${target}`, `//${proxy.host}`);
+      res.writeHead(up.statusCode ?? 502, headers);
+      up.pipe(res);
+    });
     upstream.on('error', () => {
       res.writeHead(502).end();
     });

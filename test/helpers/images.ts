@@ -119,11 +119,7 @@ export class RegistryClient {
   }
 
   /** Request a path (`/v2/...`) or absolute URL; re-tries once per auth challenge. */
-  async request(
-    method: string,
-    pathOrUrl: string,
-    opts: { headers?: Record<string, string>; body?: Buffer | string } = {},
-  ): Promise<HttpResponse> {
+  async request(method: string, pathOrUrl: string, opts: { headers?: Record<string, string>; body?: Buffer | string } = {}): Promise<HttpResponse> {
     const url = new URL(pathOrUrl, this.reg.url);
     for (let attempt = 0; ; attempt++) {
       const headers: Record<string, string> = { 'User-Agent': USER_AGENT, ...(opts.headers ?? {}) };
@@ -239,12 +235,7 @@ function clientFor(reg: RegistryTarget, opts: { auth?: Credentials; client?: Reg
  * Push a tiny single-platform image. Random content (unique digest) unless `variant` is given.
  * Tagged when `tag` is given, otherwise PUT by digest.
  */
-export async function pushImage(
-  reg: RegistryTarget,
-  repo: string,
-  tag: string | undefined,
-  opts: PushImageOptions = {},
-): Promise<PushedImage> {
+export async function pushImage(reg: RegistryTarget, repo: string, tag: string | undefined, opts: PushImageOptions = {}): Promise<PushedImage> {
   const client = clientFor(reg, opts);
   const docker = opts.mediaType === 'docker';
   const platform = parsePlatform(opts.platform ?? 'linux/amd64');
@@ -368,11 +359,7 @@ export async function deleteManifest(
 }
 
 /** GET /v2/<repo>/tags/list; [] when the repository is unknown. */
-export async function listTags(
-  reg: RegistryTarget,
-  repo: string,
-  opts: { auth?: Credentials; client?: RegistryClient } = {},
-): Promise<string[]> {
+export async function listTags(reg: RegistryTarget, repo: string, opts: { auth?: Credentials; client?: RegistryClient } = {}): Promise<string[]> {
   const res = await clientFor(reg, opts).request('GET', `/v2/${repo}/tags/list`);
   if (res.status === 404) return [];
   if (res.status !== 200) throw new RegistryHttpError('GET', `${reg.url}/v2/${repo}/tags/list`, res.status, res.body.toString());

@@ -84,13 +84,25 @@ export function renderMatrix(m: MatrixResults): string {
   out.push(`|---|---|---|---|---|${VERIFIER_COLUMNS.map(() => '---').join('|')}|`);
   for (const c of m.cells) {
     const k = c.cell;
-    const axes = [k.key === 'p256' ? 'P-256' : 'RSA-2048', k.format === 'legacy' ? 'legacy .sig' : 'bundle', k.transparency === 'none' ? 'none' : k.transparency === 'rekor' ? 'Rekor' : 'RFC 3161', k.material === 'key' ? 'bare key' : 'BYO-PKI', k.shape === 'single' ? 'single' : 'index'];
+    const axes = [
+      k.key === 'p256' ? 'P-256' : 'RSA-2048',
+      k.format === 'legacy' ? 'legacy .sig' : 'bundle',
+      k.transparency === 'none' ? 'none' : k.transparency === 'rekor' ? 'Rekor' : 'RFC 3161',
+      k.material === 'key' ? 'bare key' : 'BYO-PKI',
+      k.shape === 'single' ? 'single' : 'index',
+    ];
     const cols = VERIFIER_COLUMNS.map((v) => entry(c.results[v.id]));
     out.push(`| ${axes.join(' | ')} | ${cols.join(' | ')} |`);
   }
   const unsigned = m.cells.filter((c) => !c.signed);
   if (unsigned.length) {
-    out.push('', '## Cells signet did not sign', '', 'Every check of these cells is refused (nothing to verify); the table above marks where that differs from the expected outcome.', '');
+    out.push(
+      '',
+      '## Cells signet did not sign',
+      '',
+      'Every check of these cells is refused (nothing to verify); the table above marks where that differs from the expected outcome.',
+      '',
+    );
     const byReason = new Map<string, string[]>();
     for (const c of unsigned) byReason.set(c.signError ?? 'not signed', [...(byReason.get(c.signError ?? 'not signed') ?? []), c.cell.id]);
     for (const [reason, ids] of byReason) out.push(`* ${ids.map((i) => `\`${i}\``).join(', ')}: ${reason}`);
@@ -101,7 +113,9 @@ export function renderMatrix(m: MatrixResults): string {
       for (const [check, r] of Object.entries(c.results[v.id] ?? {})) {
         if (r && r.outcome !== r.expected) {
           const refused = r.refs.find((x) => !x.accepted) ?? r.refs[0];
-          mismatches.push(`* \`${c.cell.id}\` ${v.title} ${check}: ${r.outcome}, expected ${r.expected} (${r.why})${refused ? `: \`${refused.detail.replace(/`/g, "'").slice(0, 500)}\`` : ''}`);
+          mismatches.push(
+            `* \`${c.cell.id}\` ${v.title} ${check}: ${r.outcome}, expected ${r.expected} (${r.why})${refused ? `: \`${refused.detail.replace(/`/g, "'").slice(0, 500)}\`` : ''}`,
+          );
         }
       }
     }

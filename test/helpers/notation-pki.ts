@@ -26,9 +26,25 @@ export interface TestCa {
 /** A self-signed P-256 root CA made by openssl (`subject` in openssl's /C=../O=.. form), files NAME.crt and NAME.key in `dir`. */
 export async function opensslRoot(dir: string, name: string, subject: string): Promise<TestCa> {
   await openssl(
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(dir, `${name}.key`),
-    '-subj', subject, '-days', '3', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
-    '-out', path.join(dir, `${name}.crt`),
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    path.join(dir, `${name}.key`),
+    '-subj',
+    subject,
+    '-days',
+    '3',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+    '-out',
+    path.join(dir, `${name}.crt`),
   );
   return { dir, name, rootPem: readFileSync(path.join(dir, `${name}.crt`), 'utf8') };
 }
@@ -45,8 +61,23 @@ export async function issuedKey(name: string, ca: TestCa, subject: string, kind:
   const base = path.join(ca.dir, `${name}-${++serial}`);
   writeFileSync(`${base}.csr`, csr);
   await openssl(
-    'x509', '-req', '-in', `${base}.csr`, '-CA', path.join(ca.dir, `${ca.name}.crt`), '-CAkey', path.join(ca.dir, `${ca.name}.key`),
-    '-set_serial', String(1000 + serial), '-days', '2', '-sha256', '-copy_extensions', 'copy', '-out', `${base}.crt`,
+    'x509',
+    '-req',
+    '-in',
+    `${base}.csr`,
+    '-CA',
+    path.join(ca.dir, `${ca.name}.crt`),
+    '-CAkey',
+    path.join(ca.dir, `${ca.name}.key`),
+    '-set_serial',
+    String(1000 + serial),
+    '-days',
+    '2',
+    '-sha256',
+    '-copy_extensions',
+    'copy',
+    '-out',
+    `${base}.crt`,
   );
   writeFileSync(`${base}.key`, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   const certificate = readFileSync(`${base}.crt`, 'utf8');

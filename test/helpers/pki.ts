@@ -55,7 +55,9 @@ export interface CertOptions {
 }
 
 function skid(k: KeyObject): Buffer {
-  return createHash('sha1').update(k.export({ type: 'spki', format: 'der' })).digest();
+  return createHash('sha1')
+    .update(k.export({ type: 'spki', format: 'der' }))
+    .digest();
 }
 
 /** Issue a certificate (PEM). */

@@ -68,13 +68,18 @@ export async function startExportStack(o: { keys: string[]; certKey?: string; ru
     const H = registry.host;
     const rekorBlock = `{ url: "${rekor.url}", publicKey: ${JSON.stringify(rekor.publicKeyPem)} }`;
     const keyLine = (name: string) =>
-      name === o.certKey ? `{ name: ${name}, provider: file, path: ${name}.pem, certificate: ${name}.crt, chain: chain.pem }` : `{ name: ${name}, provider: file, path: ${name}.pem }`;
+      name === o.certKey
+        ? `{ name: ${name}, provider: file, path: ${name}.pem, certificate: ${name}.crt, chain: chain.pem }`
+        : `{ name: ${name}, provider: file, path: ${name}.pem }`;
     const yaml = `
 registries:
   - { host: "${H}", insecure: true }
 keys:
 ${o.keys.map((k) => `  - ${keyLine(k)}\n`).join('')}rules:
-${o.rules(H, rekorBlock).map((r) => `  - ${r}\n`).join('')}`;
+${o
+  .rules(H, rekorBlock)
+  .map((r) => `  - ${r}\n`)
+  .join('')}`;
     writeFileSync(file('signet.yaml'), yaml);
     const signet = (started.signet = await startSignet(yaml, { baseDir: tmp.dir }));
     return { tmp, file, rekor, registry, signet, pub, stop };
@@ -91,7 +96,11 @@ ${o.rules(H, rekorBlock).map((r) => `  - ${r}\n`).join('')}`;
 export async function exportPolicy(stack: ExportStack, target: string, folder: string): Promise<{ out: string; err: string[] }> {
   const out = stack.file(folder);
   const err: string[] = [];
-  const code = await main(['--config', stack.file('signet.yaml'), 'policy', 'export', '--for', target, '--out', out], () => {}, (l) => err.push(l));
+  const code = await main(
+    ['--config', stack.file('signet.yaml'), 'policy', 'export', '--for', target, '--out', out],
+    () => {},
+    (l) => err.push(l),
+  );
   if (code !== 0) throw new Error(`policy export failed: ${err.join('\n')}`);
   return { out, err };
 }

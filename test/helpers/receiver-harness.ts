@@ -66,7 +66,14 @@ export async function startReceiver(opts: {
       cb();
     },
   });
-  const receiver = createReceiver({ config, registries, rules: compileRules(config.rules), queue, metrics, logger: createLogger({ level: 'warn', destination: sink }) });
+  const receiver = createReceiver({
+    config,
+    registries,
+    rules: compileRules(config.rules),
+    queue,
+    metrics,
+    logger: createLogger({ level: 'warn', destination: sink }),
+  });
   const server: Server = createReceiverServer(receiver, config.server, metrics);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

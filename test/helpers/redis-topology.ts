@@ -184,7 +184,9 @@ export async function startSentinel(opts: { replicas?: number; masterName?: stri
       const views = await Promise.all(
         sentinels.map((s) =>
           ask(s, async (c) => ({
-            replicas: ((await c.call('SENTINEL', 'replicas', masterName)) as string[][]).filter((r) => !r.join(' ').includes('disconnected') && !r.join(' ').includes('s_down')).length,
+            replicas: ((await c.call('SENTINEL', 'replicas', masterName)) as string[][]).filter(
+              (r) => !r.join(' ').includes('disconnected') && !r.join(' ').includes('s_down'),
+            ).length,
             others: ((await c.call('SENTINEL', 'sentinels', masterName)) as unknown[]).length,
           })),
         ),
@@ -208,13 +210,14 @@ export async function startCluster(opts: { masters?: number } = {}): Promise<Clu
   const nodes: RedisNode[] = [];
   for (let i = 0; i < (opts.masters ?? 3); i++) {
     const p = await freePort();
-    nodes.push(redisNode(p, path.join(root, `n${p}`), [...DATA, '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000']));
+    nodes.push(
+      redisNode(p, path.join(root, `n${p}`), [...DATA, '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000']),
+    );
   }
   for (const n of nodes) await n.start();
   await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => n.address), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
-  await until(
-    'cluster_state:ok on every node',
-    async () => (await Promise.all(nodes.map((n) => ask(n, (c) => c.cluster('INFO') as Promise<string>)))).every((i) => /cluster_state:ok/.test(i)),
+  await until('cluster_state:ok on every node', async () =>
+    (await Promise.all(nodes.map((n) => ask(n, (c) => c.cluster('INFO') as Promise<string>)))).every((i) => /cluster_state:ok/.test(i)),
   );
   return {
     nodes,

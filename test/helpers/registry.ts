@@ -120,8 +120,19 @@ export async function selfSignedCert(
   const keyArgs = opts.rsa ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
   await openssl(
     [
-      'req', '-x509', ...keyArgs, '-nodes', '-sha256', '-days', '2',
-      '-keyout', keyFile, '-out', certFile, '-subj', `/CN=${opts.cn}`,
+      'req',
+      '-x509',
+      ...keyArgs,
+      '-nodes',
+      '-sha256',
+      '-days',
+      '2',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-subj',
+      `/CN=${opts.cn}`,
       ...(opts.san ? ['-addext', `subjectAltName=${opts.san}`] : []),
     ],
     dir,
@@ -163,10 +174,7 @@ interface TokenServerHandle {
  * Right credentials -> 200 {token, access_token, expires_in, issued_at}, granting every
  * requested action; wrong or missing credentials -> 401.
  */
-async function startTokenServer(
-  dir: string,
-  a: Extract<RegistryAuth, { kind: 'token' }>,
-): Promise<TokenServerHandle> {
+async function startTokenServer(dir: string, a: Extract<RegistryAuth, { kind: 'token' }>): Promise<TokenServerHandle> {
   const alg = a.alg ?? 'ES256';
   const service = a.service ?? 'signet-test-registry';
   const issuer = a.issuer ?? 'signet-test-token-issuer';
@@ -197,7 +205,10 @@ async function startTokenServer(
       if (first < 0 || last <= first) continue;
       const type = s.slice(0, first);
       const name = s.slice(first + 1, last);
-      const actions = s.slice(last + 1).split(',').filter(Boolean);
+      const actions = s
+        .slice(last + 1)
+        .split(',')
+        .filter(Boolean);
       const prev = access.find((x) => x.type === type && x.name === name);
       if (prev) prev.actions = [...new Set([...prev.actions, ...actions])];
       else access.push({ type, name, actions });
@@ -234,7 +245,10 @@ async function startTokenServer(
       res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'bad credentials' }] }));
       return;
     }
-    const scopes = u.searchParams.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
+    const scopes = u.searchParams
+      .getAll('scope')
+      .flatMap((s) => s.split(' '))
+      .filter(Boolean);
     const token = mint(user, scopes);
     issued++;
     res.writeHead(200, { 'Content-Type': 'application/json' });
@@ -407,12 +421,7 @@ function spawnRegistry(configFile: string, cwd: string): RegistryProcess {
   return { child, ring, registryPid: () => regPid, kill };
 }
 
-async function waitReady(
-  url: string,
-  caFile: string | undefined,
-  child: ChildProcess,
-  timeoutMs: number,
-): Promise<void> {
+async function waitReady(url: string, caFile: string | undefined, child: ChildProcess, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastErr = '';
   while (Date.now() < deadline) {

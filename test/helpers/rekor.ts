@@ -123,7 +123,9 @@ export async function startRekor(opts: { keyPair?: { privateKey: KeyObject; publ
             return error(res, req, 400, (err as Error).message);
           }
           const bodyBytes = Buffer.from(canonicalize(canonical));
-          const leaf = createHash('sha256').update(Buffer.concat([Buffer.from([0]), bodyBytes])).digest();
+          const leaf = createHash('sha256')
+            .update(Buffer.concat([Buffer.from([0]), bodyBytes]))
+            .digest();
           const uuid = leaf.toString('hex');
           const location = `/api/v1/log/entries/${uuid}`;
           if (entries.has(uuid)) {
@@ -226,7 +228,10 @@ function canonicalEntry(p: any): unknown {
     return {
       apiVersion: '0.0.1',
       kind: 'hashedrekord',
-      spec: { data: { hash: { algorithm: 'sha256', value: hash.value } }, signature: { content: sig.content, publicKey: { content: Buffer.from(pem).toString('base64') } } },
+      spec: {
+        data: { hash: { algorithm: 'sha256', value: hash.value } },
+        signature: { content: sig.content, publicKey: { content: Buffer.from(pem).toString('base64') } },
+      },
     };
   }
   if (p.kind === 'dsse') {
@@ -235,10 +240,7 @@ function canonicalEntry(p: any): unknown {
     const env = JSON.parse(pc.envelope) as { payload: string; payloadType: string; signatures: { sig: string }[] };
     const payload = Buffer.from(env.payload, 'base64');
     const pemList = pc.verifiers.map((v: string) => canonicalPem(Buffer.from(v, 'base64').toString('utf8')));
-    const pae = Buffer.concat([
-      Buffer.from(`DSSEv1 ${Buffer.byteLength(env.payloadType)} ${env.payloadType} ${payload.length} `),
-      payload,
-    ]);
+    const pae = Buffer.concat([Buffer.from(`DSSEv1 ${Buffer.byteLength(env.payloadType)} ${env.payloadType} ${payload.length} `), payload]);
     const signatures = env.signatures.map((s) => {
       const pem = pemList.find((k: string) => verify('sha256', pae, keyOf(k), Buffer.from(s.sig, 'base64')));
       if (!pem) throw new Error('dsse signature does not verify with any verifier');
@@ -268,7 +270,9 @@ function keyOf(pem: string): KeyObject {
 // ---- RFC 6962 Merkle tree ------------------------------------------------------------------
 
 function node(l: Buffer, r: Buffer): Buffer {
-  return createHash('sha256').update(Buffer.concat([Buffer.from([1]), l, r])).digest();
+  return createHash('sha256')
+    .update(Buffer.concat([Buffer.from([1]), l, r]))
+    .digest();
 }
 
 function split(n: number): number {

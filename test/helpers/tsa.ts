@@ -58,8 +58,7 @@ export interface TsaStandIn {
   stop(): Promise<void>;
 }
 
-const toPem = (der: ArrayBufferView): string =>
-  new X509Certificate(Buffer.from(der.buffer, der.byteOffset, der.byteLength)).toString();
+const toPem = (der: ArrayBufferView): string => new X509Certificate(Buffer.from(der.buffer, der.byteOffset, der.byteLength)).toString();
 
 function tlv(tag: number, content: Buffer): Buffer {
   const n = content.length;

@@ -72,7 +72,7 @@ function tail(s: string, max = 400): string {
   const lines = s
     .split('\n')
     .map((l) => l.trim())
-    .filter((l) => l && !/^(WARNING|Verification for|The following checks|  -|- )/.test(l) && !l.startsWith('main.go:'));
+    .filter((l) => l && !/^(WARNING|Verification for|The following checks| {2}-|- )/.test(l) && !l.startsWith('main.go:'));
   const t = lines.slice(-2).join(' | ');
   return t.length > max ? `${t.slice(0, max)}…` : t;
 }
@@ -148,7 +148,18 @@ export const verifyContainers: VerifierFn = async (_cell, ref, trust) => {
     cpSync(path.join(trust, 'containers', 'policy.json'), path.join(work, 'policy.json'));
     cpSync(path.join(trust, 'containers', 'registries.d'), path.join(work, 'registries.d'), { recursive: true });
     const inside = `/tmp/${path.basename(work)}`;
-    const args = [rootfs, 'skopeo', '--policy', `${inside}/policy.json`, '--registries.d', `${inside}/registries.d`, 'copy', '--src-tls-verify=false', `docker://${ref}`, `dir:${inside}/out`];
+    const args = [
+      rootfs,
+      'skopeo',
+      '--policy',
+      `${inside}/policy.json`,
+      '--registries.d',
+      `${inside}/registries.d`,
+      'copy',
+      '--src-tls-verify=false',
+      `docker://${ref}`,
+      `dir:${inside}/out`,
+    ];
     const r = await runProcess('chroot', args, { timeoutMs: 60_000 });
     const accepted = r.code === 0 && !r.timedOut;
     return { accepted, detail: `skopeo copy docker://…@${ref.split('@')[1]?.slice(7, 19)}… dir: -> exit ${r.code}${accepted ? '' : `: ${tail(r.stderr)}`}` };
@@ -293,9 +304,11 @@ export async function toolVersions(): Promise<Record<VerifierId, string>> {
   const debianCosign = (await first('dpkg-query', ['-W', '-f=${Version}', 'cosign'])).split('\n')[0];
   let sidCosign = '?';
   const changelog = path.join(path.dirname(path.dirname(COSIGN3_BIN())), 'share/doc/cosign/changelog.Debian.gz');
-  if (existsSync(changelog)) sidCosign = ((await first('bash', ['-c', `zcat '${changelog}' | head -1`])).match(/\(([^)]+)\)/)?.[1]) ?? '?';
+  if (existsSync(changelog)) sidCosign = (await first('bash', ['-c', `zcat '${changelog}' | head -1`])).match(/\(([^)]+)\)/)?.[1] ?? '?';
   const skopeo = (await first('chroot', [SKOPEO_ROOTFS(), 'skopeo', '--version'])).split('\n')[0];
-  const cimage = (await first('chroot', [SKOPEO_ROOTFS(), 'dpkg-query', '-W', '-f=${Built-Using}', 'skopeo'])).match(/golang-github-containers-image \(= ([^)]+)\)/)?.[1];
+  const cimage = (await first('chroot', [SKOPEO_ROOTFS(), 'dpkg-query', '-W', '-f=${Built-Using}', 'skopeo'])).match(
+    /golang-github-containers-image \(= ([^)]+)\)/,
+  )?.[1];
   const req = createRequire(import.meta.url);
   const sjs = (req('@sigstore/verify/package.json') as { version: string }).version;
   return {

@@ -75,8 +75,17 @@ async function verified(ref: string, digest: string): Promise<void> {
 describe('registry webhook dialects through the real pipeline, verified by cosign', () => {
   it('Quay repo_push (tag only, no digest): the worker resolves the tag and signs it', async () => {
     const img = await pushImage(registry, 'myorg/api', 'v1');
-    const body = { ...fixture('quay-repo_push.json'), docker_url: 'quay.example.com/myorg/api', homepage: 'https://quay.example.com/repository/myorg/api', updated_tags: ['v1'] };
-    const res = await fetch(`${signet.url}/hooks/quay?token=${SECRET}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const body = {
+      ...fixture('quay-repo_push.json'),
+      docker_url: 'quay.example.com/myorg/api',
+      homepage: 'https://quay.example.com/repository/myorg/api',
+      updated_tags: ['v1'],
+    };
+    const res = await fetch(`${signet.url}/hooks/quay?token=${SECRET}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     expect(res.status).toBe(202);
     await signed('myorg/api', img.digest);
     const v = await cosignVerify(`${registry.host}/myorg/api:v1`, pub);
@@ -129,7 +138,11 @@ describe('registry webhook dialects through the real pipeline, verified by cosig
       subscription: 'projects/my-project/subscriptions/gcr-to-signet',
     });
     const post = (body: unknown, auth: string) =>
-      fetch(`${signet.url}/hooks/gar?token=${SECRET}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: auth }, body: JSON.stringify(body) });
+      fetch(`${signet.url}/hooks/gar?token=${SECRET}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: auth },
+        body: JSON.stringify(body),
+      });
     const ref = `us-west1-docker.pkg.dev/my-project/my-repo/api`;
     const insert = message({ action: 'INSERT', digest: `${ref}@${img.digest}`, tag: `${ref}:v4` }, 'm-1');
     expect((await post(insert, 'Bearer not.a.jwt')).status).toBe(401);

@@ -129,7 +129,10 @@ describe('attest: true — a SLSA verification summary next to the signatures', 
     expect(ok31.code, ok31.stderr).toBe(0);
     // cosign 3.1 prints the verified envelope: it is signet's VSA
     const printed = JSON.parse(ok31.stdout.trim().split('\n')[0]!) as { payload: string };
-    expect(JSON.parse(Buffer.from(printed.payload, 'base64').toString('utf8'))).toMatchObject({ predicateType: VSA, predicate: { verificationResult: 'PASSED' } });
+    expect(JSON.parse(Buffer.from(printed.payload, 'base64').toString('utf8'))).toMatchObject({
+      predicateType: VSA,
+      predicate: { verificationResult: 'PASSED' },
+    });
     const no31 = await verify31(ref, 'other.pub');
     expect(no31.code).not.toBe(0);
     expect(no31.stderr).toMatch(/no matching attestations: failed to verify signature/);
@@ -164,7 +167,11 @@ describe('attest: true — a SLSA verification summary next to the signatures', 
     expect(sig31.ok, sig31.stderr).toBe(true);
     // and `signet verify` finds the image signed in both formats (the attestation is no signature)
     const out: string[] = [];
-    const code = await main(['verify', '--json', `${H}/attested/app:v1`, '-c', file('signet.yaml')], (l) => out.push(l), () => undefined);
+    const code = await main(
+      ['verify', '--json', `${H}/attested/app:v1`, '-c', file('signet.yaml')],
+      (l) => out.push(l),
+      () => undefined,
+    );
     const report = JSON.parse(out.join('\n')) as VerifyReport;
     expect(code).toBe(0);
     expect(report.manifests[0]!.missing).toEqual([]);
@@ -184,11 +191,27 @@ describe('attest: true — a SLSA verification summary next to the signatures', 
     // legacy + bundle + attestation per manifest, each logged
     expect(rekor.size()).toBe(size + 3 * all.length);
     for (const d of [idx.digest, idx.children[1]!]) {
-      const ok = await cosign(['verify-attestation', '--new-bundle-format', `--trusted-root=${file('trusted-root.json')}`, `--key=${file('a.pub')}`, `--type=${VSA}`, '--allow-http-registry', `${H}/logged/multi@${d}`]);
+      const ok = await cosign([
+        'verify-attestation',
+        '--new-bundle-format',
+        `--trusted-root=${file('trusted-root.json')}`,
+        `--key=${file('a.pub')}`,
+        `--type=${VSA}`,
+        '--allow-http-registry',
+        `${H}/logged/multi@${d}`,
+      ]);
       expect(ok.ok, ok.stderr).toBe(true);
     }
     // the log is checked: without it (a trusted root with no logs) cosign refuses
-    const noLog = await cosign(['verify-attestation', '--new-bundle-format', `--trusted-root=${file('no-tlog-root.json')}`, `--key=${file('a.pub')}`, `--type=${VSA}`, '--allow-http-registry', `${H}/logged/multi@${idx.digest}`]);
+    const noLog = await cosign([
+      'verify-attestation',
+      '--new-bundle-format',
+      `--trusted-root=${file('no-tlog-root.json')}`,
+      `--key=${file('a.pub')}`,
+      `--type=${VSA}`,
+      '--allow-http-registry',
+      `${H}/logged/multi@${idx.digest}`,
+    ]);
     expect(noLog.ok).toBe(false);
     const st = await statementOf('logged/multi', r.attestations![0]!.referrer!);
     expect(st.predicate['urn:signet:push']).toMatchObject({ repository: 'logged/multi', tag: 'v1', digest: idx.digest, pusher: 'ci-bot' });

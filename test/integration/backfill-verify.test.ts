@@ -39,7 +39,11 @@ rules:
 async function run(...args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main([...args, '-c', cfg], (l) => out.push(l), (l) => err.push(l));
+  const code = await main(
+    [...args, '-c', cfg],
+    (l) => out.push(l),
+    (l) => err.push(l),
+  );
   return { code, out, err };
 }
 
@@ -154,21 +158,36 @@ describe('signet backfill', () => {
     expect(report.toSign[2]!.missing[0]!.digest).toBe(children[1]);
     expect(report).toMatchObject({ repositories: 5, repositoriesWithoutRule: 1, tags: 6, checked: 6, complete: 1, errors: [] });
     expect(report.notRequired).toEqual({ 'tag "v1-dev" matches rule\'s tags.exclude': 1 });
-    expect(dry.err.at(-1)).toMatch(/^backfill: dry run done in [\d.]+ s: 5 repositories \(1 without a rule\), 6 tags: 1 signed, 3 to sign \(nothing queued\), 1 not required, 0 errors$/);
+    expect(dry.err.at(-1)).toMatch(
+      /^backfill: dry run done in [\d.]+ s: 5 repositories \(1 without a rule\), 6 tags: 1 signed, 3 to sign \(nothing queued\), 1 not required, 0 errors$/,
+    );
     expect(dry.err.some((l) => /^backfill: 6\/6 tags, 3 to sign, 0 errors$/.test(l))).toBe(true);
 
     // --repo: a glob over the catalog, or one repository by name (no catalog needed)
     const some = await run('backfill', '--dry-run', '--repo', 'one/**');
-    expect(some.out).toEqual([expect.stringMatching(new RegExp(`^would sign ${H}/one/unsigned:v1@${img['one/unsigned:v1']}  missing image sha256:[0-9a-f]{12}: a \\(legacy\\), a \\(bundle\\)$`))]);
+    expect(some.out).toEqual([
+      expect.stringMatching(
+        new RegExp(`^would sign ${H}/one/unsigned:v1@${img['one/unsigned:v1']}  missing image sha256:[0-9a-f]{12}: a \\(legacy\\), a \\(bundle\\)$`),
+      ),
+    ]);
     const named = await run('backfill', '--dry-run', '--repo', 'two/multi', '--registry', H);
     expect(named.out).toEqual([expect.stringContaining('missing child linux/arm64 sha256:')]);
 
     // a registry that cannot be reached: reported and counted, the other one is still walked
     const broken = path.join(tmp.dir, 'broken.yaml');
-    writeFileSync(broken, `registries: [{ host: "${H}", insecure: true }, { host: "127.0.0.1:${await freePort()}", insecure: true, timeoutMs: 2000 }]\n${rulesYaml()}`);
+    writeFileSync(
+      broken,
+      `registries: [{ host: "${H}", insecure: true }, { host: "127.0.0.1:${await freePort()}", insecure: true, timeoutMs: 2000 }]\n${rulesYaml()}`,
+    );
     const out: string[] = [];
     const err: string[] = [];
-    expect(await main(['backfill', '--dry-run', '-c', broken], (l) => out.push(l), (l) => err.push(l))).toBe(1);
+    expect(
+      await main(
+        ['backfill', '--dry-run', '-c', broken],
+        (l) => out.push(l),
+        (l) => err.push(l),
+      ),
+    ).toBe(1);
     expect(out).toHaveLength(3);
     expect(err.filter((l) => l.startsWith('backfill: error'))).toEqual([expect.stringMatching(/^backfill: error 127\.0\.0\.1:\d+: REGISTRY_UNAVAILABLE: /)]);
     expect(err.at(-1)).toMatch(/3 to sign \(nothing queued\), 1 not required, 1 error$/);
@@ -181,7 +200,13 @@ describe('signet backfill', () => {
     const lines: string[] = [];
     const report = await backfill(
       { dryRun: true, concurrency: 3, progressEvery: 1 },
-      { registries: rt.registries, rules: rt.rules, keys: rt.keys, timestamps: new TimestampAuthorities(rt.config.rules, tmp.dir), progress: (l) => lines.push(l) },
+      {
+        registries: rt.registries,
+        rules: rt.rules,
+        keys: rt.keys,
+        timestamps: new TimestampAuthorities(rt.config.rules, tmp.dir),
+        progress: (l) => lines.push(l),
+      },
     );
     expect(report.toSign).toHaveLength(3);
     expect(lines.length).toBeGreaterThanOrEqual(6);
@@ -207,11 +232,18 @@ describe('signet backfill', () => {
     try {
       await pushImage(other, 'elsewhere/app', 'v1');
       const two = path.join(tmp.dir, 'two-registries.yaml');
-      writeFileSync(two, `registries: [{ host: "${H}", insecure: true }, { host: "${other.host}", insecure: true }]\n${rulesYaml()}  - { match: "${other.host}/**", keys: [a] }\n`);
+      writeFileSync(
+        two,
+        `registries: [{ host: "${H}", insecure: true }, { host: "${other.host}", insecure: true }]\n${rulesYaml()}  - { match: "${other.host}/**", keys: [a] }\n`,
+      );
       const go = async (...args: string[]) => {
         const out: string[] = [];
         const err: string[] = [];
-        const code = await main(['backfill', '--dry-run', '--json', '-c', two, ...args], (l) => out.push(l), (l) => err.push(l));
+        const code = await main(
+          ['backfill', '--dry-run', '--json', '-c', two, ...args],
+          (l) => out.push(l),
+          (l) => err.push(l),
+        );
         return { code, report: JSON.parse(out.join('\n')) as BackfillReport, err };
       };
       const plain = await go('--repo', 'two/multi');
@@ -234,7 +266,7 @@ describe('signet backfill', () => {
     const r = await run('backfill');
     expect(r.code).toBe(0);
     expect(r.out).toHaveLength(3);
-    for (const l of r.out) expect(l).toMatch(/^queued .*  job \S+$/);
+    for (const l of r.out) expect(l).toMatch(/^queued .* {2}job \S+$/);
 
     for (const ref of ['one/unsigned:v1', 'repo/half:v1', 'repo/half:v2', 'two/multi:v1']) {
       await waitFor(`signet verify ${ref}`, async () => (await verify(ref)).code === 0, 30_000, 250);
@@ -244,9 +276,12 @@ describe('signet backfill', () => {
     expect(again.err.at(-1)).toMatch(/: 5 signed, 0 to sign/);
 
     // the worker ran the pipeline on backfill's events
-    expect(signet.logs.filter((l) => l.msg === 'signed').map((l) => l.ref).sort()).toEqual(
-      [`${H}/one/unsigned:v1`, `${H}/repo/half:v1`, `${H}/two/multi:v1`],
-    );
+    expect(
+      signet.logs
+        .filter((l) => l.msg === 'signed')
+        .map((l) => l.ref)
+        .sort(),
+    ).toEqual([`${H}/one/unsigned:v1`, `${H}/repo/half:v1`, `${H}/two/multi:v1`]);
     // cosign agrees: key a on the formerly unsigned image and on the child that had lost both
     expect((await cosignVerify(`${H}/one/unsigned:v1`, pub['a']!)).ok).toBe(true);
     const child = `${H}/two/multi@${children[1]}`;

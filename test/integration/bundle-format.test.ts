@@ -45,13 +45,19 @@ const cosign3 = (args: string[], env: Record<string, string> = {}) => runCosign(
 
 /** `cosign sign` 3.1 as a CI job would, with no transparency log: a bundle referrer, no .sig. */
 async function cosign3Sign(ref: string, key: string, password: string): Promise<void> {
-  const r = await cosign3(['sign', `--key=${key}`, `--signing-config=${file('sc.json')}`, '--allow-http-registry=true', '-y', ref], { COSIGN_PASSWORD: password });
+  const r = await cosign3(['sign', `--key=${key}`, `--signing-config=${file('sc.json')}`, '--allow-http-registry=true', '-y', ref], {
+    COSIGN_PASSWORD: password,
+  });
   expect(r.code, r.stderr).toBe(0);
 }
 
 async function run(...args: string[]) {
   const out: string[] = [];
-  const code = await main([...args, '-c', cfg], (l) => out.push(l), () => undefined);
+  const code = await main(
+    [...args, '-c', cfg],
+    (l) => out.push(l),
+    () => undefined,
+  );
   return { code, out };
 }
 const verify = async (ref: string) => {
@@ -74,7 +80,15 @@ beforeAll(async () => {
   // another signer's key, unknown to signet
   mkdirSync(file('other'));
   await cosignGenerateKeyPair(file('other'), 'pw-o');
-  const sc = await cosign3(['signing-config', 'create', '--no-default-fulcio', '--no-default-rekor', '--no-default-tsa', '--no-default-oidc', `--out=${file('sc.json')}`]);
+  const sc = await cosign3([
+    'signing-config',
+    'create',
+    '--no-default-fulcio',
+    '--no-default-rekor',
+    '--no-default-tsa',
+    '--no-default-oidc',
+    `--out=${file('sc.json')}`,
+  ]);
   expect(sc.code, sc.stderr).toBe(0);
 
   registry = await startRegistry();
@@ -90,12 +104,17 @@ afterAll(async () => {
   tmp?.remove();
 });
 
-describe('default formats: signet signatures survive another signer\'s bundle (defect 1)', () => {
-  it('default rule: after `cosign sign` 3.1 adds a bundle by another key, cosign 3.1 still verifies signet\'s key (its bundle is there); legacy-only: it no longer does', async () => {
+describe("default formats: signet signatures survive another signer's bundle (defect 1)", () => {
+  it("default rule: after `cosign sign` 3.1 adds a bundle by another key, cosign 3.1 still verifies signet's key (its bundle is there); legacy-only: it no longer does", async () => {
     const both = await pushImage(registry, 'team/app', 'v1');
     const only = await pushImage(registry, 'legacy/app', 'v1');
-    for (const [repo] of [['team/app'], ['legacy/app']] as const) expect((await signet.runtime.pipeline.sign({ host: H, repository: repo, tag: 'v1' })).status).toBe('signed');
-    for (const [repo, img] of [['team/app', both], ['legacy/app', only]] as const) await cosign3Sign(`${H}/${repo}@${img.digest}`, file('other', 'cosign.key'), 'pw-o');
+    for (const [repo] of [['team/app'], ['legacy/app']] as const)
+      expect((await signet.runtime.pipeline.sign({ host: H, repository: repo, tag: 'v1' })).status).toBe('signed');
+    for (const [repo, img] of [
+      ['team/app', both],
+      ['legacy/app', only],
+    ] as const)
+      await cosign3Sign(`${H}/${repo}@${img.digest}`, file('other', 'cosign.key'), 'pw-o');
 
     const v3 = (ref: string) => cosignVerify(ref, file('a.pub'), [], { bin: COSIGN3_BIN() });
     const withBundle = await v3(`${H}/team/app:v1`);

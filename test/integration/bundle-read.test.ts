@@ -152,10 +152,16 @@ describe('cosign sign 3.1 bundles, read and checked', () => {
       const otherKey = key === 'p256' ? keys.rsa : keys.p256;
       expect(await checkBundle(bundle, { digest: img.digest }, { publicKey: otherKey })).toEqual({ ok: false, why: 'signature does not verify with the key' });
       expect(await checkBundle(bundle, { digest: other.digest }, signer)).toEqual({ ok: false, why: `statement does not name ${other.digest}` });
-      expect(await checkBundle(bundle, { digest: img.digest, annotations: { team: 'x', env: 'prod' } }, signer)).toEqual({ ok: false, why: 'annotation env missing' });
+      expect(await checkBundle(bundle, { digest: img.digest, annotations: { team: 'x', env: 'prod' } }, signer)).toEqual({
+        ok: false,
+        why: 'annotation env missing',
+      });
       expect(await checkBundle(bundle, { digest: img.digest, annotations: { team: 'y' } }, signer)).toEqual({ ok: false, why: 'annotation team differs' });
       // no log was used: a caller that requires one gets told so
-      expect(await checkBundle(bundle, { digest: img.digest }, signer, { rekorKeys: [createPublicKey(rekor.publicKeyPem)] })).toEqual({ ok: false, why: 'no tlog entry' });
+      expect(await checkBundle(bundle, { digest: img.digest }, signer, { rekorKeys: [createPublicKey(rekor.publicKeyPem)] })).toEqual({
+        ok: false,
+        why: 'no tlog entry',
+      });
     }, 120_000);
   }
 
@@ -169,7 +175,10 @@ describe('cosign sign 3.1 bundles, read and checked', () => {
     const statement = JSON.parse(Buffer.from(JSON.parse(bytes.toString()).dsseEnvelope.payload, 'base64').toString());
     expect(statement.subject).toEqual([{ digest: { sha256: img.digest.slice('sha256:'.length) }, annotations: {} }]);
     expect(await checkBundle(bundle, { digest: img.digest }, { publicKey: keys.p256 })).toEqual({ ok: true, tlogEntries: 0, timestamps: 0 });
-    expect(await checkBundle(bundle, { digest: img.digest, annotations: { team: 'x' } }, { publicKey: keys.p256 })).toEqual({ ok: false, why: 'annotation team missing' });
+    expect(await checkBundle(bundle, { digest: img.digest, annotations: { team: 'x' } }, { publicKey: keys.p256 })).toEqual({
+      ok: false,
+      why: 'annotation team missing',
+    });
   }, 120_000);
 
   it('with the Rekor stand-in as its Rekor v1, cosign writes a dsse entry whose SET and inclusion proof check out with that log key only', async () => {
@@ -190,13 +199,27 @@ describe('cosign sign 3.1 bundles, read and checked', () => {
     const want = { digest: img.digest, annotations: { team: 'x' } };
     expect(await checkBundle(bundle, want, { publicKey: keys.p256 }, { rekorKeys: [rekorKey] })).toEqual({ ok: true, tlogEntries: 1, timestamps: 0 });
     const anotherLog = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
-    expect(await checkBundle(bundle, want, { publicKey: keys.p256 }, { rekorKeys: [anotherLog] })).toEqual({ ok: false, why: 'no tlog entry with a SET by a configured Rekor key' });
-    expect(await checkBundle(bundle, want, { publicKey: keys.rsa }, { rekorKeys: [rekorKey] })).toEqual({ ok: false, why: 'signature does not verify with the key' });
+    expect(await checkBundle(bundle, want, { publicKey: keys.p256 }, { rekorKeys: [anotherLog] })).toEqual({
+      ok: false,
+      why: 'no tlog entry with a SET by a configured Rekor key',
+    });
+    expect(await checkBundle(bundle, want, { publicKey: keys.rsa }, { rekorKeys: [rekorKey] })).toEqual({
+      ok: false,
+      why: 'signature does not verify with the key',
+    });
 
     // cosign 3.1 itself reaches the same verdicts with the log checked (trusted root naming the stand-in)
     writeFileSync(file('trusted_root.json'), rekor.trustedRoot());
     const verify = (pub: string, annotation: string) =>
-      cosign3(['verify', `--key=${file(pub)}`, `--trusted-root=${file('trusted_root.json')}`, '--allow-http-registry=true', '-a', annotation, `${reg.host}/${repo}@${img.digest}`]);
+      cosign3([
+        'verify',
+        `--key=${file(pub)}`,
+        `--trusted-root=${file('trusted_root.json')}`,
+        '--allow-http-registry=true',
+        '-a',
+        annotation,
+        `${reg.host}/${repo}@${img.digest}`,
+      ]);
     const good = await verify('p256.pub', 'team=x');
     expect(good.code, good.stderr).toBe(0);
     expect((await verify('p256.pub', 'team=y')).code).not.toBe(0);
@@ -209,14 +232,21 @@ describe('cosign sign 3.1 bundles, read and checked', () => {
     const { certificate, chain } = issueSignerChain(keys.p256);
     writeFileSync(file('leaf.pem'), certificate);
     writeFileSync(file('chain.pem'), chain);
-    await sign(`${reg.host}/${repo}@${img.digest}`, 'p256', file('rekor.json'), [`--certificate=${file('leaf.pem')}`, `--certificate-chain=${file('chain.pem')}`]);
+    await sign(`${reg.host}/${repo}@${img.digest}`, 'p256', file('rekor.json'), [
+      `--certificate=${file('leaf.pem')}`,
+      `--certificate-chain=${file('chain.pem')}`,
+    ]);
     const found = await bundlesOf(repo, img.digest);
     expect(found).toHaveLength(1);
     const { bundle } = found[0]!;
     expect(bundle.verifier.kind).toBe('certificate');
-    expect(bundle.verifier.kind === 'certificate' && bundle.verifier.certificates.map((c) => c.toString())).toEqual([new X509Certificate(certificate).toString()]);
+    expect(bundle.verifier.kind === 'certificate' && bundle.verifier.certificates.map((c) => c.toString())).toEqual([
+      new X509Certificate(certificate).toString(),
+    ]);
     const rekorKey = createPublicKey(rekor.publicKeyPem);
-    expect(await checkBundle(bundle, { digest: img.digest }, { publicKey: keys.p256, certificatePem: certificate, chainPem: chain }, { rekorKeys: [rekorKey] })).toEqual({
+    expect(
+      await checkBundle(bundle, { digest: img.digest }, { publicKey: keys.p256, certificatePem: certificate, chainPem: chain }, { rekorKeys: [rekorKey] }),
+    ).toEqual({
       ok: true,
       tlogEntries: 1,
       timestamps: 0,
@@ -241,8 +271,15 @@ describe('cosign sign 3.1 bundles, read and checked', () => {
     // signet's own verifier, with the TSA's chain (what the rule's timestamp.certificateChain gives)
     const verifyTimestamp = (signature: Buffer, signed: Buffer): Date => verifyTs(signed, signature, tsa.chainPem).genTime;
     const want = { digest: img.digest, annotations: { team: 'x' } };
-    expect(await checkBundle(bundle, want, { publicKey: keys.rsa }, { verifyTimestamp, requireTimestamp: true })).toEqual({ ok: true, tlogEntries: 0, timestamps: 1 });
+    expect(await checkBundle(bundle, want, { publicKey: keys.rsa }, { verifyTimestamp, requireTimestamp: true })).toEqual({
+      ok: true,
+      tlogEntries: 0,
+      timestamps: 1,
+    });
     const verifyOther = (signature: Buffer, signed: Buffer): Date => verifyTs(signed, signature, otherTsa.chainPem).genTime;
-    expect(await checkBundle(bundle, want, { publicKey: keys.rsa }, { verifyTimestamp: verifyOther, requireTimestamp: true })).toEqual({ ok: false, why: 'no timestamp verifies' });
+    expect(await checkBundle(bundle, want, { publicKey: keys.rsa }, { verifyTimestamp: verifyOther, requireTimestamp: true })).toEqual({
+      ok: false,
+      why: 'no timestamp verifies',
+    });
   }, 120_000);
 });

@@ -15,7 +15,6 @@ import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { deletePrefix, REDIS_URL, uniquePrefix, waitFor } from '../helpers/signet.js';
 import { signetArgv } from '../helpers/cli.js';
 
-
 function signet(args: string[], opts: { cwd: string; env?: Record<string, string> }) {
   const cmd = signetArgv(args);
   return runProcess(cmd.bin, cmd.args, { cwd: opts.cwd, env: { ...process.env, SIGNET_CONFIG: '', ...opts.env }, timeoutMs: 60_000 });
@@ -98,7 +97,11 @@ describe('signet start on the embedded default', () => {
     const dir = tempDir();
     const port = await freePort();
     const cmd = signetArgv(['start']);
-    const child = spawn(cmd.bin, cmd.args, { cwd: dir.dir, env: { ...process.env, SIGNET_CONFIG: '', SIGNET_PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd.bin, cmd.args, {
+      cwd: dir.dir,
+      env: { ...process.env, SIGNET_CONFIG: '', SIGNET_PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     let stdout = '';
     child.stderr.on('data', (d) => (stderr += d));
@@ -149,7 +152,13 @@ rules: [{ match: "127.0.0.1:5000/**", keys: [w] }]
     try {
       await waitFor('worker healthz', async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok, 30_000, 200);
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-      for (const name of ['signet_registry_requests_total', 'signet_key_sign_seconds', 'signet_signatures_total', 'signet_jobs_total', 'signet_push_to_signed_seconds']) {
+      for (const name of [
+        'signet_registry_requests_total',
+        'signet_key_sign_seconds',
+        'signet_signatures_total',
+        'signet_jobs_total',
+        'signet_push_to_signed_seconds',
+      ]) {
         expect(metrics).toContain(`# TYPE ${name} `);
       }
       expect((await fetch(`http://127.0.0.1:${port}/hooks/local`)).status).toBe(404);

@@ -97,7 +97,9 @@ async function signedAndVerified(repo: string, tag: string, digest: string): Pro
   const v = await cosignVerify(`${registry.host}/${repo}:${tag}`, keys.pub);
   expect(v.ok, v.stderr).toBe(true);
   expect(v.payloads.map((p) => p.critical.image['docker-manifest-digest'])).toEqual([digest]);
-  const status = await waitFor('signed status', async () => (await signet.runtime.status.get(`${registry.host}/${repo}`, digest, tag)).find((s) => s.state === 'signed' && !s.key));
+  const status = await waitFor('signed status', async () =>
+    (await signet.runtime.status.get(`${registry.host}/${repo}`, digest, tag)).find((s) => s.state === 'signed' && !s.key),
+  );
   expect(status.rule).toBe(0);
 }
 
@@ -147,7 +149,13 @@ describe('require.pushers on Harbor and distribution payloads, on a real registr
   it('Harbor through an insecure: true integration: an allowed name does not satisfy the allow list', async () => {
     const img = await pushImage(registry, 'team-a/app/api', 'v4');
     const res = await post('harbor-open', harborPush('team-a/app/api', 'v4', img.digest, 'robot$ci+pusher'));
-    await skipped(res, 'team-a/app/api', 'v4', img.digest, /^rule 0: rule requires a pusher \(require\.pushers\) and this push has none its integration vouches for$/);
+    await skipped(
+      res,
+      'team-a/app/api',
+      'v4',
+      img.digest,
+      /^rule 0: rule requires a pusher \(require\.pushers\) and this push has none its integration vouches for$/,
+    );
   });
 
   it('distribution actor.name: ci-bot is signed, someone else is skipped', async () => {

@@ -96,7 +96,9 @@ function harborPush(repo: string, tag: string, digest: string) {
 function harborScan(type: 'SCANNING_COMPLETED' | 'SCANNING_FAILED', repo: string, tag: string, digest: string, scan: StandInScan) {
   const body = sample('harbor-scanning_completed.json');
   body.type = type;
-  body.event_data.resources = [{ digest, tag, resource_url: `harbor.example.com/${repo}:${tag}`, scan_overview: { [GENERIC_VULN_REPORT]: nativeReportSummary(scan) } }];
+  body.event_data.resources = [
+    { digest, tag, resource_url: `harbor.example.com/${repo}:${tag}`, scan_overview: { [GENERIC_VULN_REPORT]: nativeReportSummary(scan) } },
+  ];
   const [namespace, ...rest] = repo.split('/');
   body.event_data.repository = { ...body.event_data.repository, namespace, name: rest.join('/'), repo_full_name: repo };
   body.event_data.scan = { scan_type: 'vulnerability' };
@@ -106,7 +108,16 @@ function harborScan(type: 'SCANNING_COMPLETED' | 'SCANNING_FAILED', repo: string
 /** The same as a CloudEvent (harbor.scan.completed). */
 function harborScanCloudEvent(repo: string, tag: string, digest: string, scan: StandInScan) {
   const d = harborScan('SCANNING_COMPLETED', repo, tag, digest, scan);
-  return { specversion: '1.0', id: 'c1a5e1f0-5c4b-4a10-9d43-2f1f4b3a9e01', source: '/projects/7/webhook/policies/3', type: 'harbor.scan.completed', datacontenttype: 'application/json', time: '2025-08-21T08:00:52Z', data: d.event_data, operator: d.operator };
+  return {
+    specversion: '1.0',
+    id: 'c1a5e1f0-5c4b-4a10-9d43-2f1f4b3a9e01',
+    source: '/projects/7/webhook/policies/3',
+    type: 'harbor.scan.completed',
+    datacontenttype: 'application/json',
+    time: '2025-08-21T08:00:52Z',
+    data: d.event_data,
+    operator: d.operator,
+  };
 }
 
 async function post(body: unknown, integration = 'harbor', contentType = 'application/json') {
@@ -144,7 +155,12 @@ describe('require.scan on Harbor payloads, on a real registry', () => {
     const passed = await gateCount('passed');
     const img = await pushAndWait('prod/app', 'v1');
     // the worker asked Harbor's API with the registry's credentials before waiting
-    expect(api.requests.some((r) => r.authorized && r.path.startsWith(`/api/v2.0/projects/prod/repositories/app/artifacts/${encodeURIComponent(img.digest)}?with_scan_overview=true`))).toBe(true);
+    expect(
+      api.requests.some(
+        (r) =>
+          r.authorized && r.path.startsWith(`/api/v2.0/projects/prod/repositories/app/artifacts/${encodeURIComponent(img.digest)}?with_scan_overview=true`),
+      ),
+    ).toBe(true);
     const scanEvent = harborScan('SCANNING_COMPLETED', 'prod/app', 'v1', img.digest, { counts: { High: 1, Medium: 2, Low: 4 }, fixable: 3 });
     const res = await post(scanEvent);
     expect(res.status).toBe(202);
@@ -243,7 +259,9 @@ describe('require.scan on Harbor payloads, on a real registry', () => {
     const rescan = await post(harborScan('SCANNING_COMPLETED', 'prod/later', 'v1', img.digest, { counts: { Critical: 1, Low: 1 } }));
     expect(rescan.status).toBe(202);
     const entry = await waitState('prod/later', 'v1', img.digest, 'skipped');
-    expect(entry.reason).toBe('rule 2: scan found Critical:1 Low:1: Critical is above require.scan.maxSeverity High; any signature written after an earlier passing scan stays (signet deletes no signature)');
+    expect(entry.reason).toBe(
+      'rule 2: scan found Critical:1 Low:1: Critical is above require.scan.maxSeverity High; any signature written after an earlier passing scan stays (signet deletes no signature)',
+    );
     expect(entry.scan).toMatchObject({ severity: 'Critical', counts: { Critical: 1, Low: 1 } });
     expect(await hasSig('prod/later', img.digest)).toBe(true);
   }, 60_000);
@@ -263,7 +281,9 @@ describe('require.scan on Harbor payloads, on a real registry', () => {
     const img = await pushImage(registry, 'prod/none', 'v1');
     const res = await post(harborScan('SCANNING_COMPLETED', 'prod/none', 'v1', img.digest, { counts: {} }));
     expect(res.status).toBe(200);
-    expect(res.json.ignored).toEqual([{ reason: 'scan result recorded (Success); no push of this digest waits for it', ref: `harbor.example.com/prod/none@${img.digest}` }]);
+    expect(res.json.ignored).toEqual([
+      { reason: 'scan result recorded (Success); no push of this digest waits for it', ref: `harbor.example.com/prod/none@${img.digest}` },
+    ]);
     const sbom = harborScan('SCANNING_COMPLETED', 'prod/none', 'v1', img.digest, { counts: {} });
     sbom.event_data.scan = { scan_type: 'sbom' };
     const r2 = await post(sbom);
@@ -280,7 +300,10 @@ describe('require.scan on Harbor payloads, on a real registry', () => {
     api.scans.set(`prod/backfilled@${ok.digest}`, { counts: { Low: 2 } });
     api.scans.set(`prod/backfilled@${bad.digest}`, { counts: { Critical: 1 } });
     const rt = signet.runtime;
-    const report = await backfill({ repo: 'prod/backfilled' }, { registries: rt.registries, rules: rt.rules, keys: rt.keys, enqueue: (job) => signet.service.queue!.enqueue(job) });
+    const report = await backfill(
+      { repo: 'prod/backfilled' },
+      { registries: rt.registries, rules: rt.rules, keys: rt.keys, enqueue: (job) => signet.service.queue!.enqueue(job) },
+    );
     expect(report.errors).toEqual([]);
     expect(report.toSign.map((m) => m.tag)).toEqual(['v1', 'v2']);
     const signed = await waitState('prod/backfilled', 'v1', ok.digest, 'signed');
@@ -292,20 +315,45 @@ describe('require.scan on Harbor payloads, on a real registry', () => {
 
   it('attest: the VSA of a gated image carries the scan that passed; cosign 2.5 and 3.1 verify it', async () => {
     const img = await pushAndWait('prod/attested/app', 'v1');
-    await post(harborScan('SCANNING_COMPLETED', 'prod/attested/app', 'v1', img.digest, { counts: { Medium: 2, Low: 1 }, scanner: { name: 'Trivy', vendor: 'Aqua Security', version: 'v0.56.2' } }));
+    await post(
+      harborScan('SCANNING_COMPLETED', 'prod/attested/app', 'v1', img.digest, {
+        counts: { Medium: 2, Low: 1 },
+        scanner: { name: 'Trivy', vendor: 'Aqua Security', version: 'v0.56.2' },
+      }),
+    );
     await waitState('prod/attested/app', 'v1', img.digest, 'signed');
     const ref = `${H}/prod/attested/app@${img.digest}`;
-    const v25 = await cosign(['verify-attestation', '--new-bundle-format', `--trusted-root=${path.join(keys.dir, 'no-tlog-root.json')}`, `--key=${keys.pub}`, '--insecure-ignore-tlog=true', `--type=${VSA}`, '--allow-http-registry', ref]);
+    const v25 = await cosign([
+      'verify-attestation',
+      '--new-bundle-format',
+      `--trusted-root=${path.join(keys.dir, 'no-tlog-root.json')}`,
+      `--key=${keys.pub}`,
+      '--insecure-ignore-tlog=true',
+      `--type=${VSA}`,
+      '--allow-http-registry',
+      ref,
+    ]);
     expect(v25.ok, v25.stderr).toBe(true);
-    const v31 = await runCosign(['verify-attestation', `--key=${keys.pub}`, '--insecure-ignore-tlog=true', `--type=${VSA}`, '--allow-http-registry=true', ref], { bin: COSIGN3_BIN(), cwd: keys.dir, timeoutMs: 120_000 });
+    const v31 = await runCosign(
+      ['verify-attestation', `--key=${keys.pub}`, '--insecure-ignore-tlog=true', `--type=${VSA}`, '--allow-http-registry=true', ref],
+      { bin: COSIGN3_BIN(), cwd: keys.dir, timeoutMs: 120_000 },
+    );
     expect(v31.code, v31.stderr).toBe(0);
     const printed = JSON.parse(v31.stdout.trim().split('\n')[0]!) as { payload: string };
     const st = JSON.parse(Buffer.from(printed.payload, 'base64').toString('utf8'));
     expect(st.predicate.verificationResult).toBe('PASSED');
-    expect(st.predicate['urn:signet:scan']).toMatchObject({ scanner: 'Trivy', scannerVersion: 'v0.56.2', maxSeverity: 'Medium', severity: 'Medium', counts: { Medium: 2, Low: 1 } });
+    expect(st.predicate['urn:signet:scan']).toMatchObject({
+      scanner: 'Trivy',
+      scannerVersion: 'v0.56.2',
+      maxSeverity: 'Medium',
+      severity: 'Medium',
+      counts: { Medium: 2, Low: 1 },
+    });
     expect(st.predicate['urn:signet:scan'].completedAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     // the referrer is there next to the signature's bundle
-    const idx = await new RegistryClient(registry).request('GET', `/v2/prod/attested/app/manifests/${img.digest.replace(':', '-')}`, { headers: { Accept: MT.ociIndex } });
+    const idx = await new RegistryClient(registry).request('GET', `/v2/prod/attested/app/manifests/${img.digest.replace(':', '-')}`, {
+      headers: { Accept: MT.ociIndex },
+    });
     expect(idx.status).toBe(200);
   }, 180_000);
 });
@@ -337,12 +385,25 @@ rules:
       const forgotten = await pushImage(registry, 'restart/app', 'v2', { variant: 'forgotten' });
       for (const img of [scanned, forgotten]) api.scans.set(`restart/app@${img.digest}`, undefined);
       const post1 = (body: unknown, to: RunningSignet) =>
-        fetch(`${to.url}/hooks/harbor`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET}` }, body: JSON.stringify(body) });
+        fetch(`${to.url}/hooks/harbor`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET}` },
+          body: JSON.stringify(body),
+        });
       expect((await post1(harborPush('restart/app', 'v1', scanned.digest), first)).status).toBe(202);
       expect((await post1(harborPush('restart/app', 'v2', forgotten.digest), first)).status).toBe(202);
-      const entryIn = async (sg: RunningSignet, tag: string, digest: string) => (await sg.runtime.status.get(`${H}/restart/app`, digest, tag)).find((e) => !e.key);
-      for (const [tag, img] of [['v1', scanned], ['v2', forgotten]] as const) {
-        await waitFor(`${tag} waiting`, async () => (await entryIn(first, tag, img.digest))?.state === 'pending' && /waiting for the registry's scan/.test((await entryIn(first, tag, img.digest))?.reason ?? ''));
+      const entryIn = async (sg: RunningSignet, tag: string, digest: string) =>
+        (await sg.runtime.status.get(`${H}/restart/app`, digest, tag)).find((e) => !e.key);
+      for (const [tag, img] of [
+        ['v1', scanned],
+        ['v2', forgotten],
+      ] as const) {
+        await waitFor(
+          `${tag} waiting`,
+          async () =>
+            (await entryIn(first, tag, img.digest))?.state === 'pending' &&
+            /waiting for the registry's scan/.test((await entryIn(first, tag, img.digest))?.reason ?? ''),
+        );
       }
       await first.stop();
 

@@ -25,7 +25,11 @@ afterAll(() => tmp?.remove());
 async function check(file: string, ...flags: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(['config', 'check', '-c', file, ...flags], (l) => out.push(l), (l) => err.push(l));
+  const code = await main(
+    ['config', 'check', '-c', file, ...flags],
+    (l) => out.push(l),
+    (l) => err.push(l),
+  );
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -93,7 +97,10 @@ describe('the README sample config', () => {
 describe('one run reports everything', () => {
   it('schema, cross-reference and key problems together, each with its path and line, in file order', async () => {
     const good = writeKey('good.pem');
-    writeFileSync(path.join(tmp.dir, 'locked.pem'), createPrivateKey(readFileSync(good)).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'right' }));
+    writeFileSync(
+      path.join(tmp.dir, 'locked.pem'),
+      createPrivateKey(readFileSync(good)).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'right' }),
+    );
     const file = path.join(tmp.dir, 'many.yaml');
     writeFileSync(
       file,
@@ -168,7 +175,12 @@ ${entries.map((e) => `  - { match: "${e.host}/team/app", keys: [k] }\n`).join(''
     const [h, t] = registries;
     const realmHost = new URL(t!.tokenServer!.realm).host;
     const issued = t!.tokenServer!.issued();
-    const r = await check(config([{ host: h!.host, user: 'alice', password: 'right-htpasswd' }, { host: t!.host, user: 'bob', password: 'right-token', authHost: realmHost }]));
+    const r = await check(
+      config([
+        { host: h!.host, user: 'alice', password: 'right-htpasswd' },
+        { host: t!.host, user: 'bob', password: 'right-token', authHost: realmHost },
+      ]),
+    );
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     expect(r.out).toContain('registry credentials: taken by');
@@ -182,7 +194,10 @@ ${entries.map((e) => `  - { match: "${e.host}/team/app", keys: [k] }\n`).join(''
     const [h, t] = registries;
     const realmHost = new URL(t!.tokenServer!.realm).host;
     const refused = t!.tokenServer!.refused();
-    const file = config([{ host: h!.host, user: 'alice', password: 'wrong-pass-1' }, { host: t!.host, user: 'bob', password: 'wrong-pass-2', authHost: realmHost }]);
+    const file = config([
+      { host: h!.host, user: 'alice', password: 'wrong-pass-1' },
+      { host: t!.host, user: 'bob', password: 'wrong-pass-2', authHost: realmHost },
+    ]);
     const r = await check(file);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(new RegExp(`:4  registries\\[0\\]\\.credentials: registry ${h!.host}: REGISTRY_AUTH_FAILED`));

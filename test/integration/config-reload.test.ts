@@ -50,7 +50,17 @@ ${keys.map((k) => `  - { name: ${k}, provider: file, path: ${k}.pem }\n`).join('
 ${rules.map((r) => `  - ${r}\n`).join('')}`;
 
 const file = () => path.join(tmp.dir, 'signet.yaml');
-const logs = () => stdout.split('\n').filter(Boolean).map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return { raw: l }; } });
+const logs = () =>
+  stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return { raw: l };
+      }
+    });
 const readyz = async () => {
   const r = await fetch(`http://127.0.0.1:${port}/readyz`);
   return { status: r.status, body: (await r.json()) as { down: string[]; checks: { registries: Record<string, { ok: boolean; error?: string }> } } };
@@ -97,13 +107,23 @@ describe('SIGHUP', () => {
     expect(before.body.checks.registries[registry.host]!.error).toMatch(/^REGISTRY_AUTH_FAILED: registry .* refused signet's credentials/);
     expect(JSON.stringify(before.body)).not.toContain('wrong-password');
 
-    const hook = (name: string, secret: string) => fetch(`http://127.0.0.1:${port}/hooks/${name}`, { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' }, body: '{"events":[]}' });
+    const hook = (name: string, secret: string) =>
+      fetch(`http://127.0.0.1:${port}/hooks/${name}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+        body: '{"events":[]}',
+      });
     expect((await hook('extra', `${SECRET}-extra`)).status).toBe(404);
 
     // fixed password, a new key and rule, a new integration; a worker setting that needs a restart
     writeFileSync(
       file(),
-      config(auth.password, ['old', 'new'], [`{ match: "${registry.host}/team/**", keys: [old] }`, `{ match: "${registry.host}/fresh/**", keys: [new] }`], 'worker: { concurrency: 3 }'),
+      config(
+        auth.password,
+        ['old', 'new'],
+        [`{ match: "${registry.host}/team/**", keys: [old] }`, `{ match: "${registry.host}/fresh/**", keys: [new] }`],
+        'worker: { concurrency: 3 }',
+      ),
     );
     child!.kill('SIGHUP');
     await waitFor('reloaded', () => logs().some((l) => l.msg === 'config reloaded: rules, registries, credentials, keys and webhook secrets in force'), 20_000);
@@ -123,7 +143,10 @@ describe('SIGHUP', () => {
   }, 120_000);
 
   it('a broken file keeps the old config, logs why with the line, and counts outcome="invalid"', async () => {
-    writeFileSync(file(), config(auth.password, ['old'], [`{ match: "${registry.host}/fresh/**", keys: [new] }`]).replace('insecure: true', 'insecure: true\n    timeoutMS: 5'));
+    writeFileSync(
+      file(),
+      config(auth.password, ['old'], [`{ match: "${registry.host}/fresh/**", keys: [new] }`]).replace('insecure: true', 'insecure: true\n    timeoutMS: 5'),
+    );
     child!.kill('SIGHUP');
     const refused = await waitFor('refused', () => logs().find((l) => typeof l.msg === 'string' && l.msg.startsWith('config reload refused')), 20_000);
     const problems = (refused.problems as string[]).join('\n');
@@ -131,7 +154,10 @@ describe('SIGHUP', () => {
     expect(problems).toMatch(/rules\[0\]\.keys\[0\]: no key named "new"/);
     expect(await metric('invalid')).toBe(1);
     // a file that passes its check but names a key that cannot be opened: outcome="failed", nothing changes either
-    writeFileSync(file(), config(auth.password, ['old', 'new'], [`{ match: "${registry.host}/fresh/**", keys: [new] }`]).replace('path: new.pem', 'path: gone.pem'));
+    writeFileSync(
+      file(),
+      config(auth.password, ['old', 'new'], [`{ match: "${registry.host}/fresh/**", keys: [new] }`]).replace('path: new.pem', 'path: gone.pem'),
+    );
     child!.kill('SIGHUP');
     const failed = await waitFor('failed', () => logs().find((l) => l.outcome === 'failed'), 20_000);
     expect((failed.problems as string[]).join('\n')).toMatch(/KEY_INVALID: key "new".*gone\.pem/);

@@ -344,7 +344,9 @@ describe('certificates (bring your own PKI)', () => {
     const ref = `${quiet.host}/pki-tlog/app@${img.digest}`;
     const [layer] = await sigLayers(quiet, 'pki-tlog/app', img.digest);
     const body = JSON.parse(Buffer.from(JSON.parse(layer.annotations['dev.sigstore.cosign/bundle']).Payload.body, 'base64').toString());
-    expect(new X509Certificate(Buffer.from(body.spec.signature.publicKey.content, 'base64')).raw).toEqual(new X509Certificate(layer.annotations['dev.sigstore.cosign/certificate']).raw);
+    expect(new X509Certificate(Buffer.from(body.spec.signature.publicKey.content, 'base64')).raw).toEqual(
+      new X509Certificate(layer.annotations['dev.sigstore.cosign/certificate']).raw,
+    );
     const withLog = (rekorPub: string) => verifyCertChain(ref, file('chain.pem'), IDENTITY, ['--offline=true'], { SIGSTORE_REKOR_PUBLIC_KEY: rekorPub });
     const legacy = await withLog(file('rekor.pub'));
     expect(legacy.ok, legacy.stderr).toBe(true);

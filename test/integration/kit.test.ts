@@ -12,18 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/ports.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
-import {
-  MT,
-  RegistryHttpError,
-  getManifest,
-  listTags,
-  pushImage,
-  pushIndex,
-  sha256,
-  sigTag,
-  tagExisting,
-  USER_AGENT,
-} from '../helpers/images.js';
+import { MT, RegistryHttpError, getManifest, listTags, pushImage, pushIndex, sha256, sigTag, tagExisting, USER_AGENT } from '../helpers/images.js';
 import { COSIGN3_BIN, cosignGenerateKeyPair, cosignSign, cosignVerify, tempDir } from '../helpers/cosign.js';
 import { runProcess } from '../helpers/proc.js';
 import { eventsOf, startHookReceiver, type CapturedRequest, type HookReceiver } from '../helpers/hooks.js';
@@ -73,10 +62,7 @@ describe('plain registry + cosign', () => {
     console.info(`[kit] plain registry ready in ${Date.now() - t0} ms at ${reg.url}`);
     mkdirSync(join(tmp.dir, 'a'));
     mkdirSync(join(tmp.dir, 'b'));
-    [keys, otherKeys] = await Promise.all([
-      cosignGenerateKeyPair(join(tmp.dir, 'a'), KEY_PASSWORD),
-      cosignGenerateKeyPair(join(tmp.dir, 'b'), KEY_PASSWORD),
-    ]);
+    [keys, otherKeys] = await Promise.all([cosignGenerateKeyPair(join(tmp.dir, 'a'), KEY_PASSWORD), cosignGenerateKeyPair(join(tmp.dir, 'b'), KEY_PASSWORD)]);
   }, 60_000);
 
   afterAll(async () => {
@@ -226,9 +212,7 @@ describe('notifications', () => {
     const isManifestPush = (r: CapturedRequest): boolean =>
       eventsOf(r).some((e) => e.action === 'push' && e.target?.digest === img.digest && e.target?.tag === 'v1.2.3');
     const hit = await recv.waitFor(isManifestPush, 10_000);
-    console.info(
-      `[kit] manifest push event arrived ${hit.receivedAt - pushedAt} ms after the PUT returned (push took ${pushedAt - t0} ms)`,
-    );
+    console.info(`[kit] manifest push event arrived ${hit.receivedAt - pushedAt} ms after the PUT returned (push took ${pushedAt - t0} ms)`);
 
     expect(hit.method).toBe('POST');
     expect(hit.path).toBe('/hooks/distribution');
@@ -261,10 +245,7 @@ describe('notifications', () => {
     saveOrCompareFixture('captured-manifest-push.json', hit);
 
     // blob pushes are notified too, as application/octet-stream
-    const blob = await recv.waitFor(
-      (r) => eventsOf(r).some((e) => e.action === 'push' && e.target?.digest === img.layerDigest),
-      10_000,
-    );
+    const blob = await recv.waitFor((r) => eventsOf(r).some((e) => e.action === 'push' && e.target?.digest === img.layerDigest), 10_000);
     const bev = eventsOf(blob)[0];
     expect(bev.target.mediaType).toBe('application/octet-stream');
     expect(bev.target.url).toBe(`${reg.url}/v2/team-a/api/blobs/${img.layerDigest}`);
@@ -303,10 +284,7 @@ describe('htpasswd registry (plain http)', () => {
   let keys: { keyPath: string; pubPath: string };
 
   beforeAll(async () => {
-    [reg, keys] = await Promise.all([
-      startRegistry({ auth: { kind: 'htpasswd', ...user } }),
-      cosignGenerateKeyPair(tmp.dir, KEY_PASSWORD),
-    ]);
+    [reg, keys] = await Promise.all([startRegistry({ auth: { kind: 'htpasswd', ...user } }), cosignGenerateKeyPair(tmp.dir, KEY_PASSWORD)]);
   }, 60_000);
   afterAll(async () => {
     await reg?.stop();
@@ -315,9 +293,7 @@ describe('htpasswd registry (plain http)', () => {
 
   it('accepts pushes only with the right credentials', async () => {
     await expect(pushImage(reg, 'priv/app', 'v1')).rejects.toMatchObject({ status: 401 });
-    await expect(pushImage(reg, 'priv/app', 'v1', { auth: { ...user, password: 'wrong' } })).rejects.toBeInstanceOf(
-      RegistryHttpError,
-    );
+    await expect(pushImage(reg, 'priv/app', 'v1', { auth: { ...user, password: 'wrong' } })).rejects.toBeInstanceOf(RegistryHttpError);
     const img = await pushImage(reg, 'priv/app', 'v1', { auth: user });
     expect((await getManifest(reg, 'priv/app', 'v1')).status).toBe(401);
     const m = await getManifest(reg, 'priv/app', 'v1', { auth: user });

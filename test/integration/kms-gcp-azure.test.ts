@@ -24,7 +24,15 @@ import { startGcpKmsStandIn, type GcpKmsStandIn } from '../helpers/standins/gcp-
 
 // Tests never reach cloud metadata endpoints or ambient credentials.
 process.env.METADATA_SERVER_DETECTION = 'none';
-for (const v of ['GOOGLE_APPLICATION_CREDENTIALS', 'AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET', 'AZURE_TENANT_ID', 'AZURE_FEDERATED_TOKEN_FILE', 'IDENTITY_ENDPOINT', 'MSI_ENDPOINT']) {
+for (const v of [
+  'GOOGLE_APPLICATION_CREDENTIALS',
+  'AZURE_CLIENT_ID',
+  'AZURE_CLIENT_SECRET',
+  'AZURE_TENANT_ID',
+  'AZURE_FEDERATED_TOKEN_FILE',
+  'IDENTITY_ENDPOINT',
+  'MSI_ENDPOINT',
+]) {
   delete process.env[v];
 }
 

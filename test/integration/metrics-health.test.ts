@@ -85,10 +85,15 @@ describe('metrics', () => {
       { times: 1, drop: true, match: (r) => r.method === 'GET' && (r.url ?? '').includes('/team/app/manifests/') },
     );
     await pushImage(registry, 'team/app', 'v1');
-    const m = await waitFor('signature counted', async () => {
-      const s = await scrape();
-      return value(s, 'signet_signatures_total', { key: 'k', outcome: 'signed' }) >= 2 ? s : undefined;
-    }, 30_000, 200);
+    const m = await waitFor(
+      'signature counted',
+      async () => {
+        const s = await scrape();
+        return value(s, 'signet_signatures_total', { key: 'k', outcome: 'signed' }) >= 2 ? s : undefined;
+      },
+      30_000,
+      200,
+    );
 
     expect(value(m, 'signet_webhook_events_total', { integration: 'local', outcome: 'queued' })).toBe(1);
     // one per format (the default: legacy .sig and bundle)
@@ -119,10 +124,15 @@ describe('metrics', () => {
   it('a job refused by the registry (403): counted as a registry error and as a failed job in the queue gauge', async () => {
     proxy.faults.push({ times: Infinity, status: 403, match: (r) => (r.url ?? '').includes('/denied/app/') });
     await pushImage(registry, 'denied/app', 'v1');
-    const m = await waitFor('failed job in the gauge', async () => {
-      const s = await scrape();
-      return value(s, 'signet_queue_jobs', { state: 'failed' }) === 1 ? s : undefined;
-    }, 30_000, 200);
+    const m = await waitFor(
+      'failed job in the gauge',
+      async () => {
+        const s = await scrape();
+        return value(s, 'signet_queue_jobs', { state: 'failed' }) === 1 ? s : undefined;
+      },
+      30_000,
+      200,
+    );
     expect(value(m, 'signet_registry_errors_total', { registry: proxy.host, status: '403' })).toBeGreaterThanOrEqual(1);
     expect(value(m, 'signet_jobs_total', { outcome: 'failed' })).toBe(1);
     proxy.faults.length = 0;
@@ -168,10 +178,15 @@ describe('health', () => {
     expect((await fetch(`${signet.url}/healthz`)).status).toBe(200);
 
     await redis.start();
-    const back = await waitFor('redis ready again', async () => {
-      const r = await readyz();
-      return r.body.checks.redis.ok ? r : undefined;
-    }, 15_000, 200);
+    const back = await waitFor(
+      'redis ready again',
+      async () => {
+        const r = await readyz();
+        return r.body.checks.redis.ok ? r : undefined;
+      },
+      15_000,
+      200,
+    );
     expect(back.body.down).toEqual([`registry:${spare.host}`]);
   });
 });

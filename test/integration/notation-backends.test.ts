@@ -70,7 +70,11 @@ async function run(bin: string, args: string[]): Promise<string> {
 async function signetCli(...args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(args, (l) => out.push(l), (l) => err.push(l));
+  const code = await main(
+    args,
+    (l) => out.push(l),
+    (l) => err.push(l),
+  );
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -126,7 +130,9 @@ async function referrers(repo: string, digest: string): Promise<{ digest: string
 /** The JWS protected header of the Notation signature manifest `referrer` in `repo`. */
 async function jwsHeader(repo: string, referrer: string): Promise<{ alg: string }> {
   const client = new RegistryClient(registry);
-  const manifest = JSON.parse((await client.request('GET', `/v2/${repo}/manifests/${referrer}`, { headers: { Accept: MT.ociManifest } })).body.toString()) as { layers: { digest: string }[] };
+  const manifest = JSON.parse((await client.request('GET', `/v2/${repo}/manifests/${referrer}`, { headers: { Accept: MT.ociManifest } })).body.toString()) as {
+    layers: { digest: string }[];
+  };
   const blob = await client.request('GET', `/v2/${repo}/blobs/${manifest.layers[0]!.digest}`);
   const env = JSON.parse(blob.body.toString()) as { protected: string };
   return JSON.parse(Buffer.from(env.protected, 'base64url').toString()) as { alg: string };
@@ -169,8 +175,23 @@ beforeAll(async () => {
     expect(r.code, `keys csr ${name}: ${r.err}`).toBe(0);
     // 2. the PKI team signs it (the request's extensions: codeSigning, digitalSignature, CA:false, the SAN)
     await run('openssl', [
-      'x509', '-req', '-in', `${name}.csr`, '-CA', 'root.crt', '-CAkey', 'root.key', '-set_serial', String(0x5100 + KEYS.findIndex((k) => k.name === name)),
-      '-days', '2', '-sha256', '-copy_extensions', 'copy', '-out', `${name}.crt`,
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'root.crt',
+      '-CAkey',
+      'root.key',
+      '-set_serial',
+      String(0x5100 + KEYS.findIndex((k) => k.name === name)),
+      '-days',
+      '2',
+      '-sha256',
+      '-copy_extensions',
+      'copy',
+      '-out',
+      `${name}.crt`,
     ]);
   }
 
@@ -220,7 +241,11 @@ describe('the operator path: signet keys csr -> CA -> keys[].certificate -> poli
       expect(st!.trustedIdentities).toEqual([id(k.name)]);
       expect(st!.trustStores).toHaveLength(1);
       const store = st!.trustStores[0]!.slice('ca:'.length);
-      expect(readdirSync(path.join(exported, 'truststore', 'x509', 'ca', store)).map((f) => readFileSync(path.join(exported, 'truststore', 'x509', 'ca', store, f), 'utf8'))).toEqual([ca.rootPem]);
+      expect(
+        readdirSync(path.join(exported, 'truststore', 'x509', 'ca', store)).map((f) =>
+          readFileSync(path.join(exported, 'truststore', 'x509', 'ca', store, f), 'utf8'),
+        ),
+      ).toEqual([ca.rootPem]);
     }
     const mixed = policy.trustPolicies.find((p) => p.registryScopes.includes(`${H}/mixed/app`));
     expect(mixed?.trustedIdentities.sort()).toEqual([id('aws-ec'), id('hsm-rsa')]);
@@ -313,7 +338,16 @@ describe('formats side by side: [legacy, bundle, notation] with an HSM RSA key a
     // cosign 3.1 reads the bundles: the certificate (from the CSR) checked against the CA
     const v3 = await runProcess(
       COSIGN3_BIN(),
-      ['verify', `--trusted-root=${file('ca-root.json')}`, `--certificate-identity=${SAN}`, '--certificate-oidc-issuer-regexp=.*', '--insecure-ignore-sct=true', '--insecure-ignore-tlog=true', '--allow-http-registry', `${H}/mixed/app:v1`],
+      [
+        'verify',
+        `--trusted-root=${file('ca-root.json')}`,
+        `--certificate-identity=${SAN}`,
+        '--certificate-oidc-issuer-regexp=.*',
+        '--insecure-ignore-sct=true',
+        '--insecure-ignore-tlog=true',
+        '--allow-http-registry',
+        `${H}/mixed/app:v1`,
+      ],
       { env: cosignEnv(file('cosign3-home')), timeoutMs: 60_000 },
     );
     expect(v3.code, `cosign 3.1: ${v3.stderr}`).toBe(0);

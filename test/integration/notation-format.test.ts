@@ -97,7 +97,11 @@ const notationVerify = (home: string, ref: string) => notation(home, ['verify', 
 
 async function run(...args: string[]) {
   const out: string[] = [];
-  const code = await main([...args, '-c', cfg], (l) => out.push(l), () => undefined);
+  const code = await main(
+    [...args, '-c', cfg],
+    (l) => out.push(l),
+    () => undefined,
+  );
   return { code, out };
 }
 const verify = async (ref: string) => {
@@ -126,7 +130,10 @@ beforeAll(async () => {
   const inter = makeIntermediateCa(root);
   writeFileSync(file('inter.crt'), inter.pem);
   writeFileSync(file('inter.key'), inter.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-  writeFileSync(file('leaf.ext'), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\nsubjectAltName=email:signet@example.com\n');
+  writeFileSync(
+    file('leaf.ext'),
+    'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\nsubjectAltName=email:signet@example.com\n',
+  );
   const openssl = async (args: string[]) => {
     const r = await runProcess('openssl', args, { cwd: tmp.dir });
     expect(r.code, r.stderr).toBe(0);
@@ -135,7 +142,24 @@ beforeAll(async () => {
   writeFileSync(file('r.pem'), rsa.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   for (const k of ['n', 'r']) {
     await openssl(['req', '-new', '-key', `${k}.pem`, '-subj', `/C=US/ST=WA/O=signet test/CN=${LEAF_CN}`, '-out', `${k}.csr`]);
-    await openssl(['x509', '-req', '-in', `${k}.csr`, '-CA', 'inter.crt', '-CAkey', 'inter.key', '-CAcreateserial', '-days', '2', '-sha256', '-extfile', 'leaf.ext', '-out', `${k}.crt`]);
+    await openssl([
+      'x509',
+      '-req',
+      '-in',
+      `${k}.csr`,
+      '-CA',
+      'inter.crt',
+      '-CAkey',
+      'inter.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-sha256',
+      '-extfile',
+      'leaf.ext',
+      '-out',
+      `${k}.crt`,
+    ]);
   }
   const chain = inter.pem + root.pem;
   writeFileSync(file('n-chain.pem'), chain);
@@ -219,7 +243,9 @@ describe('RSA-2048: RSASSA-PSS (PS256)', () => {
     const r = await sign('rsa/app', 'v1');
     expect(r).toMatchObject({ status: 'signed', signatures: [{ key: 'r', format: 'notation', outcome: 'signed' }] });
     const [d] = await referrers('rsa/app', img.digest);
-    const manifest = JSON.parse((await new RegistryClient(registry).request('GET', `/v2/rsa/app/manifests/${d!.digest}`, { headers: { Accept: MT.ociManifest } })).body.toString()) as { layers: { digest: string }[] };
+    const manifest = JSON.parse(
+      (await new RegistryClient(registry).request('GET', `/v2/rsa/app/manifests/${d!.digest}`, { headers: { Accept: MT.ociManifest } })).body.toString(),
+    ) as { layers: { digest: string }[] };
     const blob = await new RegistryClient(registry).request('GET', `/v2/rsa/app/blobs/${manifest.layers[0]!.digest}`);
     const env = JSON.parse(blob.body.toString()) as { protected: string };
     expect(JSON.parse(Buffer.from(env.protected, 'base64url').toString())).toMatchObject({ alg: 'PS256' });
@@ -257,7 +283,16 @@ describe('formats side by side: [legacy, bundle, notation]', () => {
     expect(v2.ok, `cosign 2.5: ${v2.stderr}`).toBe(true);
     const v3 = await runProcess(
       COSIGN3_BIN(),
-      ['verify', `--trusted-root=${file('ca-root.json')}`, '--certificate-identity=signet@example.com', '--certificate-oidc-issuer-regexp=.*', '--insecure-ignore-sct=true', '--insecure-ignore-tlog=true', '--allow-http-registry', `${H}/mixed/app:v1`],
+      [
+        'verify',
+        `--trusted-root=${file('ca-root.json')}`,
+        '--certificate-identity=signet@example.com',
+        '--certificate-oidc-issuer-regexp=.*',
+        '--insecure-ignore-sct=true',
+        '--insecure-ignore-tlog=true',
+        '--allow-http-registry',
+        `${H}/mixed/app:v1`,
+      ],
       { env: cosignEnv(file('cosign3-home')), timeoutMs: 120_000 },
     );
     expect(v3.code, `cosign 3.1: ${v3.stderr}`).toBe(0);
@@ -270,8 +305,17 @@ describe('formats side by side: [legacy, bundle, notation]', () => {
     // containers/image (CRI-O) reads the .sig under the exported policy (a config with the mixed
     // rule only: --for containers refuses rules it cannot read, the notation-only ones)
     const mixedCfg = file('containers.yaml');
-    writeFileSync(mixedCfg, `registries: [{ host: "${H}", insecure: true }]\nkeys:\n  - { name: n, provider: file, path: n.pem, certificate: n.crt, chain: n-chain.pem }\nrules:\n  - { match: "${H}/mixed/**", keys: [n], formats: [legacy, bundle, notation] }\n`);
-    expect(await main(['policy', 'export', '--for', 'containers', '--out', file('trust', 'containers'), '-c', mixedCfg], () => undefined, () => undefined)).toBe(0);
+    writeFileSync(
+      mixedCfg,
+      `registries: [{ host: "${H}", insecure: true }]\nkeys:\n  - { name: n, provider: file, path: n.pem, certificate: n.crt, chain: n-chain.pem }\nrules:\n  - { match: "${H}/mixed/**", keys: [n], formats: [legacy, bundle, notation] }\n`,
+    );
+    expect(
+      await main(
+        ['policy', 'export', '--for', 'containers', '--out', file('trust', 'containers'), '-c', mixedCfg],
+        () => undefined,
+        () => undefined,
+      ),
+    ).toBe(0);
     const c = await verifyContainers(undefined as never, `${H}/mixed/app@${img.digest}`, file('trust'));
     expect(c.accepted, c.detail).toBe(true);
   }, 180_000);

@@ -21,7 +21,19 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.js';
 import { isSignetError } from '../../src/errors.js';
-import { buildBundle, keyId, pae, INTOTO_PAYLOAD_TYPE, referrerAnnotations, referrerManifest, referrersTag, appendToIndex, signStatement, EMPTY_CONFIG, BUNDLE_V03 } from '../../src/signing/bundle.js';
+import {
+  buildBundle,
+  keyId,
+  pae,
+  INTOTO_PAYLOAD_TYPE,
+  referrerAnnotations,
+  referrerManifest,
+  referrersTag,
+  appendToIndex,
+  signStatement,
+  EMPTY_CONFIG,
+  BUNDLE_V03,
+} from '../../src/signing/bundle.js';
 import { buildSignatureManifest, type SignatureLayer } from '../../src/signing/legacy-sig.js';
 import { simpleSigningPayload } from '../../src/signing/payload.js';
 import type { VerifyReport } from '../../src/verify/verify.js';
@@ -99,7 +111,12 @@ async function plantSig(reg: RunningRegistry, repo: string, digest: string, laye
 }
 
 const junkSignature = () => randomBytes(71).toString('base64');
-const layerOf = (payload: Buffer, signature: string): SignatureLayer => ({ mediaType: SIMPLE, size: payload.length, digest: sha256(payload), annotations: { [SIG]: signature } });
+const layerOf = (payload: Buffer, signature: string): SignatureLayer => ({
+  mediaType: SIMPLE,
+  size: payload.length,
+  digest: sha256(payload),
+  annotations: { [SIG]: signature },
+});
 
 async function sigLayers(reg: RunningRegistry, repo: string, digest: string): Promise<SignatureLayer[]> {
   const m = await getManifest(reg, repo, sigTag(digest));
@@ -126,7 +143,7 @@ const verifiesWithOurKey = (l: SignatureLayer, payload: Buffer) => {
 };
 
 describe('poisoned .sig (item 4)', () => {
-  it('12,000 planted layers claiming signet\'s payload: not carried forward, the .sig cosign verifies has only signet\'s layer, the event loop is not stalled', async () => {
+  it("12,000 planted layers claiming signet's payload: not carried forward, the .sig cosign verifies has only signet's layer, the event loop is not stalled", async () => {
     const digest = await digestOfVariant('poison-12000');
     const payload = simpleSigningPayload(`${loud.host}/poison/app:v1`, digest);
     // well-formed ECDSA signatures over that payload by another key: each costs a full verification
@@ -189,12 +206,16 @@ describe('poisoned .sig (item 4)', () => {
     expect(st.map((e) => [e.state, e.code])).toContainEqual(['failed', 'SIGNATURE_LIMIT_EXCEEDED']);
   }, 120_000);
 
-  it('signet verify refuses a .sig over cosign\'s layer limit (cosign refuses it too), even with signet\'s signature in it', async () => {
+  it("signet verify refuses a .sig over cosign's layer limit (cosign refuses it too), even with signet's signature in it", async () => {
     const img = await pushImage(loud, 'poison/verify', 'v1');
     await jobEnd('poison/verify', 'v1');
     const ours = await sigLayers(loud, 'poison/verify', img.digest);
     expect(ours).toHaveLength(1);
-    const ok = await main(['verify', `${loud.host}/poison/verify:v1`, '-c', cfg], () => undefined, () => undefined);
+    const ok = await main(
+      ['verify', `${loud.host}/poison/verify:v1`, '-c', cfg],
+      () => undefined,
+      () => undefined,
+    );
     expect(ok).toBe(0);
 
     // someone appends 1,000 layers after signet's
@@ -208,7 +229,11 @@ describe('poisoned .sig (item 4)', () => {
     expect(cv3.stderr).toContain('exceeded the limit (1000)');
 
     const out: string[] = [];
-    const code = await main(['verify', '--json', `${loud.host}/poison/verify:v1`, '-c', cfg], (l) => out.push(l), () => undefined);
+    const code = await main(
+      ['verify', '--json', `${loud.host}/poison/verify:v1`, '-c', cfg],
+      (l) => out.push(l),
+      () => undefined,
+    );
     const report = JSON.parse(out.join('\n')) as VerifyReport;
     expect(code).toBe(1);
     expect(report.ok).toBe(false);
@@ -248,7 +273,7 @@ describe('index children are read, not only HEAD-checked (item 7)', () => {
 });
 
 describe('bundle dedup trusts verified content only (item 7)', () => {
-  it('a planted referrer claiming signet\'s bundle (annotations), its blob behind a redirect: not present, signet writes its own', async () => {
+  it("a planted referrer claiming signet's bundle (annotations), its blob behind a redirect: not present, signet writes its own", async () => {
     const img = await pushImage(quiet, 'bundle/app', 'v1');
     const subject = { mediaType: img.mediaType, digest: img.digest, size: img.size };
     const statement = signStatement(img.digest);
@@ -267,7 +292,12 @@ describe('bundle dedup trusts verified content only (item 7)', () => {
     await c.putManifest('bundle/app', referrersTag(img.digest), index.body, MT.ociIndex);
 
     // S3/GCS-backed registries answer blob GETs with a redirect to storage (not followed by signet)
-    proxy.faults.push({ match: (req) => req.method === 'GET' && req.url === `/v2/bundle/app/blobs/${sha256(forged)}`, times: Infinity, status: 307, headers: { location: 'http://storage.invalid/blob' } });
+    proxy.faults.push({
+      match: (req) => req.method === 'GET' && req.url === `/v2/bundle/app/blobs/${sha256(forged)}`,
+      times: Infinity,
+      status: 307,
+      headers: { location: 'http://storage.invalid/blob' },
+    });
     try {
       const report = await signet.runtime.pipeline.sign({ host: proxy.host, repository: 'bundle/app', tag: 'v1' });
       expect(report.status).toBe('signed');

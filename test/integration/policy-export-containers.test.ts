@@ -50,7 +50,10 @@ beforeAll(async () => {
   stack = await startExportStack({
     keys: ['p256', 'other', 'certkey'],
     certKey: 'certkey',
-    rules: (H, rekorBlock) => [`{ match: "${H}/tlog/**", keys: [p256], rekor: ${rekorBlock} }`, `{ match: "${H}/pki/**", keys: [certkey], rekor: ${rekorBlock} }`],
+    rules: (H, rekorBlock) => [
+      `{ match: "${H}/tlog/**", keys: [p256], rekor: ${rekorBlock} }`,
+      `{ match: "${H}/pki/**", keys: [certkey], rekor: ${rekorBlock} }`,
+    ],
   });
   ({ registry, rekor, pub } = stack);
   const { out, err } = await exportPolicy(stack, 'containers', 'containers');
@@ -75,7 +78,18 @@ async function copy(bin: string, doc: unknown, ref: string, name: string) {
   const inside = `/tmp/${path.basename(work)}`;
   return runProcess(
     'chroot',
-    [ROOTFS, bin, '--policy', `${inside}/${name}.json`, '--registries.d', `${inside}/registries.d`, 'copy', '--src-tls-verify=false', `docker://${ref}`, `dir:${inside}/${name}-out`],
+    [
+      ROOTFS,
+      bin,
+      '--policy',
+      `${inside}/${name}.json`,
+      '--registries.d',
+      `${inside}/registries.d`,
+      'copy',
+      '--src-tls-verify=false',
+      `docker://${ref}`,
+      `dir:${inside}/${name}-out`,
+    ],
     { timeoutMs: 60_000 },
   );
 }
@@ -91,70 +105,88 @@ describe('signet policy export --for containers, checked by containers/image (sk
   it.each(EACH)('$v: a bare key with Rekor: keyData + rekorPublicKeyData accepts (the log checked); another log key is refused', async ({ bin }) => {
     const ref = await signed(`tlog/${bin}`);
     const scope = `${registry.host}/tlog`;
-    const want = [{ type: 'sigstoreSigned', keyData: b64(pub['p256']!), rekorPublicKeyData: b64(rekor.publicKeyPem), signedIdentity: { type: 'matchRepoDigestOrExact' } }];
+    const want = [
+      { type: 'sigstoreSigned', keyData: b64(pub['p256']!), rekorPublicKeyData: b64(rekor.publicKeyPem), signedIdentity: { type: 'matchRepoDigestOrExact' } },
+    ];
     expect(policy.transports.docker[scope]).toEqual(want);
     expect(keydataPolicy.transports.docker[scope]).toEqual(want);
     const ok = await copy(bin, policy, ref, `${bin}-tlog-ok`);
     expect(ok.code, ok.stderr).toBe(0);
-    const otherLog = edited(policy, scope, (r) => (r.rekorPublicKeyData = b64(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString())));
+    const otherLog = edited(
+      policy,
+      scope,
+      (r) => (r.rekorPublicKeyData = b64(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString())),
+    );
     const refused = await copy(bin, otherLog, ref, `${bin}-tlog-other-log`);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/cryptographic signature verification of Rekor SET failed/);
   });
 
-  it.each(EACH)('$v: a key with a certificate chain: pki (CA + subject email) accepts; another CA, another email, or a Rekor key next to pki is refused', async ({ bin }) => {
-    const ref = await signed(`pki/${bin}-pki`);
-    const scope = `${registry.host}/pki`;
-    const [req] = policy.transports.docker[scope];
-    const [intermediate, root] = readFileSync(stack.file('chain.pem'), 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g)!;
-    expect(req).toEqual({ type: 'sigstoreSigned', pki: { caRootsData: b64(root!), caIntermediatesData: b64(intermediate!), subjectEmail: 'signet@example.com' }, signedIdentity: { type: 'matchRepoDigestOrExact' } });
-    expect(notes.join('\n')).toMatch(/key certkey has a certificate chain: policy.json trusts its CA \(pki/);
-    expect(notes.join('\n')).toMatch(/key certkey: the pki trust takes no Rekor key/);
-    const ok = await copy(bin, policy, ref, `${bin}-pki-ok`);
-    console.log(`${bin} copy (BYO-PKI, pki): exit ${ok.code}\n${ok.stderr}`);
-    expect(ok.code, ok.stderr).toBe(0);
+  it.each(EACH)(
+    '$v: a key with a certificate chain: pki (CA + subject email) accepts; another CA, another email, or a Rekor key next to pki is refused',
+    async ({ bin }) => {
+      const ref = await signed(`pki/${bin}-pki`);
+      const scope = `${registry.host}/pki`;
+      const [req] = policy.transports.docker[scope];
+      const [intermediate, root] = readFileSync(stack.file('chain.pem'), 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g)!;
+      expect(req).toEqual({
+        type: 'sigstoreSigned',
+        pki: { caRootsData: b64(root!), caIntermediatesData: b64(intermediate!), subjectEmail: 'signet@example.com' },
+        signedIdentity: { type: 'matchRepoDigestOrExact' },
+      });
+      expect(notes.join('\n')).toMatch(/key certkey has a certificate chain: policy.json trusts its CA \(pki/);
+      expect(notes.join('\n')).toMatch(/key certkey: the pki trust takes no Rekor key/);
+      const ok = await copy(bin, policy, ref, `${bin}-pki-ok`);
+      console.log(`${bin} copy (BYO-PKI, pki): exit ${ok.code}\n${ok.stderr}`);
+      expect(ok.code, ok.stderr).toBe(0);
 
-    const otherRoot = makeRootCa('another root');
-    const otherInter = makeIntermediateCa(otherRoot, 'another intermediate');
-    const otherCa = edited(policy, scope, (r) => (r.pki = { ...r.pki, caRootsData: b64(otherRoot.pem), caIntermediatesData: b64(otherInter.pem) }));
-    const wrongCa = await copy(bin, otherCa, ref, `${bin}-pki-other-ca`);
-    expect(wrongCa.code).not.toBe(0);
-    expect(wrongCa.stderr).toMatch(/veryfing leaf certificate failed: x509: certificate signed by unknown authority/);
+      const otherRoot = makeRootCa('another root');
+      const otherInter = makeIntermediateCa(otherRoot, 'another intermediate');
+      const otherCa = edited(policy, scope, (r) => (r.pki = { ...r.pki, caRootsData: b64(otherRoot.pem), caIntermediatesData: b64(otherInter.pem) }));
+      const wrongCa = await copy(bin, otherCa, ref, `${bin}-pki-other-ca`);
+      expect(wrongCa.code).not.toBe(0);
+      expect(wrongCa.stderr).toMatch(/veryfing leaf certificate failed: x509: certificate signed by unknown authority/);
 
-    const otherEmail = edited(policy, scope, (r) => (r.pki = { ...r.pki, subjectEmail: 'someone-else@example.com' }));
-    const wrongEmail = await copy(bin, otherEmail, ref, `${bin}-pki-other-email`);
-    expect(wrongEmail.code).not.toBe(0);
-    expect(wrongEmail.stderr).toMatch(/Required email .*someone-else@example\.com.* not found \(got .*signet@example\.com/);
+      const otherEmail = edited(policy, scope, (r) => (r.pki = { ...r.pki, subjectEmail: 'someone-else@example.com' }));
+      const wrongEmail = await copy(bin, otherEmail, ref, `${bin}-pki-other-email`);
+      expect(wrongEmail.code).not.toBe(0);
+      expect(wrongEmail.stderr).toMatch(/Required email .*someone-else@example\.com.* not found \(got .*signet@example\.com/);
 
-    // why the export writes no Rekor key for pki: containers/image refuses the combination
-    const withLog = edited(policy, scope, (r) => (r.rekorPublicKeyData = b64(rekor.publicKeyPem)));
-    const refused = await copy(bin, withLog, ref, `${bin}-pki-with-log`);
-    expect(refused.code).not.toBe(0);
-    expect(refused.stderr).toMatch(/not supported for pki/);
-  });
+      // why the export writes no Rekor key for pki: containers/image refuses the combination
+      const withLog = edited(policy, scope, (r) => (r.rekorPublicKeyData = b64(rekor.publicKeyPem)));
+      const refused = await copy(bin, withLog, ref, `${bin}-pki-with-log`);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/not supported for pki/);
+    },
+  );
 
   it('policy-keydata.json (for containers/image before 5.34.1, which refuses pki) trusts the key: accepted on 1.18 and 1.22', async () => {
     const ref = await signed('pki/app-keydata');
     const scope = `${registry.host}/pki`;
     expect(notes.join('\n')).toMatch(/containers\/image before 5\.34\.1 refuses, policy and all .* install policy-keydata.json/);
-    expect(keydataPolicy.transports.docker[scope]).toEqual([{ type: 'sigstoreSigned', keyData: b64(pub['certkey']!), signedIdentity: { type: 'matchRepoDigestOrExact' } }]);
+    expect(keydataPolicy.transports.docker[scope]).toEqual([
+      { type: 'sigstoreSigned', keyData: b64(pub['certkey']!), signedIdentity: { type: 'matchRepoDigestOrExact' } },
+    ]);
     for (const bin of BOTH) {
       const ok = await copy(bin, keydataPolicy, ref, `${bin}-pki-keydata`);
       expect(ok.code, `${bin}: ${ok.stderr}`).toBe(0);
     }
   });
 
-  it.each(EACH)('$v: policy-keydata.json for a key with a certificate: keyData + rekorPublicKeyData refuses the entry naming the certificate; another key is refused', async ({ bin }) => {
-    const ref = await signed(`pki/${bin}`);
-    const scope = `${registry.host}/pki`;
-    const withLog = edited(keydataPolicy, scope, (r) => (r.rekorPublicKeyData = b64(rekor.publicKeyPem)));
-    const refused = await copy(bin, withLog, ref, `${bin}-pki-keydata-with-log`);
-    console.log(`${bin} copy (BYO-PKI + Rekor, keyData + rekorPublicKeyData): exit ${refused.code}\n${refused.stderr}`);
-    expect(refused.code).not.toBe(0);
-    expect(refused.stderr).toMatch(/No public key verified against the RekorSET: publicKey in Rekor SET does not match/);
-    const otherKey = edited(keydataPolicy, scope, (r) => (r.keyData = b64(pub['other']!)));
-    const wrong = await copy(bin, otherKey, ref, `${bin}-pki-other-key`);
-    expect(wrong.code).not.toBe(0);
-    expect(wrong.stderr).toMatch(/signature verification failed/);
-  });
+  it.each(EACH)(
+    '$v: policy-keydata.json for a key with a certificate: keyData + rekorPublicKeyData refuses the entry naming the certificate; another key is refused',
+    async ({ bin }) => {
+      const ref = await signed(`pki/${bin}`);
+      const scope = `${registry.host}/pki`;
+      const withLog = edited(keydataPolicy, scope, (r) => (r.rekorPublicKeyData = b64(rekor.publicKeyPem)));
+      const refused = await copy(bin, withLog, ref, `${bin}-pki-keydata-with-log`);
+      console.log(`${bin} copy (BYO-PKI + Rekor, keyData + rekorPublicKeyData): exit ${refused.code}\n${refused.stderr}`);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr).toMatch(/No public key verified against the RekorSET: publicKey in Rekor SET does not match/);
+      const otherKey = edited(keydataPolicy, scope, (r) => (r.keyData = b64(pub['other']!)));
+      const wrong = await copy(bin, otherKey, ref, `${bin}-pki-other-key`);
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.stderr).toMatch(/signature verification failed/);
+    },
+  );
 });

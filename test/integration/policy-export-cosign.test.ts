@@ -200,7 +200,10 @@ describe('signet policy export --for cosign', () => {
   });
 
   it('bundle only, without and with Rekor: cosign 3.1 verify and cosign 2.5 verify-attestation --new-bundle-format (as the README writes them) accept; another key or log is refused', async () => {
-    for (const [rule, key, repo] of [[4, 'other', 'bundle/app'], [5, 'p256', 'bundle-tlog/app']] as const) {
+    for (const [rule, key, repo] of [
+      [4, 'other', 'bundle/app'],
+      [5, 'p256', 'bundle-tlog/app'],
+    ] as const) {
       const ref = await signed(repo);
       const cmds = readmeCommands(rule, key);
       expect(cmds['2']).toMatch(/^cosign verify-attestation --new-bundle-format --trusted-root trusted_root\.json /);
@@ -219,7 +222,8 @@ describe('signet policy export --for cosign', () => {
     writeFileSync(path.join(wrongDir, 'trusted_root.json'), other.trustedRoot());
     writeFileSync(path.join(wrongDir, 'p256.pub'), readFileSync(path.join(out, 'p256.pub')));
     const ref = await signed('bundle-tlog/two');
-    for (const v of ['3', '2'] as const) expect((await runCommand(readmeCommands(5, 'p256')[v], v, ref, wrongDir)).code, `cosign ${v}, another log`).not.toBe(0);
+    for (const v of ['3', '2'] as const)
+      expect((await runCommand(readmeCommands(5, 'p256')[v], v, ref, wrongDir)).code, `cosign ${v}, another log`).not.toBe(0);
   });
 
   it('a key with a certificate chain, bundle and Rekor: cosign 3.1 checks the certificate against the exported CA and log (another CA, another identity refused); cosign 2.5 the .sig through the certificate', async () => {
@@ -250,7 +254,9 @@ describe('signet policy export --for cosign', () => {
   it('a key with a certificate chain, bundle only, no Rekor: cosign 3.1 verify and cosign 2.5 verify-attestation (SIGSTORE_ROOT_FILE) accept; another CA is refused', async () => {
     const ref = await signed('pkin/app');
     const cmds = readmeCommands(7, 'certkey');
-    expect(cmds['2']).toMatch(/^SIGSTORE_ROOT_FILE=certkey\.chain\.pem cosign verify-attestation --new-bundle-format --trusted-root trusted_root\.json --certificate-identity signet@example\.com /);
+    expect(cmds['2']).toMatch(
+      /^SIGSTORE_ROOT_FILE=certkey\.chain\.pem cosign verify-attestation --new-bundle-format --trusted-root trusted_root\.json --certificate-identity signet@example\.com /,
+    );
     for (const v of ['3', '2'] as const) {
       const ok = await runCommand(cmds[v], v, ref);
       expect(ok.code, `cosign ${v}: ${ok.stderr}`).toBe(0);
@@ -294,7 +300,14 @@ describe('signet policy export --for cosign', () => {
     await other.stop();
     const wrongLog = file('wrong-log-pki');
     mkdirSync(wrongLog);
-    writeFileSync(path.join(wrongLog, 'trusted_root.json'), other.trustedRoot({ certificateAuthorities: [{ certificates: readFileSync(file('chain.pem'), 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/g)! }] }));
+    writeFileSync(
+      path.join(wrongLog, 'trusted_root.json'),
+      other.trustedRoot({
+        certificateAuthorities: [
+          { certificates: readFileSync(file('chain.pem'), 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/g)! },
+        ],
+      }),
+    );
     writeFileSync(path.join(wrongLog, 'rekor.pub'), other.publicKeyPem);
     writeFileSync(path.join(wrongLog, 'certkey.chain.pem'), readFileSync(path.join(out, 'certkey.chain.pem')));
     for (const v of ['3', '2'] as const) {

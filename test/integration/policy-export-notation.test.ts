@@ -35,7 +35,11 @@ function home(name: string, opts: { policy?: unknown; store?: string; key?: Issu
   mkdirSync(cfg, { recursive: true });
   cpSync(opts.store ?? path.join(exported, 'truststore'), path.join(cfg, 'truststore'), { recursive: true });
   writeFileSync(path.join(cfg, 'trustpolicy.json'), opts.policy ? JSON.stringify(opts.policy) : readFileSync(path.join(exported, 'trustpolicy.json')));
-  if (opts.key) writeFileSync(path.join(cfg, 'signingkeys.json'), JSON.stringify({ default: 'k', keys: [{ name: 'k', keyPath: opts.key.keyFile, certPath: opts.key.certFile }] }));
+  if (opts.key)
+    writeFileSync(
+      path.join(cfg, 'signingkeys.json'),
+      JSON.stringify({ default: 'k', keys: [{ name: 'k', keyPath: opts.key.keyFile, certPath: opts.key.certFile }] }),
+    );
   return xdg;
 }
 

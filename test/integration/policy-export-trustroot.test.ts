@@ -59,21 +59,27 @@ async function verifyWithLog(ref: string, keyPem: string, rekorUrl: string, reko
     writeFileSync(path.join(sandbox.dir, 'key.pub'), keyPem);
     writeFileSync(path.join(sandbox.dir, 'rekor.pub'), rekorKeyPem);
     const env = cosignEnv(sandbox.dir, { SIGSTORE_REKOR_PUBLIC_KEY: path.join(sandbox.dir, 'rekor.pub') });
-    return await runProcess(COSIGN3_BIN(), ['verify', '--key', 'key.pub', '--rekor-url', rekorUrl, '--allow-http-registry', ref], { env, cwd: sandbox.dir, timeoutMs: 90_000 });
+    return await runProcess(COSIGN3_BIN(), ['verify', '--key', 'key.pub', '--rekor-url', rekorUrl, '--allow-http-registry', ref], {
+      env,
+      cwd: sandbox.dir,
+      timeoutMs: 90_000,
+    });
   } finally {
     sandbox.remove();
   }
 }
 
 describe('signet policy export --for policy-controller with a private Rekor', () => {
-  it('writes one TrustRoot naming the log (base64 PEM, log ID in the comment) and both rules\' policies reference it (one TrustRoot per log; the certificate key\'s CA makes it admissible for the plain key\'s rule too)', () => {
+  it("writes one TrustRoot naming the log (base64 PEM, log ID in the comment) and both rules' policies reference it (one TrustRoot per log; the certificate key's CA makes it admissible for the plain key's rule too)", () => {
     const files = readdirSync(out).sort();
     const trFiles = files.filter((f) => f.startsWith('trustroot-'));
     expect(trFiles).toHaveLength(1);
     const text = readFileSync(path.join(out, trFiles[0]!), 'utf8');
     const tr = parse(text);
     expect(tr.kind).toBe('TrustRoot');
-    expect(tr.spec.sigstoreKeys.tLogs).toEqual([{ baseURL: rekor.url, hashAlgorithm: 'sha-256', publicKey: Buffer.from(rekor.publicKeyPem).toString('base64') }]);
+    expect(tr.spec.sigstoreKeys.tLogs).toEqual([
+      { baseURL: rekor.url, hashAlgorithm: 'sha-256', publicKey: Buffer.from(rekor.publicKeyPem).toString('base64') },
+    ]);
     expect(Buffer.from(tr.spec.sigstoreKeys.certificateAuthorities[0].certChain, 'base64').toString()).toBe(readFileSync(file('chain.pem'), 'utf8'));
     expect(text).toContain(`sha256 of the DER SPKI): ${rekor.logId}\n`);
     const pki = readYaml('clusterimagepolicy-signet-rule-0-certkey.yaml');
@@ -83,7 +89,7 @@ describe('signet policy export --for policy-controller with a private Rekor', ()
     expect(exportErr.join('\n')).not.toMatch(/no TrustRoot written/);
   });
 
-  it('cosign 3.1 (what policy-controller vendors) with the policy\'s key and the TrustRoot\'s log accepts the signed image; a TrustRoot with another log key is refused', async () => {
+  it("cosign 3.1 (what policy-controller vendors) with the policy's key and the TrustRoot's log accepts the signed image; a TrustRoot with another log key is refused", async () => {
     const repository = 'pki/app';
     const img = await pushImage(registry, repository, 'v1');
     const report = await signet.runtime.pipeline.sign({ host: registry.host, repository, tag: 'v1' });

@@ -73,7 +73,11 @@ rules:
 
   out = path.join(tmp.dir, 'policies');
   const err: string[] = [];
-  const code = await main(['--config', path.join(tmp.dir, 'signet.yaml'), 'policy', 'export', '--for', 'all', '--out', out], () => {}, (l) => err.push(l));
+  const code = await main(
+    ['--config', path.join(tmp.dir, 'signet.yaml'), 'policy', 'export', '--for', 'all', '--out', out],
+    () => {},
+    (l) => err.push(l),
+  );
   if (code !== 0) throw new Error(`policy export failed: ${err.join('\n')}`);
 }, 90_000);
 
@@ -150,9 +154,24 @@ describe('exported verifier policies verify what signet signed (real cosign)', (
       const policy = readFileSync(path.join(out, 'containers', 'policy.json'), 'utf8');
       writeFileSync(path.join(work, 'policy.json'), policy);
       const copy = (policyFile: string, ref: string, dest: string) =>
-        runProcess('chroot', [rootfs, 'skopeo', '--policy', `${inside}/${policyFile}`, '--registries.d', `${inside}/registries.d`, 'copy', '--src-tls-verify=false', `docker://${ref}`, `dir:${inside}/${dest}`], {
-          timeoutMs: 60_000,
-        });
+        runProcess(
+          'chroot',
+          [
+            rootfs,
+            'skopeo',
+            '--policy',
+            `${inside}/${policyFile}`,
+            '--registries.d',
+            `${inside}/registries.d`,
+            'copy',
+            '--src-tls-verify=false',
+            `docker://${ref}`,
+            `dir:${inside}/${dest}`,
+          ],
+          {
+            timeoutMs: 60_000,
+          },
+        );
       for (const [i, ref] of [`${registry.host}/prod/api:v1`, `${registry.host}/prod/api@${prod.digest}`, `${registry.host}/dev/api:v1`].entries()) {
         const ok = await copy('policy.json', ref, `out-${i}`);
         expect(ok.code, `${ref}: ${ok.stderr}`).toBe(0);

@@ -73,7 +73,11 @@ afterAll(async () => {
 });
 
 const enqueue = (repository: string) =>
-  queue.enqueue({ event: { integration: 't', host: proxy.host, repository, tag: 'v1', receivedAt: new Date().toISOString() }, registry: proxy.host, requestId: repository });
+  queue.enqueue({
+    event: { integration: 't', host: proxy.host, repository, tag: 'v1', receivedAt: new Date().toISOString() },
+    registry: proxy.host,
+    requestId: repository,
+  });
 
 async function layers(repo: string, digest: string): Promise<number> {
   const m = await getManifest(registry, repo, sigTag(digest));
@@ -112,7 +116,12 @@ describe('worker processes', () => {
     first.child.kill('SIGKILL');
     await exited(first.child);
     const second = startWorker('kill-2');
-    const state = await waitFor('job completed by the second worker', async () => ((await queue.queue.getJobState(id)) === 'completed' ? 'completed' : undefined), 40_000, 250);
+    const state = await waitFor(
+      'job completed by the second worker',
+      async () => ((await queue.queue.getJobState(id)) === 'completed' ? 'completed' : undefined),
+      40_000,
+      250,
+    );
     expect(state).toBe('completed');
     // the killed worker's delayed PUT may still land after the proxy's delay: wait it out
     await new Promise((r) => setTimeout(r, 4500));

@@ -70,10 +70,19 @@ afterAll(async () => {
 });
 
 const push = (repository: string) =>
-  queue.enqueue({ event: { integration: 't', host: 'registry.test', repository, tag: 'v1', receivedAt: new Date().toISOString() }, registry: 'registry.test', requestId: `req-${repository}` });
+  queue.enqueue({
+    event: { integration: 't', host: 'registry.test', repository, tag: 'v1', receivedAt: new Date().toISOString() },
+    registry: 'registry.test',
+    requestId: `req-${repository}`,
+  });
 
 async function failedAfter(id: string, runsSoFar: number): Promise<void> {
-  await waitFor(`job ${id} failed after ${runsSoFar} runs`, async () => (runs.get(id)?.length ?? 0) >= runsSoFar && (await queue.queue.getJobState(id)) === 'failed', 20_000, 50);
+  await waitFor(
+    `job ${id} failed after ${runsSoFar} runs`,
+    async () => (runs.get(id)?.length ?? 0) >= runsSoFar && (await queue.queue.getJobState(id)) === 'failed',
+    20_000,
+    50,
+  );
 }
 
 describe('QueueAdmin retry', () => {

@@ -40,15 +40,27 @@ const gh = fixture('github-package-published.json');
 /** A real webhook (numbered so each is a new push) and an anonymous one, per integration. */
 const calls: Record<'tok' | 'gh', { real(i: number): RequestInit; anonymous(i: number): RequestInit }> = {
   tok: {
-    real: (i) => ({ method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET}` }, body: dist.replace('v1.2.3', `real-${i}`) }),
-    anonymous: (i) => ({ method: 'POST', headers: { 'content-type': 'application/json', ...(i % 2 ? { authorization: 'Bearer not-the-secret-0123456789' } : {}) }, body: dist }),
+    real: (i) => ({
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET}` },
+      body: dist.replace('v1.2.3', `real-${i}`),
+    }),
+    anonymous: (i) => ({
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(i % 2 ? { authorization: 'Bearer not-the-secret-0123456789' } : {}) },
+      body: dist,
+    }),
   },
   gh: {
     real: (i) => {
       const b = gh.replaceAll('v1.2.3', `real-${i}`);
       return { method: 'POST', headers: { 'content-type': 'application/json', 'x-github-event': 'package', 'x-hub-signature-256': sign(b) }, body: b };
     },
-    anonymous: (i) => ({ method: 'POST', headers: { 'content-type': 'application/json', 'x-github-event': 'package', ...(i % 2 ? { 'x-hub-signature-256': `sha256=${'ab'.repeat(32)}` } : {}) }, body: gh }),
+    anonymous: (i) => ({
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-github-event': 'package', ...(i % 2 ? { 'x-hub-signature-256': `sha256=${'ab'.repeat(32)}` } : {}) },
+      body: gh,
+    }),
   },
 };
 
@@ -96,6 +108,8 @@ describe.each(['tok', 'gh'] as const)('an anonymous flood on %s', (name) => {
     expect((counts['unauthorized'] ?? 0) + (counts['throttled_auth'] ?? 0)).toBe(flood.length);
     const lines = signet.logs.filter((l) => l.integration === name && String(l.msg).startsWith('webhook rejected'));
     expect(lines.length).toBeLessThanOrEqual(Math.ceil(elapsed / 10_000));
-    console.info(`${name}: ${flood.length} anonymous calls in ${elapsed} ms (${flood.filter((s) => s === 401).length} x 401, ${flood.filter((s) => s === 429).length} x 429, ${flood.filter((s) => s === 'closed').length} closed), ${real.length} real webhooks all 202, ${lines.length} warn line(s)`);
+    console.info(
+      `${name}: ${flood.length} anonymous calls in ${elapsed} ms (${flood.filter((s) => s === 401).length} x 401, ${flood.filter((s) => s === 429).length} x 429, ${flood.filter((s) => s === 'closed').length} closed), ${real.length} real webhooks all 202, ${lines.length} warn line(s)`,
+    );
   });
 });

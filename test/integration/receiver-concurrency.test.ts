@@ -73,7 +73,13 @@ describe('concurrent webhooks', () => {
         const res = await post(signet, push(tags), `req-${r}`);
         const json = (await res.json()) as { requestId: string; queued: { ref: string; job: string }[] };
         const jobs = await Promise.all(json.queued.map((q) => reader.queue.getJob(q.job)));
-        return { status: res.status, requestId: json.requestId, refs: json.queued.map((q) => q.ref.split('@')[0]!.split(':').pop()), tags: jobs.map((j) => j?.data.event.tag), requestIds: jobs.map((j) => j?.data.requestId) };
+        return {
+          status: res.status,
+          requestId: json.requestId,
+          refs: json.queued.map((q) => q.ref.split('@')[0]!.split(':').pop()),
+          tags: jobs.map((j) => j?.data.event.tag),
+          requestIds: jobs.map((j) => j?.data.requestId),
+        };
       }),
     );
     seen.forEach((s, r) => {
@@ -87,7 +93,9 @@ describe('concurrent webhooks', () => {
   });
 
   it('concurrent requests for the same image share one job', async () => {
-    const answers = await Promise.all(Array.from({ length: 10 }, () => post(signet, push(['same'])).then((r) => r.json() as Promise<{ queued: { job: string }[] }>)));
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () => post(signet, push(['same'])).then((r) => r.json() as Promise<{ queued: { job: string }[] }>)),
+    );
     expect(new Set(answers.map((a) => a.queued[0]!.job)).size).toBe(1);
   });
 });
@@ -117,7 +125,12 @@ describe('concurrent webhooks while Redis is away', () => {
     const m = await signet.metrics.webhookEvents.get();
     const unavailable = m.values.filter((v) => v.labels.outcome === 'unavailable').reduce((n, v) => n + v.value, 0);
     expect(unavailable).toBe(24);
-    expect(signet.logs.filter((l) => l.msg === 'push queued').flatMap((l) => l.queued as string[]).some((ref) => ref.includes('down-'))).toBe(false);
+    expect(
+      signet.logs
+        .filter((l) => l.msg === 'push queued')
+        .flatMap((l) => l.queued as string[])
+        .some((ref) => ref.includes('down-')),
+    ).toBe(false);
     // the registry's retry, once Redis is back, is accepted
     await redis.start();
     await waitFor('receiver recovered', async () => (await post(signet, push(['down-0', 'down-0-b']))).status === 202, 20_000, 250);

@@ -61,7 +61,11 @@ rules: [{ match: "registry.example.com/**", keys: [k] }, { match: "ghcr.io/**", 
   );
   const cmd = signetArgv(['serve', '-c', path.join(tmp.dir, 'signet.yaml')]);
   // under the open-files limit of the issue's report (1,024): more flood connections than descriptors
-  child = spawnTracked('sh', ['-c', `ulimit -n ${FD_LIMIT} && exec "$0" "$@"`, cmd.bin, ...cmd.args], { cwd: tmp.dir, env: { ...process.env, SIGNET_CONFIG: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child = spawnTracked('sh', ['-c', `ulimit -n ${FD_LIMIT} && exec "$0" "$@"`, cmd.bin, ...cmd.args], {
+    cwd: tmp.dir,
+    env: { ...process.env, SIGNET_CONFIG: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout!.on('data', (d) => (stdout += d));
   child.stderr!.on('data', (d) => (stdout += d));
   await waitFor('receiver up', async () => (await fetch(`${url}/healthz`)).ok, 60_000, 200);
@@ -153,7 +157,12 @@ async function phase(path: string, extraHeaders: string, send: (i: number) => Pr
   })();
   const health = (async () => {
     while (Date.now() - started < PHASE_MS) {
-      result.health.push(await fetch(`${url}/healthz`).then((r) => r.status, () => 0));
+      result.health.push(
+        await fetch(`${url}/healthz`).then(
+          (r) => r.status,
+          () => 0,
+        ),
+      );
       await new Promise((r) => setTimeout(r, 500));
     }
   })();
@@ -205,7 +214,11 @@ describe('1,000 slow anonymous connections', () => {
   it('against a token kind: each is refused before its body is read; webhooks get 202, /healthz 200, RSS bounded', async () => {
     const body = fixture('distribution-push.json');
     const r = await phase('/hooks/tok', '', (i) =>
-      fetch(`${url}/hooks/tok`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET}` }, body: body.replace('v1.2.3', `flood-${i}`) }),
+      fetch(`${url}/hooks/tok`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET}` },
+        body: body.replace('v1.2.3', `flood-${i}`),
+      }),
     );
     figures.token = summarize(r);
     expect(r.sends.length).toBeGreaterThan(10);
@@ -228,7 +241,11 @@ describe('1,000 slow anonymous connections', () => {
     const r = await phase('/hooks/gh', forged, (i) => {
       const b = body.replaceAll('v1.2.3', `flood-${i}`);
       const sig = `sha256=${createHmac('sha256', SECRET).update(b).digest('hex')}`;
-      return fetch(`${url}/hooks/gh`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-github-event': 'package', 'x-github-delivery': `d-${i}`, 'x-hub-signature-256': sig }, body: b });
+      return fetch(`${url}/hooks/gh`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-github-event': 'package', 'x-github-delivery': `d-${i}`, 'x-hub-signature-256': sig },
+        body: b,
+      });
     });
     figures.hmac = summarize(r);
     expect(r.sends.length).toBeGreaterThan(10);

@@ -197,7 +197,17 @@ describe('receiver under hostile input', () => {
         fc.oneof(
           fc.jsonValue().map((v) => JSON.stringify(v)),
           fc.string(),
-          fc.record({ events: fc.array(fc.record({ action: fc.constant('push'), target: fc.dictionary(fc.constantFrom('mediaType', 'digest', 'repository', 'tag', 'url'), fc.string()), request: fc.record({ host: fc.constantFrom('registry.example.com', 'evil.example') }) })) }).map((v) => JSON.stringify(v)),
+          fc
+            .record({
+              events: fc.array(
+                fc.record({
+                  action: fc.constant('push'),
+                  target: fc.dictionary(fc.constantFrom('mediaType', 'digest', 'repository', 'tag', 'url'), fc.string()),
+                  request: fc.record({ host: fc.constantFrom('registry.example.com', 'evil.example') }),
+                }),
+              ),
+            })
+            .map((v) => JSON.stringify(v)),
         ),
         async (integration, body) => {
           const res = await post(signet, integration, body);
@@ -220,7 +230,11 @@ describe('receiver while Redis is away', () => {
   let s: RunningSignet;
 
   async function startRedis(): Promise<void> {
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', redisDir], { stdio: 'ignore' });
+    redis = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', redisDir],
+      { stdio: 'ignore' },
+    );
     await waitFor('redis up', async () => {
       const { Redis } = await import('ioredis');
       const c = new Redis({ port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });

@@ -65,7 +65,11 @@ rules: [{ match: "registry.example.com/**", keys: [k] }]
 `;
   for (const replicas of [0, 'auto']) {
     signets.push(
-      await startSignet(yaml, { baseDir: tmp.dir, roles: { receiver: true, worker: false }, redis: { url: `redis://127.0.0.1:${m}`, ack: { replicas, timeoutMs: 300 } } }),
+      await startSignet(yaml, {
+        baseDir: tmp.dir,
+        roles: { receiver: true, worker: false },
+        redis: { url: `redis://127.0.0.1:${m}`, ack: { replicas, timeoutMs: 300 } },
+      }),
     );
   }
 }, 60_000);
@@ -85,7 +89,11 @@ function push(s: RunningSignet, i: number) {
   body.events[0].id = `ack-${s.prefix}-${i}`;
   body.events[0].target.tag = `v${i}`;
   body.events[0].target.digest = `sha256:${i.toString(16).padStart(64, 'a')}`;
-  return fetch(`${s.url}/hooks/dist`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET}` }, body: JSON.stringify(body) });
+  return fetch(`${s.url}/hooks/dist`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET}` },
+    body: JSON.stringify(body),
+  });
 }
 
 describe('redis.ack on a failover that loses data', () => {

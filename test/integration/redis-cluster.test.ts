@@ -61,7 +61,9 @@ describe('Redis Cluster', () => {
   });
 
   it('pushes are signed end to end and the status API answers from the Cluster', async () => {
-    const pushed = await Promise.all(Array.from({ length: 12 }, (_, i) => pushImage(registry, `team/app${i}`, 'v1').then((img) => ({ repo: `team/app${i}`, digest: img.digest }))));
+    const pushed = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => pushImage(registry, `team/app${i}`, 'v1').then((img) => ({ repo: `team/app${i}`, digest: img.digest }))),
+    );
     await waitFor(
       'every push signed',
       async () => (await Promise.all(pushed.map(async (p) => (await getManifest(registry, p.repo, sigTag(p.digest))).status === 200))).every(Boolean),
@@ -100,6 +102,9 @@ describe('Redis Cluster', () => {
 
   it('a single-node URL that points at a Cluster node is refused at startup (REDIS_MISCONFIGURED)', async () => {
     const loaded = parseConfigText(`redis: { url: "redis://${cluster.nodes[0]!.address}" }\n${yaml}`, 'cluster-as-url.yaml');
-    await expect(createRuntime({ ...loaded, baseDir: tmp.dir })).rejects.toMatchObject({ code: 'REDIS_MISCONFIGURED', message: expect.stringContaining('redis.cluster') });
+    await expect(createRuntime({ ...loaded, baseDir: tmp.dir })).rejects.toMatchObject({
+      code: 'REDIS_MISCONFIGURED',
+      message: expect.stringContaining('redis.cluster'),
+    });
   });
 });

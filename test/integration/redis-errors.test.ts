@@ -51,7 +51,14 @@ const hook = () =>
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${HOOK_SECRET}` },
     body: JSON.stringify({
-      events: [{ id: 'e1', action: 'push', target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 1, repository: 'team/app', tag: 'v1' }, request: { host: HOST } }],
+      events: [
+        {
+          id: 'e1',
+          action: 'push',
+          target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 1, repository: 'team/app', tag: 'v1' },
+          request: { host: HOST },
+        },
+      ],
     }),
   });
 
@@ -82,7 +89,10 @@ describe('Redis unavailable at the edges', () => {
     // (the receiver's connection comes back by itself after the first test's restart)
     await waitFor('webhook accepted', async () => (await hook()).status === 202, 20_000, 200);
     const cfg = path.join(tmp.dir, 'cli.yaml');
-    writeFileSync(cfg, `redis: { url: "${redis.url}", prefix: ${signet.prefix} }\nregistries: [{ host: "${HOST}" }]\nkeys: [{ name: k, provider: file, path: k.pem }]\nrules: [{ match: "${HOST}/**", keys: [k] }]\n`);
+    writeFileSync(
+      cfg,
+      `redis: { url: "${redis.url}", prefix: ${signet.prefix} }\nregistries: [{ host: "${HOST}" }]\nkeys: [{ name: k, provider: file, path: k.pem }]\nrules: [{ match: "${HOST}/**", keys: [k] }]\n`,
+    );
     await redis.kill();
     try {
       // the webhook: 503 with Retry-After, and the log line names the code
@@ -110,7 +120,15 @@ describe('Redis unavailable at the edges', () => {
         executablePath: process.env.CHROMIUM_BIN ?? '/usr/bin/chromium',
         headless: true,
         viewport: { width: 1000, height: 700 },
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
       });
       try {
         const tab = browser.pages()[0] ?? (await browser.newPage());
@@ -123,9 +141,16 @@ describe('Redis unavailable at the edges', () => {
         await browser.close();
       }
 
-      for (const args of [['status', `${HOST}/team/app@${digest}`], ['jobs', 'failed']]) {
+      for (const args of [
+        ['status', `${HOST}/team/app@${digest}`],
+        ['jobs', 'failed'],
+      ]) {
         const out: string[] = [];
-        const code = await main([...args, '-c', cfg], (l) => out.push(l), (l) => out.push(l));
+        const code = await main(
+          [...args, '-c', cfg],
+          (l) => out.push(l),
+          (l) => out.push(l),
+        );
         expect(code, args.join(' ')).toBe(1);
         expect(out.join('\n')).toMatch(/^signet: REDIS_UNAVAILABLE: /);
       }
@@ -133,10 +158,15 @@ describe('Redis unavailable at the edges', () => {
       await redis.start();
     }
     // back: the page answers 200 without the headline
-    const back = await waitFor('page without headline', async () => {
-      const r = await fetch(`${signet.url}/ui?token=${PAGE_TOKEN}`);
-      return r.status === 200 ? r.text() : undefined;
-    }, 20_000, 200);
+    const back = await waitFor(
+      'page without headline',
+      async () => {
+        const r = await fetch(`${signet.url}/ui?token=${PAGE_TOKEN}`);
+        return r.status === 200 ? r.text() : undefined;
+      },
+      20_000,
+      200,
+    );
     expect(back).not.toContain('Redis unavailable');
   });
 });

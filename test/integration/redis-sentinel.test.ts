@@ -96,9 +96,7 @@ async function settle(name: string, run: { pushed: { repo: string; digest: strin
   ).catch(() => undefined);
   await new Promise((r) => setTimeout(r, 2000)); // late redeliveries land, then count
   const final = await Promise.all(run.pushed.map((p) => layers(p.repo, p.digest)));
-  const queued = new Set(
-    signet.logs.filter((l) => l.msg === 'push queued').flatMap((l) => (l.queued as string[]).filter((ref) => ref.includes(`/${name}/`))),
-  );
+  const queued = new Set(signet.logs.filter((l) => l.msg === 'push queued').flatMap((l) => (l.queued as string[]).filter((ref) => ref.includes(`/${name}/`))));
   const lost = run.pushed.filter((p, i) => final[i] === 0 && [...queued].some((ref) => ref.includes(`/${p.repo}:`)));
   const after = (l: Record<string, any>) => l.time >= run.faultAt;
   const refused = signet.logs.filter((l) => after(l) && l.msg?.startsWith('queue unavailable'));
@@ -116,7 +114,9 @@ async function settle(name: string, run: { pushed: { repo: string; digest: strin
   };
   process.stdout.write(`\nredis-sentinel ${name}: ${JSON.stringify(report)}\n`);
   if (process.env.SIGNET_DEBUG_HA) {
-    for (const l of signet.logs.filter((x) => x.time >= run.faultAt - 1000 && (x.msg?.startsWith('queue unavailable') || x.msg === 'push queued' || x.level >= 40))) {
+    for (const l of signet.logs.filter(
+      (x) => x.time >= run.faultAt - 1000 && (x.msg?.startsWith('queue unavailable') || x.msg === 'push queued' || x.level >= 40),
+    )) {
       process.stdout.write(`  +${l.time - run.faultAt} ms ${l.msg.slice(0, 30)} ${l.err ?? ''} ${(l.queued ?? []).join(',').slice(-40)}\n`);
     }
   }

@@ -83,7 +83,11 @@ describe('registry authentication', () => {
   it('bearer token challenge: token fetched with the credentials, cached across requests', async () => {
     const img = await pushImage(token, 'tok/app', 'v1', { auth: creds });
     const issuedBefore = token.tokenServer!.issued();
-    const { report, requests } = await signWith(runtimeYaml(token.host, `    insecure: true\n    authHosts: ["${new URL(token.tokenServer!.realm).host}"]`), { host: token.host, repository: 'tok/app', tag: 'v1' });
+    const { report, requests } = await signWith(runtimeYaml(token.host, `    insecure: true\n    authHosts: ["${new URL(token.tokenServer!.realm).host}"]`), {
+      host: token.host,
+      repository: 'tok/app',
+      tag: 'v1',
+    });
     expect(report).toMatchObject({ status: 'signed', digest: img.digest });
     // one token for pull,push on the repository serves every request of the job
     expect(token.tokenServer!.issued() - issuedBefore).toBe(1);

@@ -24,7 +24,12 @@ afterAll(async () => {
 
 const directory = (password: string) => {
   const d = new RegistryDirectory([
-    registrySchema.parse({ host: registry.host, insecure: true, authHosts: [new URL(registry.tokenServer!.realm).host], credentials: { username: 'ci', password } }),
+    registrySchema.parse({
+      host: registry.host,
+      insecure: true,
+      authHosts: [new URL(registry.tokenServer!.realm).host],
+      credentials: { username: 'ci', password },
+    }),
   ]);
   dirs.push(d);
   return d;
@@ -70,7 +75,16 @@ describe('RegistryAccessCheck (readiness)', () => {
     d = directory('right');
     now += 31_000;
     await expect(check.verify(registry.host)).rejects.toMatchObject({ code: 'REGISTRY_AUTH_FAILED' }); // stale, re-check started
-    await waitFor('the re-check', () => check.verify(registry.host).then(() => true, () => false), 10_000, 50);
+    await waitFor(
+      'the re-check',
+      () =>
+        check.verify(registry.host).then(
+          () => true,
+          () => false,
+        ),
+      10_000,
+      50,
+    );
     // a host that is not configured is nobody's business here
     await expect(check.verify('127.0.0.1:1')).resolves.toBeUndefined();
   }, 30_000);

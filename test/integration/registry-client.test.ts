@@ -41,7 +41,15 @@ describe('RegistryClient.uploadBlob', () => {
     await Promise.all([client.uploadBlob('team/app', blob), client.uploadBlob('team/other', blob), client.uploadBlob('team/other', blob)]);
     expect(seen.sort()).toEqual(['HEAD blob 404', 'POST upload 202', 'PUT upload 201']);
     // another client (another worker) asks: HEAD 200, nothing uploaded
-    const other = new RegistryClient({ host: registry.host, insecure: true, aliases: [], authHosts: [], maxConcurrency: 4, timeoutMs: 10_000, verifyWrites: false });
+    const other = new RegistryClient({
+      host: registry.host,
+      insecure: true,
+      aliases: [],
+      authHosts: [],
+      maxConcurrency: 4,
+      timeoutMs: 10_000,
+      verifyWrites: false,
+    });
     other.onResponse = client.onResponse;
     seen.length = 0;
     await other.uploadBlob('team/app', blob);

@@ -118,7 +118,11 @@ describe('registry credentials: the token each flow produces is what the registr
     const img = await pushImage(regEcr, 'team/ecr', 'v1', { auth });
     const ecrBlock = `    credentials:\n      ecr: { region: eu-west-1, endpoint: "${ecr.url}", accessKeyId: ${ecr.accessKeyId}, secretAccessKey: "\${AWS_SECRET}" }`;
     const before = ecr.issued;
-    const { report, logs } = await signWith(yamlFor(regEcr.host, ecrBlock), { AWS_SECRET: ecr.secretAccessKey }, { host: regEcr.host, repository: 'team/ecr', tag: 'v1' });
+    const { report, logs } = await signWith(
+      yamlFor(regEcr.host, ecrBlock),
+      { AWS_SECRET: ecr.secretAccessKey },
+      { host: regEcr.host, repository: 'team/ecr', tag: 'v1' },
+    );
     expect(report).toMatchObject({ status: 'signed', digest: img.digest });
     expect(ecr.issued - before).toBe(1);
     expect(logs).not.toContain(ecrPassword);
@@ -135,7 +139,11 @@ describe('registry credentials: the token each flow produces is what the registr
       ecr.password = ecrPassword;
     }
     // and an access key ECR does not know stops at ECR
-    const wrongKey = signWith(yamlFor(regEcr.host, ecrBlock.replace(ecr.accessKeyId, 'AKIAWRONGWRONGWRONG1')), { AWS_SECRET: 'x' }, { host: regEcr.host, repository: 'team/ecr', tag: 'v1' });
+    const wrongKey = signWith(
+      yamlFor(regEcr.host, ecrBlock.replace(ecr.accessKeyId, 'AKIAWRONGWRONGWRONG1')),
+      { AWS_SECRET: 'x' },
+      { host: regEcr.host, repository: 'team/ecr', tag: 'v1' },
+    );
     await expect(wrongKey).rejects.toMatchObject({ code: 'REGISTRY_AUTH_FAILED', retryable: false });
   });
 
@@ -173,7 +181,13 @@ describe('registry credentials: the token each flow produces is what the registr
 
     // a key the token endpoint does not know: invalid_grant -> REGISTRY_AUTH_FAILED
     const other = path.join(tmp.dir, 'other-sa.json');
-    writeFileSync(other, JSON.stringify({ ...JSON.parse(readFileSync(keyFile, 'utf8')), private_key: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) }));
+    writeFileSync(
+      other,
+      JSON.stringify({
+        ...JSON.parse(readFileSync(keyFile, 'utf8')),
+        private_key: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      }),
+    );
     const bad = signWith(yamlFor(regGar.host, block.replace('sa.json', 'other-sa.json')), {}, { host: regGar.host, repository: 'proj/repo/app', tag: 'v1' });
     await expect(bad).rejects.toMatchObject({ code: 'REGISTRY_AUTH_FAILED', retryable: false });
   });
@@ -185,9 +199,15 @@ describe('registry credentials: the token each flow produces is what the registr
     mkdirSync(dir, { recursive: true });
     writeFileSync(
       path.join(dir, 'config.json'),
-      JSON.stringify({ auths: { [`http://${regEcr.host}/v2/`]: { auth: Buffer.from(`AWS:${ecrPassword}`).toString('base64') }, 'other.example.com': { auth: 'eDp5' } } }),
+      JSON.stringify({
+        auths: { [`http://${regEcr.host}/v2/`]: { auth: Buffer.from(`AWS:${ecrPassword}`).toString('base64') }, 'other.example.com': { auth: 'eDp5' } },
+      }),
     );
-    const { report } = await signWith(yamlFor(regEcr.host, '    credentials: { dockerConfig: docker }'), {}, { host: regEcr.host, repository: 'team/docker-config', tag: 'v1' });
+    const { report } = await signWith(
+      yamlFor(regEcr.host, '    credentials: { dockerConfig: docker }'),
+      {},
+      { host: regEcr.host, repository: 'team/docker-config', tag: 'v1' },
+    );
     expect(report).toMatchObject({ status: 'signed', digest: img.digest });
     await expectSigned(regEcr, 'team/docker-config', img.digest, auth);
   });

@@ -61,7 +61,9 @@ describe('size caps and the deadline', () => {
 
   it('a body declared larger than the cap is refused before it is read', async () => {
     evil.tricks.push({ kind: 'huge', bytes: 5 * MiB, declare: true, times: 1, match: (_r, u) => manifestPath(u) });
-    const err = await clientFor(evil.host).getManifest('big/app', 'v1').catch((e: unknown) => e);
+    const err = await clientFor(evil.host)
+      .getManifest('big/app', 'v1')
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'REGISTRY_PROTOCOL', retryable: false });
     expect(String((err as Error).message)).toMatch(/larger than 4 MiB/);
   });
@@ -69,7 +71,9 @@ describe('size caps and the deadline', () => {
   it('a registry dripping a byte every 200 ms is cut at the deadline: retryable REGISTRY_UNAVAILABLE, "timed out"', async () => {
     // undici's body timer is per chunk (1.5 s here): a byte every 200 ms never trips it
     evil.tricks.push({ kind: 'drip', everyMs: 200, times: 1, match: (_r, u) => manifestPath(u) });
-    const err = await clientFor(evil.host, { timeoutMs: 1500 }).getManifest('slow/app', 'v1').catch((e: unknown) => e);
+    const err = await clientFor(evil.host, { timeoutMs: 1500 })
+      .getManifest('slow/app', 'v1')
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'REGISTRY_UNAVAILABLE', retryable: true });
     expect(String((err as Error).message)).toMatch(/timed out .*within 1500 ms/);
     await expect.poll(() => evil.open).toBe(0); // the connection was given up
@@ -78,7 +82,9 @@ describe('size caps and the deadline', () => {
   it('a token service answering a huge body: refused at the token cap', async () => {
     evil.tricks.push({ kind: 'answer', status: 401, times: 1, headers: { 'www-authenticate': `Bearer realm="http://${evil.host}/token"` } });
     evil.tricks.push({ kind: 'huge', bytes: 10 * MiB, times: 1, match: (_r, u) => u.pathname === '/token' });
-    const err = await clientFor(evil.host).getManifest('tok/app', 'v1').catch((e: unknown) => e);
+    const err = await clientFor(evil.host)
+      .getManifest('tok/app', 'v1')
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'REGISTRY_PROTOCOL' });
     expect(String((err as Error).message)).toMatch(/larger than 64 KiB, the limit for token answers/);
   });
@@ -89,22 +95,44 @@ describe('answers of the wrong shape', () => {
     ['the number 42', '42', /wrong shape \(got a JSON number\)/],
     ['an array', '[]', /wrong shape \(got an array\)/],
     ['an empty object', '{}', /wrong shape \(schemaVersion: /],
-    ['a manifest without layers', JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'x', digest: 'sha256:' + 'a'.repeat(64), size: 1 } }), /layers/],
+    [
+      'a manifest without layers',
+      JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'x', digest: 'sha256:' + 'a'.repeat(64), size: 1 } }),
+      /layers/,
+    ],
     ['malformed JSON', '{"schemaVersion": 2,', /malformed JSON/],
-    ['an index served as an image manifest', JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] }), /served a application\/vnd\.oci\.image\.index\.v1\+json body as application\/vnd\.oci\.image\.manifest\.v1\+json/],
+    [
+      'an index served as an image manifest',
+      JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] }),
+      /served a application\/vnd\.oci\.image\.index\.v1\+json body as application\/vnd\.oci\.image\.manifest\.v1\+json/,
+    ],
   ];
   for (const [name, body, message] of bodies) {
     it(`a manifest whose body is ${name}: REGISTRY_PROTOCOL, not retried`, async () => {
       evil.tricks.push({ kind: 'answer', status: 200, body, headers: { 'content-type': OCI_MANIFEST }, times: 1, match: (_r, u) => manifestPath(u) });
-      const err = await clientFor(evil.host).getManifest('odd/app', 'v1').catch((e: unknown) => e);
+      const err = await clientFor(evil.host)
+        .getManifest('odd/app', 'v1')
+        .catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'REGISTRY_PROTOCOL', retryable: false });
       expect(String((err as Error).message)).toMatch(message);
     });
   }
 
   it('a valid manifest is read, with its parsed document', async () => {
-    const doc = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: 'sha256:' + 'a'.repeat(64), size: 2 }, layers: [] };
-    evil.tricks.push({ kind: 'answer', status: 200, body: JSON.stringify(doc), headers: { 'content-type': OCI_MANIFEST }, times: 1, match: (_r, u) => manifestPath(u) });
+    const doc = {
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: 'sha256:' + 'a'.repeat(64), size: 2 },
+      layers: [],
+    };
+    evil.tricks.push({
+      kind: 'answer',
+      status: 200,
+      body: JSON.stringify(doc),
+      headers: { 'content-type': OCI_MANIFEST },
+      times: 1,
+      match: (_r, u) => manifestPath(u),
+    });
     const m = await clientFor(evil.host).getManifest('ok/app', 'v1');
     expect(m).toMatchObject({ mediaType: OCI_MANIFEST, document: doc });
   });
@@ -114,13 +142,18 @@ describe('answers of the wrong shape', () => {
     await expect(clientFor(evil.host).listTags('odd/app')).rejects.toMatchObject({ code: 'REGISTRY_PROTOCOL', retryable: false });
     evil.tricks.push({ kind: 'answer', status: 401, times: 1, headers: { 'www-authenticate': `Bearer realm="http://${evil.host}/token"` } });
     evil.tricks.push({ kind: 'answer', status: 200, body: '{"expires_in":300}', times: 1, match: (_r, u) => u.pathname === '/token' });
-    await expect(client!.getManifest('odd/app', 'v1')).rejects.toMatchObject({ code: 'REGISTRY_PROTOCOL', message: expect.stringMatching(/token service .*no token/) });
+    await expect(client!.getManifest('odd/app', 'v1')).rejects.toMatchObject({
+      code: 'REGISTRY_PROTOCOL',
+      message: expect.stringMatching(/token service .*no token/),
+    });
   });
 
   it('registry error details in messages go through the redaction', async () => {
     const body = JSON.stringify({ errors: [{ code: 'DENIED', message: 'try again with Bearer abc.def.ghi' }] });
     evil.tricks.push({ kind: 'answer', status: 403, body, times: 1 });
-    const err = (await clientFor(evil.host).getManifest('x/app', 'v1').catch((e: unknown) => e)) as Error;
+    const err = (await clientFor(evil.host)
+      .getManifest('x/app', 'v1')
+      .catch((e: unknown) => e)) as Error;
     expect(err).toMatchObject({ code: 'REGISTRY_DENIED' });
     expect(err.message).toContain('Bearer [redacted]');
     expect(err.message).not.toContain('abc.def.ghi');
@@ -131,7 +164,12 @@ describe('auth challenges', () => {
   it('a 401 with a token realm on a foreign host fails that request only; the next one succeeds', async () => {
     const authed = await startMaliciousRegistry({ auth: true });
     try {
-      authed.tricks.push({ kind: 'answer', status: 401, times: 1, headers: { 'www-authenticate': 'Bearer realm="http://evil.example:9999/token",service="x"' } });
+      authed.tricks.push({
+        kind: 'answer',
+        status: 401,
+        times: 1,
+        headers: { 'www-authenticate': 'Bearer realm="http://evil.example:9999/token",service="x"' },
+      });
       const c = clientFor(authed.host);
       await expect(c.getManifest('team/app', 'v1')).rejects.toMatchObject({ code: 'REGISTRY_NOT_CONFIGURED', retryable: false });
       // behaving again: the registry's own realm; the foreign challenge was not kept
@@ -150,7 +188,9 @@ describe('auth challenges', () => {
 describe('Retry-After', () => {
   it('429 with Retry-After: 99999999 is retried within the cap (10 minutes)', async () => {
     evil.tricks.push({ kind: 'answer', status: 429, times: 1, headers: { 'retry-after': '99999999' } });
-    const err = await clientFor(evil.host).getManifest('busy/app', 'v1').catch((e: unknown) => e);
+    const err = await clientFor(evil.host)
+      .getManifest('busy/app', 'v1')
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'REGISTRY_THROTTLED', retryable: true, retryAfterSeconds: MAX_RETRY_AFTER_SECONDS });
     expect(String((err as Error).message)).toContain('Retry-After 600s, capped');
   });
@@ -160,7 +200,9 @@ describe('listing bounds', () => {
   it('an endless Link: next chain of tags stops at 1,000 pages with a clear error', async () => {
     evil.tricks.push({ kind: 'endless-list', perPage: 1, times: Infinity, match: (_r, u) => u.pathname.endsWith('/tags/list') });
     evil.requests.length = 0;
-    const err = (await clientFor(evil.host).listTags('loop/app').catch((e: unknown) => e)) as Error;
+    const err = (await clientFor(evil.host)
+      .listTags('loop/app')
+      .catch((e: unknown) => e)) as Error;
     expect(err).toMatchObject({ code: 'REGISTRY_PROTOCOL' });
     expect(err.message).toMatch(/tags of loop\/app listing stopped after 1000 pages and 1000 names \(limits: 1000 pages, 100000 names\)/);
     expect(evil.requests.filter((r) => r.includes('/tags/list')).length).toBe(1000);

@@ -60,11 +60,15 @@ async function enqueue(host: string, repository: string, tag: string): Promise<s
 }
 
 async function finished(jobId: string, timeoutMs = 30_000) {
-  return waitFor(`job ${jobId} finished`, async () => {
-    const state = await signet.service.queue!.queue.getJobState(jobId);
-    if (state !== 'completed' && state !== 'failed') return undefined;
-    return { job: (await signet.service.queue!.queue.getJob(jobId))!, state };
-  }, timeoutMs);
+  return waitFor(
+    `job ${jobId} finished`,
+    async () => {
+      const state = await signet.service.queue!.queue.getJobState(jobId);
+      if (state !== 'completed' && state !== 'failed') return undefined;
+      return { job: (await signet.service.queue!.queue.getJob(jobId))!, state };
+    },
+    timeoutMs,
+  );
 }
 
 describe('one hostile registry among others', () => {
@@ -121,10 +125,21 @@ describe('one hostile registry among others', () => {
   it('a manifest whose body is 42, or malformed JSON: REGISTRY_PROTOCOL, failed at once, nothing written', async () => {
     const OCI = 'application/vnd.oci.image.manifest.v1+json';
     for (const [repo, body, reason] of [
-      ['odd/fortytwo', '42', /^REGISTRY_PROTOCOL: registry .*: manifest odd\/fortytwo:v1 \(sha256:[0-9a-f]{64}\): answered JSON of the wrong shape \(got a JSON number\)$/],
+      [
+        'odd/fortytwo',
+        '42',
+        /^REGISTRY_PROTOCOL: registry .*: manifest odd\/fortytwo:v1 \(sha256:[0-9a-f]{64}\): answered JSON of the wrong shape \(got a JSON number\)$/,
+      ],
       ['odd/broken', '{"schemaVersion": 2, "config": ', /^REGISTRY_PROTOCOL: .*answered malformed JSON$/],
     ] as const) {
-      evil.tricks.push({ kind: 'answer', status: 200, body, times: Infinity, headers: { 'content-type': OCI }, match: (_r, u) => u.pathname.startsWith(`/v2/${repo}/manifests/`) });
+      evil.tricks.push({
+        kind: 'answer',
+        status: 200,
+        body,
+        times: Infinity,
+        headers: { 'content-type': OCI },
+        match: (_r, u) => u.pathname.startsWith(`/v2/${repo}/manifests/`),
+      });
       const { job, state } = await finished(await enqueue(evil.host, repo, 'v1'));
       expect(state).toBe('failed');
       expect(job.attemptsMade).toBe(1);

@@ -25,7 +25,11 @@ let redis: OwnRedis;
 let registry: RunningRegistry;
 let proxy: FaultProxy;
 let signet: RunningSignet;
-const report: { faults: { fault: string; injected: number }[]; stream?: Record<string, number>; badInputs: { input: string; status: number; answer: string }[] } = {
+const report: {
+  faults: { fault: string; injected: number }[];
+  stream?: Record<string, number>;
+  badInputs: { input: string; status: number; answer: string }[];
+} = {
   faults: [],
   badInputs: [],
 };
@@ -85,7 +89,11 @@ async function layers(repo: string, digest: string): Promise<number> {
 
 describe('no lost event under faults', () => {
   it(`${PUSHES} pushes through registry 503/429/drops/500 and a Redis crash: all signed exactly once`, async () => {
-    type Planned = { fault: string; planned: number; f: { times: number; status?: number; drop?: boolean; headers?: Record<string, string>; match?: (r: any) => boolean } };
+    type Planned = {
+      fault: string;
+      planned: number;
+      f: { times: number; status?: number; drop?: boolean; headers?: Record<string, string>; match?: (r: any) => boolean };
+    };
     const plan = (fault: string, f: Planned['f']): Planned => ({ fault, planned: f.times, f });
     const faults: Record<number, Planned> = {
       5: plan('registry answers 503 (any request)', { times: 8, status: 503 }),
@@ -150,7 +158,9 @@ describe('bad input', () => {
       body,
     });
   const event = (target: Record<string, string>, host = registry.host) =>
-    JSON.stringify({ events: [{ id: 'bad', action: 'push', target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...target }, request: { host } }] });
+    JSON.stringify({
+      events: [{ id: 'bad', action: 'push', target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', ...target }, request: { host } }],
+    });
   const D = `sha256:${'ab'.repeat(32)}`;
 
   it('every bad input gets a clear 4xx (or 2xx with a reason), never a 5xx', async () => {
@@ -167,10 +177,30 @@ describe('bad input', () => {
       { input: 'wrong secret', res: () => send(event({ repository: 'a', tag: 'v1', digest: D }), { auth: 'Bearer not-the-secret-at-all' }), expect: 401 },
       { input: 'invalid digest', res: () => send(event({ repository: 'rel/x', tag: 'v1', digest: 'sha256:xyz' })), expect: 200, reason: /invalid digest/ },
       { input: 'invalid tag', res: () => send(event({ repository: 'rel/x', tag: '-bad tag', digest: D })), expect: 200, reason: /invalid tag/ },
-      { input: 'path traversal in repository', res: () => send(event({ repository: '../../v2/_catalog', tag: 'v1', digest: D })), expect: 200, reason: /invalid repository/ },
-      { input: 'upper case / encoded repository', res: () => send(event({ repository: 'Rel/%2e%2e', tag: 'v1', digest: D })), expect: 200, reason: /invalid repository/ },
-      { input: 'registry host not in config', res: () => send(event({ repository: 'rel/x', tag: 'v1', digest: D }, 'attacker.example:443')), expect: 200, reason: /not in registries/ },
-      { input: 'blob push', res: () => send(event({ repository: 'rel/x', digest: D, mediaType: 'application/octet-stream', url: `http://${registry.host}/v2/rel/x/blobs/${D}` })), expect: 200, reason: /blob|media type/ },
+      {
+        input: 'path traversal in repository',
+        res: () => send(event({ repository: '../../v2/_catalog', tag: 'v1', digest: D })),
+        expect: 200,
+        reason: /invalid repository/,
+      },
+      {
+        input: 'upper case / encoded repository',
+        res: () => send(event({ repository: 'Rel/%2e%2e', tag: 'v1', digest: D })),
+        expect: 200,
+        reason: /invalid repository/,
+      },
+      {
+        input: 'registry host not in config',
+        res: () => send(event({ repository: 'rel/x', tag: 'v1', digest: D }, 'attacker.example:443')),
+        expect: 200,
+        reason: /not in registries/,
+      },
+      {
+        input: 'blob push',
+        res: () => send(event({ repository: 'rel/x', digest: D, mediaType: 'application/octet-stream', url: `http://${registry.host}/v2/rel/x/blobs/${D}` })),
+        expect: 200,
+        reason: /blob|media type/,
+      },
     ];
     for (const c of cases) {
       const res = await c.res();

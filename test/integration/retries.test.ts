@@ -50,12 +50,16 @@ async function enqueue(repository: string, tag: string): Promise<string> {
 }
 
 async function finished(jobId: string) {
-  return waitFor(`job ${jobId} finished`, async () => {
-    const state = await signet.service.queue!.queue.getJobState(jobId);
-    if (state !== 'completed' && state !== 'failed') return undefined;
-    // read the job after its state, so attemptsMade and failedReason are the final ones
-    return { job: (await signet.service.queue!.queue.getJob(jobId))!, state };
-  }, 30_000);
+  return waitFor(
+    `job ${jobId} finished`,
+    async () => {
+      const state = await signet.service.queue!.queue.getJobState(jobId);
+      if (state !== 'completed' && state !== 'failed') return undefined;
+      // read the job after its state, so attemptsMade and failedReason are the final ones
+      return { job: (await signet.service.queue!.queue.getJob(jobId))!, state };
+    },
+    30_000,
+  );
 }
 
 const retriesOf = (repo: string) => signet.logs.filter((l) => l.msg === 'sign failed, will retry' && String(l.ref).includes(repo));
@@ -79,7 +83,11 @@ describe('faults between signet and the registry', () => {
   it('a 500 on the .sig PUT after signing: the retry writes the same signature, no second key call', async () => {
     const keyCalls = () => keySignCalls(signet);
     const img = await pushImage(registry, 'late-fault/app', 'v1');
-    proxy.faults.push({ times: 1, status: 500, match: (r) => r.method === 'PUT' && /\/late-fault\/app\/manifests\/sha256-[0-9a-f]{64}\.sig$/.test(r.url ?? '') });
+    proxy.faults.push({
+      times: 1,
+      status: 500,
+      match: (r) => r.method === 'PUT' && /\/late-fault\/app\/manifests\/sha256-[0-9a-f]{64}\.sig$/.test(r.url ?? ''),
+    });
     const before = await keyCalls();
     const { job, state } = await finished(await enqueue('late-fault/app', 'v1'));
     expect(state).toBe('completed');
@@ -104,7 +112,11 @@ describe('faults between signet and the registry', () => {
 
   it('registry unreachable for a while (connections dropped): the job completes once it is back', async () => {
     await pushImage(registry, 'outage/app', 'v1');
-    const outage: { times: number; drop: boolean; match: (r: any) => boolean } = { times: Infinity, drop: true, match: (r) => (r.url ?? '').includes('/outage/app/') };
+    const outage: { times: number; drop: boolean; match: (r: any) => boolean } = {
+      times: Infinity,
+      drop: true,
+      match: (r) => (r.url ?? '').includes('/outage/app/'),
+    };
     proxy.faults.push(outage);
     const id = await enqueue('outage/app', 'v1');
     await waitFor('two failed attempts', () => retriesOf('outage/app').length >= 2);
@@ -177,7 +189,11 @@ keys: [{ name: k, provider: file, path: k.pem }]
     const run = async (...args: string[]) => {
       const out: string[] = [];
       const err: string[] = [];
-      const code = await main([...args, '-c', cfg], (l) => out.push(l), (l) => err.push(l));
+      const code = await main(
+        [...args, '-c', cfg],
+        (l) => out.push(l),
+        (l) => err.push(l),
+      );
       return { code, out: out.join('\n'), err: err.join('\n') };
     };
     const listed = await run('jobs', 'failed', '--json');

@@ -22,10 +22,7 @@ let tmp: { dir: string; remove: () => void };
 const pub: Record<string, string> = {};
 
 function writeKey(name: string, kind: 'rsa' | 'ec'): void {
-  const { privateKey, publicKey } =
-    kind === 'rsa'
-      ? generateKeyPairSync('rsa', { modulusLength: 2048 })
-      : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { privateKey, publicKey } = kind === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: 'P-256' });
   writeFileSync(path.join(tmp.dir, `${name}.pem`), privateKey.export({ type: 'pkcs8', format: 'pem' }));
   pub[name] = path.join(tmp.dir, `${name}.pub`);
   writeFileSync(pub[name]!, publicKey.export({ type: 'spki', format: 'pem' }));
@@ -124,7 +121,7 @@ describe('sign on push, verified by the real cosign', () => {
     expect((await cosignVerify(ref('p256/app', img.digest), pub['rsa']!)).ok).toBe(false);
   });
 
-  it("a key made by cosign generate-key-pair (encrypted cosign.key)", async () => {
+  it('a key made by cosign generate-key-pair (encrypted cosign.key)', async () => {
     const img = await pushImage(registry, 'cosignkey/app', 'v1');
     await signedWith('cosignkey/app', img.digest, 1);
     expect((await cosignVerify(ref('cosignkey/app', img.digest), pub['cosign']!)).ok).toBe(true);
@@ -180,7 +177,13 @@ describe('sign on push, verified by the real cosign', () => {
           {
             id: 'redelivered-1',
             action: 'push',
-            target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: img.digest, repository: 'byrepo/app', tag: 'v1', url: `http://${registry.host}/v2/byrepo/app/manifests/${img.digest}` },
+            target: {
+              mediaType: 'application/vnd.oci.image.manifest.v1+json',
+              digest: img.digest,
+              repository: 'byrepo/app',
+              tag: 'v1',
+              url: `http://${registry.host}/v2/byrepo/app/manifests/${img.digest}`,
+            },
             request: { host: registry.host },
           },
         ],
@@ -280,7 +283,9 @@ describe('sign on push, verified by the real cosign', () => {
       }),
     });
     expect(res.status).toBe(202);
-    await waitFor('TAG_MOVED failure', () => signet.logs.some((l) => l.msg === 'sign failed' && /TAG_MOVED/.test(l.err) && String(l.ref).includes('team-b/app')));
+    await waitFor('TAG_MOVED failure', () =>
+      signet.logs.some((l) => l.msg === 'sign failed' && /TAG_MOVED/.test(l.err) && String(l.ref).includes('team-b/app')),
+    );
     expect((await getManifest(quiet, 'team-b/app', sigTag(a.digest))).status).toBe(404);
     expect((await getManifest(quiet, 'team-b/app', sigTag(b.digest))).status).toBe(404);
   });
@@ -296,10 +301,21 @@ describe('sign on push, verified by the real cosign', () => {
     const host = `127.0.0.1:${(listener.address() as { port: number }).port}`;
     try {
       const event = (h: string, url: string) => ({
-        events: [{ id: 'x', action: 'push', target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'a'.repeat(64)}`, repository: 'p256/app', tag: 'v9', url }, request: { host: h } }],
+        events: [
+          {
+            id: 'x',
+            action: 'push',
+            target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${'a'.repeat(64)}`, repository: 'p256/app', tag: 'v9', url },
+            request: { host: h },
+          },
+        ],
       });
       for (const body of [event(host, `http://${host}/v2/p256/app/manifests/v9`), event('', `http://${host}/v2/p256/app/manifests/v9`)]) {
-        const res = await fetch(`${signet.url}/hooks/local`, { method: 'POST', headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        const res = await fetch(`${signet.url}/hooks/local`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
         expect(res.status).toBe(200);
         expect(((await res.json()) as any).ignored[0].reason).toMatch(/not in registries/);
       }

@@ -99,7 +99,11 @@ describe('SignQueue.enqueueMany', () => {
       expect(await readerConnection.get(dedupKey(theirs))).toBe(their.id);
       // and BullMQ reads it back with the options queue.add was given
       const back = await ours.queue.getJob(ourId!);
-      expect(back?.opts).toMatchObject({ attempts: workerCfg.attempts, backoff: { type: 'signet', delay: workerCfg.backoffMs }, removeOnComplete: { count: workerCfg.keepCompleted } });
+      expect(back?.opts).toMatchObject({
+        attempts: workerCfg.attempts,
+        backoff: { type: 'signet', delay: workerCfg.backoffMs },
+        removeOnComplete: { count: workerCfg.keepCompleted },
+      });
       expect(back?.data).toEqual(data);
       await ours.close();
     } finally {

@@ -47,7 +47,18 @@ afterAll(async () => {
 
 function harness() {
   const lines: Record<string, any>[] = [];
-  const logger = createLogger({ level: 'debug', destination: new Writable({ write: (c, _e, cb) => (String(c).split('\n').filter(Boolean).forEach((l) => lines.push(JSON.parse(l))), cb()) }) });
+  const logger = createLogger({
+    level: 'debug',
+    destination: new Writable({
+      write: (c, _e, cb) => (
+        String(c)
+          .split('\n')
+          .filter(Boolean)
+          .forEach((l) => lines.push(JSON.parse(l))),
+        cb()
+      ),
+    }),
+  });
   const calls: string[] = [];
   const worker = {
     pause: async () => void calls.push('pause'),
@@ -77,7 +88,10 @@ describe('RedisOutage', () => {
 
     await conn.replicaof('NO', 'ONE');
     await waitFor('recovered', () => !outage.down, 10_000, 20);
-    expect(lines.map((l) => l.msg)).toEqual(["redis unavailable: READONLY You can't write against a read only replica.", expect.stringMatching(/^redis recovered after \d+ s$/)]);
+    expect(lines.map((l) => l.msg)).toEqual([
+      "redis unavailable: READONLY You can't write against a read only replica.",
+      expect.stringMatching(/^redis recovered after \d+ s$/),
+    ]);
     expect(calls).toEqual(['pause', 'resume']);
     outage.stop();
     conn.disconnect();
@@ -95,7 +109,10 @@ describe('RedisOutage', () => {
     await waitExit(node.proc, 5000);
     for (let i = 0; i < 50; i++) outage.onError(Object.assign(new Error(`connect ECONNREFUSED 127.0.0.1:${node.port}`), { code: 'ECONNREFUSED' }));
     await new Promise((r) => setTimeout(r, 500));
-    expect(lines.map((l) => l.msg)).toEqual(['redis unavailable: LOADING Redis is loading the dataset in memory', `redis still unavailable: connect ECONNREFUSED 127.0.0.1:${node.port}`]);
+    expect(lines.map((l) => l.msg)).toEqual([
+      'redis unavailable: LOADING Redis is loading the dataset in memory',
+      `redis still unavailable: connect ECONNREFUSED 127.0.0.1:${node.port}`,
+    ]);
     expect(outage.down).toBe(true);
     outage.stop();
     conn.disconnect();
@@ -118,7 +135,16 @@ describe('RedisOutage', () => {
   });
 
   it('what counts as Redis being unavailable', () => {
-    for (const m of ['READONLY x', 'LOADING x', 'MASTERDOWN x', 'OOM command not allowed', 'MISCONF x', 'NOREPLICAS x', 'connect ECONNREFUSED 127.0.0.1:1', 'Connection is closed.']) {
+    for (const m of [
+      'READONLY x',
+      'LOADING x',
+      'MASTERDOWN x',
+      'OOM command not allowed',
+      'MISCONF x',
+      'NOREPLICAS x',
+      'connect ECONNREFUSED 127.0.0.1:1',
+      'Connection is closed.',
+    ]) {
       expect(isRedisOutage(new Error(m)), m).toBe(true);
     }
     for (const m of ['Missing lock for job 1. moveToFinished', 'job stalled more than allowable limit', 'ERR syntax error']) {

@@ -84,7 +84,17 @@ async function startRedis(replicaOf?: number): Promise<Node> {
   try {
     // a master takes writes; a replica answers and refuses them
     const expected = replicaOf ? 'READONLY' : 'OK';
-    await waitFor(`redis on ${port}`, async () => (await c.set('probe', '1').then((r) => String(r), (e: Error) => e.message)).startsWith(expected), 15_000);
+    await waitFor(
+      `redis on ${port}`,
+      async () =>
+        (
+          await c.set('probe', '1').then(
+            (r) => String(r),
+            (e: Error) => e.message,
+          )
+        ).startsWith(expected),
+      15_000,
+    );
   } finally {
     c.disconnect();
   }
@@ -131,7 +141,11 @@ describe('worker against a read-only Redis node', () => {
       await admin.replicaof('NO', 'ONE');
       await waitFor('recovered line', () => w.lines().some((l) => /^redis recovered after \d+ s$/.test(l.msg ?? '')), 30_000);
       const queue = new SignQueue(admin, 'ro', configSchema.shape.worker.parse(undefined));
-      const id = await queue.enqueue({ event: { integration: 't', host: 'elsewhere.example', repository: 'a/b', tag: 'v1', receivedAt: new Date().toISOString() }, registry: 'elsewhere.example', requestId: 'r1' });
+      const id = await queue.enqueue({
+        event: { integration: 't', host: 'elsewhere.example', repository: 'a/b', tag: 'v1', receivedAt: new Date().toISOString() },
+        registry: 'elsewhere.example',
+        requestId: 'r1',
+      });
       const failed = await waitFor('job run after recovery', () => w.lines().find((l) => l.job === id && l.msg === 'sign failed'), 30_000);
       expect(failed.code).toBe('REGISTRY_NOT_CONFIGURED');
       await queue.close();

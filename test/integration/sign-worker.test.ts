@@ -56,9 +56,17 @@ afterAll(async () => {
 
 /** What Docker Hub posts for a push of repository:tag (tag only, no digest). */
 async function hubWebhook(integration: string, repository: string, tag: string, pusher = 'ci-bot'): Promise<number> {
-  const body = { callback_url: 'https://registry.hub.docker.com/u/x/hook/1/', push_data: { pushed_at: 1, pusher, tag }, repository: { repo_name: repository, name: repository.split('/')[1], namespace: repository.split('/')[0] } };
+  const body = {
+    callback_url: 'https://registry.hub.docker.com/u/x/hook/1/',
+    push_data: { pushed_at: 1, pusher, tag },
+    repository: { repo_name: repository, name: repository.split('/')[1], namespace: repository.split('/')[0] },
+  };
   const query = integration === 'hub' ? `?token=${SECRET}` : '';
-  const res = await fetch(`${signet.url}/hooks/${integration}${query}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`${signet.url}/hooks/${integration}${query}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   await res.arrayBuffer();
   return res.status;
 }
@@ -67,7 +75,11 @@ async function hubWebhook(integration: string, repository: string, tag: string, 
 async function distributionWebhook(repository: string, tag: string, digest: string, mediaType: string): Promise<number> {
   const target = { mediaType, digest, repository, tag, url: `http://${proxy.host}/v2/${repository}/manifests/${digest}` };
   const body = { events: [{ id: digest, action: 'push', target, request: { host: proxy.host, method: 'PUT' }, actor: { name: 'ci' } }] };
-  const res = await fetch(`${signet.url}/hooks/dist`, { method: 'POST', headers: { 'content-type': 'application/vnd.docker.distribution.events.v1+json', authorization: `Bearer ${SECRET}` }, body: JSON.stringify(body) });
+  const res = await fetch(`${signet.url}/hooks/dist`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/vnd.docker.distribution.events.v1+json', authorization: `Bearer ${SECRET}` },
+    body: JSON.stringify(body),
+  });
   await res.arrayBuffer();
   return res.status;
 }

@@ -22,7 +22,18 @@ import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { getManifest, pushImage, sigTag, tagExisting } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { startRekor, type RekorStandIn } from '../helpers/rekor.js';
-import { deletePrefix, keySignCalls, pendingJobs, REDIS_URL, startSignet, tempKeyDir, uniquePrefix, waitFor, type KeyDir, type RunningSignet } from '../helpers/signet.js';
+import {
+  deletePrefix,
+  keySignCalls,
+  pendingJobs,
+  REDIS_URL,
+  startSignet,
+  tempKeyDir,
+  uniquePrefix,
+  waitFor,
+  type KeyDir,
+  type RunningSignet,
+} from '../helpers/signet.js';
 
 const SECRET = 'signing-once-secret-0123456789';
 // larger runs for measuring: SIGNING_ONCE_IMAGES=300 SIGNING_ONCE_TAGS=2 SIGNING_ONCE_WORKERS=2
@@ -159,7 +170,10 @@ rules: [{ match: "${proxy.host}/**", keys: [k], identity: repository, formats: [
 `,
     'c.yaml',
   );
-  const rt = await createRuntime({ ...loaded, baseDir: tmp.dir }, { logger: createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }) }), metrics: new Metrics() });
+  const rt = await createRuntime(
+    { ...loaded, baseDir: tmp.dir },
+    { logger: createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }) }), metrics: new Metrics() },
+  );
   runtimes.push(rt);
   return rt;
 }

@@ -65,7 +65,12 @@ describe('status API', () => {
   it('wants Authorization: Bearer <apiToken>: none, a wrong one or a query token get 401 API_UNAUTHORIZED, before the registry is asked', async () => {
     const img = await pushImage(registry, 'team/app', 'v1');
     const before = proxy.log.length;
-    for (const [headers, query] of [[{}, ''], [{ authorization: 'Bearer wrong-token-0123456789' }, ''], [{ authorization: TOKEN }, ''], [{}, `?token=${TOKEN}`]] as const) {
+    for (const [headers, query] of [
+      [{}, ''],
+      [{ authorization: 'Bearer wrong-token-0123456789' }, ''],
+      [{ authorization: TOKEN }, ''],
+      [{}, `?token=${TOKEN}`],
+    ] as const) {
       const r = await api(signet, `${proxy.host}/team/app:v1`, headers, query);
       expect(r.status).toBe(401);
       expect(r.body).toEqual({ error: 'Authorization: Bearer <server.apiToken> is required', code: 'API_UNAUTHORIZED' });
@@ -106,7 +111,11 @@ describe('status API', () => {
     const before = proxy.log.length;
     const r = await api(signet, `${proxy.host}/private/secret:v1`);
     expect(r.status).toBe(200);
-    expect(r.body).toEqual({ image: { reference: `${proxy.host}/private/secret:v1`, repository: `${proxy.host}/private/secret`, tag: 'v1' }, rule: { none: `no rule matches ${proxy.host}/private/secret` }, statuses: [] });
+    expect(r.body).toEqual({
+      image: { reference: `${proxy.host}/private/secret:v1`, repository: `${proxy.host}/private/secret`, tag: 'v1' },
+      rule: { none: `no rule matches ${proxy.host}/private/secret` },
+      statuses: [],
+    });
     expect(proxy.log.slice(before)).toEqual([]);
   });
 
@@ -126,10 +135,15 @@ describe('status API', () => {
     } finally {
       await redis.start();
     }
-    const back = await waitFor('status API answers again', async () => {
-      const r = await api(signet, ref);
-      return r.status === 200 ? r : undefined;
-    }, 20_000, 200);
+    const back = await waitFor(
+      'status API answers again',
+      async () => {
+        const r = await api(signet, ref);
+        return r.status === 200 ? r : undefined;
+      },
+      20_000,
+      200,
+    );
     expect(back.body.statuses.map((s: any) => s.state)).toEqual(['signed']);
   });
 });

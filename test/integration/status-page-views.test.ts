@@ -52,7 +52,11 @@ async function hook(pushes: { repository: string; tag: string; digest: string }[
     target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: p.digest, size: 1, repository: p.repository, tag: p.tag },
     request: { host: proxy.host, method: 'PUT' },
   }));
-  const res = await fetch(`${receiver.url}/hooks/dist`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET}` }, body: JSON.stringify({ events }) });
+  const res = await fetch(`${receiver.url}/hooks/dist`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET}` },
+    body: JSON.stringify({ events }),
+  });
   expect(res.status).toBeLessThan(300);
   return (await res.json()) as { requestId: string };
 }
@@ -78,10 +82,15 @@ beforeAll(async () => {
   // a flood no rule covers: one skipped(reason) record per push
   await hook(Array.from({ length: FLOOD }, (_, i) => ({ repository: 'flood/app', tag: `b${i}`, digest: `sha256:${i.toString(16).padStart(64, '0')}` })));
   const status = receiver.runtime.status;
-  await waitFor('signed and failed recorded', async () => {
-    const [s, f] = await Promise.all([status.get(`${proxy.host}/team/app`, signed.digest, 'v1'), status.get(`${proxy.host}/team/denied`, undefined, 'v1')]);
-    return s.some((e) => e.state === 'signed' && !e.key) && f.some((e) => e.state === 'failed');
-  }, 30_000, 100);
+  await waitFor(
+    'signed and failed recorded',
+    async () => {
+      const [s, f] = await Promise.all([status.get(`${proxy.host}/team/app`, signed.digest, 'v1'), status.get(`${proxy.host}/team/denied`, undefined, 'v1')]);
+      return s.some((e) => e.state === 'signed' && !e.key) && f.some((e) => e.state === 'failed');
+    },
+    30_000,
+    100,
+  );
 
   const profile = path.join(tmp.dir, 'chromium-profile');
   mkdirSync(profile);
@@ -89,7 +98,16 @@ beforeAll(async () => {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1400, height: 1000 },
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-quic',
+    ],
   });
   page = browser.pages()[0] ?? (await browser.newPage());
 }, 90_000);
@@ -210,7 +228,9 @@ describe('status page views', () => {
     expect(statSync(shot).size).toBeGreaterThan(20_000);
     await page.screenshot({ path: path.join(ARTIFACTS, 'status-page-800-top.png') });
     // the cards still carry each field's name
-    const label = await page.locator(`#recent tr[data-repository="${proxy.host}/team/app"] td.formats`).evaluate((td) => (globalThis as unknown as { getComputedStyle(e: unknown, p: string): { content: string } }).getComputedStyle(td, '::before').content);
+    const label = await page
+      .locator(`#recent tr[data-repository="${proxy.host}/team/app"] td.formats`)
+      .evaluate((td) => (globalThis as unknown as { getComputedStyle(e: unknown, p: string): { content: string } }).getComputedStyle(td, '::before').content);
     expect(label).toBe('"formats"');
     await page.setViewportSize({ width: 1400, height: 1000 });
   });

@@ -31,7 +31,18 @@ describe('StatusStore', () => {
     await store.record([
       { state: 'signed', repository: repo, tag: 'v1', digest: d1, rule: 0, requestId: 'r1' },
       { state: 'signed', repository: repo, tag: 'v1', digest: d1, rule: 0, key: 'a', formats: ['legacy'], reason: 'signed as x', requestId: 'r1' },
-      { state: 'signed', repository: repo, tag: 'v1', digest: d1, rule: 0, key: 'a', formats: ['bundle'], present: true, reason: 'signed as x', requestId: 'r1' },
+      {
+        state: 'signed',
+        repository: repo,
+        tag: 'v1',
+        digest: d1,
+        rule: 0,
+        key: 'a',
+        formats: ['bundle'],
+        present: true,
+        reason: 'signed as x',
+        requestId: 'r1',
+      },
       { state: 'signed', repository: repo, tag: 'v1', digest: child, rule: 0, key: 'a', formats: ['legacy'], present: true, requestId: 'r1' },
     ]);
     const byTag = await store.lookup(repo, undefined, 'v1');

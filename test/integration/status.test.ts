@@ -74,7 +74,11 @@ rules: [{ match: "${proxy.host}/team/**", keys: [a, b] }]
 };
 const cli = async (...args: string[]) => {
   const lines: string[] = [];
-  const code = await main([...args, '-c', cliConfig()], (l) => lines.push(l), (l) => lines.push(l));
+  const code = await main(
+    [...args, '-c', cliConfig()],
+    (l) => lines.push(l),
+    (l) => lines.push(l),
+  );
   return { code, text: lines.join('\n') };
 };
 /** A distribution notification for one manifest push, posted to the receiver. */
@@ -84,13 +88,24 @@ const hook = async (repository: string, tag: string | undefined, digest: string)
       {
         id: `ev-${repository}-${tag}`,
         action: 'push',
-        target: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest, size: 1, repository, ...(tag ? { tag } : {}), url: `http://${proxy.host}/v2/${repository}/manifests/${digest}` },
+        target: {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          digest,
+          size: 1,
+          repository,
+          ...(tag ? { tag } : {}),
+          url: `http://${proxy.host}/v2/${repository}/manifests/${digest}`,
+        },
         request: { host: proxy.host, method: 'PUT' },
         actor: { name: 'ci' },
       },
     ],
   };
-  const res = await fetch(`${signet.url}/hooks/dist`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${HOOK_SECRET}` }, body: JSON.stringify(body) });
+  const res = await fetch(`${signet.url}/hooks/dist`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${HOOK_SECRET}` },
+    body: JSON.stringify(body),
+  });
   return { status: res.status, json: (await res.json()) as any };
 };
 const api = async (ref: string) => {
@@ -142,7 +157,9 @@ describe('signing status', () => {
 
     await pushImage(registry, 'tagged/app', 'latest');
     await enqueue('tagged/app', 'latest');
-    const skipped = await waitFor('skipped status', async () => (await api(`${proxy.host}/tagged/app:latest`)).body.statuses?.find((s: any) => s.state === 'skipped'));
+    const skipped = await waitFor('skipped status', async () =>
+      (await api(`${proxy.host}/tagged/app:latest`)).body.statuses?.find((s: any) => s.state === 'skipped'),
+    );
     expect(skipped.reason).toMatch(/not in rule's tags.include/);
 
     expect((await api(`${proxy.host}/team/nothing:v1`)).status).toBe(404);
@@ -164,13 +181,23 @@ rules: [{ match: "${proxy.host}/team/**", keys: [a, b] }]
 `,
     );
     const lines: string[] = [];
-    expect(await main(['status', `${proxy.host}/team/app:v1`, '-c', cfg], (l) => lines.push(l), (l) => lines.push(l))).toBe(0);
+    expect(
+      await main(
+        ['status', `${proxy.host}/team/app:v1`, '-c', cfg],
+        (l) => lines.push(l),
+        (l) => lines.push(l),
+      ),
+    ).toBe(0);
     const text = lines.join('\n');
     expect(text).toMatch(/rule 0: keys a, b/);
     expect(text).toMatch(/key a: signed \(signed as /);
     expect(text).toMatch(/key b: signed/);
     const j: string[] = [];
-    await main(['status', `${proxy.host}/team/denied:v1`, '--json', '-c', cfg], (l) => j.push(l), (l) => j.push(l));
+    await main(
+      ['status', `${proxy.host}/team/denied:v1`, '--json', '-c', cfg],
+      (l) => j.push(l),
+      (l) => j.push(l),
+    );
     expect(JSON.parse(j.join('\n')).statuses.find((s: any) => s.state === 'failed').code).toBe('REGISTRY_DENIED');
   });
 
@@ -183,7 +210,9 @@ rules: [{ match: "${proxy.host}/team/**", keys: [a, b] }]
       await enqueue('team/creds', 'v1', img.digest); // the webhook named tag and digest
       await enqueue('team/creds2', 'v1'); // a tag-only webhook (Quay, Docker Hub)
       for (const repo of ['team/creds', 'team/creds2']) {
-        await waitFor(`${repo} failed`, async () => (await signet.runtime.status.get(`${proxy.host}/${repo}`, undefined, 'v1')).find((s) => s.state === 'failed'));
+        await waitFor(`${repo} failed`, async () =>
+          (await signet.runtime.status.get(`${proxy.host}/${repo}`, undefined, 'v1')).find((s) => s.state === 'failed'),
+        );
       }
       const before = proxy.log.length;
       const byTag = await api(`${proxy.host}/team/creds:v1`);
@@ -237,13 +266,23 @@ rules: [{ match: "${proxy.host}/team/**", keys: [a, b] }]
 
     const f = await signet.runtime.status.get(`${proxy.host}/tagged/app`, digest, 'nightly');
     expect(f).toHaveLength(1);
-    expect(f[0]).toMatchObject({ state: 'skipped', rule: 1, tag: 'nightly', digest, requestId: filtered.json.requestId, reason: filtered.json.ignored[0].reason });
+    expect(f[0]).toMatchObject({
+      state: 'skipped',
+      rule: 1,
+      tag: 'nightly',
+      digest,
+      requestId: filtered.json.requestId,
+      reason: filtered.json.ignored[0].reason,
+    });
     const u = await signet.runtime.status.get(`${proxy.host}/elsewhere/app`, digest, 'v9');
     expect(u).toHaveLength(1);
     expect(u[0]).toMatchObject({ state: 'skipped', tag: 'v9', reason: `no rule matches ${proxy.host}/elsewhere/app` });
     expect(u[0]!.rule).toBeUndefined();
     // one info line per push, with its request id and reason
-    for (const [res, ref] of [[filtered, 'tagged/app:nightly'], [unruled, 'elsewhere/app:v9']] as const) {
+    for (const [res, ref] of [
+      [filtered, 'tagged/app:nightly'],
+      [unruled, 'elsewhere/app:v9'],
+    ] as const) {
       const lines = signet.logs.filter((l) => l.requestId === res.json.requestId && String(l.msg).startsWith('push not signed: '));
       expect(lines).toHaveLength(1);
       expect(lines[0]!.level).toBe(30);

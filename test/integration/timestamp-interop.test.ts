@@ -24,7 +24,14 @@ import { bundleFromJSON } from '@sigstore/bundle';
 import { TrustedRoot } from '@sigstore/protobuf-specs';
 import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundleRfc3161Timestamp, legacyRfc3161Annotation, parseTimestampChain, TimestampClient, trustedRootTimestampAuthority, verifyTimestamp } from '../../src/transparency/timestamp.js';
+import {
+  bundleRfc3161Timestamp,
+  legacyRfc3161Annotation,
+  parseTimestampChain,
+  TimestampClient,
+  trustedRootTimestampAuthority,
+  verifyTimestamp,
+} from '../../src/transparency/timestamp.js';
 import { COSIGN3_BIN, cosignEnv, tempDir } from '../helpers/cosign.js';
 import { runProcess, type RunResult } from '../helpers/proc.js';
 import { startTsa, type TsaStandIn } from '../helpers/tsa.js';
@@ -232,9 +239,18 @@ describe('cosign 3.1, the legacy annotation', () => {
 
 describe('openssl ts -verify', () => {
   it('verifies the TimeStampResp over the signature bytes with the TSA root; not with another root', () => {
-    const ts = Buffer.from((messageBundle['verificationMaterial'] as ReturnType<typeof verificationMaterial>).timestampVerificationData.rfc3161Timestamps[0]!.signedTimestamp, 'base64');
+    const ts = Buffer.from(
+      (messageBundle['verificationMaterial'] as ReturnType<typeof verificationMaterial>).timestampVerificationData.rfc3161Timestamps[0]!.signedTimestamp,
+      'base64',
+    );
     expect(verifyTimestamp(ts, messageSignature, tsa.chainPem).genTime).toBeInstanceOf(Date);
-    const files = { resp: join(tmp.dir, 'resp.tsr'), data: join(tmp.dir, 'sig.bin'), root: join(tmp.dir, 'root.pem'), leaf: join(tmp.dir, 'leaf.pem'), wrong: join(tmp.dir, 'wrong-root.pem') };
+    const files = {
+      resp: join(tmp.dir, 'resp.tsr'),
+      data: join(tmp.dir, 'sig.bin'),
+      root: join(tmp.dir, 'root.pem'),
+      leaf: join(tmp.dir, 'leaf.pem'),
+      wrong: join(tmp.dir, 'wrong-root.pem'),
+    };
     writeFileSync(files.resp, ts);
     writeFileSync(files.data, messageSignature);
     writeFileSync(files.root, tsa.rootPem);
@@ -248,4 +264,3 @@ describe('openssl ts -verify', () => {
     });
   });
 });
-

@@ -32,7 +32,19 @@ import { EKU, issueCertificate, makeIntermediateCa, makeRootCa } from '../helper
 import { startRekor, type RekorStandIn } from '../helpers/rekor.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { startSignet, type RunningSignet } from '../helpers/signet.js';
-import { SKOPEO_ROOTFS, toolVersions, VERIFIERS, writeText, type Cell, type Format, type KeyAlg, type Material, type Shape, type Transparency, type VerifierId } from '../helpers/verifiers.js';
+import {
+  SKOPEO_ROOTFS,
+  toolVersions,
+  VERIFIERS,
+  writeText,
+  type Cell,
+  type Format,
+  type KeyAlg,
+  type Material,
+  type Shape,
+  type Transparency,
+  type VerifierId,
+} from '../helpers/verifiers.js';
 
 const IDENTITY = 'signet@example.com';
 const RESULTS_JSON = path.join(tmpdir(), 'signet-verification-matrix.json');
@@ -80,21 +92,56 @@ const COSIGN = 'cosign-2.5|cosign-3.1';
 const EXPECTED: Row[] = [
   ['containers', 'bundle', '*', '*', '*', 'n.a.', 'containers/image reads only the .sig tag'],
   ['sigstore-js', 'legacy', '*', '*', '*', 'n.a.', '@sigstore/verify reads only sigstore bundles'],
-  ['sigstore-js', 'bundle', 'none', 'pki', '*', 'refused', 'a certificate needs a verified time (timestampThreshold 1) and the bundle has neither a Rekor entry nor a timestamp'],
+  [
+    'sigstore-js',
+    'bundle',
+    'none',
+    'pki',
+    '*',
+    'refused',
+    'a certificate needs a verified time (timestampThreshold 1) and the bundle has neither a Rekor entry nor a timestamp',
+  ],
   ['containers', 'legacy', '*', 'pki', 'wrong-key', 'accepted', 'the containers export trusts the CA and the subject email (pki), not the key'],
-  ['containers', 'legacy', 'rekor', 'pki', 'wrong-rekor', 'accepted', 'the pki trust takes no Rekor key (containers/image refuses one next to pki), so the log of a key with a certificate is not checked'],
+  [
+    'containers',
+    'legacy',
+    'rekor',
+    'pki',
+    'wrong-rekor',
+    'accepted',
+    'the pki trust takes no Rekor key (containers/image refuses one next to pki), so the log of a key with a certificate is not checked',
+  ],
   ['containers', 'legacy', 'tsa', '*', 'wrong-tsa', 'accepted', 'containers/image ignores RFC 3161 timestamps'],
   [COSIGN, 'legacy', 'none', 'pki', 'wrong-ca', 'accepted', 'without a verified time the README checks a .sig by the key (--key), not the CA'],
-  [COSIGN, 'legacy', 'rekor|tsa', 'pki', 'wrong-key', 'accepted', 'with a verified time the README checks the certificate against the CA (and the identity), not the key'],
+  [
+    COSIGN,
+    'legacy',
+    'rekor|tsa',
+    'pki',
+    'wrong-key',
+    'accepted',
+    'with a verified time the README checks the certificate against the CA (and the identity), not the key',
+  ],
   [COSIGN, 'bundle', '*', 'pki', 'wrong-key', 'accepted', 'a certificate bundle is checked against the CA in trusted_root.json and the identity, not the key'],
-  ['sigstore-js', 'bundle', '*', 'pki', 'wrong-key', 'accepted', 'a certificate bundle is checked against the CA in trusted_root.json and the SAN, not the key'],
+  [
+    'sigstore-js',
+    'bundle',
+    '*',
+    'pki',
+    'wrong-key',
+    'accepted',
+    'a certificate bundle is checked against the CA in trusted_root.json and the SAN, not the key',
+  ],
   ['*', '*', '*', '*', 'verify', 'accepted', 'signed by signet; trust material and commands from signet policy export'],
   ['*', '*', '*', '*', 'wrong-*', 'refused', 'the swapped material is what the verifier checks'],
 ];
 
 function expected(cell: Cell, verifier: VerifierId, check: Check): { outcome: Outcome; why: string } {
-  const fits = (pattern: string, value: string) => pattern === '*' || pattern.split('|').includes(value) || (pattern === 'wrong-*' && value.startsWith('wrong-'));
-  const row = EXPECTED.find(([v, f, t, m, c]) => fits(v, verifier) && fits(f, cell.format) && fits(t, cell.transparency) && fits(m, cell.material) && fits(c, check));
+  const fits = (pattern: string, value: string) =>
+    pattern === '*' || pattern.split('|').includes(value) || (pattern === 'wrong-*' && value.startsWith('wrong-'));
+  const row = EXPECTED.find(
+    ([v, f, t, m, c]) => fits(v, verifier) && fits(f, cell.format) && fits(t, cell.transparency) && fits(m, cell.material) && fits(c, check),
+  );
   if (!row) throw new Error(`no EXPECTED row for ${cell.id} ${verifier} ${check}`);
   return { outcome: row[5], why: row[6] };
 }
@@ -173,7 +220,11 @@ ${cells.map((c) => ruleLine(c, host, rekorBlock, tsaBlock)).join('')}`;
 
 async function exportTo(config: string, target: string, out: string): Promise<string[]> {
   const err: string[] = [];
-  const code = await main(['--config', config, 'policy', 'export', '--for', target, '--out', out], () => {}, (l) => err.push(l));
+  const code = await main(
+    ['--config', config, 'policy', 'export', '--for', target, '--out', out],
+    () => {},
+    (l) => err.push(l),
+  );
   if (code !== 0) throw new Error(`signet policy export --for ${target} failed: ${err.join('\n')}`);
   return err;
 }
@@ -255,7 +306,8 @@ beforeAll(async () => {
     const gen = () => (name.startsWith('rsa') ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: 'P-256' }));
     const { privateKey, publicKey } = gen();
     writeFileSync(file(`${name}.pem`), privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    if (name.endsWith('c')) writeFileSync(file(`${name}.crt`), issueCertificate({ cn: `signet signer ${name}`, publicKey, issuer: inter, eku: [EKU.codeSigning], email: IDENTITY }));
+    if (name.endsWith('c'))
+      writeFileSync(file(`${name}.crt`), issueCertificate({ cn: `signet signer ${name}`, publicKey, issuer: inter, eku: [EKU.codeSigning], email: IDENTITY }));
     strangers.keys.set(pem(publicKey), pem(gen().publicKey));
   }
   const strangerRoot = makeRootCa('some other root');
@@ -298,7 +350,15 @@ beforeAll(async () => {
   writeFileSync(file('signet.yaml'), yaml);
   // containers/image reads only .sig, and `--for containers` refuses a config with a bundle-only
   // rule: its export is made from the legacy cells' rules alone (same keys, same scopes)
-  writeFileSync(file('signet-legacy.yaml'), configYaml(H, signedCells.filter((c) => c.format === 'legacy'), rekorBlock, tsaBlock));
+  writeFileSync(
+    file('signet-legacy.yaml'),
+    configYaml(
+      H,
+      signedCells.filter((c) => c.format === 'legacy'),
+      rekorBlock,
+      tsaBlock,
+    ),
+  );
   const trust = file('trust');
   notes.push(...(await exportTo(file('signet.yaml'), 'cosign', path.join(trust, 'cosign'))).map((n) => `export --for cosign: ${n}`));
   notes.push(...(await exportTo(file('signet-legacy.yaml'), 'containers', path.join(trust, 'containers'))).map((n) => `export --for containers: ${n}`));
@@ -321,7 +381,10 @@ beforeAll(async () => {
           refs.set(c.id, [`${H}/${repository}@${img.digest}`]);
         } else {
           const idx = await pushIndex(registry, repository, 'v1', ['linux/amd64', 'linux/arm64']);
-          refs.set(c.id, [idx.digest, ...idx.children].map((d) => `${H}/${repository}@${d}`));
+          refs.set(
+            c.id,
+            [idx.digest, ...idx.children].map((d) => `${H}/${repository}@${d}`),
+          );
         }
         const report = await signet!.runtime.pipeline.sign({ host: H, repository, tag: 'v1' });
         if (report.status !== 'signed') throw new Error(`not signed: ${JSON.stringify(report).slice(0, 300)}`);
@@ -383,7 +446,9 @@ beforeAll(async () => {
   results = { generatedAt: new Date().toISOString(), runtimeMs: Date.now() - started, tools: await toolVersions(), notes, cells: [...cellResults.values()] };
   writeText(RESULTS_JSON, `${JSON.stringify(results, null, 2)}\n`);
   writeText(RESULTS_MD, renderMatrix(results));
-  console.log(`verification matrix: ${tasks.length} verifier runs in ${Math.round((Date.now() - started) / 1000)} s; results ${RESULTS_JSON}, table ${RESULTS_MD}`);
+  console.log(
+    `verification matrix: ${tasks.length} verifier runs in ${Math.round((Date.now() - started) / 1000)} s; results ${RESULTS_JSON}, table ${RESULTS_MD}`,
+  );
 }, 240_000);
 
 afterAll(async () => {
@@ -398,7 +463,8 @@ describe('verification matrix', () => {
   it('covers 48 cells, each with a rule of its own, and has an EXPECTED row for every (cell, verifier, check)', () => {
     expect(CELLS).toHaveLength(48);
     expect(new Set(CELLS.map((c) => c.id)).size).toBe(48);
-    for (const c of CELLS) for (const v of VERIFIERS) for (const check of ['verify', ...controlsOf(c)] as Check[]) expect(() => expected(c, v.id, check)).not.toThrow();
+    for (const c of CELLS)
+      for (const v of VERIFIERS) for (const check of ['verify', ...controlsOf(c)] as Check[]) expect(() => expected(c, v.id, check)).not.toThrow();
   });
 
   it.each(CELLS.map((c) => [c.id, c] as const))('%s: every verifier and negative control as the EXPECTED table says', (_id, cell) => {
@@ -411,13 +477,14 @@ describe('verification matrix', () => {
         if (!res) continue;
         got[`${v} ${check}`] = res.outcome;
         want[`${v} ${check}`] = res.expected;
-        if (res.outcome !== res.expected) why.push(`${v} ${check}: ${res.outcome} (expected ${res.expected}: ${res.why})\n    ${res.refs.map((x) => `${x.ref}: ${x.detail}`).join('\n    ')}`);
+        if (res.outcome !== res.expected)
+          why.push(`${v} ${check}: ${res.outcome} (expected ${res.expected}: ${res.why})\n    ${res.refs.map((x) => `${x.ref}: ${x.detail}`).join('\n    ')}`);
       }
     }
     expect(got, `${cell.id}${r.signed ? '' : ` (not signed: ${r.signError})`}\n  ${why.join('\n  ')}`).toEqual(want);
   });
 
-  it('writes the results (with the tools\' versions) as JSON and a markdown table', () => {
+  it("writes the results (with the tools' versions) as JSON and a markdown table", () => {
     const back = JSON.parse(readFileSync(RESULTS_JSON, 'utf8')) as MatrixResults;
     expect(back.cells).toHaveLength(48);
     for (const id of ['cosign-2.5', 'cosign-3.1', 'containers', 'sigstore-js'] as const) expect(back.tools[id]).toBeTruthy();

@@ -42,11 +42,30 @@ describe('RETRYABLE', () => {
   });
 
   it('retries what may succeed later, not what cannot', () => {
-    for (const c of ['REGISTRY_UNAVAILABLE', 'REGISTRY_THROTTLED', 'KEY_THROTTLED', 'KEY_UNAVAILABLE', 'REKOR_UNAVAILABLE', 'TAG_NOT_FOUND', 'REDIS_UNAVAILABLE', 'LOCK_TIMEOUT'] as const) {
+    for (const c of [
+      'REGISTRY_UNAVAILABLE',
+      'REGISTRY_THROTTLED',
+      'KEY_THROTTLED',
+      'KEY_UNAVAILABLE',
+      'REKOR_UNAVAILABLE',
+      'TAG_NOT_FOUND',
+      'REDIS_UNAVAILABLE',
+      'LOCK_TIMEOUT',
+    ] as const) {
       expect([c, RETRYABLE[c]]).toEqual([c, true]);
       expect(new SignetError(c, 'x').retryable).toBe(true);
     }
-    for (const c of ['REGISTRY_PROTOCOL', 'REGISTRY_AUTH_FAILED', 'KEY_DENIED', 'KEY_NOT_FOUND', 'KEY_SIGN_FAILED', 'REKOR_REJECTED', 'MANIFEST_NOT_FOUND', 'CONFIG_INVALID', 'INTERNAL'] as const) {
+    for (const c of [
+      'REGISTRY_PROTOCOL',
+      'REGISTRY_AUTH_FAILED',
+      'KEY_DENIED',
+      'KEY_NOT_FOUND',
+      'KEY_SIGN_FAILED',
+      'REKOR_REJECTED',
+      'MANIFEST_NOT_FOUND',
+      'CONFIG_INVALID',
+      'INTERNAL',
+    ] as const) {
       expect([c, RETRYABLE[c]]).toEqual([c, false]);
       expect(new SignetError(c, 'x').retryable).toBe(false);
     }

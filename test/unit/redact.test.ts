@@ -12,13 +12,22 @@ describe('log redaction', () => {
   it('one list of credential shapes for every message (the credential sources and key services used their own)', () => {
     // name=value, name: value and JSON "name":"value", for OAuth2, Vault, AWS and Alibaba names
     expect(redactText('password=hunter2')).toBe('password=[redacted]');
-    expect(redactText('{"error":"x","access_token":"at-1","refresh_token": "rt-1"}')).toBe('{"error":"x","access_token":"[redacted]","refresh_token": "[redacted]"}');
+    expect(redactText('{"error":"x","access_token":"at-1","refresh_token": "rt-1"}')).toBe(
+      '{"error":"x","access_token":"[redacted]","refresh_token": "[redacted]"}',
+    );
     expect(redactText('client_secret=cs&assertion=as')).toBe('client_secret=[redacted]&assertion=[redacted]');
     expect(redactText('X-Vault-Token: root-1 and authorization: raw-1')).toBe('X-Vault-Token: [redacted] and authorization: [redacted]');
     expect(redactText('X-Amz-Security-Token=IQoJ%2Bab&X-Amz-Signature=abc')).toBe('X-Amz-Security-Token=[redacted]&X-Amz-Signature=[redacted]');
     expect(redactText('AccessKeyId%3DLTAIabcdefgh12%26SecurityToken%3DSTS.x')).not.toMatch(/abcdefgh|STS\.x/);
     // token shapes wherever they stand
-    for (const t of ['eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln', 'ya29.a0AfH6SMBx-token', 'hvs.CAESIJ0123456789abcdefghijkl', 'AKIAABCDEFGHIJKLMNOP', 'LTAI5tAbCdEfGhIj', 'STS.NUgYrLnoC37mZZCNnAbCd']) {
+    for (const t of [
+      'eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln',
+      'ya29.a0AfH6SMBx-token',
+      'hvs.CAESIJ0123456789abcdefghijkl',
+      'AKIAABCDEFGHIJKLMNOP',
+      'LTAI5tAbCdEfGhIj',
+      'STS.NUgYrLnoC37mZZCNnAbCd',
+    ]) {
       expect(redactText(`got ${t} back`), t).not.toContain(t.slice(4));
     }
     // words that only look like names are left alone
@@ -35,7 +44,16 @@ describe('log redaction', () => {
   it('redacts secret-named fields by path in structured logs', () => {
     const lines: string[] = [];
     const log = createLogger({ level: 'info', destination: new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }) });
-    log.info({ secret: 's1', password: 'p1', token: 't1', registry: { password: 'p2', credentials: { username: 'u', password: 'p3' } }, headers: { authorization: 'Bearer t2' } }, 'x');
+    log.info(
+      {
+        secret: 's1',
+        password: 'p1',
+        token: 't1',
+        registry: { password: 'p2', credentials: { username: 'u', password: 'p3' } },
+        headers: { authorization: 'Bearer t2' },
+      },
+      'x',
+    );
     const text = lines.join('');
     for (const s of ['s1', 'p1', 't1', 'p2', 'p3', 'Bearer t2']) expect(text).not.toContain(s);
     expect(text).toContain('[redacted]');

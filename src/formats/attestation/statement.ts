@@ -100,7 +100,10 @@ export function resourceUri(host: string, repository: string, digest: string): s
   return `pkg:oci/${encodeURIComponent(name)}@${encodeURIComponent(digest)}?repository_url=${encodeURIComponent(`${host}/${repository}`).replace(/%2F/g, '/')}`;
 }
 
-export function policyDescriptor(ruleIndex: number, rule: { match: string } & Record<string, unknown>): { uri: string; name: string; digest: { sha256: string } } {
+export function policyDescriptor(
+  ruleIndex: number,
+  rule: { match: string } & Record<string, unknown>,
+): { uri: string; name: string; digest: { sha256: string } } {
   return { uri: `urn:signet:rule:${ruleIndex}`, name: rule.match, digest: { sha256: createHash('sha256').update(canonicalJson(rule)).digest('hex') } };
 }
 
@@ -109,7 +112,9 @@ export function canonicalJson(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
   if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : canonicalJson(x))).join(',')}]`;
   const o = v as Record<string, unknown>;
-  const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort();
+  const keys = Object.keys(o)
+    .filter((k) => o[k] !== undefined)
+    .sort();
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
 }
 

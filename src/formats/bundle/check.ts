@@ -42,7 +42,11 @@ export async function bundleMeets(
   const signedDigest = claimedDigest(b);
   const r = await checkBundle(
     b,
-    { digest: want.digest, ...(want.annotations ? { annotations: want.annotations } : {}), ...(want.predicateType ? { predicateType: want.predicateType } : {}) },
+    {
+      digest: want.digest,
+      ...(want.annotations ? { annotations: want.annotations } : {}),
+      ...(want.predicateType ? { predicateType: want.predicateType } : {}),
+    },
     { publicKey: key.publicKey, ...(key.certificate ? { certificatePem: key.certificate.certificate } : {}) },
     {
       ...(need.tlog && need.rekorKey ? { rekorKeys: [rekorKeyOf(need.rekorKey)] } : {}),

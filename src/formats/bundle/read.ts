@@ -19,9 +19,13 @@ const MAX_READ = 32;
 export async function readBundles(ctx: ReadContext, plan: SigningPlan, subject: Subject): Promise<FormatReading> {
   const listing = await listReferrers(ctx.client, ctx.repository, subject.digest);
   // a referrer whose predicate annotation names another predicate (an attestation) is not a signature
-  const candidates = listing.descriptors.filter((d) => mayHoldBundle(d) && [undefined, COSIGN_SIGN_PREDICATE].includes(d.annotations?.[BUNDLE_PREDICATE_ANNOTATION]));
+  const candidates = listing.descriptors.filter(
+    (d) => mayHoldBundle(d) && [undefined, COSIGN_SIGN_PREDICATE].includes(d.annotations?.[BUNDLE_PREDICATE_ANNOTATION]),
+  );
   const read = candidates.slice(0, MAX_READ);
-  const bundles: { digest: string; bundle: Checked }[] = await Promise.all(read.map(async (d) => ({ digest: d.digest, bundle: await readBundle(ctx.client, ctx.repository, d.digest) })));
+  const bundles: { digest: string; bundle: Checked }[] = await Promise.all(
+    read.map(async (d) => ({ digest: d.digest, bundle: await readBundle(ctx.client, ctx.repository, d.digest) })),
+  );
   const needs = needsOf(plan, ctx);
   return attributeReferrers(
     'bundle',

@@ -37,7 +37,7 @@ import {
   type Descriptor,
 } from '../../signing/bundle.js';
 import type { DigestLock } from '../../signing/lock.js';
-import { type IndexDescriptor } from '../../signing/registry-ops.js';
+import type { IndexDescriptor } from '../../signing/registry-ops.js';
 import { bundleMeets, type BundleNeeds } from './check.js';
 import { needsOf } from './read.js';
 import { listReferrers, pushReferrers, referrersLockKey, type Listing } from '../referrers/index.js';
@@ -68,9 +68,16 @@ export interface BundleAttachOptions {
 export function writeBundles(ctx: WriteContext, plan: SigningPlan, subject: Subject): Promise<SignResult[]> {
   const statement = signStatement(subject.digest, plan.annotations);
   const needs = needsOf(plan, ctx);
-  return attachBundles(ctx.client, ctx.repository, subject, ctx.signers.map((signer) => ({ signer, statement, annotations: plan.annotations })), ctx.lock, {
-    needs: { rekorKey: needs.rekorKey, verifyTimestamp: needs.verifyTimestamp },
-  });
+  return attachBundles(
+    ctx.client,
+    ctx.repository,
+    subject,
+    ctx.signers.map((signer) => ({ signer, statement, annotations: plan.annotations })),
+    ctx.lock,
+    {
+      needs: { rekorKey: needs.rekorKey, verifyTimestamp: needs.verifyTimestamp },
+    },
+  );
 }
 
 /** Referrers whose annotations fit a plan, read and verified per listing (each costs two GETs). */
@@ -135,7 +142,13 @@ export async function attachBundles(
   });
 }
 
-async function planBundle(req: BundleRequest, listing: Listing, read: (digest: string) => Promise<Checked>, subject: Descriptor, opts: BundleAttachOptions): Promise<Plan> {
+async function planBundle(
+  req: BundleRequest,
+  listing: Listing,
+  read: (digest: string) => Promise<Checked>,
+  subject: Descriptor,
+  opts: BundleAttachOptions,
+): Promise<Plan> {
   const { signer } = req;
   const key = signer.key;
   const { tlog, timestamp } = signer.witnesses;
@@ -177,7 +190,14 @@ async function planBundle(req: BundleRequest, listing: Listing, read: (digest: s
     plan.result.timestamp = w.timestamp.status;
     if (w.timestamp.response) timestamps.push(w.timestamp.response);
   }
-  plan.bundle = buildBundle({ statement: req.statement, signature, publicKeyPem: key.publicKeyPem, certificatePem: key.certificate?.certificate, tlogEntries, timestamps });
+  plan.bundle = buildBundle({
+    statement: req.statement,
+    signature,
+    publicKeyPem: key.publicKeyPem,
+    certificatePem: key.certificate?.certificate,
+    tlogEntries,
+    timestamps,
+  });
   plan.annotations = referrerAnnotations(req.statement, key.publicKeyPem);
   if (req.predicateType) plan.annotations[BUNDLE_PREDICATE_ANNOTATION] = req.predicateType;
   plan.manifest = referrerManifest(plan.bundle, subject, plan.annotations);

@@ -107,9 +107,13 @@ export async function checkKey(
   const complete = (l: SignatureLayer) => {
     const lacking = wanted.filter((k) => l.annotations[k] === undefined);
     if (lacking.length === 0 && opts.verifyTimestamp && wanted.includes(TIMESTAMP_ANNOTATION) && !timestampVerifies(l, opts.verifyTimestamp)) {
-      lacking.push('a timestamp by the rule\'s timestamp authority');
+      lacking.push("a timestamp by the rule's timestamp authority");
     }
-    if (lacking.length === 0 && wanted.includes(COSIGN_BUNDLE_ANNOTATION) && !hashedRekordNames(l.annotations[COSIGN_BUNDLE_ANNOTATION], legacyEntryVerifier(l.annotations, keyPem))) {
+    if (
+      lacking.length === 0 &&
+      wanted.includes(COSIGN_BUNDLE_ANNOTATION) &&
+      !hashedRekordNames(l.annotations[COSIGN_BUNDLE_ANNOTATION], legacyEntryVerifier(l.annotations, keyPem))
+    ) {
       lacking.push(`a Rekor entry naming its ${l.annotations[CERTIFICATE_ANNOTATION] ? 'certificate' : 'key'}`);
     }
     return lacking;

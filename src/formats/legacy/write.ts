@@ -39,7 +39,15 @@ import {
 import { sha256Digest } from '../../util/digest.js';
 import { CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, legacyEntryVerifier } from '../../signing/certificate.js';
 import type { DigestLock } from '../../signing/lock.js';
-import { checkPayloadSize, checkSignatureLimits, countDropped, triageLayers, type Carried, type SignatureLimitMetrics, type Triage } from '../../signing/carry.js';
+import {
+  checkPayloadSize,
+  checkSignatureLimits,
+  countDropped,
+  triageLayers,
+  type Carried,
+  type SignatureLimitMetrics,
+  type Triage,
+} from '../../signing/carry.js';
 import { parseSignatureManifest, SIGNATURE_ANNOTATION, type SignatureLayer } from '../../signing/legacy-sig.js';
 import { simpleSigningPayload } from '../../signing/payload.js';
 import type { SigningPlan } from '../../signing/plan.js';
@@ -70,12 +78,19 @@ export interface AttachOptions {
 export function writeLegacy(ctx: WriteContext, plan: SigningPlan, subject: Subject): Promise<SignResult[]> {
   if (plan.identity === undefined) throw new SignetError('INTERNAL', 'a legacy signature needs an identity');
   const payload = simpleSigningPayload(plan.identity, subject.digest, plan.annotations);
-  return attachLegacySignatures(ctx.client, ctx.repository, subject.digest, ctx.signers.map((signer) => ({ signer, payload })), ctx.lock, {
-    expectNew: ctx.expectNew,
-    verifyWrite: ctx.verifyWrite,
-    verifiers: ctx.keys,
-    metrics: ctx.metrics,
-  });
+  return attachLegacySignatures(
+    ctx.client,
+    ctx.repository,
+    subject.digest,
+    ctx.signers.map((signer) => ({ signer, payload })),
+    ctx.lock,
+    {
+      expectNew: ctx.expectNew,
+      verifyWrite: ctx.verifyWrite,
+      verifiers: ctx.keys,
+      metrics: ctx.metrics,
+    },
+  );
 }
 
 const MAX_ATTEMPTS = 3;
@@ -118,7 +133,11 @@ export async function attachLegacySignatures(
   const work = plans.filter((p) => p.layer);
   if (work.length === 0 && before && !dropsAny(before)) {
     // present: but only a .sig a verifier reads counts
-    checkSignatureLimits(where, before.carried.map((c) => c.layer), opts.metrics);
+    checkSignatureLimits(
+      where,
+      before.carried.map((c) => c.layer),
+      opts.metrics,
+    );
     return plans.map((p) => p.result);
   }
 
@@ -154,14 +173,7 @@ export async function attachLegacySignatures(
       // manifest right after our PUT.
       const check = await client.getManifest(repository, tag, OCI_MANIFEST);
       const stored = check ? parseSignatureManifest(check.document, where) : [];
-      const kept = work.every((p) =>
-        stored.some(
-          (l) =>
-            l.digest === p.layer!.digest &&
-            l.annotations[SIGNATURE_ANNOTATION] === p.expect &&
-            p.fits(l),
-        ),
-      );
+      const kept = work.every((p) => stored.some((l) => l.digest === p.layer!.digest && l.annotations[SIGNATURE_ANNOTATION] === p.expect && p.fits(l)));
       if (kept) return plans.map((p) => p.result);
       if (attempt >= MAX_ATTEMPTS) {
         throw new SignetError('SIGNATURE_READBACK_FAILED', `${repository}:${tag} changed under us ${MAX_ATTEMPTS} times (another writer outside signet?)`);

@@ -36,7 +36,7 @@ export function notationMeets(
   const fail = (why: string): NotationVerdict => ({ signedBy: true, ok: false, why, signedDigest });
   if (!key.certificate) return fail('the key has no certificate (Notation verifies certificate chains)');
   const leaf = pemToDers(key.certificate.certificate)[0];
-  if (!leaf || !env.x5c[0]?.equals(leaf)) return fail('x5c leaf is not the key\'s configured certificate');
+  if (!leaf || !env.x5c[0]?.equals(leaf)) return fail("x5c leaf is not the key's configured certificate");
   const h = headerProblem(env.header, key.publicKey, key.name);
   if (h) return fail(h);
   const p = payloadProblem(env, want.subject, want.annotations);

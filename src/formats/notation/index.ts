@@ -9,4 +9,9 @@ import type { SignatureFormat } from '../types.js';
 import { readNotation } from './read.js';
 import { writeNotation } from './write.js';
 
-export const notationFormat: SignatureFormat = { name: 'notation', rsaPadding: 'pss', read: readNotation, write: (ctx, plan, subject) => writeNotation(ctx, plan, subject) };
+export const notationFormat: SignatureFormat = {
+  name: 'notation',
+  rsaPadding: 'pss',
+  read: readNotation,
+  write: (ctx, plan, subject) => writeNotation(ctx, plan, subject),
+};

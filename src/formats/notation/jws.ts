@@ -101,7 +101,13 @@ export function thumbprints(ders: readonly Buffer[]): string {
   return JSON.stringify(ders.map((d) => createHash('sha256').update(d).digest('hex')));
 }
 
-export function buildEnvelope(opts: { protectedB64: string; payloadB64: string; signature: Buffer; x5c: readonly Buffer[]; timestampToken?: Buffer | undefined }): Buffer {
+export function buildEnvelope(opts: {
+  protectedB64: string;
+  payloadB64: string;
+  signature: Buffer;
+  x5c: readonly Buffer[];
+  timestampToken?: Buffer | undefined;
+}): Buffer {
   const header: Record<string, unknown> = {};
   if (opts.timestampToken) header[U_TIMESTAMP] = opts.timestampToken.toString('base64');
   header['x5c'] = opts.x5c.map((d) => d.toString('base64'));
@@ -162,7 +168,8 @@ export function jwsSignatureValid(env: ParsedEnvelope, key: KeyObject): boolean 
   const input = signingInput(env.protectedB64, env.payloadB64);
   const alg = env.header['alg'];
   try {
-    if (alg === 'ES256' && key.asymmetricKeyType === 'ec') return env.signature.length === 64 && cryptoVerify('sha256', input, { key, dsaEncoding: 'ieee-p1363' }, env.signature);
+    if (alg === 'ES256' && key.asymmetricKeyType === 'ec')
+      return env.signature.length === 64 && cryptoVerify('sha256', input, { key, dsaEncoding: 'ieee-p1363' }, env.signature);
     if (alg === 'PS256' && key.asymmetricKeyType === 'rsa') {
       return cryptoVerify('sha256', input, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_AUTO }, env.signature);
     }

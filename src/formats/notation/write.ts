@@ -62,7 +62,12 @@ interface Job {
 
 type Reader = (digest: string) => Promise<ParsedEnvelope | undefined>;
 
-export async function writeNotation(ctx: WriteContext, plan: SigningPlan, subject: Subject, opts: { now?: () => Date; apiReadbackMs?: number } = {}): Promise<SignResult[]> {
+export async function writeNotation(
+  ctx: WriteContext,
+  plan: SigningPlan,
+  subject: Subject,
+  opts: { now?: () => Date; apiReadbackMs?: number } = {},
+): Promise<SignResult[]> {
   const { client, repository } = ctx;
   const needs = notationNeedsOf(plan, ctx);
   const cache = new Map<string, Promise<ParsedEnvelope | undefined>>();
@@ -130,7 +135,12 @@ async function signOne(job: Job, subject: Subject, plan: SigningPlan, now: Date)
   let signature: Buffer;
   if (alg === 'PS256') {
     signature = await signer.sign(input, { rsaPadding: 'pss' });
-    const ok = cryptoVerify('sha256', input, { key: key.publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_AUTO }, signature);
+    const ok = cryptoVerify(
+      'sha256',
+      input,
+      { key: key.publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_AUTO },
+      signature,
+    );
     if (!ok) throw new SignetError('KEY_INVALID', `key "${key.name}": the backend's signature is not RSASSA-PSS (Notation needs PSS)`);
   } else {
     signature = derEcdsaToRaw(await signer.sign(input), 32);
@@ -187,5 +197,3 @@ async function findPresent(
   }
   return undefined;
 }
-
-

@@ -70,7 +70,13 @@ export async function pushReferrers(
     await client.uploadBlob(repository, it.layer, true); // a fresh signature: never there yet
     await client.putManifest(repository, sha256Digest(it.manifest), it.manifest, OCI_MANIFEST);
   }
-  const added = items.map((it) => ({ mediaType: OCI_MANIFEST, digest: sha256Digest(it.manifest), size: it.manifest.length, artifactType, annotations: it.annotations }));
+  const added = items.map((it) => ({
+    mediaType: OCI_MANIFEST,
+    digest: sha256Digest(it.manifest),
+    size: it.manifest.length,
+    artifactType,
+    annotations: it.annotations,
+  }));
   await publishReferrers(client, repository, digest, now, added, opts);
 }
 
@@ -82,7 +88,15 @@ export async function publishReferrers(
   added: readonly AddedReferrer[],
   opts: { apiReadbackMs?: number | undefined; what?: string } = {},
 ): Promise<void> {
-  if (now.api) await apiReadback(client, repository, digest, added.map((a) => a.digest), opts.apiReadbackMs ?? 3000, opts.what ?? 'referrer');
+  if (now.api)
+    await apiReadback(
+      client,
+      repository,
+      digest,
+      added.map((a) => a.digest),
+      opts.apiReadbackMs ?? 3000,
+      opts.what ?? 'referrer',
+    );
   else await updateFallbackTag(client, repository, digest, added, now.index);
 }
 
@@ -98,7 +112,13 @@ async function apiReadback(client: RegistryClient, repository: string, digest: s
   }
 }
 
-async function updateFallbackTag(client: RegistryClient, repository: string, digest: string, added: readonly AddedReferrer[], read: ReferrersIndex | undefined): Promise<void> {
+async function updateFallbackTag(
+  client: RegistryClient,
+  repository: string,
+  digest: string,
+  added: readonly AddedReferrer[],
+  read: ReferrersIndex | undefined,
+): Promise<void> {
   const tag = referrersTag(digest);
   let current = read;
   for (let attempt = 1; ; attempt++) {

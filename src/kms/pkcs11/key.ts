@@ -12,7 +12,17 @@ import { rawEcdsaToDer } from '../ecdsa.js';
 import { PSS_SALT_LENGTH } from '../pss.js';
 import { BOTH_PADDINGS, type KeyAlgorithm, type RsaPadding, type SignOptions } from '../types.js';
 import type { Pkcs11KeyConfig, Pkcs11KeyProvider } from '../pkcs11.js';
-import { CKF_LOGIN_REQUIRED, CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_LOCKED, CKK_EC_EDWARDS, CKK_EC_MONTGOMERY, ckr, ulong, type Handle, type Pkcs11Binding } from './binding.js';
+import {
+  CKF_LOGIN_REQUIRED,
+  CKF_USER_PIN_FINAL_TRY,
+  CKF_USER_PIN_LOCKED,
+  CKK_EC_EDWARDS,
+  CKK_EC_MONTGOMERY,
+  ckr,
+  ulong,
+  type Handle,
+  type Pkcs11Binding,
+} from './binding.js';
 import { classify, UNAVAILABLE } from './errors.js';
 import { attr, b64u, describeCurve, ecPointToSpki, findObjects, P256_PARAMS } from './objects.js';
 import { releaseModule, slotNumber, type ModuleEntry, type TokenPool } from './tokens.js';
@@ -29,7 +39,10 @@ export async function setUpKey(cfg: Pkcs11KeyConfig, p: Pkcs11Binding, mod: Modu
   function login(session: Handle): void {
     if (pool.loggedIn) {
       if (pinDigest && pool.pinDigest && !timingSafeEqual(pinDigest, pool.pinDigest)) {
-        throw new SignetError('KEY_DENIED', `key "${cfg.name}": PKCS#11 C_Login failed: CKR_PIN_INCORRECT: wrong PIN (another key logged in to ${pool.describe} with a different PIN)`);
+        throw new SignetError(
+          'KEY_DENIED',
+          `key "${cfg.name}": PKCS#11 C_Login failed: CKR_PIN_INCORRECT: wrong PIN (another key logged in to ${pool.describe} with a different PIN)`,
+        );
       }
       if (!pinDigest && pool.flags & CKF_LOGIN_REQUIRED) {
         throw new SignetError('KEY_DENIED', `key "${cfg.name}": ${where} requires a PIN and none is configured (set pin or COSIGN_PKCS11_PIN)`);
@@ -51,7 +64,10 @@ export async function setUpKey(cfg: Pkcs11KeyConfig, p: Pkcs11Binding, mod: Modu
     if (flags & CKF_USER_PIN_LOCKED) throw new SignetError('KEY_DENIED', `key "${cfg.name}": the user PIN of ${where} is locked`);
     if (flags & CKF_USER_PIN_FINAL_TRY) {
       // a wrong PIN now would lock the token (e.g. in a restart loop): leave the last try to a human
-      throw new SignetError('KEY_DENIED', `key "${cfg.name}": ${where} allows one more PIN attempt only; not logging in (check the PIN, then log in once by hand)`);
+      throw new SignetError(
+        'KEY_DENIED',
+        `key "${cfg.name}": ${where} allows one more PIN attempt only; not logging in (check the PIN, then log in once by hand)`,
+      );
     }
     try {
       lib.C_Login(session, p.CKU_USER, pin);
@@ -144,7 +160,8 @@ export async function setUpKey(cfg: Pkcs11KeyConfig, p: Pkcs11Binding, mod: Modu
       let pub: KeyObject | undefined;
       if (modulus && exponent) pub = createPublicKey({ key: { kty: 'RSA', n: b64u(modulus), e: b64u(exponent) }, format: 'jwk' });
       pub ??= fromCertificate();
-      if (!pub) throw new SignetError('KEY_INVALID', `key "${cfg.name}": no unique public key object (nor certificate) for the RSA key with ${keyDesc} on ${where}`);
+      if (!pub)
+        throw new SignetError('KEY_INVALID', `key "${cfg.name}": no unique public key object (nor certificate) for the RSA key with ${keyDesc} on ${where}`);
       const privModulus = attr(lib, session, keyHandle, p.CKA_MODULUS);
       const pubJwk = pub.export({ format: 'jwk' });
       if (privModulus && pubJwk.n !== b64u(privModulus)) {
@@ -174,7 +191,8 @@ export async function setUpKey(cfg: Pkcs11KeyConfig, p: Pkcs11Binding, mod: Modu
       const pubObj = companion(p.CKO_PUBLIC_KEY);
       const point = pubObj && attr(lib, session, pubObj, p.CKA_EC_POINT);
       const pub = (point && ecPointToSpki(point)) ?? fromCertificate();
-      if (!pub) throw new SignetError('KEY_INVALID', `key "${cfg.name}": no unique public key object (nor certificate) for the EC key with ${keyDesc} on ${where}`);
+      if (!pub)
+        throw new SignetError('KEY_INVALID', `key "${cfg.name}": no unique public key object (nor certificate) for the EC key with ${keyDesc} on ${where}`);
       if (pub.asymmetricKeyType !== 'ec' || pub.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
         throw new SignetError('KEY_INVALID', `key "${cfg.name}": the public key found for ${keyDesc} on ${where} is not P-256`);
       }
@@ -185,7 +203,13 @@ export async function setUpKey(cfg: Pkcs11KeyConfig, p: Pkcs11Binding, mod: Modu
       sigLen = 64;
     } else {
       const what =
-        keyType === CKK_EC_EDWARDS ? 'an EdDSA key' : keyType === CKK_EC_MONTGOMERY ? 'a Montgomery-curve key' : keyType === p.CKK_DSA ? 'a DSA key' : `key type 0x${(keyType ?? 0).toString(16)}`;
+        keyType === CKK_EC_EDWARDS
+          ? 'an EdDSA key'
+          : keyType === CKK_EC_MONTGOMERY
+            ? 'a Montgomery-curve key'
+            : keyType === p.CKK_DSA
+              ? 'a DSA key'
+              : `key type 0x${(keyType ?? 0).toString(16)}`;
       return refuse(what, 'only ECDSA P-256 and RSA (2048 to 4096 bits) keys are supported');
     }
     const canSign = attr(lib, session, keyHandle, p.CKA_SIGN);
@@ -237,7 +261,10 @@ export async function setUpKey(cfg: Pkcs11KeyConfig, p: Pkcs11Binding, mod: Modu
       }
     } else if (algorithm === 'rsa-2048') {
       if (!canPkcs1) {
-        throw new SignetError('KEY_SIGN_FAILED', `key "${cfg.name}": cannot sign PKCS#1 v1.5 (${keyDesc} on ${pool.describe} is restricted to RSASSA-PSS); cosign formats need a PKCS#1 v1.5 key`);
+        throw new SignetError(
+          'KEY_SIGN_FAILED',
+          `key "${cfg.name}": cannot sign PKCS#1 v1.5 (${keyDesc} on ${pool.describe} is restricted to RSASSA-PSS); cosign formats need a PKCS#1 v1.5 key`,
+        );
       }
       if (withPayload && useRsaHash) {
         mechanism = p.CKM_SHA256_RSA_PKCS;
@@ -278,7 +305,11 @@ export async function setUpKey(cfg: Pkcs11KeyConfig, p: Pkcs11Binding, mod: Modu
       if (code === 'CKR_KEY_HANDLE_INVALID' || code === 'CKR_OBJECT_HANDLE_INVALID') keyHandle = undefined;
       if (code === 'CKR_USER_NOT_LOGGED_IN') {
         pool.loggedIn = false;
-        throw new SignetError('KEY_UNAVAILABLE', `key "${cfg.name}": PKCS#11 session on ${pool.describe} lost its login; logging in again on the next attempt`, { cause: err });
+        throw new SignetError(
+          'KEY_UNAVAILABLE',
+          `key "${cfg.name}": PKCS#11 session on ${pool.describe} lost its login; logging in again on the next attempt`,
+          { cause: err },
+        );
       }
       throw classify(err, cfg.name, `C_SignInit/C_Sign on ${pool.describe}`);
     } finally {

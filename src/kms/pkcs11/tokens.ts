@@ -121,7 +121,9 @@ export function acquireModule(modulePath: string, keyName: string): ModuleEntry 
   try {
     lib.load(modulePath);
   } catch (err) {
-    throw new SignetError('KEY_INVALID', `key "${keyName}": cannot load PKCS#11 module ${modulePath}: ${String((err as Error).message).split('\n')[0]}`, { cause: err });
+    throw new SignetError('KEY_INVALID', `key "${keyName}": cannot load PKCS#11 module ${modulePath}: ${String((err as Error).message).split('\n')[0]}`, {
+      cause: err,
+    });
   }
   let initialized = true;
   try {
@@ -192,10 +194,7 @@ export function findToken(m: ModuleEntry, cfg: Pkcs11KeyConfig): TokenPool {
     matches.push({ slot, label, flags: info.flags });
   }
   if (matches.length === 0) {
-    throw new SignetError(
-      'KEY_NOT_FOUND',
-      `key "${cfg.name}": no token with ${wanted} in PKCS#11 module ${m.path} (tokens: ${seen.join(', ') || 'none'})`,
-    );
+    throw new SignetError('KEY_NOT_FOUND', `key "${cfg.name}": no token with ${wanted} in PKCS#11 module ${m.path} (tokens: ${seen.join(', ') || 'none'})`);
   }
   if (matches.length > 1) {
     throw new SignetError('KEY_INVALID', `key "${cfg.name}": ${matches.length} tokens match ${wanted}; add slot or serial`);

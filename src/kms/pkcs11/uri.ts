@@ -20,7 +20,7 @@ const REF_QUERY_ATTRS = new Set(['module-path', 'pin-value']);
 function pctDecode(v: string, attr: string): Buffer {
   if (/%(?![0-9a-fA-F]{2})/.test(v)) throw new Error(`bad percent-encoding in attribute ${attr}`);
   const bytes: number[] = [];
-  for (let i = 0; i < v.length; ) {
+  for (let i = 0; i < v.length;) {
     if (v[i] === '%') {
       bytes.push(parseInt(v.slice(i + 1, i + 3), 16));
       i += 3;

@@ -3,7 +3,7 @@
  * token renewed (renew-self) or replaced by a new login once two thirds of its TTL have passed.
  */
 import { SignetError } from '../../errors.js';
-import { VaultHttp } from './http.js';
+import type { VaultHttp } from './http.js';
 
 export type AuthConfig = { kind: 'token'; token: string } | { kind: 'approle'; mount: string; roleId: string; secretId: string };
 

@@ -8,7 +8,7 @@ import { SignetError } from '../../errors.js';
 import { upstreamText } from '../../log.js';
 import { derEcdsaToRaw } from '../ecdsa.js';
 import { verifyPssDigest } from '../pss.js';
-import { type KeyAlgorithm } from '../types.js';
+import type { KeyAlgorithm } from '../types.js';
 import { keyReadSchema, keyVersionSchema } from './http.js';
 
 export const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
@@ -48,10 +48,7 @@ export function readKeyInfo(cfgName: string, keyLabel: string, body: unknown, pi
   }
   const minEnc = data.min_encryption_version ?? 0;
   if (minEnc > 0 && version < minEnc) {
-    throw new SignetError(
-      'KEY_DISABLED',
-      `key "${cfgName}": version ${version} of ${keyLabel} is below its min_encryption_version ${minEnc} and cannot sign`,
-    );
+    throw new SignetError('KEY_DISABLED', `key "${cfgName}": version ${version} of ${keyLabel} is below its min_encryption_version ${minEnc} and cannot sign`);
   }
   const raw = data.keys[String(version)];
   if (raw === undefined) {

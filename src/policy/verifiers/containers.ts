@@ -14,7 +14,18 @@
  * the pki checks: containers/image signature/pki_cert.go verifyPKI, policy_config_sigstore.go.
  */
 import { X509Certificate } from 'node:crypto';
-import { containersChecksLog, containersLogNote, pemBase64, ruleLabel, type ExportResult, type PolicyInput, type PolicyKey, type PolicyRule, type VerifierExporter, tagFilterNote } from '../model.js';
+import {
+  containersChecksLog,
+  containersLogNote,
+  pemBase64,
+  ruleLabel,
+  type ExportResult,
+  type PolicyInput,
+  type PolicyKey,
+  type PolicyRule,
+  type VerifierExporter,
+  tagFilterNote,
+} from '../model.js';
 import { scopedRules } from './scopes.js';
 
 /** The file older containers/image (< 5.34.1, no `pki`) installs as policy.json. */
@@ -25,8 +36,7 @@ const ANY_EKU = '2.5.29.37.0';
 
 /** A `pki` trust for `key`, or why it has none (the key then keeps `keyData`). */
 export type PkiTrust =
-  | { pki: { caRootsData: string; caIntermediatesData?: string; subjectEmail?: string; subjectHostname?: string }; notAfter: string }
-  | { why: string };
+  { pki: { caRootsData: string; caIntermediatesData?: string; subjectEmail?: string; subjectHostname?: string }; notAfter: string } | { why: string };
 
 /** The email, DNS and URI subject alternative names of a certificate (Node's `subjectAltName` text; values may be JSON-quoted). */
 function altNames(cert: X509Certificate): { email: string[]; dns: string[] } {
@@ -56,7 +66,10 @@ export function pkiTrust(key: PolicyKey): PkiTrust {
   const san = altNames(leaf);
   const email = key.identity && san.email.includes(key.identity) ? key.identity : san.email[0];
   const subject = email ? { subjectEmail: email } : san.dns[0] ? { subjectHostname: san.dns[0] } : undefined;
-  if (!subject) return { why: `its certificate has no email or DNS subject alternative name (${key.identity ? `only ${key.identity}` : 'none'}), and pki matches only those` };
+  if (!subject)
+    return {
+      why: `its certificate has no email or DNS subject alternative name (${key.identity ? `only ${key.identity}` : 'none'}), and pki matches only those`,
+    };
   const intermediates = key.chain.slice(0, -1);
   return {
     pki: {
@@ -113,7 +126,8 @@ export const containersExporter: VerifierExporter = {
               `containers: ${ruleLabel(s.rule)}: key ${k.name} has a certificate chain: policy.json trusts its CA (pki, containers/image 5.34.1+) with ${subject}, so any code-signing certificate that CA issues to that subject is accepted, not only this key`,
               `containers: ${ruleLabel(s.rule)}: key ${k.name}: pki checks the certificate chain at pull time (no Rekor, no timestamp): after the certificate expires (${t.notAfter}) pulls are refused until signet re-signs with a renewed certificate`,
             );
-            if (s.rule.rekor?.publicKeyPem) notes.push(`containers: ${ruleLabel(s.rule)}: key ${k.name}: the pki trust takes no Rekor key, so policy.json does not check its log entries`);
+            if (s.rule.rekor?.publicKeyPem)
+              notes.push(`containers: ${ruleLabel(s.rule)}: key ${k.name}: the pki trust takes no Rekor key, so policy.json does not check its log entries`);
           } else if (k.certificate) {
             notes.push(`containers: ${ruleLabel(s.rule)}: key ${k.name} has a certificate but keeps keyData: ${t.why}`);
             notes.push(...containersLogNote({ ...s.rule, keys: [k] }, 'containers', 'keyData + rekorPublicKeyData', 'policy.json'));
@@ -135,7 +149,9 @@ export const containersExporter: VerifierExporter = {
       );
     }
     if (input.rules.some((r) => r.identity === 'tag')) {
-      notes.push('containers: identity "tag" rules use matchRepoDigestOrExact: a pull by digest or by the pushed tag verifies; a pull by any other tag of the same image does not');
+      notes.push(
+        'containers: identity "tag" rules use matchRepoDigestOrExact: a pull by digest or by the pushed tag verifies; a pull by any other tag of the same image does not',
+      );
     }
     const registriesD: Record<string, unknown> = {};
     if (defaultDocker) registriesD['default-docker'] = { 'use-sigstore-attachments': true };

@@ -20,7 +20,8 @@ export const cosignWebhookExporter: VerifierExporter = {
       'cosign-webhook: any one of the keys admits an image, and rule patterns do not apply: every image of a pod in these namespaces must be signed by one of them',
       'cosign-webhook: a namespace may hold only one CosignKey; apply this one instead of, not next to, an existing one',
     ];
-    if (input.rules.some((r) => r.keys.length > 1)) notes.push('cosign-webhook: cannot require two signatures: rules with several keys are checked as "any key"');
+    if (input.rules.some((r) => r.keys.length > 1))
+      notes.push('cosign-webhook: cannot require two signatures: rules with several keys are checked as "any key"');
     if (input.rules.some((r) => r.rekor)) notes.push('cosign-webhook: it never checks the transparency log');
     for (const r of input.rules) {
       const tagNote = tagFilterNote(r, 'cosign-webhook');

@@ -23,7 +23,18 @@
  * Spec: notaryproject/specifications specs/trust-store-trust-policy.md.
  */
 import { createHash, X509Certificate } from 'node:crypto';
-import { PolicyExportError, chainRoot, ruleLabel, type ExportResult, type PolicyDocument, type PolicyInput, type PolicyKey, type PolicyRule, type VerifierExporter, tagFilterNote } from '../model.js';
+import {
+  PolicyExportError,
+  chainRoot,
+  ruleLabel,
+  type ExportResult,
+  type PolicyDocument,
+  type PolicyInput,
+  type PolicyKey,
+  type PolicyRule,
+  type VerifierExporter,
+  tagFilterNote,
+} from '../model.js';
 import { expandBraces, mayOverlap, parseAlternative } from '../patterns.js';
 
 /** The rule's images carry Notary Project signatures. */
@@ -43,7 +54,12 @@ export interface TrustStore {
   file: string;
 }
 
-const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9_.-]+/g, '-').replace(/-+/g, '-').replace(/^[-.]+|[-.]+$/g, '') || 'root';
+const slug = (s: string) =>
+  s
+    .toLowerCase()
+    .replace(/[^a-z0-9_.-]+/g, '-')
+    .replace(/-+/g, '-')
+    .replace(/^[-.]+|[-.]+$/g, '') || 'root';
 
 /** A named store for the root `pem` (distinct roots get distinct names: the slug of the subject plus a fingerprint prefix). */
 function storeFor(stores: Map<string, TrustStore>, prefix: string, type: 'ca' | 'tsa', pem: string): TrustStore {
@@ -76,7 +92,8 @@ export function subjectIdentity(leafPem: string): { identity: string } | { probl
     attrs.push([type, line.slice(eq + 1)]);
   }
   const missing = MANDATORY.filter((m) => !attrs.some(([t]) => t === m));
-  if (missing.length) return { problem: `its subject lacks ${missing.join(', ')} (Notation requires C, ST and O in the signing certificate's subject to match it)` };
+  if (missing.length)
+    return { problem: `its subject lacks ${missing.join(', ')} (Notation requires C, ST and O in the signing certificate's subject to match it)` };
   return { identity: `x509.subject: ${attrs.map(([t, v]) => `${t}=${v}`).join(', ')}` };
 }
 
@@ -99,7 +116,9 @@ function identitiesOf(keys: readonly PolicyKey[], label: string, notes: string[]
     const r = subjectIdentity(k.certificate!);
     if ('problem' in r) {
       wildcard = true;
-      notes.push(`notation: ${label}: key ${k.name}'s certificate cannot be named in trustedIdentities (${r.problem}): the statement trusts "*", any certificate under its trust stores; issue the certificate with C, ST and O in its subject (signet keys csr --subject "CN=...,O=...,ST=...,C=...") to pin it`);
+      notes.push(
+        `notation: ${label}: key ${k.name}'s certificate cannot be named in trustedIdentities (${r.problem}): the statement trusts "*", any certificate under its trust stores; issue the certificate with C, ST and O in its subject (signet keys csr --subject "CN=...,O=...,ST=...,C=...") to pin it`,
+      );
     } else if (!ids.includes(r.identity)) ids.push(r.identity);
   }
   if (wildcard) return ['*'];
@@ -162,7 +181,9 @@ export const notationExporter: VerifierExporter = {
       }
       const identities = identitiesOf(rule.keys, label, notes);
       if (rule.keys.length > 1) {
-        notes.push(`notation: ${label} has ${rule.keys.length} keys: notation verify accepts an image when ONE signature verifies under the statement, so it does not require every key's signature the way signet signs`);
+        notes.push(
+          `notation: ${label} has ${rule.keys.length} keys: notation verify accepts an image when ONE signature verifies under the statement, so it does not require every key's signature the way signet signs`,
+        );
       }
 
       const { exact, glob } = scopesOf(rule.match);
@@ -206,7 +227,9 @@ export const notationExporter: VerifierExporter = {
         const r = st.rules[0]!;
         const earlierGlob = global.rules.find((g) => g.index < r.index && st.scopes.some((s) => mayOverlap(g.match, s)));
         if (earlierGlob) {
-          notes.push(`notation: ${ruleLabel(r)}'s exact scope decides ${st.scopes.join(', ')} in Notation, but signet signs those images by the earlier ${ruleLabel(earlierGlob)}: reorder the rules or check that this is what you want`);
+          notes.push(
+            `notation: ${ruleLabel(r)}'s exact scope decides ${st.scopes.join(', ')} in Notation, but signet signs those images by the earlier ${ruleLabel(earlierGlob)}: reorder the rules or check that this is what you want`,
+          );
         }
       }
     }
@@ -217,7 +240,7 @@ export const notationExporter: VerifierExporter = {
       );
     }
     if (input.rules.some((r) => writesNotation(r) && r.timestamp)) {
-      notes.push('notation: the tsa trust stores hold the timestamp authorities\' roots; notation verifies a countersignature when the signature carries one');
+      notes.push("notation: the tsa trust stores hold the timestamp authorities' roots; notation verifies a countersignature when the signature carries one");
     }
 
     const policy = {

@@ -7,7 +7,17 @@
  * (use-sigstore-attachments) itself.
  * Schemas: test/fixtures/policy-schemas/config.openshift.io_{clusterimagepolicies,imagepolicies}.crd.yaml.
  */
-import { containersChecksLog, containersLogNote, k8sName, pemBase64, ruleLabel, type ExportResult, type PolicyInput, type VerifierExporter, tagFilterNote } from '../model.js';
+import {
+  containersChecksLog,
+  containersLogNote,
+  k8sName,
+  pemBase64,
+  ruleLabel,
+  type ExportResult,
+  type PolicyInput,
+  type VerifierExporter,
+  tagFilterNote,
+} from '../model.js';
 import { scopedRules } from './scopes.js';
 
 export const openshiftExporter: VerifierExporter = {
@@ -29,7 +39,8 @@ export const openshiftExporter: VerifierExporter = {
     const documents: ExportResult['documents'] = [];
     const namespaces = input.namespaces?.length ? input.namespaces : [undefined];
     for (const { rule, scopes } of [...byRule.values()].sort((a, b) => a.rule.index - b.rule.index)) {
-      if (rule.rekor && !rule.rekor.publicKeyPem) notes.push(`openshift: ${ruleLabel(rule)}: Rekor is on but no Rekor public key is known, so the log is not checked`);
+      if (rule.rekor && !rule.rekor.publicKeyPem)
+        notes.push(`openshift: ${ruleLabel(rule)}: Rekor is on but no Rekor public key is known, so the log is not checked`);
       notes.push(...containersLogNote(rule, 'openshift', 'keyData + rekorKeyData', 'the policy'));
       const tagNote = tagFilterNote(rule, 'openshift');
       if (tagNote) notes.push(tagNote);

@@ -54,7 +54,11 @@ function certificateAuthority(chain: readonly string[]): Record<string, unknown>
   if (!organization || !commonName) return undefined;
   const pem = chain.map((c) => (c.endsWith('\n') ? c : `${c}\n`)).join('');
   // `uri` is required and only informative (where the CA can be reached): signet knows none.
-  return { subject: { organization, commonName }, uri: `urn:signet:ca:${encodeURIComponent(commonName)}`, certChain: Buffer.from(pem, 'utf8').toString('base64') };
+  return {
+    subject: { organization, commonName },
+    uri: `urn:signet:ca:${encodeURIComponent(commonName)}`,
+    certChain: Buffer.from(pem, 'utf8').toString('base64'),
+  };
 }
 
 /** A TrustRoot timestampAuthority for a rule's TSA (same shape as a certificate authority; `uri` the TSA's URL). */
@@ -62,7 +66,11 @@ function timestampAuthority(t: PolicyTimestamp): Record<string, unknown> | undef
   const chain = t.chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [];
   const { organization, commonName } = chainRoot(chain);
   if (!organization || !commonName) return undefined;
-  return { subject: { organization, commonName }, uri: t.url, certChain: Buffer.from(chain.map((c) => (c.endsWith('\n') ? c : `${c}\n`)).join(''), 'utf8').toString('base64') };
+  return {
+    subject: { organization, commonName },
+    uri: t.url,
+    certChain: Buffer.from(chain.map((c) => (c.endsWith('\n') ? c : `${c}\n`)).join(''), 'utf8').toString('base64'),
+  };
 }
 
 /** The distinct TSAs of these rules, as TrustRoot entries. */
@@ -73,7 +81,11 @@ function timestampAuthorities(rules: readonly PolicyRule[]): Record<string, unkn
 }
 
 /** The TrustRoots for the rules' private logs with a known key, by log; a log left out has its reason in `missing`. */
-function trustRoots(rules: readonly PolicyRule[], logs: readonly RekorLog[], prefix: string): { byLog: Map<RekorLog, PolicyDocument>; missing: Map<RekorLog, string> } {
+function trustRoots(
+  rules: readonly PolicyRule[],
+  logs: readonly RekorLog[],
+  prefix: string,
+): { byLog: Map<RekorLog, PolicyDocument>; missing: Map<RekorLog, string> } {
   const byLog = new Map<RekorLog, PolicyDocument>();
   const missing = new Map<RekorLog, string>();
   const names = new Set<string>();
@@ -83,7 +95,7 @@ function trustRoots(rules: readonly PolicyRule[], logs: readonly RekorLog[], pre
     const tsas = timestampAuthorities(users);
     rekorKey(log); // policy-controller's reconciler takes only ECDSA log keys, as signet does
     if (cas.length === 0 && tsas.length === 0) {
-      missing.set(log, 'none of its rules\' keys has a certificate chain whose root names O and CN, and none of its rules has a timestamp authority');
+      missing.set(log, "none of its rules' keys has a certificate chain whose root names O and CN, and none of its rules has a timestamp authority");
       continue;
     }
     let name = k8sName(prefix, 'rekor', new URL(log.url).host);
@@ -129,7 +141,9 @@ export const policyControllerExporter: VerifierExporter = {
       if (!rule.timestamp || (log && roots.byLog.has(log)) || tsaRoots.has(rule.timestamp.chainPem)) continue;
       const tsa = timestampAuthority(rule.timestamp);
       if (!tsa) {
-        notes.push(`policy-controller: ${ruleLabel(rule)}: the timestamp authority's root names no O and CN, which a TrustRoot requires: no rfc3161timestamp check written`);
+        notes.push(
+          `policy-controller: ${ruleLabel(rule)}: the timestamp authority's root names no O and CN, which a TrustRoot requires: no rfc3161timestamp check written`,
+        );
         continue;
       }
       const name = k8sName(prefix, 'tsa', new URL(rule.timestamp.url).host, ...(tsaRoots.size ? [tsaRoots.size + 1] : []));
@@ -147,7 +161,9 @@ export const policyControllerExporter: VerifierExporter = {
       const trustRoot = log && roots.byLog.get(log);
       const refused = `policy-controller checks its entries against the public Rekor's keys (its TUF root) and refuses them`;
       if (url && !isPublicRekor(url) && !log) {
-        notes.push(`policy-controller: ${ruleLabel(rule)}: Rekor ${url} is not the public instance and its public key is not configured (rule.rekor.publicKey), so no TrustRoot can be written: ${refused}`);
+        notes.push(
+          `policy-controller: ${ruleLabel(rule)}: Rekor ${url} is not the public instance and its public key is not configured (rule.rekor.publicKey), so no TrustRoot can be written: ${refused}`,
+        );
       } else if (log && roots.missing.has(log)) {
         notes.push(
           `policy-controller: ${ruleLabel(rule)}: Rekor ${url} is private, and policy-controller refuses a TrustRoot that has no certificate or timestamp authority, but ${roots.missing.get(log)}: no TrustRoot written, and ${refused}. Create a TrustRoot with spec.sigstoreKeys.tLogs [{baseURL: ${url}, hashAlgorithm: sha-256, publicKey: base64 of the Rekor PEM}] plus a certificateAuthorities entry, and set ctlog.trustRootRef to it`,
@@ -179,7 +195,9 @@ export const policyControllerExporter: VerifierExporter = {
           file: `clusterimagepolicy-${name}`,
           comments: [
             `Generated by \`signet policy export --for policy-controller\`: ${ruleLabel(rule)}, key ${key.name}.`,
-            ...(rule.keys.length > 1 ? [`One of ${rule.keys.length} policies for this rule: policy-controller requires all of them (one signature per key).`] : []),
+            ...(rule.keys.length > 1
+              ? [`One of ${rule.keys.length} policies for this rule: policy-controller requires all of them (one signature per key).`]
+              : []),
             ...(rule.rekor ? [] : ['No ctlog: signet writes no Rekor entries, and policy-controller then skips the transparency log.']),
             ...(trustRoot ? [`ctlog.trustRootRef: the Rekor key is in ${trustRoot.file}; apply it with this policy.`] : []),
           ],
@@ -192,8 +210,7 @@ export const policyControllerExporter: VerifierExporter = {
         });
       }
     });
-    if (documents.length)
-      notes.push('policy-controller: it checks pods only in namespaces labelled policy.sigstore.dev/include=true');
+    if (documents.length) notes.push('policy-controller: it checks pods only in namespaces labelled policy.sigstore.dev/include=true');
     return { documents: [...roots.byLog.values(), ...tsaRoots.values(), ...documents], notes: [...new Set(notes)] };
   },
 };

@@ -6,7 +6,6 @@
 import { PolicyExportError, rekorNotes, requireLegacy, ruleLabel, sameKeys, type PolicyRule } from '../model.js';
 import { mayOverlap, toScopes } from '../patterns.js';
 
-
 export interface ScopedRule {
   scope: string;
   exact: boolean;
@@ -16,7 +15,8 @@ export interface ScopedRule {
 const sameRequirements = (a: PolicyRule, b: PolicyRule) =>
   a.identity === b.identity && sameKeys(a.keys, b.keys) && JSON.stringify(a.rekor ?? null) === JSON.stringify(b.rekor ?? null);
 
-const inside = (inner: string, outer: string) => outer === '' || inner.startsWith(`${outer}/`) || (outer.startsWith('*.') && inner.split('/')[0]!.endsWith(outer.slice(1)));
+const inside = (inner: string, outer: string) =>
+  outer === '' || inner.startsWith(`${outer}/`) || (outer.startsWith('*.') && inner.split('/')[0]!.endsWith(outer.slice(1)));
 
 export function scopedRules(rules: readonly PolicyRule[], verifier: string): { scoped: ScopedRule[]; notes: string[] } {
   const notes: string[] = [];

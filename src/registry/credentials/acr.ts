@@ -121,10 +121,16 @@ function classifyEntra(err: unknown, who: string, secrets: readonly (string | un
   const status = typeof e?.statusCode === 'number' ? e.statusCode : undefined;
   const detail = errorSummary(err, secrets);
   if (status === 429 || (status !== undefined && status >= 500)) {
-    return new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${who}: Microsoft Entra token request failed (HTTP ${status})`, { cause: err, status });
+    return new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${who}: Microsoft Entra token request failed (HTTP ${status})`, {
+      cause: err,
+      status,
+    });
   }
   if (e?.name === 'CredentialUnavailableError' || e?.errorResponse?.error || (status !== undefined && status < 500 && status >= 400)) {
-    return new SignetError('REGISTRY_AUTH_FAILED', `${who}: Microsoft Entra refused the token request (${detail})`, { cause: err, ...(status ? { status } : {}) });
+    return new SignetError('REGISTRY_AUTH_FAILED', `${who}: Microsoft Entra refused the token request (${detail})`, {
+      cause: err,
+      ...(status ? { status } : {}),
+    });
   }
   if (NETWORK.test(String((err as Error)?.message ?? ''))) {
     return new SignetError('REGISTRY_UNAVAILABLE', `${who}: Microsoft Entra unreachable (${detail})`, { cause: err });
@@ -195,7 +201,10 @@ export async function exchangeForRefreshToken(opts: {
   }
   const body = parseShape(text, exchangeAnswerSchema);
   if (!body.ok) {
-    throw new SignetError('REGISTRY_PROTOCOL', `${opts.who}: /oauth2/exchange returned ${body.why === 'not JSON' ? 'invalid JSON' : `no usable refresh_token (${body.why})`}`);
+    throw new SignetError(
+      'REGISTRY_PROTOCOL',
+      `${opts.who}: /oauth2/exchange returned ${body.why === 'not JSON' ? 'invalid JSON' : `no usable refresh_token (${body.why})`}`,
+    );
   }
   return body.value.refresh_token;
 }

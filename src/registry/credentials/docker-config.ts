@@ -23,10 +23,7 @@ import type { CredentialContext, CredentialSource, RegistryCredentials } from '.
 
 export const dockerConfigCredentialsSchema = z
   .object({
-    dockerConfig: z.union([
-      z.string().min(1),
-      z.object({ path: z.string().min(1).optional() }).strict(),
-    ]),
+    dockerConfig: z.union([z.string().min(1), z.object({ path: z.string().min(1).optional() }).strict()]),
   })
   .strict();
 export type DockerConfigCredentialsConfig = z.infer<typeof dockerConfigCredentialsSchema>;
@@ -113,11 +110,7 @@ export function dockerConfigPath(cfg: DockerConfigCredentialsConfig, baseDir: st
   return env['DOCKER_CONFIG'] ? path.join(env['DOCKER_CONFIG'], 'config.json') : path.join(homedir(), '.docker', 'config.json');
 }
 
-export function createDockerConfigSource(
-  cfg: DockerConfigCredentialsConfig,
-  ctx: CredentialContext,
-  deps: { env?: NodeJS.ProcessEnv } = {},
-): CredentialSource {
+export function createDockerConfigSource(cfg: DockerConfigCredentialsConfig, ctx: CredentialContext, deps: { env?: NodeJS.ProcessEnv } = {}): CredentialSource {
   const file = dockerConfigPath(cfg, ctx.baseDir, deps.env);
   let cached: { stamp: string; creds: RegistryCredentials } | undefined;
   const stampOf = (): string => {

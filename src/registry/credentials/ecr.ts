@@ -26,7 +26,10 @@ export const ecrCredentialsSchema = z
   .object({
     ecr: z
       .object({
-        region: z.string().regex(/^[a-z0-9-]+$/, 'must be an AWS region such as eu-west-1').optional(),
+        region: z
+          .string()
+          .regex(/^[a-z0-9-]+$/, 'must be an AWS region such as eu-west-1')
+          .optional(),
         /** ECR API endpoint URL, e.g. https://api.ecr.eu-west-1.amazonaws.com or a VPC endpoint. */
         endpoint: z
           .string()
@@ -43,7 +46,11 @@ export const ecrCredentialsSchema = z
       .strict()
       .superRefine((c, ctx) => {
         if ((c.accessKeyId === undefined) !== (c.secretAccessKey === undefined)) {
-          ctx.addIssue({ code: 'custom', path: [c.accessKeyId === undefined ? 'accessKeyId' : 'secretAccessKey'], message: 'give accessKeyId and secretAccessKey together' });
+          ctx.addIssue({
+            code: 'custom',
+            path: [c.accessKeyId === undefined ? 'accessKeyId' : 'secretAccessKey'],
+            message: 'give accessKeyId and secretAccessKey together',
+          });
         }
         if (c.sessionToken !== undefined && c.accessKeyId === undefined) {
           ctx.addIssue({ code: 'custom', path: ['sessionToken'], message: 'sessionToken needs accessKeyId and secretAccessKey' });
@@ -98,13 +105,24 @@ function classify(err: unknown, who: string): SignetError {
     });
   }
   if (name === 'CredentialsProviderError') {
-    return new SignetError('REGISTRY_AUTH_FAILED', `${who}: no usable AWS credentials (set credentials.ecr.accessKeyId/secretAccessKey or use the SDK's standard sources)`, { cause: err });
+    return new SignetError(
+      'REGISTRY_AUTH_FAILED',
+      `${who}: no usable AWS credentials (set credentials.ecr.accessKeyId/secretAccessKey or use the SDK's standard sources)`,
+      { cause: err },
+    );
   }
   if (/region is missing/i.test(String((err as Error)?.message ?? ''))) {
-    return new SignetError('REGISTRY_AUTH_FAILED', `${who}: no AWS region (set credentials.ecr.region or AWS_REGION, or use the ECR host name as registry host)`, { cause: err });
+    return new SignetError(
+      'REGISTRY_AUTH_FAILED',
+      `${who}: no AWS region (set credentials.ecr.region or AWS_REGION, or use the ECR host name as registry host)`,
+      { cause: err },
+    );
   }
   if (DENIED.has(name) || status === 401 || status === 403) {
-    return new SignetError('REGISTRY_AUTH_FAILED', `${who}: ECR refused GetAuthorizationToken (${detail}); the identity needs ecr:GetAuthorizationToken`, { cause: err, ...(status ? { status } : {}) });
+    return new SignetError('REGISTRY_AUTH_FAILED', `${who}: ECR refused GetAuthorizationToken (${detail}); the identity needs ecr:GetAuthorizationToken`, {
+      cause: err,
+      ...(status ? { status } : {}),
+    });
   }
   if (status !== undefined && status < 500) {
     return new SignetError('REGISTRY_AUTH_FAILED', `${who}: ECR GetAuthorizationToken answered HTTP ${status} (${detail})`, { cause: err, status });
@@ -164,7 +182,9 @@ export function createEcrSource(
         out = await c.send(new GetAuthorizationTokenCommand({}), { abortSignal: signal });
       } catch (err) {
         if (signal.aborted) {
-          throw new SignetError('REGISTRY_UNAVAILABLE', `${who}: ECR GetAuthorizationToken timed out (no complete answer within ${timeoutMs} ms)`, { cause: err });
+          throw new SignetError('REGISTRY_UNAVAILABLE', `${who}: ECR GetAuthorizationToken timed out (no complete answer within ${timeoutMs} ms)`, {
+            cause: err,
+          });
         }
         throw classify(err, who);
       }

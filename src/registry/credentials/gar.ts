@@ -83,14 +83,22 @@ function classify(err: unknown, who: string): SignetError {
   if (status === 429 || (status !== undefined && status >= 500)) {
     const h = e?.response?.headers;
     const ra = retryAfterOption(h instanceof Headers ? h.get('retry-after') : (h as Record<string, string> | undefined)?.['retry-after']);
-    return new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${who}: Google token request failed (HTTP ${status})`, { cause: err, status, ...ra });
+    return new SignetError(status === 429 ? 'REGISTRY_THROTTLED' : 'REGISTRY_UNAVAILABLE', `${who}: Google token request failed (HTTP ${status})`, {
+      cause: err,
+      status,
+      ...ra,
+    });
   }
   if (status !== undefined) {
     return new SignetError('REGISTRY_AUTH_FAILED', `${who}: Google refused the token request (HTTP ${status}: ${detail})`, { cause: err, status });
   }
   const msg = String(e?.message ?? '');
   if (/Could not load the default credentials|Unable to detect|ENOENT|no such file|Unexpected token|JSON|client_email|private_key|invalid_grant/i.test(msg)) {
-    return new SignetError('REGISTRY_AUTH_FAILED', `${who}: no usable Google credentials (${detail}); set credentials.gar.keyFile or Application Default Credentials`, { cause: err });
+    return new SignetError(
+      'REGISTRY_AUTH_FAILED',
+      `${who}: no usable Google credentials (${detail}); set credentials.gar.keyFile or Application Default Credentials`,
+      { cause: err },
+    );
   }
   return new SignetError('REGISTRY_UNAVAILABLE', `${who}: Google token request failed (${detail})`, { cause: err });
 }

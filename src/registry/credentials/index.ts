@@ -44,7 +44,8 @@ export const credentialsSchema = z.unknown().transform((value, ctx): Credentials
   }
   const r = credentialSources[key].schema.safeParse(value);
   if (!r.success) {
-    for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p)) });
+    for (const issue of r.error.issues)
+      ctx.addIssue({ code: 'custom', message: issue.message, path: issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p)) });
     return z.NEVER;
   }
   return r.data;

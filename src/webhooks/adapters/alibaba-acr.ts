@@ -13,9 +13,7 @@ import { headerAuth, parseOrThrow, refOf, sharedSecretAuth } from './common.js';
 
 export const alibabaPayloadSchema = z
   .object({
-    push_data: z
-      .object({ digest: z.string().optional(), tag: z.string().optional(), pushed_at: z.unknown().optional() })
-      .loose(),
+    push_data: z.object({ digest: z.string().optional(), tag: z.string().optional(), pushed_at: z.unknown().optional() }).loose(),
     repository: z
       .object({
         repo_full_name: z.string().optional(),

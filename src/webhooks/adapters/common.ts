@@ -52,11 +52,7 @@ export function anySecretEquals(presented: readonly string[], secret: string): b
  * in one of the `query` parameters (default `token`). Without a configured secret only
  * `insecure: true` lets a call in.
  */
-export function sharedSecretAuth(
-  req: RequestHead,
-  integration: IntegrationBase,
-  opts: { header?: string | null; query?: readonly string[] } = {},
-): boolean {
+export function sharedSecretAuth(req: RequestHead, integration: IntegrationBase, opts: { header?: string | null; query?: readonly string[] } = {}): boolean {
   if (!integration.secret) return integration.insecure;
   const presented: string[] = [];
   const h = opts.header === null ? undefined : headerValue(req.headers, opts.header ?? 'authorization');

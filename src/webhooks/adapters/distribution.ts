@@ -31,10 +31,7 @@ export const distributionEnvelopeSchema = z.object({ events: z.array(eventSchema
 export const distributionAdapter: WebhookAdapter = {
   kind: 'distribution',
   configSchema: integrationConfig('distribution'),
-  contentTypes: [
-    'application/vnd.docker.distribution.events.v1+json',
-    'application/vnd.docker.distribution.events.v2+json',
-  ],
+  contentTypes: ['application/vnd.docker.distribution.events.v1+json', 'application/vnd.docker.distribution.events.v2+json'],
   parse(body): AdapterResult {
     const envelope = parseOrThrow(distributionEnvelopeSchema, body, 'distribution');
     const events: AdapterEvent[] = [];

@@ -16,9 +16,7 @@ export const DOCKER_HUB_HOST = 'docker.io';
 export const dockerhubPayloadSchema = z
   .object({
     push_data: z.object({ tag: z.string().optional(), pusher: z.string().optional() }).loose(),
-    repository: z
-      .object({ repo_name: z.string().optional(), namespace: z.string().optional(), name: z.string().optional() })
-      .loose(),
+    repository: z.object({ repo_name: z.string().optional(), namespace: z.string().optional(), name: z.string().optional() }).loose(),
   })
   .loose();
 

@@ -41,7 +41,15 @@ const config = integrationConfig('ecr', {
   auth: z
     .discriminatedUnion('type', [
       z.object({ type: z.literal('basic'), username: z.string().min(1) }).strict(),
-      z.object({ type: z.literal('apiKey'), header: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'an HTTP header name').default('Authorization') }).strict(),
+      z
+        .object({
+          type: z.literal('apiKey'),
+          header: z
+            .string()
+            .regex(/^[A-Za-z0-9-]{1,64}$/, 'an HTTP header name')
+            .default('Authorization'),
+        })
+        .strict(),
     ])
     .default({ type: 'apiKey', header: 'Authorization' }),
 });

@@ -20,7 +20,11 @@ import { parseOrThrow, splitImageRef } from './common.js';
 const eventDataSchema = z
   .object({
     resources: z
-      .array(z.object({ digest: z.string().optional(), tag: z.string().optional(), resource_url: z.string().optional(), scan_overview: z.unknown().optional() }).loose())
+      .array(
+        z
+          .object({ digest: z.string().optional(), tag: z.string().optional(), resource_url: z.string().optional(), scan_overview: z.unknown().optional() })
+          .loose(),
+      )
       .max(1000)
       .optional(),
     repository: z.object({ repo_full_name: z.string().optional(), namespace: z.string().optional(), name: z.string().optional() }).loose().optional(),

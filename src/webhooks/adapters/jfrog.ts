@@ -68,7 +68,11 @@ export const jfrogAdapter: WebhookAdapter<JfrogConfig> = {
         return p !== undefined && anySecretEquals([p], secret);
       });
     }
-    const presented = (req: RequestHead): string => (headerValue(req.headers, 'x-jfrog-event-auth') ?? '').trim().toLowerCase().replace(/^sha256=/, '');
+    const presented = (req: RequestHead): string =>
+      (headerValue(req.headers, 'x-jfrog-event-auth') ?? '')
+        .trim()
+        .toLowerCase()
+        .replace(/^sha256=/, '');
     return {
       phase: 'body',
       present: (req) => HEX64.test(presented(req)),

@@ -40,7 +40,10 @@ export const quayAdapter: WebhookAdapter<z.infer<typeof config>> = {
     const repository = p.repository ?? (p.namespace && p.name ? `${p.namespace}/${p.name}` : undefined);
     const ref = repository ? { ref: repository } : {};
     if (p.updated_tags === undefined && p.vulnerability !== undefined) {
-      return { events: [], ignored: [{ reason: 'Quay vulnerability_found: not a push (and no scan gate can pass on it: Quay sends no event for a clean scan)', ...ref }] };
+      return {
+        events: [],
+        ignored: [{ reason: 'Quay vulnerability_found: not a push (and no scan gate can pass on it: Quay sends no event for a clean scan)', ...ref }],
+      };
     }
     if (p.updated_tags === undefined) {
       // build_*, vulnerability_found, repo_mirror_*, repo_image_expiry, quota_*: not pushes

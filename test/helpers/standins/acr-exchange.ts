@@ -101,7 +101,11 @@ export async function startEntraStandIn(opts: { tenantId: string; certFile: stri
           return;
         }
         const expiresIn = opts.expiresIn ?? 3599;
-        const resource = scope.split(' ').find((x) => x.endsWith('/.default'))?.replace(/\/\.default$/, '') ?? scope;
+        const resource =
+          scope
+            .split(' ')
+            .find((x) => x.endsWith('/.default'))
+            ?.replace(/\/\.default$/, '') ?? scope;
         const now = Math.floor(Date.now() / 1000);
         const token = fakeJwt({ aud: resource, tid: t, appid: clientId, iat: now, exp: now + expiresIn, uti: randomUUID() });
         s.issued.push(token);
@@ -140,7 +144,12 @@ export interface AcrFront {
  * The ACR login server: `/oauth2/exchange` here, everything else proxied to `upstream`
  * (127.0.0.1:PORT of a docker-registry). `acceptAccessToken` decides which Entra tokens are valid.
  */
-export async function startAcrFront(opts: { upstream: string; refreshToken: string; acceptAccessToken: (token: string) => boolean; tenantId?: string }): Promise<AcrFront> {
+export async function startAcrFront(opts: {
+  upstream: string;
+  refreshToken: string;
+  acceptAccessToken: (token: string) => boolean;
+  tenantId?: string;
+}): Promise<AcrFront> {
   const f: AcrFront = { host: '', url: '', refreshToken: opts.refreshToken, exchanges: [], forwarded: 0, close: async () => undefined };
   const [upHost, upPort] = opts.upstream.split(':');
   const server: Server = createServer((req, res) => {

@@ -130,7 +130,9 @@ function generate(spec: AlibabaKeySpec): KeyObject | undefined {
   }
 }
 
-export async function startAlibabaKmsStandin(opts: { accessKeyId?: string; accessKeySecret?: string; securityToken?: string } = {}): Promise<AlibabaKmsStandin> {
+export async function startAlibabaKmsStandin(
+  opts: { accessKeyId?: string; accessKeySecret?: string; securityToken?: string } = {},
+): Promise<AlibabaKmsStandin> {
   const accessKeyId = opts.accessKeyId ?? 'LTAIstandin0000000001';
   const accessKeySecret = opts.accessKeySecret ?? 'standin-access-key-secret-do-not-log';
   const keys: AlibabaStandinKey[] = [];
@@ -158,7 +160,8 @@ export async function startAlibabaKmsStandin(opts: { accessKeyId?: string; acces
   function keyUsable(res: ServerResponse, key: AlibabaStandinKey): boolean {
     if (key.keyState === 'Enabled') return true;
     if (key.keyState === 'Disabled') error(res, 409, 'Rejected.Disabled', 'The request was rejected because the key state is Disabled.');
-    else if (key.keyState === 'PendingDeletion') error(res, 409, 'Rejetced.PendingDeletion', 'The request was rejected because the key state is PendingDeletion.');
+    else if (key.keyState === 'PendingDeletion')
+      error(res, 409, 'Rejetced.PendingDeletion', 'The request was rejected because the key state is PendingDeletion.');
     else error(res, 409, 'Rejected.PendingImport', 'The request was rejected because the key state is PendingImport.');
     return false;
   }
@@ -334,9 +337,7 @@ export async function startAlibabaKmsStandin(opts: { accessKeyId?: string; acces
         keyState: o.keyState ?? 'Enabled',
         versions,
         primaryKeyVersion: o.reportPrimaryVersion === false ? '' : versions[versions.length - 1]!,
-        ...(privateKey
-          ? { privateKey, publicKeyPem: createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }) as string }
-          : {}),
+        ...(privateKey ? { privateKey, publicKeyPem: createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }) as string } : {}),
       };
       keys.push(key);
       return key;

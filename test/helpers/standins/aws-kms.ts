@@ -14,14 +14,7 @@
  *   the next calls of an operation; `calls` counts requests per operation.
  * Listens on 127.0.0.1 only.
  */
-import {
-  constants,
-  createPublicKey,
-  generateKeyPairSync,
-  privateEncrypt,
-  randomUUID,
-  type KeyObject,
-} from 'node:crypto';
+import { constants, createPublicKey, generateKeyPairSync, privateEncrypt, randomUUID, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createP256DigestSigner } from '../../../src/kms/ecdsa.js';
@@ -29,15 +22,7 @@ import { signPssDigest } from '../../../src/kms/pss.js';
 
 const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
 
-export type AwsKeySpec =
-  | 'RSA_2048'
-  | 'RSA_3072'
-  | 'RSA_4096'
-  | 'ECC_NIST_P256'
-  | 'ECC_NIST_P384'
-  | 'ECC_SECG_P256K1'
-  | 'SYMMETRIC_DEFAULT'
-  | 'HMAC_256';
+export type AwsKeySpec = 'RSA_2048' | 'RSA_3072' | 'RSA_4096' | 'ECC_NIST_P256' | 'ECC_NIST_P384' | 'ECC_SECG_P256K1' | 'SYMMETRIC_DEFAULT' | 'HMAC_256';
 
 export interface AwsStandinKey {
   keyId: string;
@@ -122,7 +107,14 @@ function generate(spec: AwsKeySpec): KeyObject | undefined {
 
 function defaultAlgorithms(spec: AwsKeySpec): string[] {
   if (spec.startsWith('RSA_')) {
-    return ['RSASSA_PKCS1_V1_5_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_384', 'RSASSA_PKCS1_V1_5_SHA_512', 'RSASSA_PSS_SHA_256', 'RSASSA_PSS_SHA_384', 'RSASSA_PSS_SHA_512'];
+    return [
+      'RSASSA_PKCS1_V1_5_SHA_256',
+      'RSASSA_PKCS1_V1_5_SHA_384',
+      'RSASSA_PKCS1_V1_5_SHA_512',
+      'RSASSA_PSS_SHA_256',
+      'RSASSA_PSS_SHA_384',
+      'RSASSA_PSS_SHA_512',
+    ];
   }
   if (spec === 'ECC_NIST_P256' || spec === 'ECC_SECG_P256K1') return ['ECDSA_SHA_256'];
   if (spec === 'ECC_NIST_P384') return ['ECDSA_SHA_384'];

@@ -82,7 +82,19 @@ export interface AzureKvStandIn {
   tokens: Set<string>;
   /** The tenant named in the challenge (and used by the authority stand-in). */
   tenantId: string;
-  addKey(name: string, spec: { kty: AzureKty; bits?: number; crv?: AzureStandInKey['crv']; keyOps?: string[]; enabled?: boolean; exp?: number; nbf?: number; denied?: 'all' | 'sign' }): AzureStandInKey;
+  addKey(
+    name: string,
+    spec: {
+      kty: AzureKty;
+      bits?: number;
+      crv?: AzureStandInKey['crv'];
+      keyOps?: string[];
+      enabled?: boolean;
+      exp?: number;
+      nbf?: number;
+      denied?: 'all' | 'sign';
+    },
+  ): AzureStandInKey;
   fail(op: AzureOp | '*', fault: AzureFault): void;
   hang(op: AzureOp | '*', times?: number): void;
   /** Operations that reached the key (authenticated), by op. */
@@ -195,14 +207,23 @@ export async function startAzureKvStandIn(
         res.on('close', () => clearInterval(t));
         return;
       }
-      send(status, { error: { code, message: message ?? `injected ${code}`, ...(innerCode ? { innererror: { code: innerCode } } : {}) } }, retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {});
+      send(
+        status,
+        { error: { code, message: message ?? `injected ${code}`, ...(innerCode ? { innererror: { code: innerCode } } : {}) } },
+        retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {},
+      );
       return;
     }
     const name = decodeURIComponent(m[1]!);
     const version = m[2] ? decodeURIComponent(m[2]) : undefined;
     const key = find(name, version);
     if (!key) {
-      send(404, { error: { code: 'KeyNotFound', message: `A key with (name/id) ${name}${version ? `/${version}` : ''} was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command.` } });
+      send(404, {
+        error: {
+          code: 'KeyNotFound',
+          message: `A key with (name/id) ${name}${version ? `/${version}` : ''} was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command.`,
+        },
+      });
       return;
     }
     if (key.denied === 'all' || (key.denied === 'sign' && op === 'sign')) {
@@ -230,7 +251,13 @@ export async function startAzureKvStandIn(
       return;
     }
     if (!key.keyOps.includes('sign')) {
-      send(403, { error: { code: 'Forbidden', message: 'Operation sign is not allowed by the key operations of this key.', innererror: { code: 'KeyOperationForbidden' } } });
+      send(403, {
+        error: {
+          code: 'Forbidden',
+          message: 'Operation sign is not allowed by the key operations of this key.',
+          innererror: { code: 'KeyOperationForbidden' },
+        },
+      });
       return;
     }
     let req2: { alg?: string; value?: string };

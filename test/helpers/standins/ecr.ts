@@ -51,7 +51,14 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-export async function startEcrStandIn(opts: { password: string; ttlSeconds?: number; region?: string; accountId?: string; accessKeyId?: string; secretAccessKey?: string }): Promise<EcrStandIn> {
+export async function startEcrStandIn(opts: {
+  password: string;
+  ttlSeconds?: number;
+  region?: string;
+  accountId?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+}): Promise<EcrStandIn> {
   const faults: (EcrFault & { times: number })[] = [];
   const s: EcrStandIn = {
     url: '',

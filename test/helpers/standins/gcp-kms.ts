@@ -412,9 +412,7 @@ export async function startGcpKmsStandIn(): Promise<GcpKmsStandIn> {
       const e = err instanceof RpcError ? err : new RpcError('INTERNAL', String(err));
       rec.outcome = e.code;
       const details =
-        e.retryDelaySeconds !== undefined
-          ? [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${e.retryDelaySeconds}s` }]
-          : undefined;
+        e.retryDelaySeconds !== undefined ? [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${e.retryDelaySeconds}s` }] : undefined;
       send(HTTP_FOR[e.code] ?? 500, { error: { code: HTTP_FOR[e.code] ?? 500, message: e.message, status: e.code, ...(details ? { details } : {}) } });
     }
   }

@@ -79,7 +79,13 @@ export async function startHarborApi(opts: { username: string; password: string 
     const id = `${project}/${repo}@${reference}`;
     if (!s.scans.has(id)) return send(404, { errors: [{ code: 'NOT_FOUND', message: `artifact ${id} not found` }] });
     const scan = s.scans.get(id);
-    const artifact: Record<string, unknown> = { id: 1, type: 'IMAGE', digest: reference, repository_name: `${project}/${repo}`, media_type: 'application/vnd.oci.image.config.v1+json' };
+    const artifact: Record<string, unknown> = {
+      id: 1,
+      type: 'IMAGE',
+      digest: reference,
+      repository_name: `${project}/${repo}`,
+      media_type: 'application/vnd.oci.image.config.v1+json',
+    };
     if (scan && url.searchParams.get('with_scan_overview') === 'true') {
       const accept = String(req.headers['x-accept-vulnerabilities'] ?? GENERIC_VULN_REPORT);
       if (accept.includes(GENERIC_VULN_REPORT)) artifact['scan_overview'] = { [GENERIC_VULN_REPORT]: nativeReportSummary(scan) };

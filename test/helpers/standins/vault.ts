@@ -18,15 +18,7 @@
  * the parameter existed (it is then ignored and the salt is the maximum). Faults (429/5xx/delays) are injectable,
  * and every call is counted and recorded.
  */
-import {
-  constants,
-  createHash,
-  createPublicKey,
-  generateKeyPairSync,
-  privateEncrypt,
-  randomBytes,
-  type KeyObject,
-} from 'node:crypto';
+import { constants, createHash, createPublicKey, generateKeyPairSync, privateEncrypt, randomBytes, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -128,7 +120,9 @@ function mgf1(seed: Buffer, len: number): Buffer {
   for (let c = 0, total = 0; total < len; c++) {
     const C = Buffer.alloc(4);
     C.writeUInt32BE(c);
-    const h = createHash('sha256').update(Buffer.concat([seed, C])).digest();
+    const h = createHash('sha256')
+      .update(Buffer.concat([seed, C]))
+      .digest();
     out.push(h);
     total += h.length;
   }
@@ -146,16 +140,15 @@ function rsaPss(priv: KeyObject, digest: Buffer, sLen: number): Buffer {
   const emBits = bits - 1;
   const emLen = Math.ceil(emBits / 8);
   const salt = randomBytes(sLen);
-  const H = createHash('sha256').update(Buffer.concat([Buffer.alloc(8), digest, salt])).digest();
+  const H = createHash('sha256')
+    .update(Buffer.concat([Buffer.alloc(8), digest, salt]))
+    .digest();
   const DB = Buffer.concat([Buffer.alloc(emLen - sLen - 34), Buffer.from([1]), salt]);
   const mask = mgf1(H, emLen - 33);
   for (let i = 0; i < DB.length; i++) DB[i]! ^= mask[i]!;
   DB[0]! &= 0xff >> (8 * emLen - emBits);
   const EM = Buffer.concat([DB, H, Buffer.from([0xbc])]);
-  return privateEncrypt(
-    { key: priv, padding: constants.RSA_NO_PADDING },
-    Buffer.concat([Buffer.alloc(Math.ceil(bits / 8) - EM.length), EM]),
-  );
+  return privateEncrypt({ key: priv, padding: constants.RSA_NO_PADDING }, Buffer.concat([Buffer.alloc(Math.ceil(bits / 8) - EM.length), EM]));
 }
 
 function curveName(type: VaultKeyType): string {
@@ -298,7 +291,13 @@ export async function startVault(opts: StartVaultOptions = {}): Promise<RunningV
     const now = Date.now();
     tokens.set(token, { expiresAt: now + ttl * 1000, maxAt: now + (ar.maxTtlSeconds ?? ttl * 10) * 1000 });
     issued.push(token);
-    return { client_token: token, accessor: randomBytes(8).toString('hex'), policies: ['default', 'signer'], lease_duration: ttl, renewable: ar.renewable ?? true };
+    return {
+      client_token: token,
+      accessor: randomBytes(8).toString('hex'),
+      policies: ['default', 'signer'],
+      lease_duration: ttl,
+      renewable: ar.renewable ?? true,
+    };
   }
 
   const vault: RunningVault = {
@@ -351,7 +350,15 @@ export async function startVault(opts: StartVaultOptions = {}): Promise<RunningV
     const signM = /^\/v1\/(.+)\/sign\/([^/]+)(?:\/([^/]+))?$/.exec(p);
     const keysM = /^\/v1\/(.+)\/keys\/([^/]+)$/.exec(p);
     const kind: VaultCall['kind'] =
-      p === `/v1/auth/${approleMount}/login` ? 'login' : p === '/v1/auth/token/renew-self' ? 'renew' : signM && method === 'POST' ? 'sign' : keysM && method === 'GET' ? 'keys' : 'other';
+      p === `/v1/auth/${approleMount}/login`
+        ? 'login'
+        : p === '/v1/auth/token/renew-self'
+          ? 'renew'
+          : signM && method === 'POST'
+            ? 'sign'
+            : keysM && method === 'GET'
+              ? 'keys'
+              : 'other';
     const call: VaultCall = { kind, method, path: p, ...(token ? { token } : {}), ...(namespace ? { namespace } : {}), body, status: 0 };
     calls.push(call);
 
@@ -360,7 +367,13 @@ export async function startVault(opts: StartVaultOptions = {}): Promise<RunningV
       fault.left--;
       if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
       if (fault.status !== undefined) {
-        send(res, call, fault.status, fault.body ?? { errors: fault.status === 429 ? ['rate limit quota exceeded'] : ['stand-in injected failure'] }, fault.retryAfter ? { 'retry-after': fault.retryAfter } : {});
+        send(
+          res,
+          call,
+          fault.status,
+          fault.body ?? { errors: fault.status === 429 ? ['rate limit quota exceeded'] : ['stand-in injected failure'] },
+          fault.retryAfter ? { 'retry-after': fault.retryAfter } : {},
+        );
         return;
       }
     }
@@ -371,7 +384,16 @@ export async function startVault(opts: StartVaultOptions = {}): Promise<RunningV
       const ar = opts.approle;
       if (!ar) return send(res, call, 404, { errors: ['no handler for route'] });
       if (body.role_id !== ar.roleId || body.secret_id !== ar.secretId) return send(res, call, 400, { errors: ['invalid role or secret ID'] });
-      return send(res, call, 200, { request_id: randomBytes(8).toString('hex'), lease_id: '', renewable: false, lease_duration: 0, data: null, wrap_info: null, warnings: null, auth: issue() });
+      return send(res, call, 200, {
+        request_id: randomBytes(8).toString('hex'),
+        lease_id: '',
+        renewable: false,
+        lease_duration: 0,
+        data: null,
+        wrap_info: null,
+        warnings: null,
+        auth: issue(),
+      });
     }
     if (!tokenOk(token)) return send(res, call, 403, { errors: ['permission denied'] });
     if (kind === 'renew') {

@@ -2,7 +2,11 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfigText } from '../../../src/config/load.js';
 
-const base = (integrations: string, rules: string, registries = '  - host: 127.0.0.1:5000\n    insecure: true\n  - host: 123456789012.dkr.ecr.us-east-1.amazonaws.com\n') => `
+const base = (
+  integrations: string,
+  rules: string,
+  registries = '  - host: 127.0.0.1:5000\n    insecure: true\n  - host: 123456789012.dkr.ecr.us-east-1.amazonaws.com\n',
+) => `
 registries:
 ${registries}integrations:
 ${integrations}
@@ -41,7 +45,8 @@ describe('config check: pusher conditions need integrations that report a pusher
     expect(problems).toEqual([
       {
         path: 'rules.0.require.pushers',
-        message: 'rule 0 has require.pushers but is reached through integration "q" (kind quay) whose payload carries no pusher: its pushes to 127.0.0.1:5000 could never be signed (see docs/conditions.md)',
+        message:
+          'rule 0 has require.pushers but is reached through integration "q" (kind quay) whose payload carries no pusher: its pushes to 127.0.0.1:5000 could never be signed (see docs/conditions.md)',
       },
     ]);
   });
@@ -70,7 +75,9 @@ describe('config check: pusher conditions need integrations that report a pusher
   it('an insecure integration that reports a pusher: a warning (its pushes never meet the rule; with pusherFrom: any, anyone can name a pusher)', () => {
     const open = `  - { name: o, kind: harbor, insecure: true }\n`;
     const w = (rules: string) =>
-      parseConfigText(base(harbor + open, rules), 'signet.yaml', {}).warnings.filter((x) => x.path.join('.') === 'rules.0.require.pushers').map((x) => x.message);
+      parseConfigText(base(harbor + open, rules), 'signet.yaml', {})
+        .warnings.filter((x) => x.path.join('.') === 'rules.0.require.pushers')
+        .map((x) => x.message);
     expect(w(pushersRule('127.0.0.1:5000/**'))).toEqual(['integration "o" accepts unauthenticated webhooks: its pushes never meet rule 0\'s require.pushers']);
     expect(w(pushersRule('127.0.0.1:5000/**') + '    pusherFrom: any\n')).toEqual([
       'rule 0 has require.pushers and pusherFrom: any: integration "o" accepts unauthenticated webhooks, so anyone who reaches it can name an allowed pusher',

@@ -3,12 +3,22 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfigText } from '../../../src/config/load.js';
 import { countsText, requireSchema, scanVerdict, severityRank, worstSeverity, type ScanReport } from '../../../src/config/conditions.js';
 
-const ok = (counts: Record<string, number>, extra: Partial<ScanReport> = {}): ScanReport => ({ status: 'Success', severity: '', counts, scanner: { name: 'Trivy', version: 'v0.56.2' }, ...extra });
+const ok = (counts: Record<string, number>, extra: Partial<ScanReport> = {}): ScanReport => ({
+  status: 'Success',
+  severity: '',
+  counts,
+  scanner: { name: 'Trivy', version: 'v0.56.2' },
+  ...extra,
+});
 
 describe('require.scan schema', () => {
   it('maxSeverity is one of Harbor severities; waitSeconds defaults to 900; scanner optional; nothing else', () => {
     expect(requireSchema.parse({ scan: { maxSeverity: 'High' } })).toEqual({ scan: { maxSeverity: 'High', waitSeconds: 900 } });
-    expect(requireSchema.parse({ scan: { maxSeverity: 'None', scanner: 'Trivy', waitSeconds: 60 } }).scan).toEqual({ maxSeverity: 'None', scanner: 'Trivy', waitSeconds: 60 });
+    expect(requireSchema.parse({ scan: { maxSeverity: 'None', scanner: 'Trivy', waitSeconds: 60 } }).scan).toEqual({
+      maxSeverity: 'None',
+      scanner: 'Trivy',
+      waitSeconds: 60,
+    });
     expect(requireSchema.safeParse({ scan: { maxSeverity: 'high' } }).success).toBe(false);
     expect(requireSchema.safeParse({ scan: { maxSeverity: 'High', waitSeconds: 0 } }).success).toBe(false);
     expect(requireSchema.safeParse({ scan: { maxSeverity: 'High', extra: 1 } }).success).toBe(false);
@@ -58,8 +68,14 @@ describe('scanVerdict', () => {
   it('scanner: a glob over the scanner name; another or an unnamed scanner is blocked', () => {
     const trivy = { ...high, scanner: 'Triv*' };
     expect(scanVerdict(trivy, ok({})).outcome).toBe('passed');
-    expect(scanVerdict(trivy, ok({}, { scanner: { name: 'Clair' } }))).toMatchObject({ outcome: 'blocked', reason: 'scanned by "Clair", not by require.scan.scanner "Triv*"' });
-    expect(scanVerdict(trivy, ok({}, { scanner: undefined }))).toMatchObject({ outcome: 'blocked', reason: 'scanned by an unnamed scanner, not by require.scan.scanner "Triv*"' });
+    expect(scanVerdict(trivy, ok({}, { scanner: { name: 'Clair' } }))).toMatchObject({
+      outcome: 'blocked',
+      reason: 'scanned by "Clair", not by require.scan.scanner "Triv*"',
+    });
+    expect(scanVerdict(trivy, ok({}, { scanner: undefined }))).toMatchObject({
+      outcome: 'blocked',
+      reason: 'scanned by an unnamed scanner, not by require.scan.scanner "Triv*"',
+    });
   });
 });
 
@@ -91,14 +107,18 @@ function problemsOf(text: string): { path: string; message: string }[] {
 describe('config check: require.scan needs integrations that report scans', () => {
   it('harbor alone: no problem; registries[].harborApi must be an http(s) URL without credentials', () => {
     expect(problemsOf(configWith(`  - { name: h, kind: harbor, secret: ${SECRET} }`))).toEqual([]);
-    const bad = configWith(`  - { name: h, kind: harbor, secret: ${SECRET} }`).replace('    insecure: true\n', '    insecure: true\n    harborApi: "https://u:p@harbor.example.com"\n');
+    const bad = configWith(`  - { name: h, kind: harbor, secret: ${SECRET} }`).replace(
+      '    insecure: true\n',
+      '    insecure: true\n    harborApi: "https://u:p@harbor.example.com"\n',
+    );
     expect(problemsOf(bad).map((p) => p.path)).toEqual(['registries.0.harborApi']);
   });
-  it('quay: an error at rules[i].require.scan with Quay\'s limit; distribution: an error too', () => {
+  it("quay: an error at rules[i].require.scan with Quay's limit; distribution: an error too", () => {
     expect(problemsOf(configWith(`  - { name: h, kind: harbor, secret: ${SECRET} }\n  - { name: q, kind: quay, secret: ${SECRET} }`))).toEqual([
       {
         path: 'rules.0.require.scan',
-        message: 'rule 0 has require.scan but is reached through integration "q" (kind quay): Quay notifies vulnerability_found only when something is found, never a clean scan, so its pushes to 127.0.0.1:5000 could never pass the gate (see docs/conditions.md)',
+        message:
+          'rule 0 has require.scan but is reached through integration "q" (kind quay): Quay notifies vulnerability_found only when something is found, never a clean scan, so its pushes to 127.0.0.1:5000 could never pass the gate (see docs/conditions.md)',
       },
     ]);
     expect(problemsOf(configWith(`  - { name: d, kind: distribution, secret: ${SECRET} }`))[0]).toMatchObject({
@@ -113,7 +133,7 @@ describe('config check: require.scan needs integrations that report scans', () =
       message: 'integration "open" accepts unauthenticated webhooks: its scan results are not taken for rule 0, signet asks the registry\'s scan API instead',
     });
   });
-  it('an integration that cannot reach the rule\'s registry is no problem (ECR hosts only)', () => {
+  it("an integration that cannot reach the rule's registry is no problem (ECR hosts only)", () => {
     expect(problemsOf(configWith(`  - { name: e, kind: ecr, secret: ${SECRET} }`))).toEqual([]);
   });
 });

@@ -114,14 +114,27 @@ rules:
 
   it('only ${env.VAR} reads the environment there, inserted literally', () => {
     const env = { TEAM: 'payments', TRICK: '${pusher}' };
-    const { config } = parseConfigText(base('{ team: "${env.TEAM}", trick: "${env.TRICK}", site: "${env.SITE:-eu}", esc: "$${tag}", lit: "$$${tag}" }'), 'x.yaml', env);
+    const { config } = parseConfigText(
+      base('{ team: "${env.TEAM}", trick: "${env.TRICK}", site: "${env.SITE:-eu}", esc: "$${tag}", lit: "$$${tag}" }'),
+      'x.yaml',
+      env,
+    );
     const templates = config.rules[0]!.annotations!;
     // $${ is the file's escape everywhere: $${tag} reaches the template as ${tag}; $$${ is a literal ${
-    expect(expandAnnotations(templates, { tag: 'v1', pusher: 'alice' })).toEqual({ team: 'payments', trick: '${pusher}', site: 'eu', esc: 'v1', lit: '${tag}' });
+    expect(expandAnnotations(templates, { tag: 'v1', pusher: 'alice' })).toEqual({
+      team: 'payments',
+      trick: '${pusher}',
+      site: 'eu',
+      esc: 'v1',
+      lit: '${tag}',
+    });
     // an old-style ${TEAM} is refused with the fix, not silently read
     const problems = problemsOf(base('{ team: "${TEAM}" }'), env);
     expect(problems[0]!.message).toMatch(/unknown field \$\{TEAM\}.*\$\{env\.TEAM\}/);
-    expect(problemsOf(base('{ team: "${env.NOPE}" }'), env)[0]).toMatchObject({ path: 'rules.0.annotations.team', message: 'environment variable NOPE is not set' });
+    expect(problemsOf(base('{ team: "${env.NOPE}" }'), env)[0]).toMatchObject({
+      path: 'rules.0.annotations.team',
+      message: 'environment variable NOPE is not set',
+    });
   });
 
   it('outside annotations ${env.VAR} is the same as ${VAR}, and $${ is a literal', () => {

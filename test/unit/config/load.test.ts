@@ -115,7 +115,10 @@ rules:
 
   it('takes ${VAR} in any number or boolean field, and says what a variable gave that is not one', () => {
     const text = good
-      .replace('server: { port: 8080 }', 'server: { port: "${PORT}", bodyTimeoutMs: "${BODY_MS}" }\nworker: { concurrency: "${CONC}" }\nstatus: { retentionDays: "${DAYS}" }')
+      .replace(
+        'server: { port: 8080 }',
+        'server: { port: "${PORT}", bodyTimeoutMs: "${BODY_MS}" }\nworker: { concurrency: "${CONC}" }\nstatus: { retentionDays: "${DAYS}" }',
+      )
       .replace('    insecure: true\n', '    insecure: "${INSECURE}"\n    timeoutMs: ${TIMEOUT}\n');
     const e = { ...env, PORT: '9000', BODY_MS: '2500', CONC: '4', DAYS: '1.5', INSECURE: 'true', TIMEOUT: '700' };
     const { config } = parseConfigText(text, 'x.yaml', e);
@@ -176,7 +179,8 @@ describe('annotation templates', () => {
   it('leaves push fields under rules[].annotations for signing time, expands ${env.X}', () => {
     const text = good.replace(
       'tags: { include: ["v*"], exclude: ["*-dev"] }',
-      () => 'tags: { include: ["v*"], exclude: ["*-dev"] }\n    annotations: { tag: "${tag}", by: "$${pusher}", env: "${env.COSIGN_PASSWORD}", repo: "${repository}@${digest}" }',
+      () =>
+        'tags: { include: ["v*"], exclude: ["*-dev"] }\n    annotations: { tag: "${tag}", by: "$${pusher}", env: "${env.COSIGN_PASSWORD}", repo: "${repository}@${digest}" }',
     );
     const { config } = parseConfigText(text, 'x.yaml', env);
     // only ${env.X} is read from the environment there (test/unit/config/env.test.ts)

@@ -24,7 +24,7 @@ function problemsOf(text: string) {
 }
 
 describe('notation keys need certificates', () => {
-  it('names the rule\'s key without a certificate', () => {
+  it("names the rule's key without a certificate", () => {
     expect(problemsOf(config('[legacy, notation]'))).toEqual([
       { path: 'rules.0.keys.1', message: 'key "bare" has no certificate: the notation format needs keys[].certificate (and chain)' },
     ]);

@@ -34,7 +34,10 @@ describe('redis config', () => {
 
   it('a single node by URL keeps working, SIGNET_REDIS_URL in the embedded default too', () => {
     expect(parse('redis: { url: "rediss://user:pw@redis.example:6380/2" }').url).toBe('rediss://user:pw@redis.example:6380/2');
-    const loaded = parseConfigText(DEFAULT_CONFIG_YAML, '(embedded default)', { SIGNET_HOOK_SECRET: 'x'.repeat(24), SIGNET_REDIS_URL: 'redis://10.0.0.5:6379' });
+    const loaded = parseConfigText(DEFAULT_CONFIG_YAML, '(embedded default)', {
+      SIGNET_HOOK_SECRET: 'x'.repeat(24),
+      SIGNET_REDIS_URL: 'redis://10.0.0.5:6379',
+    });
     expect(loaded.config.redis.url).toBe('redis://10.0.0.5:6379');
   });
 
@@ -54,7 +57,12 @@ redis:
       { SENTINEL_PW: 'spw', REDIS_PW: 'rpw' },
     );
     expect(r.url).toBeUndefined();
-    expect(r.sentinel).toEqual({ masterName: 'mymaster', sentinels: ['s1.redis:26379', 's2.redis:26379', '10.0.0.3:26379'], sentinelPassword: 'spw', tls: { caFile: 'ca.pem', rejectUnauthorized: true } });
+    expect(r.sentinel).toEqual({
+      masterName: 'mymaster',
+      sentinels: ['s1.redis:26379', 's2.redis:26379', '10.0.0.3:26379'],
+      sentinelPassword: 'spw',
+      tls: { caFile: 'ca.pem', rejectUnauthorized: true },
+    });
     expect(r.password).toBe('rpw');
     expect(r.ack).toEqual({ replicas: 1, timeoutMs: 500 });
   });
@@ -63,7 +71,9 @@ redis:
     expect(problems('redis:\n  password: "${REDIS_PW:-hunter2}"')).toEqual([
       { path: 'redis.password', line: 2, message: expect.stringContaining('a secret takes no default') },
     ]);
-    expect(problems('redis:\n  sentinel: { masterName: m, sentinels: ["a:1"], sentinelPassword: "${SPW:-x}" }')[0]).toMatchObject({ path: 'redis.sentinel.sentinelPassword' });
+    expect(problems('redis:\n  sentinel: { masterName: m, sentinels: ["a:1"], sentinelPassword: "${SPW:-x}" }')[0]).toMatchObject({
+      path: 'redis.sentinel.sentinelPassword',
+    });
   });
 
   it('Cluster: nodes and a NAT map; the prefix is hash-tagged, {name} accepted as written', () => {

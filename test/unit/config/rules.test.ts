@@ -40,8 +40,12 @@ describe('pusherPolicy: whose word ${pusher} takes', () => {
 
   it('an authenticating integration vouches; an insecure one or an unknown one does not, unless the rule says pusherFrom: any', () => {
     expect(policy({ integration: 'hub', pusher: 'alice' }, 'r.example.com', 'team/app')).toEqual({ pusher: 'alice' });
-    expect(policy({ integration: 'open', pusher: 'mallory' }, 'r.example.com', 'team/app')).toEqual({ refused: expect.stringMatching(/"open" accepts unauthenticated webhooks \(insecure: true\)/) });
-    expect(policy({ integration: 'gone', pusher: 'mallory' }, 'r.example.com', 'team/app')).toEqual({ refused: expect.stringMatching(/"gone" is not configured/) });
+    expect(policy({ integration: 'open', pusher: 'mallory' }, 'r.example.com', 'team/app')).toEqual({
+      refused: expect.stringMatching(/"open" accepts unauthenticated webhooks \(insecure: true\)/),
+    });
+    expect(policy({ integration: 'gone', pusher: 'mallory' }, 'r.example.com', 'team/app')).toEqual({
+      refused: expect.stringMatching(/"gone" is not configured/),
+    });
     expect(policy({ integration: 'open', pusher: 'bob' }, 'r.example.com', 'trusting/app')).toEqual({ pusher: 'bob' });
     expect(policy({ integration: 'open' }, 'r.example.com', 'team/app')).toEqual({});
     expect(policy({ integration: 'backfill' }, 'r.example.com', 'team/app')).toEqual({});

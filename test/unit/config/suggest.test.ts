@@ -1,6 +1,6 @@
 /** src/config/suggest.ts through the loader: an unknown field names the known one it is closest to, where the schema can be walked. */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfigText } from '../../../src/config/load.js';
+import { type ConfigError, parseConfigText } from '../../../src/config/load.js';
 import { configSchema } from '../../../src/config/schema.js';
 import { suggestField } from '../../../src/config/suggest.js';
 

@@ -20,11 +20,7 @@ type Node =
   | { t: 'with'; p: Pipeline; body: Node[]; else: Node[] }
   | { t: 'range'; p: Pipeline; k?: string; v?: string; body: Node[]; else: Node[] };
 
-type Arg =
-  | { a: 'field'; base: '.' | '$' | string; path: string[] }
-  | { a: 'lit'; v: unknown }
-  | { a: 'ident'; name: string }
-  | { a: 'sub'; p: Pipeline };
+type Arg = { a: 'field'; base: '.' | '$' | string; path: string[] } | { a: 'lit'; v: unknown } | { a: 'ident'; name: string } | { a: 'sub'; p: Pipeline };
 type Command = Arg[];
 interface Pipeline {
   decl?: string[];
@@ -193,7 +189,13 @@ function parse(toks: Tok[], defines: Map<string, Node[]>): Node[] {
         if (kw === 'with') nodes.push({ t: 'with', p, body: b.nodes, else: elseBody });
         else {
           const decl = p.decl ?? [];
-          nodes.push({ t: 'range', p: { cmds: p.cmds }, ...(decl.length === 2 ? { k: decl[0], v: decl[1] } : decl.length === 1 ? { v: decl[0] } : {}), body: b.nodes, else: elseBody });
+          nodes.push({
+            t: 'range',
+            p: { cmds: p.cmds },
+            ...(decl.length === 2 ? { k: decl[0], v: decl[1] } : decl.length === 1 ? { v: decl[0] } : {}),
+            body: b.nodes,
+            else: elseBody,
+          });
         }
       } else if (kw === 'define') {
         const name = JSON.parse(rest);
@@ -215,7 +217,15 @@ function parse(toks: Tok[], defines: Map<string, Node[]>): Node[] {
 // ---- evaluation ----
 
 const truthy = (v: unknown): boolean =>
-  !(v === undefined || v === null || v === false || v === 0 || v === '' || (Array.isArray(v) && v.length === 0) || (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0));
+  !(
+    v === undefined ||
+    v === null ||
+    v === false ||
+    v === 0 ||
+    v === '' ||
+    (Array.isArray(v) && v.length === 0) ||
+    (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0)
+  );
 
 function toYaml(v: unknown): string {
   if (v === undefined || v === null) return 'null';
@@ -231,10 +241,7 @@ function str(v: unknown): string {
 export class Renderer {
   private defines = new Map<string, Node[]>();
   private root: unknown;
-  constructor(
-    files: Record<string, string>,
-    values: { Values: unknown; Release: Record<string, unknown>; Chart: Record<string, unknown> },
-  ) {
+  constructor(files: Record<string, string>, values: { Values: unknown; Release: Record<string, unknown>; Chart: Record<string, unknown> }) {
     this.root = values;
     // definitions first (helpers), as Helm does
     for (const [name, src] of Object.entries(files)) this.templates.set(name, parse(lex(src), this.defines));

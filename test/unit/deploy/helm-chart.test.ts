@@ -58,7 +58,14 @@ const find = (objs: any[], kind: string, name: string) => {
 };
 
 // The Pod/Container fields the chart may use: a typo (livenesProbe) is an unknown key.
-const probe = z.object({ httpGet: z.object({ path: z.string(), port: z.union([z.string(), z.number()]) }).strict(), periodSeconds: z.number().optional(), timeoutSeconds: z.number().optional(), failureThreshold: z.number().optional() }).strict();
+const probe = z
+  .object({
+    httpGet: z.object({ path: z.string(), port: z.union([z.string(), z.number()]) }).strict(),
+    periodSeconds: z.number().optional(),
+    timeoutSeconds: z.number().optional(),
+    failureThreshold: z.number().optional(),
+  })
+  .strict();
 const container = z
   .object({
     name: z.string(),
@@ -69,7 +76,13 @@ const container = z
     envFrom: z.array(z.object({ secretRef: z.object({ name: z.string() }).strict() }).strict()).optional(),
     ports: z.array(z.object({ name: z.string(), containerPort: z.number().int().min(1).max(65535), protocol: z.literal('TCP') }).strict()).optional(),
     volumeMounts: z.array(z.object({ name: z.string(), mountPath: z.string(), subPath: z.string().optional(), readOnly: z.boolean().optional() }).strict()),
-    securityContext: z.object({ allowPrivilegeEscalation: z.literal(false), readOnlyRootFilesystem: z.literal(true), capabilities: z.object({ drop: z.array(z.literal('ALL')) }).strict() }).strict(),
+    securityContext: z
+      .object({
+        allowPrivilegeEscalation: z.literal(false),
+        readOnlyRootFilesystem: z.literal(true),
+        capabilities: z.object({ drop: z.array(z.literal('ALL')) }).strict(),
+      })
+      .strict(),
     resources: z.object({ requests: z.record(z.string(), z.string()).optional(), limits: z.record(z.string(), z.string()).optional() }).strict(),
     startupProbe: probe.optional(),
     livenessProbe: probe.optional(),
@@ -80,8 +93,25 @@ const podSpec = z
   .object({
     serviceAccountName: z.string(),
     imagePullSecrets: z.array(z.object({ name: z.string() })).optional(),
-    securityContext: z.object({ runAsNonRoot: z.literal(true), runAsUser: z.number().int().min(1), runAsGroup: z.number(), fsGroup: z.number(), seccompProfile: z.object({ type: z.literal('RuntimeDefault') }) }).strict(),
-    volumes: z.array(z.object({ name: z.string(), configMap: z.object({ name: z.string() }).optional(), secret: z.object({ secretName: z.string(), defaultMode: z.number() }).optional(), emptyDir: z.object({}).optional() }).strict()),
+    securityContext: z
+      .object({
+        runAsNonRoot: z.literal(true),
+        runAsUser: z.number().int().min(1),
+        runAsGroup: z.number(),
+        fsGroup: z.number(),
+        seccompProfile: z.object({ type: z.literal('RuntimeDefault') }),
+      })
+      .strict(),
+    volumes: z.array(
+      z
+        .object({
+          name: z.string(),
+          configMap: z.object({ name: z.string() }).optional(),
+          secret: z.object({ secretName: z.string(), defaultMode: z.number() }).optional(),
+          emptyDir: z.object({}).optional(),
+        })
+        .strict(),
+    ),
     containers: z.array(container).length(1),
     terminationGracePeriodSeconds: z.number().optional(),
     nodeSelector: z.record(z.string(), z.string()).optional(),
@@ -98,7 +128,9 @@ const deployment = z
       .object({
         replicas: z.number().int().min(0),
         selector: z.object({ matchLabels: z.record(z.string(), z.string()) }).strict(),
-        template: z.object({ metadata: z.object({ labels: z.record(z.string(), z.string()), annotations: z.record(z.string(), z.string()) }).strict(), spec: podSpec }).strict(),
+        template: z
+          .object({ metadata: z.object({ labels: z.record(z.string(), z.string()), annotations: z.record(z.string(), z.string()) }).strict(), spec: podSpec })
+          .strict(),
       })
       .strict(),
     __file: z.string(),
@@ -170,7 +202,10 @@ describe('Helm chart deploy/helm/signet', () => {
     expect(selects(workerSvc.spec.selector, worker.spec.template.metadata.labels)).toBe(true);
     expect(selects(workerSvc.spec.selector, receiver.spec.template.metadata.labels)).toBe(false);
 
-    for (const [name, d] of [['signet-receiver', receiver], ['signet-worker', worker]] as const) {
+    for (const [name, d] of [
+      ['signet-receiver', receiver],
+      ['signet-worker', worker],
+    ] as const) {
       const pdb = find(objects, 'PodDisruptionBudget', name);
       expect(pdb.apiVersion).toBe('policy/v1');
       expect(selects(pdb.spec.selector.matchLabels, d.spec.template.metadata.labels)).toBe(true);
@@ -244,7 +279,9 @@ describe('Helm chart deploy/helm/signet', () => {
   });
 
   it('the renderer refuses what it does not implement', () => {
-    expect(() => new Renderer({ 'x.yaml': '{{ lookup "v1" "Secret" "ns" "n" }}' }, { Values: {}, Release: {}, Chart: {} }).render('x.yaml')).toThrow(TemplateError);
+    expect(() => new Renderer({ 'x.yaml': '{{ lookup "v1" "Secret" "ns" "n" }}' }, { Values: {}, Release: {}, Chart: {} }).render('x.yaml')).toThrow(
+      TemplateError,
+    );
     expect(() => new Renderer({ 'x.yaml': '{{ template "x" . }}' }, { Values: {}, Release: {}, Chart: {} })).toThrow(/outside the supported subset/);
   });
 });

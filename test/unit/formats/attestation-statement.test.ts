@@ -4,7 +4,18 @@
  * digest over the rule text, and sameDecision (what makes a stored VSA "present").
  */
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, policyDescriptor, PUSH_FIELD, resourceUri, SCAN_FIELD, sameDecision, SIGNET_VERIFIER_ID, VSA_PREDICATE, vsaStatement, type VsaInput } from '../../../src/formats/attestation/statement.js';
+import {
+  canonicalJson,
+  policyDescriptor,
+  PUSH_FIELD,
+  resourceUri,
+  SCAN_FIELD,
+  sameDecision,
+  SIGNET_VERIFIER_ID,
+  VSA_PREDICATE,
+  vsaStatement,
+  type VsaInput,
+} from '../../../src/formats/attestation/statement.js';
 
 const digest = `sha256:${'ab'.repeat(32)}`;
 const rule = { match: 'reg.example/team/**', keys: ['sec'], attest: true };
@@ -77,9 +88,24 @@ describe('policy digest and sameDecision', () => {
       f(st.predicate);
       return Buffer.from(JSON.stringify(st));
     };
-    expect(sameDecision(edit((p) => (p.verificationResult = 'FAILED')), pd)).toBe(false);
-    expect(sameDecision(edit((p) => (p.verifier.id = 'https://example.com/other')), pd)).toBe(false);
-    expect(sameDecision(edit((p) => delete p.policy), pd)).toBe(false);
+    expect(
+      sameDecision(
+        edit((p) => (p.verificationResult = 'FAILED')),
+        pd,
+      ),
+    ).toBe(false);
+    expect(
+      sameDecision(
+        edit((p) => (p.verifier.id = 'https://example.com/other')),
+        pd,
+      ),
+    ).toBe(false);
+    expect(
+      sameDecision(
+        edit((p) => delete p.policy),
+        pd,
+      ),
+    ).toBe(false);
     expect(sameDecision(Buffer.from('not json'), pd)).toBe(false);
     expect(SIGNET_VERIFIER_ID).toBe('urn:signet:verifier');
     expect(VSA_PREDICATE).toBe('https://slsa.dev/verification_summary/v1');

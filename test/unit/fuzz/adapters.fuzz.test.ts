@@ -51,7 +51,12 @@ const harborLike = fc.record({
 });
 const str = (...known: string[]) => fc.oneof(fc.constantFrom(...known), nasty);
 const imageRef = fc
-  .tuple(fc.constantFrom('us-west1-docker.pkg.dev/', 'gcr.io/', '', 'ghcr.io/', 'h:5000/'), nasty, fc.constantFrom('', ':v1', ':', '@'), fc.oneof(fc.constant(''), digest, nasty))
+  .tuple(
+    fc.constantFrom('us-west1-docker.pkg.dev/', 'gcr.io/', '', 'ghcr.io/', 'h:5000/'),
+    nasty,
+    fc.constantFrom('', ':v1', ':', '@'),
+    fc.oneof(fc.constant(''), digest, nasty),
+  )
   .map((p) => p.join(''));
 const quayLike = fc.record({
   repository: maybe(nasty),
@@ -66,12 +71,24 @@ const quayLike = fc.record({
 const acrLike = fc.record({
   id: maybe(fc.string()),
   action: str('push', 'ping', 'delete', 'quarantine', 'chart_push'),
-  target: maybe(fc.record({ mediaType: maybe(str('application/vnd.oci.image.manifest.v1+json', 'application/vnd.acr.helm.chart')), digest: maybe(fc.oneof(digest, nasty)), repository: maybe(nasty), tag: maybe(nasty) })),
+  target: maybe(
+    fc.record({
+      mediaType: maybe(str('application/vnd.oci.image.manifest.v1+json', 'application/vnd.acr.helm.chart')),
+      digest: maybe(fc.oneof(digest, nasty)),
+      repository: maybe(nasty),
+      tag: maybe(nasty),
+    }),
+  ),
   request: maybe(fc.record({ host: maybe(nasty) })),
 });
 const alibabaLike = fc.record({
   push_data: fc.record({ digest: maybe(fc.oneof(digest, nasty)), tag: maybe(nasty), pushed_at: maybe(fc.string()) }),
-  repository: fc.record({ repo_full_name: maybe(nasty), namespace: maybe(nasty), name: maybe(nasty), region: maybe(str('cn-hangzhou', 'cn-hangzhou.evil/x', 'ap-southeast-1')) }),
+  repository: fc.record({
+    repo_full_name: maybe(nasty),
+    namespace: maybe(nasty),
+    name: maybe(nasty),
+    region: maybe(str('cn-hangzhou', 'cn-hangzhou.evil/x', 'ap-southeast-1')),
+  }),
 });
 const dockerhubLike = fc.record({
   push_data: fc.record({ tag: maybe(nasty), pusher: maybe(fc.string()), pushed_at: maybe(fc.nat()) }),
@@ -84,8 +101,18 @@ const jfrogLike = fc.record({
     fc.record({
       repo_key: maybe(nasty),
       image_name: maybe(nasty),
-      tag: maybe(fc.oneof(nasty, digest.map((d) => d.replace(':', '__')))),
-      sha256: maybe(fc.oneof(digest.map((d) => d.slice(7)), nasty)),
+      tag: maybe(
+        fc.oneof(
+          nasty,
+          digest.map((d) => d.replace(':', '__')),
+        ),
+      ),
+      sha256: maybe(
+        fc.oneof(
+          digest.map((d) => d.slice(7)),
+          nasty,
+        ),
+      ),
     }),
   ),
   jpd_origin: maybe(fc.oneof(fc.webUrl(), nasty)),
@@ -111,7 +138,13 @@ const garData = fc.record({ action: str('INSERT', 'DELETE'), digest: maybe(image
 const garLike = fc.oneof(
   fc.record({
     message: fc.record({
-      data: maybe(fc.oneof(garData.map((d) => Buffer.from(JSON.stringify(d)).toString('base64')), fc.base64String(), nasty)),
+      data: maybe(
+        fc.oneof(
+          garData.map((d) => Buffer.from(JSON.stringify(d)).toString('base64')),
+          fc.base64String(),
+          nasty,
+        ),
+      ),
       messageId: maybe(fc.string()),
     }),
     subscription: maybe(fc.string()),
@@ -196,10 +229,18 @@ describe.each(Object.entries(webhookAdapters as Record<string, WebhookAdapter<an
     if (!adapter.authentication) return; // the receiver's shared-secret check (auth.ts) applies
     const auth = adapter.authentication(integration);
     await fc.assert(
-      fc.asyncProperty(headersArb, fc.dictionary(fc.constantFrom('token', 'secret', 'x'), fc.string()), fc.uint8Array({ maxLength: 256 }), async (headers, query, body) => {
-        const ok = auth.phase === 'headers' ? await auth.verify({ headers, query }) : auth.present({ headers, query }) && auth.verify({ headers, query, body: Buffer.from(body) });
-        expect(ok).toBe(false);
-      }),
+      fc.asyncProperty(
+        headersArb,
+        fc.dictionary(fc.constantFrom('token', 'secret', 'x'), fc.string()),
+        fc.uint8Array({ maxLength: 256 }),
+        async (headers, query, body) => {
+          const ok =
+            auth.phase === 'headers'
+              ? await auth.verify({ headers, query })
+              : auth.present({ headers, query }) && auth.verify({ headers, query, body: Buffer.from(body) });
+          expect(ok).toBe(false);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -208,7 +249,16 @@ describe.each(Object.entries(webhookAdapters as Record<string, WebhookAdapter<an
 describe('reference parsing under fuzzing', () => {
   it('parses into grammar-valid parts or refuses with INVALID_REFERENCE', () => {
     const refLike = fc
-      .tuple(fc.constantFrom('', 'r.io/', '127.0.0.1:5000/', 'localhost/'), nasty, fc.constantFrom('', ':v1', ':', '@'), fc.oneof(fc.constant(''), digest.map((d) => `@${d}`), nasty))
+      .tuple(
+        fc.constantFrom('', 'r.io/', '127.0.0.1:5000/', 'localhost/'),
+        nasty,
+        fc.constantFrom('', ':v1', ':', '@'),
+        fc.oneof(
+          fc.constant(''),
+          digest.map((d) => `@${d}`),
+          nasty,
+        ),
+      )
       .map((parts) => parts.join(''));
     fc.assert(
       fc.property(fc.oneof(fc.string(), refLike), (s) => {

@@ -183,7 +183,7 @@ describe('alibabakms: signing with the real SDK against the stand-in', () => {
     expect(verify('sha256', Buffer.from('x'), createPublicKey(await p.publicKeyPem()), sig)).toBe(true);
   });
 
-  it('a key reference (signet\'s alibabakms://...) resolves through the provider map, extra fields kept', async () => {
+  it("a key reference (signet's alibabakms://...) resolves through the provider map, extra fields kept", async () => {
     const parsed = keyConfigSchema.parse({
       name: 'by-ref',
       ref: `alibabakms://${kms.endpoint}/alias/signet-rsa/versions/${rsa.versions[0]}`,
@@ -199,7 +199,13 @@ describe('alibabakms: signing with the real SDK against the stand-in', () => {
 
 describe('alibabakms: keys that cosign cannot verify are refused at startup', () => {
   const cases: [string, () => AlibabaStandinKey, Partial<AlibabaKmsKeyConfig>, string, RegExp][] = [
-    ['algorithm RSA_PSS_SHA_256 (what ACR signing also offers)', () => rsa, { algorithm: 'RSA_PSS_SHA_256' }, 'KEY_UNSUPPORTED', /RSA_PSS_SHA_256 is not supported: cosign verifies RSA signatures as PKCS#1 v1\.5/],
+    [
+      'algorithm RSA_PSS_SHA_256 (what ACR signing also offers)',
+      () => rsa,
+      { algorithm: 'RSA_PSS_SHA_256' },
+      'KEY_UNSUPPORTED',
+      /RSA_PSS_SHA_256 is not supported: cosign verifies RSA signatures as PKCS#1 v1\.5/,
+    ],
     ['an algorithm that does not fit the key', () => ec, { algorithm: 'RSA_PKCS1_SHA_256' }, 'KEY_UNSUPPORTED', /does not fit this key; use ECDSA_SHA_256/],
     ['EC_P256K (secp256k1)', () => kms.addKey({ keySpec: 'EC_P256K' }), {}, 'KEY_UNSUPPORTED', /EC_P256K SIGN\/VERIFY.*secp256k1/],
     ['EC_SM2', () => kms.addKey({ keySpec: 'EC_SM2', keyUsage: 'SIGN/VERIFY' }), {}, 'KEY_UNSUPPORTED', /SM2/],
@@ -252,7 +258,11 @@ describe('alibabakms: errors are classified, with the key named and no credentia
       const e = await rejection(p.sign(sha256(Buffer.from('x'))));
       expect(e.code).toBe('KEY_THROTTLED');
       expect(e.retryable).toBe(true);
-      expect(e.message).toMatch(new RegExp(`key "acr" \\(alibabakms ${ec.keyId} version ${ec.primaryKeyVersion}\\): AsymmetricSign: throttled by Alibaba Cloud KMS \\(${fault.code!.replace('.', '\\.')}, HTTP ${fault.status}, RequestId [0-9a-f-]+\\)`));
+      expect(e.message).toMatch(
+        new RegExp(
+          `key "acr" \\(alibabakms ${ec.keyId} version ${ec.primaryKeyVersion}\\): AsymmetricSign: throttled by Alibaba Cloud KMS \\(${fault.code!.replace('.', '\\.')}, HTTP ${fault.status}, RequestId [0-9a-f-]+\\)`,
+        ),
+      );
       expect(kms.calls).toEqual({ AsymmetricSign: 1 });
       noSecrets(e);
     });
@@ -307,9 +317,7 @@ describe('alibabakms: errors are classified, with the key named and no credentia
   });
 
   it('a wrong secret with an STS token -> KEY_DENIED (SignatureDoesNotMatch) without the string to sign, key id or token', async () => {
-    const e = await rejection(
-      createAlibabaKmsKeyProvider(cfg(ec.keyId, { accessKeySecret: 'wrong-secret', securityToken: 'STS.very-secret-token-1234' })),
-    );
+    const e = await rejection(createAlibabaKmsKeyProvider(cfg(ec.keyId, { accessKeySecret: 'wrong-secret', securityToken: 'STS.very-secret-token-1234' })));
     expect(e.code).toBe('KEY_DENIED');
     expect(e.message).toMatch(/SignatureDoesNotMatch/);
     expect(e.message).not.toContain('wrong-secret');
@@ -353,18 +361,21 @@ describe('alibabakms: errors are classified, with the key named and no credentia
   });
 
   it('classification of odd shapes', () => {
-    const t = classifyAlibabaKmsError(
-      { code: 'WhateverError', message: 'WhateverError: code: 429, slow down requestid: x', data: { Code: 'Whatever' } },
+    const t = classifyAlibabaKmsError({ code: 'WhateverError', message: 'WhateverError: code: 429, slow down requestid: x', data: { Code: 'Whatever' } }, 'k');
+    expect([t.code, t.retryable, t.status]).toEqual(['KEY_THROTTLED', true, 429]);
+    const u = classifyAlibabaKmsError(
+      { code: 'InvalidParameterError', message: 'InvalidParameterError: code: 400, bad requestid: x', data: { Code: 'InvalidParameter' } },
       'k',
     );
-    expect([t.code, t.retryable, t.status]).toEqual(['KEY_THROTTLED', true, 429]);
-    const u = classifyAlibabaKmsError({ code: 'InvalidParameterError', message: 'InvalidParameterError: code: 400, bad requestid: x', data: { Code: 'InvalidParameter' } }, 'k');
     expect([u.code, u.retryable]).toEqual(['KEY_SIGN_FAILED', false]);
     const s = classifyAlibabaKmsError(
       {
         code: 'SignatureDoesNotMatchError',
         message: 'x',
-        data: { Code: 'SignatureDoesNotMatch', Message: 'Specified signature is not matched with our calculation. server string to sign is:POST&%2F&AccessKeyId%3DLTAIabcdefghijkl' },
+        data: {
+          Code: 'SignatureDoesNotMatch',
+          Message: 'Specified signature is not matched with our calculation. server string to sign is:POST&%2F&AccessKeyId%3DLTAIabcdefghijkl',
+        },
       },
       'k',
     );
@@ -373,17 +384,29 @@ describe('alibabakms: errors are classified, with the key named and no credentia
   });
 });
 
-describe('alibabakms: references (signet\'s own alibabakms:// scheme)', () => {
+describe("alibabakms: references (signet's own alibabakms:// scheme)", () => {
   const ok: [string, Record<string, string>][] = [
     ['alibabakms://cn-hangzhou/key-hzz62f1cb66fa42qo3bqb', { regionId: 'cn-hangzhou', keyId: 'key-hzz62f1cb66fa42qo3bqb' }],
-    ['alibabakms://cn-hangzhou/5c438b18-05be-40ad-b6c2-3be6752c1234/versions/2ab1a983-7072-4bbc-a582-584b5bd81234', { regionId: 'cn-hangzhou', keyId: '5c438b18-05be-40ad-b6c2-3be6752c1234', keyVersionId: '2ab1a983-7072-4bbc-a582-584b5bd81234' }],
+    [
+      'alibabakms://cn-hangzhou/5c438b18-05be-40ad-b6c2-3be6752c1234/versions/2ab1a983-7072-4bbc-a582-584b5bd81234',
+      { regionId: 'cn-hangzhou', keyId: '5c438b18-05be-40ad-b6c2-3be6752c1234', keyVersionId: '2ab1a983-7072-4bbc-a582-584b5bd81234' },
+    ],
     ['alibabakms://ap-southeast-1/alias/acr-signing', { regionId: 'ap-southeast-1', keyId: 'alias/acr-signing' }],
-    ['alibabakms://kms.cn-shanghai.aliyuncs.com/alias/team/acr/versions/v1', { endpoint: 'kms.cn-shanghai.aliyuncs.com', keyId: 'alias/team/acr', keyVersionId: 'v1' }],
+    [
+      'alibabakms://kms.cn-shanghai.aliyuncs.com/alias/team/acr/versions/v1',
+      { endpoint: 'kms.cn-shanghai.aliyuncs.com', keyId: 'alias/team/acr', keyVersionId: 'v1' },
+    ],
     ['alibabakms:///key-abc', { keyId: 'key-abc' }],
     ['alibabakms://127.0.0.1:8443/key-abc', { endpoint: '127.0.0.1:8443', keyId: 'key-abc' }],
     // the layout of the unmerged sigstore proposal: ENDPOINT/[INSTANCE_ID]/KEY_ID/versions/VERSION_ID
-    ['alibabakms://kst-hzz123.cryptoservice.kms.aliyuncs.com/kst-hzz123/key-abc/versions/ver-1', { endpoint: 'kst-hzz123.cryptoservice.kms.aliyuncs.com', keyId: 'key-abc', keyVersionId: 'ver-1' }],
-    ['alibabakms://kms.cn-hangzhou.aliyuncs.com//key-abc/versions/ver-1', { endpoint: 'kms.cn-hangzhou.aliyuncs.com', keyId: 'key-abc', keyVersionId: 'ver-1' }],
+    [
+      'alibabakms://kst-hzz123.cryptoservice.kms.aliyuncs.com/kst-hzz123/key-abc/versions/ver-1',
+      { endpoint: 'kst-hzz123.cryptoservice.kms.aliyuncs.com', keyId: 'key-abc', keyVersionId: 'ver-1' },
+    ],
+    [
+      'alibabakms://kms.cn-hangzhou.aliyuncs.com//key-abc/versions/ver-1',
+      { endpoint: 'kms.cn-hangzhou.aliyuncs.com', keyId: 'key-abc', keyVersionId: 'ver-1' },
+    ],
     ['alibabakms://kms.cn-hangzhou.aliyuncs.com/kst-1/alias/x', { endpoint: 'kms.cn-hangzhou.aliyuncs.com', keyId: 'alias/x' }],
   ];
   for (const [ref, want] of ok) {
@@ -430,7 +453,10 @@ describe('alibabakms: config', () => {
   it('endpoint: explicit host or URL, else kms.<region>.aliyuncs.com over https (never the SDK\'s "undefined.<region>")', () => {
     expect(alibabaEndpoint({ regionId: 'cn-hangzhou' })).toEqual({ endpoint: 'kms.cn-hangzhou.aliyuncs.com', protocol: 'https' });
     expect(alibabaEndpoint({}, { ALIBABA_CLOUD_REGION_ID: 'eu-central-1' })).toEqual({ endpoint: 'kms.eu-central-1.aliyuncs.com', protocol: 'https' });
-    expect(alibabaEndpoint({ endpoint: 'kst-1.cryptoservice.kms.aliyuncs.com', regionId: 'cn-hangzhou' })).toEqual({ endpoint: 'kst-1.cryptoservice.kms.aliyuncs.com', protocol: 'https' });
+    expect(alibabaEndpoint({ endpoint: 'kst-1.cryptoservice.kms.aliyuncs.com', regionId: 'cn-hangzhou' })).toEqual({
+      endpoint: 'kst-1.cryptoservice.kms.aliyuncs.com',
+      protocol: 'https',
+    });
     expect(alibabaEndpoint({ endpoint: 'http://127.0.0.1:1234' })).toEqual({ endpoint: '127.0.0.1:1234', protocol: 'http' });
     expect(() => alibabaEndpoint({}, {})).toThrow(/no Alibaba Cloud region/);
     expect(() => alibabaEndpoint({ endpoint: 'http://h/path' })).toThrow(/host\[:port\]/);
@@ -453,7 +479,10 @@ describe('alibabakms: config', () => {
 
 describe('alibabakms: stand-in round trip', () => {
   it('measures sequential sign latency through the real SDK', async () => {
-    for (const [label, key] of [['RSA_2048', rsa], ['EC_P256', ec]] as const) {
+    for (const [label, key] of [
+      ['RSA_2048', rsa],
+      ['EC_P256', ec],
+    ] as const) {
       const p = await createAlibabaKmsKeyProvider(cfg(key.keyId));
       const d = sha256(Buffer.from('warm-up'));
       for (let i = 0; i < 5; i++) await p.sign(d);

@@ -6,19 +6,23 @@ import { constants, createHash, createPublicKey, verify } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_RETRY_AFTER_SECONDS } from '../../../src/edge/retry-after.js';
 import { SignetError } from '../../../src/errors.js';
-import {
-  awsKmsKeySchema,
-  classifyAwsKmsError,
-  createAwsKmsKeyProvider,
-  parseAwsKmsRef,
-  regionOfArn,
-  type AwsKmsKeyConfig,
-} from '../../../src/kms/awskms.js';
+import { awsKmsKeySchema, classifyAwsKmsError, createAwsKmsKeyProvider, parseAwsKmsRef, regionOfArn, type AwsKmsKeyConfig } from '../../../src/kms/awskms.js';
 import { createKeyProvider, keyConfigSchema } from '../../../src/kms/providers.js';
 import { startAwsKmsStandin, type AwsKmsStandin, type AwsStandinKey } from '../../helpers/standins/aws-kms.js';
 
 // Never reach a metadata service or the developer's own AWS config.
-const ENV_KEYS = ['AWS_EC2_METADATA_DISABLED', 'AWS_SHARED_CREDENTIALS_FILE', 'AWS_CONFIG_FILE', 'AWS_ENDPOINT_URL_KMS', 'AWS_ENDPOINT_URL', 'AWS_REGION', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'] as const;
+const ENV_KEYS = [
+  'AWS_EC2_METADATA_DISABLED',
+  'AWS_SHARED_CREDENTIALS_FILE',
+  'AWS_CONFIG_FILE',
+  'AWS_ENDPOINT_URL_KMS',
+  'AWS_ENDPOINT_URL',
+  'AWS_REGION',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'AWS_PROFILE',
+] as const;
 const savedEnv = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
 function isolateEnv(): void {
   for (const k of ENV_KEYS) delete process.env[k];
@@ -169,8 +173,18 @@ describe('awskms: signing with the real SDK against the stand-in', () => {
 
 describe('awskms: keys that cosign cannot verify are refused at startup', () => {
   const cases: [string, () => AwsStandinKey, Partial<AwsKmsKeyConfig>, RegExp][] = [
-    ['an RSA key offering only PSS', () => kms.addKey({ keySpec: 'RSA_2048', signingAlgorithms: ['RSASSA_PSS_SHA_256'] }), {}, /RSASSA_PSS_SHA_256.*PKCS#1 v1\.5/],
-    ['signingAlgorithm RSASSA_PSS_SHA_256 in the config', () => rsa, { signingAlgorithm: 'RSASSA_PSS_SHA_256' }, /RSASSA_PSS_SHA_256 is not supported: cosign verifies RSA signatures as PKCS#1 v1\.5/],
+    [
+      'an RSA key offering only PSS',
+      () => kms.addKey({ keySpec: 'RSA_2048', signingAlgorithms: ['RSASSA_PSS_SHA_256'] }),
+      {},
+      /RSASSA_PSS_SHA_256.*PKCS#1 v1\.5/,
+    ],
+    [
+      'signingAlgorithm RSASSA_PSS_SHA_256 in the config',
+      () => rsa,
+      { signingAlgorithm: 'RSASSA_PSS_SHA_256' },
+      /RSASSA_PSS_SHA_256 is not supported: cosign verifies RSA signatures as PKCS#1 v1\.5/,
+    ],
     ['signingAlgorithm that does not fit the key', () => ec, { signingAlgorithm: 'RSASSA_PKCS1_V1_5_SHA_256' }, /does not fit this key; use ECDSA_SHA_256/],
     ['ECC_NIST_P384', () => kms.addKey({ keySpec: 'ECC_NIST_P384' }), {}, /ECC_NIST_P384 SIGN_VERIFY.*only RSA_2048/],
     ['ECC_SECG_P256K1', () => kms.addKey({ keySpec: 'ECC_SECG_P256K1' }), {}, /secp256k1/],
@@ -264,7 +278,10 @@ describe('awskms: errors are classified, with the key named and no credentials',
 
   it('AccessDeniedException -> KEY_DENIED, not retryable, says which key and why', async () => {
     const p = await createAwsKmsKeyProvider(cfg(rsa.keyId));
-    kms.fail('Sign', { type: 'AccessDeniedException', message: `User: arn:aws:iam::111122223333:user/ci is not authorized to perform: kms:Sign on resource: ${rsa.arn}` });
+    kms.fail('Sign', {
+      type: 'AccessDeniedException',
+      message: `User: arn:aws:iam::111122223333:user/ci is not authorized to perform: kms:Sign on resource: ${rsa.arn}`,
+    });
     const e = await rejection(p.sign(sha256(Buffer.from('x'))));
     expect(e.code).toBe('KEY_DENIED');
     expect(e.retryable).toBe(false);
@@ -326,7 +343,10 @@ describe('awskms: errors are classified, with the key named and no credentials',
     expect([v.code, v.retryable]).toEqual(['KEY_SIGN_FAILED', false]);
     const t = classifyAwsKmsError({ name: 'Whatever', $metadata: { httpStatusCode: 429 }, $response: { headers: { 'retry-after': 'not a date' } } }, 'k');
     expect([t.code, t.retryable, t.retryAfterSeconds]).toEqual(['KEY_THROTTLED', true, undefined]);
-    const m = classifyAwsKmsError({ name: 'AccessDeniedException', message: 'denied for AKIAABCDEFGHIJKLMNOP with X-Amz-Security-Token=abc', $metadata: { httpStatusCode: 400 } }, 'k');
+    const m = classifyAwsKmsError(
+      { name: 'AccessDeniedException', message: 'denied for AKIAABCDEFGHIJKLMNOP with X-Amz-Security-Token=abc', $metadata: { httpStatusCode: 400 } },
+      'k',
+    );
     expect(m.message).not.toContain('AKIAABCDEFGHIJKLMNOP');
     expect(m.message).not.toContain('=abc');
   });
@@ -338,7 +358,10 @@ describe('awskms: key references as cosign/sigstore parse them', () => {
     ['awskms:///mrk-1234abcd12ab34cd56ef1234567890ab', { keyId: 'mrk-1234abcd12ab34cd56ef1234567890ab' }],
     ['awskms:///1234ABCD-12AB-34CD-56EF-1234567890AB', { keyId: '1234ABCD-12AB-34CD-56EF-1234567890AB' }],
     ['awskms://localhost:4566/1234abcd-12ab-34cd-56ef-1234567890ab', { keyId: '1234abcd-12ab-34cd-56ef-1234567890ab', endpoint: 'https://localhost:4566' }],
-    ['awskms:///arn:aws:kms:us-east-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab', { keyId: 'arn:aws:kms:us-east-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab' }],
+    [
+      'awskms:///arn:aws:kms:us-east-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+      { keyId: 'arn:aws:kms:us-east-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab' },
+    ],
     [
       'awskms://localhost:4566/arn:aws:kms:us-east-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab',
       { keyId: 'arn:aws:kms:us-east-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab', endpoint: 'https://localhost:4566' },
@@ -414,7 +437,10 @@ describe('awskms: config schema', () => {
 
 describe('awskms: stand-in round trip', () => {
   it('measures sequential sign latency through the real SDK', async () => {
-    for (const [label, key] of [['RSA_2048', rsa], ['ECC_NIST_P256', ec]] as const) {
+    for (const [label, key] of [
+      ['RSA_2048', rsa],
+      ['ECC_NIST_P256', ec],
+    ] as const) {
       const p = await createAwsKmsKeyProvider(cfg(key.keyId));
       const d = sha256(Buffer.from('warm-up'));
       for (let i = 0; i < 5; i++) await p.sign(d);
@@ -447,7 +473,10 @@ describe('awskms: RSASSA-PSS (Notation) through rsaPadding', () => {
 
     const plain = await p.sign(sha256(payload), payload, { rsaPadding: 'pkcs1v15' });
     expect(verify('sha256', payload, createPublicKey(rsa.publicKeyPem!), plain)).toBe(true);
-    expect(kms.requests.filter((r) => r.target === 'TrentService.Sign').map((r) => r.body.SigningAlgorithm)).toEqual(['RSASSA_PSS_SHA_256', 'RSASSA_PKCS1_V1_5_SHA_256']);
+    expect(kms.requests.filter((r) => r.target === 'TrentService.Sign').map((r) => r.body.SigningAlgorithm)).toEqual([
+      'RSASSA_PSS_SHA_256',
+      'RSASSA_PKCS1_V1_5_SHA_256',
+    ]);
   });
 
   it('a key whose SigningAlgorithms lack RSASSA_PSS_SHA_256 reports pkcs1v15 only and refuses pss with KEY_SIGN_FAILED, without a call', async () => {

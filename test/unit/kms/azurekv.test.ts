@@ -15,11 +15,18 @@ import { azureKvKeySchema, createAzureKvKeyProvider, parseAzureKmsRef, type Azur
 import { keyConfigSchema } from '../../../src/kms/providers.js';
 import { freePort } from '../../helpers/ports.js';
 import { selfSignedCert } from '../../helpers/registry.js';
-import { startAuthorityStandIn, startAzureKvStandIn, type AuthorityStandIn, type AzureKvStandIn, type AzureStandInKey } from '../../helpers/standins/azure-kv.js';
+import {
+  startAuthorityStandIn,
+  startAzureKvStandIn,
+  type AuthorityStandIn,
+  type AzureKvStandIn,
+  type AzureStandInKey,
+} from '../../helpers/standins/azure-kv.js';
 import { cosignVerifyBlob, makeTempDir } from './cosign-cli.js';
 
 // Belt and braces: nothing here may fall back to the environment credential chain.
-for (const v of ['AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET', 'AZURE_TENANT_ID', 'AZURE_FEDERATED_TOKEN_FILE', 'IDENTITY_ENDPOINT', 'MSI_ENDPOINT']) delete process.env[v];
+for (const v of ['AZURE_CLIENT_ID', 'AZURE_CLIENT_SECRET', 'AZURE_TENANT_ID', 'AZURE_FEDERATED_TOKEN_FILE', 'IDENTITY_ENDPOINT', 'MSI_ENDPOINT'])
+  delete process.env[v];
 
 const TOKEN = `test-token-${randomBytes(8).toString('hex')}`;
 const scopesSeen: string[] = [];
@@ -116,7 +123,14 @@ describe('azurekms references and schema', () => {
 
   it('resolves keys[].ref through the provider list', () => {
     const cfg = keyConfigSchema.parse({ name: 'a', ref: 'azurekms://myvault.vault.azure.net/signing/abc123', clientId: 'c' });
-    expect(cfg).toMatchObject({ name: 'a', provider: 'azurekv', vaultUrl: 'https://myvault.vault.azure.net', keyName: 'signing', keyVersion: 'abc123', clientId: 'c' });
+    expect(cfg).toMatchObject({
+      name: 'a',
+      provider: 'azurekv',
+      vaultUrl: 'https://myvault.vault.azure.net',
+      keyName: 'signing',
+      keyVersion: 'abc123',
+      clientId: 'c',
+    });
     const bad = keyConfigSchema.safeParse({ name: 'a', ref: 'azurekms://myvault/key' });
     expect(bad.success).toBe(false);
     expect(JSON.stringify(bad.error?.issues)).toMatch(/invalid azurekv reference/);
@@ -154,7 +168,11 @@ describe('azurekv signing', () => {
       expect(verify('sha256', payload, pem, sig)).toBe(true);
       expect(callsFor(keyName)).toHaveLength(2 + i); // no probe, no re-fetch of the key
     }
-    expect(callsFor(keyName).slice(2).every((c) => c.op === 'sign' && !c.challenge && c.path === `/keys/${keyName}/${key.version}/sign`)).toBe(true);
+    expect(
+      callsFor(keyName)
+        .slice(2)
+        .every((c) => c.op === 'sign' && !c.challenge && c.path === `/keys/${keyName}/${key.version}/sign`),
+    ).toBe(true);
     await p.publicKeyPem();
     expect(kv.count('getKey', keyName)).toBe(1);
   });
@@ -389,7 +407,10 @@ describe('azurekv stand-in latency (real SDK, 127.0.0.1)', () => {
     const ec = await withKey({ kty: 'EC', crv: 'P-256' });
     const d = sha256(Buffer.from('latency'));
     const out: string[] = [];
-    for (const [label, p] of [['RSA-2048', rsa.p], ['P-256', ec.p]] as const) {
+    for (const [label, p] of [
+      ['RSA-2048', rsa.p],
+      ['P-256', ec.p],
+    ] as const) {
       for (let i = 0; i < 5; i++) await p.sign(d);
       const n = 40;
       const t0 = performance.now();

@@ -16,24 +16,16 @@ export interface CosignResult {
   stderr: string;
 }
 
-export function runCosign(
-  args: string[],
-  opts: { cwd?: string; env?: Record<string, string | undefined> } = {},
-): Promise<CosignResult> {
+export function runCosign(args: string[], opts: { cwd?: string; env?: Record<string, string | undefined> } = {}): Promise<CosignResult> {
   return new Promise((resolve, reject) => {
-    execFile(
-      COSIGN_BIN,
-      args,
-      { cwd: opts.cwd, env: { ...process.env, ...opts.env }, timeout: 60_000, maxBuffer: 4 << 20 },
-      (err, stdout, stderr) => {
-        if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
-          reject(new Error(`cosign binary "${COSIGN_BIN}" not found: these tests require the real cosign (set COSIGN_BIN)`));
-          return;
-        }
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-      },
-    );
+    execFile(COSIGN_BIN, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, timeout: 60_000, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+      if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
+        reject(new Error(`cosign binary "${COSIGN_BIN}" not found: these tests require the real cosign (set COSIGN_BIN)`));
+        return;
+      }
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+    });
   });
 }
 
@@ -53,12 +45,7 @@ export async function makeTempDir(prefix = 'signet-kms-'): Promise<{ dir: string
  * `cosign verify-blob` of a base64 signature over `payload` with the SPKI PEM `publicKeyPem`, offline
  * (`--insecure-ignore-tlog=true`: no Rekor lookup, no TUF fetch). Returns cosign's exit code.
  */
-export async function cosignVerifyBlob(
-  dir: string,
-  publicKeyPem: string,
-  payload: Buffer,
-  signature: Buffer,
-): Promise<CosignResult> {
+export async function cosignVerifyBlob(dir: string, publicKeyPem: string, payload: Buffer, signature: Buffer): Promise<CosignResult> {
   const tag = Math.random().toString(36).slice(2);
   const pub = path.join(dir, `verify-${tag}.pub`);
   const sig = path.join(dir, `verify-${tag}.sig`);

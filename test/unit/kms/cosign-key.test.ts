@@ -2,12 +2,7 @@ import { createPublicKey, generateKeyPairSync, verify, type KeyObject } from 'no
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  decryptCosignKey,
-  decryptCosignKeyAsync,
-  encryptCosignKey,
-  isCosignEncryptedKey,
-} from '../../../src/kms/cosign-key.js';
+import { decryptCosignKey, decryptCosignKeyAsync, encryptCosignKey, isCosignEncryptedKey } from '../../../src/kms/cosign-key.js';
 import { SignetError } from '../../../src/errors.js';
 import { cosignOk, makeTempDir, runCosign } from './cosign-cli.js';
 
@@ -148,8 +143,7 @@ describe('encryptCosignKey', () => {
     expect(cosignLines.slice(1, -2).every((l) => l.length === 64)).toBe(true);
 
     // Same JSON skeleton, key order included: compare with values blanked out.
-    const skeleton = (pem: string) =>
-      JSON.stringify(envelopeOf(pem), (k, v) => (['salt', 'nonce', 'ciphertext'].includes(k) ? '' : v));
+    const skeleton = (pem: string) => JSON.stringify(envelopeOf(pem), (k, v) => (['salt', 'nonce', 'ciphertext'].includes(k) ? '' : v));
     expect(skeleton(ours)).toBe(skeleton(cosignKeyPem));
     const env = envelopeOf(ours);
     expect(Buffer.from(env.kdf.salt, 'base64')).toHaveLength(32);
@@ -162,28 +156,32 @@ describe('encryptCosignKey', () => {
     ['ec P-256, N=65536', () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, 65536],
     ['rsa-2048, N=32768', () => generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey, 32768],
     ['ec P-256, N=131072', () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, 131072],
-  ] as const)('is accepted by the real cosign (%s)', async (label, gen, N) => {
-    const privateKey = gen();
-    const file = path.join(dir, `ours-${label.replace(/\W+/g, '_')}.key`);
-    await writeFile(file, encryptCosignKey(privateKey, PASSWORD, { N }));
+  ] as const)(
+    'is accepted by the real cosign (%s)',
+    async (label, gen, N) => {
+      const privateKey = gen();
+      const file = path.join(dir, `ours-${label.replace(/\W+/g, '_')}.key`);
+      await writeFile(file, encryptCosignKey(privateKey, PASSWORD, { N }));
 
-    const pub = await cosignOk(['public-key', '--key', file], { cwd: dir, env: { COSIGN_PASSWORD: PASSWORD } });
-    expect(pub.stdout.trim()).toBe(spki(privateKey).trim());
+      const pub = await cosignOk(['public-key', '--key', file], { cwd: dir, env: { COSIGN_PASSWORD: PASSWORD } });
+      expect(pub.stdout.trim()).toBe(spki(privateKey).trim());
 
-    // cosign can sign with it, and the signature verifies against our public key.
-    const payload = path.join(dir, 'payload.txt');
-    await writeFile(payload, `payload for ${label}\n`);
-    const sig = await cosignOk(['sign-blob', '--key', file, '--tlog-upload=false', '--yes', payload], {
-      cwd: dir,
-      env: { COSIGN_PASSWORD: PASSWORD },
-    });
-    const ok = verify('sha256', await readFile(payload), createPublicKey(privateKey), Buffer.from(sig.stdout.trim(), 'base64'));
-    expect(ok).toBe(true);
+      // cosign can sign with it, and the signature verifies against our public key.
+      const payload = path.join(dir, 'payload.txt');
+      await writeFile(payload, `payload for ${label}\n`);
+      const sig = await cosignOk(['sign-blob', '--key', file, '--tlog-upload=false', '--yes', payload], {
+        cwd: dir,
+        env: { COSIGN_PASSWORD: PASSWORD },
+      });
+      const ok = verify('sha256', await readFile(payload), createPublicKey(privateKey), Buffer.from(sig.stdout.trim(), 'base64'));
+      expect(ok).toBe(true);
 
-    // And cosign refuses it with the wrong password.
-    const bad = await runCosign(['public-key', '--key', file], { cwd: dir, env: { COSIGN_PASSWORD: 'wrong' } });
-    expect(bad.code).not.toBe(0);
-  }, 60_000);
+      // And cosign refuses it with the wrong password.
+      const bad = await runCosign(['public-key', '--key', file], { cwd: dir, env: { COSIGN_PASSWORD: 'wrong' } });
+      expect(bad.code).not.toBe(0);
+    },
+    60_000,
+  );
 
   it('refuses key types cosign cannot load, and public keys', () => {
     const { privateKey: x25519 } = generateKeyPairSync('x25519');

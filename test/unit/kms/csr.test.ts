@@ -60,13 +60,20 @@ function expectCodeSigningRequest(text: string): void {
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(['--config', config, 'keys', 'csr', ...args], (l) => out.push(l), (l) => err.push(l));
+  const code = await main(
+    ['--config', config, 'keys', 'csr', ...args],
+    (l) => out.push(l),
+    (l) => err.push(l),
+  );
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
 beforeAll(() => {
   tmp = tempDir('signet-csr-');
-  for (const [name, kind] of [['rsa', 'rsa'], ['p256', 'ec']] as const) {
+  for (const [name, kind] of [
+    ['rsa', 'rsa'],
+    ['p256', 'ec'],
+  ] as const) {
     const { privateKey, publicKey } = kind === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: 'P-256' });
     writeFileSync(path.join(tmp.dir, `${name}.pem`), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     pub[name] = publicKey.export({ type: 'spki', format: 'pem' }).toString();
@@ -172,7 +179,10 @@ describe('backends', () => {
   const key = (signFn: KeyProvider['sign']) => new SigningKey({ name: 'stub', publicKeyPem: async () => pem, sign: signFn }, pem);
 
   it('a backend returning raw r||s (64 bytes) still gives a DER signature openssl verifies', async () => {
-    const csr = await createCsr(key(async (_d, payload) => derEcdsaToRaw(sign('sha256', payload!, pair.privateKey))), { subject: SUBJECT });
+    const csr = await createCsr(
+      key(async (_d, payload) => derEcdsaToRaw(sign('sha256', payload!, pair.privateKey))),
+      { subject: SUBJECT },
+    );
     const v = await opensslVerify(csr);
     expect(v.code, v.text).toBe(0);
     expect(v.text).toMatch(/verify OK/);
@@ -180,7 +190,10 @@ describe('backends', () => {
 
   it('a backend that signs with another key -> KEY_SIGN_FAILED, nothing printed', async () => {
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const err = await createCsr(key(async (_d, payload) => sign('sha256', payload!, other.privateKey)), { subject: SUBJECT }).catch((e: unknown) => e);
+    const err = await createCsr(
+      key(async (_d, payload) => sign('sha256', payload!, other.privateKey)),
+      { subject: SUBJECT },
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SignetError);
     expect((err as SignetError).code).toBe('KEY_SIGN_FAILED');
   });
@@ -211,18 +224,29 @@ describe('a cloud KMS key (AWS KMS stand-in), through the CLI', () => {
         awsConfig,
         `registries:\n  - { host: registry.example.com }\nkeys:\n  - { name: kms-rsa, keyId: alias/csr-rsa, ${common} }\n  - { name: kms-ec, keyId: alias/csr-ec, ${common} }\nrules:\n  - { match: "registry.example.com/**", keys: [kms-ec] }\n`,
       );
-      for (const [name, key, alg] of [['kms-rsa', rsa, /sha256WithRSAEncryption/], ['kms-ec', ec, /ecdsa-with-SHA256/]] as const) {
+      for (const [name, key, alg] of [
+        ['kms-rsa', rsa, /sha256WithRSAEncryption/],
+        ['kms-ec', ec, /ecdsa-with-SHA256/],
+      ] as const) {
         const before = kms.calls['Sign'] ?? 0;
         const out: string[] = [];
         const err: string[] = [];
-        const code = await main(['--config', awsConfig, 'keys', 'csr', name, '--subject', SUBJECT, '--san', 'uri:https://acme.example/kms'], (l) => out.push(l), (l) => err.push(l));
+        const code = await main(
+          ['--config', awsConfig, 'keys', 'csr', name, '--subject', SUBJECT, '--san', 'uri:https://acme.example/kms'],
+          (l) => out.push(l),
+          (l) => err.push(l),
+        );
         expect(code, err.join('\n')).toBe(0);
         expect(kms.calls['Sign'] ?? 0).toBe(before + 1); // one KMS signature per request
         const v = await opensslVerify(`${out.join('\n')}\n`);
         expect(v.code, v.text).toBe(0);
         expectCodeSigningRequest(v.text);
         expect(v.text).toMatch(alg);
-        expect(csrPublicKey(out.join('\n')).export({ type: 'spki', format: 'der' }).equals(key.publicKey!.export({ type: 'spki', format: 'der' }))).toBe(true);
+        expect(
+          csrPublicKey(out.join('\n'))
+            .export({ type: 'spki', format: 'der' })
+            .equals(key.publicKey!.export({ type: 'spki', format: 'der' })),
+        ).toBe(true);
       }
     } finally {
       for (const k of ENV) {
@@ -275,8 +299,22 @@ describe('SoftHSM2 PKCS#11 keys', () => {
       writeFileSync(path.join(dir, 'root.key'), root.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
       writeFileSync(path.join(dir, 'req.csr'), csr);
       await must('openssl', [
-        'x509', '-req', '-in', path.join(dir, 'req.csr'), '-CA', path.join(dir, 'root.crt'), '-CAkey', path.join(dir, 'root.key'),
-        '-CAcreateserial', '-days', '30', '-sha256', '-copy_extensions', 'copy', '-out', path.join(dir, 'leaf.crt'),
+        'x509',
+        '-req',
+        '-in',
+        path.join(dir, 'req.csr'),
+        '-CA',
+        path.join(dir, 'root.crt'),
+        '-CAkey',
+        path.join(dir, 'root.key'),
+        '-CAcreateserial',
+        '-days',
+        '30',
+        '-sha256',
+        '-copy_extensions',
+        'copy',
+        '-out',
+        path.join(dir, 'leaf.crt'),
       ]);
       const text = await must('openssl', ['x509', '-in', path.join(dir, 'leaf.crt'), '-noout', '-text']);
       expect(text).toMatch(/Extended Key Usage:\s+Code Signing/);

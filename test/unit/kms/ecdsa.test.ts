@@ -1,11 +1,6 @@
 import { createHash, generateKeyPairSync, sign, verify } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import {
-  createP256DigestSigner,
-  derEcdsaToRaw,
-  rawEcdsaToDer,
-  signP256DigestRaw,
-} from '../../../src/kms/ecdsa.js';
+import { createP256DigestSigner, derEcdsaToRaw, rawEcdsaToDer, signP256DigestRaw } from '../../../src/kms/ecdsa.js';
 import { SignetError } from '../../../src/errors.js';
 
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest();
@@ -55,9 +50,7 @@ describe('rawEcdsaToDer / derEcdsaToRaw', () => {
     const s = Buffer.alloc(32);
     r[0] = 0x80; // high bit -> 0x00 prefix
     s[31] = 0x01; // leading zeros stripped
-    expect(rawEcdsaToDer(Buffer.concat([r, s])).toString('hex')).toBe(
-      '3026' + '022100' + '80' + '00'.repeat(31) + '020101',
-    );
+    expect(rawEcdsaToDer(Buffer.concat([r, s])).toString('hex')).toBe('3026' + '022100' + '80' + '00'.repeat(31) + '020101');
     expect(() => rawEcdsaToDer(Buffer.alloc(64))).toThrow(SignetError);
     expect(() => rawEcdsaToDer(Buffer.alloc(63, 1))).toThrow(SignetError);
   });
@@ -83,12 +76,10 @@ describe('ECDSA P-256 over a precomputed digest', () => {
   it('matches the RFC 6979 A.2.5 test vectors (P-256, SHA-256)', () => {
     const d = 0xc9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721n;
     expect(signP256DigestRaw(d, sha256('sample')).toString('hex')).toBe(
-      'efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716' +
-        'f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8',
+      'efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716' + 'f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8',
     );
     expect(signP256DigestRaw(d, sha256('test')).toString('hex')).toBe(
-      'f1abb023518351cd71d881567b1ea663ed3efcf6c5132b354f28d3b0b7d38367' +
-        '019f4113742a2b14bd25926b49c649155f267e60d3814b4c0cc84250e46f0083',
+      'f1abb023518351cd71d881567b1ea663ed3efcf6c5132b354f28d3b0b7d38367' + '019f4113742a2b14bd25926b49c649155f267e60d3814b4c0cc84250e46f0083',
     );
   });
 
@@ -114,9 +105,7 @@ describe('ECDSA P-256 over a precomputed digest', () => {
   });
 
   it('refuses non-P-256 keys', () => {
-    expect(() => createP256DigestSigner(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey)).toThrow(
-      SignetError,
-    );
+    expect(() => createP256DigestSigner(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey)).toThrow(SignetError);
     expect(() => createP256DigestSigner(generateKeyPairSync('ed25519').privateKey)).toThrow(SignetError);
     expect(() => signP256DigestRaw(1n, Buffer.alloc(31))).toThrow(SignetError);
   });

@@ -322,7 +322,11 @@ describe('gcpkms credentials', () => {
   it('REST: a service account the backend does not know is KEY_DENIED (UNAUTHENTICATED), and no token leaks', async () => {
     // A second account's key file: the stand-in only accepts JWTs signed by registered accounts.
     const { generateKeyPairSync } = await import('node:crypto');
-    const stranger = { ...account.json, private_key_id: 'unknown', private_key: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
+    const stranger = {
+      ...account.json,
+      private_key_id: 'unknown',
+      private_key: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+    };
     await writeFile(path.join(dir, 'stranger.json'), JSON.stringify(stranger));
     const name = versionName('auth');
     kms.addKey(name, 'EC_SIGN_P256_SHA256');
@@ -352,7 +356,10 @@ describe('gcpkms stand-in latency (real SDK, 127.0.0.1)', () => {
     const ec = await withKey(transport, 'EC_SIGN_P256_SHA256');
     const d = sha256(Buffer.from('latency'));
     const out: string[] = [];
-    for (const [label, p] of [['RSA-2048', rsa.p], ['P-256', ec.p]] as const) {
+    for (const [label, p] of [
+      ['RSA-2048', rsa.p],
+      ['P-256', ec.p],
+    ] as const) {
       for (let i = 0; i < 5; i++) await p.sign(d); // warm up
       const n = 40;
       const t0 = performance.now();
@@ -367,7 +374,11 @@ describe('gcpkms stand-in latency (real SDK, 127.0.0.1)', () => {
 
 describe('gcpkms: REST error bodies are schema-checked', () => {
   const cfg = { name: 'g', cryptoKeyVersion: 'projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1' };
-  const restError = (message: string, status: number) => ({ message, response: { status, headers: {} }, config: { url: `https://kms.test/v1/${cfg.cryptoKeyVersion}:asymmetricSign` } });
+  const restError = (message: string, status: number) => ({
+    message,
+    response: { status, headers: {} },
+    config: { url: `https://kms.test/v1/${cfg.cryptoKeyVersion}:asymmetricSign` },
+  });
   it('a body that is JSON but not an error object falls back to the HTTP status (it threw a TypeError before)', () => {
     for (const body of ['null', '42', '"x"', '{"error": 7}', '<html>']) {
       expect(classifyGcpError(restError(body, 503), cfg, 'AsymmetricSign'), body).toMatchObject({ code: 'KEY_UNAVAILABLE', retryable: true });
@@ -379,7 +390,7 @@ describe('gcpkms: REST error bodies are schema-checked', () => {
   });
 });
 
-describe.each(['grpc', 'rest'] as const)('gcpkms over %s: the padding is the key version\'s', (transport) => {
+describe.each(['grpc', 'rest'] as const)("gcpkms over %s: the padding is the key version's", (transport) => {
   const pssVerify = (pem: string, payload: Buffer, sig: Buffer) =>
     verify('sha256', payload, { key: createPublicKey(pem), padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, sig);
 

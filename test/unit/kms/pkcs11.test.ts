@@ -56,7 +56,19 @@ beforeAll(async () => {
   ]);
   await tool('signet', PIN, '--keypairgen', '--key-type', 'rsa:2048', '--label', 'r', '--id', '02');
   await tool('signet', PIN, '--keypairgen', '--key-type', 'EC:secp384r1', '--label', 'p384', '--id', '03');
-  await tool('signet', PIN, '--keypairgen', '--key-type', 'rsa:2048', '--label', 'pss', '--id', '05', '--allowed-mechanisms', 'RSA-PKCS-PSS,SHA256-RSA-PKCS-PSS');
+  await tool(
+    'signet',
+    PIN,
+    '--keypairgen',
+    '--key-type',
+    'rsa:2048',
+    '--label',
+    'pss',
+    '--id',
+    '05',
+    '--allowed-mechanisms',
+    'RSA-PKCS-PSS,SHA256-RSA-PKCS-PSS',
+  );
   await tool('signet', PIN, '--keypairgen', '--key-type', 'rsa:1024', '--label', 'small', '--id', '06');
   await tool('signet', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'dup', '--id', '08');
   await tool('signet', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'dup', '--id', '09');
@@ -105,7 +117,9 @@ function payload(): { payload: Buffer; digest: Buffer } {
 }
 
 function tokenStatus(label: string) {
-  return pkcs11Status().flatMap((m) => m.tokens).find((t) => t.token === label);
+  return pkcs11Status()
+    .flatMap((m) => m.tokens)
+    .find((t) => t.token === label);
 }
 
 describe('pkcs11 (SoftHSM2): login', () => {
@@ -233,7 +247,9 @@ describe('pkcs11 (SoftHSM2): signing', () => {
     const e = await time(ec, false);
     const r = await time(rsa, false);
     const rp = await time(rsa, true);
-    console.log(`pkcs11 SoftHSM2 sign latency: ECDSA P-256 ${e.toFixed(2)} ms, RSA-2048 CKM_RSA_PKCS ${r.toFixed(2)} ms, CKM_SHA256_RSA_PKCS ${rp.toFixed(2)} ms (mean of ${n})`);
+    console.log(
+      `pkcs11 SoftHSM2 sign latency: ECDSA P-256 ${e.toFixed(2)} ms, RSA-2048 CKM_RSA_PKCS ${r.toFixed(2)} ms, CKM_SHA256_RSA_PKCS ${rp.toFixed(2)} ms (mean of ${n})`,
+    );
     expect(e).toBeLessThan(100);
   });
 });

@@ -18,8 +18,7 @@ import type { RsaPadding } from '../../../src/kms/types.js';
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest();
 const pssVerify = (pub: KeyObject, payload: Buffer, sig: Buffer, saltLength = 32) =>
   verify('sha256', payload, { key: pub, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength }, sig);
-const pkcs1Verify = (pub: KeyObject, payload: Buffer, sig: Buffer) =>
-  verify('sha256', payload, { key: pub, padding: constants.RSA_PKCS1_PADDING }, sig);
+const pkcs1Verify = (pub: KeyObject, payload: Buffer, sig: Buffer) => verify('sha256', payload, { key: pub, padding: constants.RSA_PKCS1_PADDING }, sig);
 
 describe('pss.ts: PSS over a digest, checked against OpenSSL', () => {
   for (const bits of [2048, 3072, 4096]) {
@@ -37,7 +36,11 @@ describe('pss.ts: PSS over a digest, checked against OpenSSL', () => {
       expect(verifyPssDigest(publicKey, sha256(payload), theirs)).toBe(true);
       expect(verifyPssDigest(publicKey, sha256(Buffer.from('other')), theirs)).toBe(false);
       // other salt lengths and PKCS#1 v1.5 are refused: the check pins the salt to 32
-      const maxSalt = cryptoSign('sha256', payload, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_MAX_SIGN });
+      const maxSalt = cryptoSign('sha256', payload, {
+        key: privateKey,
+        padding: constants.RSA_PKCS1_PSS_PADDING,
+        saltLength: constants.RSA_PSS_SALTLEN_MAX_SIGN,
+      });
       expect(verifyPssDigest(publicKey, sha256(payload), maxSalt)).toBe(false);
       const salt20 = cryptoSign('sha256', payload, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 20 });
       expect(verifyPssDigest(publicKey, sha256(payload), salt20)).toBe(false);

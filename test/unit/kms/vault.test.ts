@@ -9,13 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { MAX_RETRY_AFTER_SECONDS } from '../../../src/edge/retry-after.js';
 import { SignetError } from '../../../src/errors.js';
 import { keyConfigSchema } from '../../../src/kms/providers.js';
-import {
-  createVaultKeyProvider,
-  parseVaultRef,
-  vaultKeySchema,
-  type VaultKeyConfig,
-  type VaultKeyProvider,
-} from '../../../src/kms/vault.js';
+import { createVaultKeyProvider, parseVaultRef, vaultKeySchema, type VaultKeyConfig, type VaultKeyProvider } from '../../../src/kms/vault.js';
 import { tempDir } from '../../helpers/cosign.js';
 import { freePort } from '../../helpers/ports.js';
 import { selfSignedCert } from '../../helpers/registry.js';
@@ -212,7 +206,11 @@ describe('vault: key versions', () => {
     const pinned = await provider({ key: 'rot', keyVersion: 1 });
     expect(await pinned.publicKeyPem()).toBe(await before.publicKeyPem());
     expect(await after.publicKeyPem()).not.toBe(await before.publicKeyPem());
-    for (const [p, v] of [[before, 1], [after, 2], [pinned, 1]] as const) {
+    for (const [p, v] of [
+      [before, 1],
+      [after, 2],
+      [pinned, 1],
+    ] as const) {
       const { payload: msg, digest } = payload();
       const sig = await p.sign(digest);
       expect(vault.calls.at(-1)!.body.key_version).toBe(v);
@@ -416,7 +414,11 @@ describe('vault: AppRole', () => {
     const { payload: msg, digest } = payload();
     expect(verify('sha256', msg, createPublicKey(await p.publicKeyPem()), await p.sign(digest))).toBe(true);
     expect(vault.calls.at(-1)!.token).toBe(current);
-    expect(vault.calls.slice(-3).map((c) => [c.kind, c.status])).toEqual([['renew', 503], ['login', 503], ['sign', 200]]);
+    expect(vault.calls.slice(-3).map((c) => [c.kind, c.status])).toEqual([
+      ['renew', 503],
+      ['login', 503],
+      ['sign', 200],
+    ]);
   });
 
   it('a non-renewable token is replaced by a new login before it expires', async () => {
@@ -424,7 +426,10 @@ describe('vault: AppRole', () => {
     try {
       v2.addKey('k', 'rsa-2048');
       vi.useFakeTimers({ toFake: ['Date'] });
-      const p = await createVaultKeyProvider({ name: 'nr', provider: 'vault', key: 'k', address: v2.url, roleId: ROLE_ID, secretId: SECRET_ID }, { baseDir: tmp.dir });
+      const p = await createVaultKeyProvider(
+        { name: 'nr', provider: 'vault', key: 'k', address: v2.url, roleId: ROLE_ID, secretId: SECRET_ID },
+        { baseDir: tmp.dir },
+      );
       open.push(p);
       vi.setSystemTime(Date.now() + 45_000);
       await p.sign(payload().digest);
@@ -545,7 +550,11 @@ describe('vault: edge limits (Retry-After cap, capped reads, deadline, answer sh
 
   it('an error body echoing the token or the AppRole secret never reaches the message', async () => {
     const p = await provider({ key: 'ec' });
-    vault.inject({ on: 'sign', status: 403, body: { errors: [`permission denied for token ${TOKEN}`, `X-Vault-Token: ${TOKEN}`, `Authorization: Bearer ${TOKEN}`] } });
+    vault.inject({
+      on: 'sign',
+      status: 403,
+      body: { errors: [`permission denied for token ${TOKEN}`, `X-Vault-Token: ${TOKEN}`, `Authorization: Bearer ${TOKEN}`] },
+    });
     const denied = await rejection(p.sign(payload().digest));
     expect(denied.code).toBe('KEY_DENIED');
     expect(denied.message).toContain('permission denied for token');
@@ -572,7 +581,11 @@ describe('vault: edge limits (Retry-After cap, capped reads, deadline, answer sh
   });
 
   it('an answer over the cap is refused without being buffered (key read 4 MiB, sign 64 KiB)', async () => {
-    vault.inject({ on: 'keys', status: 200, body: { data: { type: 'ecdsa-p256', latest_version: 1, keys: { 1: { public_key: 'x'.repeat(5 * 1024 * 1024) } } } } });
+    vault.inject({
+      on: 'keys',
+      status: 200,
+      body: { data: { type: 'ecdsa-p256', latest_version: 1, keys: { 1: { public_key: 'x'.repeat(5 * 1024 * 1024) } } } },
+    });
     const read = await rejection(provider({ key: 'ec' }));
     expect([read.code, read.retryable]).toEqual(['KEY_INVALID', false]);
     expect(read.message).toMatch(/larger than 4194304 bytes/);

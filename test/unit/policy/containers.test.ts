@@ -32,9 +32,29 @@ function pkiKey(name: string, email = 'signer@example.com'): PolicyKey & { root:
 
 /** A self-signed certificate with the given SAN and EKU (openssl: the test issuer writes only email SANs). */
 function opensslCert(san: string, eku = 'codeSigning'): string {
-  return execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=signer', '-addext', `subjectAltName=${san}`, '-addext', `extendedKeyUsage=${eku}`, '-keyout', '/dev/null'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  }).toString();
+  return execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-subj',
+      '/CN=signer',
+      '-addext',
+      `subjectAltName=${san}`,
+      '-addext',
+      `extendedKeyUsage=${eku}`,
+      '-keyout',
+      '/dev/null',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  ).toString();
 }
 
 const docs = (r: ReturnType<typeof containersExporter.export>) => Object.fromEntries(r.documents.map((d) => [d.file, d.content as any]));
@@ -48,7 +68,12 @@ describe('--for containers', () => {
     const d = docs(r);
     expect(Object.keys(d)).toEqual(['policy.json', KEYDATA_POLICY_FILE, 'registries.d/signet.yaml']);
     const [a, b] = d['policy.json'].transports.docker['reg.example/app'];
-    expect(a).toEqual({ type: 'sigstoreSigned', keyData: b64(bare.pem), rekorPublicKeyData: b64(rekor.publicKeyPem), signedIdentity: { type: 'matchRepoDigestOrExact' } });
+    expect(a).toEqual({
+      type: 'sigstoreSigned',
+      keyData: b64(bare.pem),
+      rekorPublicKeyData: b64(rekor.publicKeyPem),
+      signedIdentity: { type: 'matchRepoDigestOrExact' },
+    });
     expect(b).toEqual({
       type: 'sigstoreSigned',
       pki: { caRootsData: b64(pki.root), caIntermediatesData: b64(pki.intermediate), subjectEmail: 'signer@example.com' },
@@ -88,7 +113,11 @@ describe('--for containers', () => {
     const base = { name: 'k', pem: ecPem(), chain: [root.pem] };
     const dns = pkiTrust({ ...base, certificate: opensslCert('DNS:signer.example.com,DNS:other.example.com') });
     expect('pki' in dns && dns.pki).toEqual({ caRootsData: b64(root.pem), subjectHostname: 'signer.example.com' });
-    const both = pkiTrust({ ...base, certificate: opensslCert('URI:spiffe://example.com/ci,email:ci@example.com,DNS:h.example.com'), identity: 'spiffe://example.com/ci' });
+    const both = pkiTrust({
+      ...base,
+      certificate: opensslCert('URI:spiffe://example.com/ci,email:ci@example.com,DNS:h.example.com'),
+      identity: 'spiffe://example.com/ci',
+    });
     expect('pki' in both && both.pki.subjectEmail).toBe('ci@example.com');
     const second = pkiTrust({ ...base, certificate: opensslCert('email:a@example.com,email:b@example.com'), identity: 'b@example.com' });
     expect('pki' in second && second.pki.subjectEmail).toBe('b@example.com');
@@ -104,7 +133,13 @@ describe('--for containers', () => {
     const noEku: PolicyKey = { name: 'server', pem: spki(k1), certificate: serverCert, chain: [inter.pem, root.pem], identity: 's@example.com' };
     const noChain: PolicyKey = { ...pkiKey('nochain'), chain: undefined } as PolicyKey;
     delete (noChain as any).chain;
-    const uri: PolicyKey = { name: 'spiffe', pem: ecPem(), certificate: opensslCert('URI:spiffe://example.com/ci'), chain: [root.pem], identity: 'spiffe://example.com/ci' };
+    const uri: PolicyKey = {
+      name: 'spiffe',
+      pem: ecPem(),
+      certificate: opensslCert('URI:spiffe://example.com/ci'),
+      chain: [root.pem],
+      identity: 'spiffe://example.com/ci',
+    };
     const rule: PolicyRule = { index: 0, match: 'reg.example/app/**', keys: [noEku, noChain, uri], identity: 'tag', rekor };
     const r = containersExporter.export({ rules: [rule] });
     const d = docs(r);
@@ -137,7 +172,10 @@ describe('--for containers', () => {
 describe('a rule with a tag filter, for verifiers that match repositories only', () => {
   it('containers and openshift say that every tag is required there (no silent drop)', () => {
     const rule: PolicyRule = { index: 0, match: 'reg.example/team/**', keys: [{ name: 'k', pem: ecPem() }], identity: 'tag', tags: { exclude: ['latest'] } };
-    for (const [id, exporter] of [['containers', containersExporter], ['openshift', openshiftExporter]] as const) {
+    for (const [id, exporter] of [
+      ['containers', containersExporter],
+      ['openshift', openshiftExporter],
+    ] as const) {
       const notes = exporter.export({ rules: [rule] }).notes.join('\n');
       expect(notes).toContain(`${id}: rules[0] (reg.example/team/**) signs only some tags (tags.exclude [latest]), but ${id} matches repositories, not tags`);
     }

@@ -14,14 +14,25 @@ import { trustedRootSchema } from './verifier-checks.js';
 
 const ecPem = (curve = 'P-256') => generateKeyPairSync('ec', { namedCurve: curve }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
 const key = (name: string, extra: Partial<PolicyKey> = {}): PolicyKey => ({ name, pem: ecPem(), ...extra });
-const rule = (index: number, keys: PolicyKey[], extra: Partial<PolicyRule> = {}): PolicyRule => ({ index, match: `reg.example/r${index}/**`, keys, identity: 'tag', ...extra });
+const rule = (index: number, keys: PolicyKey[], extra: Partial<PolicyRule> = {}): PolicyRule => ({
+  index,
+  match: `reg.example/r${index}/**`,
+  keys,
+  identity: 'tag',
+  ...extra,
+});
 const der = (pem: string) => createPublicKey(pem).export({ type: 'spki', format: 'der' });
 
 function exported(input: PolicyInput) {
   const r = cosignExporter.export(input);
   const byFile = new Map(r.documents.map((d) => [d.file, d]));
   const readme = byFile.get('README.md')!.text!;
-  const section = (i: number, k: string) => readme.split(/^## /m).find((s) => s.startsWith(`rules[${i}]`))!.split(/^### /m).find((s) => s.startsWith(`key ${k}\n`))!;
+  const section = (i: number, k: string) =>
+    readme
+      .split(/^## /m)
+      .find((s) => s.startsWith(`rules[${i}]`))!
+      .split(/^### /m)
+      .find((s) => s.startsWith(`key ${k}\n`))!;
   const cmd = (i: number, k: string, v: '2' | '3') => {
     const lines = section(i, k).split('\n');
     return lines[lines.indexOf(`# cosign ${v}.x`) + 1];
@@ -120,7 +131,9 @@ describe('--for cosign', () => {
     expect(r.cmd(2, 'k', '2')).toBe(
       'cosign verify-attestation --new-bundle-format --trusted-root trusted_root.json --key k.pub --insecure-ignore-tlog=true --type https://sigstore.dev/cosign/sign/v1 "$IMAGE"',
     );
-    expect(r.cmd(3, 'k', '2')).toBe('cosign verify-attestation --new-bundle-format --trusted-root trusted_root.json --key k.pub --type https://sigstore.dev/cosign/sign/v1 "$IMAGE"');
+    expect(r.cmd(3, 'k', '2')).toBe(
+      'cosign verify-attestation --new-bundle-format --trusted-root trusted_root.json --key k.pub --type https://sigstore.dev/cosign/sign/v1 "$IMAGE"',
+    );
     expect(r.cmd(3, 'k', '3')).toBe('cosign verify --key k.pub --trusted-root trusted_root.json "$IMAGE"');
   });
 
@@ -132,8 +145,13 @@ describe('--for cosign', () => {
     expect(r.cmd(2, 'c', '2')).toMatch(/^SIGSTORE_REKOR_PUBLIC_KEY=rekor-1\.pub /);
   });
 
-  it('Rekor without a configured key: the public instance uses cosign\'s own root; a private one is reported, with no command that would skip the log', () => {
-    const r = exported({ rules: [rule(0, [key('a')], { rekor: { url: 'https://rekor.sigstore.dev' } }), rule(1, [key('b')], { rekor: { url: 'https://rekor.internal.example', required: false } })] });
+  it("Rekor without a configured key: the public instance uses cosign's own root; a private one is reported, with no command that would skip the log", () => {
+    const r = exported({
+      rules: [
+        rule(0, [key('a')], { rekor: { url: 'https://rekor.sigstore.dev' } }),
+        rule(1, [key('b')], { rekor: { url: 'https://rekor.internal.example', required: false } }),
+      ],
+    });
     expect(r.root.tlogs).toBeUndefined();
     expect(r.cmd(0, 'a', '3')).toBe('cosign verify --key a.pub "$IMAGE"');
     expect(r.cmd(0, 'a', '2')).toBe('cosign verify --key a.pub "$IMAGE"');
@@ -153,13 +171,17 @@ describe('--for cosign', () => {
     expect(r.byFile.get('c1.chain.pem')!.text).toBe(inter.pem + root.pem);
     expect(r.byFile.has('plain.chain.pem')).toBe(false);
     expect(r.notes.join('\n')).not.toMatch(/3\.0\.3 refuses/);
-    expect(r.notes.join('\n')).toMatch(/key c2: its certificate has no email or URI subject alternative name.*cosign 2\.x --key refuses its \.sig signatures under rules\[0\]/);
+    expect(r.notes.join('\n')).toMatch(
+      /key c2: its certificate has no email or URI subject alternative name.*cosign 2\.x --key refuses its \.sig signatures under rules\[0\]/,
+    );
     expect(r.section(0, 'c1')).toMatch(/CA chain is in trusted_root.json/);
     expect(r.section(0, 'c1')).toMatch(/Rekor entries of its `\.sig` signatures name the certificate/);
     // legacy only with Rekor: the entry names the certificate; both generations check the certificate
     const id = "--certificate-identity a@example.com --certificate-oidc-issuer-regexp '.*' --insecure-ignore-sct=true";
     expect(r.cmd(0, 'c1', '3')).toBe(`cosign verify --trusted-root trusted_root.json ${id} "$IMAGE"`);
-    expect(r.cmd(0, 'c1', '2')).toBe(`SIGSTORE_REKOR_PUBLIC_KEY=rekor.pub cosign verify --certificate-chain c1.chain.pem ${id} --rekor-url https://rekor.internal.example "$IMAGE"`);
+    expect(r.cmd(0, 'c1', '2')).toBe(
+      `SIGSTORE_REKOR_PUBLIC_KEY=rekor.pub cosign verify --certificate-chain c1.chain.pem ${id} --rekor-url https://rekor.internal.example "$IMAGE"`,
+    );
     // no identity: --key (cosign 3 compares the entry with the certificate anyway)
     expect(r.cmd(0, 'c2', '3')).toBe('cosign verify --key c2.pub --trusted-root trusted_root.json "$IMAGE"');
     // no Rekor: --key checks the .sig with the key alone
@@ -176,7 +198,9 @@ describe('--for cosign', () => {
     const r = exported({ rules: [rule(0, [c], { formats: ['legacy', 'bundle'], rekor }), rule(1, [c, q], { formats: ['bundle'] })] });
     const id = "--certificate-identity signer@example.com --certificate-oidc-issuer-regexp '.*' --insecure-ignore-sct=true";
     expect(r.cmd(0, 'c', '3')).toBe(`cosign verify --trusted-root trusted_root.json ${id} "$IMAGE"`);
-    expect(r.cmd(0, 'c', '2')).toBe(`SIGSTORE_REKOR_PUBLIC_KEY=rekor.pub cosign verify --certificate-chain c.chain.pem ${id} --rekor-url https://rekor.internal.example "$IMAGE"`);
+    expect(r.cmd(0, 'c', '2')).toBe(
+      `SIGSTORE_REKOR_PUBLIC_KEY=rekor.pub cosign verify --certificate-chain c.chain.pem ${id} --rekor-url https://rekor.internal.example "$IMAGE"`,
+    );
     expect(r.cmd(1, 'c', '3')).toBe(`cosign verify --trusted-root trusted_root.json ${id} --insecure-ignore-tlog=true "$IMAGE"`);
     expect(r.cmd(1, 'c', '2')).toBe(
       `SIGSTORE_ROOT_FILE=c.chain.pem cosign verify-attestation --new-bundle-format --trusted-root trusted_root.json ${id} --insecure-ignore-tlog=true --type https://sigstore.dev/cosign/sign/v1 "$IMAGE"`,
@@ -201,7 +225,7 @@ describe('--for cosign', () => {
     expect(json[1]).toEqual({ file: 'k.pub', text: k.pem });
   });
 
-  it('policyInput: a key\'s certificate gives its chain (one PEM per certificate) and its email or URI SAN as identity', async () => {
+  it("policyInput: a key's certificate gives its chain (one PEM per certificate) and its email or URI SAN as identity", async () => {
     const root = makeRootCa();
     const inter = makeIntermediateCa(root);
     const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });

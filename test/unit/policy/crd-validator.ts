@@ -35,7 +35,9 @@ const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 export function loadCrd(file: string): Crd {
   // uniqueKeys: false: kubeservice's CRD repeats two keys (with equal values).
-  const docs = parseAllDocuments(readFileSync(file, 'utf8'), { uniqueKeys: false }).map((d) => d.toJS()).filter(Boolean);
+  const docs = parseAllDocuments(readFileSync(file, 'utf8'), { uniqueKeys: false })
+    .map((d) => d.toJS())
+    .filter(Boolean);
   const crd = docs.find((d: any) => d.kind === 'CustomResourceDefinition');
   if (!crd) throw new Error(`${file}: no CustomResourceDefinition`);
   return {

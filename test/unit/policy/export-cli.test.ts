@@ -16,7 +16,10 @@ const pub: Record<string, string> = {};
 
 beforeAll(() => {
   tmp = tempDir();
-  for (const [name, kind] of [['rsa', 'rsa'], ['p256', 'ec']] as const) {
+  for (const [name, kind] of [
+    ['rsa', 'rsa'],
+    ['p256', 'ec'],
+  ] as const) {
     const { privateKey, publicKey } = kind === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: 'P-256' });
     writeFileSync(path.join(tmp.dir, `${name}.pem`), privateKey.export({ type: 'pkcs8', format: 'pem' }));
     pub[name] = publicKey.export({ type: 'spki', format: 'pem' }).toString();
@@ -41,7 +44,11 @@ afterAll(() => tmp?.remove());
 async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(['--config', config, 'policy', 'export', ...args], (l) => out.push(l), (l) => err.push(l));
+  const code = await main(
+    ['--config', config, 'policy', 'export', ...args],
+    (l) => out.push(l),
+    (l) => err.push(l),
+  );
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -52,7 +59,11 @@ describe('signet policy export', () => {
     expect(bad.err).toMatch(/unknown verifier "gatekeeper" for --for: use kyverno, policy-controller, openshift, containers, cosign-webhook/);
     expect((await run()).err).toMatch(/--for is required/);
     expect((await run('--for', 'kyverno', '--format', 'xml')).code).toBe(2);
-    const mistyped = await main(['--config', config, 'policy', 'exprt'], () => {}, () => {});
+    const mistyped = await main(
+      ['--config', config, 'policy', 'exprt'],
+      () => {},
+      () => {},
+    );
     expect(mistyped).toBe(2);
   });
 
@@ -94,7 +105,11 @@ describe('signet policy export', () => {
     const out = path.join(tmp.dir, 'single');
     const r = await run('--for', 'openshift', '--out', out, '--format', 'json');
     expect(r.code, r.err).toBe(0);
-    expect(readdirSync(out).sort()).toEqual(['clusterimagepolicy-signet-rule-0-p256.json', 'clusterimagepolicy-signet-rule-0-rsa.json', 'clusterimagepolicy-signet-rule-1-p256.json']);
+    expect(readdirSync(out).sort()).toEqual([
+      'clusterimagepolicy-signet-rule-0-p256.json',
+      'clusterimagepolicy-signet-rule-0-rsa.json',
+      'clusterimagepolicy-signet-rule-1-p256.json',
+    ]);
   });
 
   it('an invalid namespace is refused', async () => {

@@ -21,11 +21,15 @@ describe('kyverno: private Rekor on the SigstoreBundle path', () => {
     const verify = (r.documents[0]!.content as any).spec.rules[0].verifyImages[0];
     expect(verify.type).toBe('SigstoreBundle');
     expect(checkKubernetesObject(r.documents[0]!.content)).toEqual([]);
-    expect(r.notes.join('\n')).toMatch(/rules\[0\].*SigstoreBundle checks the log against the trusted_root\.json of Kyverno's own TUF repository \(its --tufMirror\/--tufRoot flags\).*Rekor https:\/\/rekor\.internal\.example/);
+    expect(r.notes.join('\n')).toMatch(
+      /rules\[0\].*SigstoreBundle checks the log against the trusted_root\.json of Kyverno's own TUF repository \(its --tufMirror\/--tufRoot flags\).*Rekor https:\/\/rekor\.internal\.example/,
+    );
   });
 
   it('no such note when the rule also writes legacy (type Cosign reads rekor.pubkey) or logs to the public Rekor', () => {
-    const r = kyvernoExporter.export({ rules: [rule(0, { formats: ['legacy', 'bundle'], rekor }), rule(1, { formats: ['bundle'], rekor: { url: 'https://rekor.sigstore.dev' } })] });
+    const r = kyvernoExporter.export({
+      rules: [rule(0, { formats: ['legacy', 'bundle'], rekor }), rule(1, { formats: ['bundle'], rekor: { url: 'https://rekor.sigstore.dev' } })],
+    });
     const rules = (r.documents[0]!.content as any).spec.rules;
     expect(rules[0].verifyImages[0].type).toBe('Cosign');
     expect(rules[0].verifyImages[0].attestors[0].entries[0].keys.rekor).toEqual({ url: rekor.url, pubkey: rekor.publicKeyPem });
@@ -36,7 +40,9 @@ describe('kyverno: private Rekor on the SigstoreBundle path', () => {
 describe('kyverno: rules with attest get an attestation check', () => {
   it('a SigstoreBundle entry checking the VSA by every key, PASSED by signet; validates against the CRD; rules without attest have none', () => {
     const k2: PolicyKey = { name: 'sec', pem: ecPem() };
-    const r = kyvernoExporter.export({ rules: [rule(0, { formats: ['legacy', 'bundle'], keys: [key, k2], attest: true }), rule(1, { formats: ['legacy', 'bundle'] })] });
+    const r = kyvernoExporter.export({
+      rules: [rule(0, { formats: ['legacy', 'bundle'], keys: [key, k2], attest: true }), rule(1, { formats: ['legacy', 'bundle'] })],
+    });
     expect(checkKubernetesObject(r.documents[0]!.content)).toEqual([]);
     const rules = (r.documents[0]!.content as any).spec.rules;
     const [sig, att] = rules[0].verifyImages;
@@ -50,13 +56,18 @@ describe('kyverno: rules with attest get an attestation check', () => {
     expect(a.attestors.map((x: any) => x.entries[0].keys.publicKeys)).toEqual([key.pem, k2.pem]);
     expect(a.attestors[0].entries[0].keys.rekor).toEqual({ ignoreTlog: true });
     expect(a.conditions).toEqual([
-      { all: [{ key: '{{ verificationResult }}', operator: 'Equals', value: 'PASSED' }, { key: '{{ verifier.id }}', operator: 'Equals', value: 'urn:signet:verifier' }] },
+      {
+        all: [
+          { key: '{{ verificationResult }}', operator: 'Equals', value: 'PASSED' },
+          { key: '{{ verifier.id }}', operator: 'Equals', value: 'urn:signet:verifier' },
+        ],
+      },
     ]);
     expect(rules[1].verifyImages).toHaveLength(1);
     expect(rules[1].verifyImages[0].attestations).toBeUndefined();
   });
 
-  it('a private Rekor: a note that the attestation check reads Kyverno\'s TUF trusted root', () => {
+  it("a private Rekor: a note that the attestation check reads Kyverno's TUF trusted root", () => {
     const r = kyvernoExporter.export({ rules: [rule(0, { formats: ['legacy', 'bundle'], rekor, attest: true })] });
     expect(checkKubernetesObject(r.documents[0]!.content)).toEqual([]);
     expect(r.notes.join('\n')).toMatch(/rules\[0\].*attestation check \(type SigstoreBundle\).*Rekor https:\/\/rekor\.internal\.example/);

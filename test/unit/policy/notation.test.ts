@@ -37,7 +37,14 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => tmp?.remove());
 
-const rule = (index: number, match: string, keys: PolicyKey[], extra: Partial<PolicyRule> = {}): PolicyRule => ({ index, match, keys, identity: 'tag', formats: ['notation'], ...extra });
+const rule = (index: number, match: string, keys: PolicyKey[], extra: Partial<PolicyRule> = {}): PolicyRule => ({
+  index,
+  match,
+  keys,
+  identity: 'tag',
+  formats: ['notation'],
+  ...extra,
+});
 const policyOf = (r: ReturnType<typeof notationExporter.export>) => r.documents.find((d) => d.file === 'trustpolicy.json')!.content as any;
 
 describe('notation exporter', () => {
@@ -89,7 +96,9 @@ describe('notation exporter', () => {
 
   it('an exact scope after a glob rule that covers it: a note (exact beats "*" in Notation, first rule wins in signet)', () => {
     const r = notationExporter.export({ rules: [rule(0, 'reg.example/**', [keyA]), rule(1, 'reg.example/app', [keyB])] });
-    expect(r.notes.join('\n')).toMatch(/rules\[1\] \(reg\.example\/app\)'s exact scope decides reg\.example\/app in Notation, but signet signs those images by the earlier rules\[0\]/);
+    expect(r.notes.join('\n')).toMatch(
+      /rules\[1\] \(reg\.example\/app\)'s exact scope decides reg\.example\/app in Notation, but signet signs those images by the earlier rules\[0\]/,
+    );
   });
 
   it('a repository claimed by an earlier rule is left to it', () => {
@@ -182,9 +191,13 @@ describe('kyverno exporter: type Notary for rules that write notation', () => {
 
   it('keys under one root and a timestamp authority: notes; a key without a chain: refused', () => {
     const tsa = issueSignerChain(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey);
-    const r = kyvernoExporter.export({ rules: [rule(0, 'reg.example/app', [keyA, keyA2], { timestamp: { url: 'http://127.0.0.1:1', chainPem: tsa.certificate + tsa.chain } })] });
+    const r = kyvernoExporter.export({
+      rules: [rule(0, 'reg.example/app', [keyA, keyA2], { timestamp: { url: 'http://127.0.0.1:1', chainPem: tsa.certificate + tsa.chain } })],
+    });
     expect(r.notes.join('\n')).toMatch(/keys share a root CA/);
     expect(r.notes.join('\n')).toMatch(/no TSA trust store/);
-    expect(() => kyvernoExporter.export({ rules: [rule(0, 'reg.example/app', [{ name: 'bare', pem: keyA.pem }])] })).toThrow(/key bare has no certificate chain/);
+    expect(() => kyvernoExporter.export({ rules: [rule(0, 'reg.example/app', [{ name: 'bare', pem: keyA.pem }])] })).toThrow(
+      /key bare has no certificate chain/,
+    );
   });
 });

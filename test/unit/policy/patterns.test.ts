@@ -6,11 +6,23 @@
  */
 import picomatch from 'picomatch';
 import { describe, expect, it } from 'vitest';
-import { expandBraces, kyvernoTags, mayOverlap, PatternError, policyControllerTags, toKyverno, toPolicyController, toScopes } from '../../../src/policy/patterns.js';
+import {
+  expandBraces,
+  kyvernoTags,
+  mayOverlap,
+  PatternError,
+  policyControllerTags,
+  toKyverno,
+  toPolicyController,
+  toScopes,
+} from '../../../src/policy/patterns.js';
 
 /** go-wildcard v1: `*` any run (also "/"), `?` one character. */
 function kyvernoMatch(pattern: string, image: string): boolean {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${re}$`, 's').test(image);
 }
 /** sigstore/policy-controller pkg/apis/glob/glob.go Compile. */
@@ -135,12 +147,7 @@ describe('mayOverlap', () => {
 
 describe('tag filters (rules[].tags) in verifier patterns', () => {
   const tags = ['v1', 'v1.2', 'v2-dev', 'latest', 'release-1', 'release-10', 'dev', 'x'];
-  const filters = [
-    { include: ['v*'], exclude: ['*-dev'] },
-    { exclude: ['latest'] },
-    { include: ['{v,release-}?'] },
-    { include: ['release-?', 'v*'] },
-  ];
+  const filters = [{ include: ['v*'], exclude: ['*-dev'] }, { exclude: ['latest'] }, { include: ['{v,release-}?'] }, { include: ['release-?', 'v*'] }];
   for (const glob of ['h.io/team-a/**', 'h.io/a', 'h.io/a/*', 'h.io/{a,b}/**']) {
     for (const filter of filters) {
       it(`${glob} ${JSON.stringify(filter)}`, () => {
@@ -165,7 +172,8 @@ describe('tag filters (rules[].tags) in verifier patterns', () => {
               expect(kyvernoRequires(ref), `kyverno must not require ${ref}: signet does not sign it`).toBe(false);
             }
             // policy-controller narrows by tags.include (it has no exclusion; its globs have no "?", widened to "*")
-            if (inRule(repo) && !include(tag) && !filter.include?.some((g) => g.includes('?'))) expect(pcRequires(ref), `policy-controller must not require ${ref}`).toBe(false);
+            if (inRule(repo) && !include(tag) && !filter.include?.some((g) => g.includes('?')))
+              expect(pcRequires(ref), `policy-controller must not require ${ref}`).toBe(false);
           }
           // a reference by digest alone: its tag is unknown, so it stays required
           if (inRule(repo)) {

@@ -14,7 +14,13 @@ import { checkKubernetesObject } from './verifier-checks.js';
 
 const ecPem = (curve = 'P-256') => generateKeyPairSync('ec', { namedCurve: curve }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
 const key = (name: string, extra: Partial<PolicyKey> = {}): PolicyKey => ({ name, pem: ecPem(), ...extra });
-const rule = (index: number, keys: PolicyKey[], extra: Partial<PolicyRule> = {}): PolicyRule => ({ index, match: `reg.example/r${index}/**`, keys, identity: 'tag', ...extra });
+const rule = (index: number, keys: PolicyKey[], extra: Partial<PolicyRule> = {}): PolicyRule => ({
+  index,
+  match: `reg.example/r${index}/**`,
+  keys,
+  identity: 'tag',
+  ...extra,
+});
 const unb64 = (s: string) => Buffer.from(s, 'base64').toString('utf8');
 
 const root = makeRootCa('acme root');
@@ -66,7 +72,8 @@ describe('policy-controller TrustRoot for a private Rekor', () => {
 
   it('log ID in the comment = hex sha256 of the DER SPKI, as policy-controller derives it (its own test vector)', () => {
     // sigstore/policy-controller f925c0c1 pkg/reconciler/trustroot/testdata/rekorPublicKey.pem and rekorLogID.txt
-    const upstreamPem = '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEeCH4ML3V6E4yv0aY/YLBcs6fhJCY\nvjKmvMjscnW1non2G4D1VdpoA6cWhJk+aDgkxKf8i7JLXdn2MN7mqMOy4Q==\n-----END PUBLIC KEY-----\n';
+    const upstreamPem =
+      '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEeCH4ML3V6E4yv0aY/YLBcs6fhJCY\nvjKmvMjscnW1non2G4D1VdpoA6cWhJk+aDgkxKf8i7JLXdn2MN7mqMOy4Q==\n-----END PUBLIC KEY-----\n';
     const upstreamLogId = 'aae64285b93ead7787ea91a0bcab400591f42c97f01b137221268b6d64a1df13';
     expect(rekorLogId({ url: 'https://rekor.example', publicKeyPem: upstreamPem }).toString('hex')).toBe(upstreamLogId);
     const r = policyControllerExporter.export({ rules: [rule(0, [pkiKey('k')], { rekor: { url: 'https://rekor.example', publicKeyPem: upstreamPem } })] });
@@ -83,13 +90,22 @@ describe('policy-controller TrustRoot for a private Rekor', () => {
     expect(r.trustRoots[0].spec.sigstoreKeys.certificateAuthorities.map((c: any) => c.subject.commonName)).toEqual(['acme root', 'other root']);
     expect(r.trustRoots[1].spec.sigstoreKeys.certificateAuthorities.map((c: any) => c.subject.commonName)).toEqual(['acme root']);
     const refs = r.cips.map((c) => c.spec.authorities[0].ctlog.trustRootRef);
-    expect(refs).toEqual(['signet-rekor-rekor-internal-example', 'signet-rekor-rekor-internal-example', 'signet-rekor-rekor-internal-example', 'signet-rekor-rekor-internal-example-2']);
+    expect(refs).toEqual([
+      'signet-rekor-rekor-internal-example',
+      'signet-rekor-rekor-internal-example',
+      'signet-rekor-rekor-internal-example',
+      'signet-rekor-rekor-internal-example-2',
+    ]);
     for (const t of r.trustRoots) expect(checkKubernetesObject(t)).toEqual([]);
   });
 
   it('none for the public Rekor or without Rekor: ctlog.url only / no ctlog, no note', () => {
     const r = exported({
-      rules: [rule(0, [pkiKey('a')], { rekor: { url: 'https://rekor.sigstore.dev', publicKeyPem: rekorPem } }), rule(1, [pkiKey('b')], { rekor: { url: 'https://rekor.sigstore.dev' } }), rule(2, [pkiKey('c')])],
+      rules: [
+        rule(0, [pkiKey('a')], { rekor: { url: 'https://rekor.sigstore.dev', publicKeyPem: rekorPem } }),
+        rule(1, [pkiKey('b')], { rekor: { url: 'https://rekor.sigstore.dev' } }),
+        rule(2, [pkiKey('c')]),
+      ],
     });
     expect(r.trustRoots).toEqual([]);
     expect(r.cips.map((c) => c.spec.authorities[0].ctlog)).toEqual([{ url: 'https://rekor.sigstore.dev' }, { url: 'https://rekor.sigstore.dev' }, undefined]);
@@ -107,12 +123,16 @@ describe('policy-controller TrustRoot for a private Rekor', () => {
     const r = exported({ rules: [rule(0, [key('plain')], { rekor })] });
     expect(r.trustRoots).toEqual([]);
     expect(r.cips[0].spec.authorities[0].ctlog).toEqual({ url: 'https://rekor.internal.example' });
-    expect(r.notesText).toMatch(/refuses a TrustRoot that has no certificate or timestamp authority.*none of its rules. keys has a certificate chain.*tLogs \[\{baseURL: https:\/\/rekor\.internal\.example, hashAlgorithm: sha-256, publicKey: base64 of the Rekor PEM\}\].*ctlog\.trustRootRef/);
+    expect(r.notesText).toMatch(
+      /refuses a TrustRoot that has no certificate or timestamp authority.*none of its rules. keys has a certificate chain.*tLogs \[\{baseURL: https:\/\/rekor\.internal\.example, hashAlgorithm: sha-256, publicKey: base64 of the Rekor PEM\}\].*ctlog\.trustRootRef/,
+    );
   });
 
-  it('a non-ECDSA Rekor key is refused (policy-controller\'s reconciler takes only ECDSA log keys)', () => {
+  it("a non-ECDSA Rekor key is refused (policy-controller's reconciler takes only ECDSA log keys)", () => {
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    expect(() => policyControllerExporter.export({ rules: [rule(0, [pkiKey('a')], { rekor: { url: 'https://rekor.internal.example', publicKeyPem: rsa } })] })).toThrow(PolicyExportError);
+    expect(() =>
+      policyControllerExporter.export({ rules: [rule(0, [pkiKey('a')], { rekor: { url: 'https://rekor.internal.example', publicKeyPem: rsa } })] }),
+    ).toThrow(PolicyExportError);
   });
 
   it('the checks can fail: a tlog-only TrustRoot, a logID field, a raw PEM publicKey, an RSA log key', () => {
@@ -127,7 +147,9 @@ describe('policy-controller TrustRoot for a private Rekor', () => {
     rawPem.spec.sigstoreKeys.tLogs[0].publicKey = rekorPem;
     expect(checkKubernetesObject(rawPem).join('\n')).toMatch(/publicKey is not base64 of a PEM public key/);
     const rsa = structuredClone(tr);
-    rsa.spec.sigstoreKeys.tLogs[0].publicKey = Buffer.from(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString()).toString('base64');
+    rsa.spec.sigstoreKeys.tLogs[0].publicKey = Buffer.from(
+      generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    ).toString('base64');
     expect(checkKubernetesObject(rsa).join('\n')).toMatch(/publicKey is not ECDSA/);
     expect(createPublicKey(unb64(tr.spec.sigstoreKeys.tLogs[0].publicKey)).asymmetricKeyType).toBe('ec');
   });
@@ -144,7 +166,9 @@ describe('policy-controller and a rule with an RFC 3161 timestamp authority', ()
     expect(r.trustRoots).toHaveLength(1); // one per TSA
     const tr = r.trustRoots[0];
     expect(tr.spec.sigstoreKeys).toEqual({
-      timestampAuthorities: [{ subject: { organization: 'signet test', commonName: 'tsa root' }, uri: timestamp.url, certChain: Buffer.from(timestamp.chainPem).toString('base64') }],
+      timestampAuthorities: [
+        { subject: { organization: 'signet test', commonName: 'tsa root' }, uri: timestamp.url, certChain: Buffer.from(timestamp.chainPem).toString('base64') },
+      ],
     });
     for (const d of r.documents) expect(checkKubernetesObject(d.content), d.file).toEqual([]);
     for (const cip of r.cips) {
@@ -153,14 +177,17 @@ describe('policy-controller and a rule with an RFC 3161 timestamp authority', ()
     }
   });
 
-  it('a private Rekor and a TSA, keys without a certificate: the log\'s TrustRoot is admissible by its TSA, and both checks name it', () => {
+  it("a private Rekor and a TSA, keys without a certificate: the log's TrustRoot is admissible by its TSA, and both checks name it", () => {
     const r = exported({ rules: [rule(0, [key('plain')], { rekor, timestamp })] });
     expect(r.trustRoots).toHaveLength(1);
     const tr = r.trustRoots[0];
     expect(tr.spec.sigstoreKeys.certificateAuthorities).toBeUndefined();
     expect(tr.spec.sigstoreKeys.timestampAuthorities).toHaveLength(1);
     expect(checkKubernetesObject(tr)).toEqual([]);
-    expect(r.cips[0].spec.authorities[0]).toMatchObject({ ctlog: { url: rekor.url, trustRootRef: tr.metadata.name }, rfc3161timestamp: { trustRootRef: tr.metadata.name } });
+    expect(r.cips[0].spec.authorities[0]).toMatchObject({
+      ctlog: { url: rekor.url, trustRootRef: tr.metadata.name },
+      rfc3161timestamp: { trustRootRef: tr.metadata.name },
+    });
     expect(r.notesText).not.toMatch(/refuses a TrustRoot/);
   });
 });
@@ -170,7 +197,12 @@ describe('policy-controller: a rule with tags.include/exclude', () => {
     const r = policyControllerExporter.export({ rules: [rule(0, [key('k')], { tags: { include: ['v*'], exclude: ['*-dev'] } })] });
     const cip = r.documents.find((d) => (d.content as any).kind === 'ClusterImagePolicy')!;
     expect(checkKubernetesObject(cip.content)).toEqual([]);
-    expect((cip.content as any).spec.images).toEqual([{ glob: 'reg.example/r0:v*' }, { glob: 'reg.example/r0/**:v*' }, { glob: 'reg.example/r0@*' }, { glob: 'reg.example/r0/**@*' }]);
+    expect((cip.content as any).spec.images).toEqual([
+      { glob: 'reg.example/r0:v*' },
+      { glob: 'reg.example/r0/**:v*' },
+      { glob: 'reg.example/r0@*' },
+      { glob: 'reg.example/r0/**@*' },
+    ]);
     expect(r.notes.join('\n')).toMatch(/rules\[0\] \(reg\.example\/r0\/\*\*\): tags\.exclude \[\*-dev\] cannot be written/);
   });
 });

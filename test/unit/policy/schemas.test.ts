@@ -101,7 +101,11 @@ describe('generated files validate against the published schemas', () => {
     expect(Buffer.from(docker['registry.example.com/team-a'][1].keyData, 'base64').toString()).toBe(keys.p256.pem);
     const regd = cluster.get('containers')!.documents[1]!.content as any;
     expect(regd['default-docker']).toEqual({ 'use-sigstore-attachments': true }); // *.corp.example.net
-    expect(Object.keys(regd.docker).sort()).toEqual(Object.keys(docker).filter((s) => !s.startsWith('*.')).sort());
+    expect(Object.keys(regd.docker).sort()).toEqual(
+      Object.keys(docker)
+        .filter((s) => !s.startsWith('*.'))
+        .sort(),
+    );
     const os = cluster.get('openshift')!.documents.map((d) => d.content as any);
     expect(os.find((d) => d.metadata.name === 'signet-rule-2-p256').spec.policy.signedIdentity).toEqual({ matchPolicy: 'MatchRepository' });
     expect(os.find((d) => d.metadata.name === 'signet-rule-1-rsa').spec.policy.signedIdentity).toEqual({ matchPolicy: 'MatchRepoDigestOrExact' });
@@ -111,7 +115,12 @@ describe('generated files validate against the published schemas', () => {
   it('stdout streams parse back: YAML multi-document and a JSON v1 List', () => {
     const docs = cluster.get('policy-controller')!.documents;
     const yaml = serializeStream(docs, 'yaml');
-    expect(yaml.split(/^---$/m).filter((x) => x.trim()).map((x) => parse(x))).toEqual(docs.map((d) => d.content));
+    expect(
+      yaml
+        .split(/^---$/m)
+        .filter((x) => x.trim())
+        .map((x) => parse(x)),
+    ).toEqual(docs.map((d) => d.content));
     const list = JSON.parse(serializeStream(docs, 'json'));
     expect(list).toMatchObject({ apiVersion: 'v1', kind: 'List' });
     expect(list.items).toEqual(docs.map((d) => d.content));
@@ -139,7 +148,9 @@ describe('the checks themselves', () => {
 
     const o = first('openshift');
     o.spec.scopes = ['registry/no-dot-host', '*.example.com/path'];
-    o.spec.policy.rootOfTrust.publicKey.keyData = Buffer.from('-----BEGIN RSA PUBLIC KEY-----\nAAAA\n-----END RSA PUBLIC KEY-----\n'.repeat(2)).toString('base64');
+    o.spec.policy.rootOfTrust.publicKey.keyData = Buffer.from('-----BEGIN RSA PUBLIC KEY-----\nAAAA\n-----END RSA PUBLIC KEY-----\n'.repeat(2)).toString(
+      'base64',
+    );
     const oe = checkKubernetesObject(o).join('\n');
     expect(oe).toMatch(/fully qualified domain name or 'localhost'/);
     expect(oe).toMatch(/wildcard can only be at the start of the domain/);
@@ -177,15 +188,30 @@ describe('the checks themselves', () => {
 
   it('an exporter that cannot express the rules says why', () => {
     const k = sampleKeys();
-    const clash = { rules: [
-      { index: 0, match: 'h.example.com/a-*/x', keys: [k.rsa], identity: 'tag' as const },
-      { index: 1, match: 'h.example.com/b-*/x', keys: [k.p256], identity: 'tag' as const },
-    ] };
-    expect(() => runExporters(verifierExporters.filter((v) => v.id === 'containers'), clash)).toThrow(PolicyExportError);
-    expect(() => runExporters(verifierExporters.filter((v) => v.id === 'openshift'), clash)).toThrow(/both become scope "h.example.com"/);
-    expect(() => runExporters(verifierExporters.filter((v) => v.id === 'kyverno'), { rules: [{ index: 0, match: 'h/[ab]/**', keys: [k.rsa], identity: 'tag' }] })).toThrow(
-      /kyverno: "h\/\[ab\]\/\*\*": only \*, \*\*, \? and \{a,b\}/,
-    );
+    const clash = {
+      rules: [
+        { index: 0, match: 'h.example.com/a-*/x', keys: [k.rsa], identity: 'tag' as const },
+        { index: 1, match: 'h.example.com/b-*/x', keys: [k.p256], identity: 'tag' as const },
+      ],
+    };
+    expect(() =>
+      runExporters(
+        verifierExporters.filter((v) => v.id === 'containers'),
+        clash,
+      ),
+    ).toThrow(PolicyExportError);
+    expect(() =>
+      runExporters(
+        verifierExporters.filter((v) => v.id === 'openshift'),
+        clash,
+      ),
+    ).toThrow(/both become scope "h.example.com"/);
+    expect(() =>
+      runExporters(
+        verifierExporters.filter((v) => v.id === 'kyverno'),
+        { rules: [{ index: 0, match: 'h/[ab]/**', keys: [k.rsa], identity: 'tag' }] },
+      ),
+    ).toThrow(/kyverno: "h\/\[ab\]\/\*\*": only \*, \*\*, \? and \{a,b\}/);
   });
 
   it('Rekor and bundle-only rules: log settings per verifier (still schema-valid), bundle-only refused where unreadable', async () => {
@@ -195,7 +221,13 @@ describe('the checks themselves', () => {
     const input = await policyInput(
       {
         rules: [
-          { match: 'registry.example.com/logged/**', keys: ['rsa'], identity: 'tag', untagged: 'ignore', rekor: { url: 'https://rekor.internal.example', publicKey: rekorKey, required: false, timeoutMs: 1000 } },
+          {
+            match: 'registry.example.com/logged/**',
+            keys: ['rsa'],
+            identity: 'tag',
+            untagged: 'ignore',
+            rekor: { url: 'https://rekor.internal.example', publicKey: rekorKey, required: false, timeoutMs: 1000 },
+          },
           { match: 'registry.example.com/bundles/**', keys: ['p256'], identity: 'tag', untagged: 'ignore', formats: ['bundle'] },
         ] as any,
       },
@@ -218,17 +250,30 @@ describe('the checks themselves', () => {
     // a plain key: policy-controller would refuse a TrustRoot without a CA, so none is written
     expect(out.get('policy-controller')!.notes.join('\n')).toMatch(/no TrustRoot written/);
     const pki = { rules: [{ ...input.rules[0]!, keys: [{ ...input.rules[0]!.keys[0]!, chain: [makeRootCa('schemas root').pem] }] }] };
-    const pc = runExporters(verifierExporters.filter((v) => v.id === 'policy-controller'), pki).get('policy-controller')!;
+    const pc = runExporters(
+      verifierExporters.filter((v) => v.id === 'policy-controller'),
+      pki,
+    ).get('policy-controller')!;
     expect(pc.documents.map((d) => (d.content as any).kind)).toEqual(['TrustRoot', 'ClusterImagePolicy']);
     for (const d of pc.documents) for (const format of ['yaml', 'json'] as const) expect(problems(d, format), `${d.file} (${format})`).toEqual([]);
     expect((pc.documents[1]!.content as any).spec.authorities[0].ctlog.trustRootRef).toBe((pc.documents[0]!.content as any).metadata.name);
 
     const bundles = { rules: [input.rules[1]!] };
-    const k = runExporters(verifierExporters.filter((v) => v.id === 'kyverno'), bundles).get('kyverno')!;
+    const k = runExporters(
+      verifierExporters.filter((v) => v.id === 'kyverno'),
+      bundles,
+    ).get('kyverno')!;
     expect((k.documents[0]!.content as any).spec.rules[0].verifyImages[0].type).toBe('SigstoreBundle');
     expect(problems(k.documents[0]!, 'yaml')).toEqual([]);
     for (const id of ['policy-controller', 'containers', 'openshift', 'cosign-webhook']) {
-      expect(() => runExporters(verifierExporters.filter((v) => v.id === id), bundles), id).toThrow(/writes no legacy \.sig/);
+      expect(
+        () =>
+          runExporters(
+            verifierExporters.filter((v) => v.id === id),
+            bundles,
+          ),
+        id,
+      ).toThrow(/writes no legacy \.sig/);
     }
   });
 });

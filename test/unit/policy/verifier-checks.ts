@@ -22,64 +22,62 @@ const domainOrLocalhost =
 const path_ = '(?:(?:/[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?)+)?';
 const repoRe = new RegExp(`^(${domainOrLocalhost})${path_}$`);
 // [[:xdigit:]] (RE2) is [0-9A-Fa-f]
-const scopeRe = new RegExp(`^(((${domainOrLocalhost})${path_}))(?::([\\w][\\w.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9A-Fa-f]{32,}))?$`);
+const scopeRe = new RegExp(
+  `^(((${domainOrLocalhost})${path_}))(?::([\\w][\\w.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][0-9A-Fa-f]{32,}))?$`,
+);
 const wildcardScope = /^\*(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))+$/;
 
 /** Keys: the rule text exactly as in the CRD (JSON-quoted copies of the fixture's strings). */
-export const openshiftCel: Record<string, CelRule> = Object.fromEntries(
-  (
-    [
-      [
-        "has(self.policyType) && self.policyType == 'PKI' ? has(self.pki) : !has(self.pki)",
-        ({ self }) => (self.policyType === 'PKI' ? has(self, 'pki') : !has(self, 'pki')),
-      ],
-      [
-        "has(self.policyType) && self.policyType == 'PublicKey' ? has(self.publicKey) : !has(self.publicKey)",
-        ({ self }) => (self.policyType === 'PublicKey' ? has(self, 'publicKey') : !has(self, 'publicKey')),
-      ],
-      [
-        "has(self.policyType) && self.policyType == 'FulcioCAWithRekor' ? has(self.fulcioCAWithRekor) : !has(self.fulcioCAWithRekor)",
-        ({ self }) => (self.policyType === 'FulcioCAWithRekor' ? has(self, 'fulcioCAWithRekor') : !has(self, 'fulcioCAWithRekor')),
-      ],
-      ["string(self).startsWith('-----BEGIN PUBLIC KEY-----')", ({ self }) => self.startsWith('-----BEGIN PUBLIC KEY-----')],
-      [
-        "string(self).endsWith('-----END PUBLIC KEY-----\\n') || string(self).endsWith('-----END PUBLIC KEY-----')",
-        ({ self }) => self.endsWith('-----END PUBLIC KEY-----\n') || self.endsWith('-----END PUBLIC KEY-----'),
-      ],
-      [
-        "(has(self.matchPolicy) && self.matchPolicy == 'ExactRepository') ? has(self.exactRepository) : !has(self.exactRepository)",
-        ({ self }) => (self.matchPolicy === 'ExactRepository' ? has(self, 'exactRepository') : !has(self, 'exactRepository')),
-      ],
-      [
-        "(has(self.matchPolicy) && self.matchPolicy == 'RemapIdentity') ? has(self.remapIdentity) : !has(self.remapIdentity)",
-        ({ self }) => (self.matchPolicy === 'RemapIdentity' ? has(self, 'remapIdentity') : !has(self, 'remapIdentity')),
-      ],
-      [
-        "self.matches('.*:([\\\\w][\\\\w.-]{0,127})$')? self.matches('^(localhost:[0-9]+)$'): true",
-        ({ self }) => (/.*:([\w][\w.-]{0,127})$/.test(self) ? /^(localhost:[0-9]+)$/.test(self) : true),
-      ],
-      [
-        "self.matches('^(((?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\\\\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))+(?::[0-9]+)?)|(localhost(?::[0-9]+)?))(?:(?:/[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?)+)?$')",
-        ({ self }) => repoRe.test(self),
-      ],
-      [
-        "size(self.split('/')[0].split('.')) == 1 ? self.split('/')[0].split('.')[0].split(':')[0] == 'localhost' : true",
-        ({ self }) => {
-          const host: string = self.split('/')[0];
-          return host.split('.').length === 1 ? host.split('.')[0]!.split(':')[0] === 'localhost' : true;
-        },
-      ],
-      [
-        "self.contains('*') ? self.matches('^\\\\*(?:\\\\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))+$') : true",
-        ({ self }) => (self.includes('*') ? wildcardScope.test(self) : true),
-      ],
-      [
-        "!self.contains('*') ? self.matches('^((((?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\\\\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))+(?::[0-9]+)?)|(localhost(?::[0-9]+)?))(?:(?:/[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?)+)?)(?::([\\\\w][\\\\w.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][[:xdigit:]]{32,}))?$') : true",
-        ({ self }) => (self.includes('*') ? true : scopeRe.test(self)),
-      ],
-    ] as [string, CelRule][]
-  ),
-);
+export const openshiftCel: Record<string, CelRule> = Object.fromEntries([
+  [
+    "has(self.policyType) && self.policyType == 'PKI' ? has(self.pki) : !has(self.pki)",
+    ({ self }) => (self.policyType === 'PKI' ? has(self, 'pki') : !has(self, 'pki')),
+  ],
+  [
+    "has(self.policyType) && self.policyType == 'PublicKey' ? has(self.publicKey) : !has(self.publicKey)",
+    ({ self }) => (self.policyType === 'PublicKey' ? has(self, 'publicKey') : !has(self, 'publicKey')),
+  ],
+  [
+    "has(self.policyType) && self.policyType == 'FulcioCAWithRekor' ? has(self.fulcioCAWithRekor) : !has(self.fulcioCAWithRekor)",
+    ({ self }) => (self.policyType === 'FulcioCAWithRekor' ? has(self, 'fulcioCAWithRekor') : !has(self, 'fulcioCAWithRekor')),
+  ],
+  ["string(self).startsWith('-----BEGIN PUBLIC KEY-----')", ({ self }) => self.startsWith('-----BEGIN PUBLIC KEY-----')],
+  [
+    "string(self).endsWith('-----END PUBLIC KEY-----\\n') || string(self).endsWith('-----END PUBLIC KEY-----')",
+    ({ self }) => self.endsWith('-----END PUBLIC KEY-----\n') || self.endsWith('-----END PUBLIC KEY-----'),
+  ],
+  [
+    "(has(self.matchPolicy) && self.matchPolicy == 'ExactRepository') ? has(self.exactRepository) : !has(self.exactRepository)",
+    ({ self }) => (self.matchPolicy === 'ExactRepository' ? has(self, 'exactRepository') : !has(self, 'exactRepository')),
+  ],
+  [
+    "(has(self.matchPolicy) && self.matchPolicy == 'RemapIdentity') ? has(self.remapIdentity) : !has(self.remapIdentity)",
+    ({ self }) => (self.matchPolicy === 'RemapIdentity' ? has(self, 'remapIdentity') : !has(self, 'remapIdentity')),
+  ],
+  [
+    "self.matches('.*:([\\\\w][\\\\w.-]{0,127})$')? self.matches('^(localhost:[0-9]+)$'): true",
+    ({ self }) => (/.*:([\w][\w.-]{0,127})$/.test(self) ? /^(localhost:[0-9]+)$/.test(self) : true),
+  ],
+  [
+    "self.matches('^(((?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\\\\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))+(?::[0-9]+)?)|(localhost(?::[0-9]+)?))(?:(?:/[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?)+)?$')",
+    ({ self }) => repoRe.test(self),
+  ],
+  [
+    "size(self.split('/')[0].split('.')) == 1 ? self.split('/')[0].split('.')[0].split(':')[0] == 'localhost' : true",
+    ({ self }) => {
+      const host: string = self.split('/')[0];
+      return host.split('.').length === 1 ? host.split('.')[0]!.split(':')[0] === 'localhost' : true;
+    },
+  ],
+  [
+    "self.contains('*') ? self.matches('^\\\\*(?:\\\\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))+$') : true",
+    ({ self }) => (self.includes('*') ? wildcardScope.test(self) : true),
+  ],
+  [
+    "!self.contains('*') ? self.matches('^((((?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\\\\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))+(?::[0-9]+)?)|(localhost(?::[0-9]+)?))(?:(?:/[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?)+)?)(?::([\\\\w][\\\\w.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][[:xdigit:]]{32,}))?$') : true",
+    ({ self }) => (self.includes('*') ? true : scopeRe.test(self)),
+  ],
+] as [string, CelRule][]);
 
 // ---- Kyverno admission checks (kyverno/kyverno api/kyverno/v1/image_verification_types.go Validate) ----
 
@@ -154,7 +152,8 @@ export function policyControllerSemantic(cip: any): string[] {
 // ---- policy-controller TrustRoot (pkg/apis/policy/v1alpha1/trustroot_validation.go SigstoreKeys.Validate, and
 // what the reconciler pkg/reconciler/trustroot/trustroot.go + pkg/apis/config/sigstore_keys.go parse) ----
 
-const decodedPem = (b64: unknown): string | undefined => (typeof b64 === 'string' && /^[A-Za-z0-9+/]+={0,2}$/.test(b64) ? Buffer.from(b64, 'base64').toString('utf8') : undefined);
+const decodedPem = (b64: unknown): string | undefined =>
+  typeof b64 === 'string' && /^[A-Za-z0-9+/]+={0,2}$/.test(b64) ? Buffer.from(b64, 'base64').toString('utf8') : undefined;
 
 export function trustRootSemantic(tr: any): string[] {
   const errs: string[] = [];
@@ -162,20 +161,23 @@ export function trustRootSemantic(tr: any): string[] {
   const sources = ['repository', 'remote', 'sigstoreKeys'].filter((k) => tr.spec?.[k] !== undefined);
   if (sources.length !== 1) return [`spec: expected exactly one of repository, remote, sigstoreKeys (got ${sources.join(', ') || 'none'})`];
   if (!sk) return errs;
-  if (!sk.certificateAuthorities?.length && !sk.timestampAuthorities?.length) errs.push('spec.sigstoreKeys: expected exactly one, got neither: certificateAuthority, timestampAuthorities');
+  if (!sk.certificateAuthorities?.length && !sk.timestampAuthorities?.length)
+    errs.push('spec.sigstoreKeys: expected exactly one, got neither: certificateAuthority, timestampAuthorities');
   for (const [i, ca] of [...(sk.certificateAuthorities ?? []), ...(sk.timestampAuthorities ?? [])].entries()) {
     if (!ca.subject?.organization) errs.push(`authority ${i}: missing subject.organization`);
     if (!ca.subject?.commonName) errs.push(`authority ${i}: missing subject.commonName`);
     if (!ca.uri) errs.push(`authority ${i}: missing uri`);
     // DeserializeCertChain: PEM blocks only
     const pem = decodedPem(ca.certChain);
-    if (!pem || !/^(-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?)+$/.test(pem)) errs.push(`authority ${i}: certChain is not base64 of PEM certificates`);
+    if (!pem || !/^(-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]+-----END CERTIFICATE-----\n?)+$/.test(pem))
+      errs.push(`authority ${i}: certChain is not base64 of PEM certificates`);
   }
   for (const [i, t] of [...(sk.tLogs ?? []).map((t: any) => ['tLogs', t]), ...(sk.ctLogs ?? []).map((t: any) => ['ctLogs', t])].entries()) {
     const [field, log] = t as [string, any];
     if (!log.baseURL) errs.push(`${field}[${i}]: missing baseURL`);
     // HashStringToHashAlgorithm: anything else is HASH_ALGORITHM_UNSPECIFIED
-    if (!['sha-256', 'sha256', 'sha-384', 'sha384', 'sha-512', 'sha512'].includes(log.hashAlgorithm)) errs.push(`${field}[${i}]: hashAlgorithm ${log.hashAlgorithm} unknown`);
+    if (!['sha-256', 'sha256', 'sha-384', 'sha384', 'sha-512', 'sha512'].includes(log.hashAlgorithm))
+      errs.push(`${field}[${i}]: hashAlgorithm ${log.hashAlgorithm} unknown`);
     const pem = decodedPem(log.publicKey);
     if (!pem || !parsesAsPublicKey(pem)) errs.push(`${field}[${i}]: publicKey is not base64 of a PEM public key`);
     // the reconciler: "public key %d is not ecdsa.PublicKey" for tLogs
@@ -219,8 +221,11 @@ const sigstoreSigned = z
   .strict()
   .superRefine((r, ctx) => {
     const sources = ['keyPath', 'keyPaths', 'keyData', 'keyDatas', 'fulcio', 'pki'].filter((k) => (r as Record<string, unknown>)[k] !== undefined);
-    if (sources.length !== 1) ctx.addIssue({ code: 'custom', message: `exactly one of keyPath(s), keyData(s), fulcio, pki (got ${sources.join(', ') || 'none'})` });
-    const rekor = ['rekorPublicKeyPath', 'rekorPublicKeyPaths', 'rekorPublicKeyData', 'rekorPublicKeyDatas'].filter((k) => (r as Record<string, unknown>)[k] !== undefined);
+    if (sources.length !== 1)
+      ctx.addIssue({ code: 'custom', message: `exactly one of keyPath(s), keyData(s), fulcio, pki (got ${sources.join(', ') || 'none'})` });
+    const rekor = ['rekorPublicKeyPath', 'rekorPublicKeyPaths', 'rekorPublicKeyData', 'rekorPublicKeyDatas'].filter(
+      (k) => (r as Record<string, unknown>)[k] !== undefined,
+    );
     if (rekor.length > 1) ctx.addIssue({ code: 'custom', message: 'at most one rekorPublicKey* field' });
   });
 
@@ -234,9 +239,17 @@ const requirement = z.union([
 const requirements = z.array(requirement).min(1);
 
 /** Docker transport scope: "", *.domain, or host[:port][/path...][:tag|@digest] (docs "docker" section). */
-const dockerScope = z.string().refine((s) => s === '' || /^\*(\.[A-Za-z0-9-]+)+$/.test(s) || /^[A-Za-z0-9.-]+(:[0-9]+)?(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})?$/.test(s), {
-  message: 'not a docker transport scope',
-});
+const dockerScope = z
+  .string()
+  .refine(
+    (s) =>
+      s === '' ||
+      /^\*(\.[A-Za-z0-9-]+)+$/.test(s) ||
+      /^[A-Za-z0-9.-]+(:[0-9]+)?(\/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[\w][\w.-]{0,127}|@sha256:[0-9a-f]{64})?$/.test(s),
+    {
+      message: 'not a docker transport scope',
+    },
+  );
 
 export const policyJsonSchema = z
   .object({
@@ -270,7 +283,10 @@ export const registriesDSchema = z.object({ 'default-docker': section.optional()
  * 3339 in UTC, enums by name), plus what sigstore-go's parser (pkg/root/trusted_root.go) demands:
  * the v0.1 media type, SHA2_256 logs, a log ID, a public key with raw bytes and validFor.start.
  */
-const b64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/).refine((v) => v.length % 4 === 0 && v.length > 0, 'not base64');
+const b64 = z
+  .string()
+  .regex(/^[A-Za-z0-9+/]*={0,2}$/)
+  .refine((v) => v.length % 4 === 0 && v.length > 0, 'not base64');
 const timestamp = z.string().regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/, 'not an RFC 3339 UTC timestamp');
 const timeRange = z.object({ start: timestamp, end: timestamp.optional() }).strict();
 const tlogInstance = z

@@ -21,7 +21,16 @@ const root = mkdtempSync(path.join(tmpdir(), 'signet-ack-'));
 let master: RedisNode;
 let replica: RedisNode;
 let alone: RedisNode;
-const workerCfg = { concurrency: 1, attempts: 3, backoffMs: 100, keepFailed: 10, keepCompleted: 10, lockDurationMs: 30000, stalledIntervalMs: 30000, shutdownTimeoutMs: 1000 };
+const workerCfg = {
+  concurrency: 1,
+  attempts: 3,
+  backoffMs: 100,
+  keepFailed: 10,
+  keepCompleted: 10,
+  lockDurationMs: 30000,
+  stalledIntervalMs: 30000,
+  shutdownTimeoutMs: 1000,
+};
 
 beforeAll(async () => {
   const [m, r, a] = [await freePort(), await freePort(), await freePort()];
@@ -39,7 +48,11 @@ afterAll(async () => {
 });
 
 function job(tag: string): SignJobData {
-  return { registry: 'reg.example', requestId: `req-${tag}`, event: { integration: 'local', host: 'reg.example', repository: 'team/app', tag, receivedAt: new Date().toISOString() } } as SignJobData;
+  return {
+    registry: 'reg.example',
+    requestId: `req-${tag}`,
+    event: { integration: 'local', host: 'reg.example', repository: 'team/app', tag, receivedAt: new Date().toISOString() },
+  } as SignJobData;
 }
 
 describe('redis.ack', () => {
@@ -70,7 +83,10 @@ describe('redis.ack', () => {
     const two = new SignQueue(producer, prefix, workerCfg, new Acknowledger(producer, prefix, { replicas: 2, timeoutMs: 200 }));
     const none = new SignQueue(producer, prefix, workerCfg, new Acknowledger(producer, prefix, { replicas: 0, timeoutMs: 200 }));
     try {
-      await expect(two.enqueueMany([job('c')])).rejects.toMatchObject({ code: 'REDIS_NOT_REPLICATED', message: expect.stringContaining('1 of 2 Redis replicas') });
+      await expect(two.enqueueMany([job('c')])).rejects.toMatchObject({
+        code: 'REDIS_NOT_REPLICATED',
+        message: expect.stringContaining('1 of 2 Redis replicas'),
+      });
       expect(await none.enqueueMany([job('d')])).toHaveLength(1);
     } finally {
       await two.close();
@@ -119,7 +135,10 @@ describe('checkRedis names the topology', () => {
     const s = redisNode(port, path.join(root, 's'), ['--sentinel'], `sentinel monitor m 127.0.0.1 ${master.port} 1\n`);
     await s.start();
     try {
-      await expect(checkRedis(redisSchema.parse({ url: `redis://127.0.0.1:${port}` }))).rejects.toMatchObject({ code: 'REDIS_MISCONFIGURED', message: expect.stringContaining('redis.sentinel') });
+      await expect(checkRedis(redisSchema.parse({ url: `redis://127.0.0.1:${port}` }))).rejects.toMatchObject({
+        code: 'REDIS_MISCONFIGURED',
+        message: expect.stringContaining('redis.sentinel'),
+      });
     } finally {
       await s.kill();
     }

@@ -87,7 +87,9 @@ describe('ECR source (GetAuthorizationToken answer handling, with a fake client)
     let calls = 0;
     const client = fakeClient(() => {
       calls++;
-      return { authorizationData: [{ authorizationToken: b64(`AWS:pw${calls}`), expiresAt: new Date(now + 12 * 3600_000), proxyEndpoint: 'https://evil.example.com' }] };
+      return {
+        authorizationData: [{ authorizationToken: b64(`AWS:pw${calls}`), expiresAt: new Date(now + 12 * 3600_000), proxyEndpoint: 'https://evil.example.com' }],
+      };
     });
     const src = createEcrSource({ ecr: { region: 'eu-west-1' } }, ctx(), { client, now: () => now });
     expect(await src.get()).toEqual({ username: 'AWS', password: 'pw1', expiresAt: now + 12 * 3600_000 });
@@ -222,7 +224,9 @@ describe('ACR /oauth2/exchange at the edge: deadline, cap, shape, Retry-After, r
 
   it('a refusal echoing the Entra token sent never carries it into the message', async () => {
     handler = (_q, res) =>
-      res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: `token ${ENTRA} is not valid here` }] }));
+      res
+        .writeHead(401, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: `token ${ENTRA} is not valid here` }] }));
     const err = await failure();
     expect(err).toMatchObject({ code: 'REGISTRY_AUTH_FAILED', retryable: false, message: expect.stringContaining('token [redacted] is not valid here') });
   });
@@ -235,8 +239,15 @@ describe('ECR GetAuthorizationToken at the edge (real SDK, ECR stand-in): deadli
   });
   afterAll(() => ecr.close());
   const source = () =>
-    createEcrSource({ ecr: { region: ecr.region, endpoint: ecr.url, accessKeyId: ecr.accessKeyId, secretAccessKey: ecr.secretAccessKey, timeoutMs: 400 } }, ctx());
-  const failure = (src: CredentialSource) => src.get().then(() => undefined, (e: unknown) => e as Error & { code: string; retryAfterSeconds?: number });
+    createEcrSource(
+      { ecr: { region: ecr.region, endpoint: ecr.url, accessKeyId: ecr.accessKeyId, secretAccessKey: ecr.secretAccessKey, timeoutMs: 400 } },
+      ctx(),
+    );
+  const failure = (src: CredentialSource) =>
+    src.get().then(
+      () => undefined,
+      (e: unknown) => e as Error & { code: string; retryAfterSeconds?: number },
+    );
 
   it('works, and a throttle passes on a capped Retry-After', async () => {
     expect(await source().get()).toMatchObject({ username: 'AWS', password: 'ecr-password-1' });
@@ -271,7 +282,12 @@ describe('GAR token at the edge (real google-auth-library, token stand-in): answ
     expect(await source().get()).toMatchObject({ username: 'oauth2accesstoken', password: 'ya29.small-token' });
     gar.accessToken = `ya29.${'x'.repeat(100_000)}`;
     try {
-      const err = await source().get().then(() => undefined, (e: unknown) => e as Error & { code: string; retryable: boolean });
+      const err = await source()
+        .get()
+        .then(
+          () => undefined,
+          (e: unknown) => e as Error & { code: string; retryable: boolean },
+        );
       expect(err).toMatchObject({ code: 'REGISTRY_PROTOCOL', retryable: false, message: expect.stringMatching(/more than 65536 bytes/) });
     } finally {
       gar.accessToken = 'ya29.small-token';
@@ -284,20 +300,32 @@ describe('Docker config.json', () => {
   const host = 'registry.example.com:5000';
 
   it('auth (base64 user:password), username/password, identitytoken, registrytoken', () => {
-    expect(credentialsFromDockerConfig({ auths: { [host]: { auth: b64('u:p:with:colons') } } }, host, file)).toEqual({ username: 'u', password: 'p:with:colons' });
+    expect(credentialsFromDockerConfig({ auths: { [host]: { auth: b64('u:p:with:colons') } } }, host, file)).toEqual({
+      username: 'u',
+      password: 'p:with:colons',
+    });
     expect(credentialsFromDockerConfig({ auths: { [host]: { username: 'u', password: 'p' } } }, host, file)).toEqual({ username: 'u', password: 'p' });
-    expect(credentialsFromDockerConfig({ auths: { [host]: { auth: b64('u:p'), identitytoken: 'refresh' } } }, host, file)).toEqual({ identityToken: 'refresh' });
+    expect(credentialsFromDockerConfig({ auths: { [host]: { auth: b64('u:p'), identitytoken: 'refresh' } } }, host, file)).toEqual({
+      identityToken: 'refresh',
+    });
     expect(credentialsFromDockerConfig({ auths: { [host]: { registrytoken: 'bearer' } } }, host, file)).toEqual({ token: 'bearer' });
   });
 
   it('matches keys as docker does: scheme and path dropped, Docker Hub names folded', () => {
     expect(credentialsFromDockerConfig({ auths: { [`https://${host}/v2/`]: { auth: b64('a:b') } } }, host, file)).toEqual({ username: 'a', password: 'b' });
-    expect(credentialsFromDockerConfig({ auths: { 'https://index.docker.io/v1/': { auth: b64('hub:pw') } } }, 'registry-1.docker.io', file)).toEqual({ username: 'hub', password: 'pw' });
-    expect(() => credentialsFromDockerConfig({ auths: { 'registry.example.com': { auth: b64('a:b') } } }, host, file)).toThrow(/no credentials for registry\.example\.com:5000/);
+    expect(credentialsFromDockerConfig({ auths: { 'https://index.docker.io/v1/': { auth: b64('hub:pw') } } }, 'registry-1.docker.io', file)).toEqual({
+      username: 'hub',
+      password: 'pw',
+    });
+    expect(() => credentialsFromDockerConfig({ auths: { 'registry.example.com': { auth: b64('a:b') } } }, host, file)).toThrow(
+      /no credentials for registry\.example\.com:5000/,
+    );
   });
 
   it('clear errors for credential helpers, stores, empty entries and bad auth, never echoing secrets', () => {
-    expect(() => credentialsFromDockerConfig({ credHelpers: { [host]: 'ecr-login' }, auths: {} }, host, file)).toThrow(/docker-credential-ecr-login.*does not run credential helpers/);
+    expect(() => credentialsFromDockerConfig({ credHelpers: { [host]: 'ecr-login' }, auths: {} }, host, file)).toThrow(
+      /docker-credential-ecr-login.*does not run credential helpers/,
+    );
     expect(() => credentialsFromDockerConfig({ auths: { [host]: {} }, credsStore: 'desktop' }, host, file)).toThrow(/credsStore "desktop"/);
     const bad = (() => {
       try {
@@ -352,7 +380,14 @@ describe('registries[].credentials schema', () => {
   });
 
   it('accepts dockerConfig, ecr, acr, gar; reports mistakes at the field', () => {
-    for (const c of [{ dockerConfig: 'cfg.json' }, { dockerConfig: {} }, { ecr: { region: 'eu-west-1' } }, { acr: { tenantId: 't', clientId: 'c', clientSecret: 's' } }, { gar: { keyFile: 'sa.json' } }, { gar: {} }]) {
+    for (const c of [
+      { dockerConfig: 'cfg.json' },
+      { dockerConfig: {} },
+      { ecr: { region: 'eu-west-1' } },
+      { acr: { tenantId: 't', clientId: 'c', clientSecret: 's' } },
+      { gar: { keyFile: 'sa.json' } },
+      { gar: {} },
+    ]) {
       expect(credentialsSchema.parse(c)).toEqual(c);
     }
     const issues = (v: unknown) => registrySchema.safeParse({ host: 'r.example.com', credentials: v }).error?.issues.map((i) => [i.path.join('.'), i.message]);
@@ -373,7 +408,18 @@ describe('registries[].credentials schema', () => {
 
 // ---- the client with a credential source, against a small in-process registry -----------------
 
-const MANIFEST = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a', size: 2 }, layers: [] }));
+const MANIFEST = Buffer.from(
+  JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: {
+      mediaType: 'application/vnd.oci.image.config.v1+json',
+      digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a',
+      size: 2,
+    },
+    layers: [],
+  }),
+);
 
 interface FakeRegistry {
   host: string;
@@ -475,7 +521,10 @@ describe('RegistryClient with a credential source', () => {
   it('a Basic challenge with only a bearer token configured is a clear REGISTRY_AUTH_FAILED', async () => {
     fake.mode = 'basic';
     const client = clientWith({ describe: () => 'a static bearer token', get: async () => ({ token: 't' }), invalidate: () => false });
-    await expect(client.getManifest('team/app', 'v1')).rejects.toMatchObject({ code: 'REGISTRY_AUTH_FAILED', message: expect.stringContaining('a static bearer token gave no username and password') });
+    await expect(client.getManifest('team/app', 'v1')).rejects.toMatchObject({
+      code: 'REGISTRY_AUTH_FAILED',
+      message: expect.stringContaining('a static bearer token gave no username and password'),
+    });
     await client.close();
   });
 });

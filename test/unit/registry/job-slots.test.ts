@@ -33,7 +33,10 @@ describe('RegistryJobSlots', () => {
 
   it('runs jobs up to the cap per registry, puts the next one back, and frees the slot when a job ends', async () => {
     const parkedFor: string[] = [];
-    const slots = new RegistryJobSlots({ registries: [reg('a', 2), reg('b', 2)], worker: { concurrency: 4 } as never }, { random: () => 1, onParked: (h) => void parkedFor.push(h) });
+    const slots = new RegistryJobSlots(
+      { registries: [reg('a', 2), reg('b', 2)], worker: { concurrency: 4 } as never },
+      { random: () => 1, onParked: (h) => void parkedFor.push(h) },
+    );
     const gates: (() => void)[] = [];
     const run = slots.guard(async (job: Job<{ registry: string }, string>) => {
       await new Promise<void>((r) => gates.push(r));
@@ -68,7 +71,9 @@ describe('RegistryJobSlots', () => {
       const hold = slots.guard(() => new Promise<string>(() => undefined));
       void hold(fakeJob('a').job);
       const j = fakeJob('a', started);
-      await slots.guard(async () => 'x')(j.job).catch(() => undefined);
+      await slots
+        .guard(async () => 'x')(j.job)
+        .catch(() => undefined);
       return Math.round((j.moved[0]! + 5) / 100) * 100;
     };
     expect(await delays(1, 1)).toBe(1000);

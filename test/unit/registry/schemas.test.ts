@@ -19,7 +19,12 @@ const d = (c: string) => `sha256:${c.repeat(64)}`;
 const desc = (mediaType: string, c = 'a') => ({ mediaType, digest: d(c), size: 10 });
 const json = (v: unknown) => Buffer.from(JSON.stringify(v));
 
-const ociManifest = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: desc('application/vnd.oci.image.config.v1+json'), layers: [desc('application/vnd.oci.image.layer.v1.tar+gzip', 'b')] };
+const ociManifest = {
+  schemaVersion: 2,
+  mediaType: OCI_MANIFEST,
+  config: desc('application/vnd.oci.image.config.v1+json'),
+  layers: [desc('application/vnd.oci.image.layer.v1.tar+gzip', 'b')],
+};
 const dockerList = {
   schemaVersion: 2,
   mediaType: DOCKER_MANIFEST_LIST,
@@ -54,16 +59,25 @@ describe('parseManifest', () => {
   });
 
   it('refuses what is not a manifest of its type', () => {
-    refused(() => parseManifest(Buffer.from('42'), OCI_MANIFEST, 'registry r: manifest x'), /^registry r: manifest x: answered JSON of the wrong shape \(got a JSON number\)$/);
+    refused(
+      () => parseManifest(Buffer.from('42'), OCI_MANIFEST, 'registry r: manifest x'),
+      /^registry r: manifest x: answered JSON of the wrong shape \(got a JSON number\)$/,
+    );
     refused(() => parseManifest(Buffer.from('[]'), OCI_MANIFEST, 'm'), /got an array/);
     refused(() => parseManifest(Buffer.from('null'), '', 'm'), /got null/);
     refused(() => parseManifest(Buffer.from('{}'), OCI_MANIFEST, 'm'), /schemaVersion/);
     refused(() => parseManifest(Buffer.from('{}'), OCI_INDEX, 'm'), /schemaVersion/);
     refused(() => parseManifest(json({ ...ociManifest, schemaVersion: 1 }), OCI_MANIFEST, 'm'), /schemaVersion/);
-    refused(() => parseManifest(json({ ...ociManifest, layers: [{ mediaType: 'x', digest: 'nope', size: 1 }] }), OCI_MANIFEST, 'm'), /layers\.0\.digest: not a digest/);
+    refused(
+      () => parseManifest(json({ ...ociManifest, layers: [{ mediaType: 'x', digest: 'nope', size: 1 }] }), OCI_MANIFEST, 'm'),
+      /layers\.0\.digest: not a digest/,
+    );
     refused(() => parseManifest(json({ ...ociManifest, config: { ...ociManifest.config, size: -1 } }), OCI_MANIFEST, 'm'), /config\.size/);
     refused(() => parseManifest(json({ ...dockerList, manifests: 'all' }), DOCKER_MANIFEST_LIST, 'm'), /manifests/);
-    refused(() => parseManifest(json(ociManifest), OCI_INDEX, 'm'), /served a application\/vnd\.oci\.image\.manifest\.v1\+json body as application\/vnd\.oci\.image\.index\.v1\+json/);
+    refused(
+      () => parseManifest(json(ociManifest), OCI_INDEX, 'm'),
+      /served a application\/vnd\.oci\.image\.manifest\.v1\+json body as application\/vnd\.oci\.image\.index\.v1\+json/,
+    );
     refused(() => parseManifest(Buffer.from('{"schemaVersion":2'), OCI_MANIFEST, 'm'), /malformed JSON/);
     refused(() => parseManifest(Buffer.from([0xff, 0xfe, 0x00]), OCI_MANIFEST, 'm'), /malformed JSON/);
   });
@@ -81,7 +95,11 @@ describe('listings and tokens', () => {
   });
 
   it('referrers indexes are image indexes', () => {
-    const idx = { schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ ...desc(OCI_MANIFEST), artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json', annotations: { a: 'b' } }] };
+    const idx = {
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: [{ ...desc(OCI_MANIFEST), artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json', annotations: { a: 'b' } }],
+    };
     expect(parseRegistryJson(json(idx), referrersIndexSchema, 'r')).toEqual(idx);
     refused(() => parseRegistryJson(json({ ...idx, manifests: [{ ...idx.manifests[0], annotations: { a: 1 } }] }), referrersIndexSchema, 'r'), /annotations/);
   });

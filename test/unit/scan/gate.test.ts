@@ -17,12 +17,18 @@ import { startHarborApi, type HarborApiStandIn } from '../../helpers/standins/ha
 const HOST = 'harbor.example.com';
 const cond: ScanConditions = { maxSeverity: 'High', waitSeconds: 60 };
 const dig = (n: number) => `sha256:${n.toString(16).padStart(64, '0')}`;
-const report = (counts: Record<string, number>, extra: Partial<ScanReport> = {}): ScanReport => ({ status: 'Success', severity: '', counts, scanner: { name: 'Trivy', version: 'v1' }, ...extra });
+const report = (counts: Record<string, number>, extra: Partial<ScanReport> = {}): ScanReport => ({
+  status: 'Success',
+  severity: '',
+  counts,
+  scanner: { name: 'Trivy', version: 'v1' },
+  ...extra,
+});
 
 let redis: Redis;
 let api: HarborApiStandIn;
 let prefix: string;
-let now = Date.parse('2026-12-06T02:00:00Z');
+const now = Date.parse('2026-12-06T02:00:00Z');
 const counted: GateOutcome[] = [];
 let gate: ScanGate;
 
@@ -31,7 +37,14 @@ const push = (repo: string, digest: string, receivedAt = new Date(now).toISOStri
   registry: HOST,
   requestId: 'req-1',
 });
-const input = (repo: string, digest: string, c: ScanConditions = cond, p = push(repo, digest)) => ({ cond: c, ruleIndex: 0, host: HOST, repository: repo, digest, push: p });
+const input = (repo: string, digest: string, c: ScanConditions = cond, p = push(repo, digest)) => ({
+  cond: c,
+  ruleIndex: 0,
+  host: HOST,
+  repository: repo,
+  digest,
+  push: p,
+});
 
 beforeAll(async () => {
   redis = new Redis(REDIS_URL);
@@ -52,7 +65,11 @@ describe('ScanGate', () => {
   it('no scan yet: the push waits until receivedAt + waitSeconds, recorded under one per-digest key', async () => {
     const d = dig(1);
     const r = await gate.check(input('p/app', d));
-    expect(r).toEqual({ outcome: 'waiting', until: now + 60_000, reason: `waiting for the registry's scan (require.scan) until ${new Date(now + 60_000).toISOString()}` });
+    expect(r).toEqual({
+      outcome: 'waiting',
+      until: now + 60_000,
+      reason: `waiting for the registry's scan (require.scan) until ${new Date(now + 60_000).toISOString()}`,
+    });
     const key = `${prefix}:scanwait:{${HOST}/p/app@${d}}`;
     expect(gate.key(HOST, 'p/app', d)).toBe(key);
     const rec = await redis.hgetall(key);
@@ -62,7 +79,14 @@ describe('ScanGate', () => {
   });
 
   it('a long wait wakes every pollMs to ask the API again; the scan found there decides', async () => {
-    const polling = new ScanGate({ redis, prefix, ttlSeconds: 3600, registries: [registrySchema.parse({ host: HOST, credentials: { username: 'u', password: 'p' }, harborApi: api.url })], pollMs: 5000, now: () => now });
+    const polling = new ScanGate({
+      redis,
+      prefix,
+      ttlSeconds: 3600,
+      registries: [registrySchema.parse({ host: HOST, credentials: { username: 'u', password: 'p' }, harborApi: api.url })],
+      pollMs: 5000,
+      now: () => now,
+    });
     try {
       const d = dig(12);
       expect(await polling.check(input('p/app', d))).toMatchObject({ outcome: 'waiting', until: now + 5000 });
@@ -77,14 +101,27 @@ describe('ScanGate', () => {
   it('a scan event hands the waiting push back and ends the wait; the next check passes; the same decision is counted once', async () => {
     const d = dig(2);
     await gate.check(input('p/app', d));
-    const back = await gate.onScan(HOST, 'p/app', d, report({ High: 1, Low: 2 }, { severity: 'High', reportId: 'r2', completedAt: '2026-12-06T02:00:30Z' }), true);
+    const back = await gate.onScan(
+      HOST,
+      'p/app',
+      d,
+      report({ High: 1, Low: 2 }, { severity: 'High', reportId: 'r2', completedAt: '2026-12-06T02:00:30Z' }),
+      true,
+    );
     expect(back).toEqual([push('p/app', d)]);
     expect(await redis.hget(gate.key(HOST, 'p/app', d), 'waiting')).toBeNull();
     const before = counted.length;
     const r = await gate.check(input('p/app', d));
     expect(r).toEqual({
       outcome: 'passed',
-      summary: { scanner: 'Trivy', scannerVersion: 'v1', completedAt: '2026-12-06T02:00:30Z', maxSeverity: 'High', severity: 'High', counts: { High: 1, Low: 2 } },
+      summary: {
+        scanner: 'Trivy',
+        scannerVersion: 'v1',
+        completedAt: '2026-12-06T02:00:30Z',
+        maxSeverity: 'High',
+        severity: 'High',
+        counts: { High: 1, Low: 2 },
+      },
       scan: { severity: 'High', counts: { High: 1, Low: 2 }, scanner: 'Trivy' },
     });
     expect(await gate.check(input('p/app', d))).toMatchObject({ outcome: 'passed' });
@@ -103,7 +140,11 @@ describe('ScanGate', () => {
   it('a scan event with no push remembered returns nothing, and its scan decides the push when it comes', async () => {
     const d = dig(3);
     expect(await gate.onScan(HOST, 'p/app', d, report({ Critical: 1 }), true)).toEqual([]);
-    expect(await gate.check(input('p/app', d))).toMatchObject({ outcome: 'blocked', reason: 'scan found Critical:1: Critical is above require.scan.maxSeverity High', scan: { severity: 'Critical' } });
+    expect(await gate.check(input('p/app', d))).toMatchObject({
+      outcome: 'blocked',
+      reason: 'scan found Critical:1: Critical is above require.scan.maxSeverity High',
+      scan: { severity: 'Critical' },
+    });
   });
 
   it("an unauthenticated sender's scan is not stored: the push comes back, the API decides", async () => {
@@ -154,9 +195,15 @@ describe('ScanGate', () => {
     const d = dig(10);
     await gate.onScan(HOST, 'p/app', d, report({ Low: 1 }, { completedAt: '2026-12-06T02:00:00Z', reportId: 'a' }), true);
     expect(await gate.check(input('p/app', d))).toMatchObject({ outcome: 'passed' });
-    expect(await gate.onScan(HOST, 'p/app', d, report({ Critical: 1 }, { completedAt: '2026-12-06T03:00:00Z', reportId: 'b' }), true)).toEqual([push('p/app', d)]);
+    expect(await gate.onScan(HOST, 'p/app', d, report({ Critical: 1 }, { completedAt: '2026-12-06T03:00:00Z', reportId: 'b' }), true)).toEqual([
+      push('p/app', d),
+    ]);
     const r = await gate.check(input('p/app', d));
-    expect(r).toMatchObject({ outcome: 'blocked', reason: 'scan found Critical:1: Critical is above require.scan.maxSeverity High; any signature written after an earlier passing scan stays (signet deletes no signature)' });
+    expect(r).toMatchObject({
+      outcome: 'blocked',
+      reason:
+        'scan found Critical:1: Critical is above require.scan.maxSeverity High; any signature written after an earlier passing scan stays (signet deletes no signature)',
+    });
     // decided again on the same scan (a re-delivery): the same reason
     expect(await gate.check(input('p/app', d))).toEqual(r);
   });

@@ -38,7 +38,16 @@ describe('reportFromOverview', () => {
     expect(reportFromOverview(both)).toMatchObject({ severity: 'Critical' });
   });
   it('a failed scan (Harbor sends no severity, summary or scanner) is its status alone; Go zero times are no time', () => {
-    const failed = { report_id: 'r', scan_status: 'Error', severity: '', duration: 0, summary: null, start_time: '0001-01-01T00:00:00Z', end_time: '0001-01-01T00:00:00Z', complete_percent: 0 };
+    const failed = {
+      report_id: 'r',
+      scan_status: 'Error',
+      severity: '',
+      duration: 0,
+      summary: null,
+      start_time: '0001-01-01T00:00:00Z',
+      end_time: '0001-01-01T00:00:00Z',
+      complete_percent: 0,
+    };
     expect(reportFromOverview({ [GENERIC_VULN_REPORT]: failed })).toEqual({ status: 'Error', severity: '', counts: {}, reportId: 'r' });
   });
   it('no vulnerability report (nothing, an SBOM overview, junk) is undefined', () => {
@@ -46,7 +55,9 @@ describe('reportFromOverview', () => {
     expect(reportFromOverview({})).toBeUndefined();
     expect(reportFromOverview({ 'application/vnd.security.sbom.report+json; version=1.0': { scan_status: 'Success' } })).toBeUndefined();
     expect(reportFromOverview({ [GENERIC_VULN_REPORT]: 'x' })).toBeUndefined();
-    expect(reportFromOverview({ [GENERIC_VULN_REPORT]: { scan_status: 'Success', summary: { summary: { High: 'many', Low: -1, Medium: 2 } } } })).toMatchObject({ counts: { Medium: 2 } });
+    expect(reportFromOverview({ [GENERIC_VULN_REPORT]: { scan_status: 'Success', summary: { summary: { High: 'many', Low: -1, Medium: 2 } } } })).toMatchObject(
+      { counts: { Medium: 2 } },
+    );
   });
 });
 
@@ -55,7 +66,15 @@ describe('harbor adapter: scan events', () => {
     const r = a.parse(fixture('harbor-scanning_completed.json'), ctx);
     expect(r.events).toEqual([]);
     expect(r.ignored).toEqual([]);
-    expect(r.scans).toEqual([{ host: 'harbor.example.com', repository: 'team-a/app/api', digest: D, tag: 'v1.2.3', report: expect.objectContaining({ status: 'Success', counts: { High: 1, Medium: 2 } }) }]);
+    expect(r.scans).toEqual([
+      {
+        host: 'harbor.example.com',
+        repository: 'team-a/app/api',
+        digest: D,
+        tag: 'v1.2.3',
+        report: expect.objectContaining({ status: 'Success', counts: { High: 1, Medium: 2 } }),
+      },
+    ]);
   });
   it('CloudEvents harbor.scan.completed carries the same in data', () => {
     const d = fixture('harbor-scanning_completed.json');
@@ -68,7 +87,9 @@ describe('harbor adapter: scan events', () => {
     delete p.event_data.resources[0].scan_overview;
     p.event_data.resources[0].tag = '';
     p.event_data.resources[0].resource_url = `harbor.example.com/team-a/app/api@${D}`;
-    expect(a.parse(p, ctx).scans).toEqual([{ host: 'harbor.example.com', repository: 'team-a/app/api', digest: D, report: { status: 'Error', severity: '', counts: {} } }]);
+    expect(a.parse(p, ctx).scans).toEqual([
+      { host: 'harbor.example.com', repository: 'team-a/app/api', digest: D, report: { status: 'Error', severity: '', counts: {} } },
+    ]);
     p.type = 'harbor.scan.stopped';
     expect(a.parse({ specversion: '1.0', type: p.type, data: p.event_data }, ctx).scans?.[0]?.report.status).toBe('Stopped');
   });
@@ -103,7 +124,10 @@ describe('Harbor artifact API client (against the stand-in)', () => {
     const c = createHarborApi(cfg());
     try {
       expect(await c.scanOf('p/team/app', D)).toMatchObject({ status: 'Success', severity: 'Critical', counts: { Critical: 1 }, scanner: { name: 'Trivy' } });
-      expect(api.requests.at(-1)).toEqual({ path: `/api/v2.0/projects/p/repositories/team%252Fapp/artifacts/${encodeURIComponent(D)}?with_scan_overview=true&with_tag=false`, authorized: true });
+      expect(api.requests.at(-1)).toEqual({
+        path: `/api/v2.0/projects/p/repositories/team%252Fapp/artifacts/${encodeURIComponent(D)}?with_scan_overview=true&with_tag=false`,
+        authorized: true,
+      });
       expect(await c.scanOf('p/other', D)).toBeUndefined();
       api.scans.set(`p/unscanned@${D}`, undefined);
       expect(await c.scanOf('p/unscanned', D)).toBeUndefined();
@@ -119,7 +143,10 @@ describe('Harbor artifact API client (against the stand-in)', () => {
     await wrong.close();
     const token = createHarborApi(cfg({ credentials: { token: 'tok' } }));
     const before = api.requests.length;
-    await expect(token.scanOf('p/team/app', D)).rejects.toMatchObject({ code: 'REGISTRY_AUTH_FAILED', message: expect.stringContaining('needs username/password') });
+    await expect(token.scanOf('p/team/app', D)).rejects.toMatchObject({
+      code: 'REGISTRY_AUTH_FAILED',
+      message: expect.stringContaining('needs username/password'),
+    });
     expect(api.requests.length).toBe(before);
     await token.close();
   });

@@ -6,9 +6,12 @@ const values = { registry: 'r.example:5000', repository: 'team/app', tag: 'v1', 
 
 describe('payload annotation templates', () => {
   it('expands every field; literal text and $${ stay as they are', () => {
-    expect(
-      expandAnnotations({ ref: '${registry}/${repository}:${tag}@${digest}', by: '${pusher}', team: 'platform', raw: 'cost $${tag}' }, values),
-    ).toEqual({ ref: `r.example:5000/team/app:v1@sha256:${'a'.repeat(64)}`, by: 'alice', team: 'platform', raw: 'cost ${tag}' });
+    expect(expandAnnotations({ ref: '${registry}/${repository}:${tag}@${digest}', by: '${pusher}', team: 'platform', raw: 'cost $${tag}' }, values)).toEqual({
+      ref: `r.example:5000/team/app:v1@sha256:${'a'.repeat(64)}`,
+      by: 'alice',
+      team: 'platform',
+      raw: 'cost ${tag}',
+    });
   });
   it('leaves out an annotation whose field this push lacks (no tag, no pusher), rather than writing it empty', () => {
     expect(expandAnnotations({ tag: '${tag}', by: 'pushed by ${pusher}', team: 'x' }, { ...values, tag: undefined, pusher: '' })).toEqual({ team: 'x' });

@@ -86,7 +86,16 @@ describe('bundle referrers through the referrers API', () => {
     const s1 = signStatement(subject.digest, { tag: 'v1' });
     const s2 = signStatement(subject.digest, { tag: 'v2' });
     await attachBundles(client, 'team/many', subject, [{ key: a, statement: s1 }], lock);
-    const out = await attachBundles(client, 'team/many', subject, [{ key: a, statement: s2 }, { key: b, statement: s1 }], lock);
+    const out = await attachBundles(
+      client,
+      'team/many',
+      subject,
+      [
+        { key: a, statement: s2 },
+        { key: b, statement: s1 },
+      ],
+      lock,
+    );
     expect(out.map((r) => r.outcome)).toEqual(['signed', 'signed']);
     const listed = [...reg.manifests.keys()].filter((k) => k.startsWith('team/many@'));
     expect(listed).toHaveLength(3);
@@ -109,7 +118,16 @@ describe('bundle referrers through the referrers API', () => {
     const [a, b] = [key('fa'), key('fb')];
     const statement = signStatement(subject.digest);
     await attachBundles(client, 'team/fallback', subject, [{ key: a, statement }], lock);
-    await attachBundles(client, 'team/fallback', subject, [{ key: a, statement }, { key: b, statement }], lock);
+    await attachBundles(
+      client,
+      'team/fallback',
+      subject,
+      [
+        { key: a, statement },
+        { key: b, statement },
+      ],
+      lock,
+    );
     const tag = reg.tags.get(`team/fallback:${subject.digest.replace(':', '-')}`)!;
     const index = JSON.parse(reg.manifests.get(`team/fallback@${tag}`)!.body.toString());
     expect(index.mediaType).toBe('application/vnd.oci.image.index.v1+json');

@@ -18,7 +18,6 @@ import { EKU, issueCertificate, makeRootCa } from '../../helpers/pki.js';
 import { startRekor, type RekorStandIn } from '../../helpers/rekor.js';
 import { attachLegacySignatures, digestOf, noLock, testKey as key } from '../../helpers/signing-keys.js';
 
-
 let oci: FakeOciClient;
 let reg: FakeOci;
 let rekor: RekorStandIn;
@@ -99,9 +98,16 @@ describe('legacy attach with Rekor and certificates', () => {
     const [l] = await layers('x', d);
     expect(Object.keys(l!.annotations)).toEqual([SIG, 'dev.sigstore.cosign/certificate', 'dev.sigstore.cosign/chain']);
     // with a certificate, the hashedrekord entry names the certificate (cosign >= 3.0.3 compares the entry with it)
-    const [r2] = await attachLegacySignatures(client, 'x', digestOf('three-b'), [{ key: kc, payload: simpleSigningPayload('r/x:v1', digestOf('three-b')) }], noLock, {
-      tlog: { rekor: rc, required: true },
-    });
+    const [r2] = await attachLegacySignatures(
+      client,
+      'x',
+      digestOf('three-b'),
+      [{ key: kc, payload: simpleSigningPayload('r/x:v1', digestOf('three-b')) }],
+      noLock,
+      {
+        tlog: { rekor: rc, required: true },
+      },
+    );
     expect(r2!.tlog!.status).toBe('logged');
     const [l2] = await layers('x', digestOf('three-b'));
     expect(entryVerifier(l2!)).toBe(cert);
@@ -122,7 +128,11 @@ describe('legacy attach with Rekor and certificates', () => {
     {
       const entries = rekor.size();
       const [r] = await attachLegacySignatures(client, 'x', d, [{ key: kc, payload }], noLock, tlog);
-      expect(r).toMatchObject({ outcome: 'present', upgraded: [BUNDLE, 'dev.sigstore.cosign/certificate', 'dev.sigstore.cosign/chain'], tlog: { status: 'logged' } });
+      expect(r).toMatchObject({
+        outcome: 'present',
+        upgraded: [BUNDLE, 'dev.sigstore.cosign/certificate', 'dev.sigstore.cosign/chain'],
+        tlog: { status: 'logged' },
+      });
       expect(kc.signs).toBe(0);
       expect(rekor.size()).toBe(entries + 1);
       const after = await layers('x', d);

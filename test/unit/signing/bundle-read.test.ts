@@ -116,7 +116,10 @@ describe('signet bundles', () => {
     expect(await checkBundle(b, { digest: D, annotations: { team: 'y' } }, { publicKey: k.publicKey })).toEqual({ ok: false, why: 'annotation team differs' });
     // the same subject without annotations carries none
     const bare = parse(await dsseBundle(k, signStatement(D)));
-    expect(await checkBundle(bare, { digest: D, annotations: { team: 'x' } }, { publicKey: k.publicKey })).toEqual({ ok: false, why: 'annotation team missing' });
+    expect(await checkBundle(bare, { digest: D, annotations: { team: 'x' } }, { publicKey: k.publicKey })).toEqual({
+      ok: false,
+      why: 'annotation team missing',
+    });
   });
 
   it('refused: another predicate, a tampered payload, a second signature', async () => {
@@ -162,7 +165,11 @@ describe('certificates', () => {
     const { certificate, chain } = issueSignerChain(k.publicKey);
     const b = parse(await dsseBundle(k, signStatement(D), { certificatePem: certificate }));
     expect(b.verifier.kind).toBe('certificate');
-    expect(await checkBundle(b, { digest: D }, { publicKey: k.publicKey, certificatePem: certificate, chainPem: chain })).toEqual({ ok: true, tlogEntries: 0, timestamps: 0 });
+    expect(await checkBundle(b, { digest: D }, { publicKey: k.publicKey, certificatePem: certificate, chainPem: chain })).toEqual({
+      ok: true,
+      tlogEntries: 0,
+      timestamps: 0,
+    });
     expect(await checkBundle(b, { digest: D }, { publicKey: k.publicKey })).toMatchObject({ ok: true });
   });
 
@@ -171,7 +178,10 @@ describe('certificates', () => {
     const { certificate } = issueSignerChain(k.publicKey);
     const b = parse(await dsseBundle(k, signStatement(D), { certificatePem: certificate }));
     const renewed = issueSignerChain(k.publicKey).certificate;
-    expect(await checkBundle(b, { digest: D }, { publicKey: k.publicKey, certificatePem: renewed })).toEqual({ ok: false, why: 'certificate is not the configured certificate' });
+    expect(await checkBundle(b, { digest: D }, { publicKey: k.publicKey, certificatePem: renewed })).toEqual({
+      ok: false,
+      why: 'certificate is not the configured certificate',
+    });
     const other = p256();
     const foreign = parse(await dsseBundle(k, signStatement(D), { certificatePem: issueSignerChain(other.publicKey).certificate }));
     expect(await checkBundle(foreign, { digest: D }, { publicKey: k.publicKey })).toEqual({ ok: false, why: 'certificate is for another key' });
@@ -203,7 +213,11 @@ describe('transparency log', () => {
     expect(b.tlogEntries).toHaveLength(1);
     expect(b.tlogEntries[0]).toMatchObject({ kind: 'dsse', version: '0.0.1' });
     expect(b.tlogEntries[0]!.inclusionProof!.hashes.length).toBeGreaterThan(0);
-    expect(await checkBundle(b, { digest: D, annotations: { team: 'x' } }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey] })).toEqual({ ok: true, tlogEntries: 1, timestamps: 0 });
+    expect(await checkBundle(b, { digest: D, annotations: { team: 'x' } }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey] })).toEqual({
+      ok: true,
+      tlogEntries: 1,
+      timestamps: 0,
+    });
     // not asked for: not checked, not counted
     expect(await checkBundle(b, { digest: D }, { publicKey: k.publicKey })).toEqual({ ok: true, tlogEntries: 0, timestamps: 0 });
   });
@@ -212,31 +226,56 @@ describe('transparency log', () => {
     const k = rsa();
     const { certificate } = issueSignerChain(k.publicKey);
     const b = parse(await dsseBundle(k, signStatement(D), { certificatePem: certificate, log: rc }));
-    expect(await checkBundle(b, { digest: D }, { publicKey: k.publicKey, certificatePem: certificate }, { rekorKeys: [rekorKey] })).toEqual({ ok: true, tlogEntries: 1, timestamps: 0 });
+    expect(await checkBundle(b, { digest: D }, { publicKey: k.publicKey, certificatePem: certificate }, { rekorKeys: [rekorKey] })).toEqual({
+      ok: true,
+      tlogEntries: 1,
+      timestamps: 0,
+    });
   });
 
   it('refused: a SET by another log key, no entry, an entry for another signature, an entry naming another verifier', async () => {
     const k = p256();
     const elsewhere = parse(await dsseBundle(k, signStatement(D), { log: rcOther }));
-    expect(await checkBundle(elsewhere, { digest: D }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey] })).toEqual({ ok: false, why: 'no tlog entry with a SET by a configured Rekor key' });
-    expect(await checkBundle(elsewhere, { digest: D }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey, createPublicKey(otherRekor.publicKeyPem)] })).toMatchObject({ ok: true, tlogEntries: 1 });
+    expect(await checkBundle(elsewhere, { digest: D }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey] })).toEqual({
+      ok: false,
+      why: 'no tlog entry with a SET by a configured Rekor key',
+    });
+    expect(
+      await checkBundle(elsewhere, { digest: D }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey, createPublicKey(otherRekor.publicKeyPem)] }),
+    ).toMatchObject({ ok: true, tlogEntries: 1 });
     // the other log's entry, relabelled with this log's id: its SET does not verify with this log's key
     const relabelled = parse(
-      edit(await dsseBundle(k, signStatement(D), { log: rcOther }), (j) => (j.verificationMaterial.tlogEntries[0].logId.keyId = Buffer.from(rekor.logId, 'hex').toString('base64'))),
+      edit(
+        await dsseBundle(k, signStatement(D), { log: rcOther }),
+        (j) => (j.verificationMaterial.tlogEntries[0].logId.keyId = Buffer.from(rekor.logId, 'hex').toString('base64')),
+      ),
     );
-    expect(await checkBundle(relabelled, { digest: D }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey] })).toEqual({ ok: false, why: 'no tlog entry with a SET by a configured Rekor key' });
+    expect(await checkBundle(relabelled, { digest: D }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey] })).toEqual({
+      ok: false,
+      why: 'no tlog entry with a SET by a configured Rekor key',
+    });
 
     const unlogged = parse(await dsseBundle(k, signStatement(D)));
     expect(await checkBundle(unlogged, { digest: D }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey] })).toEqual({ ok: false, why: 'no tlog entry' });
-    expect(await checkBundle(unlogged, { digest: D }, { publicKey: k.publicKey }, { requireTlog: true })).toEqual({ ok: false, why: 'a tlog entry is required but no Rekor key is configured' });
-    expect(await checkBundle(unlogged, { digest: D }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey], requireTlog: false })).toEqual({ ok: true, tlogEntries: 0, timestamps: 0 });
+    expect(await checkBundle(unlogged, { digest: D }, { publicKey: k.publicKey }, { requireTlog: true })).toEqual({
+      ok: false,
+      why: 'a tlog entry is required but no Rekor key is configured',
+    });
+    expect(await checkBundle(unlogged, { digest: D }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey], requireTlog: false })).toEqual({
+      ok: true,
+      tlogEntries: 0,
+      timestamps: 0,
+    });
 
     // a genuine entry (valid SET) of another signature by the same key, moved into this bundle
     const logged = await dsseBundle(k, signStatement(D, { run: '2' }), { log: rc });
     const moved = parse(
       edit(await dsseBundle(k, signStatement(D)), (j) => (j.verificationMaterial.tlogEntries = JSON.parse(logged.toString()).verificationMaterial.tlogEntries)),
     );
-    expect(await checkBundle(moved, { digest: D }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey] })).toEqual({ ok: false, why: 'tlog entry 0 does not match the bundle: payload hash' });
+    expect(await checkBundle(moved, { digest: D }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey] })).toEqual({
+      ok: false,
+      why: 'tlog entry 0 does not match the bundle: payload hash',
+    });
 
     // an entry naming the certificate, in a bundle that carries only the key
     const { certificate } = issueSignerChain(k.publicKey);
@@ -262,7 +301,14 @@ describe('transparency log', () => {
       x[0]! ^= 1;
       return x.toString('base64');
     };
-    expect(await check(edit(good, (j) => (j.verificationMaterial.tlogEntries[0].inclusionProof.hashes[0] = flip(j.verificationMaterial.tlogEntries[0].inclusionProof.hashes[0]))))).toEqual({
+    expect(
+      await check(
+        edit(
+          good,
+          (j) => (j.verificationMaterial.tlogEntries[0].inclusionProof.hashes[0] = flip(j.verificationMaterial.tlogEntries[0].inclusionProof.hashes[0])),
+        ),
+      ),
+    ).toEqual({
       ok: false,
       why: 'tlog entry 0: inclusion proof does not lead to its root hash',
     });
@@ -274,7 +320,10 @@ describe('transparency log', () => {
         }),
       ),
     ).toEqual({ ok: false, why: 'tlog entry 0: checkpoint signature does not verify' });
-    expect(await check(edit(good, (j) => j.verificationMaterial.tlogEntries.push(j.verificationMaterial.tlogEntries[0])))).toEqual({ ok: false, why: 'tlog entry 1 is a duplicate' });
+    expect(await check(edit(good, (j) => j.verificationMaterial.tlogEntries.push(j.verificationMaterial.tlogEntries[0])))).toEqual({
+      ok: false,
+      why: 'tlog entry 1 is a duplicate',
+    });
   });
 
   it('RFC 6962 audit paths: every leaf of trees of 1..9 leaves leads to the root, a wrong index does not', () => {
@@ -331,7 +380,13 @@ describe('timestamps', () => {
     const good = await dsseBundle(k, statement);
     const sig = Buffer.from(JSON.parse(good.toString()).dsseEnvelope.signatures[0].sig, 'base64');
     const withTs = (...ts: string[]) =>
-      parse(edit(good, (j) => (j.verificationMaterial.timestampVerificationData = { rfc3161Timestamps: ts.map((t) => ({ signedTimestamp: Buffer.from(t).toString('base64') })) })));
+      parse(
+        edit(
+          good,
+          (j) =>
+            (j.verificationMaterial.timestampVerificationData = { rfc3161Timestamps: ts.map((t) => ({ signedTimestamp: Buffer.from(t).toString('base64') })) }),
+        ),
+      );
     const seen: string[] = [];
     const verifyTimestamp = (signature: Buffer, ts: Buffer): Date => {
       expect(signature.equals(sig)).toBe(true);
@@ -339,15 +394,29 @@ describe('timestamps', () => {
       if (ts.toString() !== 'good') throw new Error('does not verify');
       return new Date();
     };
-    expect(await checkBundle(withTs('bad', 'good'), { digest: D }, { publicKey: k.publicKey }, { verifyTimestamp, requireTimestamp: true })).toEqual({ ok: true, tlogEntries: 0, timestamps: 1 });
+    expect(await checkBundle(withTs('bad', 'good'), { digest: D }, { publicKey: k.publicKey }, { verifyTimestamp, requireTimestamp: true })).toEqual({
+      ok: true,
+      tlogEntries: 0,
+      timestamps: 1,
+    });
     expect(seen).toEqual(['bad', 'good']);
-    expect(await checkBundle(withTs('bad'), { digest: D }, { publicKey: k.publicKey }, { verifyTimestamp, requireTimestamp: true })).toEqual({ ok: false, why: 'no timestamp verifies' });
-    expect(await checkBundle(parse(good), { digest: D }, { publicKey: k.publicKey }, { verifyTimestamp, requireTimestamp: true })).toEqual({ ok: false, why: 'no timestamp' });
+    expect(await checkBundle(withTs('bad'), { digest: D }, { publicKey: k.publicKey }, { verifyTimestamp, requireTimestamp: true })).toEqual({
+      ok: false,
+      why: 'no timestamp verifies',
+    });
+    expect(await checkBundle(parse(good), { digest: D }, { publicKey: k.publicKey }, { verifyTimestamp, requireTimestamp: true })).toEqual({
+      ok: false,
+      why: 'no timestamp',
+    });
     expect(await checkBundle(withTs('good'), { digest: D }, { publicKey: k.publicKey }, { requireTimestamp: true })).toEqual({
       ok: false,
       why: 'a timestamp is required but no timestamp verifier is configured',
     });
-    expect(await checkBundle(withTs('bad'), { digest: D }, { publicKey: k.publicKey }, { verifyTimestamp })).toEqual({ ok: true, tlogEntries: 0, timestamps: 0 });
+    expect(await checkBundle(withTs('bad'), { digest: D }, { publicKey: k.publicKey }, { verifyTimestamp })).toEqual({
+      ok: true,
+      tlogEntries: 0,
+      timestamps: 0,
+    });
   });
 });
 
@@ -359,7 +428,13 @@ describe('RFC 3161 timestamps from a real TSA (@sigstore/mock), verified with @s
     const tsa = await initializeTSA(tsaKeys, new Date(Math.floor(Date.now() / 1000) * 1000));
     const stamp = async (data: Buffer) =>
       Buffer.from(
-        (await tsa.timestamp({ artifactHash: createHash('sha256').update(data).digest(), hashAlgorithmOID: '2.16.840.1.101.3.4.2.1', nonce: 7, policyOID: '1.3.6.1.4.1.57264.2', certReq: true })) as Uint8Array,
+        (await tsa.timestamp({
+          artifactHash: createHash('sha256').update(data).digest(),
+          hashAlgorithmOID: '2.16.840.1.101.3.4.2.1',
+          nonce: 7,
+          policyOID: '1.3.6.1.4.1.57264.2',
+          certReq: true,
+        })) as Uint8Array,
       );
     // what a verifyTimestamp can be: parse, check the imprint and the TSA signature, answer the time
     const verifyTimestamp = (signature: Buffer, signed: Buffer): Date => {
@@ -371,9 +446,15 @@ describe('RFC 3161 timestamps from a real TSA (@sigstore/mock), verified with @s
     const good = await dsseBundle(k, signStatement(D));
     const sig = Buffer.from(JSON.parse(good.toString()).dsseEnvelope.signatures[0].sig, 'base64');
     const withTs = (b: Buffer, ...ts: Buffer[]) =>
-      parse(edit(b, (j) => (j.verificationMaterial.timestampVerificationData = { rfc3161Timestamps: ts.map((t) => ({ signedTimestamp: t.toString('base64') })) })));
+      parse(
+        edit(b, (j) => (j.verificationMaterial.timestampVerificationData = { rfc3161Timestamps: ts.map((t) => ({ signedTimestamp: t.toString('base64') })) })),
+      );
     const opts = { verifyTimestamp, requireTimestamp: true };
-    expect(await checkBundle(withTs(good, await stamp(sig)), { digest: D }, { publicKey: k.publicKey }, opts)).toEqual({ ok: true, tlogEntries: 0, timestamps: 1 });
+    expect(await checkBundle(withTs(good, await stamp(sig)), { digest: D }, { publicKey: k.publicKey }, opts)).toEqual({
+      ok: true,
+      tlogEntries: 0,
+      timestamps: 1,
+    });
     expect(await checkBundle(withTs(good, await stamp(Buffer.from('another signature'))), { digest: D }, { publicKey: k.publicKey }, opts)).toEqual({
       ok: false,
       why: 'no timestamp verifies',
@@ -408,22 +489,41 @@ describe('messageSignature bundles', () => {
       JSON.stringify({
         mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
         verificationMaterial: { publicKey: { hint: 'h' }, tlogEntries: [bundleTlogEntry(e, 'hashedrekord')] },
-        messageSignature: { messageDigest: { algorithm: 'SHA2_256', digest: Buffer.from(digestHex, 'hex').toString('base64') }, signature: signature.toString('base64') },
+        messageSignature: {
+          messageDigest: { algorithm: 'SHA2_256', digest: Buffer.from(digestHex, 'hex').toString('base64') },
+          signature: signature.toString('base64'),
+        },
       }),
     );
     const b = parse(bytes);
     expect(b.content.kind).toBe('messageSignature');
     const want = `sha256:${digestHex}`;
     expect(imageClaim(b)).toEqual({ kind: 'messageDigest', digest: want });
-    expect(await checkBundle(b, { digest: want, manifest }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey] })).toEqual({ ok: true, tlogEntries: 1, timestamps: 0 });
-    expect(await checkBundle(b, { digest: want }, { publicKey: k.publicKey })).toEqual({ ok: false, why: 'message signature: the manifest is needed to verify it' });
+    expect(await checkBundle(b, { digest: want, manifest }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey] })).toEqual({
+      ok: true,
+      tlogEntries: 1,
+      timestamps: 0,
+    });
+    expect(await checkBundle(b, { digest: want }, { publicKey: k.publicKey })).toEqual({
+      ok: false,
+      why: 'message signature: the manifest is needed to verify it',
+    });
     expect(await checkBundle(b, { digest: D, manifest }, { publicKey: k.publicKey })).toEqual({ ok: false, why: `message digest is not ${D}` });
-    expect(await checkBundle(b, { digest: want, manifest, annotations: { a: 'b' } }, { publicKey: k.publicKey })).toEqual({ ok: false, why: 'a message signature carries no annotations' });
-    expect(await checkBundle(b, { digest: want, manifest }, { publicKey: p256().publicKey })).toEqual({ ok: false, why: 'signature does not verify with the key' });
+    expect(await checkBundle(b, { digest: want, manifest, annotations: { a: 'b' } }, { publicKey: k.publicKey })).toEqual({
+      ok: false,
+      why: 'a message signature carries no annotations',
+    });
+    expect(await checkBundle(b, { digest: want, manifest }, { publicKey: p256().publicKey })).toEqual({
+      ok: false,
+      why: 'signature does not verify with the key',
+    });
     // a DSSE-kind entry does not log a message signature
     const dsseEntry = JSON.parse((await dsseBundle(k, signStatement(D), { log: rc })).toString()).verificationMaterial.tlogEntries;
     const mixed = parse(edit(bytes, (j) => (j.verificationMaterial.tlogEntries = dsseEntry)));
-    expect(await checkBundle(mixed, { digest: want, manifest }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey] })).toEqual({ ok: false, why: 'tlog entry 0 is dsse 0.0.1, not hashedrekord 0.0.1' });
+    expect(await checkBundle(mixed, { digest: want, manifest }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey] })).toEqual({
+      ok: false,
+      why: 'tlog entry 0 is dsse 0.0.1, not hashedrekord 0.0.1',
+    });
   });
 });
 
@@ -442,7 +542,10 @@ describe('parsing what anyone may push', () => {
       ['no verification material', edit(good, (j) => delete j.verificationMaterial)],
       ['no key, no certificate', edit(good, (j) => delete j.verificationMaterial.publicKey)],
       ['a key and a certificate', edit(good, (j) => (j.verificationMaterial.certificate = { rawBytes: 'AAAA' }))],
-      ['a certificate that is not one', edit(good, (j) => (delete j.verificationMaterial.publicKey, (j.verificationMaterial.certificate = { rawBytes: 'AAAA' })))],
+      [
+        'a certificate that is not one',
+        edit(good, (j) => (delete j.verificationMaterial.publicKey, (j.verificationMaterial.certificate = { rawBytes: 'AAAA' }))),
+      ],
       ['no content', edit(good, (j) => delete j.dsseEnvelope)],
       ['two contents', edit(good, (j) => (j.messageSignature = { signature: 'AAAA' }))],
       ['payload not base64', edit(good, (j) => (j.dsseEnvelope.payload = '%%%'))],
@@ -499,7 +602,11 @@ describe('parsing what anyone may push', () => {
       x.mediaType = 'application/vnd.dev.sigstore.bundle+json;version=0.1';
       delete x.verificationMaterial.tlogEntries[0].inclusionProof;
     });
-    expect(await checkBundle(parse(v01), { digest: D }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey] })).toEqual({ ok: true, tlogEntries: 1, timestamps: 0 });
+    expect(await checkBundle(parse(v01), { digest: D }, { publicKey: k.publicKey }, { rekorKeys: [rekorKey] })).toEqual({
+      ok: true,
+      tlogEntries: 1,
+      timestamps: 0,
+    });
     expect(parseSigstoreBundle(edit(v01, (x) => delete x.verificationMaterial.tlogEntries[0].inclusionPromise))).toBeUndefined();
   });
 });

@@ -37,14 +37,22 @@ describe('sigstore bundle pieces', () => {
     expect(b.mediaType).toBe('application/vnd.dev.sigstore.bundle.v0.3+json');
     expect(b.verificationMaterial.publicKey.hint).toMatch(/^[A-Za-z0-9+/]{43}=$/);
     expect(b.verificationMaterial.tlogEntries).toBeUndefined();
-    expect(b.dsseEnvelope).toEqual({ payload: statement.toString('base64'), payloadType: 'application/vnd.in-toto+json', signatures: [{ sig: sig.toString('base64') }] });
+    expect(b.dsseEnvelope).toEqual({
+      payload: statement.toString('base64'),
+      payloadType: 'application/vnd.in-toto+json',
+      signatures: [{ sig: sig.toString('base64') }],
+    });
     // read back by the bundle reader: valid for this key and digest; not with an annotation it lacks, nor for another key
     const parsed = parseSigstoreBundle(Buffer.from(JSON.stringify(b)))!;
     expect(await checkBundle(parsed, { digest: D }, { publicKey })).toEqual({ ok: true, tlogEntries: 0, timestamps: 0 });
     expect(await checkBundle(parsed, { digest: D, annotations: { a: 'b' } }, { publicKey })).toMatchObject({ ok: false });
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
     expect(await checkBundle(parsed, { digest: D }, { publicKey: other })).toMatchObject({ ok: false, why: 'signature does not verify with the key' });
-    expect(JSON.parse(envelopeJson(statement, sig))).toEqual({ payloadType: 'application/vnd.in-toto+json', payload: statement.toString('base64'), signatures: [{ keyid: '', sig: sig.toString('base64') }] });
+    expect(JSON.parse(envelopeJson(statement, sig))).toEqual({
+      payloadType: 'application/vnd.in-toto+json',
+      payload: statement.toString('base64'),
+      signatures: [{ keyid: '', sig: sig.toString('base64') }],
+    });
     expect(keyId(pem)).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
 
@@ -53,7 +61,11 @@ describe('sigstore bundle pieces', () => {
     const ann = referrerAnnotations(signStatement(D), pem, new Date('2026-01-02T03:04:05.678Z'));
     const m = JSON.parse(referrerManifest(Buffer.from('{}x'), { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: D, size: 7 }, ann).toString());
     expect(Object.keys(m)).toEqual(['schemaVersion', 'mediaType', 'config', 'layers', 'annotations', 'subject', 'artifactType']);
-    expect(m.config).toEqual({ mediaType: 'application/vnd.oci.empty.v1+json', size: 2, digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a' });
+    expect(m.config).toEqual({
+      mediaType: 'application/vnd.oci.empty.v1+json',
+      size: 2,
+      digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a',
+    });
     expect(m.layers).toHaveLength(1);
     expect(m.annotations['org.opencontainers.image.created']).toBe('2026-01-02T03:04:05Z');
     expect(m.annotations['dev.sigstore.bundle.content']).toBe('dsse-envelope');
@@ -62,7 +74,13 @@ describe('sigstore bundle pieces', () => {
   });
 
   it('the fallback index: created when absent, appended without duplicates, other content kept', () => {
-    const d = (n: string) => ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${n.repeat(64)}`, size: 1, artifactType: 'x', annotations: { b: '1', a: '2' } });
+    const d = (n: string) => ({
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest: `sha256:${n.repeat(64)}`,
+      size: 1,
+      artifactType: 'x',
+      annotations: { b: '1', a: '2' },
+    });
     const first = appendToIndex(undefined, [d('a')]);
     expect(first.changed).toBe(true);
     const doc = JSON.parse(first.body.toString());

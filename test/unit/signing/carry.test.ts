@@ -20,7 +20,8 @@ let oci: FakeOciClient;
 let client: RegistryClient;
 const OCI = 'application/vnd.oci.image.manifest.v1+json';
 
-const layerBy = (k: ReturnType<typeof key>, payload: Buffer) => signatureLayer(payload, sha256Digest(payload), sign('sha256', payload, k.raw.privateKey).toString('base64'));
+const layerBy = (k: ReturnType<typeof key>, payload: Buffer) =>
+  signatureLayer(payload, sha256Digest(payload), sign('sha256', payload, k.raw.privateKey).toString('base64'));
 const sigTag = (d: string) => `${d.replace(':', '-')}.sig`;
 
 async function write(repo: string, digest: string, list: SignatureLayer[], blobs: Buffer[]) {
@@ -47,7 +48,7 @@ describe('triageLayers', () => {
   const other = simpleSigningPayload('r/x:other', digestOf('t'));
   const payloads = new Map([[sha256Digest(payload), payload]]);
 
-  it('a few claims (a co-signer with its own key, say): all verified, all carried, the signing keys\' marked; other payloads untouched', async () => {
+  it("a few claims (a co-signer with its own key, say): all verified, all carried, the signing keys' marked; other payloads untouched", async () => {
     const list = [layerBy(stranger, payload), layerBy(ours, payload), layerBy(old, payload), layerBy(stranger, other)];
     const t = await triageLayers(list, payloads, [ours], [old]);
     expect(t.carried.map((c) => c.layer)).toEqual(list);
@@ -56,13 +57,19 @@ describe('triageLayers', () => {
   });
 
   it(`more than ${MAX_CLAIMS_VERIFIED} claims: poisoned; only claims a configured key verifies are carried (signing keys, then the others), ${MAX_CLAIMS_VERIFIED} verified at most, the rest dropped unchecked`, async () => {
-    const list = [layerBy(ours, payload), layerBy(stranger, other), layerBy(old, payload), ...Array.from({ length: 20 }, () => layerBy(stranger, payload)), layerBy(ours, payload)];
+    const list = [
+      layerBy(ours, payload),
+      layerBy(stranger, other),
+      layerBy(old, payload),
+      ...Array.from({ length: 20 }, () => layerBy(stranger, payload)),
+      layerBy(ours, payload),
+    ];
     const t = await triageLayers(list, payloads, [ours], [old]);
     expect(t.carried.map((c) => c.layer)).toEqual([list[0], list[1], list[2]]);
     expect(t).toMatchObject({ invalid: MAX_CLAIMS_VERIFIED - 2, unchecked: 22 - MAX_CLAIMS_VERIFIED + 1 });
   });
 
-  it('a claim whose size is not the payload\'s is no signature of it (cosign reads by the size)', async () => {
+  it("a claim whose size is not the payload's is no signature of it (cosign reads by the size)", async () => {
     const l = { ...layerBy(ours, payload), size: payload.length + 1 };
     expect((await triageLayers([l], payloads, [ours])).carried[0]!.signers).toEqual([]);
     const many = [l, ...Array.from({ length: MAX_CLAIMS_VERIFIED }, () => layerBy(ours, payload))];
@@ -95,7 +102,7 @@ describe('checkSignatureLimits', () => {
 });
 
 describe('attach with a poisoned .sig', () => {
-  it('signet\'s own signature present among planted claims: the .sig is rewritten without them, outcome present, no new signature', async () => {
+  it("signet's own signature present among planted claims: the .sig is rewritten without them, outcome present, no new signature", async () => {
     const k = key('p');
     const d = digestOf('present');
     const payload = simpleSigningPayload('r/x:v1', d);
@@ -112,7 +119,7 @@ describe('attach with a poisoned .sig', () => {
     expect(dropped).toEqual({ invalid: MAX_CLAIMS_VERIFIED - 1, unchecked: 50 - (MAX_CLAIMS_VERIFIED - 1) });
   });
 
-  it('signet\'s signature present but the .sig over 1,000 layers of others: SIGNATURE_LIMIT_EXCEEDED, not present', async () => {
+  it("signet's signature present but the .sig over 1,000 layers of others: SIGNATURE_LIMIT_EXCEEDED, not present", async () => {
     const k = key('q');
     const d = digestOf('full');
     const payload = simpleSigningPayload('r/x:v1', d);

@@ -84,6 +84,9 @@ keys:
     expect(good.get('plain')!.certificate).toBeUndefined();
     expect(good.get('good')!.verifierPem).toMatch(/BEGIN CERTIFICATE/);
     expect(good.get('plain')!.verifierPem).toMatch(/BEGIN PUBLIC KEY/);
-    await expect(createSigningKeys([cfg.keys[1]!], { baseDir: tmp.dir })).rejects.toMatchObject({ code: 'KEY_INVALID', message: expect.stringMatching(/key "bad"/) });
+    await expect(createSigningKeys([cfg.keys[1]!], { baseDir: tmp.dir })).rejects.toMatchObject({
+      code: 'KEY_INVALID',
+      message: expect.stringMatching(/key "bad"/),
+    });
   });
 });

@@ -26,14 +26,21 @@ const plan = (repo: string, tag: string | undefined, opts: { byDigest?: boolean;
 describe('decideRule and planSigning', () => {
   it('takes identity, annotations, keys and formats from the first matching rule; formats default to legacy and bundle', () => {
     const p = plan('team/app', 'v1', { pusher: 'alice' });
-    expect(p).toMatchObject({ ruleIndex: 0, identity: `${H}/team/app:v1`, annotations: { repo: 'team/app', who: 'alice', t: 'v1' }, formats: ['legacy', 'bundle'] });
+    expect(p).toMatchObject({
+      ruleIndex: 0,
+      identity: `${H}/team/app:v1`,
+      annotations: { repo: 'team/app', who: 'alice', t: 'v1' },
+      formats: ['legacy', 'bundle'],
+    });
     expect(p.keys.map((k) => k.name)).toEqual(['a', 'b']);
     expect(p.keys[0]).toBe(keys.get('a'));
     expect(DEFAULT_FORMATS).toEqual(['legacy', 'bundle']);
     expect(plan('byrepo/app', 'v1').identity).toBe(`${H}/byrepo/app`);
     expect(plan('bundles/app', 'v1')).toMatchObject({ formats: ['bundle'], identity: `${H}/bundles/app:v1` });
     // untagged (a digest push the rule signs): the identity names the digest
-    expect(planSigning({ rule: rule({ match: '**', untagged: 'sign' }), index: 9 }, { host: H, repository: 'x', digest: D }, keys).identity).toBe(`${H}/x@${D}`);
+    expect(planSigning({ rule: rule({ match: '**', untagged: 'sign' }), index: 9 }, { host: H, repository: 'x', digest: D }, keys).identity).toBe(
+      `${H}/x@${D}`,
+    );
   });
 
   it('says why nothing is signed, naming the rule when one matched', () => {

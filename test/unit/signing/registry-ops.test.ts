@@ -33,7 +33,14 @@ function key(name: string): KeyProvider {
 
 /** The stand-in answers GETs of `path` (exact pathname) with this body and content type, always. */
 function serve(path: string, body: string, contentType = 'application/json', headers: Record<string, string> = {}) {
-  reg.tricks.push({ match: (req, u) => req.method === 'GET' && u.pathname === path, times: Infinity, kind: 'answer', status: 200, headers: { 'content-type': contentType, ...headers }, body });
+  reg.tricks.push({
+    match: (req, u) => req.method === 'GET' && u.pathname === path,
+    times: Infinity,
+    kind: 'answer',
+    status: 200,
+    headers: { 'content-type': contentType, ...headers },
+    body,
+  });
 }
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
@@ -78,7 +85,10 @@ describe('referrers indexes are schema-checked', () => {
 
   it('the fallback tag served with an entry of the wrong type: REGISTRY_PROTOCOL before anything is signed or written', async () => {
     // not served as an index type, so the registry client's media-type check does not apply: the referrers schema does
-    serve(`/v2/team/app/manifests/sha256-${'ab'.repeat(32)}`, JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [desc(D), { digest: D, size: -1 }] }));
+    serve(
+      `/v2/team/app/manifests/sha256-${'ab'.repeat(32)}`,
+      JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [desc(D), { digest: D, size: -1 }] }),
+    );
     const statement = signStatement(D);
     const code = await codeOf(attachBundles(client, 'team/app', desc(D), [{ key: key('k'), statement }], noLock));
     expect(code).toBe('REGISTRY_PROTOCOL');
@@ -131,7 +141,10 @@ describe('the legacy .sig is schema-checked', () => {
       serve(`/v2/team/app/manifests/sha256-${'cd'.repeat(32)}.sig`, body);
       const code = await codeOf(attachLegacySignatures(client, 'team/app', digest, [{ key: key('k'), payload }], noLock));
       expect(code, body).toBe('REGISTRY_PROTOCOL');
-      expect(reg.requests.filter((r) => r.startsWith('PUT ') || r.startsWith('POST ')), body).toEqual([]);
+      expect(
+        reg.requests.filter((r) => r.startsWith('PUT ') || r.startsWith('POST ')),
+        body,
+      ).toEqual([]);
     }
   });
 

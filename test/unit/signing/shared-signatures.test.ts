@@ -22,7 +22,7 @@ afterAll(async () => {
 });
 
 describe('signatures shared between workers', () => {
-  it('a second worker (its own key object and memo) reuses the first one\'s signature: one backend call', async () => {
+  it("a second worker (its own key object and memo) reuses the first one's signature: one backend call", async () => {
     const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const [inA, inB] = [testKey('k', { pair }), testKey('k', { pair })];
     const payload = Buffer.from('{"critical":{"image":{"docker-manifest-digest":"sha256:1"}}}');

@@ -6,10 +6,17 @@ import type { RekorClient, RekorLogEntry } from '../../../src/transparency/rekor
 const entry: RekorLogEntry = { uuid: 'u', body: '', integratedTime: 5, logIndex: 9, logID: 'l', signedEntryTimestamp: 's', existing: false };
 const rekor = (impl: () => Promise<RekorLogEntry>) => ({ createEntry: impl }) as unknown as RekorClient;
 
-describe('a rule\'s Rekor policy', () => {
+describe("a rule's Rekor policy", () => {
   it('logged / existing come from Rekor; the check runs on the entry', async () => {
-    expect((await logToRekor({ rekor: rekor(async () => entry), required: true }, {}, () => undefined)).status).toEqual({ status: 'logged', logIndex: 9, uuid: 'u', integratedTime: 5 });
-    expect((await logToRekor({ rekor: rekor(async () => ({ ...entry, existing: true })), required: true }, {}, () => undefined)).status.status).toBe('existing');
+    expect((await logToRekor({ rekor: rekor(async () => entry), required: true }, {}, () => undefined)).status).toEqual({
+      status: 'logged',
+      logIndex: 9,
+      uuid: 'u',
+      integratedTime: 5,
+    });
+    expect((await logToRekor({ rekor: rekor(async () => ({ ...entry, existing: true })), required: true }, {}, () => undefined)).status.status).toBe(
+      'existing',
+    );
   });
   it('required: every Rekor failure propagates (unavailable is retryable, rejected is not)', async () => {
     const down = new SignetError('REKOR_UNAVAILABLE', 'down');

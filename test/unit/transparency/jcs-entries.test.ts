@@ -72,8 +72,16 @@ describe('entries', () => {
   it("the bundle annotation has exactly cosign's fields, in Go struct order, and parses back", () => {
     const e = entry({});
     const a = cosignBundleAnnotation(e);
-    expect(a).toBe(`{"SignedEntryTimestamp":"MEUCIQ==","Payload":{"body":"${e.body}","integratedTime":1700000000,"logIndex":1234,"logID":"${'c'.repeat(64)}"}}`);
-    expect(parseCosignBundleAnnotation(a)).toEqual({ signedEntryTimestamp: 'MEUCIQ==', body: e.body, integratedTime: 1700000000, logIndex: 1234, logID: 'c'.repeat(64) });
+    expect(a).toBe(
+      `{"SignedEntryTimestamp":"MEUCIQ==","Payload":{"body":"${e.body}","integratedTime":1700000000,"logIndex":1234,"logID":"${'c'.repeat(64)}"}}`,
+    );
+    expect(parseCosignBundleAnnotation(a)).toEqual({
+      signedEntryTimestamp: 'MEUCIQ==',
+      body: e.body,
+      integratedTime: 1700000000,
+      logIndex: 1234,
+      logID: 'c'.repeat(64),
+    });
     expect(parseCosignBundleAnnotation('{"Payload":{}}')).toBeUndefined();
     expect(parseCosignBundleAnnotation('not json')).toBeUndefined();
   });

@@ -102,7 +102,10 @@ describe('RekorClient', () => {
     const ok = client({ publicKeyPem: rekor.publicKeyPem });
     await expect(ok.createEntry(rsaEntry('pinned').proposed)).resolves.toMatchObject({ logID: rekor.logId });
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
-    await expect(client({ publicKeyPem: other }).createEntry(rsaEntry('pinned-2').proposed)).rejects.toMatchObject({ code: 'REKOR_REJECTED', retryable: false });
+    await expect(client({ publicKeyPem: other }).createEntry(rsaEntry('pinned-2').proposed)).rejects.toMatchObject({
+      code: 'REKOR_REJECTED',
+      retryable: false,
+    });
     const rsaKey = rsaPem;
     expect(() => client({ publicKeyPem: rsaKey })).toThrow(/ECDSA/);
   });
@@ -112,7 +115,11 @@ describe('RekorClient', () => {
     await expect(client({ attempts: 3 }).createEntry(rsaEntry('flaky').proposed)).resolves.toMatchObject({ existing: false });
     rekor.fail(502, 10);
     const before = rekor.requests.length;
-    await expect(client({ attempts: 3 }).createEntry(rsaEntry('down').proposed)).rejects.toMatchObject({ code: 'REKOR_UNAVAILABLE', retryable: true, status: 502 });
+    await expect(client({ attempts: 3 }).createEntry(rsaEntry('down').proposed)).rejects.toMatchObject({
+      code: 'REKOR_UNAVAILABLE',
+      retryable: true,
+      status: 502,
+    });
     expect(rekor.requests.length - before).toBe(3);
   });
 
@@ -133,7 +140,11 @@ describe('RekorClient', () => {
     const s = await server((_q, res) => res.writeHead(429, { 'retry-after': '60' }).end('{"code":429,"message":"slow down"}'));
     try {
       const started = Date.now();
-      await expect(client({ url: s.url, attempts: 5 }).createEntry({})).rejects.toMatchObject({ code: 'REKOR_UNAVAILABLE', retryable: true, retryAfterSeconds: 60 });
+      await expect(client({ url: s.url, attempts: 5 }).createEntry({})).rejects.toMatchObject({
+        code: 'REKOR_UNAVAILABLE',
+        retryable: true,
+        retryAfterSeconds: 60,
+      });
       expect(Date.now() - started).toBeLessThan(1000);
     } finally {
       await s.close();
@@ -155,7 +166,10 @@ describe('RekorClient', () => {
     const elsewhere = await server((_q, s) => s.end('{}'));
     const s = await server((_q, res) => res.writeHead(409, { location: `${elsewhere.url}/api/v1/log/entries/${'a'.repeat(64)}` }).end('{}'));
     try {
-      await expect(client({ url: s.url }).createEntry({})).rejects.toMatchObject({ code: 'REKOR_REJECTED', message: expect.stringMatching(/outside the configured Rekor/) });
+      await expect(client({ url: s.url }).createEntry({})).rejects.toMatchObject({
+        code: 'REKOR_REJECTED',
+        message: expect.stringMatching(/outside the configured Rekor/),
+      });
       expect(elsewhere.connections()).toBe(0);
     } finally {
       await s.close();
@@ -168,12 +182,17 @@ describe('RekorClient', () => {
     const uuid = 'b'.repeat(64);
     const s = await server((q, res) => {
       seen.push(`${q.method} ${q.url}`);
-      res.writeHead(201, { 'content-type': 'application/json' }).end(
-        JSON.stringify({ [uuid]: { body: Buffer.from('{}').toString('base64'), integratedTime: 1, logID: 'c'.repeat(64), logIndex: 7, verification: {} } }),
-      );
+      res
+        .writeHead(201, { 'content-type': 'application/json' })
+        .end(
+          JSON.stringify({ [uuid]: { body: Buffer.from('{}').toString('base64'), integratedTime: 1, logID: 'c'.repeat(64), logIndex: 7, verification: {} } }),
+        );
     });
     try {
-      await expect(client({ url: `${s.url}/rekor/` }).createEntry({})).rejects.toMatchObject({ code: 'REKOR_REJECTED', message: expect.stringMatching(/signedEntryTimestamp/) });
+      await expect(client({ url: `${s.url}/rekor/` }).createEntry({})).rejects.toMatchObject({
+        code: 'REKOR_REJECTED',
+        message: expect.stringMatching(/signedEntryTimestamp/),
+      });
       expect(seen).toEqual(['POST /rekor/api/v1/log/entries']);
     } finally {
       await s.close();
@@ -182,10 +201,15 @@ describe('RekorClient', () => {
 
   it('a huge Retry-After from Rekor is capped (10 minutes): a 429 cannot park the job for years', async () => {
     rekor.fail(429, 1, { 'retry-after': '99999999' });
-    const err = await client({ attempts: 3 }).createEntry(rsaEntry('parked').proposed).catch((e: unknown) => e);
+    const err = await client({ attempts: 3 })
+      .createEntry(rsaEntry('parked').proposed)
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'REKOR_UNAVAILABLE', retryable: true, status: 429, retryAfterSeconds: MAX_RETRY_AFTER_SECONDS });
     rekor.fail(503, 1, { 'retry-after': 'Fri, 31 Dec 9999 23:59:59 GMT' });
-    await expect(client({ attempts: 1 }).createEntry(rsaEntry('parked-2').proposed)).rejects.toMatchObject({ status: 503, retryAfterSeconds: MAX_RETRY_AFTER_SECONDS });
+    await expect(client({ attempts: 1 }).createEntry(rsaEntry('parked-2').proposed)).rejects.toMatchObject({
+      status: 503,
+      retryAfterSeconds: MAX_RETRY_AFTER_SECONDS,
+    });
   });
 
   it('a body dripped a byte at a time hits the overall deadline (per-chunk timers never fire)', async () => {
@@ -241,7 +265,13 @@ describe('RekorClient', () => {
 
   it('entries of the wrong shape are REKOR_REJECTED naming the field; the error says where, not what', async () => {
     const uuid = 'd'.repeat(64);
-    const good = { body: Buffer.from('{}').toString('base64'), integratedTime: 1, logID: 'c'.repeat(64), logIndex: 7, verification: { signedEntryTimestamp: 'c2V0' } };
+    const good = {
+      body: Buffer.from('{}').toString('base64'),
+      integratedTime: 1,
+      logID: 'c'.repeat(64),
+      logIndex: 7,
+      verification: { signedEntryTimestamp: 'c2V0' },
+    };
     let answer: unknown;
     const s = await server((_q, res) => res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify(answer)));
     try {
@@ -256,7 +286,11 @@ describe('RekorClient', () => {
       ];
       for (const [a, why] of cases) {
         answer = a;
-        await expect(client({ url: s.url }).createEntry({}), JSON.stringify(a).slice(0, 80)).rejects.toMatchObject({ code: 'REKOR_REJECTED', retryable: false, message: expect.stringMatching(why) });
+        await expect(client({ url: s.url }).createEntry({}), JSON.stringify(a).slice(0, 80)).rejects.toMatchObject({
+          code: 'REKOR_REJECTED',
+          retryable: false,
+          message: expect.stringMatching(why),
+        });
       }
       answer = { [uuid]: good };
       await expect(client({ url: s.url }).createEntry({})).resolves.toMatchObject({ uuid, logIndex: 7, signedEntryTimestamp: 'c2V0' });
@@ -267,10 +301,14 @@ describe('RekorClient', () => {
 
   it("Rekor's error message is redacted before it reaches the error", async () => {
     const s = await server((_q, res) =>
-      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 400, message: 'bad request with Authorization: Bearer sekret-value-1 and token=sekret-value-2' })),
+      res
+        .writeHead(400, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ code: 400, message: 'bad request with Authorization: Bearer sekret-value-1 and token=sekret-value-2' })),
     );
     try {
-      const err = (await client({ url: s.url }).createEntry({}).catch((e: unknown) => e)) as Error;
+      const err = (await client({ url: s.url })
+        .createEntry({})
+        .catch((e: unknown) => e)) as Error;
       expect(err).toMatchObject({ code: 'REKOR_REJECTED', status: 400, message: expect.stringContaining('bad request with Authorization: Bearer [redacted]') });
       expect(err.message).not.toMatch(/sekret-value/);
     } finally {

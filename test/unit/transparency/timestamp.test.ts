@@ -70,11 +70,13 @@ beforeEach(() => {
 describe('TimeStampReq encoding', () => {
   it('is the DER RFC 3161 request: version 1, sha256 imprint (NULL params), nonce, certReq TRUE', () => {
     const der = encodeTimestampRequest({ sha256: Buffer.alloc(32, 0xab), nonce: 0x80n, certReq: true });
-    expect(der.toString('hex')).toBe(
-      '303d' + '020101' + '3031' + '300d0609608648016503040201' + '0500' + '0420' + 'ab'.repeat(32) + '02020080' + '0101ff',
-    );
+    expect(der.toString('hex')).toBe('303d' + '020101' + '3031' + '300d0609608648016503040201' + '0500' + '0420' + 'ab'.repeat(32) + '02020080' + '0101ff');
     // certReq FALSE is the DEFAULT: DER leaves it out
-    expect(encodeTimestampRequest({ sha256: Buffer.alloc(32), nonce: 1n, certReq: false }).subarray(-3).toString('hex')).toBe('020101');
+    expect(
+      encodeTimestampRequest({ sha256: Buffer.alloc(32), nonce: 1n, certReq: false })
+        .subarray(-3)
+        .toString('hex'),
+    ).toBe('020101');
   });
 
   it('is read by openssl ts as the same request', () => {
@@ -143,7 +145,7 @@ describe('TimestampClient', () => {
     expect(verifyTimestamp(ts.response, data, parseTimestampChain(tsa.chainPem).certificates).genTime).toEqual(ts.genTime);
   });
 
-  it('without embedded certificates another TSA\'s token fails the ESS check; a changed signature fails the signature check', async () => {
+  it("without embedded certificates another TSA's token fails the ESS check; a changed signature fails the signature check", async () => {
     const data = Buffer.from('sig');
     const res = await fetch(other.url, {
       method: 'POST',
@@ -300,7 +302,7 @@ describe('TimestampClient', () => {
     }
   });
 
-  it('refuses a token whose genTime falls outside the TSA certificates\' validity', async () => {
+  it("refuses a token whose genTime falls outside the TSA certificates' validity", async () => {
     const later = await startTsa({ genTime: () => new Date(Date.now() + 400 * 86400_000 + 1) });
     try {
       const e = await rejection(client({ url: later.url, chain: later.chainPem }).timestamp(Buffer.from('x')));
@@ -350,9 +352,46 @@ describe('another TSA implementation: openssl ts -reply (RSA keys)', () => {
       '',
     ].join('\n');
   writeFileSync(join(dir, 'serial'), '01\n');
-  ossl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'root.key', '-subj', '/CN=openssl tsa root', '-days', '2', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign', '-out', 'root.pem');
+  ossl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'root.key',
+    '-subj',
+    '/CN=openssl tsa root',
+    '-days',
+    '2',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign',
+    '-out',
+    'root.pem',
+  );
   ossl('req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'leaf.key', '-subj', '/CN=openssl tsa', '-out', 'leaf.csr');
-  ossl('x509', '-req', '-in', 'leaf.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-set_serial', '7', '-days', '2', '-extfile', 'ext.cnf', '-extensions', 'tsa', '-out', 'leaf.pem');
+  ossl(
+    'x509',
+    '-req',
+    '-in',
+    'leaf.csr',
+    '-CA',
+    'root.pem',
+    '-CAkey',
+    'root.key',
+    '-set_serial',
+    '7',
+    '-days',
+    '2',
+    '-extfile',
+    'ext.cnf',
+    '-extensions',
+    'tsa',
+    '-out',
+    'leaf.pem',
+  );
   const chain = readFileSync(join(dir, 'leaf.pem'), 'utf8') + readFileSync(join(dir, 'root.pem'), 'utf8');
 
   for (const essAlg of ['sha1', 'sha256']) {
@@ -395,10 +434,45 @@ describe('TSA chain and rule config', () => {
       '',
     ].join('\n'),
   );
-  ossl('req', '-x509', ...newKey, '-keyout', 'root.key', '-subj', '/CN=tsa test root', '-days', '2', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign', '-out', 'root.pem');
+  ossl(
+    'req',
+    '-x509',
+    ...newKey,
+    '-keyout',
+    'root.key',
+    '-subj',
+    '/CN=tsa test root',
+    '-days',
+    '2',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign',
+    '-out',
+    'root.pem',
+  );
   const issue = (name: string, section: string, ca = 'root') => {
     ossl('req', '-new', ...newKey, '-keyout', `${name}.key`, '-subj', `/CN=${name}`, '-out', `${name}.csr`);
-    ossl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-set_serial', String(Math.floor(Math.random() * 1e9)), '-days', '2', '-extfile', 'ext.cnf', '-extensions', section, '-out', `${name}.pem`);
+    ossl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      `${ca}.pem`,
+      '-CAkey',
+      `${ca}.key`,
+      '-set_serial',
+      String(Math.floor(Math.random() * 1e9)),
+      '-days',
+      '2',
+      '-extfile',
+      'ext.cnf',
+      '-extensions',
+      section,
+      '-out',
+      `${name}.pem`,
+    );
     return readFileSync(join(dir, `${name}.pem`), 'utf8');
   };
   const rootPem = readFileSync(join(dir, 'root.pem'), 'utf8');
@@ -420,9 +494,13 @@ describe('TSA chain and rule config', () => {
     const root = makeRootCa('pki root');
     expect(bad('missing.pem').message).toMatch(/missing\.pem: cannot read the file \(ENOENT\)/);
     expect(bad('-----BEGIN nothing').message).toMatch(/no PEM certificate/);
-    expect(bad(issueCertificate({ cn: 'x', publicKey: k.publicKey, issuer: root, eku: [EKU.codeSigning] }) + root.pem).message).toMatch(/not a timestamping certificate/);
+    expect(bad(issueCertificate({ cn: 'x', publicKey: k.publicKey, issuer: root, eku: [EKU.codeSigning] }) + root.pem).message).toMatch(
+      /not a timestamping certificate/,
+    );
     expect(bad(issueCertificate({ cn: 'x', publicKey: k.publicKey, issuer: root }) + root.pem).message).toMatch(/not a timestamping certificate/);
-    expect(bad(issueCertificate({ cn: 'x', publicKey: k.publicKey, issuer: root, eku: [OID_EKU_TIMESTAMPING] }) + root.pem).message).toMatch(/must mark its extended key usage critical/);
+    expect(bad(issueCertificate({ cn: 'x', publicKey: k.publicKey, issuer: root, eku: [OID_EKU_TIMESTAMPING] }) + root.pem).message).toMatch(
+      /must mark its extended key usage critical/,
+    );
     expect(bad(chain(issue('noncrit', 'tsa_noncritical', 'inter'))).message).toMatch(/critical/);
     expect(bad(chain(issue('two', 'tsa_two', 'inter'))).message).toMatch(/only extended key usage/);
     expect(bad(chain(issue('isca', 'tsa_ca', 'inter'))).message).toMatch(/is a CA/);

@@ -28,7 +28,11 @@ describe('acr adapter', () => {
     });
   });
   it('multi-arch: the index by tag, a child by digest (no tag)', () => {
-    expect(a.parse(fixture('acr-push-index.json'), ctx).events[0]).toMatchObject({ tag: 'v1.2.3', digest: D, mediaType: 'application/vnd.oci.image.index.v1+json' });
+    expect(a.parse(fixture('acr-push-index.json'), ctx).events[0]).toMatchObject({
+      tag: 'v1.2.3',
+      digest: D,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+    });
     const child = a.parse(fixture('acr-push-by-digest.json'), ctx).events[0]!;
     expect(child).toMatchObject({ repository: 'team-a/api', digest: A });
     expect(child.tag).toBeUndefined();

@@ -24,11 +24,19 @@ describe('alibaba-acr adapter', () => {
     expect(a.parse(fixture('alibaba-acr-push-index.json'), ctx('registry.{region}.aliyuncs.com')).events[0]!.host).toBe('registry.cn-hangzhou.aliyuncs.com');
     const bad = fixture('alibaba-acr-push-index.json');
     bad.repository.region = 'cn-hangzhou.evil.example/x';
-    expect(a.parse(bad, ctx('registry.{region}.aliyuncs.com'))).toEqual({ events: [], ignored: [{ reason: 'push without a valid region', ref: `team-a/api:v1.2.3` }] });
+    expect(a.parse(bad, ctx('registry.{region}.aliyuncs.com'))).toEqual({
+      events: [],
+      ignored: [{ reason: 'push without a valid region', ref: `team-a/api:v1.2.3` }],
+    });
   });
   it("the documentation's own example passes through as is (its upper-case name is then refused by the receiver)", () => {
     expect(a.parse(fixture('alibaba-acr-push.json'), ctx('registry.{region}.aliyuncs.com')).events).toEqual([
-      { host: 'registry.cn-hangzhou.aliyuncs.com', repository: 'namespace/repoTest', tag: 'latest', digest: 'sha256:457f4aa83fc9a6663ab9d1b0a6e2dce25a12a943ed5bf2c1747c58d48bbb4917' },
+      {
+        host: 'registry.cn-hangzhou.aliyuncs.com',
+        repository: 'namespace/repoTest',
+        tag: 'latest',
+        digest: 'sha256:457f4aa83fc9a6663ab9d1b0a6e2dce25a12a943ed5bf2c1747c58d48bbb4917',
+      },
     ]);
   });
   it('refuses what is not an Alibaba trigger body; registryHost is required', () => {
@@ -69,7 +77,11 @@ describe('alibaba-acr through the receiver', () => {
     expect(await r.count('ali', 'refused')).toBe(1);
   });
   it('a push without tag or digest is answered 200 and counted as ignored', async () => {
-    const res = await r.post('ali', { push_data: { pushed_at: '2025-08-21 16:00:02' }, repository: { repo_full_name: 'team-a/api', region: 'cn-hangzhou' } }, { query: `?token=${SECRET}` });
+    const res = await r.post(
+      'ali',
+      { push_data: { pushed_at: '2025-08-21 16:00:02' }, repository: { repo_full_name: 'team-a/api', region: 'cn-hangzhou' } },
+      { query: `?token=${SECRET}` },
+    );
     expect(res.status).toBe(200);
     expect(await r.count('ali', 'ignored')).toBe(1);
   });

@@ -15,7 +15,9 @@ describe('dockerhub adapter', () => {
       ignored: [],
     });
     // a multi-arch push: still one tag; repeated deliveries of it dedup in the queue
-    expect(a.parse(fixture('dockerhub-push-multiarch.json'), ctx).events).toEqual([{ host: 'docker.io', repository: 'myorg/api', tag: 'v1.2.3', pusher: 'ci-bot' }]);
+    expect(a.parse(fixture('dockerhub-push-multiarch.json'), ctx).events).toEqual([
+      { host: 'docker.io', repository: 'myorg/api', tag: 'v1.2.3', pusher: 'ci-bot' },
+    ]);
   });
   it('an official image name gets library/', () => {
     const p = fixture('dockerhub-push.json');

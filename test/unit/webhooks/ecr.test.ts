@@ -29,13 +29,20 @@ describe('ecr adapter', () => {
     expect(a.parse(fixture('ecr-image_action-push-china.json'), ctx).events[0]!.host).toBe('210987654321.dkr.ecr.cn-north-1.amazonaws.com.cn');
   });
   it('multi-arch: the index with its tag; a child with image-tag "" has no tag', () => {
-    expect(a.parse(fixture('ecr-image_action-push-index.json'), ctx).events[0]).toMatchObject({ tag: 'v1.2.3', mediaType: 'application/vnd.oci.image.index.v1+json' });
+    expect(a.parse(fixture('ecr-image_action-push-index.json'), ctx).events[0]).toMatchObject({
+      tag: 'v1.2.3',
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+    });
     const child = a.parse(fixture('ecr-image_action-push-untagged.json'), ctx).events[0]!;
     expect(child).toMatchObject({ host: HOST, repository: 'team-a/api', digest: A });
     expect(child.tag).toBeUndefined();
   });
   it("AWS's documentation example (no media type) parses", () => {
-    expect(a.parse(fixture('ecr-image_action-push-docs.json'), ctx).events[0]).toMatchObject({ host: '123456789012.dkr.ecr.us-west-2.amazonaws.com', repository: 'my-repository-name', tag: 'latest' });
+    expect(a.parse(fixture('ecr-image_action-push-docs.json'), ctx).events[0]).toMatchObject({
+      host: '123456789012.dkr.ecr.us-west-2.amazonaws.com',
+      repository: 'my-repository-name',
+      tag: 'latest',
+    });
   });
   it('DELETE, FAILURE and other detail-types are ignored with a reason', () => {
     expect(a.parse(fixture('ecr-image_action-delete.json'), ctx).ignored[0]!.reason).toBe('action-type "DELETE" is not a push');

@@ -11,7 +11,10 @@ const D = 'sha256:1bc04b5291c26a46d918139138b992d2de976d6851d0893b0476b85bfbdfc6
 const A = 'sha256:48e6aed16ede5afb3855adb6aeb7c33ab69aeb08edf580c6fe28ab0b6278fc05';
 const a = webhookAdapters.github;
 const integration = a.configSchema.parse({ name: 'gh', kind: 'github', secret: SECRET });
-const ctx = (event: string, delivery?: string) => ({ integration, headers: { 'x-github-event': event, ...(delivery ? { 'x-github-delivery': delivery } : {}) } });
+const ctx = (event: string, delivery?: string) => ({
+  integration,
+  headers: { 'x-github-event': event, ...(delivery ? { 'x-github-delivery': delivery } : {}) },
+});
 
 describe('github adapter', () => {
   it('package published (a multi-arch index by tag): host and repository from package_url', () => {
@@ -36,7 +39,12 @@ describe('github adapter', () => {
     expect(e!.tag).toBeUndefined();
   });
   it('registry_package (GitHub Apps) reads the registry_package key; names are lower-cased', () => {
-    expect(a.parse(fixture('github-registry_package-published.json'), ctx('registry_package')).events[0]).toMatchObject({ host: 'ghcr.io', repository: 'myorg/api', tag: 'v1.2.3', digest: D });
+    expect(a.parse(fixture('github-registry_package-published.json'), ctx('registry_package')).events[0]).toMatchObject({
+      host: 'ghcr.io',
+      repository: 'myorg/api',
+      tag: 'v1.2.3',
+      digest: D,
+    });
   });
   it('ping, other events, other actions and non-container packages are ignored with a reason', () => {
     expect(a.parse(fixture('github-ping.json'), ctx('ping')).ignored).toEqual([{ reason: 'ping' }]);
@@ -73,7 +81,10 @@ describe('github through the receiver', () => {
     expect(await r.count('gh', 'unauthorized')).toBe(4);
   });
   it('ping and npm packages are 200 and counted as ignored', async () => {
-    for (const [f, ev] of [['github-ping.json', 'ping'], ['github-package-published-npm.json', 'package']] as const) {
+    for (const [f, ev] of [
+      ['github-ping.json', 'ping'],
+      ['github-package-published-npm.json', 'package'],
+    ] as const) {
       const body = raw(f);
       expect((await r.post('gh', body, { raw: true, headers: h(ev, sig(SECRET, body)) })).status).toBe(200);
     }

@@ -35,11 +35,17 @@ describe('gitlab adapter', () => {
     const child = a.parse(fixture('gitlab-registry-push-by-digest.json'), ctx).events[0]!;
     expect(child).toMatchObject({ repository: 'my-group/my-project/api', digest: A });
     expect(child.tag).toBeUndefined();
-    expect(a.parse(fixture('gitlab-registry-push-index.json'), ctx).events[0]).toMatchObject({ tag: 'v1.2.3', digest: D, mediaType: 'application/vnd.oci.image.index.v1+json' });
+    expect(a.parse(fixture('gitlab-registry-push-index.json'), ctx).events[0]).toMatchObject({
+      tag: 'v1.2.3',
+      digest: D,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+    });
   });
   it('blob pushes and tag deletes are ignored with a reason', () => {
     expect(a.parse(fixture('gitlab-registry-blob-push.json'), ctx).ignored[0]!.reason).toBe('blob push');
-    expect(a.parse(fixture('gitlab-registry-tag-delete.json'), ctx).ignored).toEqual([{ reason: 'action "delete" is not a push', ref: 'my-group/my-project/api:old' }]);
+    expect(a.parse(fixture('gitlab-registry-tag-delete.json'), ctx).ignored).toEqual([
+      { reason: 'action "delete" is not a push', ref: 'my-group/my-project/api:old' },
+    ]);
   });
   it('refuses what is not an envelope, naming gitlab', () => {
     expect(() => a.parse({ event: {} }, ctx)).toThrow(/not a gitlab webhook payload/);

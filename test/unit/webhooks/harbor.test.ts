@@ -38,7 +38,13 @@ describe('harbor through the receiver', () => {
 
   it("the policy's auth header is sent verbatim: bare secret or Bearer; wrong is 401", async () => {
     expect((await r.post('harbor', fixture('harbor-push_artifact.json'), { headers: { authorization: SECRET } })).status).toBe(202);
-    expect((await r.post('harbor', fixture('harbor-push_artifact-cloudevents.json'), { headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/cloudevents+json' } })).status).toBe(202);
+    expect(
+      (
+        await r.post('harbor', fixture('harbor-push_artifact-cloudevents.json'), {
+          headers: { authorization: `Bearer ${SECRET}`, 'content-type': 'application/cloudevents+json' },
+        })
+      ).status,
+    ).toBe(202);
     expect(r.queued.at(-1)).toMatchObject({ eventId: '4b2f89a6-548d-4c12-9993-a1f5790b97d2', pusher: 'robot$ci+pusher' });
     expect((await r.post('harbor', fixture('harbor-push_artifact.json'), { headers: { authorization: 'wrong-secret-0123456789' } })).status).toBe(401);
     expect(await r.count('harbor', 'unauthorized')).toBe(1);

@@ -42,7 +42,11 @@ describe('the hook route on plain node:http', () => {
     expect(res.status).toBe(202);
     expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
     expect(Number(res.headers.get('content-length'))).toBe(Buffer.byteLength(text));
-    expect(JSON.parse(text)).toEqual({ requestId: 'req-1', queued: [{ ref: expect.stringContaining('registry.example.com/team-a/api:v1.2.3@sha256:'), job: expect.any(String) }], ignored: [] });
+    expect(JSON.parse(text)).toEqual({
+      requestId: 'req-1',
+      queued: [{ ref: expect.stringContaining('registry.example.com/team-a/api:v1.2.3@sha256:'), job: expect.any(String) }],
+      ignored: [],
+    });
   });
 
   it('unknown integration: 404; other methods and paths are left to the express app', async () => {
@@ -57,7 +61,11 @@ describe('the hook route on plain node:http', () => {
 
   it('matches the path as express did: a trailing slash, any case, an encoded name, a query string', async () => {
     for (const path of ['/hooks/dist/', '/HOOKS/dist', '/hooks/%64ist', `/hooks/dist?token=${SECRET}`]) {
-      const res = await fetch(`${r.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(path.includes('token') ? {} : auth) }, body });
+      const res = await fetch(`${r.url}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(path.includes('token') ? {} : auth) },
+        body,
+      });
       expect(res.status, path).toBe(202);
     }
   });
@@ -81,15 +89,31 @@ describe('the hook route on plain node:http', () => {
   });
 
   it('gzip and deflate bodies are decoded (the limit applies to the decoded size); other encodings get 415', async () => {
-    const gz = await fetch(`${r.url}/hooks/dist`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync(body) });
+    const gz = await fetch(`${r.url}/hooks/dist`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: gzipSync(body),
+    });
     expect(gz.status).toBe(202);
     const bomb = gzipSync(Buffer.alloc(LIMIT + 1, 0x20));
-    const big = await fetch(`${r.url}/hooks/dist`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: bomb });
+    const big = await fetch(`${r.url}/hooks/dist`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: bomb,
+    });
     expect(big.status).toBe(413);
-    const broken = await fetch(`${r.url}/hooks/dist`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: 'not gzip' });
+    const broken = await fetch(`${r.url}/hooks/dist`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: 'not gzip',
+    });
     expect(broken.status).toBe(400);
     for (const encoding of ['compress', 'gzip, br', 'constructor', '__proto__']) {
-      const odd = await fetch(`${r.url}/hooks/dist`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json', 'content-encoding': encoding }, body });
+      const odd = await fetch(`${r.url}/hooks/dist`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json', 'content-encoding': encoding },
+        body,
+      });
       expect(odd.status, encoding).toBe(415);
       expect(await odd.json()).toEqual({ error: `unsupported content encoding "${encoding}"` });
     }

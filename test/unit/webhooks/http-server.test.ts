@@ -63,7 +63,10 @@ describe('receiver server bounds', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'signet-limits-'));
     try {
       const file = path.join(dir, 'limits');
-      writeFileSync(file, 'Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 524288               files\n');
+      writeFileSync(
+        file,
+        'Limit                     Soft Limit           Hard Limit           Units\nMax open files            1024                 524288               files\n',
+      );
       expect(defaultMaxConnections(file)).toBe(768);
       writeFileSync(file, 'Max open files            100                  100                  files\n');
       expect(defaultMaxConnections(file)).toBe(64);

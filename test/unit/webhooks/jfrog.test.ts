@@ -44,8 +44,13 @@ describe('jfrog adapter', () => {
     expect(a.parse(p, ctx()).events).toEqual([{ host: 'mycompany.jfrog.io', repository: 'docker-local/team-a/api', digest: A }]);
   });
   it('deleted, promoted and artifact-domain events are ignored with a reason', () => {
-    expect(a.parse(fixture('jfrog-docker-deleted.json'), ctx()).ignored).toEqual([{ reason: 'docker event "deleted" is not a docker push', ref: 'team-a/api:v1.2.3' }]);
-    expect(a.parse(fixture('jfrog-artifact-deployed.json'), ctx())).toEqual({ events: [], ignored: [{ reason: 'artifact event "deployed" is not a docker push' }] });
+    expect(a.parse(fixture('jfrog-docker-deleted.json'), ctx()).ignored).toEqual([
+      { reason: 'docker event "deleted" is not a docker push', ref: 'team-a/api:v1.2.3' },
+    ]);
+    expect(a.parse(fixture('jfrog-artifact-deployed.json'), ctx())).toEqual({
+      events: [],
+      ignored: [{ reason: 'artifact event "deployed" is not a docker push' }],
+    });
   });
   it('refuses what is not a JFrog body', () => {
     expect(() => a.parse({ data: {} }, ctx())).toThrow(/not a jfrog webhook payload/);

@@ -22,7 +22,10 @@ describe('quay adapter', () => {
     ]);
   });
   it('build, vulnerability and test notifications are ignored with a reason', () => {
-    expect(a.parse(fixture('quay-build_success.json'), ctx)).toEqual({ events: [], ignored: [{ reason: 'not a repo_push notification (no updated_tags)', ref: 'myorg/api' }] });
+    expect(a.parse(fixture('quay-build_success.json'), ctx)).toEqual({
+      events: [],
+      ignored: [{ reason: 'not a repo_push notification (no updated_tags)', ref: 'myorg/api' }],
+    });
     expect(a.parse(fixture('quay-vulnerability_found.json'), ctx)).toEqual({
       events: [],
       ignored: [{ reason: 'Quay vulnerability_found: not a push (and no scan gate can pass on it: Quay sends no event for a clean scan)', ref: 'myorg/api' }],

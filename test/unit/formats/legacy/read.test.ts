@@ -30,7 +30,9 @@ async function layer(k: typeof a, payload: Buffer, extra: Record<string, string>
 const entryNaming = (pem: string) =>
   cosignBundleAnnotation({
     uuid: 'u',
-    body: Buffer.from(JSON.stringify({ apiVersion: '0.0.1', kind: 'hashedrekord', spec: { signature: { publicKey: { content: Buffer.from(pem).toString('base64') } } } })).toString('base64'),
+    body: Buffer.from(
+      JSON.stringify({ apiVersion: '0.0.1', kind: 'hashedrekord', spec: { signature: { publicKey: { content: Buffer.from(pem).toString('base64') } } } }),
+    ).toString('base64'),
     integratedTime: 1,
     logIndex: 1,
     logID: 'ab',
@@ -100,7 +102,9 @@ describe('checkKey: is a required signature present', () => {
       expect(await checkKey([s.layer], D, req, a, async () => s.payload)).toMatchObject({ ok: false, why: expect.stringContaining('docker-reference') });
     }
     const otherDigest = await layer(a, simpleSigningPayload(`${H}/team/app:v1`, `sha256:${'b'.repeat(64)}`));
-    expect(await checkKey([otherDigest.layer], D, req, a, async () => otherDigest.payload)).toMatchObject({ ok: false, why: expect.stringContaining('not this manifest') });
+    expect(await checkKey([otherDigest.layer], D, req, a, async () => otherDigest.payload)).toMatchObject({
+      ok: false,
+      why: expect.stringContaining('not this manifest'),
+    });
   });
 });
-

@@ -74,7 +74,9 @@ describe('protected headers', () => {
       'io.cncf.notary.signingScheme': 'notary.x509',
       'io.cncf.notary.signingTime': '2026-01-02T03:04:05Z',
     });
-    const e = JSON.parse(protectedHeader({ alg: 'PS256', signingTime: new Date('2026-01-02T03:04:05Z'), expiry: new Date('2027-01-01T00:00:00.5Z') }).toString()) as Record<string, unknown>;
+    const e = JSON.parse(
+      protectedHeader({ alg: 'PS256', signingTime: new Date('2026-01-02T03:04:05Z'), expiry: new Date('2027-01-01T00:00:00.5Z') }).toString(),
+    ) as Record<string, unknown>;
     expect(e['crit']).toEqual(['io.cncf.notary.signingScheme', 'io.cncf.notary.expiry']);
     expect(e['io.cncf.notary.expiry']).toBe('2027-01-01T00:00:00Z');
     expect(jwsTime(new Date('2026-05-06T07:08:09.999Z'))).toBe('2026-05-06T07:08:09Z');
@@ -99,7 +101,9 @@ describe('protected headers', () => {
     expect(headerProblem({ ...base, crit: ['io.cncf.notary.signingScheme', 'x.custom'] }, p256.publicKey, 'k')).toMatch(/unknown critical header x\.custom/);
     const { ['io.cncf.notary.signingTime']: _t, ...noTime } = base;
     expect(headerProblem(noTime, p256.publicKey, 'k')).toMatch(/signing time/);
-    const past = JSON.parse(protectedHeader({ alg: 'ES256', signingTime: new Date(Date.now() - 7200_000), expiry: new Date(Date.now() - 3600_000) }).toString()) as Record<string, unknown>;
+    const past = JSON.parse(
+      protectedHeader({ alg: 'ES256', signingTime: new Date(Date.now() - 7200_000), expiry: new Date(Date.now() - 3600_000) }).toString(),
+    ) as Record<string, unknown>;
     expect(headerProblem(past, p256.publicKey, 'k')).toMatch(/expired/);
     expect(headerProblem({ ...past, crit: ['io.cncf.notary.signingScheme'] }, p256.publicKey, 'k')).toMatch(/expiry is not marked critical/);
   });
@@ -108,7 +112,9 @@ describe('protected headers', () => {
 describe('payload and storage', () => {
   it('the payload is the target descriptor with the annotations; payloadProblem compares it', () => {
     const payload = notationPayload(subject, { z: '1', a: '2' });
-    expect(payload.toString()).toBe(`{"targetArtifact":{"annotations":{"a":"2","z":"1"},"digest":"${subject.digest}","mediaType":"${subject.mediaType}","size":1234}}`);
+    expect(payload.toString()).toBe(
+      `{"targetArtifact":{"annotations":{"a":"2","z":"1"},"digest":"${subject.digest}","mediaType":"${subject.mediaType}","size":1234}}`,
+    );
     expect(notationPayload(subject).toString()).toBe(`{"targetArtifact":{"digest":"${subject.digest}","mediaType":"${subject.mediaType}","size":1234}}`);
     const env = { payload: JSON.parse(payload.toString()) } as Parameters<typeof payloadProblem>[0];
     expect(payloadProblem(env, subject, { a: '2' })).toBeUndefined();
@@ -172,7 +178,7 @@ describe('the envelope and the verdict', () => {
     expect(notationMeets(parsed, want, key, { timestamp: true })).toMatchObject({ ok: false, why: /no RFC 3161 countersignature/ });
   });
 
-  it('a countersignature is handed to the rule\'s verifier with the signature bytes; its refusal is the verdict', () => {
+  it("a countersignature is handed to the rule's verifier with the signature bytes; its refusal is the verdict", () => {
     const key = signingKey('k', p256);
     const token = Buffer.from('token');
     const parsed = parseEnvelope(envelope(key, p256.privateKey, { token }))!;
@@ -181,7 +187,12 @@ describe('the envelope and the verdict', () => {
     const ok = notationMeets(parsed, want, key, { timestamp: true, verifyTimestamp: (sig, t) => (seen.push([sig, t]), new Date()) });
     expect(ok).toMatchObject({ ok: true });
     expect(seen).toEqual([[parsed.signature, token]]);
-    const refused = notationMeets(parsed, want, key, { timestamp: true, verifyTimestamp: () => { throw new Error('timestamp: wrong TSA'); } });
+    const refused = notationMeets(parsed, want, key, {
+      timestamp: true,
+      verifyTimestamp: () => {
+        throw new Error('timestamp: wrong TSA');
+      },
+    });
     expect(refused).toMatchObject({ ok: false, why: 'timestamp: wrong TSA' });
   });
 

@@ -42,7 +42,10 @@ function serialLock(names: string[]): DigestLock {
       names.push(name);
       const prev = tails.get(name) ?? Promise.resolve();
       const run = prev.then(fn, fn);
-      tails.set(name, run.catch(() => undefined));
+      tails.set(
+        name,
+        run.catch(() => undefined),
+      );
       return run;
     },
   } as unknown as DigestLock;
@@ -87,7 +90,9 @@ describe('with the referrers API', () => {
       publicKey.export({ type: 'spki', format: 'pem' }) as string,
     );
     const { ctx, plan } = setup(oci, bare, serialLock([]));
-    await expect(writeNotation(ctx, { ...plan, keys: [bare] }, { ...subject, digest: `sha256:${'cd'.repeat(32)}` })).rejects.toThrow(/key "bare" has no certificate/);
+    await expect(writeNotation(ctx, { ...plan, keys: [bare] }, { ...subject, digest: `sha256:${'cd'.repeat(32)}` })).rejects.toThrow(
+      /key "bare" has no certificate/,
+    );
   });
 });
 
