@@ -19,12 +19,16 @@ export function isCluster(c: RedisClient): c is Cluster {
   return (c as Cluster).isCluster === true;
 }
 
-function roleOptions(role: RedisRole): RedisOptions {
+function roleOptions(role: RedisRole, findsMaster: boolean): RedisOptions {
   const common: RedisOptions = {
     retryStrategy: (n) => Math.min(n * 200, 2000),
     // 1: reconnect and fail the command (the receiver answers 503, the registry resends);
-    // 2: reconnect and send it again (workers, locks: BullMQ's and signet's scripts are safe to repeat)
-    reconnectOnError: (err) => (/^READONLY/.test(err.message) ? (role === 'producer' || role === 'check' ? 1 : 2) : false),
+    // 2: reconnect and send it again (workers, locks: BullMQ's and signet's scripts are safe to
+    //    repeat) — only where a reconnect can find another master (Sentinel). With one address
+    //    (a plain node, or a proxy that follows the master) the command fails after the reconnect:
+    //    resending it to a node that stays a replica would loop silently, whereas the error lets
+    //    the worker pause, probe with backoff and say so once (workers/redis-outage.ts).
+    reconnectOnError: (err) => (/^READONLY/.test(err.message) ? (role === 'producer' || role === 'check' || !findsMaster ? 1 : 2) : false),
   };
   switch (role) {
     case 'producer':
@@ -63,7 +67,7 @@ export function createRedis(cfg: RedisConfig, role: RedisRole, baseDir?: string)
 export function createRedis(url: string, role: RedisRole): Redis;
 export function createRedis(given: RedisConfig | string, role: RedisRole, baseDir = process.cwd()): RedisClient {
   const cfg: RedisConfig = typeof given === 'string' ? { url: given, prefix: 'signet', ack: { replicas: 'auto', timeoutMs: 1000 } } : given;
-  const opts = roleOptions(role);
+  const opts = roleOptions(role, redisTopology(cfg) === 'sentinel');
   const auth: RedisOptions = {
     ...(cfg.username ? { username: cfg.username } : {}),
     ...(cfg.password ? { password: cfg.password } : {}),

@@ -72,7 +72,19 @@ export class RedisHealth {
     const findings = (this.findings = await this.inspect());
     const problems = policyProblems(findings);
     if (problems.length) throw new SignetError('REDIS_MISCONFIGURED', problems.join('; '));
-    await this.checkMarker();
+    try {
+      await this.checkMarker();
+    } catch (err) {
+      // the marker is written in a MULTI: a replica answers READONLY, then EXECABORT
+      if (/READONLY|EXECABORT/.test((err as Error)?.message ?? '')) {
+        throw new SignetError(
+          'REDIS_MISCONFIGURED',
+          `Redis ${findings.map((f) => f.node).join(', ')} is a read-only replica: configure its master (redis.url) or the Sentinels (redis.sentinel)`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
     return findings;
   }
 

@@ -102,6 +102,6 @@ redis:
     ]);
     expect(problems('redis:\n  prefix: "sig{net}"')[0]).toMatchObject({ path: 'redis.prefix', line: 2 });
     expect(problems('redis:\n  ack: { replicas: many }')[0]).toMatchObject({ path: 'redis.ack.replicas', line: 2 });
-    expect(problems('redis:\n  sentinel: { masterName: m, sentinels: ["a:1"], bogus: 1 }')[0]).toMatchObject({ path: 'redis.sentinel', line: 2 });
+    expect(problems('redis:\n  sentinel: { masterName: m, sentinels: ["a:1"], bogus: 1 }')[0]).toMatchObject({ path: 'redis.sentinel.bogus', line: 2 });
   });
 });

@@ -140,9 +140,11 @@ describe('signet keys csr (file keys, openssl req -verify)', () => {
     expect((await cli('p256')).err).toMatch(/needs --subject/);
     expect((await cli('p256')).code).toBe(2);
     expect((await cli('--subject', 'CN=x')).code).toBe(2);
+    // an unknown key is not a usage error: exit 1 with KEY_NOT_FOUND and the configured names
     const unknown = await cli('nope', '--subject', 'CN=x');
-    expect(unknown.code).toBe(2);
+    expect(unknown.code).toBe(1);
     expect(unknown.err).toContain('no key named "nope"');
+    expect(unknown.err).toMatch(/configured keys: .*p256/);
     const badAttr = await cli('p256', '--subject', 'CN=x,FOO=y');
     expect(badAttr.code).toBe(1);
     expect(badAttr.err).toMatch(/attribute "FOO" is not one of/);

@@ -29,7 +29,9 @@ describe('rule formats / rekor options', () => {
     expect(problems('{ match: "r:5000/**", keys: [k], rekor: { url: "rekor.example" } }')).toMatch(/rekor\.url: must be an http\(s\) URL/);
     expect(problems('{ match: "r:5000/**", keys: [k], rekor: { url: "https://u:p@rekor.example" } }')).toMatch(/credentials/);
     expect(problems('{ match: "r:5000/**", keys: [k], rekor: { url: "https://rekor.example", required: maybe } }')).toMatch(/rekor\.required/);
-    expect(problems('{ match: "r:5000/**", keys: [k], rekor: { url: "https://rekor.example", api: v2 } }')).toMatch(/Unrecognized key/);
+    expect(problems('{ match: "r:5000/**", keys: [k], rekor: { url: "https://rekor.example", api: v2 } }')).toMatch(
+      /rules\[0\]\.rekor\.api: unknown field "api"/,
+    );
   });
   it('rekor.publicKey must be an ECDSA PEM (cosign and containers/image check SETs only with ECDSA)', () => {
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
