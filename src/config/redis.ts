@@ -9,18 +9,7 @@
  * (`ownKeyPrefix`) and spread over the slots by their full name.
  */
 import { z } from 'zod';
-
-/** An integer, also given as a string (so `${VAR}` expansions work for numbers). */
-const int = () =>
-  z
-    .union([
-      z.number().int(),
-      z
-        .string()
-        .regex(/^[0-9]+$/, 'must be a whole number')
-        .transform(Number),
-    ])
-    .pipe(z.number().int());
+import { int } from './int.js';
 
 const hostPort = z.string().regex(/^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):[0-9]{1,5}$/, 'must be host:port, e.g. redis-sentinel.redis:26379 (no scheme)');
 

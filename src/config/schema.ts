@@ -3,6 +3,7 @@
  * does not exist, ...) are checked in validate.ts so every problem is reported at once.
  */
 import { z } from 'zod';
+import { int } from './int.js';
 import { keyConfigSchema } from '../kms/providers.js';
 import { credentialsSchema } from '../registry/credentials/index.js';
 import { annotationsSchema, rekorRuleSchema, signatureFormatsSchema } from '../signing/rule-options.js';
@@ -15,18 +16,6 @@ import type { integrationConfig } from '../webhooks/integration-config.js';
 
 const hostPattern = /^[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^\[[0-9a-fA-F:]+\](:[0-9]{1,5})?$/;
 const host = z.string().regex(hostPattern, 'must be a registry host such as registry.example.com or 127.0.0.1:5000 (no scheme, no path)');
-
-/** An integer, also given as a string (so `${VAR}` expansions work for numbers). */
-const int = () =>
-  z
-    .union([
-      z.number().int(),
-      z
-        .string()
-        .regex(/^[0-9]+$/, 'must be a whole number')
-        .transform(Number),
-    ])
-    .pipe(z.number().int());
 
 /** {username, password} | {token} | {dockerConfig} | {ecr} | {acr} | {gar}: see src/registry/credentials/. */
 const credentials = credentialsSchema;
