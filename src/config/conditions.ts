@@ -235,6 +235,7 @@ export function conditionSkip(req: RuleRequire | undefined, push: PushFacts): st
 
 /** A reported name as it goes into a reason: control characters replaced, at most 100 characters. */
 function clip(s: string): string {
+  // eslint-disable-next-line no-control-regex -- replacing control characters is the point
   const clean = s.replace(/[\u0000-\u001f\u007f]/g, '?');
   return clean.length > 100 ? `${clean.slice(0, 100)}...` : clean;
 }

@@ -291,7 +291,8 @@ export function createHookHandler(deps: HookDeps): HookHandler {
       count(name, 'unavailable', jobs.length);
       const e = asRedisUnavailable(err, 'queue');
       logger.error({ requestId, integration: name, err: describeError(e) }, 'queue unavailable: answering 503 so the registry retries');
-      return sendJson(res, 503, { error: 'queue unavailable, retry later' }, { 'retry-after': '5' });
+      // the code says which: REDIS_UNAVAILABLE, or REDIS_NOT_REPLICATED (redis.ack: no replica confirmed in time)
+      return sendJson(res, 503, { error: 'queue unavailable, retry later', code: isSignetError(e) ? e.code : 'INTERNAL' }, { 'retry-after': '5' });
     }
     await recorded;
     count(name, 'queued', ids.length);

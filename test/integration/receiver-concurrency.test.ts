@@ -121,7 +121,7 @@ describe('concurrent webhooks while Redis is away', () => {
         return { status: res.status, retryAfter: res.headers.get('retry-after'), json: (await res.json()) as Record<string, unknown> };
       }),
     );
-    for (const a of answers) expect(a).toEqual({ status: 503, retryAfter: '5', json: { error: 'queue unavailable, retry later' } });
+    for (const a of answers) expect(a).toEqual({ status: 503, retryAfter: '5', json: { error: 'queue unavailable, retry later', code: 'REDIS_UNAVAILABLE' } });
     const m = await signet.metrics.webhookEvents.get();
     const unavailable = m.values.filter((v) => v.labels.outcome === 'unavailable').reduce((n, v) => n + v.value, 0);
     expect(unavailable).toBe(24);

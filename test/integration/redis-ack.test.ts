@@ -110,6 +110,7 @@ describe('redis.ack on a failover that loses data', () => {
         else {
           expect(res.status).toBe(503);
           expect(res.headers.get('retry-after')).toBeTruthy();
+          expect(((await res.json()) as { code?: string }).code).toBe('REDIS_NOT_REPLICATED');
           refused.set(s, refused.get(s)! + 1);
         }
       }

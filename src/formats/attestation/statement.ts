@@ -143,7 +143,8 @@ export function sameDecision(statement: Buffer, policyDigest: string): boolean {
   } catch {
     return false;
   }
-  const p = (doc as { predicate?: unknown })?.predicate as Record<string, any> | undefined;
+  const p = (doc as { predicate?: unknown })?.predicate as
+    { verifier?: { id?: unknown }; verificationResult?: unknown; policy?: { digest?: { sha256?: unknown } } } | undefined;
   if (!p || typeof p !== 'object') return false;
-  return p['verifier']?.id === SIGNET_VERIFIER_ID && p['verificationResult'] === 'PASSED' && p['policy']?.digest?.sha256 === policyDigest;
+  return p.verifier?.id === SIGNET_VERIFIER_ID && p.verificationResult === 'PASSED' && p.policy?.digest?.sha256 === policyDigest;
 }
