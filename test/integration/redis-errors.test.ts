@@ -9,7 +9,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.js';
 import { isSignetError } from '../../src/errors.js';
@@ -115,21 +115,7 @@ describe('Redis unavailable at the edges', () => {
       expect(page.headers.get('content-security-policy')).toMatch(/default-src 'none'/);
       // as a browser shows it (test-artifacts/status-page-redis-down.png)
       const profile = path.join(tmp.dir, 'chromium-profile');
-      mkdirSync(profile, { recursive: true });
-      const browser = await chromium.launchPersistentContext(profile, {
-        executablePath: process.env.CHROMIUM_BIN ?? '/usr/bin/chromium',
-        headless: true,
-        viewport: { width: 1000, height: 700 },
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      });
+      const browser = await launchChromium(profile, { width: 1000, height: 700 });
       try {
         const tab = browser.pages()[0] ?? (await browser.newPage());
         expect((await tab.goto(`${signet.url}/ui?token=${PAGE_TOKEN}`))!.status()).toBe(503);

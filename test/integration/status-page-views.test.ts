@@ -11,14 +11,14 @@
  */
 import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { pushImage } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { startSignet, tempKeyDir, uniquePrefix, waitFor, type KeyDir, type RunningSignet } from '../helpers/signet.js';
 
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const TOKEN = 'ui-views-token-0123456789abcdef';
 const SECRET = 'ui-views-hook-secret-0123456789';
 const ARTIFACTS = path.resolve(import.meta.dirname, '../../test-artifacts');
@@ -93,22 +93,7 @@ beforeAll(async () => {
   );
 
   const profile = path.join(tmp.dir, 'chromium-profile');
-  mkdirSync(profile);
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1400, height: 1000 },
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-quic',
-    ],
-  });
+  browser = await launchChromium(profile, { width: 1400, height: 1000 });
   page = browser.pages()[0] ?? (await browser.newPage());
 }, 90_000);
 afterAll(async () => {

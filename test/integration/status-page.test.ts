@@ -5,16 +5,16 @@
  * signed. The page refuses a missing or wrong token, the retry endpoint refuses a token that is
  * not in the body or header (query string, cookie), and hostile text is shown as text.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { pushImage } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { startSignet, tempKeyDir, waitFor, type KeyDir, type RunningSignet } from '../helpers/signet.js';
 
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
 const TOKEN = 'ui-test-token-0123456789abcdef';
 
 let registry: RunningRegistry;
@@ -40,21 +40,7 @@ rules: [{ match: "${proxy.host}/**", keys: [k] }]
     { baseDir: tmp.dir },
   );
   const profile = path.join(tmp.dir, 'chromium-profile');
-  mkdirSync(profile);
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-quic',
-    ],
-  });
+  browser = await launchChromium(profile);
   page = browser.pages()[0] ?? (await browser.newPage());
 });
 afterAll(async () => {
