@@ -1,7 +1,7 @@
 /**
  * signet's OCI distribution client: the operations signet needs on one registry (manifests by
  * digest or tag with their sha256 checked and their schema validated, tag and catalog listings
- * with bounded pagination, monolithic blob uploads). Every request goes through the registry's
+ * with bounded pagination, blob uploads in one request where the registry takes them, else two). Every request goes through the registry's
  * transport (src/registry/transport.ts: deadline, capped reads, auth, errors), the only code that
  * speaks HTTP to registries, and only to the registry it was built for.
  */
@@ -45,6 +45,12 @@ export const LIST_LIMITS: Readonly<ListLimits> = { maxPages: 1000, maxNames: 100
 
 /** How long an uploaded or seen blob is taken as present without asking (see RegistryClient.present). */
 const PRESENT_TTL_MS = 10 * 60_000;
+/**
+ * The same for a shared constant blob (uploadBlob `shared`): every signature manifest of the
+ * repository names it, so garbage collection keeps it while one is left; a PUT that finds it
+ * gone uploads it again (putManifestWith).
+ */
+const SHARED_TTL_MS = 24 * 60 * 60_000;
 const MAX_PRESENT = 10_000;
 
 export class RegistryClient {
@@ -53,11 +59,13 @@ export class RegistryClient {
   private readonly uploads = new Map<string, Promise<string>>();
   /**
    * Blobs this client uploaded or saw (repository@digest -> when), so a blob every signature of a
-   * repository shares (the empty config of referrer manifests) costs no HEAD each time. Bounded
-   * and short-lived: a blob garbage-collected meanwhile is uploaded again after PRESENT_TTL_MS.
+   * repository shares (the `.sig` config, the empty config of referrer manifests) costs no request
+   * each time. Bounded (MAX_PRESENT, oldest first) and expiring (PRESENT_TTL_MS, SHARED_TTL_MS).
    */
   private readonly present = new Map<string, number>();
   private readonly transport: RegistryTransport;
+  /** Single-POST uploads: taken (true), not taken (false), not tried yet (undefined). See singlePostUpload. */
+  private monolithic: boolean | undefined;
 
   constructor(cfg: RegistryConfig, opts: { baseDir?: string; dispatcher?: Dispatcher; credentials?: CredentialSource } = {}) {
     this.host = cfg.host;
@@ -245,24 +253,45 @@ export class RegistryClient {
   }
 
   /**
-   * Upload a blob (monolithic POST + PUT) unless the registry already has it. Returns its digest.
+   * Does this registry take a whole blob in the POST that opens an upload (the OCI distribution
+   * spec's "single POST" monolithic upload, `POST /v2/<name>/blobs/uploads/?digest=<d>` with the
+   * body, answered 201)? Learned from the first upload (see upload): undefined until then.
+   * distribution 2.8 (and Harbor on it) answers 202 and ignores the body; the upload then goes on
+   * with the PUT it would have needed anyway, so the probe costs no request, only the bytes of
+   * one small blob sent twice.
+   */
+  get singlePostUpload(): boolean | undefined {
+    return this.monolithic;
+  }
+
+  /**
+   * Upload a blob unless this client knows the repository has it. Returns its digest.
+   *
+   * - `fresh`: content signet just made (a new signature's payload, a bundle): nobody can have it
+   *   yet, so no HEAD is asked and nothing is remembered.
+   * - `shared`: a constant blob every signature manifest of a repository names (the `.sig`
+   *   config, the empty config of referrers): uploaded once per repository without asking (an
+   *   upload of a blob already there costs what a HEAD + upload would cost minus the HEAD), then
+   *   remembered for SHARED_TTL_MS. Should the registry have garbage-collected it meanwhile, the
+   *   manifest PUT says BLOB_UNKNOWN and putManifestWith uploads it again.
+   * - neither: HEAD first, then upload when absent; remembered for PRESENT_TTL_MS.
+   *
    * Concurrent uploads of the same bytes to the same repository share one upload: distribution
    * answers 500 to a HEAD of a blob whose link another request is writing at that moment (seen
    * with the empty config of referrer manifests, which every subject of an index uploads).
    */
-  async uploadBlob(repository: string, data: Buffer, knownAbsent = false): Promise<string> {
+  async uploadBlob(repository: string, data: Buffer, how: { fresh?: boolean; shared?: boolean } = {}): Promise<string> {
     checkRepo(repository);
     const digest = sha256Digest(data);
     const key = `${repository}@${digest}`;
     const seen = this.present.get(key);
-    if (!knownAbsent && seen !== undefined && Date.now() - seen < PRESENT_TTL_MS) return digest;
+    const ttl = how.shared ? SHARED_TTL_MS : PRESENT_TTL_MS;
+    if (!how.fresh && seen !== undefined && Date.now() - seen < ttl) return digest;
     const inFlight = this.uploads.get(key);
     if (inFlight) return inFlight;
-    const upload = this.upload(repository, data, digest, knownAbsent)
+    const upload = this.upload(repository, data, digest, !how.fresh && !how.shared)
       .then((d) => {
-        this.present.delete(key);
-        this.present.set(key, Date.now());
-        while (this.present.size > MAX_PRESENT) this.present.delete(this.present.keys().next().value as string);
+        if (!how.fresh) this.remember(key);
         return d;
       })
       .finally(() => this.uploads.delete(key));
@@ -270,9 +299,58 @@ export class RegistryClient {
     return upload;
   }
 
-  private async upload(repository: string, data: Buffer, digest: string, knownAbsent: boolean): Promise<string> {
-    if (!knownAbsent && (await this.blobExists(repository, digest))) return digest;
-    const start = await this.call({
+  /** Forget that `repository` holds `digest` (the registry said BLOB_UNKNOWN). */
+  forgetBlob(repository: string, digest: string): void {
+    this.present.delete(`${repository}@${digest}`);
+  }
+
+  private remember(key: string): void {
+    this.present.delete(key);
+    this.present.set(key, Date.now());
+    while (this.present.size > MAX_PRESENT) this.present.delete(this.present.keys().next().value as string);
+  }
+
+  /**
+   * PUT a manifest whose config is a shared blob (uploadBlob `shared`): uploaded first unless
+   * remembered, and once more if the registry answers that a blob is missing (garbage-collected
+   * since it was remembered), then the PUT is repeated once.
+   */
+  async putManifestWith(repository: string, reference: string, body: Buffer, mediaType: string, config: Buffer): Promise<string> {
+    await this.uploadBlob(repository, config, { shared: true });
+    try {
+      return await this.putManifest(repository, reference, body, mediaType);
+    } catch (err) {
+      if (!(err instanceof SignetError) || err.code !== 'SIGNATURE_BLOB_MISSING') throw err;
+      this.forgetBlob(repository, sha256Digest(config));
+      await this.uploadBlob(repository, config, { shared: true });
+      return this.putManifest(repository, reference, body, mediaType);
+    }
+  }
+
+  private async upload(repository: string, data: Buffer, digest: string, headFirst: boolean): Promise<string> {
+    if (headFirst && (await this.blobExists(repository, digest))) return digest;
+    let start: Reply | undefined;
+    if (this.monolithic !== false) {
+      // single POST: the whole blob in the request that opens the upload (distribution-spec
+      // "POST then PUT" alternative); 201 = stored. A 202 opens an ordinary upload (the body was
+      // ignored): this registry does not do it, and the PUT below finishes this upload.
+      const r = await this.call({
+        method: 'POST',
+        path: `/v2/${repository}/blobs/uploads/?digest=${encodeURIComponent(digest)}`,
+        repository,
+        push: true,
+        headers: { 'content-type': 'application/octet-stream' },
+        body: data,
+        ok: [201, 202, 400, 405, 413, 415],
+      });
+      if (r.status === 201) {
+        this.monolithic = true;
+        return digest;
+      }
+      this.monolithic = false;
+      if (r.status === 202) start = r;
+    }
+    start ??= await this.call({
       method: 'POST',
       path: `/v2/${repository}/blobs/uploads/`,
       repository,

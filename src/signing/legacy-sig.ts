@@ -1,8 +1,8 @@
 /**
  * cosign's legacy signature storage: one OCI manifest at tag sha256-<hex>.sig, one layer per
- * signature (the payload blob, annotated with its base64 signature), and a config whose
- * rootfs.diff_ids and history follow the layers (ggcr's mutate.Append on empty.Image).
- * Byte-identical to cosign 2.5's output (shared/research/cosign-format.md §2.2-2.3).
+ * signature (the payload blob, annotated with its base64 signature). The layers are
+ * byte-identical to cosign 2.5's (shared/research/cosign-format.md §2.2-2.3); the config is one
+ * constant shared by every `.sig` (SIGNATURE_CONFIG below says why and why it is safe).
  */
 import { READ_LIMITS } from '../edge/read.js';
 import { COSIGN_SIMPLE_SIGNING, OCI_CONFIG, OCI_MANIFEST } from '../registry/media-types.js';
@@ -42,27 +42,39 @@ export interface SignatureManifest {
   config: Buffer;
 }
 
+/**
+ * The config of every `.sig` manifest signet writes: the config of go-containerregistry's
+ * `empty.Image` (what cosign's `mutate.AppendSignatures` starts from) as ggcr marshals it, with
+ * no `diff_ids` or `history` entries. Until 2026-12 signet wrote cosign's own config, whose
+ * `diff_ids` and `history` list the layers: a config unique to each signature set, so every
+ * signature cost a config upload (POST + PUT). This one is the same bytes for every `.sig` of a
+ * repository: uploaded once per repository and remembered (RegistryClient.uploadBlob `shared`).
+ *
+ * Why it is safe (test/integration/legacy-sig-config.test.ts, real registry): cosign 2.5 and 3.1
+ * (`verify`, and `sign` appending to such a .sig), containers/image (skopeo under a
+ * sigstoreSigned policy) and `crane validate --fast` (manifest and config consistent, rootfs type
+ * "layers") all accept it. None of them reads `diff_ids` of a `.sig`: cosign reads the layers
+ * from the manifest and their bytes with `Compressed()`, containers/image reads the manifest's
+ * layers. `crane validate` without `--fast` refuses cosign's own `.sig` as well (it gunzips every
+ * layer, and a simple-signing payload is not gzip). The OCI empty descriptor (`{}`, media type
+ * `application/vnd.oci.empty.v1+json`) was measured too and not kept: `crane validate --fast`
+ * refuses it (rootfs type "" is not "layers").
+ */
+export const SIGNATURE_CONFIG: Buffer = Buffer.from(
+  '{"architecture":"","created":"0001-01-01T00:00:00Z","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}',
+);
+const SIGNATURE_CONFIG_DESCRIPTOR = { mediaType: OCI_CONFIG, size: SIGNATURE_CONFIG.length, digest: sha256Digest(SIGNATURE_CONFIG) };
+
 export function buildSignatureManifest(layers: readonly SignatureLayer[]): SignatureManifest {
-  const zero = '0001-01-01T00:00:00Z';
-  const config = Buffer.from(
-    JSON.stringify({
-      architecture: '',
-      created: zero,
-      history: layers.map(() => ({ created: zero })),
-      os: '',
-      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
-      config: {},
-    }),
-  );
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
       mediaType: OCI_MANIFEST,
-      config: { mediaType: OCI_CONFIG, size: config.length, digest: sha256Digest(config) },
+      config: SIGNATURE_CONFIG_DESCRIPTOR,
       layers: layers.map((l) => ({ mediaType: l.mediaType, size: l.size, digest: l.digest, annotations: l.annotations })),
     }),
   );
-  return { manifest, config };
+  return { manifest, config: SIGNATURE_CONFIG };
 }
 
 /**

@@ -4,8 +4,10 @@
  * GET /v2/<repo>/referrers/<digest> built from the `subject` of stored manifests (annotations and
  * artifactType copied as the distribution spec says). No auth.
  *
- * Switches: `referrersApi` (off: 404 like distribution 2.x), `redirectBlobs` (blob GETs answer
- * 307 to another host, like registries backed by S3/GCS), and a request log.
+ * Switches: `referrersApi` (off: 404 like distribution 2.x), `singlePost` (the distribution
+ * spec's single-POST monolithic upload, `POST .../blobs/uploads/?digest=` with the body -> 201;
+ * off: 202 and the body ignored, like distribution 2.8), `redirectBlobs` (blob GETs answer 307 to
+ * another host, like registries backed by S3/GCS), and a request log.
  */
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -15,6 +17,7 @@ import { RegistryClient } from '../../src/registry/client.js';
 export interface FakeOci {
   host: string;
   referrersApi: boolean;
+  singlePost: boolean;
   redirectBlobs: boolean;
   requests: string[];
   manifests: Map<string, { body: Buffer; mediaType: string }>;
@@ -28,6 +31,7 @@ const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex'
 export async function startFakeOci(): Promise<FakeOci> {
   const state: Omit<FakeOci, 'host' | 'stop'> = {
     referrersApi: true,
+    singlePost: false,
     redirectBlobs: false,
     requests: [],
     manifests: new Map(),
@@ -90,6 +94,12 @@ export async function startFakeOci(): Promise<FakeOci> {
       }
       m = /^\/v2\/(.+)\/blobs\/uploads\/(\d+)?$/.exec(u.pathname);
       if (m) {
+        const single = u.searchParams.get('digest');
+        if (req.method === 'POST' && single && state.singlePost) {
+          if (sha(body) !== single) return send(400, '{"errors":[{"code":"DIGEST_INVALID"}]}');
+          state.blobs.set(single, body);
+          return send(201, '', { 'docker-content-digest': single, location: `/v2/${m[1]}/blobs/${single}` });
+        }
         if (req.method === 'POST') return send(202, '', { location: `/v2/${m[1]}/blobs/uploads/${++uploads}` });
         if (req.method === 'PUT') {
           const digest = u.searchParams.get('digest')!;

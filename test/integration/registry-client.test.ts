@@ -4,6 +4,9 @@
  * request is writing), and every caller gets the digest once the registry serves the blob. Blobs
  * it uploaded are remembered (the shared empty config of referrers costs no HEAD each time) and
  * forgotten when the registry says a manifest names a missing one (garbage collected meanwhile).
+ * The single-POST upload is tried on the first upload and its answer remembered: 202 (distribution
+ * 2.8) finishes that upload with a PUT, 201 (a registry that takes it) is one request per blob,
+ * 405 and the like start the upload again as POST + PUT.
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,5 +114,75 @@ describe('blobs taken as present', () => {
     reg.requests.length = 0;
     await proxied.uploadBlob('team/app', blob);
     expect(reg.requests.some((r) => r.startsWith('HEAD '))).toBe(true); // forgotten: asked again
+  });
+});
+
+describe("single-POST uploads (the distribution spec's monolithic POST), probed on the first upload", () => {
+  let own: RunningRegistry;
+  let reg: MaliciousRegistry;
+  beforeAll(async () => {
+    own = await startRegistry();
+    reg = await startMaliciousRegistry({ upstream: own.host });
+  });
+  afterAll(async () => {
+    await reg?.stop();
+    await own?.stop();
+  });
+  const fresh = (c: RegistryClient, text: string) => c.uploadBlob('team/app', Buffer.from(text), { fresh: true });
+
+  it('distribution 2.8 answers 202 and ignores the body: the same upload goes on with its PUT, and the next uploads are POST + PUT', async () => {
+    const c = new RegistryClient(registrySchema.parse({ host: reg.host, insecure: true }));
+    try {
+      expect(c.singlePostUpload).toBeUndefined();
+      reg.requests.length = 0;
+      await fresh(c, 'first blob');
+      expect(c.singlePostUpload).toBe(false);
+      expect(reg.requests).toHaveLength(2);
+      expect(reg.requests[0]).toMatch(/^POST \/v2\/team\/app\/blobs\/uploads\/\?digest=sha256(:|%3A)[0-9a-f]{64}$/);
+      expect(reg.requests[1]).toMatch(/^PUT \/v2\/team\/app\/blobs\/uploads\/\S+digest=sha256(:|%3A)[0-9a-f]{64}/);
+      reg.requests.length = 0;
+      await fresh(c, 'second blob');
+      expect(reg.requests[0]).toBe('POST /v2/team/app/blobs/uploads/');
+      expect(reg.requests).toHaveLength(2);
+      // both blobs are there, with their content
+      for (const t of ['first blob', 'second blob']) {
+        const d = `sha256:${createHash('sha256').update(t).digest('hex')}`;
+        const r = await fetch(`${own.url}/v2/team/app/blobs/${d}`);
+        expect(await r.text()).toBe(t);
+      }
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('a registry that takes it (201): one request per blob from then on', async () => {
+    const { startFakeOci } = await import('../helpers/fake-oci.js');
+    const fake = await startFakeOci();
+    fake.singlePost = true;
+    const c = new RegistryClient(registrySchema.parse({ host: fake.host, insecure: true }));
+    try {
+      await fresh(c, 'one');
+      await fresh(c, 'two');
+      expect(c.singlePostUpload).toBe(true);
+      expect(fake.requests).toEqual(['POST /v2/team/app/blobs/uploads/', 'POST /v2/team/app/blobs/uploads/']);
+      expect(fake.blobs.get(`sha256:${createHash('sha256').update('two').digest('hex')}`)?.toString()).toBe('two');
+    } finally {
+      await c.close();
+      await fake.stop();
+    }
+  });
+
+  it('a registry that refuses it (405): the upload starts again as POST + PUT, and it is not tried again', async () => {
+    const c = new RegistryClient(registrySchema.parse({ host: reg.host, insecure: true }));
+    try {
+      reg.tricks.push({ match: (req) => req.method === 'POST' && (req.url ?? '').includes('?digest='), times: 1, kind: 'answer', status: 405, body: '' });
+      reg.requests.length = 0;
+      await fresh(c, 'refused once');
+      expect(c.singlePostUpload).toBe(false);
+      expect(reg.requests.map((r) => r.split(' ')[0])).toEqual(['POST', 'POST', 'PUT']);
+      expect(reg.requests[1]).toBe('POST /v2/team/app/blobs/uploads/');
+    } finally {
+      await c.close();
+    }
   });
 });

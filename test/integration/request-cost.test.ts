@@ -1,47 +1,81 @@
 /**
  * What one signature costs, counted by signet's own metrics (signet_registry_requests_total,
- * signet_key_sign_seconds_count) against a real registry, with the real cosign deciding:
- * - a new signature on a single-arch image: 1 key call and 7 registry requests (GET the pushed
- *   manifest, POST+PUT the payload blob, GET the .sig under the lock, POST+PUT the config blob,
- *   PUT the .sig);
+ * signet_key_sign_seconds_count), with the real cosign 2.5 and 3.1 deciding that what was written
+ * verifies. The request sequence per format set (docs/formats.md "Cost"):
+ *
+ * distribution 2.8 (no referrers API; it answers a single-POST upload with 202 and ignores the
+ * body, so every blob costs POST + PUT):
+ * - `[legacy]`, a new signature: 1 key call, 5 requests (GET the pushed manifest, POST+PUT the
+ *   payload blob, GET the .sig under the lock, PUT the .sig); 7 for a repository's first
+ *   signature (the shared .sig config, POST+PUT, then remembered per repository);
+ * - two keys in one rule: one .sig read-modify-write for both (2 key calls, still 5 requests:
+ *   the payload is the same blob);
  * - the same push delivered again: 2 requests (the manifest and the .sig), no key call;
  * - a digest signet has no record of but that cosign already signed with the same key: one key
  *   call, signet's signature is dropped in favour of the one there (one layer, outcome present);
- * - `verifyWrites: true`: the read-back costs one request more (8).
+ * - `verifyWrites: true`: the read-back costs one request more;
+ * - `[legacy, bundle]` (the default): 10 requests after a repository's first image (legacy 5;
+ *   bundle 5: the fallback index GET under the lock, bundle POST+PUT, referrer PUT, index PUT),
+ *   15 for the first (the referrers API probe, the .sig config and the empty config).
+ * A registry with the referrers API and single-POST uploads (the in-memory OCI registry of
+ * test/helpers/fake-oci.ts) is counted too: each blob is one request there, and the referrers
+ * API replaces the fallback index.
  */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COSIGN3_BIN, cosignGenerateKeyPair, cosignSign, cosignVerify, tempDir } from '../helpers/cosign.js';
 import { getManifest, pushImage, sigTag, type PushedImage } from '../helpers/images.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
+import { startFakeOci, type FakeOci } from '../helpers/fake-oci.js';
 import { startSignet, waitFor, type RunningSignet } from '../helpers/signet.js';
 
 const SECRET = 'cost-hook-secret-0123456789';
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 let registry: RunningRegistry;
 let checked: RunningRegistry;
+let fake: FakeOci;
+let fakeNoApi: FakeOci;
 let signet: RunningSignet;
 let tmp: { dir: string; remove: () => void };
 let pubPath: string;
 let keyPath: string;
+let pub2Path: string;
 
 beforeAll(async () => {
   tmp = tempDir();
   const key = await cosignGenerateKeyPair(tmp.dir, 'cost-pw');
   pubPath = key.pubPath;
   keyPath = key.keyPath;
+  mkdirSync(join(tmp.dir, 'second'));
+  pub2Path = (await cosignGenerateKeyPair(join(tmp.dir, 'second'), 'cost-pw')).pubPath;
   registry = await startRegistry();
   checked = await startRegistry();
+  // the referrers API and single-POST uploads; and neither (distribution 2.8's answers, in memory)
+  fake = await startFakeOci();
+  fake.singlePost = true;
+  fakeNoApi = await startFakeOci();
+  fakeNoApi.referrersApi = false;
   signet = await startSignet(
     `
 registries:
   - { host: "${registry.host}", insecure: true }
   - { host: "${checked.host}", insecure: true, verifyWrites: true }
+  - { host: "${fake.host}", insecure: true }
+  - { host: "${fakeNoApi.host}", insecure: true }
 integrations: [{ name: local, kind: distribution, secret: "${SECRET}" }]
-keys: [{ name: k, provider: file, path: cosign.key, password: "\${COST_PW}" }]
+keys:
+  - { name: k, provider: file, path: cosign.key, password: "\${COST_PW}" }
+  - { name: k2, provider: file, path: second/cosign.key, password: "\${COST_PW}" }
 rules:
   - { match: "${registry.host}/default/**", keys: [k], identity: repository }
+  - { match: "${registry.host}/bundle/**", keys: [k], identity: repository, formats: [bundle] }
+  - { match: "${registry.host}/two/**", keys: [k, k2], identity: repository, formats: [legacy] }
   - { match: "${registry.host}/**", keys: [k], identity: repository, formats: [legacy] }
   - { match: "${checked.host}/**", keys: [k], identity: repository, formats: [legacy] }
+  - { match: "${fake.host}/default/**", keys: [k], identity: repository }
+  - { match: "${fake.host}/**", keys: [k], identity: repository, formats: [legacy] }
+  - { match: "${fakeNoApi.host}/**", keys: [k], identity: repository }
 `,
     { baseDir: tmp.dir, env: { COST_PW: 'cost-pw' } },
   );
@@ -51,6 +85,8 @@ afterAll(async () => {
   await signet?.stop();
   await registry?.stop();
   await checked?.stop();
+  await fake?.stop();
+  await fakeNoApi?.stop();
   tmp?.remove();
 });
 
@@ -117,21 +153,53 @@ async function deliver(host: string, repo: string, tag: string, img: PushedImage
   return { requests: diff(after.requests, before.requests), keyCalls: after.keyCalls - before.keyCalls };
 }
 
-async function sigManifest(reg: RunningRegistry, repo: string, digest: string): Promise<string | undefined> {
+async function sigManifest(reg: { url: string }, repo: string, digest: string): Promise<string | undefined> {
   const m = await getManifest(reg, repo, sigTag(digest));
   return m.status === 200 ? m.body.toString() : undefined;
 }
 const layerCount = (m: string | undefined) => (m ? (JSON.parse(m) as { layers: unknown[] }).layers.length : 0);
 
-describe('cost per signature, from signet_registry_requests_total', () => {
-  it('a new signature on a single-arch image: 1 key call, 7 registry requests; cosign verifies it', async () => {
-    const img = await pushImage(registry, 'cost/new', 'v1');
-    const c = await deliver(registry.host, 'cost/new', 'v1', img);
-    expect(c.keyCalls).toBe(1);
-    expect(c.requests).toEqual({ 'GET manifest': 2, 'POST upload': 2, 'PUT upload': 2, 'PUT manifest': 1 });
-    expect(total(c.requests)).toBe(7);
-    const v = await cosignVerify(`${registry.host}/cost/new:v1`, pubPath);
-    expect(v.ok, v.stderr).toBe(true);
+const target = (f: FakeOci) => ({ host: f.host, url: `http://${f.host}` });
+
+/** Push `n` images to one repository and deliver each: the cost of each, in push order. */
+async function series(reg: { host: string; url: string }, repo: string, n: number) {
+  const out: { img: PushedImage; keyCalls: number; requests: Counts }[] = [];
+  for (let i = 1; i <= n; i++) {
+    const img = await pushImage(reg, repo, `v${i}`);
+    out.push({ img, ...(await deliver(reg.host, repo, `v${i}`, img)) });
+  }
+  return out;
+}
+
+async function verifies(reg: { host: string }, ref: string, pub = pubPath) {
+  for (const bin of [undefined, COSIGN3_BIN()]) {
+    const v = await cosignVerify(`${reg.host}/${ref}`, pub, [], bin ? { bin } : {});
+    expect(v.ok, `${bin ?? 'cosign 2.5'}: ${v.stderr}`).toBe(true);
+  }
+}
+
+describe('cost per signature on distribution 2.8, from signet_registry_requests_total', () => {
+  it("[legacy]: 1 key call and 5 registry requests per new signature, 7 for a repository's first (the shared .sig config); cosign 2.5 and 3.1 verify", async () => {
+    const [first, second, third] = await series(registry, 'cost/new', 3);
+    expect(first!.keyCalls).toBe(1);
+    // GET manifest (resolve), POST+PUT payload, GET .sig, POST+PUT the .sig config, PUT .sig
+    expect(first!.requests).toEqual({ 'GET manifest': 2, 'POST upload': 2, 'PUT upload': 2, 'PUT manifest': 1 });
+    for (const c of [second!, third!]) {
+      expect(c.keyCalls).toBe(1);
+      // the config is remembered for the repository: GET manifest, POST+PUT payload, GET .sig, PUT .sig
+      expect(c.requests).toEqual({ 'GET manifest': 2, 'POST upload': 1, 'PUT upload': 1, 'PUT manifest': 1 });
+      expect(total(c.requests)).toBe(5);
+    }
+    for (const i of [1, 3]) await verifies(registry, `cost/new:v${i}`);
+  });
+
+  it('two keys in one rule: one .sig read-modify-write for both (2 key calls, one GET and one PUT of the .sig)', async () => {
+    const [, c] = await series(registry, 'two/app', 2);
+    expect(c!.keyCalls).toBe(2);
+    expect(c!.requests).toEqual({ 'GET manifest': 2, 'POST upload': 1, 'PUT upload': 1, 'PUT manifest': 1 });
+    expect(layerCount(await sigManifest(registry, 'two/app', c!.img.digest))).toBe(2);
+    await verifies(registry, 'two/app:v2');
+    await verifies(registry, 'two/app:v2', pub2Path);
   });
 
   it('the same push delivered again: 2 requests, no key call, still one signature', async () => {
@@ -156,37 +224,80 @@ describe('cost per signature, from signet_registry_requests_total', () => {
     expect(present?.signatures?.[0]).toMatch(/ k legacy present$/);
   });
 
-  it('verifyWrites: true reads the .sig back: 8 requests', async () => {
-    const img = await pushImage(checked, 'cost/checked', 'v1');
-    const c = await deliver(checked.host, 'cost/checked', 'v1', img);
-    expect(c.keyCalls).toBe(1);
-    expect(c.requests).toEqual({ 'GET manifest': 3, 'POST upload': 2, 'PUT upload': 2, 'PUT manifest': 1 });
+  it('verifyWrites: true reads the .sig back: one request more (6 once the config is remembered)', async () => {
+    const [, c] = await series(checked, 'cost/checked', 2);
+    expect(c!.keyCalls).toBe(1);
+    expect(c!.requests).toEqual({ 'GET manifest': 3, 'POST upload': 1, 'PUT upload': 1, 'PUT manifest': 1 });
   });
 
-  it('the default formats (legacy .sig and bundle) on a registry without the referrers API: 2 key calls; 18 requests for the first image of a repository, 14 after; cosign 2.5 reads the .sig, cosign 3.1 the bundle', async () => {
-    // the first image: the referrers API probed (then remembered per registry), the empty config checked (then remembered per repository)
-    const first = await pushImage(registry, 'default/app', 'v1');
-    const c = await deliver(registry.host, 'default/app', 'v1', first);
-    expect(c.keyCalls).toBe(2);
-    console.log(`default formats, first image: ${total(c.requests)} registry requests ${JSON.stringify(c.requests)}`);
-    expect(c.requests).toEqual({ 'GET other': 1, 'GET manifest': 5, 'HEAD blob': 1, 'POST upload': 4, 'PUT upload': 4, 'PUT manifest': 3 });
-    expect(total(c.requests)).toBe(18);
-    for (const bin of [undefined, COSIGN3_BIN()]) {
-      const v = await cosignVerify(`${registry.host}/default/app:v1`, pubPath, [], bin ? { bin } : {});
-      expect(v.ok, v.stderr).toBe(true);
-    }
-    // the next one: legacy 7 (resolve; payload POST+PUT; .sig GET; config POST+PUT; .sig PUT) and
-    // bundle 7 (fallback index GET; bundle POST+PUT; referrer PUT; index GET under the lock, PUT, read back)
-    const next = await pushImage(registry, 'default/app', 'v2');
-    const n = await deliver(registry.host, 'default/app', 'v2', next);
-    expect(n.keyCalls).toBe(2);
-    console.log(`default formats, next image: ${total(n.requests)} registry requests ${JSON.stringify(n.requests)}`);
-    expect(n.requests).toEqual({ 'GET manifest': 5, 'POST upload': 3, 'PUT upload': 3, 'PUT manifest': 3 });
-    expect(total(n.requests)).toBe(14);
+  it('a remembered .sig config the registry lost since (garbage-collected): the PUT is refused, the config uploaded again, the PUT redone, in the same job', async () => {
+    const [first] = await series(registry, 'cost/gc', 1);
+    const config = JSON.parse((await sigManifest(registry, 'cost/gc', first!.img.digest))!).config.digest as string;
+    expect((await fetch(`${registry.url}/v2/cost/gc/blobs/${config}`, { method: 'DELETE' })).status).toBe(202);
+    const img = await pushImage(registry, 'cost/gc', 'v2');
+    const c = await deliver(registry.host, 'cost/gc', 'v2', img);
+    expect(c.keyCalls).toBe(1);
+    // 5, plus the refused PUT of the .sig and the config's POST+PUT
+    expect(c.requests).toEqual({ 'GET manifest': 2, 'POST upload': 2, 'PUT upload': 2, 'PUT manifest': 2 });
+    expect(signet.logs.filter((l) => l.level >= 50 && String(l.ref ?? '').includes('cost/gc'))).toEqual([]);
+    await verifies(registry, 'cost/gc:v2');
+  });
+
+  it("[legacy, bundle] (the default), no referrers API: 2 key calls; 15 requests for a repository's first image, 10 after; 5 for the same push again", async () => {
+    const [first, next] = await series(registry, 'default/app', 2);
+    expect(first!.keyCalls).toBe(2);
+    console.log(`default formats, first image: ${total(first!.requests)} registry requests ${JSON.stringify(first!.requests)}`);
+    // + the referrers API probe (GET other; remembered per registry), the .sig config and the empty config (POST+PUT each)
+    expect(first!.requests).toEqual({ 'GET other': 1, 'GET manifest': 3, 'POST upload': 4, 'PUT upload': 4, 'PUT manifest': 3 });
+    // legacy 5 (resolve; payload POST+PUT; .sig GET; .sig PUT) and bundle 5 (fallback index GET under the lock; bundle POST+PUT; referrer PUT; index PUT)
+    expect(next!.keyCalls).toBe(2);
+    console.log(`default formats, next image: ${total(next!.requests)} registry requests ${JSON.stringify(next!.requests)}`);
+    expect(next!.requests).toEqual({ 'GET manifest': 3, 'POST upload': 2, 'PUT upload': 2, 'PUT manifest': 3 });
+    expect(total(next!.requests)).toBe(10);
+    await verifies(registry, 'default/app:v1');
+    await verifies(registry, 'default/app:v2');
     // delivered again: nothing written, no key call; the bundle is read and verified (referrer and blob), not taken on its listing
-    const again = await deliver(registry.host, 'default/app', 'v2', next);
+    const again = await deliver(registry.host, 'default/app', 'v2', next!.img);
     expect(again.keyCalls).toBe(0);
-    console.log(`default formats, same push again: ${total(again.requests)} registry requests ${JSON.stringify(again.requests)}`);
     expect(again.requests).toEqual({ 'GET manifest': 4, 'GET blob': 1 });
+  });
+
+  it("[bundle] alone, no referrers API: 1 key call, 6 requests after a repository's first image; cosign 3.1 verifies", async () => {
+    const [first, next] = await series(registry, 'bundle/app', 2);
+    expect(first!.keyCalls).toBe(1);
+    expect(next!.keyCalls).toBe(1);
+    console.log(`[bundle], first image: ${JSON.stringify(first!.requests)}; next: ${JSON.stringify(next!.requests)}`);
+    // resolve; fallback index GET under the lock; bundle POST+PUT; referrer PUT; index PUT
+    expect(next!.requests).toEqual({ 'GET manifest': 2, 'POST upload': 1, 'PUT upload': 1, 'PUT manifest': 2 });
+    const v = await cosignVerify(`${registry.host}/bundle/app:v2`, pubPath, [], { bin: COSIGN3_BIN() });
+    expect(v.ok, v.stderr).toBe(true);
+  });
+});
+
+describe('cost per signature on a registry with single-POST uploads and the referrers API (in memory)', () => {
+  it("[legacy]: 4 requests per new signature (each blob one POST), 5 for a repository's first", async () => {
+    const [first, next] = await series(target(fake), 'cost/app', 2);
+    expect(first!.keyCalls).toBe(1);
+    expect(first!.requests).toEqual({ 'GET manifest': 2, 'POST upload': 2, 'PUT manifest': 1 });
+    expect(next!.requests).toEqual({ 'GET manifest': 2, 'POST upload': 1, 'PUT manifest': 1 });
+  });
+
+  it('[legacy, bundle]: 7 requests per new image with the referrers API (listing instead of the fallback index)', async () => {
+    const [first, next] = await series(target(fake), 'default/app', 2);
+    expect(first!.keyCalls).toBe(2);
+    console.log(`default formats with the referrers API, first image: ${JSON.stringify(first!.requests)}; next: ${JSON.stringify(next!.requests)}`);
+    // legacy 4 (resolve; payload POST; .sig GET; .sig PUT), bundle 3 (referrers GET under the lock; bundle POST; referrer PUT)
+    expect(next!.requests).toEqual({ 'GET manifest': 2, 'GET other': 1, 'POST upload': 2, 'PUT manifest': 2 });
+    expect(fake.requests.filter((r) => r.includes('/manifests/sha256-') && !r.endsWith('.sig'))).toEqual([]); // no fallback tag
+  });
+
+  it('a registry that answers the single POST with 202 (distribution 2.8) is asked once, then gets POST+PUT', async () => {
+    const before = fakeNoApi.requests.length;
+    const [first, next] = await series(target(fakeNoApi), 'default/app', 2);
+    const posts = fakeNoApi.requests.slice(before).filter((r) => r.startsWith('POST'));
+    expect(posts.length).toBeGreaterThan(0);
+    // default formats without the API: 15, then 10, as on distribution 2.8
+    expect(total(first!.requests)).toBe(15);
+    expect(next!.requests).toEqual({ 'GET manifest': 3, 'POST upload': 2, 'PUT upload': 2, 'PUT manifest': 3 });
   });
 });

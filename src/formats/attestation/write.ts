@@ -48,7 +48,7 @@ export async function writeAttestations(ctx: WriteContext, plan: SigningPlan, su
     subject,
     ctx.signers.map((signer) => ({ signer, statement, predicateType: VSA_PREDICATE, sameClaim: (s: Buffer) => sameDecision(s, policyDigest) })),
     ctx.lock,
-    { needs: { rekorKey: needs.rekorKey, verifyTimestamp: needs.verifyTimestamp } },
+    { verifyWrite: ctx.verifyWrite, needs: { rekorKey: needs.rekorKey, verifyTimestamp: needs.verifyTimestamp } },
   );
   return results.map(({ format: _format, upgraded: _upgraded, ...r }) => ({ ...r, predicateType: VSA_PREDICATE }));
 }

@@ -58,7 +58,11 @@ export interface BundleRequest {
 }
 
 export interface BundleAttachOptions {
-  /** How long to wait for a referrers API to list a new referrer. Default 3 s. */
+  /** signet has no record of this digest and the rule has no witness: skip the listing before signing (the one under the lock decides). */
+  expectNew?: boolean | undefined;
+  /** registries[].verifyWrites: confirm the new referrer is listed (src/formats/referrers). */
+  verifyWrite?: boolean | undefined;
+  /** How long to wait for a referrers API to list a new referrer (verifyWrite). Default 3 s. */
   apiReadbackMs?: number;
   /** Rekor key / timestamp verification for present bundles (the rule's). */
   needs?: Pick<BundleNeeds, 'rekorKey' | 'verifyTimestamp'>;
@@ -75,6 +79,8 @@ export function writeBundles(ctx: WriteContext, plan: SigningPlan, subject: Subj
     ctx.signers.map((signer) => ({ signer, statement, annotations: plan.annotations })),
     ctx.lock,
     {
+      expectNew: ctx.expectNew,
+      verifyWrite: ctx.verifyWrite,
       needs: { rekorKey: needs.rekorKey, verifyTimestamp: needs.verifyTimestamp },
     },
   );
@@ -113,7 +119,11 @@ export async function attachBundles(
     return p;
   };
 
-  const listing = await listReferrers(client, repository, subject.digest);
+  // A new digest (no record, no witness: the pipeline's expectNew) is not listed before signing:
+  // the listing under the lock merges whatever is there (a bundle that was there after all costs
+  // one key call, and ours is dropped in its favour), as the legacy and Notation writers do.
+  const witnessed = requests.some((r) => r.signer.witnesses.tlog || r.signer.witnesses.timestamp);
+  const listing: Listing = opts.expectNew && !witnessed ? { api: false, descriptors: [] } : await listReferrers(client, repository, subject.digest);
   const plans = await Promise.all(requests.map((req) => planBundle(req, listing, read, subject, opts)));
   const work = plans.filter((p) => p.manifest);
   if (work.length === 0) return plans.map((p) => p.result);
@@ -137,7 +147,11 @@ export async function attachBundles(
 
     // the listing read under the lock is the read of the fallback index's read-modify-write
     const items = todo.map((p) => ({ layer: p.bundle!, manifest: p.manifest!, annotations: p.annotations! }));
-    await pushReferrers(client, repository, subject.digest, now, BUNDLE_V03, items, { apiReadbackMs: opts.apiReadbackMs, what: 'bundle' });
+    await pushReferrers(client, repository, subject.digest, now, BUNDLE_V03, items, {
+      verifyWrite: opts.verifyWrite,
+      apiReadbackMs: opts.apiReadbackMs,
+      what: 'bundle',
+    });
     return plans.map((p) => p.result);
   });
 }

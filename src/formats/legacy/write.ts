@@ -148,7 +148,7 @@ export async function attachLegacySignatures(
   const uploadPayloads = async (knownAbsent: boolean): Promise<void> => {
     for (const p of work) {
       if (uploaded.has(p.layer!.digest)) continue;
-      await client.uploadBlob(repository, p.req.payload, knownAbsent);
+      await client.uploadBlob(repository, p.req.payload, { fresh: knownAbsent });
       uploaded.add(p.layer!.digest);
     }
   };
@@ -165,8 +165,7 @@ export async function attachLegacySignatures(
       // uploads anything only when the layers changed oddly under us (e.g. the read before signing was stale)
       await uploadPayloads(false);
       countDropped(existing, opts.metrics);
-      await client.uploadBlob(repository, built.config, true);
-      await client.putManifest(repository, tag, built.manifest, OCI_MANIFEST);
+      await client.putManifestWith(repository, tag, built.manifest, OCI_MANIFEST, built.config);
       if (!opts.verifyWrite) return plans.map((p) => p.result);
 
       // Read back: a writer outside signet's lock (cosign, another tool) may have replaced the

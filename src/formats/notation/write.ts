@@ -108,7 +108,11 @@ export async function writeNotation(
     if (todo.length === 0) return jobs.map((j) => j.result);
     // a fresh signature each (its signing time and signature are new)
     const items = todo.map((j) => ({ layer: j.envelope!, manifest: j.manifest!, annotations: j.annotations! }));
-    await pushReferrers(client, repository, subject.digest, now, NOTATION_SIGNATURE, items, { apiReadbackMs: opts.apiReadbackMs, what: 'Notation signature' });
+    await pushReferrers(client, repository, subject.digest, now, NOTATION_SIGNATURE, items, {
+      verifyWrite: ctx.verifyWrite,
+      apiReadbackMs: opts.apiReadbackMs,
+      what: 'Notation signature',
+    });
     return jobs.map((j) => j.result);
   });
 }

@@ -47,11 +47,6 @@ export function fallbackIndex(client: RegistryClient, repository: string, digest
 }
 
 /**
- * Make freshly pushed referrer manifests visible in the listing `now` (read under the lock):
- * with the API, wait until it lists them; without, add them to the fallback index (the listing's
- * read is the read of this read-modify-write) and read it back. `what` names the referrers in errors.
- */
-/**
  * Push new referrers and list them: the shared empty config, each referrer's one layer (fresh
  * content: uploaded without a HEAD) and its manifest by digest, then `publishReferrers`. Called
  * under the referrers lock, with the listing read under it.
@@ -63,12 +58,11 @@ export async function pushReferrers(
   now: Listing,
   artifactType: string,
   items: readonly { layer: Buffer; manifest: Buffer; annotations: Record<string, string> }[],
-  opts: { apiReadbackMs?: number | undefined; what?: string } = {},
+  opts: PublishOptions = {},
 ): Promise<void> {
-  await client.uploadBlob(repository, EMPTY_CONFIG);
   for (const it of items) {
-    await client.uploadBlob(repository, it.layer, true); // a fresh signature: never there yet
-    await client.putManifest(repository, sha256Digest(it.manifest), it.manifest, OCI_MANIFEST);
+    await client.uploadBlob(repository, it.layer, { fresh: true }); // a fresh signature: never there yet
+    await client.putManifestWith(repository, sha256Digest(it.manifest), it.manifest, OCI_MANIFEST, EMPTY_CONFIG);
   }
   const added = items.map((it) => ({
     mediaType: OCI_MANIFEST,
@@ -80,24 +74,45 @@ export async function pushReferrers(
   await publishReferrers(client, repository, digest, now, added, opts);
 }
 
+export interface PublishOptions {
+  /**
+   * registries[].verifyWrites: confirm the new referrers are listed (the API lists them, or the
+   * fallback index read back holds them; redone up to MAX_ATTEMPTS times when a writer outside
+   * signet's lock replaced the index). Off (the default), the write is trusted as the registry
+   * acknowledged it, as for the legacy `.sig`: signet's own writers are serialized by the lock.
+   */
+  verifyWrite?: boolean | undefined;
+  /** How long to wait for a referrers API to list new referrers (verifyWrite). Default 3 s. */
+  apiReadbackMs?: number | undefined;
+  /** Names the referrers in errors. */
+  what?: string;
+}
+
+/**
+ * Make freshly pushed referrer manifests visible in the listing `now` (read under the lock):
+ * with the API the registry lists them itself (with verifyWrite: wait until it does); without,
+ * add them to the fallback index (the listing's read is the read of this read-modify-write),
+ * and with verifyWrite read it back.
+ */
 export async function publishReferrers(
   client: RegistryClient,
   repository: string,
   digest: string,
   now: Listing,
   added: readonly AddedReferrer[],
-  opts: { apiReadbackMs?: number | undefined; what?: string } = {},
+  opts: PublishOptions = {},
 ): Promise<void> {
-  if (now.api)
-    await apiReadback(
-      client,
-      repository,
-      digest,
-      added.map((a) => a.digest),
-      opts.apiReadbackMs ?? 3000,
-      opts.what ?? 'referrer',
-    );
-  else await updateFallbackTag(client, repository, digest, added, now.index);
+  if (now.api) {
+    if (opts.verifyWrite)
+      await apiReadback(
+        client,
+        repository,
+        digest,
+        added.map((a) => a.digest),
+        opts.apiReadbackMs ?? 3000,
+        opts.what ?? 'referrer',
+      );
+  } else await updateFallbackTag(client, repository, digest, added, now.index, Boolean(opts.verifyWrite));
 }
 
 async function apiReadback(client: RegistryClient, repository: string, digest: string, want: readonly string[], waitMs: number, what: string): Promise<void> {
@@ -118,6 +133,7 @@ async function updateFallbackTag(
   digest: string,
   added: readonly AddedReferrer[],
   read: ReferrersIndex | undefined,
+  verifyWrite: boolean,
 ): Promise<void> {
   const tag = referrersTag(digest);
   let current = read;
@@ -128,6 +144,7 @@ async function updateFallbackTag(
     }
     const next = appendToIndex(current, added);
     if (next.changed) await client.putManifest(repository, tag, next.body, OCI_INDEX);
+    if (!verifyWrite) return;
     const check = await client.getManifest(repository, tag, OCI_INDEX);
     const listed = check ? fallbackIndex(client, repository, digest, check.document).manifests : [];
     if (added.every((a) => listed.some((d) => d.digest === a.digest))) return;
