@@ -3,13 +3,16 @@
  * processes, the AWS KMS stand-in speaking the real wire protocol, cosign), all on loopback.
  * Every figure below comes from the same run, on the same machine, side by side:
  *
- *   floor       the registry's own floor: a raw loop writing signet's exact signature manifests
- *               (2 blob uploads + the .sig manifest PUT, no reads) at the best concurrency; plus
- *               signet's full request sequence replayed raw (what the registry allows signet's
- *               request pattern)
+ *   floor       the registry's own floor: a raw loop writing one legacy signature per image with
+ *               no reads (POST+PUT payload, POST+PUT a per-signature config, PUT the .sig: 5
+ *               writes) at the best concurrency; plus signet's request sequences replayed raw
+ *               (legacy-only, with verifyWrites, and the default formats: what the registry
+ *               allows signet's request pattern)
  *   throughput  N images pre-pushed (no registry notifications), then the bench POSTs one
  *               distribution event per image to `signet serve`; `signet worker` (another process)
- *               signs: webhook -> queue -> worker -> signature in the registry
+ *               signs: webhook -> queue -> worker -> signature in the registry (`formats: [legacy]`)
+ *   default     the same with the default formats (`[legacy, bundle]`: the .sig and a sigstore
+ *               bundle referrer; distribution 2.8 has no referrers API, so the fallback index too)
  *   latency     live pushes (blobs mounted, manifest PUT) at half the peak rate, each webhook
  *               POSTed as soon as its push returns: push-to-signed p50/p99
  *   soak        steady pushes for --soak seconds (default 600): receiver and worker RSS at
@@ -22,9 +25,12 @@
  *   kms         the throughput phase with an `awskms` key on the AWS KMS stand-in answering each
  *               Sign after 100 ms; Sign calls counted in the stand-in
  *   cost        `signet start`, one single-arch image at a time: key-backend calls and registry
- *               requests per new signature, from /metrics and from the request probe
+ *               requests per new image for each format set, a repository's first image and the
+ *               next ones, on distribution 2.8 and on an in-memory registry with the referrers
+ *               API and single-POST uploads (test/helpers/fake-oci.ts), from /metrics and the probe
  *   e2e         what users see: pushes to a registry whose notifications go to `signet start`
- *   cosign      the baseline: a sequential `cosign sign --key` loop
+ *   cosign      the baselines: a sequential `cosign sign --key` loop (cosign 2.5, the legacy
+ *               .sig), and cosign 3.1 writing the default formats (a .sig and a bundle per image)
  *
  *   npm run bench                       # the full run (10-minute soak; 17-20 minutes)
  *   npm run bench -- --quick            # smaller sets, 60 s soak (about 5 minutes)
@@ -33,7 +39,8 @@
  * Options (flag, or env BENCH_<NAME> with dashes as underscores, e.g. BENCH_SOAK=120):
  *   --quick                  smaller defaults everywhere (explicit options still win)
  *   --phases LIST            comma list of the phases above (default: all)
- *   --images N               throughput images (600; quick 150)
+ *   --images N               throughput images (600; quick 150); the default phase signs as many
+ *   --images-per-repo K      images per repository in every pre-pushed set and live push (10)
  *   --post-concurrency P     webhook POSTs in flight in the throughput and kms phases (16)
  *   --warmup N               images signed by each fresh signet deployment before it is measured (50)
  *   --kms-images N           kms phase images (300; quick 100)
@@ -75,13 +82,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { cosignGenerateKeyPair } from '../test/helpers/cosign.js';
+import { COSIGN3_BIN, cosignGenerateKeyPair } from '../test/helpers/cosign.js';
 import { startRegistry, type RunningRegistry } from '../test/helpers/registry.js';
 import { deletePrefix, formatCpu, loadAverage, log, machineInfo, pool, REDIS_URL, redisPid, ROOT, round, SetupError, sleep } from './lib/common.js';
 import { Oci } from './lib/oci.js';
 import { summarizeProfile, type ProfileSummary } from './lib/profile.js';
 import type { ImageRef } from './lib/webhook.js';
-import { KEY_PASSWORD, type Phase, type Options, parseOptions } from './lib/options.js';
+import { KEY_PASSWORD, type Phase, type Options, parseOptions, repoFor } from './lib/options.js';
 import { type Ctx, pin, build, startStandin, type Deployment, deploy, verifySample, keepProfile } from './lib/deploy.js';
 import { floorRun, phaseFloor } from './phases/floor.js';
 import { warmUp, signingRun } from './phases/signing.js';
@@ -90,7 +97,7 @@ import { phaseSoak } from './phases/soak.js';
 import { phaseAck } from './phases/ack.js';
 import { phaseCost } from './phases/cost.js';
 import { phaseE2e } from './phases/e2e.js';
-import { phaseCosign } from './phases/cosign.js';
+import { phaseCosign, phaseCosign3 } from './phases/cosign.js';
 import { printTable, markdownTable, waitsText, correctness, buildRows } from './lib/report.js';
 // A closed stdout (`| head`, the parent npm gone on Ctrl-C) must not kill the clean-up.
 process.stdout.on('error', () => undefined);
@@ -186,41 +193,54 @@ async function main(): Promise<number> {
     const H = c.r1.host;
     log(`registry ${c.r1.url} (no notifications), redis ${REDIS_URL}${c.standin ? `, AWS KMS stand-in ${c.standin.info.url}` : ''}, temp ${dir}`);
 
-    // pre-push every image the measured phases sign (blobs mounted from one base repository)
+    // pre-push every image the measured phases sign (blobs mounted from one base repository),
+    // --images-per-repo to a repository (repoFor), in index order
     const sets: Record<string, ImageRef[]> = {};
+    const per = opts.imagesPerRepo;
     const want: [string, number, boolean][] = [
       ['tp', opts.images, has('throughput')],
       ['warmtp', opts.warmup, has('throughput')],
+      ['dflt', opts.images, has('default')],
+      ['warmdflt', opts.warmup, has('default')],
       ['warmsteady', opts.warmup, (has('latency') || has('soak')) && (opts.cpuProf || !has('throughput'))],
       ['warmkms', opts.warmup, has('kms')],
       ['kms', opts.kmsImages, has('kms')],
       ['cosign', opts.cosignImages, has('cosign')],
-      ['cost', 3, has('cost')],
-      ['costkms', 3, has('cost')],
+      ['cosign3', opts.cosignImages, has('cosign')],
       ['seq', opts.floorWrites, has('floor')],
       ['seqverify', opts.floorWrites, has('floor')],
+      ['seqdefault', opts.floorWrites, has('floor')],
     ];
-    const todo = want.filter(([, n, on]) => on && n > 0).flatMap(([name, n]) => Array.from({ length: n }, (_, i) => ({ name, repo: `bench/${name}-${i}` })));
+    const todo = want
+      .filter(([, n, on]) => on && n > 0)
+      .flatMap(([name, n]) => Array.from({ length: n }, (_, i) => ({ name, i, repo: repoFor(name, i, per), tag: `v${i}` })));
     const t0 = Date.now();
     await pool(
       todo,
       16,
       async (t) => {
-        const p = await c.oci.pushCheap(t.repo, 'v1', `${t.repo}-${randomBytes(4).toString('hex')}`);
-        (sets[t.name] ??= []).push({ host: H, repo: t.repo, tag: 'v1', digest: p.digest, size: p.size });
+        const p = await c.oci.pushCheap(t.repo, t.tag, `${t.repo}-${t.i}-${randomBytes(4).toString('hex')}`);
+        (sets[t.name] ??= [])[t.i] = { host: H, repo: t.repo, tag: t.tag, digest: p.digest, size: p.size };
       },
       () => c.stopped(),
     );
-    for (const s of Object.values(sets)) s.sort((a, b) => Number(a.repo.split('-').pop()) - Number(b.repo.split('-').pop()));
-    log(`pre-pushed ${todo.length} images in ${Date.now() - t0} ms`);
+    for (const [k, v] of Object.entries(sets)) sets[k] = v.filter(Boolean);
+    log(`pre-pushed ${todo.length} images (${per} per repository) in ${Date.now() - t0} ms`);
 
     // ---- floor -----------------------------------------------------------------------------
-    if (has('floor') && !c.stopped()) result.floor = await phaseFloor(c, sets['seq'] ?? [], sets['seqverify'] ?? []);
+    if (has('floor') && !c.stopped()) result.floor = await phaseFloor(c, sets['seq'] ?? [], sets['seqverify'] ?? [], sets['seqdefault'] ?? []);
 
     // ---- throughput, latency, soak: one split deployment (serve + worker) ------------------
     let tpDep: Deployment | undefined;
-    const splitDeploy = (name: string, cpuProf = false) =>
-      deploy(c, name, { mode: 'split', registries: [c.r1], keys: ['cosign'], rules: [{ match: `${H}/bench/**`, keys: ['cosign'] }], cpuProf });
+    // throughput, kms, latency and soak sign the legacy .sig only (formats: [legacy]); the default phase the default formats
+    const splitDeploy = (name: string, cpuProf = false, formats: string[] | null = ['legacy']) =>
+      deploy(c, name, {
+        mode: 'split',
+        registries: [c.r1],
+        keys: ['cosign'],
+        rules: [{ match: `${H}/bench/**`, keys: ['cosign'], ...(formats ? { formats } : {}) }],
+        cpuProf,
+      });
     if (has('throughput') && !c.stopped()) {
       log(
         `throughput: ${opts.images} pre-pushed images, one distribution event per image POSTed to signet serve (${opts.postConcurrency} in flight), signet worker signs (concurrency ${opts.workerConcurrency}); load ${loadAverage()}`,
@@ -251,6 +271,33 @@ async function main(): Promise<number> {
         log(`  floor again after the throughput phase: ${after.perSecond} writes/s at concurrency ${after.concurrency}`);
       }
     }
+    // ---- default formats ---------------------------------------------------------------------
+    if (has('default') && !c.stopped()) {
+      log(`default: the throughput phase with the default formats ([legacy, bundle]), ${sets['dflt']!.length} images; load ${loadAverage()}`);
+      const dep = await splitDeploy('dflt', opts.cpuProf, null); // null: signet's default formats
+      try {
+        await warmUp(c, dep, sets['warmdflt']);
+        await sleep(500);
+        const d: Record<string, any> = await signingRun(c, dep, sets['dflt']!, 'default');
+        d.verify = [...(await verifySample(H, sets['dflt']!, c.key.pubPath, 2)), ...(await verifySample(H, sets['dflt']!, c.key.pubPath, 1, COSIGN3_BIN()))];
+        result.default = d;
+        log(
+          `  => ${d.imagesPerSecond} images/s (steady ${d.steadyImagesPerSecond}), ${d.signed}/${d.images} signed; ${d.registryRequests.perSignature} registry requests per image; CPU ${formatCpu(d.cpu)}`,
+        );
+        if (d.registryWaits) log(`  worker's wait on the registry: ${waitsText(d.registryWaits, opts.workerConcurrency)}`);
+      } finally {
+        await dep.stop();
+      }
+      if (opts.cpuProf && result.default)
+        for (const p of dep.procs) {
+          const f = p.profileFile();
+          if (f)
+            (result.cpuProfile ??= {})[`default-${p.name}`] = {
+              ...summarizeProfile(f, result.default.profileWindow),
+              file: keepProfile(c, f, `default-${p.name}`),
+            };
+        }
+    }
     // ---- kms ---------------------------------------------------------------------------------
     // right after throughput: both compare with the floor, before the latency and soak pushes
     // add thousands of repositories to the registry and slow it down
@@ -261,7 +308,7 @@ async function main(): Promise<number> {
         mode: 'split',
         registries: [c.r1],
         keys: ['kms'],
-        rules: [{ match: `${H}/bench/**`, keys: ['kms'] }],
+        rules: [{ match: `${H}/bench/**`, keys: ['kms'], formats: ['legacy'] }],
         cpuProf: opts.cpuProf,
       });
       try {
@@ -327,7 +374,7 @@ async function main(): Promise<number> {
     }
 
     // ---- cost ----------------------------------------------------------------------------------
-    if (has('cost') && !c.stopped()) result.cost = await phaseCost(c, sets['cost']!, sets['costkms']!);
+    if (has('cost') && !c.stopped()) result.cost = await phaseCost(c);
 
     // ---- e2e -----------------------------------------------------------------------------------
     if (has('e2e') && !c.stopped()) {
@@ -342,6 +389,10 @@ async function main(): Promise<number> {
     if (has('cosign') && opts.cosignImages > 0 && !c.stopped()) {
       result.cosign = await phaseCosign(c, sets['cosign']!);
       log(`  => ${result.cosign.imagesPerSecond} images/s (p50 ${result.cosign.perImageMs.p50} ms per image)`);
+      if (!c.stopped()) {
+        result.cosign3 = await phaseCosign3(c, sets['cosign3']!, dir);
+        log(`  => cosign 3.1, .sig + bundle: ${result.cosign3.imagesPerSecond} images/s (p50 ${result.cosign3.perImageMs.p50} ms per image)`);
+      }
     }
     if (aborted) return 130;
     result.loadavgAtEnd = loadAverage();

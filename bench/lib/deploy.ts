@@ -135,7 +135,8 @@ export interface DeployOptions {
   mode: 'split' | 'start' | 'serve';
   registries: RunningRegistry[];
   keys: ('cosign' | 'kms')[];
-  rules: { match: string; keys: string[] }[];
+  /** formats: omitted = signet's default ([legacy, bundle]). */
+  rules: { match: string; keys: string[]; formats?: string[] }[];
   port?: number;
   cpuProf?: boolean;
   logToFile?: boolean;
@@ -169,7 +170,7 @@ integrations:
 keys:
 ${keyYaml.join('\n')}
 rules:
-${o.rules.map((r) => `  - { match: "${r.match}", keys: [${r.keys.join(', ')}], identity: repository }`).join('\n')}
+${o.rules.map((r) => `  - { match: "${r.match}", keys: [${r.keys.join(', ')}], identity: repository${r.formats ? `, formats: [${r.formats.join(', ')}]` : ''} }`).join('\n')}
 `;
 }
 
@@ -261,7 +262,14 @@ export async function checkSignatures(oci: Oci, imgs: readonly ImageRef[]): Prom
   return { checked: imgs.length, lost, extra };
 }
 
-export async function verifySample(host: string, imgs: readonly ImageRef[], pubPath: string, k = 2): Promise<{ ref: string; ok: boolean; detail?: string }[]> {
+/** `cosign verify` (2.5, the .sig; or `bin`, e.g. cosign 3.1, which reads the bundle first) of up to `k` images: first, last, middle. */
+export async function verifySample(
+  host: string,
+  imgs: readonly ImageRef[],
+  pubPath: string,
+  k = 2,
+  bin?: string,
+): Promise<{ ref: string; ok: boolean; detail?: string }[]> {
   const pick = [...new Set([0, imgs.length - 1, Math.floor(imgs.length / 2)])]
     .slice(0, k)
     .map((i) => imgs[i])
@@ -269,11 +277,12 @@ export async function verifySample(host: string, imgs: readonly ImageRef[], pubP
   const out: { ref: string; ok: boolean; detail?: string }[] = [];
   for (const i of pick) {
     const ref = `${host}/${i.repo}@${i.digest}`;
-    const v = await cosignVerify(ref, pubPath, [], { timeoutMs: 60_000 });
+    const v = await cosignVerify(ref, pubPath, [], { timeoutMs: 60_000, ...(bin ? { bin } : {}) });
     const id = v.payloads[0]?.critical?.identity?.['docker-reference'];
     const dg = v.payloads[0]?.critical?.image?.['docker-manifest-digest'];
-    const ok = v.ok && id === `${host}/${i.repo}` && dg === i.digest;
-    out.push({ ref, ok, ...(ok ? {} : { detail: `code ${v.code}, identity ${id}, digest ${dg}: ${v.stderr.slice(0, 300)}` }) });
+    // the .sig's payload names the repository (identity: repository); cosign 3 prints a bundle's subject as the image reference
+    const ok = v.ok && (id === `${host}/${i.repo}` || (bin !== undefined && id === `${host}/${i.repo}@${i.digest}`)) && dg === i.digest;
+    out.push({ ref: bin ? `${ref} (${bin})` : ref, ok, ...(ok ? {} : { detail: `code ${v.code}, identity ${id}, digest ${dg}: ${v.stderr.slice(0, 300)}` }) });
   }
   return out;
 }

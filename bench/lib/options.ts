@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { ROOT, SetupError } from './common.js';
 export const HOOK_SECRET = `bench-hook-secret-${randomBytes(8).toString('hex')}`;
 export const KEY_PASSWORD = `bench-pw-${randomBytes(6).toString('hex')}`;
-export const PHASES = ['floor', 'throughput', 'latency', 'soak', 'ack', 'kms', 'cost', 'e2e', 'cosign'] as const;
+export const PHASES = ['floor', 'throughput', 'default', 'latency', 'soak', 'ack', 'kms', 'cost', 'e2e', 'cosign'] as const;
 export type Phase = (typeof PHASES)[number];
 
 // ---------------------------------------------------------------------------------------------
@@ -17,6 +17,7 @@ export interface Options {
   quick: boolean;
   phases: Set<Phase>;
   images: number;
+  imagesPerRepo: number;
   postConcurrency: number;
   warmup: number;
   kmsImages: number;
@@ -54,6 +55,7 @@ export function parseOptions(argv: string[]): Options {
   const names = [
     'phases',
     'images',
+    'images-per-repo',
     'post-concurrency',
     'warmup',
     'kms-images',
@@ -128,6 +130,7 @@ export function parseOptions(argv: string[]): Options {
     quick,
     phases: new Set(phaseList as Phase[]),
     images: num('images', q(600, 150), 1)!,
+    imagesPerRepo: num('images-per-repo', 10, 1)!,
     postConcurrency: num('post-concurrency', 16, 1)!,
     warmup: num('warmup', 50, 0)!,
     kmsImages: num('kms-images', q(300, 100), 1)!,
@@ -156,3 +159,11 @@ export function parseOptions(argv: string[]): Options {
     out: path.resolve(ROOT, str('out') ?? (quick ? 'bench/results/latest-quick.json' : 'bench/results/latest.json')),
   };
 }
+
+/**
+ * The repository of the `i`-th image of a set: images come `perRepo` to a repository
+ * (`bench/<prefix>-<i / perRepo>`), as CI pushes one repository again and again, so the
+ * shared blobs of a repository (the `.sig` config, the referrers' empty config) cost their
+ * upload once per repository, not once per image.
+ */
+export const repoFor = (prefix: string, i: number, perRepo: number): string => `bench/${prefix}-${Math.floor(i / perRepo)}`;

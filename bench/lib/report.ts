@@ -63,7 +63,7 @@ export function waitsText(
 
 export function correctness(r: Record<string, any>): string[] {
   const f: string[] = [];
-  for (const name of ['throughput', 'kms', 'latency', 'e2e']) {
+  for (const name of ['throughput', 'default', 'kms', 'latency', 'e2e']) {
     const p = r[name];
     if (!p) continue;
     if (p.lost) f.push(`${name}: ${p.lost} image(s) without a signature`);
@@ -77,6 +77,7 @@ export function correctness(r: Record<string, any>): string[] {
   if (r.kms && r.kms.standin.signCalls !== r.kms.standin.signaturesWritten)
     f.push(`kms: ${r.kms.standin.signCalls} Sign calls for ${r.kms.standin.signaturesWritten} signatures`);
   if (r.cosign?.errors?.length) f.push(`cosign: ${r.cosign.errors.length} cosign sign failure(s)`);
+  if (r.cosign3?.errors?.length) f.push(`cosign3: ${r.cosign3.errors.length} cosign 3.1 sign failure(s): ${r.cosign3.errors[0]}`);
   if (r.ack && Number.isFinite(r.ack.jobsWaiting) && r.ack.jobsWaiting < r.ack.eventsAcceptedMeasured)
     f.push(`ack: ${r.ack.eventsAcceptedMeasured} events acknowledged but ${r.ack.jobsWaiting} jobs in Redis`);
   return f;
@@ -96,23 +97,26 @@ export function buildRows(r: Record<string, any>, opts: Options): Row[] {
   const floor = r.floor;
   const floorRate: number | undefined = floor ? Math.max(floor.best.perSecond, floor.after?.perSecond ?? 0) : undefined;
   const cosignRate: number | undefined = r.cosign?.imagesPerSecond;
-  const T = 'Throughput';
+  const cosign3Rate: number | undefined = r.cosign3?.imagesPerSecond;
+  const replayRate: number | undefined = floor?.signetSequence?.perSecond;
+  const defaultReplayRate: number | undefined = floor?.signetDefaultSequence?.perSecond;
+  const T = 'Throughput, legacy .sig only (formats: [legacy])';
   if (floor) {
     add(
       T,
-      'registry floor: raw signature writes/s',
+      'registry floor: raw signature writes/s (5 writes, no reads)',
       `${floorRate} (best concurrency ${floor.best.concurrency}: ${floor.best.perSecond} before, ${floor.after?.perSecond ?? '-'} after the signet run; registry CPU ${floor.best.registryCpuMsPerWrite} ms/write; load ${floor.loadavg})`,
     );
     add(
       T,
       "  signet's request sequence replayed raw",
-      `${floor.signetSequence.perSecond}/s (7 requests, registry CPU ${floor.signetSequence.registryCpuMsPerWrite} ms/signature) = ${pct(floor.signetSequence.perSecond, floorRate!)} % of the floor`,
+      `${floor.signetSequence.perSecond}/s (5 requests, the .sig config once per repository; registry CPU ${floor.signetSequence.registryCpuMsPerWrite} ms/signature) = ${pct(floor.signetSequence.perSecond, floorRate!)} % of the floor`,
     );
     if (floor.signetSequenceVerify) {
       add(
         T,
         '  same with verifyWrites (read-back)',
-        `${floor.signetSequenceVerify.perSecond}/s (8 requests, registry CPU ${floor.signetSequenceVerify.registryCpuMsPerWrite} ms/signature) = ${pct(floor.signetSequenceVerify.perSecond, floorRate!)} % of the floor`,
+        `${floor.signetSequenceVerify.perSecond}/s (6 requests, registry CPU ${floor.signetSequenceVerify.registryCpuMsPerWrite} ms/signature) = ${pct(floor.signetSequenceVerify.perSecond, floorRate!)} % of the floor`,
       );
     }
   }
@@ -126,7 +130,15 @@ export function buildRows(r: Record<string, any>, opts: Options): Row[] {
       floorRate ? t.imagesPerSecond >= 0.85 * floorRate : undefined,
     );
     if (floorRate) add(T, '  ratio to the floor', `${pct(t.imagesPerSecond, floorRate)} % (steady ${pct(t.steadyImagesPerSecond, floorRate)} %)`);
-    if (cosignRate) add(T, '  ratio to the cosign loop', `${round(t.imagesPerSecond / cosignRate, 1)}x`);
+    if (replayRate)
+      add(
+        T,
+        '  ratio to its sequence replayed raw',
+        `${pct(t.imagesPerSecond, replayRate)} % (steady ${pct(t.steadyImagesPerSecond, replayRate)} %)`,
+        '>= 95 %',
+        t.imagesPerSecond >= 0.95 * replayRate,
+      );
+    if (cosignRate) add(T, '  ratio to the cosign 2.5 loop', `${round(t.imagesPerSecond / cosignRate, 1)}x`);
     add(
       T,
       '  CPU ms per image',
@@ -139,15 +151,75 @@ export function buildRows(r: Record<string, any>, opts: Options): Row[] {
       '  registry requests per signature',
       `${t.registryRequests.perSignature} (${Object.entries(t.registryRequests.byKind as Record<string, number>)
         .map(([k, v]) => `${k} ${round(v / t.signed, 2)}`)
-        .join(', ')})`,
+        .join(', ')}; ${opts.imagesPerRepo} images per repository)`,
     );
     if (t.registryWaits) add(T, "  worker's wait on the registry", waitsText(t.registryWaits, r.options?.workerConcurrency));
   }
   if (r.cosign)
     add(
       T,
-      'cosign sign --key loop (sequential)',
+      'cosign 2.5 sign --key loop (sequential, the .sig)',
       `${r.cosign.imagesPerSecond} images/s (p50 ${r.cosign.perImageMs.p50} ms per image, ${r.cosign.signed}/${r.cosign.images})`,
+    );
+
+  const D = 'Throughput, default formats ([legacy, bundle]; no referrers API: fallback index)';
+  if (floor?.signetDefaultSequence)
+    add(
+      D,
+      "signet's default sequence replayed raw",
+      `${defaultReplayRate} images/s (10 requests, 2 shared configs once per repository; registry CPU ${floor.signetDefaultSequence.registryCpuMsPerWrite} ms/image)`,
+    );
+  if (r.default) {
+    const d = r.default;
+    add(
+      D,
+      'signet webhook->queue->worker->signatures',
+      `${d.imagesPerSecond} images/s (steady ${d.steadyImagesPerSecond}; ${d.signed}/${d.images} in ${d.seconds} s, load ${d.loadavg})`,
+    );
+    if (defaultReplayRate)
+      add(
+        D,
+        '  ratio to its sequence replayed raw',
+        `${pct(d.imagesPerSecond, defaultReplayRate)} % (steady ${pct(d.steadyImagesPerSecond, defaultReplayRate)} %)`,
+        '>= 90 %',
+        d.imagesPerSecond >= 0.9 * defaultReplayRate,
+      );
+    if (cosign3Rate)
+      add(
+        D,
+        '  ratio to the cosign 3.1 loop writing the same formats',
+        `${round(d.imagesPerSecond / cosign3Rate, 1)}x`,
+        '>= 20x',
+        d.imagesPerSecond >= 20 * cosign3Rate,
+      );
+    add(
+      D,
+      '  registry requests per image',
+      `${d.registryRequests.perSignature} (${Object.entries(d.registryRequests.byKind as Record<string, number>)
+        .map(([k, v]) => `${k} ${round(v / d.signed, 2)}`)
+        .join(', ')})`,
+    );
+    add(
+      D,
+      '  CPU ms per image',
+      Object.entries(d.cpuMsPerImage as Record<string, number>)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', '),
+    );
+    if (d.registryWaits) add(D, "  worker's wait on the registry", waitsText(d.registryWaits, r.options?.workerConcurrency));
+    add(
+      D,
+      '  RSS max, receiver / worker',
+      `${d.rssMB.receiverMax} / ${d.rssMB.workerMax} MB`,
+      '< 150 MB',
+      d.rssMB.receiverMax < 150 && d.rssMB.workerMax < 150,
+    );
+  }
+  if (r.cosign3)
+    add(
+      D,
+      'cosign 3.1 sign --key loop (sequential, the .sig and the bundle: 2 runs per image)',
+      `${r.cosign3.imagesPerSecond} images/s (p50 ${r.cosign3.perImageMs.p50} ms per image, ${r.cosign3.signed}/${r.cosign3.images})`,
     );
 
   const K = 'Slow key backend (AWS KMS stand-in)';
@@ -263,28 +335,23 @@ export function buildRows(r: Record<string, any>, opts: Options): Row[] {
     add(Mm, '  soak signed / push-to-signed', `${s.signed}/${s.pushes}, p50 ${s.pushToSignedMs.p50} / p99 ${s.pushToSignedMs.p99} ms (load ${s.loadavg})`);
   }
 
-  const C = 'Cost per new signature (single-arch image)';
+  const C = 'Cost per new image (single-arch), by format set';
   if (r.cost) {
-    for (const key of ['cosign', 'kms']) {
-      const c = r.cost[key];
-      if (!c) continue;
+    const kinds = (o: Record<string, number> | undefined) =>
+      Object.entries(o ?? {})
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
+    for (const c of r.cost.cases as any[]) {
+      const legacyOnly = c.formats === 'legacy';
+      const keyCalls = legacyOnly || c.formats === 'bundle' ? 1 : 2;
       add(
         C,
-        `${key === 'kms' ? 'awskms' : 'file'} key: key-backend calls`,
-        `${c.keyBackendCallsPerSignature} (signet_key_sign_seconds_count)${key === 'kms' ? `, ${c.standinSignCallsPerSignature} Sign in the stand-in` : ''}`,
-        'exactly 1',
-        c.keyBackendCallsPerSignature === 1 && (key !== 'kms' || c.standinSignCallsPerSignature === 1),
-      );
-      add(
-        C,
-        `${key === 'kms' ? 'awskms' : 'file'} key: registry requests`,
-        `${c.registryRequestsPerSignature} from signet_registry_requests_total (${Object.entries(c.registryRequestsByKind ?? {})
-          .map(([k, v]) => `${k} ${v}`)
-          .join(
-            ', ',
-          )}); the probe counted ${c.probeRequestsPerSignature}; errors metric: ${JSON.stringify(c.registryErrorsPerSignature)}${c.identicalForEveryImage ? '' : '; NOT the same for every image'}`,
-        '<= 7',
-        c.registryRequestsPerSignature <= 7,
+        `${c.where === 'distribution' ? 'distribution 2.8' : 'referrers API + single POST'}: [${c.formats}], ${c.key} key`,
+        `${c.next.registryRequests} requests (${kinds(c.next.byKind)}; probe ${c.next.probeRequests}), ${c.next.keyCalls} key call(s)${c.next.standinSign !== undefined ? ` (${c.next.standinSign} Sign in the stand-in)` : ''}; a repository's first image ${c.firstInRepository.registryRequests}${c.identicalAfterTheFirst ? '' : '; NOT the same for every image'}${Object.keys(c.next.errors ?? {}).length ? `; errors ${JSON.stringify(c.next.errors)}` : ''}`,
+        legacyOnly && c.where === 'distribution' ? `<= 5 requests, ${keyCalls} key call` : `${keyCalls} key call(s)`,
+        (legacyOnly && c.where === 'distribution' ? c.next.registryRequests <= 5 : true) &&
+          c.next.keyCalls === keyCalls &&
+          (c.next.standinSign === undefined || c.next.standinSign === keyCalls),
       );
     }
     add(C, 'registry metrics signet exports', `${(r.cost.signetRegistryMetrics as string[]).join(', ') || 'none'}`);

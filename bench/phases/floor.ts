@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { cpuSeconds, loadAverage, log, pool, round } from '../lib/common.js';
 import type { ImageRef } from '../lib/webhook.js';
 import type { Ctx } from '../lib/deploy.js';
+import { repoFor } from '../lib/options.js';
 // ---------------------------------------------------------------------------------------------
 // phase: the registry's floor
 
@@ -19,7 +20,7 @@ export async function floorRun(
   concurrency: number,
   writes: number,
   label: string,
-  kind: 'write' | 'signet-sequence' | 'signet-verify' = 'write',
+  kind: 'write' | 'signet-sequence' | 'signet-verify' | 'signet-default' = 'write',
   imgs?: readonly ImageRef[],
 ): Promise<FloorRun> {
   const H = ctx.r1.host;
@@ -31,12 +32,13 @@ export async function floorRun(
     concurrency,
     async (i) => {
       if (kind === 'write') {
-        const repo = `bench/floor-${label}-${i}`;
+        const repo = repoFor(`floor-${label}`, i, ctx.opts.imagesPerRepo);
         const digest = `sha256:${randomBytes(32).toString('hex')}`;
         await ctx.oci.writeSignature(repo, digest, `${H}/${repo}`);
       } else {
         const img = imgs![i]!;
-        await ctx.oci.signetSequence(img.repo, img.digest, img.tag, `${H}/${img.repo}`, { readBack: kind === 'signet-verify' });
+        if (kind === 'signet-default') await ctx.oci.signetDefaultSequence(img.repo, img.digest, img.size ?? 0, img.tag, `${H}/${img.repo}`);
+        else await ctx.oci.signetSequence(img.repo, img.digest, img.tag, `${H}/${img.repo}`, { readBack: kind === 'signet-verify' });
       }
     },
     () => ctx.stopped(),
@@ -46,9 +48,9 @@ export async function floorRun(
   return { concurrency, writes, seconds: round(seconds, 2), perSecond: round(writes / seconds), registryCpuMsPerWrite: round((1000 * cpu) / writes, 2) };
 }
 
-export async function phaseFloor(ctx: Ctx, seqImgs: readonly ImageRef[], seqVerifyImgs: readonly ImageRef[]) {
+export async function phaseFloor(ctx: Ctx, seqImgs: readonly ImageRef[], seqVerifyImgs: readonly ImageRef[], seqDefaultImgs: readonly ImageRef[]) {
   log(
-    `floor: raw signature writes (POST+PUT payload, POST+PUT config, PUT .sig), ${ctx.opts.floorWrites} per level, levels ${ctx.opts.floorLevels.join(',')}; load ${loadAverage()}`,
+    `floor: raw signature writes (POST+PUT payload, POST+PUT a per-signature config, PUT .sig; ${ctx.opts.imagesPerRepo} per repository), ${ctx.opts.floorWrites} per level, levels ${ctx.opts.floorLevels.join(',')}; load ${loadAverage()}`,
   );
   const loadavg = loadAverage();
   await floorRun(ctx, 8, 30, 'warmup');
@@ -62,11 +64,16 @@ export async function phaseFloor(ctx: Ctx, seqImgs: readonly ImageRef[], seqVeri
   const best = levels.reduce((a, b) => (b.perSecond > a.perSecond ? b : a), levels[0]!);
   const seq = await floorRun(ctx, best.concurrency, seqImgs.length, 'seq', 'signet-sequence', seqImgs);
   const seqVerify = await floorRun(ctx, best.concurrency, seqVerifyImgs.length, 'seqv', 'signet-verify', seqVerifyImgs);
+  const seqDefault = seqDefaultImgs.length ? await floorRun(ctx, best.concurrency, seqDefaultImgs.length, 'seqd', 'signet-default', seqDefaultImgs) : undefined;
   log(
-    `  best: ${best.perSecond} writes/s at concurrency ${best.concurrency}; signet's 7-request sequence replayed raw: ${seq.perSecond}/s (registry CPU ${seq.registryCpuMsPerWrite} ms/signature)`,
+    `  best: ${best.perSecond} writes/s at concurrency ${best.concurrency}; signet's legacy sequence (5 requests + the .sig config once per repository) replayed raw: ${seq.perSecond}/s (registry CPU ${seq.registryCpuMsPerWrite} ms/signature)`,
   );
   log(
-    `  the same with the read-back of registries[].verifyWrites (8 requests): ${seqVerify.perSecond}/s (registry CPU ${seqVerify.registryCpuMsPerWrite} ms/signature)`,
+    `  the same with the read-back of registries[].verifyWrites (6 requests): ${seqVerify.perSecond}/s (registry CPU ${seqVerify.registryCpuMsPerWrite} ms/signature)`,
   );
-  return { loadavg, levels, best, signetSequence: seq, signetSequenceVerify: seqVerify };
+  if (seqDefault)
+    log(
+      `  the default formats' sequence (10 requests + 2 shared configs once per repository): ${seqDefault.perSecond} images/s (registry CPU ${seqDefault.registryCpuMsPerWrite} ms/image)`,
+    );
+  return { loadavg, levels, best, signetSequence: seq, signetSequenceVerify: seqVerify, ...(seqDefault ? { signetDefaultSequence: seqDefault } : {}) };
 }

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { pushImage } from '../../test/helpers/images.js';
 import { CpuMeter, loadAverage, log, paced, round, stats } from '../lib/common.js';
 import { HookPoster, type ImageRef } from '../lib/webhook.js';
-import { HOOK_SECRET } from '../lib/options.js';
+import { HOOK_SECRET, repoFor } from '../lib/options.js';
 import { type Ctx, refOf, type Deployment, waitSigned, checkSignatures } from '../lib/deploy.js';
 // ---------------------------------------------------------------------------------------------
 // phase: latency at half the peak rate, with live pushes
@@ -27,12 +27,12 @@ export async function phaseLatency(ctx: Ctx, dep: Deployment, rate: number) {
       count,
       rate,
       async (i) => {
-        const repo = `bench/lat-${tag}-${i}`;
+        const repo = repoFor(`lat-${tag}`, i, ctx.opts.imagesPerRepo);
         const startedAt = Date.now();
         try {
-          const p = full ? await pushImage(ctx.r1, repo, 'v1') : await ctx.oci.pushCheap(repo, 'v1', `${tag}-${i}`);
+          const p = full ? await pushImage(ctx.r1, repo, `v${i}`) : await ctx.oci.pushCheap(repo, `v${i}`, `${tag}-${i}`);
           const doneAt = Date.now();
-          const img: ImageRef = { host: ctx.r1.host, repo, tag: 'v1', digest: p.digest, size: p.size };
+          const img: ImageRef = { host: ctx.r1.host, repo, tag: `v${i}`, digest: p.digest, size: p.size };
           const r = await poster.post([img]);
           acks.push(r.ms);
           if (r.status !== 202) errors.push(`${repo}: HTTP ${r.status}`);

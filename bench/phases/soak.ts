@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { CpuMeter, loadAverage, log, mb, metricSum, paced, round, RssSampler, sleep, stats } from '../lib/common.js';
 import { HookPoster, type ImageRef } from '../lib/webhook.js';
-import { HOOK_SECRET } from '../lib/options.js';
+import { HOOK_SECRET, repoFor } from '../lib/options.js';
 import { type Ctx, refOf, type Deployment, waitSigned, checkSignatures } from '../lib/deploy.js';
 // ---------------------------------------------------------------------------------------------
 // phase: memory soak
@@ -11,7 +11,7 @@ export async function phaseSoak(ctx: Ctx, dep: Deployment, rate: number) {
   const seconds = ctx.opts.soakSeconds;
   const count = Math.round(rate * seconds);
   log(
-    `soak: ${seconds} s of steady pushes at ${rate} images/s (${count} images; cheap pushes: 2 blob mounts + manifest PUT, each in its own repository); load ${loadAverage()}`,
+    `soak: ${seconds} s of steady pushes at ${rate} images/s (${count} images; cheap pushes: 2 blob mounts + manifest PUT, --images-per-repo to a repository); load ${loadAverage()}`,
   );
   const worker = dep.worker!;
   const loadavg = loadAverage();
@@ -44,11 +44,11 @@ export async function phaseSoak(ctx: Ctx, dep: Deployment, rate: number) {
       count,
       rate,
       async (i) => {
-        const repo = `bench/soak-${tag}-${i}`;
+        const repo = repoFor(`soak-${tag}`, i, ctx.opts.imagesPerRepo);
         try {
-          const p = await ctx.oci.pushCheap(repo, 'v1', `${tag}-${i}`);
+          const p = await ctx.oci.pushCheap(repo, `v${i}`, `${tag}-${i}`);
           const doneAt = Date.now();
-          const img: ImageRef = { host: ctx.r1.host, repo, tag: 'v1', digest: p.digest, size: p.size };
+          const img: ImageRef = { host: ctx.r1.host, repo, tag: `v${i}`, digest: p.digest, size: p.size };
           const r = await poster.post([img]);
           if (r.status !== 202) errors.push(`${repo}: HTTP ${r.status}`);
           pushed.push({ img, doneAt });

@@ -15,7 +15,7 @@ import type { SigningKey } from '../kms/signing-key.js';
 import type { TimestampAuthorities } from '../transparency/timestamp-trust.js';
 import type { RegistryClient } from '../registry/client.js';
 import type { SignatureLimitMetrics } from '../signing/carry.js';
-import type { DigestLock } from '../signing/lock.js';
+import type { Exclusion } from '../signing/lock.js';
 import type { FormatName, SigningPlan } from '../signing/plan.js';
 import type { Signer } from '../signing/signer.js';
 import type { TlogStatus } from '../signing/tlog.js';
@@ -43,7 +43,7 @@ export interface ReadContext {
 }
 
 export interface WriteContext extends ReadContext {
-  lock: DigestLock;
+  lock: Exclusion;
   /** One Signer per plan key, in plan order (the chain for this rule's witnesses). */
   signers: readonly Signer[];
   /** signet has no record of this digest: a format may skip its read before signing. */

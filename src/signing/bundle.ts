@@ -64,7 +64,25 @@ export function envelopeJson(payload: Buffer, signature: Buffer): string {
 
 /** sha256 of the DER SubjectPublicKeyInfo, "sha256:<hex>" (what KEY_ANNOTATION holds). */
 export function keyId(publicKeyPem: string): string {
-  return sha256Digest(createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' }));
+  return `sha256:${spkiSha256(publicKeyPem).toString('hex')}`;
+}
+
+/**
+ * sha256 of a public key's DER SubjectPublicKeyInfo, remembered per PEM: every bundle names its
+ * key twice (the key id annotation, the public key hint), and parsing the PEM for that was 5 % of
+ * a worker's CPU with the default formats (BENCHMARKS.md round 5). A handful of keys: bounded.
+ */
+const spkiDigests = new Map<string, Buffer>();
+function spkiSha256(publicKeyPem: string): Buffer {
+  let d = spkiDigests.get(publicKeyPem);
+  if (!d) {
+    d = createHash('sha256')
+      .update(createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' }))
+      .digest();
+    if (spkiDigests.size >= 256) spkiDigests.clear();
+    spkiDigests.set(publicKeyPem, d);
+  }
+  return d;
 }
 
 export function buildBundle(opts: {
@@ -79,11 +97,7 @@ export function buildBundle(opts: {
   const verificationMaterial: Record<string, unknown> = opts.certificatePem
     ? { certificate: { rawBytes: new X509Certificate(opts.certificatePem).raw.toString('base64') } }
     : {
-        publicKey: {
-          hint: createHash('sha256')
-            .update(createPublicKey(opts.publicKeyPem).export({ type: 'spki', format: 'der' }))
-            .digest('base64'),
-        },
+        publicKey: { hint: spkiSha256(opts.publicKeyPem).toString('base64') },
       };
   if (opts.tlogEntries?.length) verificationMaterial['tlogEntries'] = opts.tlogEntries;
   if (opts.timestamps?.length) {

@@ -3,7 +3,9 @@
  * kinds of names take it:
  *
  * - storage locks (the legacy writer's .sig, the referrers index): two workers never
- *   read-modify-write the same manifest at once (cosign#2432);
+ *   read-modify-write the same manifest at once (cosign#2432); taken by a writer called on its
+ *   own, while under the pipeline the signing lock of the digest is that exclusion
+ *   (UNDER_SIGNING_LOCK);
  * - the signing lock (`signingLockName`: one per repository and manifest digest, taken by the
  *   pipeline around all of a digest's formats): one worker at a time decides what a digest is
  *   missing and signs it, so the key call and the Rekor entry happen once across processes
@@ -58,6 +60,20 @@ type LockRedis = Pick<Redis, 'defineCommand'> & {
 export function signingLockName(repository: string, digest: string): string {
   return `sign:${repository}@${digest}`;
 }
+
+/** What a storage writer needs of a lock: run `fn` while no other signet writer holds `name`. */
+export type Exclusion = Pick<DigestLock, 'withLock'>;
+
+/**
+ * The storage locks of one digest, for a caller that already holds the digest's signing lock
+ * (the pipeline): that lock already keeps every other signet writer of the digest's `.sig` and
+ * referrers listing out, so the storage writers take no second and third lock (each one an
+ * acquire and a release round trip to Redis). Writers called on their own (tests, tools) are
+ * given the DigestLock itself.
+ */
+export const UNDER_SIGNING_LOCK: Exclusion = {
+  withLock: <T>(_name: string, fn: (held: LockHeld) => Promise<T>): Promise<T> => fn({ recent: false }),
+};
 
 export class DigestLock {
   private readonly redis: LockRedis;

@@ -37,7 +37,7 @@ import { RekorClient } from '../transparency/rekor.js';
 import type { TimestampAuthorities } from '../transparency/timestamp-trust.js';
 import { Semaphore } from '../util/semaphore.js';
 import type { SignatureLimitMetrics } from './carry.js';
-import { signingLockName, type DigestLock, type LockHeld } from './lock.js';
+import { signingLockName, UNDER_SIGNING_LOCK, type DigestLock, type LockHeld } from './lock.js';
 import { decideRule, planSigning, type FormatName, type SigningPlan } from './plan.js';
 import type { RekorRuleConfig } from './rule-options.js';
 import type { SharedSignatures } from './shared-signatures.js';
@@ -228,7 +228,8 @@ export class SigningPipeline {
               repository: target.repository,
               keys: allKeys,
               timestamps: this.deps.timestamps,
-              lock: this.deps.lock,
+              // this digest's signing lock is held: the formats' storage locks would only repeat it
+              lock: UNDER_SIGNING_LOCK,
               signers,
               expectNew,
               verifyWrite: known.config.verifyWrites,

@@ -36,7 +36,7 @@ import {
   signStatement,
   type Descriptor,
 } from '../../signing/bundle.js';
-import type { DigestLock } from '../../signing/lock.js';
+import type { Exclusion } from '../../signing/lock.js';
 import type { IndexDescriptor } from '../../signing/registry-ops.js';
 import { bundleMeets, type BundleNeeds } from './check.js';
 import { needsOf } from './read.js';
@@ -106,7 +106,7 @@ export async function attachBundles(
   repository: string,
   subject: Descriptor,
   requests: readonly BundleRequest[],
-  lock: DigestLock,
+  lock: Exclusion,
   opts: BundleAttachOptions = {},
 ): Promise<SignResult[]> {
   const cache = new Map<string, Promise<Checked>>();

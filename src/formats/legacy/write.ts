@@ -38,7 +38,7 @@ import {
 } from '../../transparency/entries.js';
 import { sha256Digest } from '../../util/digest.js';
 import { CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, legacyEntryVerifier } from '../../signing/certificate.js';
-import type { DigestLock } from '../../signing/lock.js';
+import type { Exclusion } from '../../signing/lock.js';
 import {
   checkPayloadSize,
   checkSignatureLimits,
@@ -112,7 +112,7 @@ export async function attachLegacySignatures(
   repository: string,
   digest: string,
   requests: readonly SignRequest[],
-  lock: DigestLock,
+  lock: Exclusion,
   opts: AttachOptions = {},
 ): Promise<SignResult[]> {
   const tag = signatureTag(digest);
