@@ -73,6 +73,8 @@
  *   --grace S                seconds without a new signature before the rest count as lost (60)
  *   --timeout S              hard limit for the whole run (default 2400 + soak)
  *   --out FILE               JSON results (default bench/results/latest.json, quick: latest-quick.json)
+ *   BENCH_NODE_FLAGS="..."   (env only) node flags for the signet processes instead of the shipped ones
+ *                            (package.json's start script: --max-semi-space-size=4), for experiments
  *
  * Exit code: 0 when every image got exactly one signature, the cosign samples verified and the
  * stand-in saw one Sign per signature; 1 otherwise; 2 on a setup error or timeout. Missed

@@ -271,6 +271,9 @@ export function startSignet(o: StartSignetOptions): SignetProc {
  * measures signet as it runs.
  */
 function shippedNodeFlags(): string[] {
+  // an experiment: BENCH_NODE_FLAGS replaces them (e.g. BENCH_NODE_FLAGS="--max-semi-space-size=8")
+  const override = process.env['BENCH_NODE_FLAGS'];
+  if (override !== undefined) return override.split(/\s+/).filter(Boolean);
   const start = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['start'] ?? '';
   const m = /^node\s+(.*?)\s*dist\/src\/cli\.js/.exec(start);
   return m?.[1] ? m[1].split(/\s+/) : [];

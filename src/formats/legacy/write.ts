@@ -12,16 +12,19 @@
  *    was there after all costs one key call, and ours is dropped in its favour).
  * 2. Upload the payload blob (content-addressed: no lock needed) unless the .sig read in step 1
  *    already references it.
- * 3. Under the per-digest lock: read the .sig manifest, merge (another writer may have added an
- *    equivalent layer meanwhile: then ours is dropped and reported as present), upload the
- *    config blob and PUT the manifest by tag.
+ * 3. Under the per-digest lock (the pipeline's signing lock, or `lock` when called on its own):
+ *    read the .sig manifest, merge (another writer may have added an equivalent layer meanwhile:
+ *    then ours is dropped and reported as present) and PUT the manifest by tag. Its config is the
+ *    constant shared by every .sig (legacy-sig.ts SIGNATURE_CONFIG), uploaded once per
+ *    repository (RegistryClient.putManifestWith).
  *    Each read is sorted by carry.ts first: layers claiming our payload that no configured key
  *    verifies are dropped (a bounded number verified, off the event loop), and the result must
  *    fit cosign's limits or the job fails with SIGNATURE_LIMIT_EXCEEDED (even when our signature
  *    is already there: a .sig cosign refuses is not "present"). A .sig that lost layers that way
  *    is written back even when nothing of ours is missing. With `verifyWrite`, read it back to confirm
- *    (bounded retries). A new signature thus costs 6 registry requests after the resolve
- *    (POST+PUT payload, GET .sig, POST+PUT config, PUT .sig), 7 with `verifyWrite`.
+ *    (bounded retries). A new signature thus costs 4 registry requests after the resolve
+ *    (POST+PUT payload, GET .sig, PUT .sig; the payload in one POST where the registry takes
+ *    it), 5 with `verifyWrite`, and the config's POST+PUT once per repository.
  */
 import { SignetError } from '../../errors.js';
 import type { SigningKey } from '../../kms/signing-key.js';

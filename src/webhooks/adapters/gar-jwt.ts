@@ -11,21 +11,14 @@
  * certificates. Keys without a kid (PEM) are tried for any token; a token whose kid names a key
  * is checked against that key only.
  * Source: cloud.google.com/pubsub/docs/authenticate-push-subscriptions.
+ *
+ * jose (46 modules) is loaded on the first push token only: the config schema imports this file
+ * in every process, and a worker or a receiver without a `gar` integration never needs it.
  */
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
-import {
-  createLocalJWKSet,
-  createRemoteJWKSet,
-  customFetch,
-  errors,
-  jwtVerify,
-  type JSONWebKeySet,
-  type JWK,
-  type JWTVerifyGetKey,
-  type JWTVerifyOptions,
-} from 'jose';
+import type { errors, JSONWebKeySet, JWK, JWTVerifyGetKey, JWTVerifyOptions } from 'jose';
 import { z } from 'zod';
 import { cappedFetch } from '../../edge/capped-fetch.js';
 import type { RequestHead } from '../types.js';
@@ -87,6 +80,10 @@ const isUrl = (keys: string) => /^\s*https?:\/\//i.test(keys);
 const isInline = (keys: string) => /^\s*(?:\{|-----BEGIN )/.test(keys);
 const isLoopback = (host: string) => host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 
+type Jose = typeof import('jose');
+let josePromise: Promise<Jose> | undefined;
+const loadJose = (): Promise<Jose> => (josePromise ??= import('jose'));
+
 /** True when the request carries a push JWT that verifies under `cfg`. Never throws. */
 export async function verifyPushJwt(req: RequestHead, cfg: GarJwtConfig): Promise<boolean> {
   const h = headerValue(req.headers, 'authorization');
@@ -102,13 +99,14 @@ export async function verifyPushJwt(req: RequestHead, cfg: GarJwtConfig): Promis
   };
   let claims: Record<string, unknown>;
   try {
-    const getKey = await keyResolver(cfg.keys);
+    const jose = await loadJose();
+    const getKey = await keyResolver(jose, cfg.keys);
     try {
-      claims = (await jwtVerify(token, getKey, options)).payload;
+      claims = (await jose.jwtVerify(token, getKey, options)).payload;
     } catch (err) {
       // several keys fit the token's header (no kid, or a kid shared): each is tried in turn
-      if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw err;
-      claims = await verifyWithAny(token, err, options);
+      if (!(err instanceof jose.errors.JWKSMultipleMatchingKeys)) throw err;
+      claims = await verifyWithAny(jose, token, err, options);
     }
   } catch {
     return false;
@@ -119,11 +117,16 @@ export async function verifyPushJwt(req: RequestHead, cfg: GarJwtConfig): Promis
   return cfg.email === undefined || (claims['email'] === cfg.email && claims['email_verified'] === true);
 }
 
-async function verifyWithAny(token: string, candidates: errors.JWKSMultipleMatchingKeys, options: JWTVerifyOptions): Promise<Record<string, unknown>> {
-  let last: unknown = new errors.JWSSignatureVerificationFailed();
+async function verifyWithAny(
+  jose: Jose,
+  token: string,
+  candidates: errors.JWKSMultipleMatchingKeys,
+  options: JWTVerifyOptions,
+): Promise<Record<string, unknown>> {
+  let last: unknown = new jose.errors.JWSSignatureVerificationFailed();
   for await (const key of candidates) {
     try {
-      return (await jwtVerify(token, key, options)).payload;
+      return (await jose.jwtVerify(token, key, options)).payload;
     } catch (err) {
       last = err;
     }
@@ -134,16 +137,16 @@ async function verifyWithAny(token: string, candidates: errors.JWKSMultipleMatch
 const remote = new Map<string, JWTVerifyGetKey>();
 const local = new Map<string, { mtimeMs: number; getKey: JWTVerifyGetKey }>();
 
-async function keyResolver(source: string): Promise<JWTVerifyGetKey> {
+async function keyResolver(jose: Jose, source: string): Promise<JWTVerifyGetKey> {
   if (isUrl(source)) {
     const url = source.trim();
     let getKey = remote.get(url);
     if (!getKey) {
-      getKey = createRemoteJWKSet(new URL(url), {
+      getKey = jose.createRemoteJWKSet(new URL(url), {
         timeoutDuration: 5000,
         cooldownDuration: 30_000,
         cacheMaxAge: 600_000,
-        [customFetch]: cappedFetch(JWKS_BODY_LIMIT),
+        [jose.customFetch]: cappedFetch(JWKS_BODY_LIMIT),
       });
       remote.set(url, getKey);
     }
@@ -152,16 +155,16 @@ async function keyResolver(source: string): Promise<JWTVerifyGetKey> {
   const mtimeMs = isInline(source) ? 0 : (await stat(source)).mtimeMs;
   const hit = local.get(source);
   if (hit && hit.mtimeMs === mtimeMs) return hit.getKey;
-  const getKey = localResolver(parseKeys(isInline(source) ? source : await readFile(source, 'utf8')));
+  const getKey = localResolver(jose, parseKeys(isInline(source) ? source : await readFile(source, 'utf8')));
   local.set(source, { mtimeMs, getKey });
   return getKey;
 }
 
 /** A token whose kid names a key: that key; otherwise the keys without a kid (no kid in the token: every key). */
-function localResolver(set: JSONWebKeySet): JWTVerifyGetKey {
+function localResolver(jose: Jose, set: JSONWebKeySet): JWTVerifyGetKey {
   const kids = new Set(set.keys.flatMap((k) => (typeof k.kid === 'string' ? [k.kid] : [])));
-  const all = createLocalJWKSet(set);
-  const anonymous = createLocalJWKSet({ keys: set.keys.filter((k) => typeof k.kid !== 'string') });
+  const all = jose.createLocalJWKSet(set);
+  const anonymous = jose.createLocalJWKSet({ keys: set.keys.filter((k) => typeof k.kid !== 'string') });
   return (header) => {
     if (typeof header.kid === 'string' && kids.has(header.kid)) return all(header);
     return (typeof header.kid === 'string' ? anonymous : all)({ ...header, kid: undefined });

@@ -46,7 +46,7 @@ describe('deploy/Dockerfile and docker-compose.yml', () => {
     const argv = JSON.parse(entry) as string[];
     expect(argv[0]).toBe('node');
     const flags = argv.slice(1, argv.indexOf('dist/src/cli.js'));
-    expect(flags).toContain('--max-semi-space-size=4');
+    expect(flags).toEqual(['--max-semi-space-size=4', '--heap-growing-percent=50']);
     const start = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts['start']!;
     expect(start).toBe(`node ${flags.join(' ')} dist/src/cli.js start`);
     expect(read('src/cli.ts').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${flags.join(' ')}`);
