@@ -43,7 +43,7 @@
  *   --images-per-repo K      images per repository in every pre-pushed set and live push (10)
  *   --post-concurrency P     webhook POSTs in flight in the throughput and kms phases (16)
  *   --warmup N               images signed by each fresh signet deployment before it is measured (50)
- *   --kms-images N           kms phase images (300; quick 100)
+ *   --kms-images N           kms phase images (600, as many as throughput; quick 100)
  *   --kms-delay MS           stand-in delay before each Sign answer (100)
  *   --rate R                 latency and soak push rate, images/s (default: half the measured peak)
  *   --latency-seconds S      length of the latency phase (30; quick 10)

@@ -133,7 +133,7 @@ export function parseOptions(argv: string[]): Options {
     imagesPerRepo: num('images-per-repo', 10, 1)!,
     postConcurrency: num('post-concurrency', 16, 1)!,
     warmup: num('warmup', 50, 0)!,
-    kmsImages: num('kms-images', q(300, 100), 1)!,
+    kmsImages: num('kms-images', q(600, 100), 1)!,
     kmsDelayMs: num('kms-delay', 100, 0)!,
     ...(rate !== undefined ? { rate } : {}),
     latencySeconds: num('latency-seconds', q(30, 10), 1)!,

@@ -204,7 +204,12 @@ export class SigningPipeline {
       this.deps.keys,
     );
     const witnesses = this.witnessesFor(plan);
-    const signers = plan.keys.map((k) => new Signer(k, witnesses, this.deps.signatures));
+    const shared = this.deps.signatures;
+    // A digest nobody has signed (no record, no retry, no recent holder of its lock) has no
+    // signature in Redis to reuse: its signers keep theirs for a retry but do not look first
+    // (one Redis round trip less per signature).
+    const keepOnly: SharedSignatures | undefined = shared && { find: () => Promise.resolve(undefined), keep: (...a) => shared.keep(...a) };
+    const signersFor = (fresh: boolean) => plan.keys.map((k) => new Signer(k, witnesses, fresh ? keepOnly : shared));
     const formats = formatsFor(plan.formats);
     const allKeys = [...this.deps.keys.values()];
 
@@ -230,7 +235,7 @@ export class SigningPipeline {
               timestamps: this.deps.timestamps,
               // this digest's signing lock is held: the formats' storage locks would only repeat it
               lock: UNDER_SIGNING_LOCK,
-              signers,
+              signers: signersFor(expectNew),
               expectNew,
               verifyWrite: known.config.verifyWrites,
               metrics: this.deps.metrics,

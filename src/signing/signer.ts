@@ -8,7 +8,9 @@
  *
  * A signature another worker process made for the same key and payload within 30 minutes (a
  * job retried elsewhere after its .sig PUT failed) is reused from Redis (shared-signatures.ts),
- * so the retry costs no key call and Rekor answers 409 with the entry already made.
+ * so the retry costs no key call and Rekor answers 409 with the entry already made. For a digest
+ * nobody has signed (the pipeline's expectNew: no record, not a retry, no recent holder of its
+ * lock, no witness) the pipeline gives the signers a store that only keeps, never looks.
  */
 import { describeError, SignetError } from '../errors.js';
 import type { SigningKey } from '../kms/signing-key.js';
