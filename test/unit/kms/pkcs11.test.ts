@@ -22,6 +22,8 @@ import { runProcess } from '../../helpers/proc.js';
 const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
 const PIN = '1234';
 const SECOND_PIN = '87654321';
+/** A wrong PIN no slot number can contain (a numeric one did: slot 461189999 held "9999"). */
+const WRONG_PIN = 'wrong-PIN-q7';
 
 let tmp: { dir: string; remove: () => void };
 let savedConf: string | undefined;
@@ -86,7 +88,7 @@ afterAll(async () => {
   if (savedConf === undefined) delete process.env.SOFTHSM2_CONF;
   else process.env.SOFTHSM2_CONF = savedConf;
   tmp?.remove();
-  for (const m of messages) for (const secret of [PIN, SECOND_PIN, '9999']) expect(m).not.toContain(`pin ${secret}`);
+  for (const m of messages) for (const secret of [PIN, SECOND_PIN, WRONG_PIN]) expect(m).not.toContain(`pin ${secret}`);
 });
 
 function cfg(extra: Partial<Pkcs11KeyConfig>): Pkcs11KeyConfig {
@@ -125,19 +127,19 @@ function tokenStatus(label: string) {
 describe('pkcs11 (SoftHSM2): login', () => {
   // first, so that no other key on this token has logged in yet
   it('a wrong PIN -> KEY_DENIED, not retryable, PIN not in the message', async () => {
-    const err = await rejection(createPkcs11KeyProvider(cfg({ label: 'k2', token: 'second', pin: '9999' })));
+    const err = await rejection(createPkcs11KeyProvider(cfg({ label: 'k2', token: 'second', pin: WRONG_PIN })));
     expect(err.code).toBe('KEY_DENIED');
     expect(err.retryable).toBe(false);
     expect(err.message).toContain('hsm-k2');
     expect(err.message).toMatch(/CKR_PIN_INCORRECT/);
-    expect(err.message).not.toContain('9999');
+    expect(err.message).not.toContain(WRONG_PIN);
     // nothing left open by the failed attempt
     expect(tokenStatus('second')).toBeUndefined();
   });
 
   it('a wrong PIN for a token another key already logged in to -> KEY_DENIED as well', async () => {
     await provider({ label: 'k2', token: 'second', pin: SECOND_PIN });
-    const err = await rejection(createPkcs11KeyProvider(cfg({ label: 'k2', token: 'second', pin: '9999' })));
+    const err = await rejection(createPkcs11KeyProvider(cfg({ label: 'k2', token: 'second', pin: WRONG_PIN })));
     expect(err.code).toBe('KEY_DENIED');
     expect(err.retryable).toBe(false);
     const none = await rejection(createPkcs11KeyProvider(cfg({ label: 'k2', token: 'second', pin: undefined })));
