@@ -15,7 +15,7 @@
  *   `crane validate --fast`, which is why it was not kept.
  */
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIGNATURE_CONFIG } from '../../src/signing/legacy-sig.js';
@@ -25,7 +25,7 @@ import { getManifest, pushImage, sigTag } from '../helpers/images.js';
 import { runProcess } from '../helpers/proc.js';
 import { startRegistry, type RunningRegistry } from '../helpers/registry.js';
 import { deletePrefix, REDIS_URL, uniquePrefix } from '../helpers/signet.js';
-import { SKOPEO_ROOTFS } from '../helpers/verifiers.js';
+import { verifyContainers, type Cell } from '../helpers/verifiers.js';
 
 const CRANE = process.env.CRANE_BIN ?? '/opt/sid-tools/usr/bin/crane';
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -77,39 +77,21 @@ async function craneValidate(repo: string, digest: string): Promise<{ ok: boolea
   return { ok: r.code === 0, out: `${r.stdout}${r.stderr}` };
 }
 
-/** skopeo copy under a sigstoreSigned policy with `pub`: containers/image reads the .sig and checks the signature. */
+/** skopeo copy under a sigstoreSigned policy with `pub` (the matrix's containers/image verifier): containers/image reads the .sig and checks the signature. */
 async function containersAccept(ref: string, pub: string): Promise<{ ok: boolean; out: string }> {
-  const rootfs = SKOPEO_ROOTFS();
-  const work = mkdtempSync(path.join(rootfs, 'tmp', 'signet-sigconfig-'));
-  const inside = `/tmp/${path.basename(work)}`;
-  try {
-    cpSync(pub, path.join(work, 'key.pub'));
-    writeFileSync(
-      path.join(work, 'policy.json'),
-      JSON.stringify({
-        default: [{ type: 'reject' }],
-        transports: { docker: { [registry.host]: [{ type: 'sigstoreSigned', keyPath: `${inside}/key.pub`, signedIdentity: { type: 'matchRepository' } }] } },
-      }),
-    );
-    mkdirSync(path.join(work, 'registries.d'));
-    writeFileSync(path.join(work, 'registries.d', 'signet.yaml'), `docker:\n  ${registry.host}:\n    use-sigstore-attachments: true\n`);
-    const args = [
-      rootfs,
-      'skopeo',
-      '--policy',
-      `${inside}/policy.json`,
-      '--registries.d',
-      `${inside}/registries.d`,
-      'copy',
-      '--src-tls-verify=false',
-      `docker://${ref}`,
-      `dir:${inside}/out`,
-    ];
-    const r = await runProcess('chroot', args, { timeoutMs: 60_000 });
-    return { ok: r.code === 0, out: r.stderr };
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
+  const trust = mkdtempSync(path.join(tmp.dir, 'trust-'));
+  mkdirSync(path.join(trust, 'containers', 'registries.d'), { recursive: true });
+  const keyData = Buffer.from(readFileSync(pub)).toString('base64');
+  writeFileSync(
+    path.join(trust, 'containers', 'policy.json'),
+    JSON.stringify({
+      default: [{ type: 'reject' }],
+      transports: { docker: { [registry.host]: [{ type: 'sigstoreSigned', keyData, signedIdentity: { type: 'matchRepository' } }] } },
+    }),
+  );
+  writeFileSync(path.join(trust, 'containers', 'registries.d', 'signet.yaml'), `docker:\n  ${registry.host}:\n    use-sigstore-attachments: true\n`);
+  const v = await verifyContainers({} as Cell, ref, trust);
+  return { ok: v.accepted, out: v.detail };
 }
 
 async function cosignAccepts(ref: string, pub: string): Promise<void> {
