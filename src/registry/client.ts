@@ -1,9 +1,10 @@
 /**
  * signet's OCI distribution client: the operations signet needs on one registry (manifests by
  * digest or tag with their sha256 checked and their schema validated, tag and catalog listings
- * with bounded pagination, blob uploads in one request where the registry takes them, else two). Every request goes through the registry's
- * transport (src/registry/transport.ts: deadline, capped reads, auth, errors), the only code that
- * speaks HTTP to registries, and only to the registry it was built for.
+ * with bounded pagination, blob uploads in one request where the registry takes them, else two).
+ * Every request goes through the registry's transport (src/registry/transport.ts: deadline,
+ * capped reads, auth, errors), the only code that speaks HTTP to registries, and only to the
+ * registry it was built for.
  */
 import type { Dispatcher } from 'undici';
 import type { RegistryConfig } from '../config/schema.js';
@@ -331,9 +332,9 @@ export class RegistryClient {
     if (headFirst && (await this.blobExists(repository, digest))) return digest;
     let start: Reply | undefined;
     if (this.monolithic !== false) {
-      // single POST: the whole blob in the request that opens the upload (distribution-spec
-      // "POST then PUT" alternative); 201 = stored. A 202 opens an ordinary upload (the body was
-      // ignored): this registry does not do it, and the PUT below finishes this upload.
+      // single POST: the whole blob in the request that opens the upload (the distribution
+      // spec's alternative to POST then PUT); 201 = stored. A 202 opens an ordinary upload (the
+      // body was ignored): this registry does not do it, and the PUT below finishes this upload.
       const r = await this.call({
         method: 'POST',
         path: `/v2/${repository}/blobs/uploads/?digest=${encodeURIComponent(digest)}`,
