@@ -86,10 +86,13 @@ describe('metrics', () => {
     );
     await pushImage(registry, 'team/app', 'v1');
     const m = await waitFor(
-      'signature counted',
+      'signature counted and the job out of the queue',
       async () => {
+        // the signatures are counted as they are written, a moment before BullMQ marks the job
+        // completed: wait for both, or a scrape in between sees the job still active
         const s = await scrape();
-        return value(s, 'signet_signatures_total', { key: 'k', outcome: 'signed' }) >= 2 ? s : undefined;
+        const queued = ['waiting', 'active', 'delayed', 'failed'].reduce((n, state) => n + value(s, 'signet_queue_jobs', { state }), 0);
+        return value(s, 'signet_signatures_total', { key: 'k', outcome: 'signed' }) >= 2 && queued === 0 ? s : undefined;
       },
       30_000,
       200,
@@ -114,7 +117,7 @@ describe('metrics', () => {
     expect(value(m, 'signet_registry_errors_total', { registry: proxy.host, method: 'GET', status: '503' })).toBe(1);
     expect(value(m, 'signet_registry_errors_total', { registry: proxy.host, method: 'GET', status: 'network' })).toBe(1);
     expect(value(m, 'signet_registry_errors_total', { registry: spare.host })).toBe(0);
-    // queue depth, read on scrape: nothing left
+    // queue depth, read on scrape: one series per state, nothing left (a gauge stuck above 0 times out above)
     for (const state of ['waiting', 'active', 'delayed', 'failed']) {
       expect(m.filter((s) => s.name === 'signet_queue_jobs' && s.labels['state'] === state)).toHaveLength(1);
       expect(value(m, 'signet_queue_jobs', { state })).toBe(0);

@@ -113,6 +113,19 @@ async function settle(name: string, run: { pushed: { repo: string; digest: strin
     recoveryMs,
   };
   process.stdout.write(`\nredis-sentinel ${name}: ${JSON.stringify(report)}\n`);
+  // a push not signed: lost (no job) or late (a job still retrying)? its jobs and log lines say
+  const unsigned = run.pushed.filter((_p, i) => final[i] === 0);
+  if (unsigned.length) {
+    const jobs = await signet.service.queue!.queue.getJobs(['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed']);
+    for (const p of unsigned) {
+      const mine = jobs.filter((j) => j?.data?.event?.repository === p.repo);
+      const states = await Promise.all(mine.map(async (j) => `${j.id} ${await j.getState()} attempts=${j.attemptsMade} ${j.failedReason ?? ''}`));
+      process.stdout.write(`  unsigned ${p.repo}: jobs [${states.join('; ')}]\n`);
+      for (const l of signet.logs.filter((x) => JSON.stringify(x).includes(`/${p.repo}`))) {
+        process.stdout.write(`    +${l.time - run.faultAt} ms ${l.msg} ${l.err ?? ''}\n`);
+      }
+    }
+  }
   if (process.env.SIGNET_DEBUG_HA) {
     for (const l of signet.logs.filter(
       (x) => x.time >= run.faultAt - 1000 && (x.msg?.startsWith('queue unavailable') || x.msg === 'push queued' || x.level >= 40),
