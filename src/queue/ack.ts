@@ -15,8 +15,16 @@
  * acknowledge alone. A master that has had no replica at all (a single node; a newly promoted
  * master whose old master is still down) acknowledges alone: no failover can lose what it has
  * then, only a crash without persistence (see RedisHealth).
+ *
+ * A WAIT proves something only on the connection that wrote. When that connection closes while
+ * the WAIT is out (the master killed mid-WAIT, a Sentinel switch), ioredis sends the unanswered
+ * WAIT again on its next connection, possibly to the promoted replica, which never had the jobs
+ * the dead master took; once a replica syncs from it, that WAIT answers 1. So every caller marks
+ * the connection's generation before its writes (`mark()`), every close of a connection to Redis
+ * bumps it, and a batch whose connection closed anywhere between its first write and the WAIT's
+ * answer is refused (REDIS_NOT_REPLICATED: the registry sends it again; dedup folds the copy).
  */
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { SignetError } from '../errors.js';
 import { isCluster, type RedisClient } from './connection.js';
 
@@ -35,8 +43,17 @@ export interface AckResult {
   added: number;
 }
 
+interface Batch {
+  count: number;
+  /** The oldest mark() among its callers. */
+  since: number;
+  promise: Promise<AckResult>;
+}
+
 export class Acknowledger {
-  private batch: { count: number; promise: Promise<AckResult> } | undefined;
+  private batch: Batch | undefined;
+  /** Closes of a connection to Redis seen so far (see mark()). */
+  private generation = 0;
   private slotNodeKey: string | undefined;
   /** The queue's slot on Cluster (asked once). */
   private slot: number | undefined;
@@ -52,6 +69,13 @@ export class Acknowledger {
     private readonly policy: AckPolicy,
     private readonly hooks: { onAccepted?: (r: AckResult) => void; onRefused?: () => void } = {},
   ) {
+    const closed = () => void this.generation++;
+    if (isCluster(client)) {
+      for (const node of client.nodes()) node.on('close', closed);
+      (client as Cluster).on('+node', (node: Redis) => node.on('close', closed));
+    } else {
+      client.on('close', closed);
+    }
     if (policy.replicas === 'auto') {
       this.refresher = setInterval(() => void this.refresh().catch(() => undefined), REFRESH_MS);
       this.refresher.unref();
@@ -63,17 +87,26 @@ export class Acknowledger {
     return `${this.prefix}:accepted`;
   }
 
-  /** Resolves once `n` jobs already answered by Redis are acknowledged; rejects (REDIS_NOT_REPLICATED, or the Redis error) otherwise. */
-  acknowledge(n: number): Promise<AckResult> {
+  /** Taken before the writes that `acknowledge` will cover: a connection closed after it voids the acknowledgement. */
+  mark(): number {
+    return this.generation;
+  }
+
+  /**
+   * Resolves once `n` jobs already answered by Redis, written after `since` (a `mark()`), are
+   * acknowledged; rejects (REDIS_NOT_REPLICATED, or the Redis error) otherwise.
+   */
+  acknowledge(n: number, since: number): Promise<AckResult> {
     if (!this.batch) {
-      const b: { count: number; promise: Promise<AckResult> } = { count: 0, promise: undefined as unknown as Promise<AckResult> };
+      const b: Batch = { count: 0, since, promise: undefined as unknown as Promise<AckResult> };
       b.promise = new Promise<void>((r) => setImmediate(r)).then(() => {
         if (this.batch === b) this.batch = undefined;
-        return this.flush(b.count);
+        return this.flush(b);
       });
       this.batch = b;
     }
     this.batch.count += n;
+    this.batch.since = Math.min(this.batch.since, since);
     return this.batch.promise;
   }
 
@@ -85,7 +118,8 @@ export class Acknowledger {
     return seen !== undefined && Date.now() - seen <= AUTO_MEMORY_MS ? 1 : 0;
   }
 
-  private async flush(n: number): Promise<AckResult> {
+  private async flush(batch: Batch): Promise<AckResult> {
+    const n = batch.count;
     const node = await this.node();
     const wanted = await this.replicasWanted();
     // sent back to back on one connection: the WAIT covers the INCRBY and every write before it
@@ -94,6 +128,14 @@ export class Acknowledger {
       wanted > 0 ? (node.call('WAIT', wanted, this.policy.timeoutMs) as Promise<number>) : Promise.resolve(0),
     ]);
     const result = { total, added: n };
+    if (this.generation !== batch.since) {
+      // a connection closed since the first write: the WAIT may have run on another master
+      this.hooks.onRefused?.();
+      throw new SignetError(
+        'REDIS_NOT_REPLICATED',
+        'the connection to Redis closed between the job write and its acknowledgement (a failover?): not acknowledged (redis.ack)',
+      );
+    }
     if (acked < wanted) {
       // not acknowledged: the counter's increment may be lost with the jobs, it proves nothing
       this.hooks.onRefused?.();

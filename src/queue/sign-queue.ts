@@ -72,8 +72,9 @@ export class SignQueue {
    */
   async enqueueMany(list: readonly SignJobData[]): Promise<string[]> {
     this.corkUntilTurnEnds();
+    const since = this.ack?.mark() ?? 0;
     const ids = list.length === 1 ? [await this.add(list[0]!)] : await Promise.all(list.map((data) => this.add(data)));
-    if (this.ack && ids.length) await this.ack.acknowledge(ids.length);
+    if (this.ack && ids.length) await this.ack.acknowledge(ids.length, since);
     return ids;
   }
 

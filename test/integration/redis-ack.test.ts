@@ -6,32 +6,44 @@
  * then the master is SIGKILLed and the replica promoted (REPLICAOF NO ONE, as Sentinel does).
  * Without WAIT, every push answered 202 meanwhile is gone from the new master; with it, those
  * webhooks were answered 503 (so the registry sends them again) and no acknowledged job is missing.
+ *
+ * And the same failover with the master killed while a WAIT is out: ioredis sends the unanswered
+ * WAIT again on its next connection, which reaches the promoted replica; once that has a replica
+ * of its own the WAIT answers 1, for jobs it never had. The acknowledgement must not count it.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Acknowledger } from '../../src/queue/ack.js';
+import { createRedis, whenReady } from '../../src/queue/connection.js';
+import { SignQueue, type SignJobData } from '../../src/queue/sign-queue.js';
 import { freePort } from '../helpers/ports.js';
 import { redisNode, type RedisNode } from '../helpers/redis-topology.js';
-import { startSignet, tempKeyDir, type KeyDir, type RunningSignet } from '../helpers/signet.js';
+import { startSignet, tempKeyDir, uniquePrefix, waitFor, type KeyDir, type RunningSignet } from '../helpers/signet.js';
 
 const SECRET = 'ack-secret-0123456789abcdef';
 const root = mkdtempSync(path.join(tmpdir(), 'signet-ack-e2e-'));
 const fixture = JSON.parse(readFileSync(new URL('../fixtures/webhooks/distribution-push.json', import.meta.url), 'utf8'));
 let master: RedisNode;
 let replica: RedisNode;
-let relay: { server: Server; port: number; stall(): void; sockets: Socket[] };
+let relay: Relay;
 let tmp: KeyDir;
 const signets: RunningSignet[] = [];
 
-/** A TCP relay replica -> master; stall() stops passing the master's bytes on (the replica hears nothing more). */
-async function startRelay(target: number): Promise<typeof relay> {
+type Relay = { server: Server; port: number; stall(): void; sockets: Socket[] };
+
+/**
+ * A TCP relay to the port `target()` names when a connection opens (a replica -> its master, a
+ * client -> whichever node is master); stall() stops passing the far end's bytes on.
+ */
+async function startRelay(target: number | (() => number)): Promise<Relay> {
   const port = await freePort();
   const sockets: Socket[] = [];
   let stalled = false;
   const server = createServer((down) => {
-    const up = connect(target, '127.0.0.1');
+    const up = connect(typeof target === 'number' ? target : target(), '127.0.0.1');
     sockets.push(down, up);
     down.on('data', (d) => up.write(d));
     up.on('data', (d) => {
@@ -140,3 +152,104 @@ describe('redis.ack on a failover that loses data', () => {
     }
   }, 60_000);
 });
+
+describe('redis.ack when the master dies while its WAIT is out', () => {
+  const nodes: RedisNode[] = [];
+  const relays: Relay[] = [];
+  afterAll(async () => {
+    for (const r of relays) {
+      for (const s of r.sockets) s.destroy();
+      r.server.close();
+    }
+    for (const n of nodes) if (n.running()) await n.kill();
+  });
+
+  const online = async (master: RedisNode) => {
+    const c = master.client();
+    try {
+      await waitFor(`a replica online on ${master.address}`, async () => /state=online/.test(await c.info('replication')), 20_000);
+    } finally {
+      c.disconnect();
+    }
+  };
+
+  it('the WAIT sent again to the promoted replica does not acknowledge the job the dead master took: REDIS_NOT_REPLICATED', async () => {
+    const dir = path.join(root, 'resend');
+    const [a, b, c] = [await freePort(), await freePort(), await freePort()];
+    const A = redisNode(a, path.join(dir, 'a'), ['--appendonly', 'yes', '--save', '', '--repl-diskless-sync-delay', '0']);
+    nodes.push(A);
+    await A.start();
+    const link = await startRelay(a); // B's replication link to A, stalled below
+    relays.push(link);
+    const B = redisNode(b, path.join(dir, 'b'), ['--appendonly', 'yes', '--save', '', '--repl-diskless-sync-delay', '0', '--replicaof', '127.0.0.1', String(link.port)]);
+    const C = redisNode(c, path.join(dir, 'c'), ['--appendonly', 'yes', '--save', '', '--replicaof', '127.0.0.1', String(b)]);
+    nodes.push(B, C);
+    await B.start();
+    await online(A);
+    // signet reaches "the master" through a relay that connects to A, then (after the failover) to B
+    let master = a;
+    const front = await startRelay(() => master);
+    relays.push(front);
+
+    const producer = createRedis(`redis://127.0.0.1:${front.port}`, 'producer');
+    const prefix = uniquePrefix();
+    const ack = new Acknowledger(producer, prefix, { replicas: 1, timeoutMs: 5000 });
+    const queue = new SignQueue(producer, prefix, workerCfg, ack);
+    const b1 = B.client();
+    const a1 = A.client();
+    try {
+      await whenReady(producer);
+      const before = await queue.enqueue(job('before'));
+      expect(await b1.exists(`${prefix}:sign:${before}`)).toBe(1);
+
+      link.stall();
+      const during = queue.enqueue(job('during')).then(
+        (id) => ({ id, err: undefined }),
+        (err: Error & { code?: string }) => ({ id: undefined, err }),
+      );
+      // A has the job and has answered its write; the WAIT for it is out (B hears nothing)
+      await waitFor('the second job on A', async () => (await a1.exists(`${prefix}:sign:2`)) === 1);
+      a1.disconnect();
+      // the failover: B promoted without the job, C syncs from it, the master is killed mid-WAIT
+      await b1.call('REPLICAOF', 'NO', 'ONE');
+      await C.start();
+      await online(B);
+      master = b;
+      await A.kill();
+
+      const result = await during;
+      expect(await b1.exists(`${prefix}:sign:2`)).toBe(0); // acknowledging it would have lost it
+      expect(result.id).toBeUndefined();
+      expect(result.err?.code).toBe('REDIS_NOT_REPLICATED');
+      expect(result.err?.message).toMatch(/connection to Redis closed between the job write and its acknowledgement/);
+      // the next webhook goes to the new master and its replica: acknowledged, and there
+      const after = await queue.enqueue(job('after'));
+      expect(await b1.exists(`${prefix}:sign:${after}`)).toBe(1);
+    } finally {
+      a1.disconnect();
+      b1.disconnect();
+      await queue.close();
+      ack.close();
+      producer.disconnect();
+    }
+  }, 60_000);
+});
+
+const workerCfg = {
+  concurrency: 1,
+  attempts: 3,
+  backoffMs: 100,
+  keepFailed: 10,
+  keepCompleted: 10,
+  lockDurationMs: 30000,
+  stalledIntervalMs: 30000,
+  shutdownTimeoutMs: 1000,
+};
+
+function job(tag: string): SignJobData {
+  return {
+    registry: 'reg.example',
+    requestId: `req-${tag}`,
+    event: { integration: 'local', host: 'reg.example', repository: 'team/resend', tag, receivedAt: new Date().toISOString() },
+  } as SignJobData;
+}
