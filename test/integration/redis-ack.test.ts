@@ -181,7 +181,17 @@ describe('redis.ack when the master dies while its WAIT is out', () => {
     await A.start();
     const link = await startRelay(a); // B's replication link to A, stalled below
     relays.push(link);
-    const B = redisNode(b, path.join(dir, 'b'), ['--appendonly', 'yes', '--save', '', '--repl-diskless-sync-delay', '0', '--replicaof', '127.0.0.1', String(link.port)]);
+    const B = redisNode(b, path.join(dir, 'b'), [
+      '--appendonly',
+      'yes',
+      '--save',
+      '',
+      '--repl-diskless-sync-delay',
+      '0',
+      '--replicaof',
+      '127.0.0.1',
+      String(link.port),
+    ]);
     const C = redisNode(c, path.join(dir, 'c'), ['--appendonly', 'yes', '--save', '', '--replicaof', '127.0.0.1', String(b)]);
     nodes.push(B, C);
     await B.start();

@@ -99,10 +99,14 @@ describe('one hostile registry among others', () => {
     // two of the six jobs active: a job the gate defers is active for a moment between being
     // taken and being put back, so one sample may see three; a third holding a slot would stay
     // (and show in evil.open above), so wait for the count to read 2, not for one lucky sample
-    await waitFor('two of the dripping jobs active', async () => {
-      const states = await Promise.all(stuck.map((id) => signet.service.queue!.queue.getJobState(id)));
-      return states.filter((s) => s === 'active').length === 2;
-    }, 10_000);
+    await waitFor(
+      'two of the dripping jobs active',
+      async () => {
+        const states = await Promise.all(stuck.map((id) => signet.service.queue!.queue.getJobState(id)));
+        return states.filter((s) => s === 'active').length === 2;
+      },
+      10_000,
+    );
     expect(evil.open).toBe(2);
     // the others were put back without using up an attempt
     const waiting = await Promise.all(stuck.map((id) => signet.service.queue!.queue.getJob(id)));
