@@ -18,9 +18,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Acknowledger } from '../../src/queue/ack.js';
 import { createRedis, whenReady } from '../../src/queue/connection.js';
-import { SignQueue, type SignJobData } from '../../src/queue/sign-queue.js';
+import { SignQueue } from '../../src/queue/sign-queue.js';
 import { freePort } from '../helpers/ports.js';
 import { redisNode, type RedisNode } from '../helpers/redis-topology.js';
+import { queueWorkerConfig, signJob } from '../helpers/sign-jobs.js';
 import { startSignet, tempKeyDir, uniquePrefix, waitFor, type KeyDir, type RunningSignet } from '../helpers/signet.js';
 
 const SECRET = 'ack-secret-0123456789abcdef';
@@ -204,16 +205,16 @@ describe('redis.ack when the master dies while its WAIT is out', () => {
     const producer = createRedis(`redis://127.0.0.1:${front.port}`, 'producer');
     const prefix = uniquePrefix();
     const ack = new Acknowledger(producer, prefix, { replicas: 1, timeoutMs: 5000 });
-    const queue = new SignQueue(producer, prefix, workerCfg, ack);
+    const queue = new SignQueue(producer, prefix, queueWorkerConfig, ack);
     const b1 = B.client();
     const a1 = A.client();
     try {
       await whenReady(producer);
-      const before = await queue.enqueue(job('before'));
+      const before = await queue.enqueue(signJob('before', 'team/resend'));
       expect(await b1.exists(`${prefix}:sign:${before}`)).toBe(1);
 
       link.stall();
-      const during = queue.enqueue(job('during')).then(
+      const during = queue.enqueue(signJob('during', 'team/resend')).then(
         (id) => ({ id, err: undefined }),
         (err: Error & { code?: string }) => ({ id: undefined, err }),
       );
@@ -233,7 +234,7 @@ describe('redis.ack when the master dies while its WAIT is out', () => {
       expect(result.err?.code).toBe('REDIS_NOT_REPLICATED');
       expect(result.err?.message).toMatch(/connection to Redis closed between the job write and its acknowledgement/);
       // the next webhook goes to the new master and its replica: acknowledged, and there
-      const after = await queue.enqueue(job('after'));
+      const after = await queue.enqueue(signJob('after', 'team/resend'));
       expect(await b1.exists(`${prefix}:sign:${after}`)).toBe(1);
     } finally {
       a1.disconnect();
@@ -244,22 +245,3 @@ describe('redis.ack when the master dies while its WAIT is out', () => {
     }
   }, 60_000);
 });
-
-const workerCfg = {
-  concurrency: 1,
-  attempts: 3,
-  backoffMs: 100,
-  keepFailed: 10,
-  keepCompleted: 10,
-  lockDurationMs: 30000,
-  stalledIntervalMs: 30000,
-  shutdownTimeoutMs: 1000,
-};
-
-function job(tag: string): SignJobData {
-  return {
-    registry: 'reg.example',
-    requestId: `req-${tag}`,
-    event: { integration: 'local', host: 'reg.example', repository: 'team/resend', tag, receivedAt: new Date().toISOString() },
-  } as SignJobData;
-}

@@ -12,25 +12,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisSchema } from '../../../src/config/redis.js';
 import { Acknowledger } from '../../../src/queue/ack.js';
 import { checkRedis, createRedis, whenReady } from '../../../src/queue/connection.js';
-import { SignQueue, type SignJobData } from '../../../src/queue/sign-queue.js';
+import { SignQueue } from '../../../src/queue/sign-queue.js';
 import { freePort } from '../../helpers/ports.js';
 import { redisNode, type RedisNode } from '../../helpers/redis-topology.js';
+import { queueWorkerConfig, signJob } from '../../helpers/sign-jobs.js';
 import { uniquePrefix } from '../../helpers/signet.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'signet-ack-'));
 let master: RedisNode;
 let replica: RedisNode;
 let alone: RedisNode;
-const workerCfg = {
-  concurrency: 1,
-  attempts: 3,
-  backoffMs: 100,
-  keepFailed: 10,
-  keepCompleted: 10,
-  lockDurationMs: 30000,
-  stalledIntervalMs: 30000,
-  shutdownTimeoutMs: 1000,
-};
 
 beforeAll(async () => {
   const [m, r, a] = [await freePort(), await freePort(), await freePort()];
@@ -47,25 +38,17 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-function job(tag: string): SignJobData {
-  return {
-    registry: 'reg.example',
-    requestId: `req-${tag}`,
-    event: { integration: 'local', host: 'reg.example', repository: 'team/app', tag, receivedAt: new Date().toISOString() },
-  } as SignJobData;
-}
-
 describe('redis.ack', () => {
   it('auto with a replica in sync: the jobs are acknowledged once the replica has them', async () => {
     const producer = createRedis(`redis://127.0.0.1:${master.port}`, 'producer');
     const prefix = uniquePrefix();
     const accepted: number[] = [];
     const ack = new Acknowledger(producer, prefix, { replicas: 'auto', timeoutMs: 1000 }, { onAccepted: (r) => accepted.push(r.total) });
-    const queue = new SignQueue(producer, prefix, workerCfg, ack);
+    const queue = new SignQueue(producer, prefix, queueWorkerConfig, ack);
     try {
       await whenReady(producer);
       expect(await ack.replicasWanted()).toBe(1);
-      const ids = await queue.enqueueMany([job('a'), job('b')]);
+      const ids = await queue.enqueueMany([signJob('a'), signJob('b')]);
       const r = replica.client();
       expect(await r.exists(`${prefix}:sign:${ids[0]}`, `${prefix}:sign:${ids[1]}`)).toBe(2);
       r.disconnect();
@@ -80,14 +63,14 @@ describe('redis.ack', () => {
   it('replicas: 2 with one replica: refused (REDIS_NOT_REPLICATED); replicas: 0: the master alone', async () => {
     const producer = createRedis(`redis://127.0.0.1:${master.port}`, 'producer');
     const prefix = uniquePrefix();
-    const two = new SignQueue(producer, prefix, workerCfg, new Acknowledger(producer, prefix, { replicas: 2, timeoutMs: 200 }));
-    const none = new SignQueue(producer, prefix, workerCfg, new Acknowledger(producer, prefix, { replicas: 0, timeoutMs: 200 }));
+    const two = new SignQueue(producer, prefix, queueWorkerConfig, new Acknowledger(producer, prefix, { replicas: 2, timeoutMs: 200 }));
+    const none = new SignQueue(producer, prefix, queueWorkerConfig, new Acknowledger(producer, prefix, { replicas: 0, timeoutMs: 200 }));
     try {
-      await expect(two.enqueueMany([job('c')])).rejects.toMatchObject({
+      await expect(two.enqueueMany([signJob('c')])).rejects.toMatchObject({
         code: 'REDIS_NOT_REPLICATED',
         message: expect.stringContaining('1 of 2 Redis replicas'),
       });
-      expect(await none.enqueueMany([job('d')])).toHaveLength(1);
+      expect(await none.enqueueMany([signJob('d')])).toHaveLength(1);
     } finally {
       await two.close();
       await none.close();
@@ -99,9 +82,9 @@ describe('redis.ack', () => {
     const producer = createRedis(`redis://127.0.0.1:${alone.port}`, 'producer');
     const prefix = uniquePrefix();
     const ack = new Acknowledger(producer, prefix, { replicas: 'auto', timeoutMs: 200 });
-    const queue = new SignQueue(producer, prefix, workerCfg, ack);
+    const queue = new SignQueue(producer, prefix, queueWorkerConfig, ack);
     try {
-      expect(await queue.enqueueMany([job('e')])).toHaveLength(1);
+      expect(await queue.enqueueMany([signJob('e')])).toHaveLength(1);
       expect(await ack.replicasWanted()).toBe(0);
     } finally {
       await queue.close();
@@ -114,12 +97,12 @@ describe('redis.ack', () => {
     const producer = createRedis(`redis://127.0.0.1:${master.port}`, 'producer');
     const prefix = uniquePrefix();
     const ack = new Acknowledger(producer, prefix, { replicas: 'auto', timeoutMs: 200 });
-    const queue = new SignQueue(producer, prefix, workerCfg, ack);
+    const queue = new SignQueue(producer, prefix, queueWorkerConfig, ack);
     try {
       await whenReady(producer);
       expect(await ack.replicasWanted()).toBe(1);
       await replica.kill();
-      await expect(queue.enqueueMany([job('f')])).rejects.toMatchObject({ code: 'REDIS_NOT_REPLICATED' });
+      await expect(queue.enqueueMany([signJob('f')])).rejects.toMatchObject({ code: 'REDIS_NOT_REPLICATED' });
     } finally {
       await queue.close();
       ack.close();
