@@ -15,7 +15,7 @@ import type { SigningKey } from './kms/signing-key.js';
 import { createLogger, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { Acknowledger } from './queue/ack.js';
-import { checkRedis, createRedis, describeRedis, type RedisClient } from './queue/connection.js';
+import { checkRedis, createRedis, describeRedis, sentinelReplicas, type RedisClient } from './queue/connection.js';
 import { RedisHealth } from './queue/redis-health.js';
 import { SignQueue } from './queue/sign-queue.js';
 import { RegistryDirectory } from './registry/directory.js';
@@ -278,10 +278,16 @@ export async function startService(rt: Runtime, roles: { receiver: boolean; work
   if (roles.receiver) {
     const producer = createRedis(config.redis, 'producer', rt.baseDir);
     // 202 only once the master and redis.ack.replicas replicas have the jobs (src/queue/ack.ts)
-    const ack = new Acknowledger(producer, config.redis.prefix, config.redis.ack, {
-      onAccepted: (r) => rt.redisHealth.noteAccepted(r.total, r.added),
-      onRefused: () => rt.metrics.redisAckRefused.inc(),
-    });
+    const ack = new Acknowledger(
+      producer,
+      config.redis.prefix,
+      config.redis.ack,
+      {
+        onAccepted: (r) => rt.redisHealth.noteAccepted(r.total, r.added),
+        onRefused: () => rt.metrics.redisAckRefused.inc(),
+      },
+      config.redis.sentinel && config.redis.ack.replicas === 'auto' ? sentinelReplicas(config.redis, rt.baseDir) : undefined,
+    );
     const queue = new SignQueue(producer, config.redis.prefix, config.worker, ack);
     // the web stack (express, adapters, status page) is loaded only by processes that serve
     const [{ createReceiver }, { createReceiverServer }, { Readiness }, { QueueAdmin }] = await Promise.all([

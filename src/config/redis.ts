@@ -76,7 +76,8 @@ export const redisSchema = z
     /**
      * When a webhook is answered 202: after the master has the job and `replicas` replicas
      * acknowledged it (WAIT), within `timeoutMs`; else 503 with Retry-After and the registry
-     * resends. `auto`: one replica when the master has any, none otherwise. 0: the master alone.
+     * resends. `auto`: one replica when the master has any (or, with Sentinel, the sentinels know
+     * one they could promote), none otherwise. 0: the master alone.
      */
     ack: z
       .object({

@@ -9,12 +9,17 @@
  * sent on the connection that wrote them (WAIT counts that connection's writes), after their
  * writes were answered. On Cluster that is the connection to the master of the queue's slot.
  *
- * `replicas: auto` waits for one replica when the master has had an online replica (connected
- * and in sync) in the last AUTO_MEMORY_MS (INFO replication, refreshed every REFRESH_MS), else for none: while a
+ * `replicas: auto` waits for one replica when the master has had a replica (connected, in sync
+ * or still syncing) in the last AUTO_MEMORY_MS (INFO replication, refreshed every REFRESH_MS), else for none: while a
  * replica is being promoted the old master already shows none connected, and must not then
- * acknowledge alone. A master that has had no replica at all (a single node; a newly promoted
- * master whose old master is still down) acknowledges alone: no failover can lose what it has
- * then, only a crash without persistence (see RedisHealth).
+ * acknowledge alone. With Sentinel it also waits for one while the sentinels know a replica they
+ * could promote (not down), connected to the master or not: after a failover the demoted master
+ * is reconfigured as a replica seconds later and then resyncs, and until it is in sync a second
+ * failover would promote it without what the new master took meanwhile (seen: 125 acknowledged
+ * jobs lost that way, a SIGKILL 15 s after a SENTINEL FAILOVER). The WAIT then refuses (503)
+ * until that replica is in sync. A master with no replica the sentinels could promote (a single
+ * node; a newly promoted master whose old master is still down) acknowledges alone: no failover
+ * can lose what it has then, only a crash without persistence (see RedisHealth).
  *
  * A WAIT proves something only on the connection that wrote. When that connection closes while
  * the WAIT is out (the master killed mid-WAIT, a Sentinel switch), ioredis sends the unanswered
@@ -26,7 +31,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { SignetError } from '../errors.js';
-import { isCluster, type RedisClient } from './connection.js';
+import { isCluster, type RedisClient, type SentinelReplicas } from './connection.js';
 
 const REFRESH_MS = 1000;
 const AUTO_MEMORY_MS = 10_000;
@@ -68,6 +73,8 @@ export class Acknowledger {
     private readonly prefix: string,
     private readonly policy: AckPolicy,
     private readonly hooks: { onAccepted?: (r: AckResult) => void; onRefused?: () => void } = {},
+    /** With Sentinel: the replicas the sentinels could promote (closed with this). */
+    private readonly sentinel?: SentinelReplicas,
   ) {
     const closed = () => void this.generation++;
     if (isCluster(client)) {
@@ -169,8 +176,11 @@ export class Acknowledger {
         const info = await node.info('replication');
         const replid = /^master_replid:(\S+)/m.exec(info)?.[1] ?? this.slotNodeKey ?? 'node';
         this.currentReplid = replid;
-        // only replicas in sync count: one still loading the master's snapshot acknowledges nothing
-        if (/^role:master/m.test(info) && /^slave\d+:.*state=online/m.test(info)) this.replicaSeen.set(replid, Date.now());
+        // a replica counts in sync or not (one still loading the master's snapshot acknowledges
+        // nothing, so the WAIT refuses until it is in sync): a failover may promote it; with
+        // Sentinel, so does one the sentinels could promote that is not connected yet
+        const connected = /^role:master/m.test(info) && /^slave\d+:/m.test(info);
+        if (connected || (this.sentinel && (await this.sentinel.promotable().catch(() => 0)) > 0)) this.replicaSeen.set(replid, Date.now());
       } finally {
         this.refreshing = undefined;
       }
@@ -180,5 +190,6 @@ export class Acknowledger {
 
   close(): void {
     clearInterval(this.refresher);
+    this.sentinel?.close();
   }
 }

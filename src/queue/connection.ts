@@ -163,6 +163,71 @@ function watchSentinels(cfg: RedisConfig, client: Redis, baseDir: string): void 
   });
 }
 
+/** What the sentinels say about the master's replicas (see sentinelReplicas). */
+export interface SentinelReplicas {
+  /** Replicas the sentinels know and could promote now (not down, not disconnected); rejects when no sentinel answers. */
+  promotable(): Promise<number>;
+  close(): void;
+}
+
+/**
+ * Asks the sentinels (the first that answers, one connection each, opened on first use) which
+ * replicas of the master they know and could promote: a demoted master not yet reconfigured, a
+ * restarted one still syncing. Such a replica holds none of what the master took since it fell
+ * behind, and a failover may promote it, so `redis.ack.replicas: auto` must wait for a replica
+ * while one exists, even when none is connected to the master.
+ */
+export function sentinelReplicas(cfg: RedisConfig, baseDir: string): SentinelReplicas {
+  const s = cfg.sentinel!;
+  const tls = tlsOptions(s.tls, baseDir);
+  const clients = new Map<string, Redis>();
+  const client = (addr: string): Redis => {
+    let c = clients.get(addr);
+    if (!c) {
+      c = new Redis({
+        ...hostPort(addr),
+        ...(s.sentinelUsername ? { username: s.sentinelUsername } : {}),
+        ...(s.sentinelPassword ? { password: s.sentinelPassword } : {}),
+        ...(tls ? { tls } : {}),
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        connectTimeout: 1000,
+        commandTimeout: 1000,
+        lazyConnect: true,
+        retryStrategy: () => null,
+      });
+      c.on('error', () => undefined);
+      c.once('end', () => clients.delete(addr));
+      clients.set(addr, c);
+    }
+    return c;
+  };
+  return {
+    async promotable() {
+      let last: unknown;
+      for (const addr of s.sentinels) {
+        const c = client(addr);
+        try {
+          if (c.status === 'wait') await c.connect();
+          const replicas = (await c.call('SENTINEL', 'REPLICAS', s.masterName)) as string[][];
+          return replicas.filter((fields) => {
+            const flags = (fields[fields.indexOf('flags') + 1] ?? '').split(',');
+            return !flags.some((f) => f === 's_down' || f === 'o_down' || f === 'disconnected');
+          }).length;
+        } catch (err) {
+          last = err;
+          c.disconnect();
+        }
+      }
+      throw last instanceof Error ? last : new Error('no sentinel answered');
+    },
+    close() {
+      for (const c of clients.values()) c.disconnect();
+      clients.clear();
+    },
+  };
+}
+
 /** Resolves once the client is connected (a fail-fast connection refuses commands before); rejects after `ms`. */
 export function whenReady(client: RedisClient, ms = 10_000): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
