@@ -15,8 +15,8 @@
  * acknowledge alone. With Sentinel it also waits for one while the sentinels know a replica they
  * could promote (not down), connected to the master or not: after a failover the demoted master
  * is reconfigured as a replica seconds later and then resyncs, and until it is in sync a second
- * failover would promote it without what the new master took meanwhile (seen: 125 acknowledged
- * jobs lost that way, a SIGKILL 15 s after a SENTINEL FAILOVER). The WAIT then refuses (503)
+ * failover would promote it without what the new master took meanwhile (seen: 6-21 acknowledged
+ * pushes lost that way, a SIGKILL ~15 s after a SENTINEL FAILOVER). The WAIT then refuses (503)
  * until that replica is in sync. A master with no replica the sentinels could promote (a single
  * node; a newly promoted master whose old master is still down) acknowledges alone: no failover
  * can lose what it has then, only a crash without persistence (see RedisHealth).

@@ -133,15 +133,7 @@ function watchSentinels(cfg: RedisConfig, client: Redis, baseDir: string): void 
     const tls = tlsOptions(s.tls, baseDir);
     const clients = new Set<Redis>();
     const subscribers = s.sentinels.map((addr) => {
-      const sub = new Redis({
-        ...hostPort(addr),
-        ...(s.sentinelUsername ? { username: s.sentinelUsername } : {}),
-        ...(s.sentinelPassword ? { password: s.sentinelPassword } : {}),
-        ...(tls ? { tls } : {}),
-        retryStrategy: (n) => Math.min(n * 500, 5000),
-        maxRetriesPerRequest: null,
-      });
-      sub.on('error', () => undefined);
+      const sub = sentinelConnection(s, addr, tls, { retryStrategy: (n) => Math.min(n * 500, 5000), maxRetriesPerRequest: null });
       sub.subscribe('+switch-master').catch(() => undefined);
       sub.on('message', (_channel: string, message: string) => {
         if (message.split(' ')[0] !== s.masterName) return;
@@ -161,6 +153,19 @@ function watchSentinels(cfg: RedisConfig, client: Redis, baseDir: string): void 
       for (const sub of w.subscribers) sub.disconnect();
     }
   });
+}
+
+/** A connection to one sentinel (not to the master it names), with the sentinels' credentials and TLS. */
+function sentinelConnection(s: NonNullable<RedisConfig['sentinel']>, addr: string, tls: ConnectionOptions | undefined, opts: RedisOptions): Redis {
+  const c = new Redis({
+    ...hostPort(addr),
+    ...(s.sentinelUsername ? { username: s.sentinelUsername } : {}),
+    ...(s.sentinelPassword ? { password: s.sentinelPassword } : {}),
+    ...(tls ? { tls } : {}),
+    ...opts,
+  });
+  c.on('error', () => undefined);
+  return c;
 }
 
 /** What the sentinels say about the master's replicas (see sentinelReplicas). */
@@ -184,11 +189,7 @@ export function sentinelReplicas(cfg: RedisConfig, baseDir: string): SentinelRep
   const client = (addr: string): Redis => {
     let c = clients.get(addr);
     if (!c) {
-      c = new Redis({
-        ...hostPort(addr),
-        ...(s.sentinelUsername ? { username: s.sentinelUsername } : {}),
-        ...(s.sentinelPassword ? { password: s.sentinelPassword } : {}),
-        ...(tls ? { tls } : {}),
+      c = sentinelConnection(s, addr, tls, {
         enableOfflineQueue: false,
         maxRetriesPerRequest: 0,
         connectTimeout: 1000,
@@ -196,7 +197,6 @@ export function sentinelReplicas(cfg: RedisConfig, baseDir: string): SentinelRep
         lazyConnect: true,
         retryStrategy: () => null,
       });
-      c.on('error', () => undefined);
       c.once('end', () => clients.delete(addr));
       clients.set(addr, c);
     }
